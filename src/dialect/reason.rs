@@ -1,0 +1,311 @@
+//! The canonical reasons a request is refused, independent of any vendor.
+//!
+//! `decide` and the server speak only in `Reason`s; the dialect module turns a reason into the
+//! exact status, code, message, body and headers a vendor documents. Each variant carries the
+//! values the vendors' messages have placeholders for (`$host`, `$uri`, `xxx`, JD's `argument`).
+
+use crate::vocab::{ParamLocation, Protocol};
+
+/// Why a request was refused. Grouped by the pipeline step that produces it (DESIGN.md §4).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    // 1. request sanity
+    UriTooLarge,
+    HeaderTooLarge,
+    HeadersTooLarge,
+    BodyTooLarge,
+    /// Malformed request: bad Host, undecodable path, unparsable query and the like.
+    BadRequest,
+
+    // 2. routing
+    NoHost {
+        host: String,
+    },
+    /// The stage named by the request (header value or first path segment) is not published.
+    NoStage {
+        stage: String,
+        from_path: bool,
+    },
+    NoRoute {
+        uri: String,
+    },
+    /// The path matched a route but no route takes this method.
+    MethodNotAllowed {
+        method: String,
+        uri: String,
+    },
+
+    // 3. protocol
+    ProtocolNotAllowed {
+        used: Protocol,
+        allowed: Vec<Protocol>,
+    },
+
+    // 4. CORS
+    CrossOriginWithoutCors {
+        uri: String,
+    },
+
+    // 5. client IP
+    ClientIpDenied,
+
+    // 6. websocket handshake
+    WebSocketKeyMissing,
+    WebSocketVersionMissing,
+
+    // 7. authentication and the app's standing
+    Auth(AuthFailure),
+    /// The credential is valid but its app is not bound to this route.
+    AppNotBound,
+    AppIpUntrusted,
+    AppFrozen,
+    NoUsagePlan,
+
+    // 8. parameters
+    ParamMissing {
+        location: ParamLocation,
+        name: String,
+    },
+    ParamInvalid {
+        location: ParamLocation,
+        name: String,
+        /// What the policy declares, e.g. `int 1..1000`.
+        expected: String,
+    },
+    FormContentTypeRequired,
+
+    // 10. limits
+    RateLimited,
+    QuotaExceeded,
+
+    // 11. action / upstream (produced by the server)
+    BackendUnavailable,
+    BackendTimeout,
+    BackendDnsFailed,
+    NoBackendAvailable,
+    BackendIpDenied,
+    LoopDetected,
+    ClientClosed,
+    Internal,
+}
+
+/// Authentication failures. The key-pair variants follow the Tencent rows one to one; the
+/// others carry a detail that Huawei appends after a colon and the other dialects drop.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "failure", rename_all = "snake_case")]
+pub enum AuthFailure {
+    // Key-pair HMAC (Tencent, Kong lineage)
+    HmacNoAuthorization,
+    HmacFormat,
+    HmacIdOrSignatureMissing,
+    HmacParamsMissing,
+    HmacAlgorithmUnsupported { algorithm: String },
+    HmacNoDate,
+    HmacBadXDate,
+    HmacXDateExpired,
+    HmacHeaderMissing { name: String },
+    HmacRepeatedHeader,
+    HmacUnknownKey,
+    HmacMismatch,
+
+    /// A signature scheme with a free-form detail (Huawei SDK-HMAC-SHA256, JD JDCLOUD2).
+    Signature { detail: String },
+
+    // Tokens (JWT / OAuth id_token / access tokens)
+    TokenHeaderMissing,
+    TokenFormat,
+    TokenMissing,
+    TokenInvalid { detail: String },
+    TokenExpired,
+    /// The token is valid but its claims do not allow this route.
+    ClaimsDenied,
+
+    // External authorizer
+    AuthorizerDenied,
+    AuthorizerIdentityMissing,
+    AuthorizerForbidden,
+    AuthorizerUnreachable,
+    AuthorizerBadResponse,
+}
+
+impl Reason {
+    /// The detail Huawei appends after `": "`; `None` for reasons without one.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Reason::ParamMissing { location, name } => {
+                Some(format!("{location} parameter {name} is required"))
+            }
+            Reason::ParamInvalid {
+                location,
+                name,
+                expected,
+            } => Some(format!("{location} parameter {name} must be {expected}")),
+            Reason::FormContentTypeRequired => {
+                Some("content type must be application/x-www-form-urlencoded".to_string())
+            }
+            Reason::WebSocketKeyMissing => Some("need header Sec-WebSocket-Key".to_string()),
+            Reason::WebSocketVersionMissing => {
+                Some("need header Sec-WebSocket-Version".to_string())
+            }
+            Reason::Auth(AuthFailure::Signature { detail })
+            | Reason::Auth(AuthFailure::TokenInvalid { detail }) => Some(detail.clone()),
+            _ => None,
+        }
+    }
+
+    /// One value of every variant: the catalogue test maps each through every dialect, and
+    /// `rulegate errors` uses them to mark the rows rulegate can emit. A new variant that is
+    /// not listed here fails `tests::examples_cover_every_variant`.
+    pub fn examples() -> Vec<Reason> {
+        use AuthFailure as A;
+        let auth = [
+            A::HmacNoAuthorization,
+            A::HmacFormat,
+            A::HmacIdOrSignatureMissing,
+            A::HmacParamsMissing,
+            A::HmacAlgorithmUnsupported {
+                algorithm: "hmac-md5".into(),
+            },
+            A::HmacNoDate,
+            A::HmacBadXDate,
+            A::HmacXDateExpired,
+            A::HmacHeaderMissing {
+                name: "source".into(),
+            },
+            A::HmacRepeatedHeader,
+            A::HmacUnknownKey,
+            A::HmacMismatch,
+            A::Signature {
+                detail: "app not found, appkey ak-unknown".into(),
+            },
+            A::TokenHeaderMissing,
+            A::TokenFormat,
+            A::TokenMissing,
+            A::TokenInvalid {
+                detail: "decrypt token fail".into(),
+            },
+            A::TokenExpired,
+            A::ClaimsDenied,
+            A::AuthorizerDenied,
+            A::AuthorizerIdentityMissing,
+            A::AuthorizerForbidden,
+            A::AuthorizerUnreachable,
+            A::AuthorizerBadResponse,
+        ];
+        let mut out = vec![
+            Reason::UriTooLarge,
+            Reason::HeaderTooLarge,
+            Reason::HeadersTooLarge,
+            Reason::BodyTooLarge,
+            Reason::BadRequest,
+            Reason::NoHost {
+                host: "unknown.example".into(),
+            },
+            Reason::NoStage {
+                stage: "staging".into(),
+                from_path: false,
+            },
+            Reason::NoStage {
+                stage: "staging".into(),
+                from_path: true,
+            },
+            Reason::NoRoute {
+                uri: "/nowhere".into(),
+            },
+            Reason::MethodNotAllowed {
+                method: "DELETE".into(),
+                uri: "/orders".into(),
+            },
+            Reason::ProtocolNotAllowed {
+                used: Protocol::Http,
+                allowed: vec![Protocol::Https],
+            },
+            Reason::CrossOriginWithoutCors {
+                uri: "/orders".into(),
+            },
+            Reason::ClientIpDenied,
+            Reason::WebSocketKeyMissing,
+            Reason::WebSocketVersionMissing,
+            Reason::AppNotBound,
+            Reason::AppIpUntrusted,
+            Reason::AppFrozen,
+            Reason::NoUsagePlan,
+            Reason::FormContentTypeRequired,
+            Reason::RateLimited,
+            Reason::QuotaExceeded,
+            Reason::BackendUnavailable,
+            Reason::BackendTimeout,
+            Reason::BackendDnsFailed,
+            Reason::NoBackendAvailable,
+            Reason::BackendIpDenied,
+            Reason::LoopDetected,
+            Reason::ClientClosed,
+            Reason::Internal,
+        ];
+        for location in ParamLocation::ALL {
+            out.push(Reason::ParamMissing {
+                location,
+                name: "X-Tenant".into(),
+            });
+            out.push(Reason::ParamInvalid {
+                location,
+                name: "page".into(),
+                expected: "int 1..1000".into(),
+            });
+        }
+        out.extend(auth.into_iter().map(Reason::Auth));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails to compile when a variant is added without a thought for `examples()`; fails at
+    /// run time when `examples()` misses a variant listed here.
+    #[test]
+    fn examples_cover_every_variant() {
+        let covered = |r: &Reason| -> u32 {
+            match r {
+                Reason::UriTooLarge => 1,
+                Reason::HeaderTooLarge => 2,
+                Reason::HeadersTooLarge => 3,
+                Reason::BodyTooLarge => 4,
+                Reason::BadRequest => 5,
+                Reason::NoHost { .. } => 6,
+                Reason::NoStage { .. } => 7,
+                Reason::NoRoute { .. } => 8,
+                Reason::MethodNotAllowed { .. } => 9,
+                Reason::ProtocolNotAllowed { .. } => 10,
+                Reason::CrossOriginWithoutCors { .. } => 11,
+                Reason::ClientIpDenied => 12,
+                Reason::WebSocketKeyMissing => 13,
+                Reason::WebSocketVersionMissing => 14,
+                Reason::Auth(_) => 15,
+                Reason::AppNotBound => 16,
+                Reason::AppIpUntrusted => 17,
+                Reason::AppFrozen => 18,
+                Reason::NoUsagePlan => 19,
+                Reason::ParamMissing { .. } => 20,
+                Reason::ParamInvalid { .. } => 21,
+                Reason::FormContentTypeRequired => 22,
+                Reason::RateLimited => 23,
+                Reason::QuotaExceeded => 24,
+                Reason::BackendUnavailable => 25,
+                Reason::BackendTimeout => 26,
+                Reason::BackendDnsFailed => 27,
+                Reason::NoBackendAvailable => 28,
+                Reason::BackendIpDenied => 29,
+                Reason::LoopDetected => 30,
+                Reason::ClientClosed => 31,
+                Reason::Internal => 32,
+            }
+        };
+        let mut seen: Vec<u32> = Reason::examples().iter().map(covered).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, (1..=32).collect::<Vec<_>>());
+    }
+}
