@@ -6,4 +6,5 @@
 //! whose rejections the [`dialect`] module renders byte for byte as a vendor would.
 
 pub mod dialect;
+pub mod policy;
 pub mod vocab;

@@ -1,0 +1,651 @@
+//! The source AST: what a policy file says, in the order it says it, with spans.
+//!
+//! Items stay in source order (the formatter never reorders, and `explain` can point at the
+//! statement that decided). Values are already typed (sizes in bytes, durations in
+//! milliseconds, CIDRs parsed) but names are not resolved: that is the compiler's job.
+//! Spans never take part in equality, so `parse(fmt(p)) == p` compares meaning only.
+
+use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
+use ipnet::IpNet;
+use std::fmt;
+
+/// A byte range in one source file. Equal to every other span (see module docs).
+#[derive(Clone, Copy, Default)]
+pub struct Span {
+    pub file: u32,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(file: u32, start: usize, end: usize) -> Span {
+        Span {
+            file,
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+}
+
+impl PartialEq for Span {
+    fn eq(&self, _: &Span) -> bool {
+        true
+    }
+}
+impl Eq for Span {}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}..{}", self.file, self.start, self.end)
+    }
+}
+
+/// A value with the span it was written at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Spanned { value, span }
+    }
+}
+
+pub type Ident = Spanned<String>;
+
+/// One `.policy` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct File {
+    pub items: Vec<Spanned<TopItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TopItem {
+    /// `default dialect huawei`: the dialect of answers to requests that match no service.
+    DefaultDialect(Spanned<Dialect>),
+    Service(Service),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: Ident,
+    pub items: Vec<Spanned<ServiceItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceItem {
+    Dialect(Spanned<Dialect>),
+    Hosts(Vec<Spanned<String>>),
+    Protocols(Vec<Spanned<Protocol>>),
+    Stages(Stages),
+    Limits(Vec<LimitItem>),
+    Backend(Backend),
+    App(App),
+    Auth(AuthProvider),
+    Plan(Plan),
+    Route(Route),
+    AllowIps(Vec<Spanned<IpNet>>),
+    DenyIps(Vec<Spanned<IpNet>>),
+    TrustedProxies(Vec<Spanned<IpNet>>),
+    RequestIdHeader(Spanned<String>),
+}
+
+/// `stages release test prepub from header "X-Stage" [default release]` or `… from path`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stages {
+    pub names: Vec<Ident>,
+    pub from: StageFrom,
+    pub default: Option<Ident>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageFrom {
+    Header(Spanned<String>),
+    Path,
+}
+
+/// A size as written: the unit is kept so the formatter prints what the author wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub bytes: u64,
+    pub unit: SizeUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeUnit {
+    B,
+    KB,
+    MB,
+    GB,
+    KiB,
+    MiB,
+    GiB,
+}
+
+impl SizeUnit {
+    pub const ALL: [SizeUnit; 7] = [
+        SizeUnit::B,
+        SizeUnit::KB,
+        SizeUnit::MB,
+        SizeUnit::GB,
+        SizeUnit::KiB,
+        SizeUnit::MiB,
+        SizeUnit::GiB,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            SizeUnit::B => "B",
+            SizeUnit::KB => "KB",
+            SizeUnit::MB => "MB",
+            SizeUnit::GB => "GB",
+            SizeUnit::KiB => "KiB",
+            SizeUnit::MiB => "MiB",
+            SizeUnit::GiB => "GiB",
+        }
+    }
+    pub fn bytes(self) -> u64 {
+        match self {
+            SizeUnit::B => 1,
+            SizeUnit::KB => 1_000,
+            SizeUnit::MB => 1_000_000,
+            SizeUnit::GB => 1_000_000_000,
+            SizeUnit::KiB => 1 << 10,
+            SizeUnit::MiB => 1 << 20,
+            SizeUnit::GiB => 1 << 30,
+        }
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.bytes / self.unit.bytes(), self.unit.name())
+    }
+}
+
+/// A duration as written (milliseconds plus the author's unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration {
+    pub millis: u64,
+    pub unit: DurationUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationUnit {
+    Ms,
+    S,
+    M,
+    H,
+    D,
+}
+
+impl DurationUnit {
+    pub const ALL: [DurationUnit; 5] = [
+        DurationUnit::Ms,
+        DurationUnit::S,
+        DurationUnit::M,
+        DurationUnit::H,
+        DurationUnit::D,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            DurationUnit::Ms => "ms",
+            DurationUnit::S => "s",
+            DurationUnit::M => "m",
+            DurationUnit::H => "h",
+            DurationUnit::D => "d",
+        }
+    }
+    pub fn millis(self) -> u64 {
+        match self {
+            DurationUnit::Ms => 1,
+            DurationUnit::S => 1_000,
+            DurationUnit::M => 60_000,
+            DurationUnit::H => 3_600_000,
+            DurationUnit::D => 86_400_000,
+        }
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}",
+            self.millis / self.unit.millis(),
+            self.unit.name()
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    Body,
+    Uri,
+    Header,
+    Headers,
+}
+
+impl LimitKind {
+    pub const ALL: [LimitKind; 4] = [
+        LimitKind::Body,
+        LimitKind::Uri,
+        LimitKind::Header,
+        LimitKind::Headers,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::Body => "body",
+            LimitKind::Uri => "uri",
+            LimitKind::Header => "header",
+            LimitKind::Headers => "headers",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitItem {
+    pub kind: Spanned<LimitKind>,
+    pub size: Spanned<Size>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub name: Ident,
+    pub items: Vec<Spanned<BackendItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendItem {
+    Targets(Vec<Spanned<String>>),
+    Timeout(Spanned<Duration>),
+    ConnectTimeout(Spanned<Duration>),
+    Retries(Spanned<u32>),
+    DenyIps {
+        deny: Vec<Spanned<IpNet>>,
+        except: Vec<Spanned<IpNet>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub name: Ident,
+    pub items: Vec<Spanned<AppItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppItem {
+    Key(Spanned<String>),
+    Secret(SecretRef),
+    TrustedIps(Vec<Spanned<IpNet>>),
+    Quota(Quota),
+    Rate(Rate),
+    Frozen,
+}
+
+/// Where a secret lives. Secrets are never written in a policy, only referred to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretRef {
+    pub source: SecretSource,
+    pub name: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretSource {
+    Env,
+    File,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub name: Ident,
+    pub items: Vec<Spanned<PlanItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanItem {
+    Apps(Vec<Ident>),
+    Rate(Rate),
+    Quota(Quota),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaPeriod {
+    Day,
+    Month,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quota {
+    pub limit: Spanned<u64>,
+    pub period: Spanned<QuotaPeriod>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RatePeriod {
+    Second,
+    Minute,
+    Hour,
+    Day,
+}
+
+impl RatePeriod {
+    pub fn name(self) -> &'static str {
+        match self {
+            RatePeriod::Second => "second",
+            RatePeriod::Minute => "minute",
+            RatePeriod::Hour => "hour",
+            RatePeriod::Day => "day",
+        }
+    }
+    pub fn millis(self) -> u64 {
+        match self {
+            RatePeriod::Second => 1_000,
+            RatePeriod::Minute => 60_000,
+            RatePeriod::Hour => 3_600_000,
+            RatePeriod::Day => 86_400_000,
+        }
+    }
+}
+
+/// What one rate limit counts by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    App,
+    Ip,
+    Route,
+    Header(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorPolicy {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rate {
+    pub limit: Spanned<u64>,
+    pub period: Spanned<RatePeriod>,
+    pub key: Option<Spanned<RateKey>>,
+    pub burst: Option<Spanned<u64>>,
+    pub on_store_error: Option<Spanned<StoreErrorPolicy>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    /// Tencent key pair (`Authorization: hmac id=…`), Kong hmac-auth as a variant.
+    Keypair,
+    /// Huawei APIG app authentication, SDK-HMAC-SHA256 (and AppCode).
+    AppSignature,
+    /// JD Cloud JDCLOUD2-HMAC-SHA256.
+    JdSignature,
+    Jwt,
+    /// An external HTTP authorizer.
+    Authorizer,
+    /// Huawei's OAuth2 token endpoint and the access tokens it issues.
+    Oauth2,
+}
+
+impl AuthKind {
+    pub const ALL: [AuthKind; 6] = [
+        AuthKind::Keypair,
+        AuthKind::AppSignature,
+        AuthKind::JdSignature,
+        AuthKind::Jwt,
+        AuthKind::Authorizer,
+        AuthKind::Oauth2,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthKind::Keypair => "keypair",
+            AuthKind::AppSignature => "app-signature",
+            AuthKind::JdSignature => "jd-signature",
+            AuthKind::Jwt => "jwt",
+            AuthKind::Authorizer => "authorizer",
+            AuthKind::Oauth2 => "oauth2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthProvider {
+    pub name: Ident,
+    pub kind: Spanned<AuthKind>,
+    pub items: Vec<Spanned<AuthItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthItem {
+    Algorithms(Vec<Spanned<String>>),
+    ClockSkew(Spanned<Duration>),
+    Variant(Spanned<String>),
+    Key(SecretRef),
+    Jwks(SecretRef),
+    Issuer(Spanned<String>),
+    Audience(Vec<Spanned<String>>),
+    Leeway(Spanned<Duration>),
+    TokenFrom(TokenSource),
+    Url(Spanned<String>),
+    Timeout(Spanned<Duration>),
+    Cache(Spanned<Duration>),
+    Identity(Vec<Spanned<String>>),
+    Path(Spanned<String>),
+    AccessTtl(Spanned<Duration>),
+    RefreshTtl(Spanned<Duration>),
+    SigningKey(SecretRef),
+    AllowAppcode,
+}
+
+impl AuthItem {
+    /// The statement's keyword, for diagnostics ("`issuer` does not apply to …").
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            AuthItem::Algorithms(_) => "algorithms",
+            AuthItem::ClockSkew(_) => "clock skew",
+            AuthItem::Variant(_) => "variant",
+            AuthItem::Key(_) => "key",
+            AuthItem::Jwks(_) => "jwks",
+            AuthItem::Issuer(_) => "issuer",
+            AuthItem::Audience(_) => "audience",
+            AuthItem::Leeway(_) => "leeway",
+            AuthItem::TokenFrom(_) => "token from",
+            AuthItem::Url(_) => "url",
+            AuthItem::Timeout(_) => "timeout",
+            AuthItem::Cache(_) => "cache",
+            AuthItem::Identity(_) => "identity header",
+            AuthItem::Path(_) => "path",
+            AuthItem::AccessTtl(_) => "access ttl",
+            AuthItem::RefreshTtl(_) => "refresh ttl",
+            AuthItem::SigningKey(_) => "signing key",
+            AuthItem::AllowAppcode => "allow appcode",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenSource {
+    Header { name: Spanned<String>, bearer: bool },
+    Query(Spanned<String>),
+    Cookie(Spanned<String>),
+}
+
+/// A route path as written: `/orders/{id}/items/{rest+}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Segment {
+    Literal(String),
+    /// `{name}`: exactly one non-empty segment.
+    Var(String),
+    /// `{name+}`: one or more segments, only last.
+    Rest(String),
+}
+
+impl PathTemplate {
+    pub fn vars(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Var(v) | Segment::Rest(v) => Some(v.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+}
+
+impl fmt::Display for PathTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.segments.is_empty() {
+            return f.write_str("/");
+        }
+        for s in &self.segments {
+            match s {
+                Segment::Literal(l) => write!(f, "/{l}")?,
+                Segment::Var(v) => write!(f, "/{{{v}}}")?,
+                Segment::Rest(v) => write!(f, "/{{{v}+}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub methods: Vec<Spanned<Method>>,
+    pub path: Spanned<PathTemplate>,
+    pub items: Vec<Spanned<RouteItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteItem {
+    Stages(Vec<Ident>),
+    Protocols(Vec<Spanned<Protocol>>),
+    Auth(RouteAuth),
+    Param(Param),
+    Cors(Vec<Spanned<CorsClause>>),
+    AllowIps(Vec<Spanned<IpNet>>),
+    DenyIps(Vec<Spanned<IpNet>>),
+    Rate(Rate),
+    WebSocket,
+    Limits(Vec<LimitItem>),
+    ResponseHeader {
+        name: Spanned<String>,
+        value: Spanned<String>,
+    },
+    Mock(Mock),
+    Forward(Forward),
+    IssueTokens(Ident),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAuth {
+    None,
+    Provider {
+        provider: Ident,
+        /// `None`: every app the provider knows may call; `Some`: only these.
+        apps: Option<Vec<Ident>>,
+        claims: Vec<Claim>,
+    },
+}
+
+/// `claim "scope" "orders:read" "orders:write"`: the token's claim must hold one of the values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub name: Spanned<String>,
+    pub values: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub required: bool,
+    pub location: Spanned<ParamLocation>,
+    pub name: Spanned<String>,
+    pub ty: Option<Spanned<ParamType>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamType {
+    /// Optional length bounds in characters.
+    String {
+        len: Option<Range<u64>>,
+    },
+    Int {
+        range: Option<Range<i64>>,
+    },
+    Decimal {
+        range: Option<Range<f64>>,
+    },
+    Bool,
+    Enum(Vec<Spanned<String>>),
+}
+
+/// An inclusive range; either end may be open (`1..`, `..64`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range<T> {
+    pub min: Option<T>,
+    pub max: Option<T>,
+}
+
+impl<T: fmt::Display> fmt::Display for Range<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(min) = &self.min {
+            write!(f, "{min}")?;
+        }
+        f.write_str("..")?;
+        if let Some(max) = &self.max {
+            write!(f, "{max}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ParamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamType::String { len: None } => f.write_str("string"),
+            ParamType::String { len: Some(r) } => write!(f, "string {r}"),
+            ParamType::Int { range: None } => f.write_str("int"),
+            ParamType::Int { range: Some(r) } => write!(f, "int {r}"),
+            ParamType::Decimal { range: None } => f.write_str("decimal"),
+            ParamType::Decimal { range: Some(r) } => write!(f, "decimal {r}"),
+            ParamType::Bool => f.write_str("bool"),
+            ParamType::Enum(values) => {
+                f.write_str("enum")?;
+                for v in values {
+                    write!(f, " {}", super::fmt::quote(&v.value))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CorsClause {
+    Origins(Vec<Spanned<String>>),
+    Methods(Vec<Spanned<Method>>),
+    Headers(Vec<Spanned<String>>),
+    Expose(Vec<Spanned<String>>),
+    Credentials,
+    MaxAge(Spanned<Duration>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mock {
+    pub status: Spanned<u16>,
+    pub body: Option<MockBody>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MockBody {
+    Json(serde_json::Value),
+    Text(Spanned<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    pub backend: Ident,
+    pub path: Option<Spanned<PathTemplate>>,
+}

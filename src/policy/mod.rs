@@ -1,0 +1,106 @@
+//! Policy text: the grammar's parser, the AST, diagnostics, loading a policy set from disk and
+//! formatting it back.
+
+pub mod ast;
+pub mod diag;
+pub mod fmt;
+pub mod parse;
+
+use diag::{Diagnostic, Sources};
+use std::path::{Path, PathBuf};
+
+/// A policy set as read from disk: every file's text and AST, and what went wrong.
+pub struct Loaded {
+    pub sources: Sources,
+    /// (file id in `sources`, AST) for every file that parsed at least partly.
+    pub files: Vec<(u32, ast::File)>,
+    /// The directory each file was read from, by file id: secrets given as relative paths
+    /// are resolved against it.
+    pub dirs: Vec<PathBuf>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Errors that stop a load before any policy text is read (a missing path, an unreadable file).
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Every `.policy` file under the given paths (files are taken as given; directories are
+/// walked recursively, skipping hidden entries such as Kubernetes' `..data`), sorted so a
+/// policy set always loads in the same order.
+pub fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| LoadError(format!("{}: {e}", p.display())))?;
+        if meta.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| LoadError(format!("{}: {e}", dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| LoadError(format!("{}: {e}", dir.display())))?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let meta =
+            std::fs::metadata(&path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        if meta.is_dir() {
+            walk(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "policy") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Read and parse a policy set.
+pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let files = policy_files(paths)?;
+    let mut texts = Vec::with_capacity(files.len());
+    for f in &files {
+        let text =
+            std::fs::read_to_string(f).map_err(|e| LoadError(format!("{}: {e}", f.display())))?;
+        texts.push((
+            f.display().to_string(),
+            text,
+            f.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ));
+    }
+    Ok(parse_texts(texts))
+}
+
+/// Parse a policy set from memory: (name, text, directory for relative secret files).
+pub fn parse_texts(texts: Vec<(String, String, PathBuf)>) -> Loaded {
+    let mut loaded = Loaded {
+        sources: Sources::new(),
+        files: Vec::new(),
+        dirs: Vec::new(),
+        diagnostics: Vec::new(),
+    };
+    for (name, text, dir) in texts {
+        let id = loaded.sources.add(name, text);
+        loaded.dirs.push(dir);
+        let parsed = parse::parse_file(id, loaded.sources.text(id));
+        loaded.diagnostics.extend(parsed.diagnostics);
+        if let Some(file) = parsed.file {
+            loaded.files.push((id, file));
+        }
+    }
+    loaded
+}
