@@ -100,23 +100,31 @@ pub enum AuthFailure {
     HmacFormat,
     HmacIdOrSignatureMissing,
     HmacParamsMissing,
-    HmacAlgorithmUnsupported { algorithm: String },
+    HmacAlgorithmUnsupported {
+        algorithm: String,
+    },
     HmacNoDate,
     HmacBadXDate,
     HmacXDateExpired,
-    HmacHeaderMissing { name: String },
+    HmacHeaderMissing {
+        name: String,
+    },
     HmacRepeatedHeader,
     HmacUnknownKey,
     HmacMismatch,
 
     /// A signature scheme with a free-form detail (Huawei SDK-HMAC-SHA256, JD JDCLOUD2).
-    Signature { detail: String },
+    Signature {
+        detail: String,
+    },
 
     // Tokens (JWT / OAuth id_token / access tokens)
     TokenHeaderMissing,
     TokenFormat,
     TokenMissing,
-    TokenInvalid { detail: String },
+    TokenInvalid {
+        detail: String,
+    },
     TokenExpired,
     /// The token is valid but its claims do not allow this route.
     ClaimsDenied,
