@@ -1,0 +1,729 @@
+//! The vendors' catalogues as rulegate emits them: one static [`Row`] per answer, and the
+//! mapping from a canonical [`Reason`] to the row each dialect documents for it.
+//!
+//! Every row rulegate can emit is either a row of the vendor's *newer* document (Tencent seed
+//! `001_e848cb234e21db11.txt`, Huawei seed `003_7abb9b69a0954cdb.txt`, JD Cloud seed
+//! `004_fe4e34096a19d54d.txt`; see the embedded `tsv/*.tsv`) with the same code, status and
+//! message template, or an entry explicitly marked undocumented, with a note saying why and where
+//! its text comes from. `tests/catalogue.rs` enforces this for every `Reason::examples()` value.
+//!
+//! # Mapping
+//!
+//! Tencent codes are the status as text, as in the vendor table. `—` marks an undocumented entry
+//! (see [`undocumented`]). `argument`/`a format` are JD's placeholders.
+//!
+//! | reason | tencent | huawei | jdcloud |
+//! |---|---|---|---|
+//! | UriTooLarge | — 414 `Request-URI Too Large.` | 414 APIG.0201 `Request URI too large.` | — 414 OUT_OF_RANGE `Request-URI Too Large` |
+//! | HeaderTooLarge, HeadersTooLarge | — 431 `Request Header Fields Too Large.` | 494 APIG.0201 `Request headers too large.` | — 431 OUT_OF_RANGE `Request Header Fields Too Large` |
+//! | BodyTooLarge | — 413 `Request Entity Too Large.` | 413 APIG.0201 `Request entity too large.` | — 413 OUT_OF_RANGE `Request Entity Too Large` |
+//! | BadRequest | — 400 `Bad Request.` | 400 APIG.0602 `Bad request.` | 400 INVALID_ARGUMENT `Parameter Argument Error` |
+//! | NoHost | 404 `There is no api match host[$host].` | 404 APIG.0101 `The API does not exist or has not been published in the environment.` | 404 NOT_FOUND `resource cannot be found` |
+//! | NoStage, from_path | 404 `There is no api match default env_mapping[$env_mapping].` | 404 APIG.0101 (published) | 404 NOT_FOUND |
+//! | NoStage, not from_path | 404 `There is no api match env_mapping[$env_mapping].` | 404 APIG.0101 (published) | 404 NOT_FOUND |
+//! | NoRoute | 404 `There is no api match uri[$uri].` | 404 APIG.0101 (published) | 404 NOT_FOUND |
+//! | MethodNotAllowed | 405 `Method Not Allowed.` | 404 APIG.0101 `The API does not exist.` | 501 NOT_IMPLEMENTED `method is not supported now` |
+//! | ProtocolNotAllowed | 426 `Not allow use HTTP protocol.` / `Not allow use HTTPS protocol.` (protocol used) | 400 APIG.0607 `The following protocol is supported: {xxx}` (allowed, upper case, `,`-joined) | 400 ARGUMENT_NOT_SUPPORT `The parameter argument is not supported` (argument = protocol used, upper case) |
+//! | CrossOriginWithoutCors | 429 `req is cross origin, api $uri need open cors flag on qcloud apigateway.` | 403 APIG.0306 `API access denied.` (never produced: see below) | 403 HTTP_FORBIDDEN `No Resource Permission` (never produced) |
+//! | ClientIpDenied | — 403 `Your IP address is not allowed.` | 403 APIG.0402 | 403 HTTP_FORBIDDEN |
+//! | WebSocketKeyMissing | 403 `need header Sec-WebSocket-Key.` | 400 APIG.0201 `API request error.` + detail | 400 ARGUMENT_NOT_FOUND (argument = `Sec-WebSocket-Key`) |
+//! | WebSocketVersionMissing | 403 `need header Sec-WebSocket-Version.` | 400 APIG.0201 + detail | 400 ARGUMENT_NOT_FOUND (argument = `Sec-WebSocket-Version`) |
+//! | Auth(HmacNoAuthorization) | — 401 `HMAC signature cannot be verified, a validate authorization header is required` | 401 APIG.0303 | 401 UNAUTHENTICATED `Verification Failed` |
+//! | Auth(HmacFormat) | 401 `HMAC authorization format error.` | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacIdOrSignatureMissing) | 401 `HMAC id or signature missing.` | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacParamsMissing) | 401 `HMAC authorization headers is invalidate.` | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacAlgorithmUnsupported) | 401 `HMAC algorithm xxx not supported.` (xxx = algorithm) | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacNoDate) | 401 `HMAC signature cannot be verified, a valid date or x-date header is required.` | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacBadXDate) | 401 `HMAC signature cannot be verified, a valid x-date header is required for HMAC Authentication.` | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacXDateExpired) | 401 `HMAC signature cannot be verified, the x-date header is out of date for HMAC Authentication.` | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacHeaderMissing) | 401 `HMAC signature cannot be verified, a valid xxx header is required.` (xxx = header) | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacRepeatedHeader) | 401 `HMAC do not support multiple HTTP header.` | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacUnknownKey) | 401 `HMAC signature cannot be verified.` | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(HmacMismatch) | 401 `HMAC signature does not match.` | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(Signature) | 401 `HMAC signature cannot be verified.` | 401 APIG.0303 `Incorrect app authentication information.` + detail | 401 UNAUTHENTICATED |
+//! | Auth(TokenHeaderMissing) | 401 `Oauth found no authorization header.` | 401 APIG.0301 `Incorrect IAM authentication information.` | 401 UNAUTHENTICATED |
+//! | Auth(TokenFormat) | 401 `Oauth authorization header format error.` | 401 APIG.0301 | 401 UNAUTHENTICATED |
+//! | Auth(TokenMissing) | 401 `Oauth found no id_token.` | 401 APIG.0301 | 401 UNAUTHENTICATED |
+//! | Auth(TokenInvalid) | 401 `Oauth id_token verify error.` | 401 APIG.0301 + detail | 401 UNAUTHENTICATED |
+//! | Auth(TokenExpired) | 401 `Oauth id_token verify error.` | 401 APIG.0307 `The token must be updated.` | 401 UNAUTHENTICATED |
+//! | Auth(ClaimsDenied) | 401 `Oauth id_token verify error.` | 403 APIG.0302 `The IAM user is not authorized to access the API.` | 403 HTTP_FORBIDDEN |
+//! | Auth(AuthorizerDenied) | 401 `Oauth call authentication server fail.` | 401 APIG.0312 `…,auth fail` | 401 UNAUTHENTICATED |
+//! | Auth(AuthorizerIdentityMissing) | 401 `Oauth signature cannot be verified, a validate authorization header is required.` | 401 APIG.0313 `…,identities error` | 401 UNAUTHENTICATED |
+//! | Auth(AuthorizerForbidden) | 401 `Oauth call authentication server fail.` | 403 APIG.0314 `…,access deny` | 403 HTTP_FORBIDDEN |
+//! | Auth(AuthorizerUnreachable) | 401 `Oauth call authentication server fail.` | 500 APIG.0616 | 500 INTERNAL `Internal Error` |
+//! | Auth(AuthorizerBadResponse) | 401 `Oauth call authentication server fail.` | 500 APIG.0617 | 500 INTERNAL |
+//! | AppNotBound | 401 `HMAC apikey is invalid for API.` | 403 APIG.0304 | 403 HTTP_FORBIDDEN |
+//! | AppIpUntrusted | — 403 `Your IP address is not allowed.` | 403 APIG.0405 | 403 HTTP_FORBIDDEN |
+//! | AppFrozen | 401 `HMAC signature cannot be verified.` | 405 APIG.0502 `The app has been frozen.` | 401 UNAUTHENTICATED |
+//! | NoUsagePlan | 403 `Found no validate usage plan.` | 403 APIG.0304 `The app is not authorized to access the API.` | 403 HTTP_FORBIDDEN |
+//! | ParamMissing header / query / path / form | 403 `header xxx is required.` / `querystring xxx is required.` / `path variable xxx is required.` / `body param xxx is required.` | 400 APIG.0201 + detail | 400 ARGUMENT_NOT_FOUND `The parameter argument is required` |
+//! | ParamInvalid | 403 `Get xxx params fail.` | 400 APIG.0201 + detail | 400 ARGUMENT_WRONG_FORMAT `Type of parameter argument shall be of a format` (a format = expected) |
+//! | FormContentTypeRequired | 403 `req content type need application/x-www-form-urlencoded.` | 400 APIG.0201 + detail | 400 ARGUMENT_WRONG_FORMAT (argument = `Content-Type`, a format = `application/x-www-form-urlencoded`) |
+//! | RateLimited | 429 `API rate limit exceeded.` | 429 APIG.0308 | 429 RATE_LIMIT_EXCEEDED |
+//! | QuotaExceeded | 429 `API quota exceeded.` | 405 APIG.0501 | 429 QUOTA_EXCEEDED |
+//! | BackendUnavailable | 502 `Bad Gateway.` | 502 APIG.0202 `Backend unavailable` | 502 SOURCE_UNAVAILABLE |
+//! | BackendTimeout | 504 `Gateway Time-out.` | 504 APIG.0203 `Backend timeout` | 504 DEADLINE_EXCEEDED |
+//! | BackendDnsFailed | 503 `Apigw balancer error` | 500 APIG.0605 | 502 SOURCE_UNAVAILABLE |
+//! | NoBackendAvailable | 503 `Apigw balancer error` | 502 APIG.0610 | 503 UNAVAILABLE |
+//! | BackendIpDenied | 403 `Endpoint IP address is not allowed.` | 403 APIG.0404 | 403 HTTP_FORBIDDEN |
+//! | LoopDetected | 500 `Internal Server Error.` | 500 APIG.0612 | 500 INTERNAL |
+//! | ClientClosed | 499 `Client closed connection.` | — 499 APIG.0201 `Client closed request.` | 499 CANCELLED |
+//! | Internal | 500 `Internal Server Error.` | 500 APIG.0601 | 500 INTERNAL |
+//!
+//! Choices that need a reason:
+//! * **Tencent BackendDnsFailed → 503 `Apigw balancer error`**, not 502: the newer Tencent seed
+//!   describes that row as "后端域名无法解析或者解析出错" (the backend domain cannot be resolved).
+//! * **Tencent tokens.** `Oauth found no authorization header.` and `Oauth found no id_token.`
+//!   are the rows whose wording names the missing piece; Tencent has no row for an expired or
+//!   under-privileged token, and its only verification-failure row is `Oauth id_token verify
+//!   error.`. An external authorizer that fails or refuses is "calling the authentication server
+//!   failed" from Tencent's point of view; a missing identity source is its "no verification
+//!   header" row.
+//! * **AppFrozen** is a disabled key for Tencent (auth-schemes.md §1.4 step 8: "unknown,
+//!   disabled or unidentifiable" → `HMAC signature cannot be verified.`) and for JD (its older
+//!   table answers a disabled key with 401 `APIGW_KEY_DISABLED`, today's UNAUTHENTICATED).
+//! * **NoUsagePlan on Huawei** is an app that is not authorised for the API (APIG.0304): Huawei
+//!   grants access by authorising apps, it has no usage plans.
+//! * **JD FormContentTypeRequired** is ARGUMENT_WRONG_FORMAT on the `Content-Type` header rather
+//!   than the placeholder-free INVALID_ARGUMENT, because it tells the caller what to send.
+//! * **CrossOriginWithoutCors** is Tencent-only behaviour: Huawei and JD forward a cross-origin
+//!   request to an API without CORS and simply add no CORS headers, so `decide` never produces
+//!   this reason for them. If asked anyway, they answer with their documented "access denied"
+//!   rows.
+//! * **Undocumented entries** use the standard status and, for the text, the RFC 2616 reason
+//!   phrase: Tencent's documented gateway texts are exactly those phrases plus a period
+//!   (`Bad Gateway.`, `Gateway Time-out.`, `Method Not Allowed.`), JD's texts carry no period.
+
+use super::reason::{AuthFailure, Reason};
+use crate::vocab::{Dialect, ParamLocation, Protocol};
+
+/// One row of a vendor's catalogue as rulegate emits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Row {
+    /// Tencent: the status as text ("404"), like the TSV's code column; Huawei "APIG.0101";
+    /// JD Cloud "NOT_FOUND".
+    pub code: &'static str,
+    pub status: u16,
+    /// The template exactly as documented (placeholders unfilled).
+    pub message: &'static str,
+    /// false = an explicitly marked undocumented entry.
+    pub documented: bool,
+    /// For undocumented rows: why and where the text comes from.
+    pub note: &'static str,
+}
+
+impl Row {
+    const fn doc(code: &'static str, status: u16, message: &'static str) -> Row {
+        Row {
+            code,
+            status,
+            message,
+            documented: true,
+            note: "",
+        }
+    }
+
+    const fn undoc(
+        code: &'static str,
+        status: u16,
+        message: &'static str,
+        note: &'static str,
+    ) -> Row {
+        Row {
+            code,
+            status,
+            message,
+            documented: false,
+            note,
+        }
+    }
+
+    /// Same (code, status, message): how a row is recognised in a vendor table.
+    pub fn same_entry(&self, other: &Row) -> bool {
+        self.code == other.code && self.status == other.status && self.message == other.message
+    }
+}
+
+/// Tencent rows (seed 001). The code is the status as text, as in the vendor table.
+mod tencent {
+    use super::Row;
+
+    pub static NO_HOST: Row = Row::doc("404", 404, "There is no api match host[$host].");
+    pub static NO_ENV: Row = Row::doc(
+        "404",
+        404,
+        "There is no api match env_mapping[$env_mapping].",
+    );
+    pub static NO_DEFAULT_ENV: Row = Row::doc(
+        "404",
+        404,
+        "There is no api match default env_mapping[$env_mapping].",
+    );
+    pub static NO_URI: Row = Row::doc("404", 404, "There is no api match uri[$uri].");
+    pub static METHOD: Row = Row::doc("405", 405, "Method Not Allowed.");
+    pub static NO_HTTPS: Row = Row::doc("426", 426, "Not allow use HTTPS protocol.");
+    pub static NO_HTTP: Row = Row::doc("426", 426, "Not allow use HTTP protocol.");
+    pub static CROSS_ORIGIN: Row = Row::doc(
+        "429",
+        429,
+        "req is cross origin, api $uri need open cors flag on qcloud apigateway.",
+    );
+    pub static WS_KEY: Row = Row::doc("403", 403, "need header Sec-WebSocket-Key.");
+    pub static WS_VERSION: Row = Row::doc("403", 403, "need header Sec-WebSocket-Version.");
+
+    pub static HMAC_APIKEY_INVALID: Row = Row::doc("401", 401, "HMAC apikey is invalid for API.");
+    pub static HMAC_BAD_XDATE: Row = Row::doc(
+        "401",
+        401,
+        "HMAC signature cannot be verified, a valid x-date header is required for HMAC Authentication.",
+    );
+    pub static HMAC_XDATE_EXPIRED: Row = Row::doc(
+        "401",
+        401,
+        "HMAC signature cannot be verified, the x-date header is out of date for HMAC Authentication.",
+    );
+    pub static HMAC_NO_DATE: Row = Row::doc(
+        "401",
+        401,
+        "HMAC signature cannot be verified, a valid date or x-date header is required.",
+    );
+    pub static HMAC_ID_OR_SIGNATURE: Row = Row::doc("401", 401, "HMAC id or signature missing.");
+    pub static HMAC_MULTIPLE_HEADER: Row =
+        Row::doc("401", 401, "HMAC do not support multiple HTTP header.");
+    pub static HMAC_HEADER_MISSING: Row = Row::doc(
+        "401",
+        401,
+        "HMAC signature cannot be verified, a valid xxx header is required.",
+    );
+    pub static HMAC_ALGORITHM: Row = Row::doc("401", 401, "HMAC algorithm xxx not supported.");
+    pub static HMAC_FORMAT: Row = Row::doc("401", 401, "HMAC authorization format error.");
+    pub static HMAC_PARAMS: Row = Row::doc("401", 401, "HMAC authorization headers is invalidate.");
+    pub static HMAC_UNVERIFIABLE: Row = Row::doc("401", 401, "HMAC signature cannot be verified.");
+    pub static HMAC_MISMATCH: Row = Row::doc("401", 401, "HMAC signature does not match.");
+
+    pub static OAUTH_SERVER_FAIL: Row =
+        Row::doc("401", 401, "Oauth call authentication server fail.");
+    pub static OAUTH_NO_VALIDATE_HEADER: Row = Row::doc(
+        "401",
+        401,
+        "Oauth signature cannot be verified, a validate authorization header is required.",
+    );
+    pub static OAUTH_HEADER_FORMAT: Row =
+        Row::doc("401", 401, "Oauth authorization header format error.");
+    pub static OAUTH_NO_HEADER: Row = Row::doc("401", 401, "Oauth found no authorization header.");
+    pub static OAUTH_NO_ID_TOKEN: Row = Row::doc("401", 401, "Oauth found no id_token.");
+    pub static OAUTH_VERIFY_ERROR: Row = Row::doc("401", 401, "Oauth id_token verify error.");
+
+    pub static NO_USAGE_PLAN: Row = Row::doc("403", 403, "Found no validate usage plan.");
+    pub static ENDPOINT_IP: Row = Row::doc("403", 403, "Endpoint IP address is not allowed.");
+    pub static PARAM_FAIL: Row = Row::doc("403", 403, "Get xxx params fail.");
+    pub static HEADER_REQUIRED: Row = Row::doc("403", 403, "header xxx is required.");
+    pub static PATH_REQUIRED: Row = Row::doc("403", 403, "path variable xxx is required.");
+    pub static QUERY_REQUIRED: Row = Row::doc("403", 403, "querystring xxx is required.");
+    pub static BODY_REQUIRED: Row = Row::doc("403", 403, "body param xxx is required.");
+    pub static FORM_CONTENT_TYPE: Row = Row::doc(
+        "403",
+        403,
+        "req content type need application/x-www-form-urlencoded.",
+    );
+
+    pub static RATE_LIMIT: Row = Row::doc("429", 429, "API rate limit exceeded.");
+    pub static QUOTA: Row = Row::doc("429", 429, "API quota exceeded.");
+    pub static CLIENT_CLOSED: Row = Row::doc("499", 499, "Client closed connection.");
+    pub static INTERNAL: Row = Row::doc("500", 500, "Internal Server Error.");
+    pub static BAD_GATEWAY: Row = Row::doc("502", 502, "Bad Gateway.");
+    pub static BALANCER: Row = Row::doc("503", 503, "Apigw balancer error");
+    pub static TIMEOUT: Row = Row::doc("504", 504, "Gateway Time-out.");
+
+    pub static HMAC_NO_AUTHORIZATION: Row = Row::undoc(
+        "401",
+        401,
+        "HMAC signature cannot be verified, a validate authorization header is required",
+        "Not in Tencent's current table (seed 001). Legacy pre-2019 string, quoted verbatim as the \
+         server's reply in a Tencent demo comment (auth-schemes.md §1.4); no period, as quoted.",
+    );
+    pub static URI_TOO_LARGE: Row = Row::undoc(
+        "414",
+        414,
+        "Request-URI Too Large.",
+        "Tencent documents no URI limit. Standard 414 with the RFC 2616 reason phrase plus a period, \
+         the form of Tencent's documented gateway texts (`Bad Gateway.`, `Gateway Time-out.`).",
+    );
+    pub static HEADERS_TOO_LARGE: Row = Row::undoc(
+        "431",
+        431,
+        "Request Header Fields Too Large.",
+        "Tencent documents no header limit. Standard 431 (RFC 6585) with its reason phrase plus a \
+         period, the form of Tencent's documented gateway texts (`Bad Gateway.`).",
+    );
+    pub static BODY_TOO_LARGE: Row = Row::undoc(
+        "413",
+        413,
+        "Request Entity Too Large.",
+        "Tencent documents a 16 MB upload limit but no error for it. Standard 413 with the RFC 2616 \
+         reason phrase plus a period, the form of Tencent's documented gateway texts.",
+    );
+    pub static BAD_REQUEST: Row = Row::undoc(
+        "400",
+        400,
+        "Bad Request.",
+        "Tencent documents no 400. Standard 400 with the RFC 2616 reason phrase plus a period, the \
+         form of Tencent's documented gateway texts (`Internal Server Error.`).",
+    );
+    pub static IP_DENIED: Row = Row::undoc(
+        "403",
+        403,
+        "Your IP address is not allowed.",
+        "Tencent documents no IP allow/deny error. Text of Kong's ip-restriction plugin before \
+         3.4.0 (Tencent's gateway descends from Kong), with the trailing period Tencent's table \
+         adds to Kong texts (`API rate limit exceeded.`). Used for client IP and app trusted IPs.",
+    );
+}
+
+/// Huawei rows (seed 003).
+mod huawei {
+    use super::Row;
+
+    pub static NOT_PUBLISHED: Row = Row::doc(
+        "APIG.0101",
+        404,
+        "The API does not exist or has not been published in the environment.",
+    );
+    pub static NO_METHOD: Row = Row::doc("APIG.0101", 404, "The API does not exist.");
+    pub static REQUEST_ERROR: Row = Row::doc("APIG.0201", 400, "API request error.");
+    pub static ENTITY_TOO_LARGE: Row = Row::doc("APIG.0201", 413, "Request entity too large.");
+    pub static URI_TOO_LARGE: Row = Row::doc("APIG.0201", 414, "Request URI too large.");
+    pub static HEADERS_TOO_LARGE: Row = Row::doc("APIG.0201", 494, "Request headers too large.");
+    pub static BACKEND_UNAVAILABLE: Row = Row::doc("APIG.0202", 502, "Backend unavailable");
+    pub static BACKEND_TIMEOUT: Row = Row::doc("APIG.0203", 504, "Backend timeout");
+    pub static IAM_AUTH: Row = Row::doc(
+        "APIG.0301",
+        401,
+        "Incorrect IAM authentication information.",
+    );
+    pub static IAM_FORBIDDEN: Row = Row::doc(
+        "APIG.0302",
+        403,
+        "The IAM user is not authorized to access the API.",
+    );
+    pub static APP_AUTH: Row = Row::doc(
+        "APIG.0303",
+        401,
+        "Incorrect app authentication information.",
+    );
+    pub static APP_NOT_AUTHORIZED: Row = Row::doc(
+        "APIG.0304",
+        403,
+        "The app is not authorized to access the API.",
+    );
+    pub static ACCESS_DENIED: Row = Row::doc("APIG.0306", 403, "API access denied.");
+    pub static TOKEN_UPDATE: Row = Row::doc("APIG.0307", 401, "The token must be updated.");
+    pub static THROTTLED: Row = Row::doc(
+        "APIG.0308",
+        429,
+        "The throttling threshold has been reached.",
+    );
+    pub static THIRD_PARTY_AUTH_FAIL: Row = Row::doc(
+        "APIG.0312",
+        401,
+        "Incorrect third-party authentication information,auth fail",
+    );
+    pub static THIRD_PARTY_IDENTITIES: Row = Row::doc(
+        "APIG.0313",
+        401,
+        "Incorrect third-party authentication information,identities error",
+    );
+    pub static THIRD_PARTY_ACCESS_DENY: Row = Row::doc(
+        "APIG.0314",
+        403,
+        "Incorrect third-party authentication information,access deny",
+    );
+    pub static IP_NOT_AUTHORIZED: Row = Row::doc(
+        "APIG.0402",
+        403,
+        "The IP address is not authorized to access the API.",
+    );
+    pub static BACKEND_IP_DENIED: Row = Row::doc(
+        "APIG.0404",
+        403,
+        "Access to the backend IP address has been denied.",
+    );
+    pub static APP_UNTRUSTED_IP: Row = Row::doc(
+        "APIG.0405",
+        403,
+        "The app is not accessed from a trusted IP address.",
+    );
+    pub static APP_QUOTA: Row = Row::doc("APIG.0501", 405, "The app quota has been used up.");
+    pub static APP_FROZEN: Row = Row::doc("APIG.0502", 405, "The app has been frozen.");
+    pub static INTERNAL: Row = Row::doc("APIG.0601", 500, "Internal server error.");
+    pub static BAD_REQUEST: Row = Row::doc("APIG.0602", 400, "Bad request.");
+    pub static DNS_FAILED: Row = Row::doc("APIG.0605", 500, "Domain name resolution failed.");
+    pub static PROTOCOL: Row = Row::doc(
+        "APIG.0607",
+        400,
+        "The following protocol is supported: {xxx}",
+    );
+    pub static NO_BACKEND: Row = Row::doc("APIG.0610", 502, "No backend available.");
+    pub static SELF_CALL: Row = Row::doc("APIG.0612", 500, "An API cannot call itself.");
+    pub static THIRD_PARTY_REQUEST: Row = Row::doc(
+        "APIG.0616",
+        500,
+        "Incorrect third-party authentication request information",
+    );
+    pub static THIRD_PARTY_RESPONSE: Row = Row::doc(
+        "APIG.0617",
+        500,
+        "Incorrect third-party authentication response information",
+    );
+
+    pub static CLIENT_CLOSED: Row = Row::undoc(
+        "APIG.0201",
+        499,
+        "Client closed request.",
+        "Huawei documents no row for a client that went away; the answer only reaches the access \
+         log. nginx's 499 text (Huawei APIG is nginx-based), sentence-cased with a period like \
+         Huawei's table, under APIG.0201, the code Huawei reuses for request-level errors of \
+         every status.",
+    );
+}
+
+/// JD Cloud rows (seed 004, general error codes).
+mod jdcloud {
+    use super::Row;
+
+    pub static ARGUMENT_NOT_SUPPORT: Row = Row::doc(
+        "ARGUMENT_NOT_SUPPORT",
+        400,
+        "The parameter argument is not supported",
+    );
+    pub static ARGUMENT_NOT_FOUND: Row = Row::doc(
+        "ARGUMENT_NOT_FOUND",
+        400,
+        "The parameter argument is required",
+    );
+    pub static ARGUMENT_WRONG_FORMAT: Row = Row::doc(
+        "ARGUMENT_WRONG_FORMAT",
+        400,
+        "Type of parameter argument shall be of a format",
+    );
+    pub static INVALID_ARGUMENT: Row =
+        Row::doc("INVALID_ARGUMENT", 400, "Parameter Argument Error");
+    pub static UNAUTHENTICATED: Row = Row::doc("UNAUTHENTICATED", 401, "Verification Failed");
+    pub static HTTP_FORBIDDEN: Row = Row::doc("HTTP_FORBIDDEN", 403, "No Resource Permission");
+    pub static NOT_FOUND: Row = Row::doc("NOT_FOUND", 404, "resource cannot be found");
+    pub static QUOTA_EXCEEDED: Row = Row::doc("QUOTA_EXCEEDED", 429, "Insufficient Quota");
+    pub static RATE_LIMIT_EXCEEDED: Row =
+        Row::doc("RATE_LIMIT_EXCEEDED", 429, "Your requests are too frequent");
+    pub static CANCELLED: Row = Row::doc("CANCELLED", 499, "Cancel Operation");
+    pub static INTERNAL: Row = Row::doc("INTERNAL", 500, "Internal Error");
+    pub static NOT_IMPLEMENTED: Row =
+        Row::doc("NOT_IMPLEMENTED", 501, "method is not supported now");
+    pub static SOURCE_UNAVAILABLE: Row =
+        Row::doc("SOURCE_UNAVAILABLE", 502, "Origin Server Unavailable");
+    pub static UNAVAILABLE: Row = Row::doc("UNAVAILABLE", 503, "Service Unavailable");
+    pub static DEADLINE_EXCEEDED: Row = Row::doc("DEADLINE_EXCEEDED", 504, "Time Out");
+
+    pub static URI_TOO_LARGE: Row = Row::undoc(
+        "OUT_OF_RANGE",
+        414,
+        "Request-URI Too Large",
+        "JD Cloud documents no URI limit. Standard 414 with the RFC 2616 reason phrase (JD texts \
+         carry no period); status enum OUT_OF_RANGE, JD's \"exceeds the range\" member.",
+    );
+    pub static HEADERS_TOO_LARGE: Row = Row::undoc(
+        "OUT_OF_RANGE",
+        431,
+        "Request Header Fields Too Large",
+        "JD Cloud documents no header limit. Standard 431 with the RFC 6585 reason phrase (JD texts \
+         carry no period); status enum OUT_OF_RANGE, JD's \"exceeds the range\" member.",
+    );
+    pub static BODY_TOO_LARGE: Row = Row::undoc(
+        "OUT_OF_RANGE",
+        413,
+        "Request Entity Too Large",
+        "JD Cloud documents no body limit. Standard 413 with the RFC 2616 reason phrase (JD texts \
+         carry no period); status enum OUT_OF_RANGE, JD's \"exceeds the range\" member.",
+    );
+}
+
+static TENCENT_UNDOCUMENTED: [&Row; 6] = [
+    &tencent::HMAC_NO_AUTHORIZATION,
+    &tencent::URI_TOO_LARGE,
+    &tencent::HEADERS_TOO_LARGE,
+    &tencent::BODY_TOO_LARGE,
+    &tencent::BAD_REQUEST,
+    &tencent::IP_DENIED,
+];
+static HUAWEI_UNDOCUMENTED: [&Row; 1] = [&huawei::CLIENT_CLOSED];
+static JDCLOUD_UNDOCUMENTED: [&Row; 3] = [
+    &jdcloud::URI_TOO_LARGE,
+    &jdcloud::HEADERS_TOO_LARGE,
+    &jdcloud::BODY_TOO_LARGE,
+];
+
+/// The row `dialect` answers `reason` with. See the module docs for the table.
+pub fn row(dialect: Dialect, reason: &Reason) -> &'static Row {
+    match dialect {
+        Dialect::Tencent => tencent_row(reason),
+        Dialect::Huawei => huawei_row(reason),
+        Dialect::Jdcloud => jdcloud_row(reason),
+    }
+}
+
+fn tencent_row(reason: &Reason) -> &'static Row {
+    use tencent as t;
+    match reason {
+        Reason::UriTooLarge => &t::URI_TOO_LARGE,
+        Reason::HeaderTooLarge | Reason::HeadersTooLarge => &t::HEADERS_TOO_LARGE,
+        Reason::BodyTooLarge => &t::BODY_TOO_LARGE,
+        Reason::BadRequest => &t::BAD_REQUEST,
+        Reason::NoHost { .. } => &t::NO_HOST,
+        Reason::NoStage {
+            from_path: true, ..
+        } => &t::NO_DEFAULT_ENV,
+        Reason::NoStage {
+            from_path: false, ..
+        } => &t::NO_ENV,
+        Reason::NoRoute { .. } => &t::NO_URI,
+        Reason::MethodNotAllowed { .. } => &t::METHOD,
+        Reason::ProtocolNotAllowed {
+            used: Protocol::Http,
+            ..
+        } => &t::NO_HTTP,
+        Reason::ProtocolNotAllowed {
+            used: Protocol::Https,
+            ..
+        } => &t::NO_HTTPS,
+        Reason::CrossOriginWithoutCors { .. } => &t::CROSS_ORIGIN,
+        Reason::ClientIpDenied | Reason::AppIpUntrusted => &t::IP_DENIED,
+        Reason::WebSocketKeyMissing => &t::WS_KEY,
+        Reason::WebSocketVersionMissing => &t::WS_VERSION,
+        Reason::Auth(failure) => tencent_auth(failure),
+        Reason::AppNotBound => &t::HMAC_APIKEY_INVALID,
+        Reason::AppFrozen => &t::HMAC_UNVERIFIABLE,
+        Reason::NoUsagePlan => &t::NO_USAGE_PLAN,
+        Reason::ParamMissing { location, .. } => match location {
+            ParamLocation::Header => &t::HEADER_REQUIRED,
+            ParamLocation::Query => &t::QUERY_REQUIRED,
+            ParamLocation::Path => &t::PATH_REQUIRED,
+            ParamLocation::Form => &t::BODY_REQUIRED,
+        },
+        Reason::ParamInvalid { .. } => &t::PARAM_FAIL,
+        Reason::FormContentTypeRequired => &t::FORM_CONTENT_TYPE,
+        Reason::RateLimited => &t::RATE_LIMIT,
+        Reason::QuotaExceeded => &t::QUOTA,
+        Reason::BackendUnavailable => &t::BAD_GATEWAY,
+        Reason::BackendTimeout => &t::TIMEOUT,
+        Reason::BackendDnsFailed | Reason::NoBackendAvailable => &t::BALANCER,
+        Reason::BackendIpDenied => &t::ENDPOINT_IP,
+        Reason::LoopDetected | Reason::Internal => &t::INTERNAL,
+        Reason::ClientClosed => &t::CLIENT_CLOSED,
+    }
+}
+
+fn tencent_auth(failure: &AuthFailure) -> &'static Row {
+    use tencent as t;
+    use AuthFailure as A;
+    match failure {
+        A::HmacNoAuthorization => &t::HMAC_NO_AUTHORIZATION,
+        A::HmacFormat => &t::HMAC_FORMAT,
+        A::HmacIdOrSignatureMissing => &t::HMAC_ID_OR_SIGNATURE,
+        A::HmacParamsMissing => &t::HMAC_PARAMS,
+        A::HmacAlgorithmUnsupported { .. } => &t::HMAC_ALGORITHM,
+        A::HmacNoDate => &t::HMAC_NO_DATE,
+        A::HmacBadXDate => &t::HMAC_BAD_XDATE,
+        A::HmacXDateExpired => &t::HMAC_XDATE_EXPIRED,
+        A::HmacHeaderMissing { .. } => &t::HMAC_HEADER_MISSING,
+        A::HmacRepeatedHeader => &t::HMAC_MULTIPLE_HEADER,
+        A::HmacUnknownKey | A::Signature { .. } => &t::HMAC_UNVERIFIABLE,
+        A::HmacMismatch => &t::HMAC_MISMATCH,
+        A::TokenHeaderMissing => &t::OAUTH_NO_HEADER,
+        A::TokenFormat => &t::OAUTH_HEADER_FORMAT,
+        A::TokenMissing => &t::OAUTH_NO_ID_TOKEN,
+        A::TokenInvalid { .. } | A::TokenExpired | A::ClaimsDenied => &t::OAUTH_VERIFY_ERROR,
+        A::AuthorizerIdentityMissing => &t::OAUTH_NO_VALIDATE_HEADER,
+        A::AuthorizerDenied
+        | A::AuthorizerForbidden
+        | A::AuthorizerUnreachable
+        | A::AuthorizerBadResponse => &t::OAUTH_SERVER_FAIL,
+    }
+}
+
+fn huawei_row(reason: &Reason) -> &'static Row {
+    use huawei as h;
+    match reason {
+        Reason::UriTooLarge => &h::URI_TOO_LARGE,
+        Reason::HeaderTooLarge | Reason::HeadersTooLarge => &h::HEADERS_TOO_LARGE,
+        Reason::BodyTooLarge => &h::ENTITY_TOO_LARGE,
+        Reason::BadRequest => &h::BAD_REQUEST,
+        Reason::NoHost { .. } | Reason::NoStage { .. } | Reason::NoRoute { .. } => {
+            &h::NOT_PUBLISHED
+        }
+        Reason::MethodNotAllowed { .. } => &h::NO_METHOD,
+        Reason::ProtocolNotAllowed { .. } => &h::PROTOCOL,
+        Reason::CrossOriginWithoutCors { .. } => &h::ACCESS_DENIED,
+        Reason::ClientIpDenied => &h::IP_NOT_AUTHORIZED,
+        Reason::WebSocketKeyMissing
+        | Reason::WebSocketVersionMissing
+        | Reason::ParamMissing { .. }
+        | Reason::ParamInvalid { .. }
+        | Reason::FormContentTypeRequired => &h::REQUEST_ERROR,
+        Reason::Auth(failure) => huawei_auth(failure),
+        Reason::AppNotBound | Reason::NoUsagePlan => &h::APP_NOT_AUTHORIZED,
+        Reason::AppIpUntrusted => &h::APP_UNTRUSTED_IP,
+        Reason::AppFrozen => &h::APP_FROZEN,
+        Reason::RateLimited => &h::THROTTLED,
+        Reason::QuotaExceeded => &h::APP_QUOTA,
+        Reason::BackendUnavailable => &h::BACKEND_UNAVAILABLE,
+        Reason::BackendTimeout => &h::BACKEND_TIMEOUT,
+        Reason::BackendDnsFailed => &h::DNS_FAILED,
+        Reason::NoBackendAvailable => &h::NO_BACKEND,
+        Reason::BackendIpDenied => &h::BACKEND_IP_DENIED,
+        Reason::LoopDetected => &h::SELF_CALL,
+        Reason::ClientClosed => &h::CLIENT_CLOSED,
+        Reason::Internal => &h::INTERNAL,
+    }
+}
+
+fn huawei_auth(failure: &AuthFailure) -> &'static Row {
+    use huawei as h;
+    use AuthFailure as A;
+    match failure {
+        A::HmacNoAuthorization
+        | A::HmacFormat
+        | A::HmacIdOrSignatureMissing
+        | A::HmacParamsMissing
+        | A::HmacAlgorithmUnsupported { .. }
+        | A::HmacNoDate
+        | A::HmacBadXDate
+        | A::HmacXDateExpired
+        | A::HmacHeaderMissing { .. }
+        | A::HmacRepeatedHeader
+        | A::HmacUnknownKey
+        | A::HmacMismatch
+        | A::Signature { .. } => &h::APP_AUTH,
+        A::TokenHeaderMissing | A::TokenFormat | A::TokenMissing | A::TokenInvalid { .. } => {
+            &h::IAM_AUTH
+        }
+        A::TokenExpired => &h::TOKEN_UPDATE,
+        A::ClaimsDenied => &h::IAM_FORBIDDEN,
+        A::AuthorizerDenied => &h::THIRD_PARTY_AUTH_FAIL,
+        A::AuthorizerIdentityMissing => &h::THIRD_PARTY_IDENTITIES,
+        A::AuthorizerForbidden => &h::THIRD_PARTY_ACCESS_DENY,
+        A::AuthorizerUnreachable => &h::THIRD_PARTY_REQUEST,
+        A::AuthorizerBadResponse => &h::THIRD_PARTY_RESPONSE,
+    }
+}
+
+fn jdcloud_row(reason: &Reason) -> &'static Row {
+    use jdcloud as j;
+    match reason {
+        Reason::UriTooLarge => &j::URI_TOO_LARGE,
+        Reason::HeaderTooLarge | Reason::HeadersTooLarge => &j::HEADERS_TOO_LARGE,
+        Reason::BodyTooLarge => &j::BODY_TOO_LARGE,
+        Reason::BadRequest => &j::INVALID_ARGUMENT,
+        Reason::NoHost { .. } | Reason::NoStage { .. } | Reason::NoRoute { .. } => &j::NOT_FOUND,
+        Reason::MethodNotAllowed { .. } => &j::NOT_IMPLEMENTED,
+        Reason::ProtocolNotAllowed { .. } => &j::ARGUMENT_NOT_SUPPORT,
+        Reason::WebSocketKeyMissing
+        | Reason::WebSocketVersionMissing
+        | Reason::ParamMissing { .. } => &j::ARGUMENT_NOT_FOUND,
+        Reason::ParamInvalid { .. } | Reason::FormContentTypeRequired => &j::ARGUMENT_WRONG_FORMAT,
+        Reason::Auth(failure) => match failure {
+            AuthFailure::ClaimsDenied | AuthFailure::AuthorizerForbidden => &j::HTTP_FORBIDDEN,
+            AuthFailure::AuthorizerUnreachable | AuthFailure::AuthorizerBadResponse => &j::INTERNAL,
+            _ => &j::UNAUTHENTICATED,
+        },
+        Reason::AppFrozen => &j::UNAUTHENTICATED,
+        Reason::CrossOriginWithoutCors { .. }
+        | Reason::ClientIpDenied
+        | Reason::AppNotBound
+        | Reason::AppIpUntrusted
+        | Reason::NoUsagePlan
+        | Reason::BackendIpDenied => &j::HTTP_FORBIDDEN,
+        Reason::RateLimited => &j::RATE_LIMIT_EXCEEDED,
+        Reason::QuotaExceeded => &j::QUOTA_EXCEEDED,
+        Reason::BackendUnavailable | Reason::BackendDnsFailed => &j::SOURCE_UNAVAILABLE,
+        Reason::BackendTimeout => &j::DEADLINE_EXCEEDED,
+        Reason::NoBackendAvailable => &j::UNAVAILABLE,
+        Reason::LoopDetected | Reason::Internal => &j::INTERNAL,
+        Reason::ClientClosed => &j::CANCELLED,
+    }
+}
+
+/// The undocumented entries rulegate may emit (documented=false), for `rulegate errors` to
+/// list separately.
+pub fn undocumented(dialect: Dialect) -> Vec<&'static Row> {
+    match dialect {
+        Dialect::Tencent => TENCENT_UNDOCUMENTED.to_vec(),
+        Dialect::Huawei => HUAWEI_UNDOCUMENTED.to_vec(),
+        Dialect::Jdcloud => JDCLOUD_UNDOCUMENTED.to_vec(),
+    }
+}
+
+/// The vendor's table as shipped in `/work/shared/errors`, embedded so that `rulegate errors`
+/// and the tests need no file at run time. Columns: code, http_status, message, description,
+/// seed; TAB separated, one header line.
+pub fn tsv(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Tencent => include_str!("tsv/tencent.tsv"),
+        Dialect::Huawei => include_str!("tsv/huawei.tsv"),
+        Dialect::Jdcloud => include_str!("tsv/jdcloud.tsv"),
+    }
+}
+
+/// The seed whose rows count as documented: where the vendor's documents disagree, the newer
+/// one wins.
+pub fn newest_seed(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Tencent => "001_e848cb234e21db11.txt",
+        Dialect::Huawei => "003_7abb9b69a0954cdb.txt",
+        Dialect::Jdcloud => "004_fe4e34096a19d54d.txt",
+    }
+}
+
+/// Every documented row of the dialect (from the embedded TSV of the newer seed) with whether
+/// rulegate can emit it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CatalogueEntry {
+    /// documented=true
+    pub row: Row,
+    pub description: String,
+    pub emitted: bool,
+}
+
+/// The dialect's documented rows in table order. `emitted` = some `Reason::examples()` value
+/// maps to the row.
+pub fn catalogue(dialect: Dialect) -> Vec<CatalogueEntry> {
+    let emitted: Vec<&Row> = Reason::examples()
+        .iter()
+        .map(|reason| row(dialect, reason))
+        .filter(|r| r.documented)
+        .collect();
+    let seed = newest_seed(dialect);
+    tsv(dialect)
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut cols = line.split('\t');
+            let (code, status, message, description, row_seed) = (
+                cols.next()?,
+                cols.next()?,
+                cols.next()?,
+                cols.next()?,
+                cols.next()?,
+            );
+            if row_seed != seed {
+                return None;
+            }
+            // The embedded tables are fixed data checked by the tests: a status that does not
+            // parse would be a corrupted copy, so such a line is skipped rather than guessed.
+            let row = Row::doc(code, status.parse().ok()?, message);
+            Some(CatalogueEntry {
+                emitted: emitted.iter().any(|e| e.same_entry(&row)),
+                row,
+                description: description.to_string(),
+            })
+        })
+        .collect()
+}
