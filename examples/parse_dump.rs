@@ -1,11 +1,12 @@
 fn main() {
     let paths: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
     let loaded = rulegate::policy::load(&paths).unwrap();
-    for (_, f) in &loaded.files {
-        println!("{} items", f.items.len());
-    }
+    let c = rulegate::compile::compile(&loaded, &rulegate::compile::ProcessSecrets);
     print!(
         "{}",
-        rulegate::policy::diag::render_human(&loaded.sources, &loaded.diagnostics, false)
+        rulegate::policy::diag::render_human(&loaded.sources, &c.diagnostics, false)
     );
+    if let Some(s) = c.snapshot {
+        print!("{}", s.render());
+    }
 }

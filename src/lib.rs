@@ -5,6 +5,10 @@
 //! decision tree) → `Snapshot` → [`decide`] (the pure per-request pipeline) → `Decision`,
 //! whose rejections the [`dialect`] module renders byte for byte as a vendor would.
 
+pub mod auth;
+pub mod compile;
+pub mod decide;
 pub mod dialect;
+pub mod explain;
 pub mod policy;
 pub mod vocab;

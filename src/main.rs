@@ -1,1 +1,325 @@
-fn main() {}
+//! The `rulegate` command line.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rulegate::compile::{compile, Compiled, ProcessSecrets};
+use rulegate::decide::{decide, RequestHead, VirtualEnv};
+use rulegate::policy::{self, diag};
+use rulegate::vocab::Dialect;
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "rulegate",
+    version,
+    about = "An API gateway whose behaviour is a policy language"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check policy files: every diagnostic at once. Exit 0 valid, 1 invalid, 2 usage.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Also print the compiled decision tree.
+        #[arg(long)]
+        print_tree: bool,
+    },
+    /// Run one request through the pipeline; print every step and the exact response.
+    Explain {
+        /// A policy file or directory.
+        path: PathBuf,
+        /// The request method, e.g. GET.
+        method: String,
+        /// `http://host/path?query`, or `/path?query` with `-H 'Host: …'`.
+        url: String,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The request body; `@FILE` reads a file.
+        #[arg(long)]
+        data: Option<String>,
+        /// The client's address (the TCP peer).
+        #[arg(long, default_value = "127.0.0.1")]
+        client_ip: IpAddr,
+        /// The time of the request, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Print the error catalogue and mark the rows rulegate can emit.
+    Errors {
+        #[arg(long, value_parser = parse_dialect)]
+        dialect: Option<Dialect>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+fn parse_dialect(s: &str) -> Result<Dialect, String> {
+    Dialect::parse(s).ok_or_else(|| "expected tencent, huawei or jdcloud".to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            paths,
+            format,
+            print_tree,
+        } => check(&paths, format, print_tree),
+        Command::Explain {
+            path,
+            method,
+            url,
+            headers,
+            data,
+            client_ip,
+            at,
+        } => explain(path, &method, &url, &headers, data, client_ip, at),
+        Command::Errors { dialect } => errors(dialect),
+    }
+}
+
+/// Load and compile; `Err` is the exit code after reporting.
+fn load_and_compile(paths: &[PathBuf]) -> Result<(policy::Loaded, Compiled), ExitCode> {
+    let loaded = policy::load(paths).map_err(|e| {
+        eprintln!("rulegate: {e}");
+        ExitCode::from(2)
+    })?;
+    if loaded.sources.is_empty() {
+        eprintln!("rulegate: no .policy files under {}", display_paths(paths));
+        return Err(ExitCode::from(2));
+    }
+    let compiled = compile(&loaded, &ProcessSecrets);
+    Ok((loaded, compiled))
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn check(paths: &[PathBuf], format: Format, print_tree: bool) -> ExitCode {
+    let (loaded, compiled) = match load_and_compile(paths) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let diags = &compiled.diagnostics;
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == diag::Severity::Error)
+        .count();
+    let warnings = diags.len() - errors;
+    match format {
+        Format::Json => {
+            let out = serde_json::json!({
+                "valid": errors == 0,
+                "files": loaded.sources.len(),
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": diag::to_json(&loaded.sources, diags),
+            });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        }
+        Format::Human => {
+            print!(
+                "{}",
+                diag::render_human(&loaded.sources, diags, std::io::stdout().is_terminal())
+            );
+            let files = loaded.sources.len();
+            let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+            println!(
+                "{}: {}, {}, {}",
+                if errors == 0 { "valid" } else { "invalid" },
+                plural(files, "file"),
+                plural(errors, "error"),
+                plural(warnings, "warning"),
+            );
+            if let (true, Some(snap)) = (print_tree, &compiled.snapshot) {
+                print!("\n{}", snap.render());
+            }
+        }
+    }
+    if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explain(
+    path: PathBuf,
+    method: &str,
+    url: &str,
+    header_args: &[String],
+    data: Option<String>,
+    client_ip: IpAddr,
+    at: Option<String>,
+) -> ExitCode {
+    let (loaded, compiled) = match load_and_compile(&[path]) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let Some(snap) = compiled.snapshot else {
+        eprint!(
+            "{}",
+            diag::render_human(
+                &loaded.sources,
+                &compiled.diagnostics,
+                std::io::stderr().is_terminal()
+            )
+        );
+        eprintln!("rulegate: the policy does not compile; nothing to explain");
+        return ExitCode::from(1);
+    };
+    let (tls, authority, target) = match split_url(url) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("rulegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut headers = http::HeaderMap::new();
+    for h in header_args {
+        let Some((name, value)) = h.split_once(':') else {
+            eprintln!("rulegate: header {h:?} is not `Name: value`");
+            return ExitCode::from(2);
+        };
+        let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.trim().as_bytes()),
+            http::HeaderValue::from_str(value.trim()),
+        ) else {
+            eprintln!("rulegate: header {h:?} is not a valid HTTP header");
+            return ExitCode::from(2);
+        };
+        headers.append(name, value);
+    }
+    let host_header = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let host = host_header.or(authority);
+    let Some(host) = host else {
+        eprintln!("rulegate: give a full URL (http://host/path) or a Host header (-H 'Host: …')");
+        return ExitCode::from(2);
+    };
+    if !headers.contains_key("host") {
+        if let Ok(v) = http::HeaderValue::from_str(&host) {
+            headers.insert("host", v);
+        }
+    }
+    let body = match data {
+        None => Vec::new(),
+        Some(d) => match d.strip_prefix('@') {
+            Some(file) => match std::fs::read(file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("rulegate: {file}: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => d.into_bytes(),
+        },
+    };
+    if !body.is_empty() && !headers.contains_key("content-length") {
+        headers.insert("content-length", http::HeaderValue::from(body.len()));
+    }
+    let now_ms = match at {
+        None => jiff::Timestamp::now().as_millisecond(),
+        Some(t) => match t.parse::<jiff::Timestamp>() {
+            Ok(ts) => ts.as_millisecond(),
+            Err(e) => {
+                eprintln!("rulegate: --at {t:?}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let head = RequestHead {
+        method,
+        target: &target,
+        host: Some(&host),
+        headers: &headers,
+        peer: client_ip,
+        tls,
+        body: Some(&body),
+    };
+    let env = VirtualEnv::new(now_ms);
+    let decision = decide(&snap, &head, &env);
+    print!("{}", rulegate::explain::explain(&snap, &head, &decision));
+    ExitCode::SUCCESS
+}
+
+/// (tls, authority, origin-form target) from `http(s)://authority/path?q` or `/path?q`.
+fn split_url(url: &str) -> Result<(bool, Option<String>, String), String> {
+    if url.starts_with('/') {
+        return Ok((false, None, url.to_string()));
+    }
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!(
+            "{url:?}: expected http://host/path, https://host/path or /path"
+        ));
+    };
+    let (authority, target) = match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_string()),
+    };
+    if authority.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok((tls, Some(authority.to_string()), target))
+}
+
+fn errors(dialect: Option<Dialect>) -> ExitCode {
+    let dialects: Vec<Dialect> = match dialect {
+        Some(d) => vec![d],
+        None => Dialect::ALL.to_vec(),
+    };
+    for d in dialects {
+        let entries = rulegate::dialect::catalogue(d);
+        let emitted = entries.iter().filter(|e| e.emitted).count();
+        println!(
+            "# {d}: {} documented rows, {emitted} emitted by rulegate (✓)",
+            entries.len()
+        );
+        for e in &entries {
+            let mark = if e.emitted { "✓" } else { " " };
+            println!(
+                "{mark} {:<38} {:>3}  {}",
+                e.row.code, e.row.status, e.row.message
+            );
+        }
+        let undocumented = rulegate::dialect::undocumented(d);
+        if !undocumented.is_empty() {
+            println!("\n# {d}: undocumented answers (no vendor row exists for the situation)");
+            for r in undocumented {
+                println!(
+                    "✓ {:<38} {:>3}  {}\n      {}",
+                    r.code, r.status, r.message, r.note
+                );
+            }
+        }
+        println!();
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,53 @@
+//! Authentication: who is calling, verified by the provider a route names.
+//!
+//! Each scheme answers with a [`Principal`] or a [`Refusal`] carrying the canonical reason
+//! (which the dialect turns into the vendor's exact row) and a trace detail. Secrets never
+//! appear in either.
+
+use crate::compile::{Provider, Service};
+use crate::decide::{Env, RequestHead};
+use crate::dialect::Reason;
+use crate::policy::ast::AuthKind;
+
+/// Who the request was verified to come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The app (for schemes keyed by an app's access key).
+    pub app: Option<usize>,
+    /// For the trace: how the caller was identified (never a secret).
+    pub describe: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+/// Verify a request against a provider.
+///
+/// The verification schemes arrive with the authentication work (issue #4). Until a scheme is
+/// built, a route that uses it refuses every request — failing closed, never open — with the
+/// dialect's internal-error row and a trace that says why.
+pub fn authenticate(
+    _service: &Service,
+    provider: &Provider,
+    _head: &RequestHead<'_>,
+    _env: &dyn Env,
+) -> Result<Principal, Refusal> {
+    let scheme = match provider.kind {
+        AuthKind::Keypair => "keypair",
+        AuthKind::AppSignature => "app-signature",
+        AuthKind::JdSignature => "jd-signature",
+        AuthKind::Jwt => "jwt",
+        AuthKind::Authorizer => "authorizer",
+        AuthKind::Oauth2 => "oauth2",
+    };
+    Err(Refusal {
+        reason: Reason::Internal,
+        detail: format!(
+            "provider {}: the {scheme} scheme is not available in this build; refusing",
+            provider.name
+        ),
+    })
+}

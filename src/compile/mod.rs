@@ -1,0 +1,1105 @@
+//! AST → `Snapshot`: resolve names, reject conflicts and ambiguity, resolve secrets, and build
+//! the decision tree. Every problem becomes a diagnostic; a snapshot is produced only when
+//! there is no error.
+
+mod render;
+mod route;
+mod secrets;
+pub mod snapshot;
+pub mod tree;
+
+pub use secrets::{ProcessSecrets, SecretStore};
+pub use snapshot::*;
+
+use crate::policy::ast::{self, Span, Spanned};
+use crate::policy::diag::{self, did_you_mean, Diagnostic};
+use crate::policy::Loaded;
+use crate::vocab::{Dialect, Protocol};
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The outcome of compiling a policy set: every diagnostic (parse and compile), and the
+/// snapshot when there was no error.
+pub struct Compiled {
+    pub snapshot: Option<Snapshot>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Compile a loaded policy set. Parse diagnostics are carried over; compilation still runs
+/// on what parsed so that one `check` reports everything.
+pub fn compile(loaded: &Loaded, secrets: &dyn SecretStore) -> Compiled {
+    let mut cx = Cx {
+        diags: loaded.diagnostics.clone(),
+        parse_errors: loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == diag::Severity::Error)
+            .map(|d| d.span)
+            .collect(),
+        secrets,
+        sources: &loaded.sources,
+        dir: Path::new(""),
+    };
+    let mut default_dialect: Option<Spanned<Dialect>> = None;
+    let mut services = Vec::new();
+    let mut names: HashMap<&str, Span> = HashMap::new();
+    let mut host_owner: HashMap<String, (usize, Span)> = HashMap::new();
+    let mut hosts = HostTable::default();
+
+    for (file_id, file) in &loaded.files {
+        cx.dir = &loaded.dirs[*file_id as usize];
+        for item in &file.items {
+            match &item.value {
+                ast::TopItem::DefaultDialect(d) => {
+                    if let Some(prev) = &default_dialect {
+                        cx.diags.push(
+                            Diagnostic::error(
+                                diag::REPEATED_STATEMENT,
+                                item.span,
+                                "`default dialect` is set twice",
+                            )
+                            .label("second setting")
+                            .related(prev.span, "first set here")
+                            .help("a policy set has one default dialect"),
+                        );
+                    } else {
+                        default_dialect = Some(d.clone());
+                    }
+                }
+                ast::TopItem::Service(s) => {
+                    if let Some(prev) = names.get(s.name.value.as_str()) {
+                        cx.diags.push(
+                            Diagnostic::error(
+                                diag::DUPLICATE_SERVICE,
+                                s.name.span,
+                                format!("service `{}` is defined twice", s.name.value),
+                            )
+                            .label("second definition")
+                            .related(*prev, "first defined here")
+                            .help("service names are unique across the policy set"),
+                        );
+                        continue;
+                    }
+                    names.insert(&s.name.value, s.name.span);
+                    let index = services.len();
+                    let Some(compiled) = cx.service(s, item.span) else {
+                        continue;
+                    };
+                    for (host, span) in &compiled.1 {
+                        if let Some((owner, prev)) = host_owner.get(host) {
+                            let owner: &Service = &services[*owner];
+                            cx.diags.push(
+                                Diagnostic::error(
+                                    diag::DUPLICATE_HOST,
+                                    *span,
+                                    format!(
+                                        "host {host:?} is already claimed by service `{}`",
+                                        owner.name
+                                    ),
+                                )
+                                .label("claimed twice")
+                                .related(*prev, "first claimed here")
+                                .help("a host name routes to exactly one service"),
+                            );
+                            continue;
+                        }
+                        host_owner.insert(host.clone(), (index, *span));
+                        if host == "*" {
+                            hosts.any = Some(index);
+                        } else if let Some(suffix) = host.strip_prefix('*') {
+                            hosts.suffixes.push((suffix.to_string(), index));
+                        } else {
+                            hosts.exact.insert(host.clone(), index);
+                        }
+                    }
+                    services.push(compiled.0);
+                }
+            }
+        }
+    }
+    hosts
+        .suffixes
+        .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+
+    let default_dialect = match default_dialect {
+        Some(d) => Some(d.value),
+        None => {
+            let mut dialects: Vec<Dialect> = services.iter().map(|s| s.dialect).collect();
+            dialects.sort();
+            dialects.dedup();
+            match dialects.as_slice() {
+                [only] => Some(*only),
+                [] => Some(Dialect::Huawei),
+                _ => {
+                    let span = loaded
+                        .files
+                        .first()
+                        .map(|(id, _)| Span::new(*id, 0, 0))
+                        .unwrap_or_default();
+                    cx.diags.push(
+                        Diagnostic::error(
+                            diag::MISSING_STATEMENT,
+                            span,
+                            "services answer in different dialects and no `default dialect` is set",
+                        )
+                        .label("requests that match no service need a dialect")
+                        .help("add `default dialect huawei` (or tencent, jdcloud) at the top level of a file"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+
+    diag::sort(&mut cx.diags);
+    let snapshot = match default_dialect {
+        Some(default_dialect) if !diag::has_errors(&cx.diags) => Some(Snapshot {
+            default_dialect,
+            default_limits: Limits::default(),
+            hosts,
+            services,
+            source_hash: source_hash(loaded),
+        }),
+        _ => None,
+    };
+    Compiled {
+        snapshot,
+        diagnostics: cx.diags,
+    }
+}
+
+fn source_hash(loaded: &Loaded) -> String {
+    let mut h = Sha256::new();
+    for i in 0..loaded.sources.len() as u32 {
+        h.update(loaded.sources.name(i).as_bytes());
+        h.update([0]);
+        h.update(loaded.sources.text(i).as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compilation context shared by every block.
+pub(crate) struct Cx<'a> {
+    pub(crate) diags: Vec<Diagnostic>,
+    /// Spans of parse errors: a block containing one may lack statements only because they
+    /// did not parse, so "missing statement" diagnostics are suppressed inside it.
+    parse_errors: Vec<Span>,
+    secrets: &'a dyn SecretStore,
+    pub(crate) sources: &'a crate::policy::diag::Sources,
+    /// Directory of the file being compiled, for relative secret files.
+    dir: &'a Path,
+}
+
+/// A statement that may appear once per block.
+pub(crate) struct Once<T> {
+    what: &'static str,
+    pub(crate) value: Option<(T, Span)>,
+}
+
+impl<T> Once<T> {
+    pub(crate) fn new(what: &'static str) -> Self {
+        Once { what, value: None }
+    }
+
+    pub(crate) fn set(&mut self, cx: &mut Cx<'_>, value: T, span: Span) {
+        if let Some((_, prev)) = &self.value {
+            cx.diags.push(
+                Diagnostic::error(
+                    diag::REPEATED_STATEMENT,
+                    span,
+                    format!("`{}` appears twice", self.what),
+                )
+                .label("second occurrence")
+                .related(*prev, "first occurrence")
+                .help(format!(
+                    "`{}` may appear once in this block; merge the two",
+                    self.what
+                )),
+            );
+        } else {
+            self.value = Some((value, span));
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        self.value.as_ref().map(|(v, _)| v)
+    }
+
+    pub(crate) fn take(self) -> Option<T> {
+        self.value.map(|(v, _)| v)
+    }
+}
+
+/// Names defined in a service, with where each was defined.
+pub(crate) struct Names {
+    what: &'static str,
+    map: HashMap<String, (usize, Span)>,
+}
+
+impl Names {
+    pub(crate) fn new(what: &'static str) -> Self {
+        Names {
+            what,
+            map: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn define(
+        &mut self,
+        cx: &mut Cx<'_>,
+        name: &ast::Ident,
+        index: usize,
+        code: diag::Code,
+    ) -> bool {
+        if let Some((_, prev)) = self.map.get(&name.value) {
+            cx.diags.push(
+                Diagnostic::error(
+                    code,
+                    name.span,
+                    format!("{} `{}` is defined twice", self.what, name.value),
+                )
+                .label("second definition")
+                .related(*prev, "first defined here")
+                .help(format!(
+                    "rename one of them; {} names are unique within a service",
+                    self.what
+                )),
+            );
+            return false;
+        }
+        self.map.insert(name.value.clone(), (index, name.span));
+        true
+    }
+
+    pub(crate) fn resolve(&self, cx: &mut Cx<'_>, name: &ast::Ident) -> Option<usize> {
+        if let Some((i, _)) = self.map.get(&name.value) {
+            return Some(*i);
+        }
+        let help =
+            did_you_mean(&name.value, self.map.keys().map(String::as_str)).unwrap_or_else(|| {
+                if self.map.is_empty() {
+                    format!("this service defines no {}", self.what)
+                } else {
+                    let mut known: Vec<&str> = self.map.keys().map(String::as_str).collect();
+                    known.sort();
+                    format!("defined {}s: {}", self.what, known.join(", "))
+                }
+            });
+        cx.diags.push(
+            Diagnostic::error(
+                diag::UNDEFINED,
+                name.span,
+                format!("undefined {} `{}`", self.what, name.value),
+            )
+            .label(format!("no {} of this name in this service", self.what))
+            .help(help),
+        );
+        None
+    }
+
+    pub(crate) fn spans(&self) -> impl Iterator<Item = (&str, usize, Span)> {
+        self.map.iter().map(|(n, (i, s))| (n.as_str(), *i, *s))
+    }
+}
+
+impl<'a> Cx<'a> {
+    pub(crate) fn poisoned(&self, block: Span) -> bool {
+        self.parse_errors
+            .iter()
+            .any(|e| e.file == block.file && e.start >= block.start && e.start < block.end)
+    }
+
+    pub(crate) fn missing(&mut self, block: Span, at: Span, message: String, help: &str) {
+        if !self.poisoned(block) {
+            self.diags.push(
+                Diagnostic::error(diag::MISSING_STATEMENT, at, message)
+                    .label("declared here")
+                    .help(help),
+            );
+        }
+    }
+
+    /// Read a secret; `trim` drops one trailing newline (files written by editors have one).
+    pub(crate) fn secret(&mut self, r: &ast::SecretRef, owner: &str, trim: bool) -> Option<Secret> {
+        let name = &r.name.value;
+        let found = match r.source {
+            ast::SecretSource::Env => self
+                .secrets
+                .env(name)
+                .map(String::into_bytes)
+                .ok_or_else(|| format!("environment variable `{name}` is not set")),
+            ast::SecretSource::File => {
+                let path = self.dir.join(name);
+                self.secrets
+                    .file(&path)
+                    .map_err(|e| format!("file `{}` cannot be read: {}", path.display(), e.kind()))
+            }
+        };
+        match found {
+            Ok(mut bytes) => {
+                if trim {
+                    if bytes.ends_with(b"\n") {
+                        bytes.pop();
+                    }
+                    if bytes.ends_with(b"\r") {
+                        bytes.pop();
+                    }
+                }
+                if bytes.is_empty() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            diag::MISSING_SECRET,
+                            r.name.span,
+                            format!("the secret for {owner} is empty"),
+                        )
+                        .label("empty")
+                        .help("put the secret in the environment variable or file"),
+                    );
+                    return None;
+                }
+                Some(Secret(bytes))
+            }
+            Err(why) => {
+                self.diags.push(
+                    Diagnostic::error(diag::MISSING_SECRET, r.name.span, format!("the secret for {owner} is missing"))
+                        .label(why)
+                        .help("secrets are read when the policy is compiled; provide it, or fix the reference"),
+                );
+                None
+            }
+        }
+    }
+
+    fn service(&mut self, s: &ast::Service, span: Span) -> Option<(Service, Vec<(String, Span)>)> {
+        let mut dialect = Once::new("dialect");
+        let mut hosts = Once::new("hosts");
+        let mut protocols = Once::new("protocols");
+        let mut stages = Once::new("stages");
+        let mut limits = Once::new("limits");
+        let mut request_id = Once::new("request id from header");
+        let mut ip = IpRules::default();
+        let mut trusted_proxies: Vec<IpNet> = Vec::new();
+        let mut backends = Vec::new();
+        let mut backend_names = Names::new("backend");
+        let mut apps_ast = Vec::new();
+        let mut providers_ast = Vec::new();
+        let mut plans_ast = Vec::new();
+        let mut routes_ast = Vec::new();
+
+        for item in &s.items {
+            use ast::ServiceItem as I;
+            match &item.value {
+                I::Dialect(d) => dialect.set(self, d.value, item.span),
+                I::Hosts(h) => hosts.set(self, h.clone(), item.span),
+                I::Protocols(p) => protocols.set(self, p.clone(), item.span),
+                I::Stages(st) => stages.set(self, st.clone(), item.span),
+                I::Limits(l) => limits.set(self, l.clone(), item.span),
+                I::RequestIdHeader(h) => request_id.set(self, h.value.clone(), item.span),
+                I::AllowIps(a) => ip.allow.extend(a.iter().map(|n| n.value)),
+                I::DenyIps(d) => ip.deny.extend(d.iter().map(|n| n.value)),
+                I::TrustedProxies(t) => trusted_proxies.extend(t.iter().map(|n| n.value)),
+                I::Backend(b) => {
+                    if backend_names.define(self, &b.name, backends.len(), diag::DUPLICATE_NAME) {
+                        if let Some(b) = self.backend(b, item.span) {
+                            backends.push(b);
+                        }
+                    }
+                }
+                I::App(a) => apps_ast.push((a, item.span)),
+                I::Auth(p) => providers_ast.push((p, item.span)),
+                I::Plan(p) => plans_ast.push((p, item.span)),
+                I::Route(r) => routes_ast.push((r, item.span)),
+            }
+        }
+
+        let Some(dialect) = dialect.take() else {
+            self.missing(span, s.name.span, format!("service `{}` has no `dialect`", s.name.value),
+                "add `dialect tencent`, `dialect huawei` or `dialect jdcloud`: it decides every error answer");
+            return None;
+        };
+        let hosts = match hosts.take() {
+            Some(h) => self.hosts(&h),
+            None => {
+                self.missing(
+                    span,
+                    s.name.span,
+                    format!("service `{}` has no `hosts`", s.name.value),
+                    "add `hosts \"api.example.com\"` (or `hosts \"*\"` to take every host)",
+                );
+                Vec::new()
+            }
+        };
+        let service_protocols: Vec<Protocol> = match protocols.take() {
+            Some(p) => dedup(p.iter().map(|p| p.value).collect()),
+            None => Protocol::ALL.to_vec(),
+        };
+        let stage_sel = match stages.take() {
+            Some(st) => self.stages(&st),
+            None => StageSelector::None,
+        };
+        let mut svc_limits = Limits::default();
+        if let Some(items) = limits.take() {
+            self.limits(&items, &mut svc_limits, false);
+        }
+
+        // Apps, providers and plans.
+        let mut app_names = Names::new("app");
+        let mut apps = Vec::new();
+        let mut app_by_key: HashMap<String, usize> = HashMap::new();
+        let mut key_spans: HashMap<String, Span> = HashMap::new();
+        for (a, span) in apps_ast {
+            if !app_names.define(self, &a.name, apps.len(), diag::DUPLICATE_NAME) {
+                continue;
+            }
+            if let Some((app, key_span)) = self.app(a, span, &s.name.value) {
+                if let Some(prev) = key_spans.get(&app.key) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            diag::DUPLICATE_KEY,
+                            key_span,
+                            format!("access key {:?} is used by two apps", app.key),
+                        )
+                        .label("second use")
+                        .related(*prev, "first used here")
+                        .help("every app needs its own access key"),
+                    );
+                    continue;
+                }
+                key_spans.insert(app.key.clone(), key_span);
+                app_by_key.insert(app.key.clone(), apps.len());
+                apps.push(app);
+            } else {
+                // keep indices aligned with names: a broken app still occupies its slot
+                apps.push(App {
+                    name: a.name.value.clone(),
+                    key: String::new(),
+                    secret: Secret(Vec::new()),
+                    trusted_ips: Vec::new(),
+                    frozen: true,
+                    quota: None,
+                    rates: Vec::new(),
+                });
+            }
+        }
+        let mut provider_names = Names::new("auth provider");
+        let mut providers = Vec::new();
+        for (p, span) in providers_ast {
+            if provider_names.define(self, &p.name, providers.len(), diag::DUPLICATE_NAME) {
+                providers.push(self.provider(p, span));
+            }
+        }
+        let mut plan_names = Names::new("plan");
+        let mut plans = Vec::new();
+        for (p, _) in plans_ast {
+            if plan_names.define(self, &p.name, plans.len(), diag::DUPLICATE_PLAN) {
+                plans.push(self.plan(p, &app_names, &s.name.value));
+            }
+        }
+
+        // Routes and trees.
+        let tree_count = stage_sel.names().len().max(1);
+        let mut rc = route::RouteCx {
+            service: &s.name.value,
+            dialect,
+            protocols: &service_protocols,
+            stages: &stage_sel,
+            limits: svc_limits,
+            ip: &ip,
+            backends: &backend_names,
+            apps: &app_names,
+            providers: &provider_names,
+            provider_kinds: providers.iter().map(|p: &Provider| p.kind).collect(),
+            trees: vec![tree::PathTree::default(); tree_count],
+            routes: Vec::new(),
+            route_spans: Vec::new(),
+            used_backends: vec![false; backends.len()],
+            used_providers: vec![false; providers.len()],
+        };
+        for (r, span) in routes_ast {
+            rc.route(self, r, span);
+        }
+        let route::RouteCx {
+            trees,
+            routes,
+            used_backends,
+            used_providers,
+            ..
+        } = rc;
+
+        for (name, i, span) in backend_names.spans() {
+            if !used_backends.get(i).copied().unwrap_or(true) {
+                self.diags.push(
+                    Diagnostic::warning(
+                        diag::UNUSED,
+                        span,
+                        format!("backend `{name}` is never used"),
+                    )
+                    .label("no route forwards here")
+                    .help("forward a route to it, or remove it"),
+                );
+            }
+        }
+        for (name, i, span) in provider_names.spans() {
+            if !used_providers.get(i).copied().unwrap_or(true) {
+                self.diags.push(
+                    Diagnostic::warning(
+                        diag::UNUSED,
+                        span,
+                        format!("auth provider `{name}` is never used"),
+                    )
+                    .label("no route authenticates with it")
+                    .help("use it in a route's `auth`, or remove it"),
+                );
+            }
+        }
+
+        let service = Service {
+            name: s.name.value.clone(),
+            dialect,
+            limits: svc_limits,
+            stages: stage_sel,
+            trees,
+            routes,
+            backends,
+            apps,
+            app_by_key,
+            providers,
+            plans,
+            trusted_proxies,
+            request_id_header: request_id.take(),
+        };
+        Some((service, hosts))
+    }
+
+    fn hosts(&mut self, hosts: &[Spanned<String>]) -> Vec<(String, Span)> {
+        let mut out: Vec<(String, Span)> = Vec::new();
+        for h in hosts {
+            let host = h.value.to_ascii_lowercase();
+            let name = host.strip_prefix("*.").unwrap_or(&host);
+            let valid = host == "*"
+                || (!name.is_empty()
+                    && name.len() <= 253
+                    && name.split('.').all(|l| {
+                        !l.is_empty()
+                            && l.len() <= 63
+                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    }))
+                || name.parse::<std::net::IpAddr>().is_ok()
+                || name
+                    .strip_prefix('[')
+                    .and_then(|n| n.strip_suffix(']'))
+                    .is_some_and(|n| n.parse::<std::net::Ipv6Addr>().is_ok());
+            if !valid {
+                self.diags.push(
+                    Diagnostic::error(diag::UNKNOWN_VALUE, h.span, format!("invalid host {:?}", h.value))
+                        .label("not a host name")
+                        .help("write a host name without scheme or port (`api.example.com`), `*.example.com`, or `*`"),
+                );
+                continue;
+            }
+            if out.iter().any(|(h, _)| *h == host) {
+                continue;
+            }
+            out.push((host, h.span));
+        }
+        out
+    }
+
+    fn stages(&mut self, st: &ast::Stages) -> StageSelector {
+        let mut names: Vec<String> = Vec::new();
+        for n in &st.names {
+            if names.iter().any(|x| x.eq_ignore_ascii_case(&n.value)) {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::DUPLICATE_NAME,
+                        n.span,
+                        format!("stage `{}` is listed twice", n.value),
+                    )
+                    .label("listed again"),
+                );
+            } else {
+                names.push(n.value.clone());
+            }
+        }
+        match &st.from {
+            ast::StageFrom::Path => {
+                if let Some(d) = &st.default {
+                    self.diags.push(
+                        Diagnostic::error(
+                            diag::NOT_APPLICABLE,
+                            d.span,
+                            "a path-selected stage has no default",
+                        )
+                        .label("every request names its stage in the path")
+                        .help("remove `default …`, or select stages `from header`"),
+                    );
+                }
+                StageSelector::Path { names }
+            }
+            ast::StageFrom::Header(h) => {
+                let default = match &st.default {
+                    None => 0,
+                    Some(d) => match names.iter().position(|n| n.eq_ignore_ascii_case(&d.value)) {
+                        Some(i) => i,
+                        None => {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    diag::UNDEFINED,
+                                    d.span,
+                                    format!("undefined stage `{}`", d.value),
+                                )
+                                .label("not one of the listed stages")
+                                .maybe_help(did_you_mean(
+                                    &d.value,
+                                    names.iter().map(String::as_str),
+                                )),
+                            );
+                            0
+                        }
+                    },
+                };
+                StageSelector::Header {
+                    header: h.value.clone(),
+                    names,
+                    default,
+                }
+            }
+        }
+    }
+
+    pub(crate) fn limits(&mut self, items: &[ast::LimitItem], limits: &mut Limits, route: bool) {
+        let mut seen: Vec<ast::LimitKind> = Vec::new();
+        for item in items {
+            let kind = item.kind.value;
+            if seen.contains(&kind) {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::REPEATED_STATEMENT,
+                        item.kind.span,
+                        format!("limit `{}` is set twice", kind.name()),
+                    )
+                    .label("second setting"),
+                );
+                continue;
+            }
+            seen.push(kind);
+            if route && kind != ast::LimitKind::Body {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::NOT_APPLICABLE,
+                        item.kind.span,
+                        format!("limit `{}` cannot be set per route", kind.name()),
+                    )
+                    .label("URI and header sizes are checked before a route is chosen")
+                    .help("set it in the service's `limits` block"),
+                );
+                continue;
+            }
+            let bytes = item.size.value.bytes;
+            if bytes == 0 {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::OUT_OF_RANGE,
+                        item.size.span,
+                        "a size limit must be above zero",
+                    )
+                    .label("zero"),
+                );
+                continue;
+            }
+            match kind {
+                ast::LimitKind::Body => limits.body = bytes,
+                ast::LimitKind::Uri => limits.uri = bytes,
+                ast::LimitKind::Header => limits.header = bytes,
+                ast::LimitKind::Headers => limits.headers = bytes,
+            }
+        }
+    }
+
+    fn backend(&mut self, b: &ast::Backend, span: Span) -> Option<Backend> {
+        let mut targets = Once::new("targets");
+        let mut timeout = Once::new("timeout");
+        let mut connect = Once::new("connect timeout");
+        let mut retries = Once::new("retries");
+        let mut deny = Vec::new();
+        let mut except = Vec::new();
+        for item in &b.items {
+            match &item.value {
+                ast::BackendItem::Targets(t) => targets.set(
+                    self,
+                    t.iter().map(|t| t.value.clone()).collect::<Vec<_>>(),
+                    item.span,
+                ),
+                ast::BackendItem::Timeout(d) => timeout.set(self, d.value.millis, item.span),
+                ast::BackendItem::ConnectTimeout(d) => connect.set(self, d.value.millis, item.span),
+                ast::BackendItem::Retries(r) => retries.set(self, r.value, item.span),
+                ast::BackendItem::DenyIps { deny: d, except: e } => {
+                    deny.extend(d.iter().map(|n| n.value));
+                    except.extend(e.iter().map(|n| n.value));
+                }
+            }
+        }
+        let Some(targets) = targets.take() else {
+            self.missing(
+                span,
+                b.name.span,
+                format!("backend `{}` has no `targets`", b.name.value),
+                "add `targets \"http://HOST:PORT\"`",
+            );
+            return None;
+        };
+        Some(Backend {
+            name: b.name.value.clone(),
+            targets,
+            timeout_ms: timeout.take().unwrap_or(60_000),
+            connect_timeout_ms: connect.take().unwrap_or(5_000),
+            retries: retries.take().unwrap_or(0),
+            deny,
+            except,
+        })
+    }
+
+    fn app(&mut self, a: &ast::App, span: Span, service: &str) -> Option<(App, Span)> {
+        let mut key = Once::new("key");
+        let mut secret = Once::new("secret");
+        let mut quota = Once::new("quota");
+        let mut trusted = Vec::new();
+        let mut frozen = false;
+        let mut rates = Vec::new();
+        for item in &a.items {
+            match &item.value {
+                ast::AppItem::Key(k) => key.set(self, k.clone(), item.span),
+                ast::AppItem::Secret(s) => secret.set(self, s.clone(), item.span),
+                ast::AppItem::TrustedIps(t) => trusted.extend(t.iter().map(|n| n.value)),
+                ast::AppItem::Quota(q) => quota.set(self, quota_rule(q), item.span),
+                ast::AppItem::Rate(r) => {
+                    let id = format!("{service}/app:{}/{}", a.name.value, rates.len());
+                    if let Some(rule) = self.rate_rule(r, id, false) {
+                        rates.push(rule);
+                    }
+                }
+                ast::AppItem::Frozen => frozen = true,
+            }
+        }
+        let owner = format!("app `{}`", a.name.value);
+        let Some(key) = key.take() else {
+            self.missing(
+                span,
+                a.name.span,
+                format!("app `{}` has no `key`", a.name.value),
+                "add `key \"ACCESS-KEY\"`",
+            );
+            return None;
+        };
+        let Some(secret_ref) = secret.take() else {
+            self.missing(
+                span,
+                a.name.span,
+                format!("app `{}` has no `secret`", a.name.value),
+                "add `secret env \"VAR\"` or `secret file \"PATH\"`",
+            );
+            return None;
+        };
+        let secret = self.secret(&secret_ref, &owner, true)?;
+        Some((
+            App {
+                name: a.name.value.clone(),
+                key: key.value,
+                secret,
+                trusted_ips: trusted,
+                frozen,
+                quota: quota.take(),
+                rates,
+            },
+            key.span,
+        ))
+    }
+
+    fn plan(&mut self, p: &ast::Plan, apps: &Names, service: &str) -> Plan {
+        let mut members = Vec::new();
+        let mut rates = Vec::new();
+        let mut quota = Once::new("quota");
+        for item in &p.items {
+            match &item.value {
+                ast::PlanItem::Apps(list) => {
+                    for a in list {
+                        if let Some(i) = apps.resolve(self, a) {
+                            members.push(i);
+                        }
+                    }
+                }
+                ast::PlanItem::Rate(r) => {
+                    let id = format!("{service}/plan:{}/{}", p.name.value, rates.len());
+                    if let Some(rule) = self.rate_rule(r, id, false) {
+                        rates.push(rule);
+                    }
+                }
+                ast::PlanItem::Quota(q) => quota.set(self, quota_rule(q), item.span),
+            }
+        }
+        Plan {
+            name: p.name.value.clone(),
+            apps: members,
+            rates,
+            quota: quota.take(),
+        }
+    }
+
+    /// `route_context`: whether `per app` must be backed by an app-yielding auth (checked by the
+    /// caller for routes); apps and plans always know their app.
+    pub(crate) fn rate_rule(
+        &mut self,
+        r: &ast::Rate,
+        id: String,
+        _route_context: bool,
+    ) -> Option<RateRule> {
+        let key = r
+            .key
+            .as_ref()
+            .map(|k| k.value.clone())
+            .unwrap_or(ast::RateKey::Route);
+        Some(RateRule {
+            id,
+            limit: r.limit.value,
+            period: r.period.value,
+            key,
+            burst: r.burst.as_ref().map(|b| b.value).unwrap_or(0),
+            on_store_error: r
+                .on_store_error
+                .as_ref()
+                .map(|e| e.value)
+                .unwrap_or(ast::StoreErrorPolicy::Allow),
+        })
+    }
+
+    fn provider(&mut self, p: &ast::AuthProvider, span: Span) -> Provider {
+        use ast::AuthItem as A;
+        use ast::AuthKind as K;
+        let kind = p.kind.value;
+        let applies = |item: &A| -> bool {
+            match item {
+                A::Algorithms(_) => matches!(kind, K::Keypair | K::Jwt),
+                A::ClockSkew(_) => matches!(kind, K::Keypair | K::AppSignature | K::JdSignature),
+                A::Variant(_) => kind == K::Keypair,
+                A::Key(_) | A::Jwks(_) | A::Issuer(_) | A::Audience(_) | A::Leeway(_) => {
+                    kind == K::Jwt
+                }
+                A::TokenFrom(_) => matches!(kind, K::Jwt | K::Oauth2),
+                A::Url(_) | A::Cache(_) | A::Identity(_) | A::Timeout(_) => kind == K::Authorizer,
+                A::AccessTtl(_) | A::RefreshTtl(_) | A::SigningKey(_) => kind == K::Oauth2,
+                A::AllowAppcode => kind == K::AppSignature,
+                A::Path(_) => false,
+            }
+        };
+        let mut out = Provider {
+            name: p.name.value.clone(),
+            kind,
+            algorithms: Vec::new(),
+            clock_skew_ms: match kind {
+                K::Keypair => 900_000,
+                _ => 15 * 60_000,
+            },
+            kong_variant: false,
+            key: None,
+            jwks: None,
+            issuer: None,
+            audience: Vec::new(),
+            leeway_ms: 60_000,
+            token_from: TokenFrom::Header {
+                name: "Authorization".into(),
+                bearer: true,
+            },
+            url: None,
+            timeout_ms: 500,
+            cache_ms: 0,
+            identity_headers: Vec::new(),
+            path: None,
+            access_ttl_ms: 3_600_000,
+            refresh_ttl_ms: 7 * 86_400_000,
+            signing_key: None,
+            allow_appcode: false,
+        };
+        let owner = format!("auth provider `{}`", p.name.value);
+        let mut algorithms: Vec<&Spanned<String>> = Vec::new();
+        for item in &p.items {
+            if !applies(&item.value) {
+                let help = match &item.value {
+                    A::Path(_) => "the token endpoint is a route: `route POST \"/oauth2/token\" { issue tokens NAME }`".to_string(),
+                    other => format!("`{}` applies to: {}", other.keyword(), kinds_for(other)),
+                };
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::NOT_APPLICABLE,
+                        item.span,
+                        format!(
+                            "`{}` does not apply to a {} provider",
+                            item.value.keyword(),
+                            kind.name()
+                        ),
+                    )
+                    .label("not applicable")
+                    .help(help),
+                );
+                continue;
+            }
+            match &item.value {
+                A::Algorithms(a) => algorithms.extend(a.iter()),
+                A::ClockSkew(d) => out.clock_skew_ms = d.value.millis,
+                A::Variant(v) => out.kong_variant = v.value == "kong",
+                A::Key(k) => out.key = self.secret(k, &owner, false),
+                A::Jwks(k) => out.jwks = self.secret(k, &owner, false),
+                A::Issuer(i) => out.issuer = Some(i.value.clone()),
+                A::Audience(a) => out.audience.extend(a.iter().map(|a| a.value.clone())),
+                A::Leeway(d) => out.leeway_ms = d.value.millis,
+                A::TokenFrom(t) => {
+                    out.token_from = match t {
+                        ast::TokenSource::Header { name, bearer } => TokenFrom::Header {
+                            name: name.value.clone(),
+                            bearer: *bearer,
+                        },
+                        ast::TokenSource::Query(q) => TokenFrom::Query(q.value.clone()),
+                        ast::TokenSource::Cookie(c) => TokenFrom::Cookie(c.value.clone()),
+                    }
+                }
+                A::Url(u) => out.url = Some(u.value.clone()),
+                A::Timeout(d) => out.timeout_ms = d.value.millis,
+                A::Cache(d) => out.cache_ms = d.value.millis,
+                A::Identity(h) => out
+                    .identity_headers
+                    .extend(h.iter().map(|h| h.value.clone())),
+                A::Path(_) => {}
+                A::AccessTtl(d) => out.access_ttl_ms = d.value.millis,
+                A::RefreshTtl(d) => out.refresh_ttl_ms = d.value.millis,
+                A::SigningKey(k) => out.signing_key = self.secret(k, &owner, true),
+                A::AllowAppcode => out.allow_appcode = true,
+            }
+        }
+        self.algorithms(kind, &algorithms, &mut out.algorithms);
+        let has = |f: &dyn Fn(&A) -> bool| p.items.iter().any(|i| f(&i.value));
+        match kind {
+            K::Jwt => {
+                if !has(&|i| matches!(i, A::Key(_) | A::Jwks(_))) {
+                    self.missing(span, p.name.span, format!("jwt provider `{}` has no key", p.name.value),
+                        "add `key file \"PATH.pem\"` (or `key env \"VAR\"` for HS256) or `jwks file \"PATH\"`");
+                }
+                if algorithms.is_empty() {
+                    self.missing(span, p.name.span, format!("jwt provider `{}` does not pin its algorithms", p.name.value),
+                        "add `algorithms RS256` (or the algorithms your issuer signs with): tokens are never trusted to name their own");
+                }
+            }
+            K::Authorizer if !has(&|i| matches!(i, A::Url(_))) => {
+                self.missing(
+                    span,
+                    p.name.span,
+                    format!("authorizer `{}` has no `url`", p.name.value),
+                    "add `url \"http://HOST:PORT/PATH\"`",
+                );
+            }
+            K::Oauth2 if !has(&|i| matches!(i, A::SigningKey(_))) => {
+                self.missing(
+                    span,
+                    p.name.span,
+                    format!("oauth2 provider `{}` has no `signing key`", p.name.value),
+                    "add `signing key env \"VAR\"` or `signing key file \"PATH\"`",
+                );
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn algorithms(
+        &mut self,
+        kind: ast::AuthKind,
+        given: &[&Spanned<String>],
+        out: &mut Vec<String>,
+    ) {
+        const HMAC: &[&str] = &["hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"];
+        const JWT: &[&str] = &[
+            "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+            "ES256", "ES384", "EdDSA",
+        ];
+        let known = match kind {
+            ast::AuthKind::Keypair => HMAC,
+            _ => JWT,
+        };
+        for a in given {
+            if a.value.eq_ignore_ascii_case("none") {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::UNKNOWN_VALUE,
+                        a.span,
+                        "algorithm `none` is never accepted",
+                    )
+                    .label("unsigned tokens would pass")
+                    .help("name the algorithm your issuer signs with"),
+                );
+                continue;
+            }
+            if !known.contains(&a.value.as_str()) {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::UNKNOWN_VALUE,
+                        a.span,
+                        format!("unknown algorithm `{}`", a.value),
+                    )
+                    .label(format!("not a {} algorithm", kind.name()))
+                    .help(
+                        did_you_mean(&a.value, known.iter().copied())
+                            .unwrap_or_else(|| format!("algorithms: {}", known.join(", "))),
+                    ),
+                );
+                continue;
+            }
+            if !out.contains(&a.value) {
+                out.push(a.value.clone());
+            }
+        }
+        if kind == ast::AuthKind::Jwt {
+            let hs = given.iter().filter(|a| a.value.starts_with("HS")).count();
+            if hs > 0 && hs < given.len() {
+                let first = given.iter().find(|a| a.value.starts_with("HS")).unwrap();
+                self.diags.push(
+                    Diagnostic::error(diag::CONFLICT, first.span, "shared-secret (HS*) and public-key algorithms are mixed")
+                        .label("a public key must never verify an HMAC token")
+                        .help("use two providers: one with HS* and a secret key, one with public-key algorithms"),
+                );
+            }
+        }
+    }
+}
+
+fn kinds_for(item: &ast::AuthItem) -> &'static str {
+    use ast::AuthItem as A;
+    match item {
+        A::Algorithms(_) => "keypair, jwt",
+        A::ClockSkew(_) => "keypair, app-signature, jd-signature",
+        A::Variant(_) => "keypair",
+        A::Key(_) | A::Jwks(_) | A::Issuer(_) | A::Audience(_) | A::Leeway(_) => "jwt",
+        A::TokenFrom(_) => "jwt, oauth2",
+        A::Url(_) | A::Cache(_) | A::Identity(_) | A::Timeout(_) => "authorizer",
+        A::AccessTtl(_) | A::RefreshTtl(_) | A::SigningKey(_) => "oauth2",
+        A::AllowAppcode => "app-signature",
+        A::Path(_) => "none",
+    }
+}
+
+fn quota_rule(q: &ast::Quota) -> QuotaRule {
+    QuotaRule {
+        limit: q.limit.value,
+        period: q.period.value,
+    }
+}
+
+pub(crate) fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}

@@ -1,0 +1,248 @@
+//! The path radix tree: one per (service, stage).
+//!
+//! A node per path segment; each node has literal children (a hash map), at most one `{var}`
+//! child and at most one `{rest+}` leaf. Lookup walks one segment at a time, trying literal,
+//! then `{var}`, then `{rest+}`, and backtracks when a branch dead-ends — so the most specific
+//! route wins (static > `{var}` > `{rest+}`) and the cost depends on the path's depth, never on
+//! the number of routes. Written by hand rather than with a router crate because the tree must
+//! be printable (compiled-tree snapshots, `explain`) and its conflicts must map to our
+//! diagnostics.
+
+use crate::vocab::Method;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// Route index per method; `Method::Any` sits last.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MethodTable {
+    slots: [Option<u32>; Method::ALL.len()],
+}
+
+impl MethodTable {
+    pub fn get(&self, m: Method) -> Option<u32> {
+        self.slots[m.index()]
+    }
+
+    /// The route for a request method: the route naming it, else for HEAD the GET route,
+    /// else the `ANY` route. `None` for a method this path does not take.
+    pub fn resolve(&self, method: Option<Method>) -> Option<u32> {
+        let any = self.slots[Method::Any.index()];
+        match method {
+            Some(Method::Head) => self.get(Method::Head).or(self.get(Method::Get)).or(any),
+            Some(m) => self.get(m).or(any),
+            None => any,
+        }
+    }
+
+    /// Methods this path answers, for `Allow`-style listings and explain output.
+    pub fn methods(&self) -> impl Iterator<Item = (Method, u32)> + '_ {
+        Method::ALL
+            .iter()
+            .filter_map(|m| self.slots[m.index()].map(|r| (*m, r)))
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Node {
+    literals: HashMap<Box<str>, Node>,
+    var: Option<Box<Node>>,
+    rest: Option<MethodTable>,
+    here: Option<MethodTable>,
+}
+
+/// One shape of segment on the way to a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape<'a> {
+    Literal(&'a str),
+    Var,
+    Rest,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PathTree {
+    root: Node,
+}
+
+/// A match: the methods at the leaf and, in order, the values of the route's variables.
+#[derive(Debug)]
+pub struct Match<'t, 'p> {
+    pub methods: &'t MethodTable,
+    pub captures: Vec<Capture<'p>>,
+}
+
+/// A variable's value: one segment, or for `{rest+}` the remaining segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture<'p> {
+    One(&'p str),
+    Rest(&'p [String]),
+}
+
+impl PathTree {
+    /// Insert a route for a method. On a clash returns the route already there.
+    pub fn insert(&mut self, shape: &[Shape<'_>], method: Method, route: u32) -> Result<(), u32> {
+        let mut node = &mut self.root;
+        for (i, s) in shape.iter().enumerate() {
+            match s {
+                Shape::Literal(l) => node = node.literals.entry((*l).into()).or_default(),
+                Shape::Var => node = node.var.get_or_insert_with(Default::default),
+                Shape::Rest => {
+                    debug_assert_eq!(i + 1, shape.len());
+                    return put(
+                        node.rest.get_or_insert_with(Default::default),
+                        method,
+                        route,
+                    );
+                }
+            }
+        }
+        put(
+            node.here.get_or_insert_with(Default::default),
+            method,
+            route,
+        )
+    }
+
+    /// Find the most specific route for the (already percent-decoded) segments.
+    pub fn lookup<'t, 'p>(&'t self, segments: &'p [String]) -> Option<Match<'t, 'p>> {
+        let mut captures = Vec::new();
+        let methods = walk(&self.root, segments, &mut captures)?;
+        Some(Match { methods, captures })
+    }
+
+    /// A stable, readable rendering of the tree, for snapshots and `explain`.
+    pub fn render(&self, route_label: &dyn Fn(u32) -> String) -> String {
+        let mut out = String::new();
+        render(&self.root, "/", 0, route_label, &mut out);
+        out
+    }
+}
+
+fn put(table: &mut MethodTable, method: Method, route: u32) -> Result<(), u32> {
+    match table.slots[method.index()] {
+        Some(existing) => Err(existing),
+        None => {
+            table.slots[method.index()] = Some(route);
+            Ok(())
+        }
+    }
+}
+
+fn walk<'t, 'p>(
+    node: &'t Node,
+    segs: &'p [String],
+    caps: &mut Vec<Capture<'p>>,
+) -> Option<&'t MethodTable> {
+    let Some((first, rest)) = segs.split_first() else {
+        return node.here.as_ref();
+    };
+    if let Some(child) = node.literals.get(first.as_str()) {
+        if let Some(found) = walk(child, rest, caps) {
+            return Some(found);
+        }
+    }
+    if let Some(child) = &node.var {
+        if !first.is_empty() {
+            caps.push(Capture::One(first));
+            if let Some(found) = walk(child, rest, caps) {
+                return Some(found);
+            }
+            caps.pop();
+        }
+    }
+    if let Some(table) = &node.rest {
+        if segs.iter().any(|s| !s.is_empty()) {
+            caps.push(Capture::Rest(segs));
+            return Some(table);
+        }
+    }
+    None
+}
+
+fn render(node: &Node, label: &str, depth: usize, route: &dyn Fn(u32) -> String, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    let _ = write!(out, "{pad}{label}");
+    if let Some(t) = &node.here {
+        write_methods(t, route, out);
+    }
+    out.push('\n');
+    let mut literals: Vec<_> = node.literals.iter().collect();
+    literals.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, child) in literals {
+        render(child, name, depth + 1, route, out);
+    }
+    if let Some(child) = &node.var {
+        render(child, "{var}", depth + 1, route, out);
+    }
+    if let Some(t) = &node.rest {
+        let _ = write!(out, "{pad}  {{rest+}}");
+        write_methods(t, route, out);
+        out.push('\n');
+    }
+}
+
+fn write_methods(t: &MethodTable, route: &dyn Fn(u32) -> String, out: &mut String) {
+    for (m, r) in t.methods() {
+        let _ = write!(out, "  {m} → {}", route(r));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(p: &str) -> Vec<String> {
+        p.split('/').skip(1).map(String::from).collect()
+    }
+
+    #[test]
+    fn static_beats_var_beats_rest_with_backtracking() {
+        let mut t = PathTree::default();
+        t.insert(
+            &[
+                Shape::Literal("a"),
+                Shape::Literal("b"),
+                Shape::Literal("c"),
+            ],
+            Method::Get,
+            0,
+        )
+        .unwrap();
+        t.insert(
+            &[Shape::Literal("a"), Shape::Var, Shape::Literal("d")],
+            Method::Get,
+            1,
+        )
+        .unwrap();
+        t.insert(&[Shape::Literal("a"), Shape::Rest], Method::Get, 2)
+            .unwrap();
+        let r = |p: &str| {
+            t.lookup(&segs(p))
+                .map(|m| m.methods.resolve(Some(Method::Get)).unwrap())
+        };
+        assert_eq!(r("/a/b/c"), Some(0));
+        // literal `b` dead-ends at `d`; backtrack to {var}
+        assert_eq!(r("/a/b/d"), Some(1));
+        assert_eq!(r("/a/b/e"), Some(2));
+        assert_eq!(r("/a"), None);
+        assert_eq!(r("/b"), None);
+    }
+
+    #[test]
+    fn clash_reports_existing_route() {
+        let mut t = PathTree::default();
+        t.insert(&[Shape::Var], Method::Get, 0).unwrap();
+        assert_eq!(t.insert(&[Shape::Var], Method::Get, 1), Err(0));
+        assert!(t.insert(&[Shape::Var], Method::Post, 1).is_ok());
+    }
+
+    #[test]
+    fn head_falls_back_to_get_then_any() {
+        let mut t = MethodTable::default();
+        put(&mut t, Method::Get, 3).unwrap();
+        assert_eq!(t.resolve(Some(Method::Head)), Some(3));
+        assert_eq!(t.resolve(Some(Method::Post)), None);
+        put(&mut t, Method::Any, 4).unwrap();
+        assert_eq!(t.resolve(Some(Method::Post)), Some(4));
+        assert_eq!(t.resolve(None), Some(4));
+    }
+}

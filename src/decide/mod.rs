@@ -1,0 +1,536 @@
+//! The per-request pipeline. Pure: no I/O; time, request ids and counters come through
+//! [`Env`]. `serve`, `explain` and `test` all call [`decide`], so nothing is evaluated
+//! differently offline.
+//!
+//! The steps run in a fixed order (DESIGN.md §4), and each records a [`Step`] in the trace:
+//!
+//! 1. request sanity (URI and header sizes, Host)
+//! 2. service by Host, stage, route by path, then method
+//! 3. protocol · 4. CORS · 5. client IP · 6. websocket handshake · 7. authentication and the
+//!    app's standing · 8. parameters · 9. body size · 10. rate limits and quotas — each as
+//!    compiled into the route's check program
+//! 11. the action: mock, forward or issue tokens
+
+mod checks;
+pub mod env;
+pub mod request;
+mod response;
+
+pub use env::{Env, Limiter, MemoryLimiter, QuotaVerdict, RateVerdict, VirtualEnv};
+pub use request::RequestHead;
+pub use response::{render_response, Response};
+
+use crate::compile::{Action, Check, Route, Service, Snapshot, StageSelector};
+use crate::dialect::Reason;
+use crate::vocab::{Dialect, Method, Protocol};
+use std::fmt;
+use std::net::IpAddr;
+
+/// What to do with a request, and why.
+#[derive(Debug)]
+pub struct Decision {
+    pub request_id: String,
+    pub dialect: Dialect,
+    pub service: Option<usize>,
+    pub stage: Option<usize>,
+    pub route: Option<usize>,
+    /// The authenticated app, if any.
+    pub app: Option<usize>,
+    /// The client address the checks used (the peer, or from X-Forwarded-For via a trusted proxy).
+    pub client_ip: IpAddr,
+    pub outcome: Outcome,
+    /// Headers for whatever response results (CORS, rate-limit headers, route headers).
+    pub headers: Vec<(String, String)>,
+    pub trace: Vec<Step>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// Refuse with the dialect's row for this reason.
+    Reject(Reason),
+    /// Answer directly: a mock or a CORS preflight.
+    Respond(Response),
+    Forward(ForwardPlan),
+    IssueTokens {
+        provider: usize,
+    },
+    /// Form parameters must be checked: read the body (at most `limit` bytes) and decide again.
+    NeedBody {
+        limit: u64,
+    },
+}
+
+/// Where to send a request that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardPlan {
+    pub backend: usize,
+    /// The upstream request target: rewritten path plus the original query.
+    pub target: String,
+}
+
+/// One pipeline step as it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// DESIGN.md §4 step number.
+    pub n: u8,
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// A step that decided the outcome without refusing (a preflight answer, the action).
+    Done,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = match self.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "FAIL",
+            Verdict::Done => "done",
+        };
+        write!(f, "{:>2} {:<10} {v:<4}  {}", self.n, self.name, self.detail)
+    }
+}
+
+/// The request as the route sees it after routing: its path variables and segments.
+struct Routed<'s, 'r> {
+    service: &'s Service,
+    route: &'s Route,
+    /// (name, decoded value) in path order.
+    vars: Vec<(&'s str, String)>,
+    /// The request path after a path-selected stage prefix is removed.
+    path: &'r str,
+}
+
+struct Pipeline<'a, 'r> {
+    snap: &'a Snapshot,
+    head: &'a RequestHead<'r>,
+    env: &'a dyn Env,
+    d: Decision,
+}
+
+/// Decide what to do with one request. Never panics on any input.
+pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decision {
+    let mut p = Pipeline {
+        snap,
+        head,
+        env,
+        d: Decision {
+            request_id: String::new(),
+            dialect: snap.default_dialect,
+            service: None,
+            stage: None,
+            route: None,
+            app: None,
+            client_ip: head.peer,
+            outcome: Outcome::Reject(Reason::Internal),
+            headers: Vec::new(),
+            trace: Vec::new(),
+        },
+    };
+    let outcome = p.run();
+    p.d.outcome = outcome;
+    p.d
+}
+
+impl<'a, 'r> Pipeline<'a, 'r> {
+    fn step(&mut self, n: u8, name: &'static str, verdict: Verdict, detail: impl Into<String>) {
+        self.d.trace.push(Step {
+            n,
+            name,
+            verdict,
+            detail: detail.into(),
+        });
+    }
+
+    fn fail(
+        &mut self,
+        n: u8,
+        name: &'static str,
+        detail: impl Into<String>,
+        reason: Reason,
+    ) -> Outcome {
+        self.step(n, name, Verdict::Fail, detail);
+        Outcome::Reject(reason)
+    }
+
+    fn run(&mut self) -> Outcome {
+        let head = self.head;
+        let host = head.host.map(normalize_host);
+        let service_index = host.as_deref().and_then(|h| self.snap.hosts.find(h));
+        let service = service_index.map(|i| &self.snap.services[i]);
+        if let Some(s) = service {
+            self.d.dialect = s.dialect;
+        }
+        self.d.request_id = self.request_id(service);
+
+        // 1. request sanity
+        let limits = service
+            .map(|s| s.limits)
+            .unwrap_or(self.snap.default_limits);
+        if head.target.len() as u64 > limits.uri {
+            let detail = format!("URI is {} bytes, limit {}", head.target.len(), limits.uri);
+            return self.fail(1, "sanity", detail, Reason::UriTooLarge);
+        }
+        let mut total = 0u64;
+        for (name, value) in head.headers {
+            let size = (name.as_str().len() + value.len()) as u64;
+            if size > limits.header {
+                let detail = format!("header {name} is {size} bytes, limit {}", limits.header);
+                return self.fail(1, "sanity", detail, Reason::HeaderTooLarge);
+            }
+            total += size;
+        }
+        if total > limits.headers {
+            let detail = format!("headers are {total} bytes, limit {}", limits.headers);
+            return self.fail(1, "sanity", detail, Reason::HeadersTooLarge);
+        }
+        let Some(host) = host.filter(|h| valid_host(h)) else {
+            let detail = format!("missing or malformed Host {:?}", head.host.unwrap_or(""));
+            return self.fail(1, "sanity", detail, Reason::BadRequest);
+        };
+        if !head.target.starts_with('/') {
+            let detail = format!("request target {:?} is not a path", head.target);
+            return self.fail(1, "sanity", detail, Reason::BadRequest);
+        }
+        self.step(
+            1,
+            "sanity",
+            Verdict::Pass,
+            format!(
+                "URI {} B, headers {total} B within limits",
+                head.target.len()
+            ),
+        );
+
+        // 2. service, stage, route, method
+        let (Some(service_index), Some(service)) = (service_index, service) else {
+            let detail = format!("no service serves host {host:?}");
+            return self.fail(2, "host", detail, Reason::NoHost { host });
+        };
+        self.d.service = Some(service_index);
+        self.step(
+            2,
+            "host",
+            Verdict::Pass,
+            format!("{host} → service {}", service.name),
+        );
+
+        let raw_path = head.path();
+        let mut segments: Vec<String> = Vec::new();
+        if raw_path != "/" {
+            for s in raw_path[1..].split('/') {
+                match request::decode_segment(s) {
+                    Some(s) => segments.push(s),
+                    None => {
+                        let detail =
+                            format!("path segment {s:?} is not valid percent-encoded UTF-8");
+                        return self.fail(2, "route", detail, Reason::BadRequest);
+                    }
+                }
+            }
+        }
+        let (stage, path, segments) = match self.stage(service, raw_path, segments) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        self.d.stage = stage;
+        let tree = &service.trees[stage.unwrap_or(0)];
+        let Some(found) = tree.lookup(&segments) else {
+            let detail = format!("no route matches {raw_path}");
+            return self.fail(
+                2,
+                "route",
+                detail,
+                Reason::NoRoute {
+                    uri: raw_path.to_string(),
+                },
+            );
+        };
+        let method = Method::parse(head.method).filter(|m| *m != Method::Any);
+        let preflight = method == Some(Method::Options)
+            && head.header("origin").is_some()
+            && found.methods.get(Method::Options).is_none();
+        let requested = if preflight {
+            head.header("access-control-request-method")
+                .and_then(Method::parse)
+        } else {
+            method
+        };
+        let preflight = preflight && requested.is_some();
+        let Some(route_index) = found
+            .methods
+            .resolve(if preflight { requested } else { method })
+        else {
+            let detail = format!("{} is not routed for {raw_path}", head.method);
+            return self.fail(
+                2,
+                "method",
+                detail,
+                Reason::MethodNotAllowed {
+                    method: head.method.to_string(),
+                    uri: raw_path.to_string(),
+                },
+            );
+        };
+        let route = &service.routes[route_index as usize];
+        self.d.route = Some(route_index as usize);
+        let vars: Vec<(&str, String)> = route
+            .vars
+            .iter()
+            .map(String::as_str)
+            .zip(found.captures.iter().map(|c| match c {
+                crate::compile::tree::Capture::One(s) => s.to_string(),
+                crate::compile::tree::Capture::Rest(s) => s.join("/"),
+            }))
+            .collect();
+        let shown: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        self.step(
+            2,
+            "route",
+            Verdict::Pass,
+            format!(
+                "{} ({}){}{}",
+                route.label,
+                route.location,
+                if shown.is_empty() { "" } else { " " },
+                shown.join(" ")
+            ),
+        );
+        self.d
+            .headers
+            .extend(route.response_headers.iter().cloned());
+        let routed = Routed {
+            service,
+            route,
+            vars,
+            path,
+        };
+
+        // 3–10: the route's program; a preflight is answered at step 4.
+        let used = if head.tls {
+            Protocol::Https
+        } else {
+            Protocol::Http
+        };
+        for check in &route.program {
+            if preflight && !matches!(check, Check::Protocol(_)) {
+                break;
+            }
+            if let Err(outcome) = self.check(check, &routed, used) {
+                return outcome;
+            }
+        }
+        if preflight {
+            return self.preflight(&routed);
+        }
+        if route.cors.is_some() {
+            self.cors_headers(route);
+        }
+
+        // 11. the action
+        self.action(&routed)
+    }
+
+    fn request_id(&self, service: Option<&Service>) -> String {
+        let trusted = service
+            .and_then(|s| s.request_id_header.as_deref())
+            .and_then(|h| self.head.header(h))
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= 128
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        match trusted {
+            Some(v) => v.to_string(),
+            None => self.env.request_id(),
+        }
+    }
+
+    /// Find the stage; returns (stage index, path after a stage prefix, remaining segments).
+    #[allow(clippy::type_complexity)]
+    fn stage(
+        &mut self,
+        service: &Service,
+        raw_path: &'r str,
+        segments: Vec<String>,
+    ) -> Result<(Option<usize>, &'r str, Vec<String>), Outcome> {
+        match &service.stages {
+            StageSelector::None => Ok((None, raw_path, segments)),
+            StageSelector::Header {
+                header,
+                names,
+                default,
+            } => match self.head.header(header) {
+                None => {
+                    self.step(
+                        2,
+                        "stage",
+                        Verdict::Pass,
+                        format!("{} (default: no {header} header)", names[*default]),
+                    );
+                    Ok((Some(*default), raw_path, segments))
+                }
+                Some(v) => match names.iter().position(|n| n.eq_ignore_ascii_case(v.trim())) {
+                    Some(i) => {
+                        self.step(
+                            2,
+                            "stage",
+                            Verdict::Pass,
+                            format!("{} (from {header})", names[i]),
+                        );
+                        Ok((Some(i), raw_path, segments))
+                    }
+                    None => {
+                        let detail = format!("{header}: {v:?} names no stage of this service");
+                        Err(self.fail(
+                            2,
+                            "stage",
+                            detail,
+                            Reason::NoStage {
+                                stage: v.to_string(),
+                                from_path: false,
+                            },
+                        ))
+                    }
+                },
+            },
+            StageSelector::Path { names } => {
+                let first = segments.first().map(String::as_str).unwrap_or("");
+                match names.iter().position(|n| n.eq_ignore_ascii_case(first)) {
+                    Some(i) => {
+                        self.step(
+                            2,
+                            "stage",
+                            Verdict::Pass,
+                            format!("{} (from the path)", names[i]),
+                        );
+                        let prefix_len = 1 + raw_path[1..].find('/').unwrap_or(raw_path.len() - 1);
+                        let rest = &raw_path[prefix_len..];
+                        let rest = if rest.is_empty() { "/" } else { rest };
+                        Ok((Some(i), rest, segments[1..].to_vec()))
+                    }
+                    None => {
+                        let mapping = format!("/{}", raw_path[1..].split('/').next().unwrap_or(""));
+                        let detail =
+                            format!("path prefix {mapping:?} names no stage of this service");
+                        Err(self.fail(
+                            2,
+                            "stage",
+                            detail,
+                            Reason::NoStage {
+                                stage: mapping,
+                                from_path: true,
+                            },
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    fn action(&mut self, r: &Routed<'_, '_>) -> Outcome {
+        match &r.route.action {
+            Action::Mock(m) => {
+                let mut headers = Vec::new();
+                if let Some(ct) = m.content_type {
+                    headers.push(("Content-Type".to_string(), ct.to_string()));
+                }
+                self.step(11, "action", Verdict::Done, format!("mock {}", m.status));
+                Outcome::Respond(Response {
+                    status: m.status,
+                    headers,
+                    body: m.body.clone(),
+                })
+            }
+            Action::Forward(f) => {
+                let path = match &f.path {
+                    None => r.path.to_string(),
+                    Some(t) => rewrite(t, &r.vars),
+                };
+                let target = match self.head.query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                let backend = &r.service.backends[f.backend];
+                self.step(
+                    11,
+                    "action",
+                    Verdict::Done,
+                    format!("forward to backend {} as {target}", backend.name),
+                );
+                Outcome::Forward(ForwardPlan {
+                    backend: f.backend,
+                    target,
+                })
+            }
+            Action::IssueTokens { provider } => {
+                self.step(
+                    11,
+                    "action",
+                    Verdict::Done,
+                    format!("issue tokens ({})", r.service.providers[*provider].name),
+                );
+                Outcome::IssueTokens {
+                    provider: *provider,
+                }
+            }
+        }
+    }
+}
+
+/// Fill a forward path template with the route's variables, percent-encoding each segment.
+fn rewrite(t: &crate::policy::ast::PathTemplate, vars: &[(&str, String)]) -> String {
+    use crate::policy::ast::Segment;
+    if t.segments.is_empty() {
+        return "/".to_string();
+    }
+    let mut out = String::new();
+    let value = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    for s in &t.segments {
+        out.push('/');
+        match s {
+            Segment::Literal(l) => out.push_str(l),
+            Segment::Var(v) => out.push_str(&request::encode_segment(value(v))),
+            Segment::Rest(v) => {
+                let parts: Vec<String> = value(v).split('/').map(request::encode_segment).collect();
+                out.push_str(&parts.join("/"));
+            }
+        }
+    }
+    out
+}
+
+/// Lower-case, without port and without a trailing dot.
+fn normalize_host(h: &str) -> String {
+    let h = h.trim();
+    let without_port = if let Some(rest) = h.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, _)) => return format!("[{}]", v6.to_ascii_lowercase()),
+            None => h,
+        }
+    } else {
+        match h.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => h,
+        }
+    };
+    without_port.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b))
+}

@@ -1,0 +1,118 @@
+//! The view of a request that `decide` reads: everything the pipeline needs, nothing it does
+//! not (no body stream, no connection). The server builds one from hyper's request; `explain`
+//! and `test` build one from the command line or a test case.
+
+use http::HeaderMap;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    /// As sent, e.g. `GET`.
+    pub method: &'a str,
+    /// Origin-form request target: `/path?query`.
+    pub target: &'a str,
+    /// Authority or Host header, possibly with a port.
+    pub host: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    /// The TCP peer.
+    pub peer: IpAddr,
+    pub tls: bool,
+    /// The body, when it has been read (only routes with form parameters need it).
+    pub body: Option<&'a [u8]>,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The first value of a header as text; `None` when absent or not visible ASCII.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn path(&self) -> &'a str {
+        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+    }
+
+    pub fn query(&self) -> Option<&'a str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+}
+
+/// Percent-decode one path segment. `None` for malformed escapes or non-UTF-8 results.
+pub fn decode_segment(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_string());
+    }
+    percent_decode(s.as_bytes(), false)
+}
+
+/// Percent-decode a query or form component (`+` is a space there).
+pub fn decode_component(s: &str) -> Option<String> {
+    percent_decode(s.as_bytes(), true)
+}
+
+fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Option<String> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Percent-encode a decoded path segment for forwarding (RFC 3986 unreserved kept as is).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The value of the first `name` pair of an `a=b&c=d` string; `Some(None)` when present
+/// but undecodable.
+pub fn form_value(data: &str, name: &str) -> Option<Option<String>> {
+    data.split('&').filter(|p| !p.is_empty()).find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = decode_component(k)?;
+        (k == name).then(|| decode_component(v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding() {
+        assert_eq!(decode_segment("a%20b").as_deref(), Some("a b"));
+        assert_eq!(decode_segment("a+b").as_deref(), Some("a+b"));
+        assert_eq!(decode_segment("%zz"), None);
+        assert_eq!(decode_segment("%ff"), None);
+        assert_eq!(
+            form_value("a=1&page=2+3&page=9", "page"),
+            Some(Some("2 3".into()))
+        );
+        assert_eq!(form_value("a=1", "page"), None);
+        assert_eq!(form_value("page=%zz", "page"), Some(None));
+        assert_eq!(form_value("flag", "flag"), Some(Some(String::new())));
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+    }
+}

@@ -1,0 +1,57 @@
+//! The response a decision produces when rulegate answers itself (a rejection, a mock, a
+//! preflight): status, headers in order, body bytes.
+
+use super::{Decision, Outcome};
+use crate::dialect;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The full response for a decision that answers the client directly; `None` when the
+/// request goes on (forward, token endpoint) or the body must be read first.
+pub fn render_response(d: &Decision) -> Option<Response> {
+    let mut response = match &d.outcome {
+        Outcome::Reject(reason) => {
+            let e = dialect::render(d.dialect, reason, &d.request_id);
+            Response {
+                status: e.status,
+                headers: e.headers,
+                body: e.body.into_bytes(),
+            }
+        }
+        Outcome::Respond(r) => {
+            let mut r = r.clone();
+            r.headers.push((
+                dialect::request_id_header(d.dialect).to_string(),
+                d.request_id.clone(),
+            ));
+            r
+        }
+        Outcome::Forward(_) | Outcome::IssueTokens { .. } | Outcome::NeedBody { .. } => {
+            return None
+        }
+    };
+    response.headers.extend(d.headers.iter().cloned());
+    Some(response)
+}
+
+impl Response {
+    /// The response as it goes on the wire (HTTP/1.1, with Content-Length).
+    pub fn to_http(&self) -> String {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\n",
+            self.status,
+            dialect::reason_phrase(self.status)
+        );
+        for (k, v) in &self.headers {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+        out.push_str(&format!("Content-Length: {}\n\n", self.body.len()));
+        out.push_str(&String::from_utf8_lossy(&self.body));
+        out
+    }
+}

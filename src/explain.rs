@@ -1,0 +1,67 @@
+//! `explain`: run one request through the real pipeline and print every step and the exact
+//! response. The same text is what policy tests snapshot.
+
+use crate::compile::Snapshot;
+use crate::decide::{render_response, Decision, Outcome, RequestHead};
+use std::fmt::Write as _;
+
+/// The pipeline trace and the outcome of a decision, as text.
+pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String {
+    let mut out = String::new();
+    let scheme = if head.tls { "https" } else { "http" };
+    let _ = writeln!(
+        out,
+        "request  {} {scheme}://{}{}",
+        head.method,
+        head.host.unwrap_or("-"),
+        head.target
+    );
+    if d.client_ip != head.peer {
+        let _ = writeln!(out, "client   {} (via proxy {})", d.client_ip, head.peer);
+    } else {
+        let _ = writeln!(out, "client   {}", d.client_ip);
+    }
+    let _ = writeln!(out, "dialect  {}", d.dialect);
+    out.push_str("\npipeline\n");
+    for step in &d.trace {
+        let _ = writeln!(out, "  {step}");
+    }
+    out.push('\n');
+    match &d.outcome {
+        Outcome::Forward(plan) => {
+            let service = &snap.services[d.service.unwrap_or(0)];
+            let backend = &service.backends[plan.backend];
+            let _ = writeln!(
+                out,
+                "forward  {} {} to backend {}",
+                head.method, plan.target, backend.name
+            );
+            for t in &backend.targets {
+                let _ = writeln!(out, "  target {}{}", t.trim_end_matches('/'), plan.target);
+            }
+        }
+        Outcome::IssueTokens { provider } => {
+            let service = &snap.services[d.service.unwrap_or(0)];
+            let _ = writeln!(
+                out,
+                "token endpoint of provider {}",
+                service.providers[*provider].name
+            );
+        }
+        Outcome::NeedBody { limit } => {
+            let _ = writeln!(
+                out,
+                "the body is needed (up to {limit} bytes) to check form parameters"
+            );
+        }
+        Outcome::Reject(_) | Outcome::Respond(_) => {}
+    }
+    if let Some(response) = render_response(d) {
+        out.push_str("response\n");
+        out.push_str(&response.to_http());
+        if !response.body.is_empty() {
+            out.push('\n');
+        }
+    }
+    out
+}
