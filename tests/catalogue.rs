@@ -125,6 +125,7 @@ fn expected_fills(d: Dialect, reason: &Reason) -> Vec<(&'static str, String)> {
         | (Dialect::Tencent, Reason::CrossOriginWithoutCors { uri }) => vec![("$uri", uri.clone())],
         (Dialect::Tencent, Reason::ParamMissing { name, .. })
         | (Dialect::Tencent, Reason::ParamInvalid { name, .. })
+        | (Dialect::Tencent, Reason::ParamOutOfRange { name, .. })
         | (Dialect::Tencent, Reason::Auth(A::HmacHeaderMissing { name })) => {
             vec![("xxx", name.clone())]
         }

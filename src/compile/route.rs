@@ -220,7 +220,7 @@ impl RouteCx<'_> {
         }
         let mut param_checks = Vec::new();
         for (p, _) in &params {
-            if p.location.value == ParamLocation::Path && !vars.iter().any(|v| *v == p.name.value) {
+            if p.location.value == ParamLocation::Path && !vars.contains(&p.name.value) {
                 cx.diags.push(
                     Diagnostic::error(
                         diag::UNDECLARED_PATH_VAR,

@@ -180,7 +180,7 @@ impl fmt::Display for Check {
             Check::Param(p) => write!(f, "{p}"),
             Check::BodySize(n) => write!(f, "body ≤ {n} bytes"),
             Check::Rate(r) => write!(f, "{r}"),
-            Check::Quota => f.write_str("app quota"),
+            Check::Quota => f.write_str("the app's and its plans' rates and quotas"),
         }
     }
 }

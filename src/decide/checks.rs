@@ -311,31 +311,25 @@ impl Pipeline<'_, '_> {
                 );
                 Ok(())
             }
-            Some(v) => match v.as_deref().filter(|v| type_ok(&p.ty, v)) {
-                Some(v) => {
-                    self.step(
-                        8,
-                        "param",
-                        Verdict::Pass,
-                        format!("{} {:?} = {v:?} is {}", p.location, p.name, p.ty),
-                    );
-                    Ok(())
+            Some(v) => {
+                let verdict = v.as_deref().map_or(TypeCheck::WrongType, |v| type_check(&p.ty, v));
+                let shown = v.as_deref().map(|v| format!("{v:?}")).unwrap_or_else(|| "undecodable".into());
+                let (location, name, expected) = (p.location, p.name.clone(), p.ty.to_string());
+                match verdict {
+                    TypeCheck::Ok => {
+                        self.step(8, "param", Verdict::Pass, format!("{location} {name:?} = {shown} is {expected}"));
+                        Ok(())
+                    }
+                    TypeCheck::WrongType => {
+                        let detail = format!("{location} {name:?} = {shown} is not {expected}");
+                        Err(self.fail(8, "param", detail, Reason::ParamInvalid { location, name, expected }))
+                    }
+                    TypeCheck::OutOfRange => {
+                        let detail = format!("{location} {name:?} = {shown} is outside {expected}");
+                        Err(self.fail(8, "param", detail, Reason::ParamOutOfRange { location, name, expected }))
+                    }
                 }
-                None => {
-                    let shown = v
-                        .as_deref()
-                        .map(|v| format!("{v:?}"))
-                        .unwrap_or_else(|| "undecodable".into());
-                    let detail = format!("{} {:?} = {shown} is not {}", p.location, p.name, p.ty);
-                    Err(self.fail(
-                        8,
-                        "param",
-                        detail,
-                        Reason::ParamInvalid {
-                            location: p.location,
-                            name: p.name.clone(),
-                            expected: p.ty.to_string(),
-                        },
+            }
                     ))
                 }
             },
@@ -487,22 +481,37 @@ fn names(p: &[Protocol]) -> String {
     p.iter().map(|p| p.upper()).collect::<Vec<_>>().join(",")
 }
 
-/// Whether a parameter value has the declared type (and range).
-pub fn type_ok(ty: &ParamTy, v: &str) -> bool {
-    fn within<T: PartialOrd>(x: T, min: &Option<T>, max: &Option<T>) -> bool {
-        min.as_ref().is_none_or(|m| x >= *m) && max.as_ref().is_none_or(|m| x <= *m)
+/// How a parameter value measures up to its declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeCheck {
+    Ok,
+    /// Not a value of the type at all (`abc` for an int).
+    WrongType,
+    /// A value of the type outside the declared range, length or enumeration.
+    OutOfRange,
+}
+
+/// Check a parameter value against its declared type and range.
+pub fn type_check(ty: &ParamTy, v: &str) -> TypeCheck {
+    fn within<T: PartialOrd>(x: T, min: &Option<T>, max: &Option<T>) -> TypeCheck {
+        if min.as_ref().is_none_or(|m| x >= *m) && max.as_ref().is_none_or(|m| x <= *m) {
+            TypeCheck::Ok
+        } else {
+            TypeCheck::OutOfRange
+        }
     }
     match ty {
-        ParamTy::Any => true,
+        ParamTy::Any => TypeCheck::Ok,
         ParamTy::String { min_len, max_len } => within(v.chars().count() as u64, min_len, max_len),
-        ParamTy::Int { min, max } => v.parse::<i64>().is_ok_and(|x| within(x, min, max)),
-        ParamTy::Decimal { min, max } => {
-            is_decimal(v)
-                && v.parse::<f64>()
-                    .is_ok_and(|x| x.is_finite() && within(x, min, max))
-        }
-        ParamTy::Bool => v == "true" || v == "false",
-        ParamTy::Enum(values) => values.iter().any(|x| x == v),
+        ParamTy::Int { min, max } => v.parse::<i64>().map_or(TypeCheck::WrongType, |x| within(x, min, max)),
+        ParamTy::Decimal { min, max } => match v.parse::<f64>() {
+            Ok(x) if is_decimal(v) && x.is_finite() => within(x, min, max),
+            _ => TypeCheck::WrongType,
+        },
+        ParamTy::Bool if v == "true" || v == "false" => TypeCheck::Ok,
+        ParamTy::Bool => TypeCheck::WrongType,
+        ParamTy::Enum(values) if values.iter().any(|x| x == v) => TypeCheck::Ok,
+        ParamTy::Enum(_) => TypeCheck::OutOfRange,
     }
 }
 

@@ -39,8 +39,11 @@ pub struct Decision {
     /// The client address the checks used (the peer, or from X-Forwarded-For via a trusted proxy).
     pub client_ip: IpAddr,
     pub outcome: Outcome,
-    /// Headers for whatever response results (CORS, rate-limit headers, route headers).
+    /// Headers the pipeline adds to whatever response results (CORS, Retry-After).
     pub headers: Vec<(String, String)>,
+    /// The route's own `response header`s: added to its mock and forwarded responses, never
+    /// to the vendor's rejection rows.
+    pub response_headers: Vec<(String, String)>,
     pub trace: Vec<Step>,
 }
 
@@ -130,6 +133,7 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
             client_ip: head.peer,
             outcome: Outcome::Reject(Reason::Internal),
             headers: Vec::new(),
+            response_headers: Vec::new(),
             trace: Vec::new(),
         },
     };

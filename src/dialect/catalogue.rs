@@ -58,6 +58,7 @@
 //! | NoUsagePlan | 403 `Found no validate usage plan.` | 403 APIG.0304 `The app is not authorized to access the API.` | 403 HTTP_FORBIDDEN |
 //! | ParamMissing header / query / path / form | 403 `header xxx is required.` / `querystring xxx is required.` / `path variable xxx is required.` / `body param xxx is required.` | 400 APIG.0201 + detail | 400 ARGUMENT_NOT_FOUND `The parameter argument is required` |
 //! | ParamInvalid | 403 `Get xxx params fail.` | 400 APIG.0201 + detail | 400 ARGUMENT_WRONG_FORMAT `Type of parameter argument shall be of a format` (a format = expected) |
+//! | ParamOutOfRange | 403 `Get xxx params fail.` | 400 APIG.0201 + detail | 400 OUT_OF_RANGE `The parameter value is illegal or exceeds the range` |
 //! | FormContentTypeRequired | 403 `req content type need application/x-www-form-urlencoded.` | 400 APIG.0201 + detail | 400 ARGUMENT_WRONG_FORMAT (argument = `Content-Type`, a format = `application/x-www-form-urlencoded`) |
 //! | RateLimited | 429 `API rate limit exceeded.` | 429 APIG.0308 | 429 RATE_LIMIT_EXCEEDED |
 //! | QuotaExceeded | 429 `API quota exceeded.` | 405 APIG.0501 | 429 QUOTA_EXCEEDED |
@@ -406,6 +407,11 @@ mod jdcloud {
         400,
         "Type of parameter argument shall be of a format",
     );
+    pub static OUT_OF_RANGE: Row = Row::doc(
+        "OUT_OF_RANGE",
+        400,
+        "The parameter value is illegal or exceeds the range",
+    );
     pub static INVALID_ARGUMENT: Row =
         Row::doc("INVALID_ARGUMENT", 400, "Parameter Argument Error");
     pub static UNAUTHENTICATED: Row = Row::doc("UNAUTHENTICATED", 401, "Verification Failed");
@@ -508,7 +514,7 @@ fn tencent_row(reason: &Reason) -> &'static Row {
             ParamLocation::Path => &t::PATH_REQUIRED,
             ParamLocation::Form => &t::BODY_REQUIRED,
         },
-        Reason::ParamInvalid { .. } => &t::PARAM_FAIL,
+        Reason::ParamInvalid { .. } | Reason::ParamOutOfRange { .. } => &t::PARAM_FAIL,
         Reason::FormContentTypeRequired => &t::FORM_CONTENT_TYPE,
         Reason::RateLimited => &t::RATE_LIMIT,
         Reason::QuotaExceeded => &t::QUOTA,
@@ -567,6 +573,7 @@ fn huawei_row(reason: &Reason) -> &'static Row {
         | Reason::WebSocketVersionMissing
         | Reason::ParamMissing { .. }
         | Reason::ParamInvalid { .. }
+        | Reason::ParamOutOfRange { .. }
         | Reason::FormContentTypeRequired => &h::REQUEST_ERROR,
         Reason::Auth(failure) => huawei_auth(failure),
         Reason::AppNotBound | Reason::NoUsagePlan => &h::APP_NOT_AUTHORIZED,
@@ -629,6 +636,7 @@ fn jdcloud_row(reason: &Reason) -> &'static Row {
         | Reason::WebSocketVersionMissing
         | Reason::ParamMissing { .. } => &j::ARGUMENT_NOT_FOUND,
         Reason::ParamInvalid { .. } | Reason::FormContentTypeRequired => &j::ARGUMENT_WRONG_FORMAT,
+        Reason::ParamOutOfRange { .. } => &j::OUT_OF_RANGE,
         Reason::Auth(failure) => match failure {
             AuthFailure::ClaimsDenied | AuthFailure::AuthorizerForbidden => &j::HTTP_FORBIDDEN,
             AuthFailure::AuthorizerUnreachable | AuthFailure::AuthorizerBadResponse => &j::INTERNAL,

@@ -73,6 +73,12 @@ pub enum Reason {
         /// What the policy declares, e.g. `int 1..1000`.
         expected: String,
     },
+    /// The value has the declared type but lies outside its range, length or enumeration.
+    ParamOutOfRange {
+        location: ParamLocation,
+        name: String,
+        expected: String,
+    },
     FormContentTypeRequired,
 
     // 10. limits
@@ -149,6 +155,13 @@ impl Reason {
                 name,
                 expected,
             } => Some(format!("{location} parameter {name} must be {expected}")),
+            Reason::ParamOutOfRange {
+                location,
+                name,
+                expected,
+            } => Some(format!(
+                "{location} parameter {name} must be within {expected}"
+            )),
             Reason::FormContentTypeRequired => {
                 Some("content type must be application/x-www-form-urlencoded".to_string())
             }
@@ -261,6 +274,11 @@ impl Reason {
                 name: "page".into(),
                 expected: "int 1..1000".into(),
             });
+            out.push(Reason::ParamOutOfRange {
+                location,
+                name: "page".into(),
+                expected: "int 1..1000".into(),
+            });
         }
         out.extend(auth.into_iter().map(Reason::Auth));
         out
@@ -309,11 +327,12 @@ mod tests {
                 Reason::LoopDetected => 30,
                 Reason::ClientClosed => 31,
                 Reason::Internal => 32,
+                Reason::ParamOutOfRange { .. } => 33,
             }
         };
         let mut seen: Vec<u32> = Reason::examples().iter().map(covered).collect();
         seen.sort();
         seen.dedup();
-        assert_eq!(seen, (1..=32).collect::<Vec<_>>());
+        assert_eq!(seen, (1..=33).collect::<Vec<_>>());
     }
 }

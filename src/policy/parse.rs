@@ -71,18 +71,16 @@ fn check_braces(file: u32, text: &str) -> Option<Diagnostic> {
                 }
             }
             b'{' => stack.push(i),
-            b'}' => {
-                if stack.pop().is_none() {
-                    return Some(
-                        Diagnostic::error(
-                            diag::UNBALANCED,
-                            Span::new(file, i, i + 1),
-                            "unexpected `}`",
-                        )
-                        .label("this closes no block")
-                        .help("remove it, or open the block it was meant to close"),
-                    );
-                }
+            b'}' if stack.pop().is_none() => {
+                return Some(
+                    Diagnostic::error(
+                        diag::UNBALANCED,
+                        Span::new(file, i, i + 1),
+                        "unexpected `}`",
+                    )
+                    .label("this closes no block")
+                    .help("remove it, or open the block it was meant to close"),
+                );
             }
             _ => {}
         }
