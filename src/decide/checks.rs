@@ -312,27 +312,52 @@ impl Pipeline<'_, '_> {
                 Ok(())
             }
             Some(v) => {
-                let verdict = v.as_deref().map_or(TypeCheck::WrongType, |v| type_check(&p.ty, v));
-                let shown = v.as_deref().map(|v| format!("{v:?}")).unwrap_or_else(|| "undecodable".into());
+                let verdict = v
+                    .as_deref()
+                    .map_or(TypeCheck::WrongType, |v| type_check(&p.ty, v));
+                let shown = v
+                    .as_deref()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_else(|| "undecodable".into());
                 let (location, name, expected) = (p.location, p.name.clone(), p.ty.to_string());
                 match verdict {
                     TypeCheck::Ok => {
-                        self.step(8, "param", Verdict::Pass, format!("{location} {name:?} = {shown} is {expected}"));
+                        self.step(
+                            8,
+                            "param",
+                            Verdict::Pass,
+                            format!("{location} {name:?} = {shown} is {expected}"),
+                        );
                         Ok(())
                     }
                     TypeCheck::WrongType => {
                         let detail = format!("{location} {name:?} = {shown} is not {expected}");
-                        Err(self.fail(8, "param", detail, Reason::ParamInvalid { location, name, expected }))
+                        Err(self.fail(
+                            8,
+                            "param",
+                            detail,
+                            Reason::ParamInvalid {
+                                location,
+                                name,
+                                expected,
+                            },
+                        ))
                     }
                     TypeCheck::OutOfRange => {
                         let detail = format!("{location} {name:?} = {shown} is outside {expected}");
-                        Err(self.fail(8, "param", detail, Reason::ParamOutOfRange { location, name, expected }))
+                        Err(self.fail(
+                            8,
+                            "param",
+                            detail,
+                            Reason::ParamOutOfRange {
+                                location,
+                                name,
+                                expected,
+                            },
+                        ))
                     }
                 }
             }
-                    ))
-                }
-            },
         }
     }
 
@@ -503,7 +528,9 @@ pub fn type_check(ty: &ParamTy, v: &str) -> TypeCheck {
     match ty {
         ParamTy::Any => TypeCheck::Ok,
         ParamTy::String { min_len, max_len } => within(v.chars().count() as u64, min_len, max_len),
-        ParamTy::Int { min, max } => v.parse::<i64>().map_or(TypeCheck::WrongType, |x| within(x, min, max)),
+        ParamTy::Int { min, max } => v
+            .parse::<i64>()
+            .map_or(TypeCheck::WrongType, |x| within(x, min, max)),
         ParamTy::Decimal { min, max } => match v.parse::<f64>() {
             Ok(x) if is_decimal(v) && x.is_finite() => within(x, min, max),
             _ => TypeCheck::WrongType,
