@@ -11,4 +11,5 @@ pub mod decide;
 pub mod dialect;
 pub mod explain;
 pub mod policy;
+pub mod server;
 pub mod vocab;

@@ -10,7 +10,9 @@ fn readme() -> String {
 
 /// The text between `start` (inclusive) and the next code fence.
 fn block_from(text: &str, start: &str) -> String {
-    let a = text.find(start).unwrap_or_else(|| panic!("README lacks {start:?}"));
+    let a = text
+        .find(start)
+        .unwrap_or_else(|| panic!("README lacks {start:?}"));
     let b = a + text[a..].find("```").expect("unclosed code block");
     text[a..b].to_string()
 }
@@ -31,17 +33,27 @@ fn the_readme_example_policy_compiles_cleanly() {
     std::fs::write(dir.join("readme.policy"), policy).unwrap();
     let loaded = rulegate::policy::load(&[PathBuf::from(&dir)]).unwrap();
     let compiled = rulegate::compile::compile(&loaded, &rulegate::compile::ProcessSecrets);
-    let rendered = rulegate::policy::diag::render_human(&loaded.sources, &compiled.diagnostics, false);
+    let rendered =
+        rulegate::policy::diag::render_human(&loaded.sources, &compiled.diagnostics, false);
     std::fs::remove_dir_all(&dir).ok();
-    assert!(compiled.diagnostics.is_empty(), "README example has diagnostics:\n{rendered}");
+    assert!(
+        compiled.diagnostics.is_empty(),
+        "README example has diagnostics:\n{rendered}"
+    );
     assert!(compiled.snapshot.is_some());
 }
 
 #[test]
 fn the_readme_explain_transcript_is_what_rulegate_prints() {
-    let block = block_from(&readme(), "$ rulegate explain policies GET http://localhost/nowhere");
+    let block = block_from(
+        &readme(),
+        "$ rulegate explain policies GET http://localhost/nowhere",
+    );
     let (command, expected) = block.split_once('\n').unwrap();
-    let args: Vec<&str> = command.trim_start_matches("$ rulegate ").split_whitespace().collect();
+    let args: Vec<&str> = command
+        .trim_start_matches("$ rulegate ")
+        .split_whitespace()
+        .collect();
     let out = Command::new(env!("CARGO_BIN_EXE_rulegate"))
         .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,185 @@
+//! One request: decide on the current snapshot, then answer, read the body and decide again
+//! (form parameters), or forward.
+
+use super::{proxy, Gateway, LiveEnv};
+use crate::decide::{decide, render_response, Decision, Outcome, RequestHead};
+use crate::dialect::{self, Reason};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+) -> Response<Body> {
+    let started = Instant::now();
+    // This request keeps the snapshot it started with, whatever reloads happen meanwhile.
+    let snap = gw.snapshot.load_full();
+    let (parts, body) = req.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(String::from)
+        });
+    let env = LiveEnv {
+        limiter: &gw.limiter,
+    };
+    let mut head = RequestHead {
+        method: parts.method.as_str(),
+        target: &target,
+        host: host.as_deref(),
+        headers: &parts.headers,
+        peer: peer.ip(),
+        tls,
+        body: None,
+    };
+    let mut decision = decide(&snap, &head, &env);
+    let mut body = Some(body);
+    let mut buffered = Bytes::new();
+    if let Outcome::NeedBody { limit } = decision.outcome {
+        match read_limited(body.take().expect("body"), limit).await {
+            Ok(bytes) => {
+                buffered = bytes;
+                head.body = Some(&buffered);
+                decision = decide(&snap, &head, &env);
+            }
+            Err(reason) => decision.outcome = Outcome::Reject(reason),
+        }
+    }
+
+    let mut upstream_ms = None;
+    let response = match &decision.outcome {
+        Outcome::Forward(plan) => {
+            let body = match body.take() {
+                Some(incoming) => {
+                    let limit = decision
+                        .route
+                        .map(|r| snap.services[decision.service.unwrap_or(0)].routes[r].body_limit)
+                        .unwrap_or(u64::MAX);
+                    Limited::new(incoming, limit as usize).boxed()
+                }
+                None => full(buffered.clone()),
+            };
+            let t = Instant::now();
+            let result = proxy::forward(&gw, &snap, &decision, plan, &parts, tls, body).await;
+            upstream_ms = Some(t.elapsed().as_secs_f64() * 1000.0);
+            match result {
+                Ok(r) => r,
+                Err(reason) => reject(&decision, &reason),
+            }
+        }
+        Outcome::IssueTokens { .. } => {
+            tracing::error!(request_id = %decision.request_id, "the oauth2 token endpoint is not available in this build");
+            reject(&decision, &Reason::Internal)
+        }
+        _ => match render_response(&decision) {
+            Some(r) => to_hyper(r.status, r.headers, r.body),
+            None => reject(&decision, &Reason::Internal),
+        },
+    };
+    access_log(
+        &snap,
+        &decision,
+        &parts,
+        &target,
+        peer,
+        response.status().as_u16(),
+        started,
+        upstream_ms,
+    );
+    response
+}
+
+/// Read a body up to `limit` bytes.
+async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, Reason> {
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reason::BodyTooLarge),
+        Err(_) => Err(Reason::ClientClosed),
+    }
+}
+
+/// The dialect's answer for a reason found after `decide` (upstream failures and the like).
+pub fn reject(d: &Decision, reason: &Reason) -> Response<Body> {
+    let e = dialect::render(d.dialect, reason, &d.request_id);
+    let mut headers = e.headers;
+    headers.extend(d.headers.iter().cloned());
+    to_hyper(e.status, headers, e.body.into_bytes())
+}
+
+pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(&v),
+        ) {
+            response.headers_mut().append(k, v);
+        }
+    }
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+fn access_log(
+    snap: &crate::compile::Snapshot,
+    d: &Decision,
+    parts: &http::request::Parts,
+    target: &str,
+    peer: SocketAddr,
+    status: u16,
+    started: Instant,
+    upstream_ms: Option<f64>,
+) {
+    let route = match (d.service, d.route) {
+        (Some(s), Some(r)) => snap.services[s].routes[r].label.as_str(),
+        _ => "-",
+    };
+    let code = match &d.outcome {
+        Outcome::Reject(reason) => dialect::row(d.dialect, reason).code,
+        _ => "-",
+    };
+    let path = target.split('?').next().unwrap_or(target);
+    tracing::info!(
+        target: "access",
+        request_id = %d.request_id,
+        client = %d.client_ip,
+        peer = %peer,
+        method = %parts.method,
+        path,
+        route,
+        status,
+        code,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        upstream_ms = upstream_ms.unwrap_or(0.0),
+    );
+}

@@ -1,0 +1,377 @@
+//! Forwarding to backends: target choice (round robin, passive health), name resolution with
+//! the backend's IP deny list checked on the resolved address (SSRF guard), the loop guard,
+//! header hygiene, timeouts, and the mapping of upstream failures to canonical reasons.
+
+use super::handler::{Body, BoxError};
+
+use super::Gateway;
+use crate::compile::{canonical_ip, Backend, Snapshot};
+use crate::decide::{Decision, ForwardPlan};
+use crate::dialect::{self, Reason};
+use http_body_util::BodyExt;
+use hyper::Response;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A request that has passed this many rulegate hops is a loop.
+const MAX_HOPS: u32 = 10;
+const HOPS_HEADER: &str = "x-rulegate-hops";
+/// How long a target that refused a connection is skipped.
+const DOWN_FOR: Duration = Duration::from_secs(10);
+
+/// Connection pools and target state, shared by all requests and kept across reloads.
+pub struct Upstream {
+    /// One pooled client per connect timeout (hyper's connector holds the timeout).
+    clients: Mutex<HashMap<u64, Client<HttpConnector, Body>>>,
+    next: Mutex<HashMap<String, usize>>,
+    down: Mutex<HashMap<String, Instant>>,
+}
+
+impl Upstream {
+    pub fn new() -> Upstream {
+        Upstream {
+            clients: Mutex::new(HashMap::new()),
+            next: Mutex::new(HashMap::new()),
+            down: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, connect_timeout_ms: u64) -> Client<HttpConnector, Body> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(connect_timeout_ms)
+            .or_insert_with(|| {
+                let mut connector = HttpConnector::new();
+                connector.set_connect_timeout(Some(Duration::from_millis(connect_timeout_ms)));
+                connector.set_nodelay(true);
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .build(connector)
+            })
+            .clone()
+    }
+
+    /// Targets in round-robin order starting after the last one used, healthy ones first.
+    fn order(&self, backend: &Backend) -> Vec<String> {
+        let start = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let n = next.entry(backend.name.clone()).or_insert(0);
+            let s = *n;
+            *n = n.wrapping_add(1);
+            s
+        };
+        let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let count = backend.targets.len();
+        (0..count)
+            .map(|i| backend.targets[(start + i) % count].clone())
+            .filter(|t| down.get(t).is_none_or(|until| *until <= now))
+            .collect()
+    }
+
+    fn mark(&self, target: &str, up: bool) {
+        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        if up {
+            down.remove(target);
+        } else {
+            down.insert(target.to_string(), Instant::now() + DOWN_FOR);
+        }
+    }
+}
+
+/// A target URL split into what forwarding needs.
+struct Target<'a> {
+    host: &'a str,
+    port: u16,
+    /// The target's path prefix without a trailing slash.
+    base: &'a str,
+    authority: &'a str,
+}
+
+fn parse_target(url: &str) -> Option<Target<'_>> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, base) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        (
+            h,
+            after
+                .strip_prefix(':')
+                .map_or(Some(80), |p| p.parse().ok())?,
+        )
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().ok()?),
+            None => (authority, 80),
+        }
+    };
+    Some(Target {
+        host,
+        port,
+        base,
+        authority,
+    })
+}
+
+/// Forward the request; on failure, the canonical reason to answer with.
+pub async fn forward(
+    gw: &Gateway,
+    snap: &Snapshot,
+    d: &Decision,
+    plan: &ForwardPlan,
+    parts: &http::request::Parts,
+    tls: bool,
+    body: Body,
+) -> Result<Response<Body>, Reason> {
+    let service = &snap.services[d.service.ok_or(Reason::Internal)?];
+    let backend = &service.backends[plan.backend];
+    let hops: u32 = parts
+        .headers
+        .get(HOPS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if hops >= MAX_HOPS {
+        tracing::warn!(request_id = %d.request_id, hops, "loop detected: the request has passed through rulegate {hops} times");
+        return Err(Reason::LoopDetected);
+    }
+    let targets = gw.upstream.order(backend);
+    if targets.is_empty() {
+        return Err(Reason::NoBackendAvailable);
+    }
+    // A body can be sent once; retries are for requests without one and idempotent methods.
+    let idempotent = matches!(
+        parts.method.as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
+    );
+    let attempts = if idempotent && is_empty_body(parts) {
+        1 + backend.retries as usize
+    } else {
+        1
+    };
+    let client = gw.upstream.client(backend.connect_timeout_ms);
+    let mut body = Some(body);
+    let mut last = Reason::BackendUnavailable;
+    for target_url in targets.iter().take(attempts) {
+        let Some(target) = parse_target(target_url) else {
+            tracing::error!(target = %target_url, "only http:// backends are supported in this build");
+            return Err(Reason::BackendUnavailable);
+        };
+        let addr = match resolve(&target, backend).await {
+            Ok(a) => a,
+            Err(reason) => {
+                last = reason;
+                continue;
+            }
+        };
+        let this_body = match body.take() {
+            Some(b) => b,
+            None => super::handler::full(bytes::Bytes::new()),
+        };
+        let request =
+            upstream_request(d, parts, tls, &target, addr, &plan.target, hops, this_body)?;
+        let sent = tokio::time::timeout(
+            Duration::from_millis(backend.timeout_ms),
+            client.request(request),
+        )
+        .await;
+        match sent {
+            Ok(Ok(response)) => {
+                gw.upstream.mark(target_url, true);
+                return Ok(downstream_response(d, response));
+            }
+            Ok(Err(e)) => {
+                if source_is::<http_body_util::LengthLimitError>(&e) {
+                    return Err(Reason::BodyTooLarge);
+                }
+                if e.is_connect() {
+                    tracing::warn!(target = %target_url, "backend refused the connection: {e}");
+                    gw.upstream.mark(target_url, false);
+                    last = Reason::BackendUnavailable;
+                    continue;
+                }
+                tracing::warn!(target = %target_url, "backend failed: {e}");
+                return Err(Reason::BackendUnavailable);
+            }
+            Err(_) => {
+                tracing::warn!(target = %target_url, timeout_ms = backend.timeout_ms, "backend timed out");
+                return Err(Reason::BackendTimeout);
+            }
+        }
+    }
+    Err(last)
+}
+
+fn is_empty_body(parts: &http::request::Parts) -> bool {
+    let length = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok());
+    !parts.headers.contains_key(http::header::TRANSFER_ENCODING)
+        && length.is_none_or(|l| l.trim() == "0")
+}
+
+fn source_is<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if err.is::<E>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// Resolve the target and apply the backend's deny list to the resolved addresses.
+async fn resolve(target: &Target<'_>, backend: &Backend) -> Result<SocketAddr, Reason> {
+    let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, target.port)],
+        Err(_) => match tokio::net::lookup_host((target.host, target.port)).await {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                tracing::warn!(host = target.host, "backend name resolution failed: {e}");
+                return Err(Reason::BackendDnsFailed);
+            }
+        },
+    };
+    if addrs.is_empty() {
+        return Err(Reason::BackendDnsFailed);
+    }
+    let allowed = |ip: IpAddr| {
+        let ip = canonical_ip(ip);
+        !backend.deny.iter().any(|n| n.contains(&ip))
+            || backend.except.iter().any(|n| n.contains(&ip))
+    };
+    match addrs.iter().find(|a| allowed(a.ip())) {
+        Some(a) => Ok(*a),
+        None => {
+            tracing::warn!(
+                host = target.host,
+                "every address of the backend is on its deny list"
+            );
+            Err(Reason::BackendIpDenied)
+        }
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let listed: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for h in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(listed.iter().map(String::as_str))
+    {
+        headers.remove(h);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn upstream_request(
+    d: &Decision,
+    parts: &http::request::Parts,
+    tls: bool,
+    target: &Target<'_>,
+    addr: SocketAddr,
+    path: &str,
+    hops: u32,
+    body: Body,
+) -> Result<hyper::Request<Body>, Reason> {
+    let uri = format!("http://{addr}{}{path}", target.base);
+    let mut request = hyper::Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = uri.parse().map_err(|_| Reason::Internal)?;
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(http::header::TRANSFER_ENCODING);
+    let original_host = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(String::from)
+        })
+        .unwrap_or_default();
+    let set = |headers: &mut http::HeaderMap, name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    };
+    set(&mut headers, "host", target.authority);
+    let forwarded_for = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(prev) => format!("{prev}, {}", d.client_ip),
+        None => d.client_ip.to_string(),
+    };
+    set(&mut headers, "x-forwarded-for", &forwarded_for);
+    set(
+        &mut headers,
+        "x-forwarded-proto",
+        if tls { "https" } else { "http" },
+    );
+    set(&mut headers, "x-forwarded-host", &original_host);
+    set(
+        &mut headers,
+        dialect::request_id_header(d.dialect),
+        &d.request_id,
+    );
+    set(&mut headers, HOPS_HEADER, &(hops + 1).to_string());
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+fn downstream_response(d: &Decision, response: Response<hyper::body::Incoming>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    for (k, v) in d.response_headers.iter().chain(d.headers.iter()) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            parts.headers.append(k, v);
+        }
+    }
+    let id_header = dialect::request_id_header(d.dialect);
+    if !parts.headers.contains_key(id_header) {
+        if let Ok(v) = http::HeaderValue::from_str(&d.request_id) {
+            parts.headers.insert(id_header, v);
+        }
+    }
+    Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+}
