@@ -1,6 +1,23 @@
 //! Formatting policy text (`rulegate fmt`).
+//!
+//! The canonical form is printed from the AST, so two files that mean the same thing format
+//! the same way, and formatting can never change meaning (`parse(format(p)) == parse(p)`).
+//! Comments are not part of the AST: [`format_file`] finds them with a small lexical scan of
+//! the source and weaves them back in by position (leading, trailing, before a block's `}`,
+//! end of file), keeping single blank lines where the author left blank lines.
 
-/// A string literal as the language writes it.
+use super::ast::*;
+use super::diag::{self, Diagnostic};
+use super::parse;
+use ipnet::IpNet;
+use std::fmt::Write as _;
+
+/// One level of block indentation.
+const INDENT: &str = "    ";
+
+/// A string literal as the language writes it: escapes exactly what `parse::unescape` undoes
+/// (quote, backslash, control characters), so every string survives a round trip and stays on
+/// one line; everything else, non-ASCII included, is written as is so it stays readable.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -19,4 +36,717 @@ pub fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// The canonical form of one policy file, comments and paragraph breaks kept.
+///
+/// A file with any error is returned as its diagnostics and never formatted: printing the AST
+/// of a partly-parsed file would silently drop the statements that did not parse.
+pub fn format_file(text: &str) -> Result<String, Vec<Diagnostic>> {
+    let parsed = parse::parse_file(0, text);
+    if diag::has_errors(&parsed.diagnostics) {
+        return Err(parsed.diagnostics);
+    }
+    let Some(file) = parsed.file else {
+        // The parser only withholds the AST together with an error; stay total regardless.
+        return Err(parsed.diagnostics);
+    };
+    let source = Source::new(text);
+    let mut p = Printer {
+        out: String::with_capacity(text.len() + text.len() / 8),
+        src: Some(&source),
+        next: 0,
+    };
+    p.file(&file_nodes(&file), text.len());
+    Ok(p.finish())
+}
+
+/// The canonical form of an AST that has no source text (generated policies, round-trip
+/// tests). Without a source there are no comments; top-level items are separated by one
+/// blank line.
+pub fn format_ast(file: &File) -> String {
+    let mut p = Printer {
+        out: String::new(),
+        src: None,
+        next: 0,
+    };
+    p.file(&file_nodes(file), 0);
+    p.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source positions and comments
+
+/// A `#` comment found in the source.
+#[derive(Debug, Clone)]
+struct Comment {
+    /// Byte offset of the `#`.
+    start: usize,
+    /// 0-based line.
+    line: usize,
+    /// From `#` to the end of the line, trailing whitespace removed.
+    text: String,
+}
+
+/// What the printer needs to know about the original text: where lines start (with the
+/// grammar's idea of a newline: `\n`, `\r\n` or a lone `\r`) and where the comments are.
+struct Source<'a> {
+    text: &'a str,
+    line_starts: Vec<usize>,
+    comments: Vec<Comment>,
+}
+
+impl<'a> Source<'a> {
+    fn new(text: &'a str) -> Source<'a> {
+        let bytes = text.as_bytes();
+        let mut line_starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\n' => line_starts.push(i + 1),
+                b'\r' if bytes.get(i + 1) != Some(&b'\n') => line_starts.push(i + 1),
+                _ => {}
+            }
+            i += 1;
+        }
+        let mut src = Source {
+            text,
+            line_starts,
+            comments: Vec::new(),
+        };
+        src.comments = src.scan_comments();
+        src
+    }
+
+    /// 0-based line of a byte offset.
+    fn line(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&s| s <= offset) - 1
+    }
+
+    /// Line of the last byte of a span (the span's end is exclusive).
+    fn end_line(&self, span: Span) -> usize {
+        self.line((span.end as usize).max(span.start as usize + 1) - 1)
+    }
+
+    fn line_text(&self, line: usize) -> &'a str {
+        let start = self.line_starts[line];
+        let end = self
+            .line_starts
+            .get(line + 1)
+            .copied()
+            .unwrap_or(self.text.len());
+        &self.text[start..end]
+    }
+
+    /// Whether some line strictly between `a` and `b` holds nothing but whitespace.
+    fn blank_between(&self, a: usize, b: usize) -> bool {
+        (a + 1..b).any(|l| self.line_text(l).trim().is_empty())
+    }
+
+    /// Every comment, in order. The scan knows strings (a `#` inside `"…"` is text); in a
+    /// file that parsed, every other `#` starts a comment, since no token contains one.
+    fn scan_comments(&self) -> Vec<Comment> {
+        let bytes = self.text.as_bytes();
+        let at_newline = |i: usize| bytes[i] == b'\n' || bytes[i] == b'\r';
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'#' => {
+                    let start = i;
+                    while i < bytes.len() && !at_newline(i) {
+                        i += 1;
+                    }
+                    out.push(Comment {
+                        start,
+                        line: self.line(start),
+                        text: self.text[start..i].trim_end().to_string(),
+                    });
+                    continue;
+                }
+                b'"' => {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' && !at_newline(i) {
+                        if bytes[i] == b'\\' && i + 1 < bytes.len() && !at_newline(i + 1) {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// The span of a one-line statement without what pest appends to it: a statement whose
+    /// rule ends in an optional part (`mock 200`, `forward orders`, `rate … [burst N]`) gets
+    /// the implicit whitespace and comment before that absent part in its span. No statement
+    /// holds a comment, so the first one inside ends it.
+    fn statement_span(&self, span: Span) -> Span {
+        let start = span.start as usize;
+        let mut end = span.end as usize;
+        let first = self.comments.partition_point(|c| c.start < start);
+        if let Some(c) = self.comments.get(first).filter(|c| c.start < end) {
+            end = c.start;
+        }
+        // Tokens never end in whitespace or a backslash (a line continuation).
+        let bytes = self.text.as_bytes();
+        while end > start + 1 && matches!(bytes[end - 1], b' ' | b'\t' | b'\n' | b'\r' | b'\\') {
+            end -= 1;
+        }
+        Span {
+            file: span.file,
+            start: span.start,
+            end: end as u32,
+        }
+    }
+
+    /// Offset of the `{` that opens the block starting at `from` (skipping strings, since a
+    /// route's path may hold `{var}`).
+    fn open_brace(&self, from: usize, to: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        let mut i = from;
+        while i < to {
+            match bytes[i] {
+                b'{' => return i,
+                b'"' => {
+                    i += 1;
+                    while i < to && bytes[i] != b'"' {
+                        if bytes[i] == b'\\' {
+                            i += 1;
+                        }
+                        i += 1;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        from
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document: every statement as a head line, blocks with their children
+
+/// One printed statement: its text without indentation, its span in the source, and for
+/// blocks the statements inside.
+struct Node {
+    head: String,
+    span: Span,
+    body: Option<Vec<Node>>,
+}
+
+impl Node {
+    fn line(head: String, span: Span) -> Node {
+        Node {
+            head,
+            span,
+            body: None,
+        }
+    }
+
+    fn block(head: String, span: Span, body: Vec<Node>) -> Node {
+        Node {
+            head,
+            span,
+            body: Some(body),
+        }
+    }
+}
+
+fn file_nodes(file: &File) -> Vec<Node> {
+    file.items
+        .iter()
+        .map(|item| match &item.value {
+            TopItem::DefaultDialect(d) => {
+                Node::line(format!("default dialect {}", d.value), item.span)
+            }
+            TopItem::Service(s) => Node::block(
+                format!("service {}", s.name.value),
+                item.span,
+                s.items.iter().map(service_item).collect(),
+            ),
+        })
+        .collect()
+}
+
+fn service_item(item: &Spanned<ServiceItem>) -> Node {
+    let span = item.span;
+    let line = |head: String| Node::line(head, span);
+    match &item.value {
+        ServiceItem::Dialect(d) => line(format!("dialect {}", d.value)),
+        ServiceItem::Hosts(h) => line(format!("hosts{}", strings(h))),
+        ServiceItem::Protocols(p) => line(format!("protocols{}", words(p))),
+        ServiceItem::Stages(s) => {
+            let mut head = format!("stages{}", words(&s.names));
+            match &s.from {
+                StageFrom::Header(h) => write!(head, " from header {}", quote(&h.value)),
+                StageFrom::Path => write!(head, " from path"),
+            }
+            .ok();
+            if let Some(d) = &s.default {
+                write!(head, " default {}", d.value).ok();
+            }
+            line(head)
+        }
+        ServiceItem::Limits(l) => limits(l, span),
+        ServiceItem::Backend(b) => Node::block(
+            format!("backend {}", b.name.value),
+            span,
+            b.items.iter().map(backend_item).collect(),
+        ),
+        ServiceItem::App(a) => Node::block(
+            format!("app {}", a.name.value),
+            span,
+            a.items.iter().map(app_item).collect(),
+        ),
+        ServiceItem::Auth(a) => Node::block(
+            format!("auth {} {}", a.name.value, a.kind.value.name()),
+            span,
+            a.items.iter().map(auth_item).collect(),
+        ),
+        ServiceItem::Plan(p) => Node::block(
+            format!("plan {}", p.name.value),
+            span,
+            p.items.iter().map(plan_item).collect(),
+        ),
+        ServiceItem::Route(r) => Node::block(
+            format!(
+                "route{} {}",
+                words(&r.methods),
+                quote(&r.path.value.to_string())
+            ),
+            span,
+            r.items.iter().map(route_item).collect(),
+        ),
+        ServiceItem::AllowIps(a) => line(format!("allow ips{}", addrs(a))),
+        ServiceItem::DenyIps(a) => line(format!("deny ips{}", addrs(a))),
+        ServiceItem::TrustedProxies(a) => line(format!("trusted proxies{}", addrs(a))),
+        ServiceItem::RequestIdHeader(h) => {
+            line(format!("request id from header {}", quote(&h.value)))
+        }
+    }
+}
+
+fn limits(items: &[LimitItem], span: Span) -> Node {
+    let body = items
+        .iter()
+        .map(|l| {
+            let span = Span {
+                file: l.kind.span.file,
+                start: l.kind.span.start,
+                end: l.size.span.end.max(l.kind.span.start),
+            };
+            Node::line(format!("{} {}", l.kind.value.name(), l.size.value), span)
+        })
+        .collect();
+    Node::block("limits".to_string(), span, body)
+}
+
+fn backend_item(item: &Spanned<BackendItem>) -> Node {
+    let head = match &item.value {
+        BackendItem::Targets(t) => format!("targets{}", strings(t)),
+        BackendItem::Timeout(d) => format!("timeout {}", d.value),
+        BackendItem::ConnectTimeout(d) => format!("connect timeout {}", d.value),
+        BackendItem::Retries(n) => format!("retries {}", n.value),
+        BackendItem::DenyIps { deny, except } => {
+            let mut head = format!("deny ips{}", addrs(deny));
+            if !except.is_empty() {
+                write!(head, " except{}", addrs(except)).ok();
+            }
+            head
+        }
+    };
+    Node::line(head, item.span)
+}
+
+fn app_item(item: &Spanned<AppItem>) -> Node {
+    let head = match &item.value {
+        AppItem::Key(k) => format!("key {}", quote(&k.value)),
+        AppItem::Secret(s) => format!("secret {}", secret(s)),
+        AppItem::TrustedIps(a) => format!("trusted ips{}", addrs(a)),
+        AppItem::Quota(q) => quota(q),
+        AppItem::Rate(r) => rate(r),
+        AppItem::Frozen => "frozen".to_string(),
+    };
+    Node::line(head, item.span)
+}
+
+fn plan_item(item: &Spanned<PlanItem>) -> Node {
+    let head = match &item.value {
+        PlanItem::Apps(a) => format!("apps{}", words(a)),
+        PlanItem::Rate(r) => rate(r),
+        PlanItem::Quota(q) => quota(q),
+    };
+    Node::line(head, item.span)
+}
+
+fn auth_item(item: &Spanned<AuthItem>) -> Node {
+    let head = match &item.value {
+        AuthItem::Algorithms(a) => format!("algorithms{}", words(a)),
+        AuthItem::ClockSkew(d) => format!("clock skew {}", d.value),
+        AuthItem::Variant(v) => format!("variant {}", v.value),
+        AuthItem::Key(s) => format!("key {}", secret(s)),
+        AuthItem::Jwks(s) => format!("jwks {}", secret(s)),
+        AuthItem::Issuer(s) => format!("issuer {}", quote(&s.value)),
+        AuthItem::Audience(a) => format!("audience{}", strings(a)),
+        AuthItem::Leeway(d) => format!("leeway {}", d.value),
+        AuthItem::TokenFrom(TokenSource::Header { name, bearer }) => format!(
+            "token from header {}{}",
+            quote(&name.value),
+            if *bearer { " bearer" } else { "" }
+        ),
+        AuthItem::TokenFrom(TokenSource::Query(q)) => {
+            format!("token from query {}", quote(&q.value))
+        }
+        AuthItem::TokenFrom(TokenSource::Cookie(c)) => {
+            format!("token from cookie {}", quote(&c.value))
+        }
+        AuthItem::Url(u) => format!("url {}", quote(&u.value)),
+        AuthItem::Timeout(d) => format!("timeout {}", d.value),
+        AuthItem::Cache(d) => format!("cache {}", d.value),
+        AuthItem::Identity(h) => format!("identity header{}", strings(h)),
+        AuthItem::Path(p) => format!("path {}", quote(&p.value)),
+        AuthItem::AccessTtl(d) => format!("access ttl {}", d.value),
+        AuthItem::RefreshTtl(d) => format!("refresh ttl {}", d.value),
+        AuthItem::SigningKey(s) => format!("signing key {}", secret(s)),
+        AuthItem::AllowAppcode => "allow appcode".to_string(),
+    };
+    Node::line(head, item.span)
+}
+
+fn route_item(item: &Spanned<RouteItem>) -> Node {
+    let head = match &item.value {
+        RouteItem::Stages(s) => format!("stages{}", words(s)),
+        RouteItem::Protocols(p) => format!("protocols{}", words(p)),
+        RouteItem::Auth(RouteAuth::None) => "auth none".to_string(),
+        RouteItem::Auth(RouteAuth::Provider {
+            provider,
+            apps,
+            claims,
+        }) => {
+            let mut head = format!("auth {}", provider.value);
+            if let Some(apps) = apps {
+                write!(head, " apps{}", words(apps)).ok();
+            }
+            for c in claims {
+                write!(
+                    head,
+                    " claim {}{}",
+                    quote(&c.name.value),
+                    strings(&c.values)
+                )
+                .ok();
+            }
+            head
+        }
+        RouteItem::Param(p) => {
+            let mut head = format!(
+                "{} {} {}",
+                if p.required { "require" } else { "optional" },
+                p.location.value,
+                quote(&p.name.value)
+            );
+            if let Some(ty) = &p.ty {
+                write!(head, " {}", ty.value).ok();
+            }
+            head
+        }
+        RouteItem::Cors(clauses) => {
+            let mut head = "cors".to_string();
+            for c in clauses {
+                match &c.value {
+                    CorsClause::Origins(o) => write!(head, " origins{}", strings(o)),
+                    CorsClause::Methods(m) => write!(head, " methods{}", words(m)),
+                    CorsClause::Headers(h) => write!(head, " headers{}", strings(h)),
+                    CorsClause::Expose(h) => write!(head, " expose{}", strings(h)),
+                    CorsClause::Credentials => write!(head, " credentials"),
+                    CorsClause::MaxAge(d) => write!(head, " max-age {}", d.value),
+                }
+                .ok();
+            }
+            head
+        }
+        RouteItem::AllowIps(a) => format!("allow ips{}", addrs(a)),
+        RouteItem::DenyIps(a) => format!("deny ips{}", addrs(a)),
+        RouteItem::Rate(r) => rate(r),
+        RouteItem::WebSocket => "websocket".to_string(),
+        RouteItem::Limits(l) => return limits(l, item.span),
+        RouteItem::ResponseHeader { name, value } => format!(
+            "response header {} {}",
+            quote(&name.value),
+            quote(&value.value)
+        ),
+        RouteItem::Mock(m) => {
+            let mut head = format!("mock {}", m.status.value);
+            match &m.body {
+                None => {}
+                Some(MockBody::Json(v)) => {
+                    head.push_str(" json ");
+                    json(&mut head, v);
+                }
+                Some(MockBody::Text(t)) => write!(head, " text {}", quote(&t.value)).unwrap(),
+            }
+            head
+        }
+        RouteItem::Forward(f) => {
+            let mut head = format!("forward {}", f.backend.value);
+            if let Some(p) = &f.path {
+                write!(head, " path {}", quote(&p.value.to_string())).ok();
+            }
+            head
+        }
+        RouteItem::IssueTokens(p) => format!("issue tokens {}", p.value),
+    };
+    Node::line(head, item.span)
+}
+
+/// ` a b c`: each value after a space, so callers write `format!("hosts{}", …)`.
+fn words<T: std::fmt::Display>(items: &[Spanned<T>]) -> String {
+    items.iter().fold(String::new(), |mut s, i| {
+        write!(s, " {}", i.value).ok();
+        s
+    })
+}
+
+fn strings(items: &[Spanned<String>]) -> String {
+    items.iter().fold(String::new(), |mut s, i| {
+        write!(s, " {}", quote(&i.value)).ok();
+        s
+    })
+}
+
+/// A single address prints without its `/32` or `/128`, as it is usually written.
+fn addrs(items: &[Spanned<IpNet>]) -> String {
+    items.iter().fold(String::new(), |mut s, i| {
+        let net = i.value;
+        if net.prefix_len() == net.max_prefix_len() {
+            write!(s, " {}", net.addr()).ok();
+        } else {
+            write!(s, " {net}").ok();
+        }
+        s
+    })
+}
+
+fn secret(s: &SecretRef) -> String {
+    let source = match s.source {
+        SecretSource::Env => "env",
+        SecretSource::File => "file",
+    };
+    format!("{source} {}", quote(&s.name.value))
+}
+
+fn quota(q: &Quota) -> String {
+    let period = match q.period.value {
+        QuotaPeriod::Day => "day",
+        QuotaPeriod::Month => "month",
+    };
+    format!("quota {} per {period}", q.limit.value)
+}
+
+fn rate(r: &Rate) -> String {
+    let mut s = format!("rate {} per {}", r.limit.value, r.period.value.name());
+    if let Some(k) = &r.key {
+        match &k.value {
+            RateKey::App => s.push_str(" per app"),
+            RateKey::Ip => s.push_str(" per ip"),
+            RateKey::Route => s.push_str(" per route"),
+            RateKey::Header(h) => write!(s, " per header {}", quote(h)).unwrap(),
+        }
+    }
+    if let Some(b) = &r.burst {
+        write!(s, " burst {}", b.value).ok();
+    }
+    if let Some(e) = &r.on_store_error {
+        s.push_str(match e.value {
+            StoreErrorPolicy::Allow => " on store error allow",
+            StoreErrorPolicy::Deny => " on store error deny",
+        });
+    }
+    s
+}
+
+/// Compact one-line JSON with a space after `:` and `,`, keys in the author's order.
+fn json(out: &mut String, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => write!(out, "{b}").unwrap(),
+        Value::Number(n) => write!(out, "{n}").unwrap(),
+        // serde_json escapes `"`, `\` and control characters, so the text stays on one line
+        // and is a valid policy string too.
+        Value::String(s) => json_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                json(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                json_string(out, k);
+                out.push_str(": ");
+                json(out, item);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn json_string(out: &mut String, s: &str) {
+    out.push_str(&serde_json::Value::from(s).to_string());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing with comments and blank lines
+
+struct Printer<'s, 'a> {
+    out: String,
+    src: Option<&'s Source<'a>>,
+    /// Index of the first comment not yet printed.
+    next: usize,
+}
+
+impl Printer<'_, '_> {
+    fn file(&mut self, nodes: &[Node], end: usize) {
+        if self.src.is_none() {
+            for (i, n) in nodes.iter().enumerate() {
+                if i > 0 {
+                    self.out.push('\n');
+                }
+                self.node(n, 0, 0);
+            }
+            return;
+        }
+        self.items(nodes, 0, end);
+    }
+
+    fn finish(mut self) -> String {
+        while self.out.ends_with("\n\n") {
+            self.out.pop();
+        }
+        self.out
+    }
+
+    /// The next unprinted comment if it starts before `limit`.
+    fn comment_before(&self, limit: usize) -> Option<&Comment> {
+        let src = self.src?;
+        src.comments.get(self.next).filter(|c| c.start < limit)
+    }
+
+    fn indent(&mut self, depth: usize) {
+        for _ in 0..depth {
+            self.out.push_str(INDENT);
+        }
+    }
+
+    /// One blank line where the source had at least one between two printed pieces.
+    fn gap(&mut self, prev_end_line: Option<usize>, next_line: usize) {
+        if let (Some(src), Some(prev)) = (self.src, prev_end_line) {
+            if src.blank_between(prev, next_line) {
+                self.out.push('\n');
+            }
+        }
+    }
+
+    fn own_line_comment(&mut self, depth: usize, prev_end_line: &mut Option<usize>) {
+        let c = self.src.unwrap().comments[self.next].clone();
+        self.next += 1;
+        self.gap(*prev_end_line, c.line);
+        self.indent(depth);
+        self.out.push_str(&c.text);
+        self.out.push('\n');
+        *prev_end_line = Some(c.line);
+    }
+
+    /// The statements of one block (or the file), with their comments. `limit` is the offset
+    /// of the block's `}` (or the end of the file): comments before it belong inside.
+    fn items(&mut self, nodes: &[Node], depth: usize, limit: usize) {
+        let mut prev_end_line = None;
+        for n in nodes {
+            let start = n.span.start as usize;
+            while self.comment_before(start).is_some() {
+                self.own_line_comment(depth, &mut prev_end_line);
+            }
+            if let Some(src) = self.src {
+                self.gap(prev_end_line, src.line(start));
+                prev_end_line = Some(src.end_line(self.span(n)));
+            }
+            self.node(n, depth, limit);
+        }
+        while self.comment_before(limit).is_some() {
+            self.own_line_comment(depth, &mut prev_end_line);
+        }
+    }
+
+    /// The node's span as far as its text goes (see [`Source::statement_span`]); a block's
+    /// span ends at its `}` already.
+    fn span(&self, n: &Node) -> Span {
+        match (self.src, &n.body) {
+            (Some(src), None) => src.statement_span(n.span),
+            _ => n.span,
+        }
+    }
+
+    /// A comment after the end of `span` on its last line, and before `limit`.
+    fn trailing(&mut self, span: Span, limit: usize) {
+        let Some(src) = self.src else { return };
+        let Some(c) = src.comments.get(self.next) else {
+            return;
+        };
+        if c.start >= span.end as usize && c.start < limit && c.line == src.end_line(span) {
+            self.out.push_str("  ");
+            self.out.push_str(&c.text);
+            self.next += 1;
+        }
+    }
+
+    fn node(&mut self, n: &Node, depth: usize, limit: usize) {
+        self.indent(depth);
+        self.out.push_str(&n.head);
+        let Some(body) = &n.body else {
+            self.trailing(self.span(n), limit);
+            self.out.push('\n');
+            return;
+        };
+        // The block's `}` is the last byte of its span.
+        let close = (n.span.end as usize).saturating_sub(1);
+        if body.is_empty() && self.comment_before(close).is_none() {
+            self.out.push_str(" {}");
+            self.trailing(n.span, limit);
+            self.out.push('\n');
+            return;
+        }
+        self.out.push_str(" {");
+        if let Some(src) = self.src {
+            // A comment on the line of the opening brace stays there (unless a statement
+            // follows the brace on that line: then the comment trails the statement).
+            let open = src.open_brace(n.span.start as usize, close);
+            let brace = Span {
+                file: n.span.file,
+                start: open as u32,
+                end: open as u32 + 1,
+            };
+            let first = body.first().map_or(close, |c| c.span.start as usize);
+            self.trailing(brace, first);
+        }
+        self.out.push('\n');
+        self.items(body, depth + 1, close);
+        self.indent(depth);
+        self.out.push('}');
+        self.trailing(n.span, limit);
+        self.out.push('\n');
+    }
 }

@@ -1,0 +1,726 @@
+//! The formatter: canonical output (snapshot), idempotence, meaning preserved (round trips,
+//! including a property test over generated ASTs) and comments kept.
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use proptest::prelude::*;
+use rulegate::policy::ast::*;
+use rulegate::policy::fmt::{format_ast, format_file};
+use rulegate::policy::parse::parse_file;
+use rulegate::vocab::{Dialect, Method, ParamLocation, Protocol};
+use serde_json::Value;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+const COVERING: &str = include_str!("policies/covering.policy");
+
+/// The AST of a text that must parse without errors.
+fn parse_ok(text: &str) -> File {
+    let parsed = parse_file(0, text);
+    assert!(
+        parsed.diagnostics.is_empty(),
+        "unexpected diagnostics: {:#?}\n--- text ---\n{text}",
+        parsed.diagnostics
+    );
+    parsed.file.expect("a file without errors has an AST")
+}
+
+fn format_ok(text: &str) -> String {
+    match format_file(text) {
+        Ok(s) => s,
+        Err(d) => panic!("format_file failed: {d:#?}\n--- text ---\n{text}"),
+    }
+}
+
+/// Every policy this crate ships as an example or test input.
+fn example_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dirs: Vec<PathBuf> = ["tests/policies", "policies", "examples", "fuzz/seeds"]
+        .iter()
+        .map(|d| root.join(d))
+        .filter(|d| d.is_dir())
+        .collect();
+    let mut files = rulegate::policy::policy_files(&dirs).unwrap();
+    // The fuzz seeds have no extension requirement; take every file there.
+    let seeds = root.join("fuzz/seeds");
+    if let Ok(entries) = std::fs::read_dir(&seeds) {
+        for e in entries.flatten() {
+            if !files.contains(&e.path()) {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() >= 2, "examples not found: {files:?}");
+    files
+}
+
+#[test]
+fn covering_policy_snapshot() {
+    insta::assert_snapshot!("covering", format_ok(COVERING));
+}
+
+#[test]
+fn covering_policy_round_trips() {
+    let formatted = format_ok(COVERING);
+    assert_eq!(parse_ok(&formatted), parse_ok(COVERING));
+    // Printing the AST alone means the same too.
+    assert_eq!(
+        parse_ok(&format_ast(&parse_ok(COVERING))),
+        parse_ok(COVERING)
+    );
+}
+
+#[test]
+fn formatting_is_idempotent_on_every_example() {
+    for path in example_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let once = format_ok(&text);
+        let twice = format_ok(&once);
+        assert_eq!(once, twice, "not idempotent: {}", path.display());
+        assert_eq!(
+            parse_ok(&once),
+            parse_ok(&text),
+            "meaning changed: {}",
+            path.display()
+        );
+        assert!(once.is_empty() || (once.ends_with('\n') && !once.ends_with("\n\n")));
+    }
+}
+
+/// Comment texts in source order: a string-aware scan, independent of the formatter's.
+fn comments(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut in_string = false;
+        let mut escaped = false;
+        for (i, c) in line.char_indices() {
+            match (in_string, escaped, c) {
+                (true, true, _) => escaped = false,
+                (true, false, '\\') => escaped = true,
+                (true, false, '"') => in_string = false,
+                (false, _, '"') => in_string = true,
+                (false, _, '#') => {
+                    out.push(line[i..].trim_end().to_string());
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn comments_survive_in_order() {
+    for text in [COVERING.to_string()].into_iter().chain(
+        example_files()
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap()),
+    ) {
+        let formatted = format_ok(&text);
+        let before = comments(&text);
+        assert_eq!(comments(&formatted), before);
+        // And literally, in order.
+        let mut at = 0;
+        for c in &before {
+            let found = formatted[at..]
+                .find(c.as_str())
+                .unwrap_or_else(|| panic!("comment {c:?} lost or out of order"));
+            at += found + c.len();
+        }
+    }
+    assert!(comments(COVERING).len() >= 12);
+}
+
+#[test]
+fn comment_positions() {
+    let text = "# head\n\n\nservice a {  # open\n    dialect huawei   # trailing\n\n\n    # own line\n    hosts \"x#y\"\n    # before close\n}  # after\n# tail\n";
+    let expected = "# head\n\nservice a {  # open\n    dialect huawei  # trailing\n\n    # own line\n    hosts \"x#y\"\n    # before close\n}  # after\n# tail\n";
+    assert_eq!(format_ok(text), expected);
+}
+
+#[test]
+fn inline_block_comments() {
+    let text = "service a { route GET \"/\" { mock 200 }  # after route\nlimits { body 1MB # body\n uri 2KB }\nbackend b { # only a comment\n}\n}\n";
+    let expected = "service a {\n    route GET \"/\" {\n        mock 200\n    }  # after route\n    limits {\n        body 1MB  # body\n        uri 2KB\n    }\n    backend b {  # only a comment\n    }\n}\n";
+    assert_eq!(format_ok(text), expected);
+}
+
+#[test]
+fn blank_lines_and_empty_files() {
+    assert_eq!(format_ok(""), "");
+    assert_eq!(format_ok("\n\n \n"), "");
+    assert_eq!(format_ok("# only\n\n\n"), "# only\n");
+    assert_eq!(
+        format_ok("\n\nservice a {\n\n\n dialect huawei\n\n\n}\n\n\n\nservice b {}"),
+        "service a {\n    dialect huawei\n}\n\nservice b {}\n"
+    );
+}
+
+#[test]
+fn broken_files_are_not_formatted() {
+    let broken = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policies/shop.policy"),
+    )
+    .unwrap()
+    .replace("dialect huawei", "dialect huawie");
+    let diags = format_file(&broken).unwrap_err();
+    assert!(!diags.is_empty());
+    assert!(format_file("service a {").is_err());
+    assert!(format_file("service a { routee GET \"/\" {} }").is_err());
+}
+
+#[test]
+fn mock_json_prints_compactly() {
+    let text = "service a { route GET \"/\" { mock 200 json { \"status\" :\"ok\",\n \"n\": [1, 2.5,null], \"e\": {}, \"s\": \"a\\\"b\\n#\" } } }";
+    let out = format_ok(text);
+    assert!(
+        out.contains(
+            r#"mock 200 json {"status": "ok", "n": [1, 2.5, null], "e": {}, "s": "a\"b\n#"}"#
+        ),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated ASTs: print, parse back, compare.
+
+fn sp<T>(value: T) -> Spanned<T> {
+    Spanned::new(value, Span::default())
+}
+
+/// Words that end name lists (grammar `list_end`) or mean something else where a name is
+/// expected (`auth none`).
+const RESERVED: &[&str] = &[
+    "from", "except", "claim", "apps", "per", "burst", "on", "default", "none",
+];
+
+fn ident() -> impl Strategy<Value = Ident> {
+    "[a-z][a-z0-9_]{0,7}"
+        .prop_filter("reserved word", |s| !RESERVED.contains(&s.as_str()))
+        .prop_map(sp)
+}
+
+fn idents(max: usize) -> impl Strategy<Value = Vec<Ident>> {
+    prop::collection::vec(ident(), 1..=max)
+}
+
+/// Free text, heavy on what needs escaping.
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            6 => prop::char::range('a', 'z'),
+            1 => Just('"'),
+            1 => Just('\\'),
+            1 => Just('\n'),
+            1 => Just('\r'),
+            1 => Just('\t'),
+            1 => Just('#'),
+            1 => Just('{'),
+            1 => Just('}'),
+            1 => Just(' '),
+            1 => Just('/'),
+            1 => Just('é'),
+            1 => Just('中'),
+            1 => Just('😀'),
+            1 => Just('\u{2028}'),
+            1 => Just('\u{1}'),
+            1 => Just('\u{7f}'),
+            2 => any::<char>(),
+        ],
+        0..10,
+    )
+    .prop_map(|cs| cs.into_iter().collect())
+}
+
+fn texts(max: usize) -> impl Strategy<Value = Vec<Spanned<String>>> {
+    prop::collection::vec(text().prop_map(sp), 1..=max)
+}
+
+/// An HTTP token (header names must be).
+fn token() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,12}"
+}
+
+fn tokens(max: usize) -> impl Strategy<Value = Vec<Spanned<String>>> {
+    prop::collection::vec(token().prop_map(sp), 1..=max)
+}
+
+fn url() -> impl Strategy<Value = Spanned<String>> {
+    "https?://[a-z]{1,8}(\\.[a-z]{2,3})?(:[1-9][0-9]{0,3})?(/[a-z0-9]{0,5})?".prop_map(sp)
+}
+
+fn template() -> impl Strategy<Value = PathTemplate> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => "[a-zA-Z0-9._~%é\"\\\\ -]{1,6}".prop_map(Segment::Literal),
+            1 => "[a-z][a-z0-9_-]{0,4}".prop_map(Segment::Var),
+        ],
+        0..4,
+    )
+    .prop_flat_map(|segs| (Just(segs), any::<bool>()))
+    .prop_map(|(segs, rest)| {
+        // Variables must be unique; a `{rest+}` may only end the path.
+        let n = segs.len();
+        let segments = segs
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                Segment::Var(v) if rest && i + 1 == n => Segment::Rest(format!("{v}{i}")),
+                Segment::Var(v) => Segment::Var(format!("{v}{i}")),
+                other => other,
+            })
+            .collect();
+        PathTemplate { segments }
+    })
+}
+
+fn net() -> impl Strategy<Value = Spanned<IpNet>> {
+    prop_oneof![
+        (any::<u32>(), 0u8..=32)
+            .prop_map(|(a, p)| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), p).unwrap().trunc())),
+        (any::<u128>(), 0u8..=128)
+            .prop_map(|(a, p)| IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), p).unwrap().trunc())),
+    ]
+    .prop_map(sp)
+}
+
+fn nets() -> impl Strategy<Value = Vec<Spanned<IpNet>>> {
+    prop::collection::vec(net(), 1..=3)
+}
+
+fn duration() -> impl Strategy<Value = Spanned<Duration>> {
+    (
+        0u64..1_000_000,
+        prop::sample::select(DurationUnit::ALL.to_vec()),
+    )
+        .prop_map(|(n, unit)| {
+            sp(Duration {
+                millis: n * unit.millis(),
+                unit,
+            })
+        })
+}
+
+fn size() -> impl Strategy<Value = Spanned<Size>> {
+    (
+        0u64..1_000_000,
+        prop::sample::select(SizeUnit::ALL.to_vec()),
+    )
+        .prop_map(|(n, unit)| {
+            sp(Size {
+                bytes: n * unit.bytes(),
+                unit,
+            })
+        })
+}
+
+fn limits() -> impl Strategy<Value = Vec<LimitItem>> {
+    prop::collection::vec(
+        (prop::sample::select(LimitKind::ALL.to_vec()), size()).prop_map(|(kind, size)| {
+            LimitItem {
+                kind: sp(kind),
+                size,
+            }
+        }),
+        0..4,
+    )
+}
+
+fn methods() -> impl Strategy<Value = Vec<Spanned<Method>>> {
+    prop::collection::vec(
+        prop::sample::select(Method::ALL.to_vec()).prop_map(sp),
+        1..=3,
+    )
+}
+
+fn protocols() -> impl Strategy<Value = Vec<Spanned<Protocol>>> {
+    prop::collection::vec(
+        prop::sample::select(Protocol::ALL.to_vec()).prop_map(sp),
+        1..=2,
+    )
+}
+
+fn dialect() -> impl Strategy<Value = Spanned<Dialect>> {
+    prop::sample::select(Dialect::ALL.to_vec()).prop_map(sp)
+}
+
+fn secret() -> impl Strategy<Value = SecretRef> {
+    (any::<bool>(), text()).prop_map(|(env, name)| SecretRef {
+        source: if env {
+            SecretSource::Env
+        } else {
+            SecretSource::File
+        },
+        name: sp(name),
+    })
+}
+
+fn quota() -> impl Strategy<Value = Quota> {
+    (1u64..=u64::MAX >> 1, any::<bool>()).prop_map(|(limit, day)| Quota {
+        limit: sp(limit),
+        period: sp(if day {
+            QuotaPeriod::Day
+        } else {
+            QuotaPeriod::Month
+        }),
+    })
+}
+
+fn rate() -> impl Strategy<Value = Rate> {
+    let period = prop::sample::select(vec![
+        RatePeriod::Second,
+        RatePeriod::Minute,
+        RatePeriod::Hour,
+        RatePeriod::Day,
+    ]);
+    let key = prop_oneof![
+        Just(RateKey::App),
+        Just(RateKey::Ip),
+        Just(RateKey::Route),
+        token().prop_map(RateKey::Header),
+    ];
+    let store = prop::sample::select(vec![StoreErrorPolicy::Allow, StoreErrorPolicy::Deny]);
+    (
+        1u64..=u32::MAX as u64,
+        period,
+        prop::option::of(key),
+        prop::option::of(0u64..=u32::MAX as u64),
+        prop::option::of(store),
+    )
+        .prop_map(|(limit, period, key, burst, store)| Rate {
+            limit: sp(limit),
+            period: sp(period),
+            key: key.map(sp),
+            burst: burst.map(sp),
+            on_store_error: store.map(sp),
+        })
+}
+
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        text().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((text(), inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+fn range<T: PartialOrd + Copy + std::fmt::Debug>(
+    bound: impl Strategy<Value = T> + Clone,
+) -> impl Strategy<Value = Option<Range<T>>> {
+    prop::option::of(
+        (prop::option::of(bound.clone()), prop::option::of(bound)).prop_map(|(a, b)| {
+            match (a, b) {
+                (Some(a), Some(b)) if a > b => Range {
+                    min: Some(b),
+                    max: Some(a),
+                },
+                (min, max) => Range { min, max },
+            }
+        }),
+    )
+}
+
+fn param_type() -> impl Strategy<Value = ParamType> {
+    let finite = prop::num::f64::NORMAL | prop::num::f64::SUBNORMAL | prop::num::f64::ZERO;
+    prop_oneof![
+        range(any::<u64>()).prop_map(|len| ParamType::String { len }),
+        range(any::<i64>()).prop_map(|range| ParamType::Int { range }),
+        range(finite).prop_map(|range| ParamType::Decimal { range }),
+        Just(ParamType::Bool),
+        texts(3).prop_map(ParamType::Enum),
+    ]
+}
+
+fn param() -> impl Strategy<Value = Param> {
+    (
+        any::<bool>(),
+        prop::sample::select(ParamLocation::ALL.to_vec()),
+        text(),
+        token(),
+        prop::option::of(param_type()),
+    )
+        .prop_map(|(required, location, name, header, ty)| Param {
+            // Path parameters are always required; header names are HTTP tokens.
+            required: required || location == ParamLocation::Path,
+            location: sp(location),
+            name: sp(if location == ParamLocation::Header {
+                header
+            } else {
+                name
+            }),
+            ty: ty.map(sp),
+        })
+}
+
+fn cors() -> impl Strategy<Value = Vec<Spanned<CorsClause>>> {
+    prop::collection::vec(
+        prop_oneof![
+            texts(2).prop_map(CorsClause::Origins),
+            methods().prop_map(CorsClause::Methods),
+            tokens(2).prop_map(CorsClause::Headers),
+            tokens(2).prop_map(CorsClause::Expose),
+            Just(CorsClause::Credentials),
+            duration().prop_map(CorsClause::MaxAge),
+        ]
+        .prop_map(sp),
+        1..=4,
+    )
+}
+
+fn route_auth() -> impl Strategy<Value = RouteAuth> {
+    let claim = (text(), texts(2)).prop_map(|(name, values)| Claim {
+        name: sp(name),
+        values,
+    });
+    prop_oneof![
+        Just(RouteAuth::None),
+        (
+            ident(),
+            prop::option::of(idents(3)),
+            prop::collection::vec(claim, 0..3)
+        )
+            .prop_map(|(provider, apps, claims)| RouteAuth::Provider {
+                provider,
+                apps,
+                claims
+            }),
+    ]
+}
+
+fn route_item() -> impl Strategy<Value = RouteItem> {
+    prop_oneof![
+        1 => idents(3).prop_map(RouteItem::Stages),
+        1 => protocols().prop_map(RouteItem::Protocols),
+        1 => route_auth().prop_map(RouteItem::Auth),
+        3 => param().prop_map(RouteItem::Param),
+        1 => cors().prop_map(RouteItem::Cors),
+        1 => nets().prop_map(RouteItem::AllowIps),
+        1 => nets().prop_map(RouteItem::DenyIps),
+        1 => rate().prop_map(RouteItem::Rate),
+        1 => Just(RouteItem::WebSocket),
+        1 => limits().prop_map(RouteItem::Limits),
+        1 => (token(), text()).prop_map(|(n, v)| RouteItem::ResponseHeader {
+            name: sp(n),
+            value: sp(v)
+        }),
+        2 => (
+            100u16..=599,
+            prop::option::of(prop_oneof![
+                json().prop_map(MockBody::Json),
+                text().prop_map(|t| MockBody::Text(sp(t))),
+            ])
+        )
+            .prop_map(|(status, body)| RouteItem::Mock(Mock {
+                status: sp(status),
+                body
+            })),
+        1 => (ident(), prop::option::of(template())).prop_map(|(backend, path)| {
+            RouteItem::Forward(Forward {
+                backend,
+                path: path.map(sp),
+            })
+        }),
+        1 => ident().prop_map(RouteItem::IssueTokens),
+    ]
+}
+
+fn route() -> impl Strategy<Value = Route> {
+    (
+        methods(),
+        template(),
+        prop::collection::vec(route_item().prop_map(sp), 0..6),
+    )
+        .prop_map(|(methods, path, items)| Route {
+            methods,
+            path: sp(path),
+            items,
+        })
+}
+
+fn backend() -> impl Strategy<Value = Backend> {
+    let item = prop_oneof![
+        prop::collection::vec(url(), 1..=3).prop_map(BackendItem::Targets),
+        duration().prop_map(BackendItem::Timeout),
+        duration().prop_map(BackendItem::ConnectTimeout),
+        (0u32..=10).prop_map(|n| BackendItem::Retries(sp(n))),
+        (nets(), prop::collection::vec(net(), 0..3))
+            .prop_map(|(deny, except)| BackendItem::DenyIps { deny, except }),
+    ];
+    (ident(), prop::collection::vec(item.prop_map(sp), 0..5))
+        .prop_map(|(name, items)| Backend { name, items })
+}
+
+fn app() -> impl Strategy<Value = App> {
+    let item = prop_oneof![
+        text().prop_map(|k| AppItem::Key(sp(k))),
+        secret().prop_map(AppItem::Secret),
+        nets().prop_map(AppItem::TrustedIps),
+        quota().prop_map(AppItem::Quota),
+        rate().prop_map(AppItem::Rate),
+        Just(AppItem::Frozen),
+    ];
+    (ident(), prop::collection::vec(item.prop_map(sp), 0..5))
+        .prop_map(|(name, items)| App { name, items })
+}
+
+fn plan() -> impl Strategy<Value = Plan> {
+    let item = prop_oneof![
+        idents(3).prop_map(PlanItem::Apps),
+        rate().prop_map(PlanItem::Rate),
+        quota().prop_map(PlanItem::Quota),
+    ];
+    (ident(), prop::collection::vec(item.prop_map(sp), 0..4))
+        .prop_map(|(name, items)| Plan { name, items })
+}
+
+fn auth() -> impl Strategy<Value = AuthProvider> {
+    let algorithm = "[A-Za-z][A-Za-z0-9_-]{0,8}".prop_map(sp);
+    let token_source = prop_oneof![
+        (token(), any::<bool>()).prop_map(|(n, bearer)| TokenSource::Header {
+            name: sp(n),
+            bearer
+        }),
+        text().prop_map(|q| TokenSource::Query(sp(q))),
+        text().prop_map(|c| TokenSource::Cookie(sp(c))),
+    ];
+    let item = prop_oneof![
+        prop::collection::vec(algorithm, 1..=3).prop_map(AuthItem::Algorithms),
+        duration().prop_map(AuthItem::ClockSkew),
+        prop::sample::select(vec!["tencent", "kong"])
+            .prop_map(|v| AuthItem::Variant(sp(v.to_string()))),
+        secret().prop_map(AuthItem::Key),
+        secret().prop_map(AuthItem::Jwks),
+        text().prop_map(|s| AuthItem::Issuer(sp(s))),
+        texts(3).prop_map(AuthItem::Audience),
+        duration().prop_map(AuthItem::Leeway),
+        token_source.prop_map(AuthItem::TokenFrom),
+        url().prop_map(AuthItem::Url),
+        duration().prop_map(AuthItem::Timeout),
+        duration().prop_map(AuthItem::Cache),
+        tokens(3).prop_map(AuthItem::Identity),
+        template().prop_map(|t| AuthItem::Path(sp(t.to_string()))),
+        duration().prop_map(AuthItem::AccessTtl),
+        duration().prop_map(AuthItem::RefreshTtl),
+        secret().prop_map(AuthItem::SigningKey),
+        Just(AuthItem::AllowAppcode),
+    ];
+    (
+        ident(),
+        prop::sample::select(AuthKind::ALL.to_vec()),
+        prop::collection::vec(item.prop_map(sp), 0..6),
+    )
+        .prop_map(|(name, kind, items)| AuthProvider {
+            name,
+            kind: sp(kind),
+            items,
+        })
+}
+
+fn service_item() -> impl Strategy<Value = ServiceItem> {
+    let stages = (
+        idents(3),
+        prop::option::of(token()),
+        prop::option::of(ident()),
+    )
+        .prop_map(|(names, header, default)| {
+            ServiceItem::Stages(Stages {
+                names,
+                from: match header {
+                    Some(h) => StageFrom::Header(sp(h)),
+                    None => StageFrom::Path,
+                },
+                default,
+            })
+        });
+    prop_oneof![
+        1 => dialect().prop_map(ServiceItem::Dialect),
+        1 => texts(3).prop_map(ServiceItem::Hosts),
+        1 => protocols().prop_map(ServiceItem::Protocols),
+        1 => stages,
+        1 => limits().prop_map(ServiceItem::Limits),
+        1 => backend().prop_map(ServiceItem::Backend),
+        1 => app().prop_map(ServiceItem::App),
+        1 => auth().prop_map(ServiceItem::Auth),
+        1 => plan().prop_map(ServiceItem::Plan),
+        3 => route().prop_map(ServiceItem::Route),
+        1 => nets().prop_map(ServiceItem::AllowIps),
+        1 => nets().prop_map(ServiceItem::DenyIps),
+        1 => nets().prop_map(ServiceItem::TrustedProxies),
+        1 => token().prop_map(|h| ServiceItem::RequestIdHeader(sp(h))),
+    ]
+}
+
+fn file() -> impl Strategy<Value = File> {
+    let service = (
+        ident(),
+        prop::collection::vec(service_item().prop_map(sp), 0..8),
+    )
+        .prop_map(|(name, items)| TopItem::Service(Service { name, items }));
+    let top = prop_oneof![
+        1 => dialect().prop_map(TopItem::DefaultDialect),
+        4 => service,
+    ];
+    prop::collection::vec(top.prop_map(sp), 0..3).prop_map(|items| File { items })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn generated_asts_round_trip(file in file()) {
+        let text = format_ast(&file);
+        let parsed = parse_file(0, &text);
+        prop_assert!(
+            parsed.diagnostics.is_empty(),
+            "diagnostics {:#?}\n--- text ---\n{}",
+            parsed.diagnostics,
+            text
+        );
+        prop_assert_eq!(parsed.file.as_ref(), Some(&file), "--- text ---\n{}", text);
+        // The printed AST is already canonical.
+        prop_assert_eq!(format_file(&text).ok(), Some(text.clone()));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Comments and blank lines sprinkled anywhere a line boundary allows them never change
+    /// the meaning, are all kept in order, and format to a fixed point.
+    #[test]
+    fn sprinkled_comments_and_blank_lines(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3), 1..40),
+    ) {
+        let base = format_ok(COVERING);
+        let mut lines: Vec<String> = base.lines().map(str::to_string).collect();
+        for (n, (at, kind)) in edits.iter().enumerate() {
+            let i = at.index(lines.len() + 1);
+            match kind {
+                0 => lines.insert(i, String::new()),
+                1 => lines.insert(i, format!("   # own {n}")),
+                _ => {
+                    let i = i.min(lines.len() - 1);
+                    lines[i].push_str(&format!(" # trailing {n}"));
+                }
+            }
+        }
+        let text = lines.join("\n");
+        let once = format_ok(&text);
+        prop_assert_eq!(parse_ok(&once), parse_ok(COVERING));
+        prop_assert_eq!(format_ok(&once), once.clone());
+        prop_assert_eq!(comments(&once), comments(&text));
+    }
+}
