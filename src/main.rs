@@ -6,7 +6,7 @@ use rulegate::decide::{decide, RequestHead, VirtualEnv};
 use rulegate::policy::{self, diag};
 use rulegate::vocab::Dialect;
 use std::io::IsTerminal;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,11 +54,50 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Format policy files in place (canonical, idempotent, comments kept).
+    Fmt {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Change nothing; list files that are not formatted and exit 1 if any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the gateway on a policy directory; reloads when a file changes or on SIGHUP.
+    Serve {
+        #[arg(default_value = "policies")]
+        policy_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Access and event logs as JSON lines.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// How long SIGTERM waits for in-flight requests.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        drain: std::time::Duration,
+    },
     /// Print the error catalogue and mark the rows rulegate can emit.
     Errors {
         #[arg(long, value_parser = parse_dialect)]
         dialect: Option<Dialect>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("{s:?}: expected e.g. 30s"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        _ => return Err(format!("{s:?}: the unit must be ms, s or m")),
+    };
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,6 +128,27 @@ fn main() -> ExitCode {
             at,
         } => explain(path, &method, &url, &headers, data, client_ip, at),
         Command::Errors { dialect } => errors(dialect),
+        Command::Fmt { paths, check } => fmt(&paths, check),
+        Command::Serve {
+            policy_dir,
+            listen,
+            log_format,
+            drain,
+        } => {
+            let opts = rulegate::server::Options {
+                policy_dir,
+                listen,
+                log_json: matches!(log_format, LogFormat::Json),
+                drain,
+            };
+            match rulegate::server::run(opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rulegate: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
     }
 }
 
@@ -322,4 +382,52 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
         println!();
     }
     ExitCode::SUCCESS
+}
+
+fn fmt(paths: &[PathBuf], check_only: bool) -> ExitCode {
+    let files = match policy::policy_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("rulegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = false;
+    let mut unformatted = 0;
+    for file in &files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("rulegate: {}: {e}", file.display());
+                failed = true;
+                continue;
+            }
+        };
+        match policy::fmt::format_file(&text) {
+            Err(diags) => {
+                let mut sources = diag::Sources::new();
+                sources.add(file.display().to_string(), text);
+                eprint!(
+                    "{}",
+                    diag::render_human(&sources, &diags, std::io::stderr().is_terminal())
+                );
+                failed = true;
+            }
+            Ok(formatted) if formatted != text => {
+                unformatted += 1;
+                if check_only {
+                    println!("{}", file.display());
+                } else if let Err(e) = std::fs::write(file, formatted) {
+                    eprintln!("rulegate: {}: {e}", file.display());
+                    failed = true;
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    if failed || (check_only && unformatted > 0) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

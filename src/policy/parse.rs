@@ -57,13 +57,14 @@ fn check_braces(file: u32, text: &str) -> Option<Diagnostic> {
     while i < bytes.len() {
         match bytes[i] {
             b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                     i += 1;
                 }
             }
             b'"' => {
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' && bytes[i] != b'\r'
+                {
                     if bytes[i] == b'\\' {
                         i += 1;
                     }
@@ -261,9 +262,12 @@ fn has(p: &P<'_>, rule: Rule) -> bool {
 }
 
 impl Lower {
+    /// The pair's span without trailing whitespace or a trailing comment: pest lets an absent
+    /// optional at the end of a rule keep the whitespace it skipped, and a diagnostic must
+    /// underline the statement, not the comment after it.
     fn span(&self, p: &P<'_>) -> Span {
         let s = p.as_span();
-        Span::new(self.file, s.start(), s.end())
+        Span::new(self.file, s.start(), s.start() + content_len(s.as_str()))
     }
 
     fn err(&mut self, d: Diagnostic) {
@@ -1284,6 +1288,36 @@ impl Lower {
         };
         Some(Mock { status, body })
     }
+}
+
+/// Length of `text` without a trailing `# comment` and trailing blanks (strings respected).
+fn content_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut end = bytes.len();
+    let mut in_string = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'\n' | b'\r' => in_string = false,
+            b'#' if !in_string => {
+                // a comment runs to the end of its line; only a trailing one is cut
+                let line_end = text[i..].find(['\n', '\r']).map_or(bytes.len(), |n| i + n);
+                if text[line_end..].trim().is_empty() {
+                    end = i;
+                    break;
+                }
+                i = line_end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    text[..end]
+        .trim_end_matches([' ', '\t', '\n', '\r', '\\'])
+        .len()
 }
 
 /// Undo the JSON-style escapes allowed in strings. On error: (byte offset, message).

@@ -169,6 +169,11 @@ fn access_log(
         _ => "-",
     };
     let path = target.split('?').next().unwrap_or(target);
+    // a 40 KiB URI is a rejection worth logging, not worth copying
+    let path = match path.char_indices().nth(256) {
+        Some((cut, _)) => format!("{}…", &path[..cut]),
+        None => path.to_string(),
+    };
     tracing::info!(
         target: "access",
         request_id = %d.request_id,
