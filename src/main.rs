@@ -68,6 +68,9 @@ enum Command {
         policy_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Serve /healthz, /readyz, /config and /metrics here.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
         /// Access and event logs as JSON lines.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -132,12 +135,14 @@ fn main() -> ExitCode {
         Command::Serve {
             policy_dir,
             listen,
+            admin,
             log_format,
             drain,
         } => {
             let opts = rulegate::server::Options {
                 policy_dir,
                 listen,
+                admin,
                 log_json: matches!(log_format, LogFormat::Json),
                 drain,
             };

@@ -92,7 +92,12 @@ pub async fn handle(
             upstream_ms = Some(t.elapsed().as_secs_f64() * 1000.0);
             match result {
                 Ok(r) => r,
-                Err(reason) => reject(&decision, &reason),
+                Err(reason) => {
+                    gw.metrics.upstream_error(reason_name(&reason));
+                    let response = reject(&decision, &reason);
+                    decision.outcome = Outcome::Reject(reason);
+                    response
+                }
             }
         }
         Outcome::IssueTokens { .. } => {
@@ -105,6 +110,7 @@ pub async fn handle(
         },
     };
     access_log(
+        &gw.metrics,
         &snap,
         &decision,
         &parts,
@@ -115,6 +121,19 @@ pub async fn handle(
         upstream_ms,
     );
     response
+}
+
+fn reason_name(reason: &Reason) -> &'static str {
+    match reason {
+        Reason::BackendUnavailable => "backend_unavailable",
+        Reason::BackendTimeout => "backend_timeout",
+        Reason::BackendDnsFailed => "backend_dns_failed",
+        Reason::NoBackendAvailable => "no_backend_available",
+        Reason::BackendIpDenied => "backend_ip_denied",
+        Reason::LoopDetected => "loop_detected",
+        Reason::BodyTooLarge => "body_too_large",
+        _ => "other",
+    }
 }
 
 /// Read a body up to `limit` bytes.
@@ -151,6 +170,7 @@ pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> R
 
 #[allow(clippy::too_many_arguments)]
 fn access_log(
+    metrics: &super::metrics::Metrics,
     snap: &crate::compile::Snapshot,
     d: &Decision,
     parts: &http::request::Parts,
@@ -160,6 +180,7 @@ fn access_log(
     started: Instant,
     upstream_ms: Option<f64>,
 ) {
+    let service = d.service.map_or("-", |s| snap.services[s].name.as_str());
     let route = match (d.service, d.route) {
         (Some(s), Some(r)) => snap.services[s].routes[r].label.as_str(),
         _ => "-",
@@ -168,6 +189,13 @@ fn access_log(
         Outcome::Reject(reason) => dialect::row(d.dialect, reason).code,
         _ => "-",
     };
+    metrics.request(
+        service,
+        route,
+        status,
+        code,
+        started.elapsed().as_secs_f64(),
+    );
     let path = target.split('?').next().unwrap_or(target);
     // a 40 KiB URI is a rejection worth logging, not worth copying
     let path = match path.char_indices().nth(256) {

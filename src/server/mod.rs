@@ -5,7 +5,9 @@
 //! a reload swaps the whole snapshot in one store, and only a policy that compiles is ever
 //! stored.
 
+mod admin;
 mod handler;
+mod metrics;
 mod proxy;
 mod reload;
 
@@ -27,6 +29,8 @@ use tokio::net::TcpListener;
 pub struct Options {
     pub policy_dir: PathBuf,
     pub listen: SocketAddr,
+    /// Where `/healthz`, `/readyz`, `/config` and `/metrics` are served, if anywhere.
+    pub admin: Option<SocketAddr>,
     pub log_json: bool,
     /// Time allowed for in-flight requests after SIGTERM / SIGINT.
     pub drain: Duration,
@@ -43,6 +47,9 @@ pub struct Gateway {
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// RFC 3339 time the served snapshot was loaded.
+    loaded_at: Mutex<String>,
+    metrics: metrics::Metrics,
 }
 
 impl Gateway {
@@ -77,6 +84,8 @@ impl Gateway {
                 if changed {
                     self.snapshot.store(Arc::new(snapshot));
                     let v = self.version.fetch_add(1, Ordering::SeqCst) + 1;
+                    *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                        jiff::Timestamp::now().to_string();
                     tracing::info!(version = v, "policy reloaded");
                 }
                 self.reloads_ok.fetch_add(1, Ordering::Relaxed);
@@ -149,7 +158,16 @@ async fn serve(opts: Options) -> Result<(), String> {
         reloads_ok: AtomicU64::new(0),
         reloads_failed: AtomicU64::new(0),
         last_error: Mutex::new(None),
+        loaded_at: Mutex::new(jiff::Timestamp::now().to_string()),
+        metrics: metrics::Metrics::default(),
     });
+    if let Some(addr) = opts.admin {
+        let admin = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
+        tracing::info!(admin = %addr, "admin endpoints: /healthz /readyz /config /metrics");
+        tokio::spawn(admin::serve(gateway.clone(), admin));
+    }
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;

@@ -1,0 +1,73 @@
+//! The admin listener (`--admin ADDR`): liveness, readiness, what is loaded, and metrics.
+//! Kept off the traffic port so it can be firewalled separately.
+
+use super::handler::{full, Body};
+use super::Gateway;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let gw = gw.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&gw, req.uri().path())) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn route(gw: &Gateway, path: &str) -> Response<Body> {
+    match path {
+        "/healthz" => text(200, "text/plain; charset=utf-8", "ok\n".into()),
+        // Serving starts only after the first policy compiled, so a live gateway is ready.
+        "/readyz" => text(200, "text/plain; charset=utf-8", "ready\n".into()),
+        "/config" => {
+            let snap = gw.snapshot.load();
+            let body = serde_json::json!({
+                "version": gw.version.load(Ordering::SeqCst),
+                "source_hash": snap.source_hash,
+                "loaded_at": *gw.loaded_at.lock().unwrap_or_else(|e| e.into_inner()),
+                "policy_dir": gw.policy_dir.display().to_string(),
+                "services": snap.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+                "reloads_ok": gw.reloads_ok.load(Ordering::Relaxed),
+                "reloads_failed": gw.reloads_failed.load(Ordering::Relaxed),
+                "last_reload_error": *gw.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+            });
+            text(
+                200,
+                "application/json",
+                serde_json::to_string_pretty(&body).unwrap_or_default() + "\n",
+            )
+        }
+        "/metrics" => text(
+            200,
+            "text/plain; version=0.0.4",
+            gw.metrics.render(
+                gw.reloads_ok.load(Ordering::Relaxed),
+                gw.reloads_failed.load(Ordering::Relaxed),
+                gw.version.load(Ordering::SeqCst),
+            ),
+        ),
+        _ => text(404, "text/plain; charset=utf-8", "not found\n".into()),
+    }
+}
+
+fn text(status: u16, content_type: &str, body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}

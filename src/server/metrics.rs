@@ -1,0 +1,128 @@
+//! Counters for `/metrics` (Prometheus text format), kept lock-free on the request path.
+
+use dashmap::DashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (service, route, status, code) → count
+    requests: DashMap<(String, String, u16, String), AtomicU64>,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    /// Sum of latencies in microseconds.
+    latency_sum_us: AtomicU64,
+    /// canonical reason (snake case) → count
+    upstream_errors: DashMap<String, AtomicU64>,
+}
+
+impl Metrics {
+    pub fn request(&self, service: &str, route: &str, status: u16, code: &str, seconds: f64) {
+        let key = (
+            service.to_string(),
+            route.to_string(),
+            status,
+            code.to_string(),
+        );
+        if let Some(c) = self.requests.get(&key) {
+            c.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.requests
+                .entry(key)
+                .or_default()
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    pub fn upstream_error(&self, reason: &str) {
+        self.upstream_errors
+            .entry(reason.to_string())
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, reloads_ok: u64, reloads_failed: u64, version: u64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP rulegate_requests_total Requests answered, by service, route, status and vendor code.\n");
+        out.push_str("# TYPE rulegate_requests_total counter\n");
+        let mut rows: Vec<_> = self
+            .requests
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
+            .collect();
+        rows.sort();
+        for ((service, route, status, code), n) in rows {
+            let _ = writeln!(
+                out,
+                "rulegate_requests_total{{service=\"{}\",route=\"{}\",status=\"{status}\",code=\"{}\"}} {n}",
+                escape(&service),
+                escape(&route),
+                escape(&code)
+            );
+        }
+        out.push_str(
+            "# HELP rulegate_request_duration_seconds Time from request to response head.\n",
+        );
+        out.push_str("# TYPE rulegate_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.latency_buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "rulegate_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "rulegate_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "rulegate_request_duration_seconds_sum {sum}");
+        let _ = writeln!(out, "rulegate_request_duration_seconds_count {count}");
+        out.push_str("# HELP rulegate_upstream_errors_total Failed forwards, by reason.\n");
+        out.push_str("# TYPE rulegate_upstream_errors_total counter\n");
+        let mut errors: Vec<_> = self
+            .upstream_errors
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
+            .collect();
+        errors.sort();
+        for (reason, n) in errors {
+            let _ = writeln!(
+                out,
+                "rulegate_upstream_errors_total{{reason=\"{}\"}} {n}",
+                escape(&reason)
+            );
+        }
+        out.push_str("# HELP rulegate_reloads_total Policy reloads, by result.\n");
+        out.push_str("# TYPE rulegate_reloads_total counter\n");
+        let _ = writeln!(out, "rulegate_reloads_total{{result=\"ok\"}} {reloads_ok}");
+        let _ = writeln!(
+            out,
+            "rulegate_reloads_total{{result=\"failed\"}} {reloads_failed}"
+        );
+        out.push_str("# HELP rulegate_snapshot_version The version of the policy being served.\n");
+        out.push_str("# TYPE rulegate_snapshot_version gauge\n");
+        let _ = writeln!(out, "rulegate_snapshot_version {version}");
+        out
+    }
+}
+
+/// Escape a Prometheus label value.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
