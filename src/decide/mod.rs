@@ -307,7 +307,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             ),
         );
         self.d
-            .headers
+            .response_headers
             .extend(route.response_headers.iter().cloned());
         let routed = Routed {
             service,
@@ -445,6 +445,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 if let Some(ct) = m.content_type {
                     headers.push(("Content-Type".to_string(), ct.to_string()));
                 }
+                headers.extend(r.route.response_headers.iter().cloned());
                 self.step(11, "action", Verdict::Done, format!("mock {}", m.status));
                 Outcome::Respond(Response {
                     status: m.status,

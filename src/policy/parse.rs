@@ -512,7 +512,7 @@ impl Lower {
                 span,
                 format!("unknown {what} `{word}`"),
             )
-            .label(format!("not a {what}"))
+            .label(format!("not {} {what}", article(what)))
             .help(help),
         );
         None
@@ -1283,6 +1283,15 @@ impl Lower {
             }
         };
         Some(Mock { status, body })
+    }
+}
+
+/// "a" or "an" before a word, by its first letter.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 
