@@ -403,9 +403,18 @@ impl<'a> Cx<'a> {
                 I::TrustedProxies(t) => trusted_proxies.extend(t.iter().map(|n| n.value)),
                 I::Backend(b) => {
                     if backend_names.define(self, &b.name, backends.len(), diag::DUPLICATE_NAME) {
-                        if let Some(b) = self.backend(b, item.span) {
-                            backends.push(b);
-                        }
+                        // keep indices aligned with names: a broken backend still occupies its
+                        // slot (routes that forward to it are resolved by that index)
+                        let compiled = self.backend(b, item.span);
+                        backends.push(compiled.unwrap_or_else(|| Backend {
+                            name: b.name.value.clone(),
+                            targets: Vec::new(),
+                            timeout_ms: 0,
+                            connect_timeout_ms: 0,
+                            retries: 0,
+                            deny: Vec::new(),
+                            except: Vec::new(),
+                        }));
                     }
                 }
                 I::App(a) => apps_ast.push((a, item.span)),
@@ -1059,9 +1068,16 @@ impl<'a> Cx<'a> {
             }
         }
         if kind == ast::AuthKind::Jwt {
-            let hs = given.iter().filter(|a| a.value.starts_with("HS")).count();
-            if hs > 0 && hs < given.len() {
-                let first = given.iter().find(|a| a.value.starts_with("HS")).unwrap();
+            // only known algorithms count: an unknown one (or `none`) is reported above and
+            // says nothing about which kind of key the provider needs
+            let valid: Vec<&Spanned<String>> = given
+                .iter()
+                .copied()
+                .filter(|a| known.contains(&a.value.as_str()))
+                .collect();
+            let hs = valid.iter().filter(|a| a.value.starts_with("HS")).count();
+            if hs > 0 && hs < valid.len() {
+                let first = valid.iter().find(|a| a.value.starts_with("HS")).unwrap();
                 self.diags.push(
                     Diagnostic::error(diag::CONFLICT, first.span, "shared-secret (HS*) and public-key algorithms are mixed")
                         .label("a public key must never verify an HMAC token")

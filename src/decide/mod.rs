@@ -307,7 +307,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             ),
         );
         self.d
-            .headers
+            .response_headers
             .extend(route.response_headers.iter().cloned());
         let routed = Routed {
             service,

@@ -29,6 +29,7 @@ pub fn render_response(d: &Decision) -> Option<Response> {
                 dialect::request_id_header(d.dialect).to_string(),
                 d.request_id.clone(),
             ));
+            r.headers.extend(d.response_headers.iter().cloned());
             r
         }
         Outcome::Forward(_) | Outcome::IssueTokens { .. } | Outcome::NeedBody { .. } => {

@@ -516,7 +516,7 @@ impl Lower {
                 span,
                 format!("unknown {what} `{word}`"),
             )
-            .label(format!("not a {what}"))
+            .label(format!("not {} {what}", article(what)))
             .help(help),
         );
         None
@@ -1318,6 +1318,15 @@ fn content_len(text: &str) -> usize {
     text[..end]
         .trim_end_matches([' ', '\t', '\n', '\r', '\\'])
         .len()
+}
+
+/// "a" or "an" before a word, by its first letter.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 /// Undo the JSON-style escapes allowed in strings. On error: (byte offset, message).
