@@ -261,10 +261,9 @@ fn forward_with_rewrite_and_query_huawei() {
     insta::assert_snapshot!("huawei_forward", out);
 }
 
-// NOTE: the shipped policy forwards `{page+}` as `path "/static/docs/{page}"`, and the
-// rewrite encodes the captured `/` as `%2F` (`/static/docs/guides%2Fsigning.html`). This pins
-// the current behaviour; whether a rest variable written `{page}` should keep its slashes or be
-// rejected by `check` is an open question (see the report of the snapshot work).
+/// The shipped policy forwards `{page+}` as `path "/static/docs/{page}"`: a rest variable
+/// expands to all its segments, slashes kept, each segment re-encoded (an encoded `%2F`
+/// inside one segment stays encoded).
 #[test]
 fn forward_rest_of_path_tencent() {
     let out = request(
@@ -272,7 +271,19 @@ fn forward_rest_of_path_tencent() {
         "http://partners.example.com/release/docs/guides/signing.html?lang=en",
     )
     .explain(&shipped());
+    assert!(
+        out.contains("forward  GET /static/docs/guides/signing.html?lang=en to backend ledger\n")
+    );
     insta::assert_snapshot!("tencent_forward", out);
+    let out = request(
+        "GET",
+        "http://partners.example.com/release/docs/a%2Fb/c%20d.html",
+    )
+    .explain(&shipped());
+    assert!(
+        out.contains("forward  GET /static/docs/a%2Fb/c%20d.html to backend ledger\n"),
+        "{out}"
+    );
 }
 
 #[test]

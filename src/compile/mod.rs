@@ -312,6 +312,16 @@ impl<'a> Cx<'a> {
             .any(|e| e.file == block.file && e.start >= block.start && e.start < block.end)
     }
 
+    /// Whether any error (parse or compile) lies inside `block`.
+    fn errors_within(&self, block: Span) -> bool {
+        self.diags.iter().any(|d| {
+            d.severity == diag::Severity::Error
+                && d.span.file == block.file
+                && d.span.start >= block.start
+                && d.span.start < block.end
+        })
+    }
+
     pub(crate) fn missing(&mut self, block: Span, at: Span, message: String, help: &str) {
         if !self.poisoned(block) {
             self.diags.push(
@@ -424,11 +434,14 @@ impl<'a> Cx<'a> {
             }
         }
 
-        let Some(dialect) = dialect.take() else {
+        // Without a dialect the service cannot serve, but its other statements are still
+        // checked (with a stand-in dialect) so one run reports everything.
+        let declared_dialect = dialect.take();
+        if declared_dialect.is_none() {
             self.missing(span, s.name.span, format!("service `{}` has no `dialect`", s.name.value),
                 "add `dialect tencent`, `dialect huawei` or `dialect jdcloud`: it decides every error answer");
-            return None;
-        };
+        }
+        let dialect = declared_dialect.unwrap_or(Dialect::Huawei);
         let hosts = match hosts.take() {
             Some(h) => self.hosts(&h),
             None => {
@@ -463,26 +476,36 @@ impl<'a> Cx<'a> {
             if !app_names.define(self, &a.name, apps.len(), diag::DUPLICATE_NAME) {
                 continue;
             }
-            if let Some((app, key_span)) = self.app(a, span, &s.name.value) {
-                if let Some(prev) = key_spans.get(&app.key) {
+            // Duplicate keys are found even when a secret is missing.
+            let key = a.items.iter().find_map(|i| match &i.value {
+                ast::AppItem::Key(k) => Some(k),
+                _ => None,
+            });
+            let mut duplicate = false;
+            if let Some(k) = key {
+                if let Some(prev) = key_spans.get(&k.value) {
                     self.diags.push(
                         Diagnostic::error(
                             diag::DUPLICATE_KEY,
-                            key_span,
-                            format!("access key {:?} is used by two apps", app.key),
+                            k.span,
+                            format!("access key {:?} is used by two apps", k.value),
                         )
                         .label("second use")
                         .related(*prev, "first used here")
                         .help("every app needs its own access key"),
                     );
-                    continue;
+                    duplicate = true;
+                } else {
+                    key_spans.insert(k.value.clone(), k.span);
                 }
-                key_spans.insert(app.key.clone(), key_span);
-                app_by_key.insert(app.key.clone(), apps.len());
-                apps.push(app);
-            } else {
+            }
+            match self.app(a, span, &s.name.value).filter(|_| !duplicate) {
+                Some((app, _)) => {
+                    app_by_key.insert(app.key.clone(), apps.len());
+                    apps.push(app);
+                }
                 // keep indices aligned with names: a broken app still occupies its slot
-                apps.push(App {
+                None => apps.push(App {
                     name: a.name.value.clone(),
                     key: String::new(),
                     secret: Secret(Vec::new()),
@@ -490,7 +513,7 @@ impl<'a> Cx<'a> {
                     frozen: true,
                     quota: None,
                     rates: Vec::new(),
-                });
+                }),
             }
         }
         let mut provider_names = Names::new("auth provider");
@@ -538,7 +561,10 @@ impl<'a> Cx<'a> {
             ..
         } = rc;
 
-        for (name, i, span) in backend_names.spans() {
+        // "Never used" is noise while the service has errors: a misspelled `forward` line
+        // makes its backend look unused.
+        let clean = !self.errors_within(span);
+        for (name, i, span) in backend_names.spans().filter(|_| clean) {
             if !used_backends.get(i).copied().unwrap_or(true) {
                 self.diags.push(
                     Diagnostic::warning(
@@ -551,7 +577,7 @@ impl<'a> Cx<'a> {
                 );
             }
         }
-        for (name, i, span) in provider_names.spans() {
+        for (name, i, span) in provider_names.spans().filter(|_| clean) {
             if !used_providers.get(i).copied().unwrap_or(true) {
                 self.diags.push(
                     Diagnostic::warning(
@@ -565,6 +591,7 @@ impl<'a> Cx<'a> {
             }
         }
 
+        declared_dialect?;
         let service = Service {
             name: s.name.value.clone(),
             dialect,

@@ -104,8 +104,11 @@ impl fmt::Display for Step {
 struct Routed<'s, 'r> {
     service: &'s Service,
     route: &'s Route,
-    /// (name, decoded value) in path order.
+    /// (name, decoded value) in path order; a `{rest+}` value is its segments joined by `/`.
     vars: Vec<(&'s str, String)>,
+    /// The `{rest+}` variable's segments, kept apart so forwarding re-encodes each one (an
+    /// encoded `%2F` inside a segment must not become a separator).
+    rest: Option<(&'s str, Vec<String>)>,
     /// The request path after a path-selected stage prefix is removed.
     path: &'r str,
 }
@@ -309,10 +312,21 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         self.d
             .response_headers
             .extend(route.response_headers.iter().cloned());
+        let rest = route
+            .vars
+            .iter()
+            .zip(found.captures.iter())
+            .find_map(|(name, c)| match c {
+                crate::compile::tree::Capture::Rest(segments) => {
+                    Some((name.as_str(), segments.to_vec()))
+                }
+                crate::compile::tree::Capture::One(_) => None,
+            });
         let routed = Routed {
             service,
             route,
             vars,
+            rest,
             path,
         };
 
@@ -455,7 +469,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             Action::Forward(f) => {
                 let path = match &f.path {
                     None => r.path.to_string(),
-                    Some(t) => rewrite(t, &r.vars),
+                    Some(t) => rewrite(t, &r.vars, r.rest.as_ref()),
                 };
                 let target = match self.head.query() {
                     Some(q) => format!("{path}?{q}"),
@@ -489,7 +503,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
 }
 
 /// Fill a forward path template with the route's variables, percent-encoding each segment.
-fn rewrite(t: &crate::policy::ast::PathTemplate, vars: &[(&str, String)]) -> String {
+/// A `{var}` or `{var+}` naming the route's rest variable expands to all its segments.
+fn rewrite(
+    t: &crate::policy::ast::PathTemplate,
+    vars: &[(&str, String)],
+    rest: Option<&(&str, Vec<String>)>,
+) -> String {
     use crate::policy::ast::Segment;
     if t.segments.is_empty() {
         return "/".to_string();
@@ -505,11 +524,16 @@ fn rewrite(t: &crate::policy::ast::PathTemplate, vars: &[(&str, String)]) -> Str
         out.push('/');
         match s {
             Segment::Literal(l) => out.push_str(l),
-            Segment::Var(v) => out.push_str(&request::encode_segment(value(v))),
-            Segment::Rest(v) => {
-                let parts: Vec<String> = value(v).split('/').map(request::encode_segment).collect();
-                out.push_str(&parts.join("/"));
-            }
+            Segment::Var(v) | Segment::Rest(v) => match rest {
+                Some((name, segments)) if name == v => {
+                    let parts: Vec<String> = segments
+                        .iter()
+                        .map(|p| request::encode_segment(p))
+                        .collect();
+                    out.push_str(&parts.join("/"));
+                }
+                _ => out.push_str(&request::encode_segment(value(v))),
+            },
         }
     }
     out

@@ -108,10 +108,16 @@ fn pest_error(file: u32, e: pest::error::Error<Rule>) -> Diagnostic {
         pest::error::ErrorVariant::ParsingError { .. } => e.variant.message().into_owned(),
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
-    Diagnostic::error(diag::SYNTAX, Span::new(file, start, end), "syntax error").label(message)
+    Diagnostic::error(diag::SYNTAX, Span::new(file, start, end), "syntax error")
+        .label(message)
+        .help("statements end at a new line or `;`; blocks are `{ … }`")
 }
 
 fn rule_name(r: Rule) -> String {
+    if r == Rule::EOI {
+        // after a complete statement, the only thing that may follow is its end
+        return "a new line or `;`".to_string();
+    }
     let s = format!("{r:?}");
     match s.strip_prefix("kw_") {
         Some(kw) => format!("`{}`", kw.replace('_', "-")),
