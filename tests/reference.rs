@@ -617,6 +617,7 @@ fn reference_steps(all: &[&ast::Service], req: &Req<'_>, d: &mut RefDecision) ->
     if raw_path != "/" {
         for s in raw_path[1..].split('/') {
             match decode_segment(s) {
+                Some(d) if d == "." || d == ".." => return Reject(Reason::BadRequest),
                 Some(s) => segments.push(s),
                 None => return Reject(Reason::BadRequest),
             }
@@ -921,10 +922,10 @@ fn reference_steps(all: &[&ast::Service], req: &Req<'_>, d: &mut RefDecision) ->
                             out.push('/');
                             match s {
                                 Segment::Literal(l) => out.push_str(l),
-                                // one segment: the variable's whole value, `/` encoded
-                                Segment::Var(v) => out.push_str(&encode(&value(v).join("/"))),
-                                // each captured segment encoded on its own
-                                Segment::Rest(v) => {
+                                // a variable expands to the segments it captured (one
+                                // for `{var}`, all of them for a rest variable, however the
+                                // forward path writes it), each encoded on its own
+                                Segment::Var(v) | Segment::Rest(v) => {
                                     let parts: Vec<String> =
                                         value(v).iter().map(|s| encode(s)).collect();
                                     out.push_str(&parts.join("/"));
@@ -1482,8 +1483,8 @@ const REQ_HOSTS: [&str; 14] = [
     "",
 ];
 const PREFIXES: [&str; 6] = ["", "release", "RELEASE", "test", "a", "prod"];
-const REQ_SEGMENTS: [&str; 14] = [
-    "a", "b", "c", "a", "b", "7", "-3", "1.5", "%61", "%zz", "%2F", "", "x", "%2e%2e",
+const REQ_SEGMENTS: [&str; 16] = [
+    "a", "b", "c", "a", "b", "7", "-3", "1.5", "%61", "%zz", "%2F", "", "x", "%2e%2e", "..", ".",
 ];
 const VALUES: [&str; 22] = [
     "",
@@ -1924,12 +1925,10 @@ impl Tally {
     }
 }
 
-/// Open bug (see `bug_encoded_slash_in_rest_capture_becomes_a_separator`): `forward … path
-/// "/x/{r+}"` turns a `%2F` inside a captured segment into a real `/`. While it is open, the
-/// requests that hit exactly that combination (an encoded slash in the path, and a policy that
-/// rewrites with a `{name+}`) are counted and skipped; every other request is compared in full.
-/// Set to `false` once the bug is fixed.
-const ENCODED_SLASH_BUG_OPEN: bool = true;
+/// Was an open bug (see `encoded_slash_in_rest_capture_stays_encoded`): `forward … path
+/// "/x/{r+}"` turned a `%2F` inside a captured segment into a real `/`. Fixed; kept as a switch
+/// so a regression can be isolated quickly.
+const ENCODED_SLASH_BUG_OPEN: bool = false;
 
 fn hits_open_bug(texts: &[String], r: &GenRequest) -> bool {
     let path = r.target.split('?').next().unwrap_or("");
@@ -2097,8 +2096,7 @@ service s {
 /// gets two (and `/%2F` becomes `//`). Rewriting should percent-encode each captured segment on
 /// its own, as the reference does (`src/decide/mod.rs`, `rewrite`, the `Segment::Rest` arm).
 #[test]
-#[ignore = "bug: forward path rewrite turns %2F inside a {rest+} capture into a path separator"]
-fn bug_encoded_slash_in_rest_capture_becomes_a_separator() {
+fn encoded_slash_in_rest_capture_stays_encoded() {
     let policy = r#"
 service s {
     dialect huawei

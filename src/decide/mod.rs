@@ -233,6 +233,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         if raw_path != "/" {
             for s in raw_path[1..].split('/') {
                 match request::decode_segment(s) {
+                    // Clients remove dot segments before sending (RFC 3986 §5.2.4); one that
+                    // arrives, raw or encoded, could climb out of a rewritten backend path.
+                    Some(d) if d == "." || d == ".." => {
+                        let detail = format!("path segment {s:?} is a dot segment");
+                        return self.fail(2, "route", detail, Reason::BadRequest);
+                    }
                     Some(s) => segments.push(s),
                     None => {
                         let detail =
