@@ -7,7 +7,6 @@
 use crate::compile::{Provider, Service};
 use crate::decide::{Env, RequestHead};
 use crate::dialect::Reason;
-use crate::policy::ast::AuthKind;
 
 /// Who the request was verified to come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +34,7 @@ pub fn authenticate(
     _head: &RequestHead<'_>,
     _env: &dyn Env,
 ) -> Result<Principal, Refusal> {
-    let scheme = match provider.kind {
-        AuthKind::Keypair => "keypair",
-        AuthKind::AppSignature => "app-signature",
-        AuthKind::JdSignature => "jd-signature",
-        AuthKind::Jwt => "jwt",
-        AuthKind::Authorizer => "authorizer",
-        AuthKind::Oauth2 => "oauth2",
-    };
+    let scheme = provider.kind.name();
     Err(Refusal {
         reason: Reason::Internal,
         detail: format!(

@@ -37,17 +37,7 @@ pub async fn handle(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
-    let host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(String::from)
-        });
+    let host = request_host(&parts);
     let env = LiveEnv {
         limiter: &gw.limiter,
     };
@@ -134,6 +124,21 @@ fn reason_name(reason: &Reason) -> &'static str {
         Reason::BodyTooLarge => "body_too_large",
         _ => "other",
     }
+}
+
+/// The host the client asked for: the authority (HTTP/2, absolute-form) or the Host header.
+pub fn request_host(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(String::from)
+        })
 }
 
 /// Read a body up to `limit` bytes.

@@ -310,18 +310,7 @@ fn upstream_request(
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers);
     headers.remove(http::header::TRANSFER_ENCODING);
-    let original_host = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(String::from)
-        })
-        .unwrap_or_default();
+    let original_host = super::handler::request_host(parts).unwrap_or_default();
     let set = |headers: &mut http::HeaderMap, name: &str, value: &str| {
         if let (Ok(n), Ok(v)) = (
             http::HeaderName::from_bytes(name.as_bytes()),
