@@ -30,7 +30,13 @@ pub async fn handle(
     let started = Instant::now();
     // This request keeps the snapshot it started with, whatever reloads happen meanwhile.
     let snap = gw.snapshot.load_full();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // A websocket handshake that passes the policy is tunnelled once both sides upgrade.
+    let client_upgrade = if proxy::is_upgrade(&parts.headers) {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
     let target = parts
         .uri
         .path_and_query()
@@ -78,7 +84,17 @@ pub async fn handle(
                 None => full(buffered.clone()),
             };
             let t = Instant::now();
-            let result = proxy::forward(&gw, &snap, &decision, plan, &parts, tls, body).await;
+            let result = proxy::forward(
+                &gw,
+                &snap,
+                &decision,
+                plan,
+                &parts,
+                tls,
+                body,
+                client_upgrade,
+            )
+            .await;
             upstream_ms = Some(t.elapsed().as_secs_f64() * 1000.0);
             match result {
                 Ok(r) => r,

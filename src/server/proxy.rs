@@ -122,6 +122,7 @@ fn parse_target(url: &str) -> Option<Target<'_>> {
 }
 
 /// Forward the request; on failure, the canonical reason to answer with.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward(
     gw: &Gateway,
     snap: &Snapshot,
@@ -130,6 +131,7 @@ pub async fn forward(
     parts: &http::request::Parts,
     tls: bool,
     body: Body,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response<Body>, Reason> {
     let service = &snap.services[d.service.ok_or(Reason::Internal)?];
     let backend = &service.backends[plan.backend];
@@ -184,8 +186,17 @@ pub async fn forward(
         )
         .await;
         match sent {
-            Ok(Ok(response)) => {
+            Ok(Ok(mut response)) => {
                 gw.upstream.mark(target_url, true);
+                if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client) = client_upgrade {
+                        tunnel(
+                            d.request_id.clone(),
+                            client,
+                            hyper::upgrade::on(&mut response),
+                        );
+                    }
+                }
                 return Ok(downstream_response(d, response));
             }
             Ok(Err(e)) => {
@@ -208,6 +219,41 @@ pub async fn forward(
         }
     }
     Err(last)
+}
+
+/// `Connection: upgrade` with an `Upgrade` header: a protocol switch such as a websocket.
+pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        && headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Copy bytes both ways between the upgraded client and backend connections until either
+/// side closes.
+fn tunnel(
+    request_id: String,
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+) {
+    tokio::spawn(async move {
+        match tokio::try_join!(client, upstream) {
+            Ok((client, upstream)) => {
+                let mut client = hyper_util::rt::TokioIo::new(client);
+                let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+                match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    Ok((up, down)) => {
+                        tracing::debug!(%request_id, up, down, "upgraded connection closed")
+                    }
+                    Err(e) => tracing::debug!(%request_id, "upgraded connection ended: {e}"),
+                }
+            }
+            Err(e) => tracing::warn!(%request_id, "protocol upgrade failed: {e}"),
+        }
+    });
 }
 
 fn is_empty_body(parts: &http::request::Parts) -> bool {
@@ -308,8 +354,18 @@ fn upstream_request(
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri.parse().map_err(|_| Reason::Internal)?;
     let mut headers = parts.headers.clone();
+    let upgrade = is_upgrade(&headers)
+        .then(|| headers.get(http::header::UPGRADE).cloned())
+        .flatten();
     strip_hop_by_hop(&mut headers);
     headers.remove(http::header::TRANSFER_ENCODING);
+    if let Some(protocol) = upgrade {
+        headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+        headers.insert(http::header::UPGRADE, protocol);
+    }
     let original_host = super::handler::request_host(parts).unwrap_or_default();
     let set = |headers: &mut http::HeaderMap, name: &str, value: &str| {
         if let (Ok(n), Ok(v)) = (
@@ -347,7 +403,16 @@ fn upstream_request(
 
 fn downstream_response(d: &Decision, response: Response<hyper::body::Incoming>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
+    let switching = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
+    let upgrade = parts.headers.get(http::header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
+    if let (true, Some(protocol)) = (switching, upgrade) {
+        parts.headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+        parts.headers.insert(http::header::UPGRADE, protocol);
+    }
     for (k, v) in d.response_headers.iter().chain(d.headers.iter()) {
         if let (Ok(k), Ok(v)) = (
             http::HeaderName::from_bytes(k.as_bytes()),
