@@ -68,6 +68,15 @@ enum Command {
         policy_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Also serve HTTPS here (TLS 1.2 and 1.3); needs --cert and --key.
+        #[arg(long, requires_all = ["cert", "key"])]
+        tls_listen: Option<SocketAddr>,
+        /// PEM certificate chain for --tls-listen.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// PEM private key for --tls-listen.
+        #[arg(long)]
+        key: Option<PathBuf>,
         /// Serve /healthz, /readyz, /config and /metrics here.
         #[arg(long)]
         admin: Option<SocketAddr>,
@@ -135,6 +144,9 @@ fn main() -> ExitCode {
         Command::Serve {
             policy_dir,
             listen,
+            tls_listen,
+            cert,
+            key,
             admin,
             log_format,
             drain,
@@ -142,6 +154,7 @@ fn main() -> ExitCode {
             let opts = rulegate::server::Options {
                 policy_dir,
                 listen,
+                tls: tls_listen.zip(cert).zip(key).map(|((a, c), k)| (a, c, k)),
                 admin,
                 log_json: matches!(log_format, LogFormat::Json),
                 drain,

@@ -10,6 +10,7 @@ mod handler;
 mod metrics;
 mod proxy;
 mod reload;
+mod tls;
 
 use crate::compile::{compile, ProcessSecrets, Snapshot};
 use crate::decide::{Env, Limiter, MemoryLimiter};
@@ -29,6 +30,8 @@ use tokio::net::TcpListener;
 pub struct Options {
     pub policy_dir: PathBuf,
     pub listen: SocketAddr,
+    /// HTTPS: (address, certificate chain PEM, private key PEM).
+    pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
     /// Where `/healthz`, `/readyz`, `/config` and `/metrics` are served, if anywhere.
     pub admin: Option<SocketAddr>,
     pub log_json: bool,
@@ -174,6 +177,18 @@ async fn serve(opts: Options) -> Result<(), String> {
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(listen = %local, policy = %opts.policy_dir.display(), "rulegate serving");
 
+    let tls = match &opts.tls {
+        None => None,
+        Some((addr, cert, key)) => {
+            let acceptor = tls::acceptor(cert, key)?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (TLS): {e}"))?;
+            tracing::info!(tls_listen = %addr, "rulegate serving TLS 1.2/1.3");
+            Some((listener, acceptor))
+        }
+    };
+
     let _watcher = reload::watch(gateway.clone());
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -185,11 +200,40 @@ async fn serve(opts: Options) -> Result<(), String> {
         // trip before hyper's.
         .max_buf_size(2 << 20);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let tls_accept = async |tls: &Option<(TcpListener, tokio_rustls::TlsAcceptor)>| match tls {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    };
 
     loop {
         tokio::select! {
+            accepted = tls_accept(&tls) => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let acceptor = tls.as_ref().map(|(_, a)| a.clone()).expect("TLS listener has an acceptor");
+                let gw = gateway.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                    let stream = match handshake {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    let service = hyper::service::service_fn(move |req| {
+                        let gw = gw.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, peer, true).await) }
+                    });
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                        tracing::debug!(%peer, "TLS connection ended: {e}");
+                    }
+                });
+            }
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
