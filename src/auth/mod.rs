@@ -4,9 +4,12 @@
 //! (which the dialect turns into the vendor's exact row) and a trace detail. Secrets never
 //! appear in either.
 
+pub mod keypair;
+
 use crate::compile::{Provider, Service};
 use crate::decide::{Env, RequestHead};
 use crate::dialect::Reason;
+use crate::policy::ast::AuthKind;
 
 /// Who the request was verified to come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +28,17 @@ pub struct Refusal {
 
 /// Verify a request against a provider.
 ///
-/// The verification schemes arrive with the authentication work (issue #4). Until a scheme is
-/// built, a route that uses it refuses every request — failing closed, never open — with the
+/// A scheme not yet built refuses every request — failing closed, never open — with the
 /// dialect's internal-error row and a trace that says why.
 pub fn authenticate(
-    _service: &Service,
+    service: &Service,
     provider: &Provider,
-    _head: &RequestHead<'_>,
-    _env: &dyn Env,
+    head: &RequestHead<'_>,
+    env: &dyn Env,
 ) -> Result<Principal, Refusal> {
+    if provider.kind == AuthKind::Keypair {
+        return keypair::verify(service, provider, head, env.now_ms());
+    }
     let scheme = provider.kind.name();
     Err(Refusal {
         reason: Reason::Internal,
