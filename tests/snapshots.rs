@@ -517,14 +517,27 @@ fn rate_limited_then_admitted_again_jdcloud() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Authentication (the schemes are not in this build: routes that use one fail closed)
+// Authentication
 
 #[test]
-fn authenticated_route_fails_closed_huawei() {
+fn signed_route_without_credentials_huawei() {
     let out = request("POST", "http://shop.example.com/orders")
         .header("X-Tenant", "t-1")
         .explain(&shipped());
-    insta::assert_snapshot!("huawei_auth_fails_closed", out);
+    assert!(out.contains(r#""error_code": "APIG.0303""#), "{out}");
+    insta::assert_snapshot!("huawei_signed_route_without_credentials", out);
+}
+
+#[test]
+fn jwt_route_fails_closed_until_its_verifier_lands_huawei() {
+    let out = request("GET", "http://shop.example.com/orders/12")
+        .header("X-Tenant", "t-1")
+        .explain(&shipped());
+    assert!(
+        out.contains("the jwt scheme is not available in this build"),
+        "{out}"
+    );
+    insta::assert_snapshot!("huawei_jwt_fails_closed", out);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 //! (which the dialect turns into the vendor's exact row) and a trace detail. Secrets never
 //! appear in either.
 
+pub mod app_signature;
 pub mod keypair;
 
 use crate::compile::{Provider, Service};
@@ -26,6 +27,11 @@ pub struct Refusal {
     pub detail: String,
 }
 
+/// Whether the provider must see the body before it can verify (a signed payload hash).
+pub fn needs_body(provider: &Provider, head: &RequestHead<'_>) -> bool {
+    provider.kind == AuthKind::AppSignature && app_signature::needs_body(head)
+}
+
 /// Verify a request against a provider.
 ///
 /// A scheme not yet built refuses every request — failing closed, never open — with the
@@ -36,8 +42,12 @@ pub fn authenticate(
     head: &RequestHead<'_>,
     env: &dyn Env,
 ) -> Result<Principal, Refusal> {
-    if provider.kind == AuthKind::Keypair {
-        return keypair::verify(service, provider, head, env.now_ms());
+    match provider.kind {
+        AuthKind::Keypair => return keypair::verify(service, provider, head, env.now_ms()),
+        AuthKind::AppSignature => {
+            return app_signature::verify(service, provider, head, env.now_ms())
+        }
+        _ => {}
     }
     let scheme = provider.kind.name();
     Err(Refusal {

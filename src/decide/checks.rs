@@ -96,6 +96,20 @@ impl Pipeline<'_, '_> {
             }
             Check::Auth(auth) => {
                 let provider = &r.service.providers[auth.provider];
+                if head.body.is_none() && crate::auth::needs_body(provider, head) {
+                    self.step(
+                        7,
+                        "auth",
+                        Verdict::Done,
+                        format!(
+                            "provider {}: the signature covers the body; read it first",
+                            provider.name
+                        ),
+                    );
+                    return Err(Outcome::NeedBody {
+                        limit: r.route.body_limit,
+                    });
+                }
                 let principal = match crate::auth::authenticate(r.service, provider, head, self.env)
                 {
                     Ok(p) => p,
