@@ -119,6 +119,7 @@ pub fn verify(
             return Ok(Principal {
                 app: Some(app_index),
                 describe: format!("app {} (appkey {access}) signed SDK-HMAC-SHA256", app.name),
+                claims: None,
             });
         }
         first_canonical.get_or_insert(canonical);

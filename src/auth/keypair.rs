@@ -174,6 +174,7 @@ pub fn verify(
         Ok(Principal {
             app: Some(app_index),
             describe: format!("app {} (key {id}) signed with {algorithm}", app.name),
+            claims: None,
         })
     } else {
         Err(refuse(

@@ -5,6 +5,7 @@
 //! appear in either.
 
 pub mod app_signature;
+pub mod jwt;
 pub mod keypair;
 
 use crate::compile::{Provider, Service};
@@ -19,6 +20,8 @@ pub struct Principal {
     pub app: Option<usize>,
     /// For the trace: how the caller was identified (never a secret).
     pub describe: String,
+    /// A token's claims, for the route's claim rules.
+    pub claims: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,7 @@ pub fn authenticate(
         AuthKind::AppSignature => {
             return app_signature::verify(service, provider, head, env.now_ms())
         }
+        AuthKind::Jwt => return jwt::verify(provider, head, env.now_ms()),
         _ => {}
     }
     let scheme = provider.kind.name();

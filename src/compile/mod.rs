@@ -957,6 +957,7 @@ impl<'a> Cx<'a> {
             refresh_ttl_ms: 7 * 86_400_000,
             signing_key: None,
             allow_appcode: false,
+            jwt_keys: Vec::new(),
         };
         let owner = format!("auth provider `{}`", p.name.value);
         let mut algorithms: Vec<&Spanned<String>> = Vec::new();
@@ -1013,7 +1014,13 @@ impl<'a> Cx<'a> {
                 A::AllowAppcode => out.allow_appcode = true,
             }
         }
+        let before = self.diags.len();
         self.algorithms(kind, &algorithms, &mut out.algorithms);
+        // Keys are parsed for the algorithms; with those in error, a key error is only noise.
+        let algorithms_ok = self.diags.len() == before;
+        if kind == K::Jwt && algorithms_ok && (out.key.is_some() || out.jwks.is_some()) {
+            self.jwt_keys(p, &mut out);
+        }
         let has = |f: &dyn Fn(&A) -> bool| p.items.iter().any(|i| f(&i.value));
         match kind {
             K::Jwt => {
@@ -1045,6 +1052,32 @@ impl<'a> Cx<'a> {
             _ => {}
         }
         out
+    }
+
+    /// Parse a jwt provider's key material now, so a bad key is a diagnostic.
+    fn jwt_keys(&mut self, p: &ast::AuthProvider, out: &mut Provider) {
+        let algs: Vec<jsonwebtoken::Algorithm> = out
+            .algorithms
+            .iter()
+            .filter_map(|a| crate::auth::jwt::algorithm(a))
+            .collect();
+        let pem = out.key.as_ref().map(|k| k.0.as_slice());
+        let jwks = out.jwks.as_ref().map(|k| k.0.as_slice());
+        match crate::auth::jwt::keys(pem, jwks, &algs) {
+            Ok(keys) => out.jwt_keys = keys,
+            Err(why) => {
+                let at = p
+                    .items
+                    .iter()
+                    .find(|i| matches!(i.value, ast::AuthItem::Key(_) | ast::AuthItem::Jwks(_)))
+                    .map_or(p.name.span, |i| i.span);
+                self.diags.push(
+                    Diagnostic::error(diag::BAD_KEY, at, format!("the key of jwt provider `{}` is unusable", p.name.value))
+                        .label(why)
+                        .help("give a PEM public key matching the algorithms (RS*/PS*: RSA, ES*: EC, EdDSA: Ed25519), a secret for HS*, or a JWKS document"),
+                );
+            }
+        }
     }
 
     fn algorithms(

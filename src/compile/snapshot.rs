@@ -474,6 +474,8 @@ pub struct Provider {
     pub refresh_ttl_ms: u64,
     pub signing_key: Option<Secret>,
     pub allow_appcode: bool,
+    /// JWT verification keys, parsed from `key` / `jwks` when the policy compiled.
+    pub jwt_keys: Vec<crate::auth::jwt::JwtKey>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use super::request;
 use super::{Outcome, Pipeline, Routed, Verdict};
 use crate::compile::{canonical_ip, Check, ParamCheck, ParamTy, Route, Service};
-use crate::dialect::Reason;
+use crate::dialect::{AuthFailure, Reason};
 use crate::policy::ast::RateKey;
 use crate::vocab::{ParamLocation, Protocol};
 use std::net::IpAddr;
@@ -146,6 +146,21 @@ impl Pipeline<'_, '_> {
                         let detail =
                             format!("{ip} is not among app {}'s trusted addresses", app.name);
                         return Err(self.fail(7, "auth", detail, Reason::AppIpUntrusted));
+                    }
+                }
+                for (claim, allowed) in &auth.claims {
+                    let ok = principal
+                        .claims
+                        .as_ref()
+                        .is_some_and(|c| crate::auth::jwt::claim_allows(c, claim, allowed));
+                    if !ok {
+                        let detail = format!("claim {claim} holds none of {}", allowed.join(", "));
+                        return Err(self.fail(
+                            7,
+                            "auth",
+                            detail,
+                            Reason::Auth(AuthFailure::ClaimsDenied),
+                        ));
                     }
                 }
                 self.step(7, "auth", Verdict::Pass, principal.describe);

@@ -53,6 +53,7 @@ codes! {
     NOT_APPLICABLE = "E0205", "a statement does not apply in this block or to this kind";
     UNDECLARED_PATH_VAR = "APIGATEWAY_PATH_PARAMETERS_MUST_BE_DEFINED", "a path variable is used but not declared in the route's path";
     MISSING_SECRET = "E0301", "a referenced secret (environment variable or file) is missing";
+    BAD_KEY = "E0302", "key material (a PEM key or a JWKS document) does not parse";
     NO_ACTION = "E0401", "a route has no terminal action (mock, forward or issue tokens)";
     TWO_ACTIONS = "E0402", "a route has more than one terminal action";
     CONFLICT = "E0403", "two settings contradict each other";
