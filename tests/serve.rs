@@ -1,0 +1,23 @@
+//! `rulegate serve` end to end: the real binary on loopback, each test with its own policy
+//! directory, real backends on loopback ports, and a plain HTTP/1.1 client that checks the
+//! answers byte for byte (status, the dialect's body, the request-id header, Content-Type).
+//!
+//! Helpers are in `tests/serve/common.rs`, fixture policies in `tests/serve/fixtures/`.
+
+#[path = "serve/common.rs"]
+mod common;
+
+#[path = "serve/backends.rs"]
+mod backends;
+#[path = "serve/forward.rs"]
+mod forward;
+#[path = "serve/lifecycle.rs"]
+mod lifecycle;
+#[path = "serve/limits.rs"]
+mod limits;
+#[path = "serve/observability.rs"]
+mod observability;
+#[path = "serve/reload.rs"]
+mod reload;
+#[path = "serve/routing.rs"]
+mod routing;
