@@ -5,7 +5,6 @@ use super::handler::{full, Body};
 use super::Gateway;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -34,15 +33,16 @@ fn route(gw: &Gateway, path: &str) -> Response<Body> {
         "/readyz" => text(200, "text/plain; charset=utf-8", "ready\n".into()),
         "/config" => {
             let snap = gw.snapshot.load();
+            let state = gw.reload_state();
             let body = serde_json::json!({
-                "version": gw.version.load(Ordering::SeqCst),
+                "version": state.version,
                 "source_hash": snap.source_hash,
-                "loaded_at": *gw.loaded_at.lock().unwrap_or_else(|e| e.into_inner()),
+                "loaded_at": state.loaded_at,
                 "policy_dir": gw.policy_dir.display().to_string(),
                 "services": snap.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-                "reloads_ok": gw.reloads_ok.load(Ordering::Relaxed),
-                "reloads_failed": gw.reloads_failed.load(Ordering::Relaxed),
-                "last_reload_error": *gw.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+                "reloads_ok": state.ok,
+                "reloads_failed": state.failed,
+                "last_reload_error": state.last_error,
             });
             text(
                 200,
@@ -50,15 +50,14 @@ fn route(gw: &Gateway, path: &str) -> Response<Body> {
                 serde_json::to_string_pretty(&body).unwrap_or_default() + "\n",
             )
         }
-        "/metrics" => text(
-            200,
-            "text/plain; version=0.0.4",
-            gw.metrics.render(
-                gw.reloads_ok.load(Ordering::Relaxed),
-                gw.reloads_failed.load(Ordering::Relaxed),
-                gw.version.load(Ordering::SeqCst),
-            ),
-        ),
+        "/metrics" => {
+            let state = gw.reload_state();
+            text(
+                200,
+                "text/plain; version=0.0.4",
+                gw.metrics.render(state.ok, state.failed, state.version),
+            )
+        }
         _ => text(404, "text/plain; charset=utf-8", "not found\n".into()),
     }
 }

@@ -46,6 +46,7 @@ pub async fn handle(
     let host = request_host(&parts);
     let env = LiveEnv {
         limiter: &gw.limiter,
+        request_id: Default::default(),
     };
     let mut head = RequestHead {
         method: parts.method.as_str(),
@@ -57,8 +58,18 @@ pub async fn handle(
         body: None,
     };
     let mut decision = decide(&snap, &head, &env);
+    // From here on the request is accounted for even if the client goes away: hyper drops
+    // this future then, and the guard's Drop writes the 499 line.
+    let mut pending = Pending {
+        gw: &gw,
+        record: Some(Record::new(&snap, &decision, &parts, &target, peer)),
+        started,
+    };
     let mut body = Some(body);
     let mut buffered = Bytes::new();
+    let route_limit = decision
+        .route
+        .map(|r| snap.services[decision.service.unwrap_or(0)].routes[r].body_limit);
     if let Outcome::NeedBody { limit } = decision.outcome {
         match read_limited(body.take().expect("body"), limit).await {
             Ok(bytes) => {
@@ -68,6 +79,14 @@ pub async fn handle(
             }
             Err(reason) => decision.outcome = Outcome::Reject(reason),
         }
+    } else if let (Outcome::Respond(_), Some(limit)) = (&decision.outcome, route_limit) {
+        // A route answered directly still owns its body limit: a chunked body has no
+        // Content-Length for `decide` to judge, so it is read (and discarded) here.
+        if let Some(incoming) = body.take() {
+            if let Err(reason) = read_limited(incoming, limit).await {
+                decision.outcome = Outcome::Reject(reason);
+            }
+        }
     }
 
     let mut upstream_ms = None;
@@ -75,11 +94,7 @@ pub async fn handle(
         Outcome::Forward(plan) => {
             let body = match body.take() {
                 Some(incoming) => {
-                    let limit = decision
-                        .route
-                        .map(|r| snap.services[decision.service.unwrap_or(0)].routes[r].body_limit)
-                        .unwrap_or(u64::MAX);
-                    Limited::new(incoming, limit as usize).boxed()
+                    Limited::new(incoming, route_limit.unwrap_or(u64::MAX) as usize).boxed()
                 }
                 None => full(buffered.clone()),
             };
@@ -115,18 +130,37 @@ pub async fn handle(
             None => reject(&decision, &Reason::Internal),
         },
     };
-    access_log(
-        &gw.metrics,
-        &snap,
-        &decision,
-        &parts,
-        &target,
-        peer,
-        response.status().as_u16(),
-        started,
-        upstream_ms,
-    );
+    let code = match &decision.outcome {
+        Outcome::Reject(reason) => dialect::row(decision.dialect, reason).code,
+        _ => "-",
+    };
+    if let Some(record) = pending.record.take() {
+        record.write(
+            &gw.metrics,
+            response.status().as_u16(),
+            code,
+            started,
+            upstream_ms,
+        );
+    }
     response
+}
+
+/// Accounts for a request whose client leaves before the answer: logged and counted as 499
+/// with the dialect's code for a closed client.
+struct Pending<'a> {
+    gw: &'a Gateway,
+    record: Option<Record>,
+    started: Instant,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            let code = dialect::row(record.dialect, &Reason::ClientClosed).code;
+            record.write(&self.gw.metrics, 499, code, self.started, None);
+        }
+    }
 }
 
 fn reason_name(reason: &Reason) -> &'static str {
@@ -178,6 +212,15 @@ pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> R
     let mut response = Response::new(full(body));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    // hyper writes `<none>` for statuses without a standard phrase (494, 499, 481): send the
+    // one `explain` prints.
+    if response.status().canonical_reason().is_none() {
+        response
+            .extensions_mut()
+            .insert(hyper::ext::ReasonPhrase::from_static(
+                dialect::reason_phrase(status).as_bytes(),
+            ));
+    }
     for (k, v) in headers {
         if let (Ok(k), Ok(v)) = (
             http::HeaderName::from_bytes(k.as_bytes()),
@@ -189,51 +232,71 @@ pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> R
     response
 }
 
-#[allow(clippy::too_many_arguments)]
-fn access_log(
-    metrics: &super::metrics::Metrics,
-    snap: &crate::compile::Snapshot,
-    d: &Decision,
-    parts: &http::request::Parts,
-    target: &str,
+/// One access-log line: what was asked, and what decided it.
+struct Record {
+    request_id: String,
+    dialect: crate::vocab::Dialect,
+    client: std::net::IpAddr,
     peer: SocketAddr,
-    status: u16,
-    started: Instant,
-    upstream_ms: Option<f64>,
-) {
-    let service = d.service.map_or("-", |s| snap.services[s].name.as_str());
-    let route = match (d.service, d.route) {
-        (Some(s), Some(r)) => snap.services[s].routes[r].label.as_str(),
-        _ => "-",
-    };
-    let code = match &d.outcome {
-        Outcome::Reject(reason) => dialect::row(d.dialect, reason).code,
-        _ => "-",
-    };
-    metrics.request(
-        service,
-        route,
-        status,
-        code,
-        started.elapsed().as_secs_f64(),
-    );
-    let path = target.split('?').next().unwrap_or(target);
-    // a 40 KiB URI is a rejection worth logging, not worth copying
-    let path = match path.char_indices().nth(256) {
-        Some((cut, _)) => format!("{}…", &path[..cut]),
-        None => path.to_string(),
-    };
-    tracing::info!(
-        target: "access",
-        request_id = %d.request_id,
-        client = %d.client_ip,
-        peer = %peer,
-        method = %parts.method,
-        path,
-        route,
-        status,
-        code,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        upstream_ms = upstream_ms.unwrap_or(0.0),
-    );
+    method: String,
+    path: String,
+    service: String,
+    route: String,
+}
+
+impl Record {
+    fn new(
+        snap: &crate::compile::Snapshot,
+        d: &Decision,
+        parts: &http::request::Parts,
+        target: &str,
+        peer: SocketAddr,
+    ) -> Record {
+        let path = target.split('?').next().unwrap_or(target);
+        // a 40 KiB URI is a rejection worth logging, not worth copying
+        let path = match path.char_indices().nth(256) {
+            Some((cut, _)) => format!("{}…", &path[..cut]),
+            None => path.to_string(),
+        };
+        Record {
+            request_id: d.request_id.clone(),
+            dialect: d.dialect,
+            client: d.client_ip,
+            peer,
+            method: parts.method.to_string(),
+            path,
+            service: d
+                .service
+                .map_or("-".into(), |s| snap.services[s].name.clone()),
+            route: match (d.service, d.route) {
+                (Some(s), Some(r)) => snap.services[s].routes[r].label.clone(),
+                _ => "-".into(),
+            },
+        }
+    }
+
+    fn write(
+        &self,
+        metrics: &super::metrics::Metrics,
+        status: u16,
+        code: &str,
+        started: Instant,
+        upstream_ms: Option<f64>,
+    ) {
+        let latency = started.elapsed().as_secs_f64();
+        metrics.request(&self.service, &self.route, status, code, latency);
+        tracing::info!(
+            target: "access",
+            request_id = %self.request_id,
+            client = %self.client,
+            peer = %self.peer,
+            method = %self.method,
+            path = %self.path,
+            route = %self.route,
+            status,
+            code,
+            latency_ms = latency * 1000.0,
+            upstream_ms = upstream_ms.unwrap_or(0.0),
+        );
+    }
 }

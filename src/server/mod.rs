@@ -20,7 +20,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -45,14 +44,21 @@ pub struct Gateway {
     policy_dir: PathBuf,
     limiter: MemoryLimiter,
     upstream: proxy::Upstream,
-    /// Bumped on every successful reload (the initial load is version 1).
-    version: AtomicU64,
-    reloads_ok: AtomicU64,
-    reloads_failed: AtomicU64,
-    last_error: Mutex<Option<String>>,
-    /// RFC 3339 time the served snapshot was loaded.
-    loaded_at: Mutex<String>,
+    /// What `/config` and `/metrics` report about reloads. Changed under one lock together
+    /// with the snapshot store, so readers never see half a reload.
+    reloads: Mutex<ReloadState>,
     metrics: metrics::Metrics,
+}
+
+#[derive(Debug, Clone)]
+struct ReloadState {
+    /// Bumped on every reload that changed the policy (the initial load is version 1).
+    version: u64,
+    /// RFC 3339 time the served snapshot was loaded.
+    loaded_at: String,
+    ok: u64,
+    failed: u64,
+    last_error: Option<String>,
 }
 
 impl Gateway {
@@ -81,35 +87,45 @@ impl Gateway {
     /// Compile the policy again and swap it in if it compiles; otherwise keep serving the
     /// current snapshot and count the failure.
     pub fn reload(&self) -> bool {
-        match Gateway::compile(&self.policy_dir) {
+        let compiled = Gateway::compile(&self.policy_dir);
+        let mut state = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
+        match compiled {
             Ok(snapshot) => {
-                let changed = snapshot.source_hash != self.snapshot.load().source_hash;
-                if changed {
+                if snapshot.source_hash != self.snapshot.load().source_hash {
                     self.snapshot.store(Arc::new(snapshot));
-                    let v = self.version.fetch_add(1, Ordering::SeqCst) + 1;
-                    *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner()) =
-                        jiff::Timestamp::now().to_string();
-                    tracing::info!(version = v, "policy reloaded");
+                    state.version += 1;
+                    state.loaded_at = jiff::Timestamp::now().to_string();
+                    tracing::info!(version = state.version, "policy reloaded");
                 }
-                self.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                state.ok += 1;
+                state.last_error = None;
                 true
             }
             Err(diagnostics) => {
-                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                state.failed += 1;
+                state.last_error = Some(diagnostics.clone());
+                drop(state);
                 tracing::error!(
                     "policy reload failed; still serving the previous policy\n{diagnostics}"
                 );
-                *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(diagnostics);
                 false
             }
         }
     }
+
+    fn reload_state(&self) -> ReloadState {
+        self.reloads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
-/// The real world for `decide`: the system clock, random request ids, in-memory counters.
+/// The real world for `decide`: the system clock, a random request id, in-memory counters.
+/// One per request: when `decide` runs twice (after reading a form body) the id stays the same.
 struct LiveEnv<'a> {
     limiter: &'a MemoryLimiter,
+    request_id: std::sync::OnceLock<String>,
 }
 
 impl Env for LiveEnv<'_> {
@@ -118,7 +134,9 @@ impl Env for LiveEnv<'_> {
     }
 
     fn request_id(&self) -> String {
-        format!("{:032x}", fastrand::u128(..))
+        self.request_id
+            .get_or_init(|| format!("{:032x}", fastrand::u128(..)))
+            .clone()
     }
 
     fn limiter(&self) -> &dyn Limiter {
@@ -157,25 +175,24 @@ async fn serve(opts: Options) -> Result<(), String> {
         policy_dir: opts.policy_dir.clone(),
         limiter: MemoryLimiter::new(),
         upstream: proxy::Upstream::new(),
-        version: AtomicU64::new(1),
-        reloads_ok: AtomicU64::new(0),
-        reloads_failed: AtomicU64::new(0),
-        last_error: Mutex::new(None),
-        loaded_at: Mutex::new(jiff::Timestamp::now().to_string()),
+        reloads: Mutex::new(ReloadState {
+            version: 1,
+            loaded_at: jiff::Timestamp::now().to_string(),
+            ok: 0,
+            failed: 0,
+            last_error: None,
+        }),
         metrics: metrics::Metrics::default(),
     });
-    if let Some(addr) = opts.admin {
-        let admin = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
-        tracing::info!(admin = %addr, "admin endpoints: /healthz /readyz /config /metrics");
-        tokio::spawn(admin::serve(gateway.clone(), admin));
-    }
+    // Signals are registered before anything is served: a SIGHUP or SIGTERM that arrives as
+    // soon as the gateway answers must reload or drain, not kill it.
+    let mut shutdown = std::pin::pin!(shutdown_signal(terminate_signal()?));
+    let _watcher = reload::watch(gateway.clone())?;
+
     let listener = TcpListener::bind(opts.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(listen = %local, policy = %opts.policy_dir.display(), "rulegate serving");
 
     let tls = match &opts.tls {
         None => None,
@@ -189,7 +206,15 @@ async fn serve(opts: Options) -> Result<(), String> {
         }
     };
 
-    let _watcher = reload::watch(gateway.clone());
+    // Admin last: /healthz answers only once traffic can be served.
+    if let Some(addr) = opts.admin {
+        let admin = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
+        tracing::info!(admin = %addr, "admin endpoints: /healthz /readyz /config /metrics");
+        tokio::spawn(admin::serve(gateway.clone(), admin));
+    }
+    tracing::info!(listen = %local, policy = %opts.policy_dir.display(), "rulegate serving");
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -202,7 +227,6 @@ async fn serve(opts: Options) -> Result<(), String> {
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
     let tls_accept = async |tls: &Option<(TcpListener, tokio_rustls::TlsAcceptor)>| match tls {
         Some((listener, _)) => listener.accept().await,
         None => std::future::pending().await,
@@ -271,12 +295,12 @@ async fn serve(opts: Options) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+fn terminate_signal() -> Result<tokio::signal::unix::Signal, String> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
+    signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))
+}
+
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => {},
         _ = tokio::signal::ctrl_c() => {},

@@ -14,8 +14,11 @@ use tokio::sync::mpsc;
 /// Events closer together than this are one change.
 const DEBOUNCE: Duration = Duration::from_millis(150);
 
-/// Start watching; the returned watcher must be kept alive.
-pub fn watch(gw: Arc<Gateway>) -> Option<notify::RecommendedWatcher> {
+/// Start watching; the returned watcher must be kept alive. SIGHUP is registered before this
+/// returns, so a reload signal can never arrive unhandled.
+pub fn watch(gw: Arc<Gateway>) -> Result<Option<notify::RecommendedWatcher>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let file_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -43,10 +46,6 @@ pub fn watch(gw: Arc<Gateway>) -> Option<notify::RecommendedWatcher> {
     // SIGHUP reloads at once.
     let hup_tx = tx;
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the policy");
             let _ = hup_tx.send(());
@@ -67,5 +66,5 @@ pub fn watch(gw: Arc<Gateway>) -> Option<notify::RecommendedWatcher> {
             let _ = tokio::task::spawn_blocking(move || gw.reload()).await;
         }
     });
-    watcher
+    Ok(watcher)
 }

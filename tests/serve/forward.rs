@@ -176,8 +176,6 @@ fn response_body_streams_back_as_the_backend_writes_it() {
 /// without `+` in the forward path, the rest variable is encoded as one segment, so
 /// `GET /files/css/site.css` reaches the backend as `/static/css%2Fsite.css`.
 #[test]
-#[ignore = "bug: a rest variable written `{path}` in a forward path has its slashes sent as %2F \
-            (/files/css/site.css → /static/css%2Fsite.css), though the README documents that form"]
 fn rest_variable_in_a_forward_path_keeps_its_slashes() {
     let backend = Backend::text("static");
     let dir = forward_policy(&backend.url());
@@ -192,8 +190,6 @@ fn rest_variable_in_a_forward_path_keeps_its_slashes() {
 /// every answer gets, so a rejection on such a route (here 502 APIG.0202 from a backend that
 /// refuses, and 413 from the body limit) carries them too.
 #[test]
-#[ignore = "bug: a route's `response header`s are added to the vendor rejection rows of that \
-            route (e.g. X-Route on its 502 APIG.0202), contrary to the README"]
 fn route_response_headers_stay_off_rejection_rows() {
     let dir = forward_policy(&closed_url());
     let gw = Gateway::start(dir.path());

@@ -137,8 +137,6 @@ fn access_log_has_one_json_line_per_request_with_route_status_and_code() {
 /// (Reason::ClientClosed). Today the request's handler is dropped with the connection, so
 /// nothing at all is logged or counted for it.
 #[test]
-#[ignore = "bug: a client that disconnects while the backend works is not logged at all \
-            (no access line, no metrics), instead of status 499 code APIG.0201"]
 fn client_that_disconnects_before_a_slow_backend_answers_is_logged_as_499() {
     let gate = Gate::new();
     let held = gate.clone();
