@@ -148,6 +148,7 @@ fn bench_decide(bencher: Bencher, routes: usize, target: String, expect_forward:
         headers: &headers,
         peer: "10.1.2.3".parse().unwrap(),
         tls: true,
+        client_cert: false,
         body: None,
     };
     let d = decide(&snap, &head, &env);

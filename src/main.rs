@@ -53,6 +53,9 @@ enum Command {
         /// The time of the request, RFC 3339 (default: now).
         #[arg(long)]
         at: Option<String>,
+        /// The request arrives over TLS with a verified client certificate.
+        #[arg(long)]
+        client_cert: bool,
     },
     /// Format policy files in place (canonical, idempotent, comments kept).
     Fmt {
@@ -77,6 +80,9 @@ enum Command {
         /// PEM private key for --tls-listen.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// PEM roots to verify TLS client certificates against (for `client certificate required`).
+        #[arg(long, requires = "tls_listen")]
+        client_ca: Option<PathBuf>,
         /// Serve /healthz, /readyz, /config and /metrics here.
         #[arg(long)]
         admin: Option<SocketAddr>,
@@ -138,7 +144,17 @@ fn main() -> ExitCode {
             data,
             client_ip,
             at,
-        } => explain(path, &method, &url, &headers, data, client_ip, at),
+            client_cert,
+        } => explain(
+            path,
+            &method,
+            &url,
+            &headers,
+            data,
+            client_ip,
+            at,
+            client_cert,
+        ),
         Command::Errors { dialect } => errors(dialect),
         Command::Fmt { paths, check } => fmt(&paths, check),
         Command::Serve {
@@ -147,6 +163,7 @@ fn main() -> ExitCode {
             tls_listen,
             cert,
             key,
+            client_ca,
             admin,
             log_format,
             drain,
@@ -154,7 +171,14 @@ fn main() -> ExitCode {
             let opts = rulegate::server::Options {
                 policy_dir,
                 listen,
-                tls: tls_listen.zip(cert).zip(key).map(|((a, c), k)| (a, c, k)),
+                tls: tls_listen.zip(cert).zip(key).map(|((listen, cert), key)| {
+                    rulegate::server::TlsOptions {
+                        listen,
+                        cert,
+                        key,
+                        client_ca,
+                    }
+                }),
                 admin,
                 log_json: matches!(log_format, LogFormat::Json),
                 drain,
@@ -249,6 +273,7 @@ fn explain(
     data: Option<String>,
     client_ip: IpAddr,
     at: Option<String>,
+    client_cert: bool,
 ) -> ExitCode {
     let (loaded, compiled) = match load_and_compile(&[path]) {
         Ok(x) => x,
@@ -335,6 +360,7 @@ fn explain(
         headers: &headers,
         peer: client_ip,
         tls,
+        client_cert,
         body: Some(&body),
     };
     let env = VirtualEnv::new(now_ms);

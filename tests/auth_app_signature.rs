@@ -121,6 +121,7 @@ impl Req {
             headers: &self.headers,
             peer: IpAddr::from([127, 0, 0, 1]),
             tls: true,
+            client_cert: false,
             body: Some(&self.body),
         }
     }

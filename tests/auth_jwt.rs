@@ -57,6 +57,7 @@ fn call(snap: &Snapshot, authorization: Option<&str>) -> (Outcome, Option<(u16, 
         headers: &headers,
         peer: IpAddr::from([127, 0, 0, 1]),
         tls: true,
+        client_cert: false,
         body: None,
     };
     let d = decide(snap, &head, &VirtualEnv::new(NOW * 1000));

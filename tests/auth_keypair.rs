@@ -94,6 +94,7 @@ fn call(snap: &Snapshot, path: &str, headers: &[(&str, &str)], now_ms: i64) -> (
         headers: &map,
         peer: IpAddr::from([127, 0, 0, 1]),
         tls: false,
+        client_cert: false,
         body: None,
     };
     let d = decide(snap, &head, &VirtualEnv::new(now_ms));

@@ -660,6 +660,7 @@ fn service_item() -> impl Strategy<Value = ServiceItem> {
         1 => nets().prop_map(ServiceItem::DenyIps),
         1 => nets().prop_map(ServiceItem::TrustedProxies),
         1 => token().prop_map(|h| ServiceItem::RequestIdHeader(sp(h))),
+        1 => Just(ServiceItem::ClientCertificateRequired),
     ]
 }
 

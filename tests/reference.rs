@@ -1860,6 +1860,7 @@ fn compare(c: &Checked, r: &GenRequest) -> Result<(), String> {
         headers: &r.headers,
         peer: r.peer,
         tls: r.tls,
+        client_cert: false,
         body: None,
     };
     let env = VirtualEnv::new(1_700_000_000_000);
@@ -2038,6 +2039,7 @@ fn decide_one(policy: &str, method: &'static str, target: &str) -> (Decision, Re
         headers: &r.headers,
         peer: r.peer,
         tls: r.tls,
+        client_cert: false,
         body: None,
     };
     let d = decide(&checked.snapshot, &head, &VirtualEnv::new(0));

@@ -21,3 +21,5 @@ mod observability;
 mod reload;
 #[path = "serve/routing.rs"]
 mod routing;
+#[path = "serve/tls.rs"]
+mod tls;

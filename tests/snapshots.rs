@@ -113,6 +113,7 @@ impl Request {
             headers: &headers,
             peer: self.peer,
             tls,
+            client_cert: false,
             body: self.body.as_deref(),
         };
         let decision = decide(snap, &head, env);

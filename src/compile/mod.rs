@@ -390,6 +390,7 @@ impl<'a> Cx<'a> {
         let mut stages = Once::new("stages");
         let mut limits = Once::new("limits");
         let mut request_id = Once::new("request id from header");
+        let mut client_cert = Once::new("client certificate required");
         let mut ip = IpRules::default();
         let mut trusted_proxies: Vec<IpNet> = Vec::new();
         let mut backends = Vec::new();
@@ -408,6 +409,7 @@ impl<'a> Cx<'a> {
                 I::Stages(st) => stages.set(self, st.clone(), item.span),
                 I::Limits(l) => limits.set(self, l.clone(), item.span),
                 I::RequestIdHeader(h) => request_id.set(self, h.value.clone(), item.span),
+                I::ClientCertificateRequired => client_cert.set(self, (), item.span),
                 I::AllowIps(a) => ip.allow.extend(a.iter().map(|n| n.value)),
                 I::DenyIps(d) => ip.deny.extend(d.iter().map(|n| n.value)),
                 I::TrustedProxies(t) => trusted_proxies.extend(t.iter().map(|n| n.value)),
@@ -537,6 +539,7 @@ impl<'a> Cx<'a> {
             service: &s.name.value,
             dialect,
             protocols: &service_protocols,
+            client_cert_required: client_cert.get().is_some(),
             stages: &stage_sel,
             limits: svc_limits,
             ip: &ip,
@@ -606,6 +609,7 @@ impl<'a> Cx<'a> {
             plans,
             trusted_proxies,
             request_id_header: request_id.take(),
+            client_cert_required: client_cert.take().is_some(),
         };
         Some((service, hosts))
     }

@@ -12,6 +12,7 @@ pub(crate) struct RouteCx<'s> {
     pub service: &'s str,
     pub dialect: Dialect,
     pub protocols: &'s [Protocol],
+    pub client_cert_required: bool,
     pub stages: &'s StageSelector,
     pub limits: Limits,
     pub ip: &'s IpRules,
@@ -180,6 +181,9 @@ impl RouteCx<'_> {
         let mut program = Vec::new();
         if route_protocols.len() < Protocol::ALL.len() {
             program.push(Check::Protocol(route_protocols));
+        }
+        if self.client_cert_required {
+            program.push(Check::ClientCertificate);
         }
         let cors = cors.take().map(|c| self.cors(&c, &methods));
         if cors.is_none() && self.dialect == Dialect::Tencent {

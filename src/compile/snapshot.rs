@@ -86,6 +86,8 @@ pub struct Service {
     pub trusted_proxies: Vec<IpNet>,
     /// A header whose value, when present and sane, becomes the request id.
     pub request_id_header: Option<String>,
+    /// Requests must arrive over TLS with a client certificate the gateway verified.
+    pub client_cert_required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +140,8 @@ pub struct Route {
 #[derive(Debug)]
 pub enum Check {
     Protocol(Vec<Protocol>),
+    /// The service requires a verified TLS client certificate.
+    ClientCertificate,
     /// Cross-origin handling for a route without CORS (the dialect decides what that means).
     CrossOrigin,
     ClientIp(IpRules),
@@ -153,7 +157,7 @@ impl Check {
     /// The pipeline step a check belongs to (DESIGN.md §4), for traces.
     pub fn step(&self) -> &'static str {
         match self {
-            Check::Protocol(_) => "protocol",
+            Check::Protocol(_) | Check::ClientCertificate => "protocol",
             Check::CrossOrigin => "cors",
             Check::ClientIp(_) => "client-ip",
             Check::WebSocket => "websocket",
@@ -173,6 +177,7 @@ impl fmt::Display for Check {
                 let p: Vec<&str> = p.iter().map(|p| p.name()).collect();
                 write!(f, "protocol in [{}]", p.join(", "))
             }
+            Check::ClientCertificate => f.write_str("verified client certificate"),
             Check::CrossOrigin => f.write_str("cross-origin requests refused (no cors)"),
             Check::ClientIp(r) => write!(f, "client ip {r}"),
             Check::WebSocket => f.write_str("websocket handshake headers"),

@@ -36,6 +36,27 @@ impl Pipeline<'_, '_> {
                 }
                 self.step(3, "protocol", Verdict::Pass, used.upper());
             }
+            Check::ClientCertificate => {
+                if !head.client_cert {
+                    let detail = if head.tls {
+                        "no verified client certificate"
+                    } else {
+                        "a client certificate needs HTTPS"
+                    };
+                    return Err(self.fail(
+                        3,
+                        "client-cert",
+                        detail,
+                        Reason::ClientCertificateRequired,
+                    ));
+                }
+                self.step(
+                    3,
+                    "client-cert",
+                    Verdict::Pass,
+                    "verified client certificate",
+                );
+            }
             Check::CrossOrigin => {
                 if let Some(origin) = head.header("origin") {
                     let own = format!(

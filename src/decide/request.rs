@@ -17,6 +17,8 @@ pub struct RequestHead<'a> {
     /// The TCP peer.
     pub peer: IpAddr,
     pub tls: bool,
+    /// The TLS client presented a certificate that the gateway's client CA verified.
+    pub client_cert: bool,
     /// The body, when it has been read (only routes with form parameters need it).
     pub body: Option<&'a [u8]>,
 }

@@ -24,6 +24,7 @@
 //! | NoRoute | 404 `There is no api match uri[$uri].` | 404 APIG.0101 (published) | 404 NOT_FOUND |
 //! | MethodNotAllowed | 405 `Method Not Allowed.` | 404 APIG.0101 `The API does not exist.` | 501 NOT_IMPLEMENTED `method is not supported now` |
 //! | ProtocolNotAllowed | 426 `Not allow use HTTP protocol.` / `Not allow use HTTPS protocol.` (protocol used) | 400 APIG.0607 `The following protocol is supported: {xxx}` (allowed, upper case, `,`-joined) | 400 ARGUMENT_NOT_SUPPORT `The parameter argument is not supported` (argument = protocol used, upper case) |
+//! | ClientCertificateRequired | — 400 `Bad Request.` (the undocumented bad-request row) | 400 APIG.0205 `Verify client certificate failed` | 401 UNAUTHENTICATED `Verification Failed` |
 //! | CrossOriginWithoutCors | 429 `req is cross origin, api $uri need open cors flag on qcloud apigateway.` | 403 APIG.0306 `API access denied.` (never produced: see below) | 403 HTTP_FORBIDDEN `No Resource Permission` (never produced) |
 //! | ClientIpDenied | — 403 `Your IP address is not allowed.` | 403 APIG.0402 | 403 HTTP_FORBIDDEN |
 //! | WebSocketKeyMissing | 403 `need header Sec-WebSocket-Key.` | 400 APIG.0201 `API request error.` + detail | 400 ARGUMENT_NOT_FOUND (argument = `Sec-WebSocket-Key`) |
@@ -358,6 +359,7 @@ mod huawei {
     pub static APP_FROZEN: Row = Row::doc("APIG.0502", 405, "The app has been frozen.");
     pub static INTERNAL: Row = Row::doc("APIG.0601", 500, "Internal server error.");
     pub static BAD_REQUEST: Row = Row::doc("APIG.0602", 400, "Bad request.");
+    pub static CLIENT_CERT: Row = Row::doc("APIG.0205", 400, "Verify client certificate failed");
     pub static DNS_FAILED: Row = Row::doc("APIG.0605", 500, "Domain name resolution failed.");
     pub static PROTOCOL: Row = Row::doc(
         "APIG.0607",
@@ -482,7 +484,8 @@ fn tencent_row(reason: &Reason) -> &'static Row {
         Reason::UriTooLarge => &t::URI_TOO_LARGE,
         Reason::HeaderTooLarge | Reason::HeadersTooLarge => &t::HEADERS_TOO_LARGE,
         Reason::BodyTooLarge => &t::BODY_TOO_LARGE,
-        Reason::BadRequest => &t::BAD_REQUEST,
+        // Tencent documents nothing for client certificates: the request is refused as bad.
+        Reason::BadRequest | Reason::ClientCertificateRequired => &t::BAD_REQUEST,
         Reason::NoHost { .. } => &t::NO_HOST,
         Reason::NoStage {
             from_path: true, ..
@@ -562,6 +565,7 @@ fn huawei_row(reason: &Reason) -> &'static Row {
         Reason::HeaderTooLarge | Reason::HeadersTooLarge => &h::HEADERS_TOO_LARGE,
         Reason::BodyTooLarge => &h::ENTITY_TOO_LARGE,
         Reason::BadRequest => &h::BAD_REQUEST,
+        Reason::ClientCertificateRequired => &h::CLIENT_CERT,
         Reason::NoHost { .. } | Reason::NoStage { .. } | Reason::NoRoute { .. } => {
             &h::NOT_PUBLISHED
         }
@@ -629,6 +633,7 @@ fn jdcloud_row(reason: &Reason) -> &'static Row {
         Reason::HeaderTooLarge | Reason::HeadersTooLarge => &j::HEADERS_TOO_LARGE,
         Reason::BodyTooLarge => &j::BODY_TOO_LARGE,
         Reason::BadRequest => &j::INVALID_ARGUMENT,
+        Reason::ClientCertificateRequired => &j::UNAUTHENTICATED,
         Reason::NoHost { .. } | Reason::NoStage { .. } | Reason::NoRoute { .. } => &j::NOT_FOUND,
         Reason::MethodNotAllowed { .. } => &j::NOT_IMPLEMENTED,
         Reason::ProtocolNotAllowed { .. } => &j::ARGUMENT_NOT_SUPPORT,

@@ -41,6 +41,8 @@ pub enum Reason {
         used: Protocol,
         allowed: Vec<Protocol>,
     },
+    /// The service requires a verified client certificate and the request carried none.
+    ClientCertificateRequired,
 
     // 4. CORS
     CrossOriginWithoutCors {
@@ -245,6 +247,7 @@ impl Reason {
             Reason::CrossOriginWithoutCors {
                 uri: "/orders".into(),
             },
+            Reason::ClientCertificateRequired,
             Reason::ClientIpDenied,
             Reason::WebSocketKeyMissing,
             Reason::WebSocketVersionMissing,
@@ -328,11 +331,12 @@ mod tests {
                 Reason::ClientClosed => 31,
                 Reason::Internal => 32,
                 Reason::ParamOutOfRange { .. } => 33,
+                Reason::ClientCertificateRequired => 34,
             }
         };
         let mut seen: Vec<u32> = Reason::examples().iter().map(covered).collect();
         seen.sort();
         seen.dedup();
-        assert_eq!(seen, (1..=33).collect::<Vec<_>>());
+        assert_eq!(seen, (1..=34).collect::<Vec<_>>());
     }
 }

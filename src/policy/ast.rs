@@ -90,6 +90,9 @@ pub enum ServiceItem {
     DenyIps(Vec<Spanned<IpNet>>),
     TrustedProxies(Vec<Spanned<IpNet>>),
     RequestIdHeader(Spanned<String>),
+    /// `client certificate required`: HTTPS requests must present a certificate that the
+    /// gateway's client CA verified.
+    ClientCertificateRequired,
 }
 
 /// `stages release test prepub from header "X-Stage" [default release]` or `… from path`.

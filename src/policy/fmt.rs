@@ -328,6 +328,7 @@ fn service_item(item: &Spanned<ServiceItem>) -> Node {
         ServiceItem::RequestIdHeader(h) => {
             line(format!("request id from header {}", quote(&h.value)))
         }
+        ServiceItem::ClientCertificateRequired => line("client certificate required".to_string()),
     }
 }
 

@@ -174,6 +174,7 @@ impl Block {
                 ("deny", "deny ips CIDR…"),
                 ("trusted", "trusted proxies CIDR…"),
                 ("request", "request id from header \"NAME\""),
+                ("client", "client certificate required"),
             ],
             Block::Backend => &[
                 ("targets", "targets \"http://HOST:PORT\"…"),
@@ -663,6 +664,7 @@ impl Lower {
                     self.header_name(&s);
                     Some(ServiceItem::RequestIdHeader(s))
                 }
+                Rule::client_cert_stmt => Some(ServiceItem::ClientCertificateRequired),
                 Rule::bad_stmt => {
                     self.bad(c, Block::Service);
                     None

@@ -26,6 +26,7 @@ pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     tls: bool,
+    client_cert: bool,
 ) -> Response<Body> {
     let started = Instant::now();
     // This request keeps the snapshot it started with, whatever reloads happen meanwhile.
@@ -55,6 +56,7 @@ pub async fn handle(
         headers: &parts.headers,
         peer: peer.ip(),
         tls,
+        client_cert,
         body: None,
     };
     let mut decision = decide(&snap, &head, &env);

@@ -29,13 +29,25 @@ use tokio::net::TcpListener;
 pub struct Options {
     pub policy_dir: PathBuf,
     pub listen: SocketAddr,
-    /// HTTPS: (address, certificate chain PEM, private key PEM).
-    pub tls: Option<(SocketAddr, PathBuf, PathBuf)>,
+    pub tls: Option<TlsOptions>,
     /// Where `/healthz`, `/readyz`, `/config` and `/metrics` are served, if anywhere.
     pub admin: Option<SocketAddr>,
     pub log_json: bool,
     /// Time allowed for in-flight requests after SIGTERM / SIGINT.
     pub drain: Duration,
+}
+
+/// HTTPS termination.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    pub listen: SocketAddr,
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM roots that client certificates are verified against; a client may still connect
+    /// without one (services that require one answer with their dialect's row).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Everything the request handlers share.
@@ -196,12 +208,13 @@ async fn serve(opts: Options) -> Result<(), String> {
 
     let tls = match &opts.tls {
         None => None,
-        Some((addr, cert, key)) => {
-            let acceptor = tls::acceptor(cert, key)?;
+        Some(t) => {
+            let acceptor = tls::acceptor(&t.cert, &t.key, t.client_ca.as_deref())?;
+            let addr = t.listen;
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr} (TLS): {e}"))?;
-            tracing::info!(tls_listen = %addr, "rulegate serving TLS 1.2/1.3");
+            tracing::info!(tls_listen = %addr, client_ca = t.client_ca.is_some(), "rulegate serving TLS 1.2/1.3");
             Some((listener, acceptor))
         }
     };
@@ -248,9 +261,11 @@ async fn serve(opts: Options) -> Result<(), String> {
                         Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
                         Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                     };
+                    // rustls has verified any certificate it accepted; its presence is what counts.
+                    let client_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
                     let service = hyper::service::service_fn(move |req| {
                         let gw = gw.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, peer, true).await) }
+                        async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, peer, true, client_cert).await) }
                     });
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -271,7 +286,7 @@ async fn serve(opts: Options) -> Result<(), String> {
                 let gw = gateway.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let gw = gw.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, peer, false).await) }
+                    async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, peer, false, false).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());

@@ -1,0 +1,253 @@
+//! HTTPS: TLS 1.2/1.3 termination, HTTP-only and HTTPS-only routes, and services that require a
+//! verified client certificate (Huawei APIG.0205). Certificates are made with the `openssl`
+//! command for each run; the client is rustls.
+
+use crate::common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+/// A throwaway PKI: a CA, a server certificate for localhost, a client certificate from the CA,
+/// and a self-signed client certificate the CA never issued.
+fn pki(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec[..],
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=rulegate test CA",
+        ],
+    ]
+    .concat());
+    for (name, san) in [
+        ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+        ("client", "subjectAltName=DNS:client"),
+    ] {
+        run(&[
+            &["req", "-new"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        ]
+        .concat());
+        std::fs::write(dir.join(format!("{name}.ext")), san).unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+    }
+    run(&[
+        &["req", "-x509"][..],
+        &ec[..],
+        &[
+            "-keyout",
+            "rogue.key",
+            "-out",
+            "rogue.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=rogue",
+        ],
+    ]
+    .concat());
+}
+
+const POLICY: &str = r#"
+default dialect huawei
+
+service open {
+    dialect huawei
+    hosts "open.test"
+    route GET "/hello" { mock 200 text "hello" }
+    route GET "/secure" {
+        protocols https
+        mock 200 text "secure"
+    }
+}
+
+service bank {
+    dialect huawei
+    hosts "bank.test"
+    client certificate required
+    route GET "/balance" { mock 200 json {"balance": 10} }
+}
+"#;
+
+/// One HTTPS GET; `None` when the TLS handshake fails.
+fn https_get(
+    port: u16,
+    dir: &Path,
+    host: &str,
+    path: &str,
+    client: Option<&str>,
+) -> Option<String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(dir.join("ca.crt")).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(name) => {
+            let chain =
+                vec![CertificateDer::from_pem_file(dir.join(format!("{name}.crt"))).unwrap()];
+            let key = PrivateKeyDer::from_pem_file(dir.join(format!("{name}.key"))).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    match tls.read_to_end(&mut out) {
+        Ok(_) => Some(String::from_utf8_lossy(&out).into_owned()),
+        // TLS 1.3 reports a refused client certificate only when the client reads
+        Err(_) if out.is_empty() => None,
+        Err(_) => Some(String::from_utf8_lossy(&out).into_owned()),
+    }
+}
+
+fn start(dir: &TempDir) -> (Gateway, u16) {
+    pki(dir.path());
+    dir.write("gw.policy", POLICY);
+    let tls = free_addr();
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let gw = Gateway::start_with(
+        dir.path(),
+        &[
+            "--tls-listen",
+            &tls.to_string(),
+            "--cert",
+            &p("server.crt"),
+            "--key",
+            &p("server.key"),
+            "--client-ca",
+            &p("ca.crt"),
+        ],
+    );
+    (gw, tls.port())
+}
+
+fn status_and_body(raw: &str) -> (String, String) {
+    let status = raw.lines().next().unwrap_or("").to_string();
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn https_serves_and_http_only_routes_are_refused_in_the_dialect() {
+    let dir = TempDir::new();
+    let (gw, port) = start(&dir);
+    let d = dir.path();
+    let (status, body) = status_and_body(&https_get(port, d, "open.test", "/hello", None).unwrap());
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "hello")
+    );
+    assert_eq!(
+        status_and_body(&https_get(port, d, "open.test", "/secure", None).unwrap()).1,
+        "secure"
+    );
+    // the same HTTPS-only route over plain HTTP: Huawei APIG.0607
+    let r = gw.send(&request("GET", "/secure", "open.test", &[], b""));
+    assert_huawei(
+        &r,
+        400,
+        "APIG.0607",
+        "The following protocol is supported: HTTPS",
+    );
+}
+
+#[test]
+fn a_service_requiring_a_client_certificate_gets_apig_0205_without_one() {
+    let dir = TempDir::new();
+    let (gw, port) = start(&dir);
+    let d = dir.path();
+    // with a certificate from the CA
+    let (status, body) =
+        status_and_body(&https_get(port, d, "bank.test", "/balance", Some("client")).unwrap());
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", r#"{"balance":10}"#)
+    );
+    // without one: the handshake succeeds (other services need none), the service refuses
+    let raw = https_get(port, d, "bank.test", "/balance", None).unwrap();
+    let (status, body) = status_and_body(&raw);
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    assert!(
+        body.starts_with(r#"{"error_code": "APIG.0205", "error_msg": "Verify client certificate failed", "request_id": ""#),
+        "{body}"
+    );
+    // plain HTTP carries no certificate at all
+    let r = gw.send(&request("GET", "/balance", "bank.test", &[], b""));
+    assert_huawei(&r, 400, "APIG.0205", "Verify client certificate failed");
+    // a certificate the CA never issued is refused in the handshake
+    assert!(
+        https_get(port, d, "bank.test", "/balance", Some("rogue")).is_none(),
+        "rogue certificate accepted"
+    );
+    // services without the requirement do not care
+    assert_eq!(
+        status_and_body(&https_get(port, d, "open.test", "/hello", None).unwrap()).1,
+        "hello"
+    );
+}
