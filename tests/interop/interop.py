@@ -1,0 +1,144 @@
+"""Interop: requests signed by the vendors' own client libraries against a running rulegate.
+
+    python3 interop.py HOST:PORT KEYDIR
+
+apigateway-sdk-python (Huawei's App-authentication signer) and PyJWT sign; the standard
+library sends. Every answer is compared byte for byte (status and body). Tencent publishes no
+PyPI signer: its key-pair requests are built exactly as Tencent's own Python demo does
+(hmac + base64 over "x-date: …\\nsource: …"). Exit status 0 when every case passed.
+"""
+import base64
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import sys
+import time
+
+import jwt  # PyJWT
+from apigateway_sdk_python import signer as apig
+
+ADDR, KEYDIR = sys.argv[1], sys.argv[2]
+HOST, PORT = ADDR.rsplit(":", 1)
+failures = []
+
+
+def send(method, path, headers, body=b""):
+    conn = http.client.HTTPConnection(HOST, int(PORT), timeout=10)
+    conn.request(method, path, body=body, headers=headers)
+    r = conn.getresponse()
+    out = (r.status, r.read().decode(), {k.lower(): v for k, v in r.getheaders()})
+    conn.close()
+    return out
+
+
+def check(name, got, status, body=None, body_prefix=None):
+    ok = got[0] == status and (body is None or got[1] == body) and (body_prefix is None or got[1].startswith(body_prefix))
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f"\n     got {got[0]} {got[1]!r}"))
+    if not ok:
+        failures.append(name)
+
+
+def huawei(code, msg, rid):
+    return f'{{"error_code": "{code}", "error_msg": "{msg}", "request_id": "{rid}"}}'
+
+
+# ---- Huawei App authentication with apigateway-sdk-python ------------------------------------
+
+def apig_signed(key, secret, method, path, body="", headers=None, date=None):
+    s = apig.Signer()
+    s.Key, s.Secret = key, secret
+    r = apig.HttpRequest(method, f"http://shop.test{path}", dict(headers or {}), body)
+    if date:
+        r.headers["X-Sdk-Date"] = date
+    s.Sign(r)
+    return r
+
+
+def huawei_cases():
+    key, secret = "hw-app-key", "hw-app-secret-0123456789"
+    r = apig_signed(key, secret, "GET", "/orders?size=10&page=2")
+    check("huawei: GET signed by apigateway-sdk-python passes", send("GET", r.uri, r.headers), 200, '{"ok":true}')
+
+    r = apig_signed(key, secret, "POST", "/orders", '{"sku":"A-1","qty":2}', {"Content-Type": "application/json"})
+    check("huawei: POST with a JSON body passes", send("POST", r.uri, r.headers, r.body), 200, '{"ok":true}')
+
+    r = apig_signed(key, secret, "POST", "/orders", '{"sku":"A-1","qty":2}', {"Content-Type": "application/json"})
+    got = send("POST", r.uri, r.headers, b'{"sku":"A-1","qty":9}')
+    rid = got[2].get("x-request-id", "")
+    check("huawei: tampered body gets APIG.0303 verify signature fail", got, 401,
+          body_prefix='{"error_code": "APIG.0303", "error_msg": "Incorrect app authentication information: verify signature fail, canonicalRequest:POST|/orders/||')
+
+    old = (datetime.datetime.utcnow() - datetime.timedelta(minutes=16)).strftime("%Y%m%dT%H%M%SZ")
+    r = apig_signed(key, secret, "GET", "/orders", date=old)
+    got = send("GET", r.uri, r.headers)
+    check("huawei: a date 16 minutes old gets APIG.0303 signature expired", got, 401,
+          body_prefix=f'{{"error_code": "APIG.0303", "error_msg": "Incorrect app authentication information: signature expired, signature time:{old},server time:')
+
+    r = apig_signed("hw-unknown", secret, "GET", "/orders")
+    got = send("GET", r.uri, r.headers)
+    check("huawei: unknown app key gets APIG.0303 app not found", got, 401,
+          huawei("APIG.0303", "Incorrect app authentication information: app not found, appkey hw-unknown", got[2].get("x-request-id")))
+
+    r = apig_signed("hw-other-key", "hw-other-secret-0123456789", "GET", "/orders")
+    got = send("GET", r.uri, r.headers)
+    check("huawei: a valid app not bound to the route gets APIG.0304", got, 403,
+          huawei("APIG.0304", "The app is not authorized to access the API.", got[2].get("x-request-id")))
+
+
+# ---- JWT with PyJWT --------------------------------------------------------------------------
+
+def jwt_cases():
+    key = open(f"{KEYDIR}/users.es256.key.pem").read()
+    now = int(time.time())
+    claims = {"iss": "https://id.shop.test", "aud": "shop-api", "sub": "c-1", "scope": "orders:read", "exp": now + 300}
+
+    def call(token):
+        return send("GET", "/me", {"Host": "shop.test", "Authorization": f"Bearer {token}"})
+
+    check("jwt: ES256 token from PyJWT passes", call(jwt.encode(claims, key, algorithm="ES256")), 200, '{"me":true}')
+    got = call(jwt.encode(dict(claims, exp=now - 120), key, algorithm="ES256"))
+    check("jwt: expired token gets APIG.0307", got, 401, huawei("APIG.0307", "The token must be updated.", got[2].get("x-request-id")))
+    got = call(jwt.encode(dict(claims, aud="billing"), key, algorithm="ES256"))
+    check("jwt: wrong audience gets APIG.0301", got, 401,
+          huawei("APIG.0301", "Incorrect IAM authentication information: audience not accepted", got[2].get("x-request-id")))
+    got = call(jwt.encode(dict(claims, scope="profile"), key, algorithm="ES256"))
+    check("jwt: missing scope gets APIG.0302", got, 403,
+          huawei("APIG.0302", "The IAM user is not authorized to access the API.", got[2].get("x-request-id")))
+    # PyJWT itself refuses to HMAC with a public key, so the attacker's token is made by hand.
+    public = open(f"{KEYDIR}/users.es256.pub.pem").read().encode()
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    unsigned = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(json.dumps(claims).encode())
+    forged = unsigned + "." + b64(hmac.new(public, unsigned.encode(), hashlib.sha256).digest())
+    got = call(forged)
+    check("jwt: HS256 signed with the public key is refused", got, 401,
+          huawei("APIG.0301", "Incorrect IAM authentication information: no key of this provider verifies HS256 tokens", got[2].get("x-request-id")))
+
+
+# ---- Tencent key pair, as Tencent's Python demo signs ----------------------------------------
+
+def tencent_cases():
+    secret_id, secret_key = "AKID-interop", "tencent-interop-secret"
+
+    def signed(source="interop", algorithm="hmac-sha1", digest=hashlib.sha1, skew=0):
+        x_date = (datetime.datetime.utcnow() + datetime.timedelta(seconds=skew)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        sign_str = f"x-date: {x_date}\nsource: {source}"
+        sign = base64.b64encode(hmac.new(secret_key.encode(), sign_str.encode(), digest).digest()).decode()
+        auth = f'hmac id="{secret_id}", algorithm="{algorithm}", headers="x-date source", signature="{sign}"'
+        return {"Host": "partners.test", "X-Date": x_date, "Source": source, "Authorization": auth}
+
+    check("tencent: demo-style hmac-sha1 passes", send("GET", "/release/invoices", signed()), 200, '{"invoices":[]}')
+    check("tencent: hmac-sha256 passes", send("GET", "/release/invoices", signed(algorithm="hmac-sha256", digest=hashlib.sha256)), 200, '{"invoices":[]}')
+    h = signed()
+    h["Source"] = "tampered"
+    check("tencent: a tampered header does not match", send("GET", "/release/invoices", h), 401, '{"message":"HMAC signature does not match."}')
+    check("tencent: an x-date 20 minutes old is out of date", send("GET", "/release/invoices", signed(skew=-1200)), 401,
+          '{"message":"HMAC signature cannot be verified, the x-date header is out of date for HMAC Authentication."}')
+
+
+huawei_cases()
+jwt_cases()
+tencent_cases()
+print(f"\n{len(failures)} failure(s)")
+sys.exit(1 if failures else 0)
