@@ -1,5 +1,6 @@
 //! Interop with the vendors' own client libraries: `tests/interop/interop.py` signs requests
-//! with apigateway-sdk-python (Huawei), PyJWT, and Tencent's documented demo procedure, and
+//! with apigateway-sdk-python (Huawei), jdcloud-apim-sdk (JD), PyJWT, and Tencent's documented
+//! demo procedure, and
 //! sends them to the real gateway started here.
 //!
 //! CI (`.ci/run`) installs the Python packages and sets `RULEGATE_INTEROP=required`; without
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 fn python_has_the_libraries() -> bool {
     Command::new("python3")
-        .args(["-c", "import jwt, apigateway_sdk_python"])
+        .args(["-c", "import jwt, apigateway_sdk_python, jdcloud_apim_sdk"])
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
@@ -40,7 +41,7 @@ fn vendor_clients_are_accepted_and_tampering_gets_the_documented_rows() {
     if !python_has_the_libraries() {
         assert!(
             std::env::var("RULEGATE_INTEROP").as_deref() != Ok("required"),
-            "RULEGATE_INTEROP=required but python3 lacks PyJWT / apigateway-sdk-python"
+            "RULEGATE_INTEROP=required but python3 lacks PyJWT / apigateway-sdk-python / jdcloud-apim-sdk"
         );
         eprintln!(
             "skipping interop: pip install PyJWT cryptography apigateway-sdk-python to run it"
@@ -73,6 +74,7 @@ fn vendor_clients_are_accepted_and_tampering_gets_the_documented_rows() {
             .env("INTEROP_HW_SECRET", "hw-app-secret-0123456789")
             .env("INTEROP_HW_OTHER_SECRET", "hw-other-secret-0123456789")
             .env("INTEROP_TC_SECRET", "tencent-interop-secret")
+            .env("INTEROP_JD_SECRET", "jd-interop-secret")
             .env("RULEGATE_LOG", "warn")
             .stderr(Stdio::piped())
             .spawn()

@@ -5,8 +5,10 @@
 //! appear in either.
 
 pub mod app_signature;
+pub mod jd_signature;
 pub mod jwt;
 pub mod keypair;
+mod sig;
 
 use crate::compile::{Provider, Service};
 use crate::decide::{Env, RequestHead};
@@ -32,7 +34,11 @@ pub struct Refusal {
 
 /// Whether the provider must see the body before it can verify (a signed payload hash).
 pub fn needs_body(provider: &Provider, head: &RequestHead<'_>) -> bool {
-    provider.kind == AuthKind::AppSignature && app_signature::needs_body(head)
+    match provider.kind {
+        AuthKind::AppSignature => app_signature::needs_body(head),
+        AuthKind::JdSignature => jd_signature::needs_body(head),
+        _ => false,
+    }
 }
 
 /// Verify a request against a provider.
@@ -51,6 +57,7 @@ pub fn authenticate(
             return app_signature::verify(service, provider, head, env.now_ms())
         }
         AuthKind::Jwt => return jwt::verify(provider, head, env.now_ms()),
+        AuthKind::JdSignature => return jd_signature::verify(service, provider, head, env),
         _ => {}
     }
     let scheme = provider.kind.name();

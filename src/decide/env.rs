@@ -22,6 +22,9 @@ pub trait Limiter {
     fn rate(&self, key: &str, rule: &RateRule, now_ms: i64) -> RateVerdict;
     /// Count one request against a quota under `key` and say whether it may pass.
     fn quota(&self, key: &str, rule: &QuotaRule, now_ms: i64) -> QuotaVerdict;
+    /// Record `key` (a signer's nonce) for `ttl_ms`; false when it was already recorded and has
+    /// not expired — a replay.
+    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> bool;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,8 @@ pub struct QuotaVerdict {
 pub struct MemoryLimiter {
     tat: Mutex<HashMap<String, i64>>,
     quotas: Mutex<HashMap<String, (i64, u64)>>,
+    /// nonce → expiry (ms)
+    nonces: Mutex<HashMap<String, i64>>,
 }
 
 impl MemoryLimiter {
@@ -93,6 +98,21 @@ impl Limiter for MemoryLimiter {
             allowed: true,
             remaining,
             retry_after_ms: 0,
+        }
+    }
+
+    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> bool {
+        let mut nonces = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
+        // Expired entries go when the map doubles, so it stays bounded by the TTL's traffic.
+        if nonces.len() >= 4096 && nonces.len().is_power_of_two() {
+            nonces.retain(|_, expiry| *expiry > now_ms);
+        }
+        match nonces.get(key) {
+            Some(expiry) if *expiry > now_ms => false,
+            _ => {
+                nonces.insert(key.to_string(), now_ms + ttl_ms as i64);
+                true
+            }
         }
     }
 

@@ -544,7 +544,7 @@ fn tencent_auth(failure: &AuthFailure) -> &'static Row {
         A::HmacXDateExpired => &t::HMAC_XDATE_EXPIRED,
         A::HmacHeaderMissing { .. } => &t::HMAC_HEADER_MISSING,
         A::HmacRepeatedHeader => &t::HMAC_MULTIPLE_HEADER,
-        A::HmacUnknownKey | A::Signature { .. } => &t::HMAC_UNVERIFIABLE,
+        A::HmacUnknownKey | A::Signature { .. } | A::Replayed { .. } => &t::HMAC_UNVERIFIABLE,
         A::HmacMismatch => &t::HMAC_MISMATCH,
         A::TokenHeaderMissing => &t::OAUTH_NO_HEADER,
         A::TokenFormat => &t::OAUTH_HEADER_FORMAT,
@@ -612,7 +612,8 @@ fn huawei_auth(failure: &AuthFailure) -> &'static Row {
         | A::HmacRepeatedHeader
         | A::HmacUnknownKey
         | A::HmacMismatch
-        | A::Signature { .. } => &h::APP_AUTH,
+        | A::Signature { .. }
+        | A::Replayed { .. } => &h::APP_AUTH,
         A::TokenHeaderMissing | A::TokenFormat | A::TokenMissing | A::TokenInvalid { .. } => {
             &h::IAM_AUTH
         }
@@ -643,7 +644,10 @@ fn jdcloud_row(reason: &Reason) -> &'static Row {
         Reason::ParamInvalid { .. } | Reason::FormContentTypeRequired => &j::ARGUMENT_WRONG_FORMAT,
         Reason::ParamOutOfRange { .. } => &j::OUT_OF_RANGE,
         Reason::Auth(failure) => match failure {
-            AuthFailure::ClaimsDenied | AuthFailure::AuthorizerForbidden => &j::HTTP_FORBIDDEN,
+            // JD's replay answer (APIGW_NONCE_CONFLICT, 403 in the older table) in today's enum
+            AuthFailure::ClaimsDenied
+            | AuthFailure::AuthorizerForbidden
+            | AuthFailure::Replayed { .. } => &j::HTTP_FORBIDDEN,
             AuthFailure::AuthorizerUnreachable | AuthFailure::AuthorizerBadResponse => &j::INTERNAL,
             _ => &j::UNAUTHENTICATED,
         },

@@ -125,6 +125,10 @@ pub enum AuthFailure {
     Signature {
         detail: String,
     },
+    /// A correctly signed request whose nonce was already used (JD's replay protection).
+    Replayed {
+        detail: String,
+    },
 
     // Tokens (JWT / OAuth id_token / access tokens)
     TokenHeaderMissing,
@@ -172,7 +176,8 @@ impl Reason {
                 Some("need header Sec-WebSocket-Version".to_string())
             }
             Reason::Auth(AuthFailure::Signature { detail })
-            | Reason::Auth(AuthFailure::TokenInvalid { detail }) => Some(detail.clone()),
+            | Reason::Auth(AuthFailure::TokenInvalid { detail })
+            | Reason::Auth(AuthFailure::Replayed { detail }) => Some(detail.clone()),
             _ => None,
         }
     }
@@ -201,6 +206,9 @@ impl Reason {
             A::HmacMismatch,
             A::Signature {
                 detail: "app not found, appkey ak-unknown".into(),
+            },
+            A::Replayed {
+                detail: "nonce 5b1c9e1e already used".into(),
             },
             A::TokenHeaderMissing,
             A::TokenFormat,

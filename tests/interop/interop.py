@@ -1,5 +1,8 @@
 """Interop: requests signed by the vendors' own client libraries against a running rulegate.
 
+apigateway-sdk-python (Huawei App authentication), jdcloud-apim-sdk (JD JDCLOUD2) and PyJWT
+sign; the standard library sends.
+
     python3 interop.py HOST:PORT KEYDIR
 
 apigateway-sdk-python (Huawei's App-authentication signer) and PyJWT sign; the standard
@@ -18,6 +21,8 @@ import time
 
 import jwt  # PyJWT
 from apigateway_sdk_python import signer as apig
+from jdcloud_apim_sdk.core.credential import Credential as JdCredential
+from jdcloud_apim_sdk.core.signer import Signer as JdSigner
 
 ADDR, KEYDIR = sys.argv[1], sys.argv[2]
 HOST, PORT = ADDR.rsplit(":", 1)
@@ -137,8 +142,44 @@ def tencent_cases():
           '{"message":"HMAC signature cannot be verified, the x-date header is out of date for HMAC Authentication."}')
 
 
+# ---- JD Cloud JDCLOUD2 with jdcloud-apim-sdk ---------------------------------------------------
+
+class _Quiet:
+    def log(self, *args):
+        pass
+
+
+def jd_signed(method, path, body=""):
+    headers = {"Content-Type": "application/json"}
+    JdSigner(_Quiet()).sign(method=method, service="apigroup1", region="cn-north-1", uri=f"http://weather.test{path}",
+                            headers=headers, data=body, credential=JdCredential("JDAK-interop", "jd-interop-secret"),
+                            security_token="")
+    headers["Host"] = "weather.test"
+    return headers
+
+
+def jd_body(status, enum, message, rid):
+    return f'{{"requestId":"{rid}","error":{{"code":{status},"status":"{enum}","message":"{message}"}}}}'
+
+
+def jd_cases():
+    h = jd_signed("GET", "/v1/forecast?lat=52.5&lon=13.4")
+    check("jd: GET signed by jdcloud-apim-sdk passes", send("GET", "/v1/forecast?lat=52.5&lon=13.4", h), 200, '{"forecast":[]}')
+    got = send("GET", "/v1/forecast?lat=52.5&lon=13.4", h)
+    check("jd: the same nonce again gets HTTP_FORBIDDEN", got, 403,
+          jd_body(403, "HTTP_FORBIDDEN", "No Resource Permission", got[2].get("x-jdcloud-request-id")))
+    body = '{"station":"x","t":4.5}'
+    h = jd_signed("POST", "/v1/reports", body)
+    check("jd: POST with a JSON body passes", send("POST", "/v1/reports", h, body.encode()), 201, '{"stored":true}')
+    h = jd_signed("POST", "/v1/reports", body)
+    got = send("POST", "/v1/reports", h, b'{"station":"x","t":9.9}')
+    check("jd: a tampered body gets UNAUTHENTICATED", got, 401,
+          jd_body(401, "UNAUTHENTICATED", "Verification Failed", got[2].get("x-jdcloud-request-id")))
+
+
 huawei_cases()
 jwt_cases()
 tencent_cases()
+jd_cases()
 print(f"\n{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
