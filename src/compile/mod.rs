@@ -596,7 +596,7 @@ impl<'a> Cx<'a> {
 
         declared_dialect?;
         let service = Service {
-            name: s.name.value.clone(),
+            name: s.name.value.as_str().into(),
             dialect,
             limits: svc_limits,
             stages: stage_sel,

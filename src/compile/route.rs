@@ -335,7 +335,7 @@ impl RouteCx<'_> {
         }
         self.route_spans.push(r.path.span);
         self.routes.push(Route {
-            label: route_label,
+            label: route_label.into(),
             location,
             methods,
             template: template.clone(),

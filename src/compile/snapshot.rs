@@ -70,7 +70,7 @@ impl HostTable {
 
 #[derive(Debug)]
 pub struct Service {
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     pub dialect: Dialect,
     pub limits: Limits,
     pub stages: StageSelector,
@@ -117,8 +117,8 @@ impl StageSelector {
 /// terminal action.
 #[derive(Debug)]
 pub struct Route {
-    /// `GET POST /orders/{id}`
-    pub label: String,
+    /// `GET POST /orders/{id}`; shared, so logs and metrics take it without copying.
+    pub label: std::sync::Arc<str>,
     /// `shop.policy:20:5`
     pub location: String,
     pub methods: Vec<Method>,

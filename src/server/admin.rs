@@ -39,7 +39,7 @@ fn route(gw: &Gateway, path: &str) -> Response<Body> {
                 "source_hash": snap.source_hash,
                 "loaded_at": state.loaded_at,
                 "policy_dir": gw.policy_dir.display().to_string(),
-                "services": snap.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+                "services": snap.services.iter().map(|s| s.name.to_string()).collect::<Vec<_>>(),
                 "reloads_ok": state.ok,
                 "reloads_failed": state.failed,
                 "last_reload_error": state.last_error,

@@ -152,7 +152,7 @@ pub async fn handle(
 /// with the dialect's code for a closed client.
 struct Pending<'a> {
     gw: &'a Gateway,
-    record: Option<Record>,
+    record: Option<Record<'a>>,
     started: Instant,
 }
 
@@ -234,45 +234,38 @@ pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> R
     response
 }
 
-/// One access-log line: what was asked, and what decided it.
-struct Record {
+/// One access-log line: what was asked, and what decided it. Borrows or shares everything it
+/// can: it is built for every request.
+struct Record<'a> {
     request_id: String,
     dialect: crate::vocab::Dialect,
     client: std::net::IpAddr,
     peer: SocketAddr,
-    method: String,
-    path: String,
-    service: String,
-    route: String,
+    method: http::Method,
+    target: &'a str,
+    service: Option<Arc<str>>,
+    route: Option<Arc<str>>,
 }
 
-impl Record {
+impl<'a> Record<'a> {
     fn new(
         snap: &crate::compile::Snapshot,
         d: &Decision,
         parts: &http::request::Parts,
-        target: &str,
+        target: &'a str,
         peer: SocketAddr,
-    ) -> Record {
-        let path = target.split('?').next().unwrap_or(target);
-        // a 40 KiB URI is a rejection worth logging, not worth copying
-        let path = match path.char_indices().nth(256) {
-            Some((cut, _)) => format!("{}…", &path[..cut]),
-            None => path.to_string(),
-        };
+    ) -> Record<'a> {
         Record {
             request_id: d.request_id.clone(),
             dialect: d.dialect,
             client: d.client_ip,
             peer,
-            method: parts.method.to_string(),
-            path,
-            service: d
-                .service
-                .map_or("-".into(), |s| snap.services[s].name.clone()),
+            method: parts.method.clone(),
+            target,
+            service: d.service.map(|s| snap.services[s].name.clone()),
             route: match (d.service, d.route) {
-                (Some(s), Some(r)) => snap.services[s].routes[r].label.clone(),
-                _ => "-".into(),
+                (Some(s), Some(r)) => Some(snap.services[s].routes[r].label.clone()),
+                _ => None,
             },
         }
     }
@@ -281,20 +274,32 @@ impl Record {
         &self,
         metrics: &super::metrics::Metrics,
         status: u16,
-        code: &str,
+        code: &'static str,
         started: Instant,
         upstream_ms: Option<f64>,
     ) {
         let latency = started.elapsed().as_secs_f64();
-        metrics.request(&self.service, &self.route, status, code, latency);
+        metrics.request(
+            self.service.as_ref(),
+            self.route.as_ref(),
+            status,
+            code,
+            latency,
+        );
+        let path = self.target.split('?').next().unwrap_or(self.target);
+        // a 40 KiB URI is a rejection worth logging, not worth copying whole
+        let (path, cut) = match path.char_indices().nth(256) {
+            Some((at, _)) => (&path[..at], "…"),
+            None => (path, ""),
+        };
         tracing::info!(
             target: "access",
             request_id = %self.request_id,
             client = %self.client,
             peer = %self.peer,
             method = %self.method,
-            path = %self.path,
-            route = %self.route,
+            path = format_args!("{path}{cut}"),
+            route = self.route.as_deref().unwrap_or("-"),
             status,
             code,
             latency_ms = latency * 1000.0,

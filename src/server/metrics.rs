@@ -3,16 +3,20 @@
 use dashmap::DashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+/// (service, route, status, vendor code); `None` labels print as `-`.
+type Key = (Option<Arc<str>>, Option<Arc<str>>, u16, &'static str);
+
 #[derive(Default)]
 pub struct Metrics {
     /// (service, route, status, code) → count
-    requests: DashMap<(String, String, u16, String), AtomicU64>,
+    requests: DashMap<Key, AtomicU64>,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     /// Sum of latencies in microseconds.
@@ -22,13 +26,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn request(&self, service: &str, route: &str, status: u16, code: &str, seconds: f64) {
-        let key = (
-            service.to_string(),
-            route.to_string(),
-            status,
-            code.to_string(),
-        );
+    pub fn request(
+        &self,
+        service: Option<&Arc<str>>,
+        route: Option<&Arc<str>>,
+        status: u16,
+        code: &'static str,
+        seconds: f64,
+    ) {
+        // Cloning the shared labels is two reference-count increments: no allocation per request.
+        let key = (service.cloned(), route.cloned(), status, code);
         if let Some(c) = self.requests.get(&key) {
             c.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -66,9 +73,9 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "rulegate_requests_total{{service=\"{}\",route=\"{}\",status=\"{status}\",code=\"{}\"}} {n}",
-                escape(&service),
-                escape(&route),
-                escape(&code)
+                escape(service.as_deref().unwrap_or("-")),
+                escape(route.as_deref().unwrap_or("-")),
+                escape(code)
             );
         }
         out.push_str(
