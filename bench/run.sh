@@ -285,7 +285,7 @@ fi
 
 for mode in $LOG_MODES; do
     case $mode in
-        on) ACCESS_LOG="$TMP/nginx-access.log" ;;
+        on) ACCESS_LOG="$TMP/nginx-access.log rulegate_like" ;;
         off) ACCESS_LOG=off ;;
         *) die "BENCH_LOGS: '$mode' is neither on nor off" ;;
     esac
@@ -339,7 +339,7 @@ for mode in $LOG_MODES; do
     echo
     if [ "$mode" = on ]; then
         echo "access logging ON (the default configuration): one line per request to a file —" \
-            "nginx access_log (combined), rulegate's access line on stderr (info level)"
+            "nginx access_log with rulegate's fields, rulegate's access line on stderr (info level)"
     else
         echo "access logging OFF: nginx access_log off, rulegate RULEGATE_LOG=warn"
     fi
