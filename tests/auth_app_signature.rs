@@ -1,13 +1,14 @@
 //! Huawei SDK-HMAC-SHA256: the vendor signers' vectors pass (their canonical requests are
 //! rebuilt byte for byte), and the documented APIG.0303 / APIG.0304 answers are exact.
 
+mod support;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rulegate::auth::app_signature::canonical_request;
-use rulegate::compile::{compile, SecretStore, Snapshot};
+use rulegate::compile::Snapshot;
 use rulegate::decide::{decide, render_response, Outcome, RequestHead, VirtualEnv};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 #[derive(serde::Deserialize)]
 struct Vector {
@@ -23,54 +24,20 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let vendored = std::fs::read_to_string(dir.join("tests/vectors/huawei.json")).unwrap();
-    if let Ok(shared) = std::fs::read_to_string(dir.join("../shared/spec/vectors/huawei.json")) {
-        assert_eq!(
-            vendored, shared,
-            "tests/vectors/huawei.json differs from ../shared"
-        );
-    }
-    serde_json::from_str(&vendored).unwrap()
-}
-
-struct Secrets(HashMap<String, String>);
-
-impl SecretStore for Secrets {
-    fn env(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
-    fn file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        std::fs::read(path)
-    }
+    serde_json::from_str(&support::vector_file("huawei.json")).unwrap()
 }
 
 fn snapshot(keys: &[(&str, &str)]) -> Snapshot {
-    let mut policy = String::from(
-        "service shop {\n    dialect huawei\n    hosts \"*\"\n    auth signed app-signature {}\n",
-    );
-    let mut secrets = HashMap::new();
-    for (i, (key, secret)) in keys.iter().enumerate() {
-        policy.push_str(&format!(
-            "    app a{i} {{\n        key {key:?}\n        secret env \"S{i}\"\n    }}\n"
-        ));
-        secrets.insert(format!("S{i}"), secret.to_string());
-    }
-    policy.push_str(
-        "    app outsider {\n        key \"outsider\"\n        secret env \"OUT\"\n    }\n",
-    );
-    secrets.insert("OUT".into(), "outsider-secret".into());
+    let mut all = keys.to_vec();
+    all.push(("outsider", "outsider-secret"));
+    let (apps, secrets) = support::apps(&all);
     let bound: Vec<String> = (0..keys.len()).map(|i| format!("a{i}")).collect();
-    policy.push_str(&format!(
-        "    route ANY \"/{{p+}}\" {{\n        auth signed apps {}\n        mock 200 text \"ok\"\n    }}\n",
+    let outsider = format!("a{}", keys.len());
+    let policy = format!(
+        "service shop {{\n    dialect huawei\n    hosts \"*\"\n    auth signed app-signature {{}}\n{apps}    route ANY \"/{{p+}}\" {{\n        auth signed apps {}\n        mock 200 text \"ok\"\n    }}\n    route ANY \"/\" {{\n        auth signed apps {outsider}\n        mock 200 text \"ok\"\n    }}\n}}\n",
         bound.join(" ")
-    ));
-    policy.push_str("    route ANY \"/\" {\n        auth signed apps outsider\n        mock 200 text \"ok\"\n    }\n}\n");
-    let loaded = rulegate::policy::parse_texts(vec![("t.policy".into(), policy, PathBuf::new())]);
-    let compiled = compile(&loaded, &Secrets(secrets));
-    let rendered =
-        rulegate::policy::diag::render_human(&loaded.sources, &compiled.diagnostics, false);
-    compiled.snapshot.unwrap_or_else(|| panic!("{rendered}"))
+    );
+    support::compile_text(policy, secrets)
 }
 
 fn sdk_millis(date: &str) -> i64 {

@@ -1,12 +1,13 @@
 //! JD Cloud JDCLOUD2-HMAC-SHA256: the vendor signer's vectors pass, a replayed nonce is refused,
 //! and the answers are JD's UNAUTHENTICATED / HTTP_FORBIDDEN rows byte for byte.
 
+mod support;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
-use rulegate::compile::{compile, SecretStore, Snapshot};
+use rulegate::compile::Snapshot;
 use rulegate::decide::{decide, render_response, RequestHead, VirtualEnv};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 #[derive(serde::Deserialize)]
 struct Vector {
@@ -20,52 +21,20 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let vendored = std::fs::read_to_string(dir.join("tests/vectors/jdcloud.json")).unwrap();
-    if let Ok(shared) = std::fs::read_to_string(dir.join("../shared/spec/vectors/jdcloud.json")) {
-        assert_eq!(
-            vendored, shared,
-            "tests/vectors/jdcloud.json differs from ../shared"
-        );
-    }
-    let all: Vec<Vector> = serde_json::from_str(&vendored).unwrap();
+    let all: Vec<Vector> = serde_json::from_str(&support::vector_file("jdcloud.json")).unwrap();
     // JD3-compare is JDCLOUD3 (a later OpenAPI scheme), not the gateway's JDCLOUD2
     all.into_iter()
         .filter(|v| v.headers_out.is_some())
         .collect()
 }
 
-struct Secrets(HashMap<String, String>);
-
-impl SecretStore for Secrets {
-    fn env(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
-    fn file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        std::fs::read(path)
-    }
-}
-
 fn snapshot(vs: &[Vector]) -> Snapshot {
-    let mut policy = String::from(
-        "service gw {\n    dialect jdcloud\n    hosts \"*\"\n    auth jd jd-signature {}\n",
+    let keys: Vec<(&str, &str)> = vs.iter().map(|v| (v.ak.as_str(), v.sk.as_str())).collect();
+    let (apps, secrets) = support::apps(&keys);
+    let policy = format!(
+        "service gw {{\n    dialect jdcloud\n    hosts \"*\"\n    auth jd jd-signature {{}}\n{apps}    route ANY \"/{{p+}}\" {{\n        auth jd\n        mock 200 text \"ok\"\n    }}\n}}\n"
     );
-    let mut secrets = HashMap::new();
-    for (i, v) in vs.iter().enumerate() {
-        policy.push_str(&format!(
-            "    app a{i} {{\n        key {:?}\n        secret env \"S{i}\"\n    }}\n",
-            v.ak
-        ));
-        secrets.insert(format!("S{i}"), v.sk.clone());
-    }
-    policy.push_str(
-        "    route ANY \"/{p+}\" {\n        auth jd\n        mock 200 text \"ok\"\n    }\n}\n",
-    );
-    let loaded = rulegate::policy::parse_texts(vec![("t.policy".into(), policy, PathBuf::new())]);
-    let compiled = compile(&loaded, &Secrets(secrets));
-    let rendered =
-        rulegate::policy::diag::render_human(&loaded.sources, &compiled.diagnostics, false);
-    compiled.snapshot.unwrap_or_else(|| panic!("{rendered}"))
+    support::compile_text(policy, secrets)
 }
 
 fn millis(date: &str) -> i64 {

@@ -1,12 +1,12 @@
 //! Tencent key-pair authentication: the signing vectors pass, and every documented rejection
 //! is the Tencent row byte for byte.
 
+mod support;
+
 use http::{HeaderMap, HeaderName, HeaderValue};
-use rulegate::compile::{compile, SecretStore, Snapshot};
+use rulegate::compile::Snapshot;
 use rulegate::decide::{decide, render_response, RequestHead, VirtualEnv};
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 #[derive(serde::Deserialize)]
 struct Vector {
@@ -19,55 +19,21 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let vendored = std::fs::read_to_string(dir.join("tests/vectors/tencent.json")).unwrap();
-    if let Ok(shared) = std::fs::read_to_string(dir.join("../shared/spec/vectors/tencent.json")) {
-        assert_eq!(
-            vendored, shared,
-            "tests/vectors/tencent.json differs from ../shared"
-        );
-    }
-    serde_json::from_str(&vendored).unwrap()
-}
-
-struct Secrets(HashMap<String, String>);
-
-impl SecretStore for Secrets {
-    fn env(&self, name: &str) -> Option<String> {
-        self.0.get(name).cloned()
-    }
-    fn file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        std::fs::read(path)
-    }
+    serde_json::from_str(&support::vector_file("tencent.json")).unwrap()
 }
 
 /// A Tencent service with one app per vector key, a bound route and an unbound one.
 fn snapshot(keys: &[(&str, &str)]) -> Snapshot {
-    let mut policy = String::from(
-        "service partners {\n    dialect tencent\n    hosts \"*\"\n    auth keys keypair {\n        algorithms hmac-sha1 hmac-sha256 hmac-sha384 hmac-sha512\n    }\n",
+    let mut all = keys.to_vec();
+    all.push(("AKID-other", "other-secret"));
+    let (apps, secrets) = support::apps(&all);
+    let bound: Vec<String> = (0..keys.len()).map(|i| format!("a{i}")).collect();
+    let other = format!("a{}", keys.len());
+    let policy = format!(
+        "service partners {{\n    dialect tencent\n    hosts \"*\"\n    auth keys keypair {{\n        algorithms hmac-sha1 hmac-sha256 hmac-sha384 hmac-sha512\n    }}\n{apps}    route GET \"/r\" {{\n        auth keys apps {}\n        mock 200 text \"ok\"\n    }}\n    route GET \"/only-other\" {{\n        auth keys apps {other}\n        mock 200 text \"ok\"\n    }}\n}}\n",
+        bound.join(" ")
     );
-    let mut secrets = HashMap::new();
-    for (i, (id, key)) in keys.iter().enumerate() {
-        policy.push_str(&format!(
-            "    app a{i} {{\n        key {id:?}\n        secret env \"S{i}\"\n    }}\n"
-        ));
-        secrets.insert(format!("S{i}"), key.to_string());
-    }
-    policy.push_str(
-        "    app other {\n        key \"AKID-other\"\n        secret env \"OTHER\"\n    }\n",
-    );
-    secrets.insert("OTHER".into(), "other-secret".into());
-    let apps: Vec<String> = (0..keys.len()).map(|i| format!("a{i}")).collect();
-    policy.push_str(&format!(
-        "    route GET \"/r\" {{\n        auth keys apps {}\n        mock 200 text \"ok\"\n    }}\n",
-        apps.join(" ")
-    ));
-    policy.push_str("    route GET \"/only-other\" {\n        auth keys apps other\n        mock 200 text \"ok\"\n    }\n}\n");
-    let loaded = rulegate::policy::parse_texts(vec![("t.policy".into(), policy, PathBuf::new())]);
-    let compiled = compile(&loaded, &Secrets(secrets));
-    let rendered =
-        rulegate::policy::diag::render_human(&loaded.sources, &compiled.diagnostics, false);
-    compiled.snapshot.unwrap_or_else(|| panic!("{rendered}"))
+    support::compile_text(policy, secrets)
 }
 
 fn millis(http_date: &str) -> i64 {

@@ -5,11 +5,13 @@
 //! `SignedHeaders`), hashed into the string to sign, and the HMAC-SHA256 under the app secret is
 //! compared in constant time. Failures are APIG.0303 with Huawei's documented details.
 
-use super::sig::{decode_hex, encode, format_sdk_date, hex, parse_sdk_date, percent_decode};
+use super::sig::{
+    carries_body, decode_hex, encode, format_sdk_date, hex, parse_sdk_date, percent_decode,
+    signature_refusal as refuse,
+};
 use super::{Principal, Refusal};
 use crate::compile::{Provider, Service};
 use crate::decide::RequestHead;
-use crate::dialect::{AuthFailure, Reason};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -17,28 +19,13 @@ pub const SCHEME: &str = "SDK-HMAC-SHA256";
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-fn refuse(detail: impl Into<String>) -> Refusal {
-    let detail = detail.into();
-    Refusal {
-        reason: Reason::Auth(AuthFailure::Signature {
-            detail: detail.clone(),
-        }),
-        detail,
-    }
-}
-
 /// Whether verifying needs the body: it does unless the client declared the payload unsigned
 /// or sent none.
 pub fn needs_body(head: &RequestHead<'_>) -> bool {
     let unsigned = head
         .header("x-sdk-content-sha256")
         .is_some_and(|v| v.trim() == UNSIGNED);
-    let has_body = head.headers.contains_key(http::header::TRANSFER_ENCODING)
-        || head
-            .header("content-length")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > 0);
-    !unsigned && has_body
+    !unsigned && carries_body(head)
 }
 
 /// `Access`, `SignedHeaders`, `Signature` of an `SDK-HMAC-SHA256 …` value.

@@ -7,7 +7,10 @@
 //! raw or the RFC 3986-encoded query, and a Host with or without its default port. A correctly
 //! signed request is then held to its nonce: a second use within the replay window is refused.
 
-use super::sig::{decode_hex, encode, hex, hmac_sha256, parse_sdk_date, percent_decode, same};
+use super::sig::{
+    carries_body, decode_hex, encode, hex, hmac_sha256, parse_sdk_date, percent_decode, same,
+    signature_refusal as refuse,
+};
 use super::{Principal, Refusal};
 use crate::compile::{Provider, Service};
 use crate::decide::{Env, RequestHead};
@@ -16,25 +19,9 @@ use sha2::{Digest, Sha256};
 
 pub const SCHEME: &str = "JDCLOUD2-HMAC-SHA256";
 
-fn refuse(detail: impl Into<String>) -> Refusal {
-    let detail = detail.into();
-    Refusal {
-        reason: Reason::Auth(AuthFailure::Signature {
-            detail: detail.clone(),
-        }),
-        detail,
-    }
-}
-
 /// The signature covers the body unless the client gave its hash in `x-jdcloud-content-sha256`.
 pub fn needs_body(head: &RequestHead<'_>) -> bool {
-    let declared = head.headers.contains_key("x-jdcloud-content-sha256");
-    let has_body = head.headers.contains_key(http::header::TRANSFER_ENCODING)
-        || head
-            .header("content-length")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > 0);
-    !declared && has_body
+    !head.headers.contains_key("x-jdcloud-content-sha256") && carries_body(head)
 }
 
 struct Credential<'a> {

@@ -1,5 +1,29 @@
 //! Pieces the signature schemes share: hex, RFC 3986 percent-coding, the `yyyymmddThhmmssZ`
-//! dates of the Huawei and JD schemes.
+//! dates of the Huawei and JD schemes, and how they refuse.
+
+use super::Refusal;
+use crate::decide::RequestHead;
+use crate::dialect::{AuthFailure, Reason};
+
+/// A refusal of a scheme whose failures carry a detail (Huawei appends it to APIG.0303).
+pub fn signature_refusal(detail: impl Into<String>) -> Refusal {
+    let detail = detail.into();
+    Refusal {
+        reason: Reason::Auth(AuthFailure::Signature {
+            detail: detail.clone(),
+        }),
+        detail,
+    }
+}
+
+/// Whether the request has a body to hash: chunked, or a non-zero Content-Length.
+pub fn carries_body(head: &RequestHead<'_>) -> bool {
+    head.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || head
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+}
 
 /// `%XX`-decode (a `+` stays a `+`); malformed escapes are kept literally.
 pub fn percent_decode(s: &str) -> Vec<u8> {
