@@ -137,13 +137,7 @@ pub async fn handle(
         _ => "-",
     };
     if let Some(record) = pending.record.take() {
-        record.write(
-            &gw.metrics,
-            response.status().as_u16(),
-            code,
-            started,
-            upstream_ms,
-        );
+        record.write(&gw, response.status().as_u16(), code, started, upstream_ms);
     }
     response
 }
@@ -160,7 +154,7 @@ impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if let Some(record) = self.record.take() {
             let code = dialect::row(record.dialect, &Reason::ClientClosed).code;
-            record.write(&self.gw.metrics, 499, code, self.started, None);
+            record.write(self.gw, 499, code, self.started, None);
         }
     }
 }
@@ -272,14 +266,14 @@ impl<'a> Record<'a> {
 
     fn write(
         &self,
-        metrics: &super::metrics::Metrics,
+        gw: &Gateway,
         status: u16,
         code: &'static str,
         started: Instant,
         upstream_ms: Option<f64>,
     ) {
         let latency = started.elapsed().as_secs_f64();
-        metrics.request(
+        gw.metrics.request(
             self.service.as_ref(),
             self.route.as_ref(),
             status,
@@ -292,18 +286,18 @@ impl<'a> Record<'a> {
             Some((at, _)) => (&path[..at], "…"),
             None => (path, ""),
         };
-        tracing::info!(
-            target: "access",
-            request_id = %self.request_id,
-            client = %self.client,
-            peer = %self.peer,
-            method = %self.method,
-            path = format_args!("{path}{cut}"),
-            route = self.route.as_deref().unwrap_or("-"),
+        gw.access_log.write(&super::access_log::Line {
+            request_id: &self.request_id,
+            client: self.client,
+            peer: self.peer,
+            method: self.method.as_str(),
+            path,
+            cut,
+            route: self.route.as_deref().unwrap_or("-"),
             status,
             code,
-            latency_ms = latency * 1000.0,
-            upstream_ms = upstream_ms.unwrap_or(0.0),
-        );
+            latency_ms: latency * 1000.0,
+            upstream_ms: upstream_ms.unwrap_or(0.0),
+        });
     }
 }

@@ -5,6 +5,7 @@
 //! a reload swaps the whole snapshot in one store, and only a policy that compiles is ever
 //! stored.
 
+mod access_log;
 mod admin;
 mod handler;
 mod metrics;
@@ -60,6 +61,7 @@ pub struct Gateway {
     /// with the snapshot store, so readers never see half a reload.
     reloads: Mutex<ReloadState>,
     metrics: metrics::Metrics,
+    access_log: access_log::AccessLog,
 }
 
 #[derive(Debug, Clone)]
@@ -195,7 +197,18 @@ async fn serve(opts: Options) -> Result<(), String> {
             last_error: None,
         }),
         metrics: metrics::Metrics::default(),
+        access_log: access_log::AccessLog::new(opts.log_json),
     });
+    {
+        let gw = gateway.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(access_log::FLUSH_EVERY);
+            loop {
+                tick.tick().await;
+                gw.access_log.flush();
+            }
+        });
+    }
     // Signals are registered before anything is served: a SIGHUP or SIGTERM that arrives as
     // soon as the gateway answers must reload or drain, not kill it.
     let mut shutdown = std::pin::pin!(shutdown_signal(terminate_signal()?));
@@ -307,6 +320,7 @@ async fn serve(opts: Options) -> Result<(), String> {
         _ = graceful.shutdown() => tracing::info!("drained"),
         _ = tokio::time::sleep(opts.drain) => tracing::warn!("drain timed out; closing remaining connections"),
     }
+    gateway.access_log.flush();
     Ok(())
 }
 
