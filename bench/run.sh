@@ -285,7 +285,7 @@ fi
 
 for mode in $LOG_MODES; do
     case $mode in
-        on) ACCESS_LOG="$TMP/nginx-access.log rulegate_like" ;;
+        on) ACCESS_LOG="$TMP/nginx-access.log rulegate_like buffer=32k flush=100ms" ;;  # buffered, as rulegate's is
         off) ACCESS_LOG=off ;;
         *) die "BENCH_LOGS: '$mode' is neither on nor off" ;;
     esac
