@@ -309,7 +309,7 @@ for mode in $LOG_MODES; do
     fi
     NGINX_WORKERS=$(pgrep -P "$NGINX_PID" | wc -l)
     RULEGATE_THREADS=$(ls "/proc/$RULEGATE_PID/task" | wc -l)
-    RULEGATE_WORKERS=$(grep -lx tokio-rt-worker /proc/"$RULEGATE_PID"/task/*/comm 2>/dev/null | wc -l)
+    RULEGATE_WORKERS=$( (grep -lx tokio-rt-worker /proc/"$RULEGATE_PID"/task/*/comm 2>/dev/null || true) | wc -l)  # 0: a current-thread runtime
     say "bench: logging $mode: nginx $NGINX_WORKERS worker(s); rulegate $RULEGATE_THREADS threads, $RULEGATE_WORKERS tokio worker(s)"
     for path in /health /data; do
         measure_clean "$mode" nginx "$path" "http://127.0.0.1:$NGINX_PORT$path" $(family "$NGINX_PID")

@@ -161,7 +161,15 @@ impl Env for LiveEnv<'_> {
 /// Run the gateway until SIGTERM or SIGINT. Returns an error message if it cannot start.
 pub fn run(opts: Options) -> Result<(), String> {
     init_logging(opts.log_json);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // On one core (a container limit, or `taskset`) a multi-thread runtime only adds a second
+    // thread to wake: the accept loop and every connection share the one core anyway.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
