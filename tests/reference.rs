@@ -1926,21 +1926,6 @@ impl Tally {
     }
 }
 
-/// Was an open bug (see `encoded_slash_in_rest_capture_stays_encoded`): `forward … path
-/// "/x/{r+}"` turned a `%2F` inside a captured segment into a real `/`. Fixed; kept as a switch
-/// so a regression can be isolated quickly.
-const ENCODED_SLASH_BUG_OPEN: bool = false;
-
-fn hits_open_bug(texts: &[String], r: &GenRequest) -> bool {
-    let path = r.target.split('?').next().unwrap_or("");
-    ENCODED_SLASH_BUG_OPEN
-        && path.to_ascii_lowercase().contains("%2f")
-        && texts.iter().any(|t| {
-            t.lines()
-                .any(|l| l.trim_start().starts_with("forward") && l.contains("+}"))
-        })
-}
-
 const POLICIES: u32 = 300;
 const REQUESTS_PER_POLICY: usize = 20;
 
@@ -1966,14 +1951,6 @@ fn compiled_tree_decides_like_the_reference() {
         let checked = load(&texts).map_err(TestCaseError::fail)?;
         for raw in &requests {
             let r = build_request(raw, &info);
-            if hits_open_bug(&texts, &r) {
-                *tally
-                    .borrow_mut()
-                    .outcomes
-                    .entry("skipped: open bug".into())
-                    .or_default() += 1;
-                continue;
-            }
             tally.borrow_mut().add(&checked, &r);
             if let Err(diff) = compare(&checked, &r) {
                 return Err(TestCaseError::fail(format!(

@@ -6,8 +6,8 @@
 //! compared in constant time. Failures are APIG.0303 with Huawei's documented details.
 
 use super::sig::{
-    carries_body, decode_hex, encode, format_sdk_date, hex, parse_sdk_date, percent_decode,
-    signature_refusal as refuse,
+    carries_body, decode_hex, encode, format_sdk_date, hex, join_pairs, parse_sdk_date,
+    percent_decode, query_pairs, signature_refusal as refuse,
 };
 use super::{Principal, Refusal};
 use crate::compile::{Provider, Service};
@@ -165,20 +165,11 @@ fn canonical_uri(path: &str) -> String {
 
 /// Keys and values `%XX`-decoded (a `+` stays a `+`), sorted by key then value, re-encoded.
 fn canonical_query(query: &str) -> String {
-    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = query_pairs(query)
+        .map(|(k, v)| (percent_decode(k), percent_decode(v)))
         .collect();
     pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    join_pairs(pairs.iter().map(|(k, v)| (encode(k), encode(v))))
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 //! signed request is then held to its nonce: a second use within the replay window is refused.
 
 use super::sig::{
-    carries_body, decode_hex, encode, hex, hmac_sha256, parse_sdk_date, percent_decode, same,
-    signature_refusal as refuse,
+    carries_body, decode_hex, encode, hex, hmac_sha256, join_pairs, parse_sdk_date, percent_decode,
+    query_pairs, same, signature_refusal as refuse,
 };
 use super::{Principal, Refusal};
 use crate::compile::{Provider, Service};
@@ -238,27 +238,14 @@ fn raw_query(query: &str) -> String {
         })
         .collect();
     pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    join_pairs(pairs)
 }
 
 /// The documented form: keys and values RFC 3986-encoded, then sorted.
 fn encoded_query(query: &str) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (encode(&percent_decode(k)), encode(&percent_decode(v)))
-        })
+    let mut pairs: Vec<(String, String)> = query_pairs(query)
+        .map(|(k, v)| (encode(&percent_decode(k)), encode(&percent_decode(v))))
         .collect();
     pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    join_pairs(pairs)
 }

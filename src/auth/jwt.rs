@@ -11,6 +11,7 @@ use crate::compile::{Provider, TokenFrom};
 use crate::decide::RequestHead;
 use crate::dialect::{AuthFailure, Reason};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::borrow::Cow;
 use std::fmt;
 
 /// One verification key: which algorithms it serves and, from a JWKS, its `kid`.
@@ -152,7 +153,7 @@ fn family(a: Algorithm) -> Family {
 }
 
 /// The token from where the provider says it is.
-fn token<'a>(provider: &Provider, head: &RequestHead<'a>) -> Result<&'a str, Refusal> {
+fn token<'a>(provider: &Provider, head: &RequestHead<'a>) -> Result<Cow<'a, str>, Refusal> {
     match &provider.token_from {
         TokenFrom::Header { name, bearer } => {
             let Some(value) = head.header(name) else {
@@ -181,15 +182,14 @@ fn token<'a>(provider: &Provider, head: &RequestHead<'a>) -> Result<&'a str, Ref
                     format!("{name} carries no token"),
                 ));
             }
-            Ok(token)
+            Ok(Cow::Borrowed(token))
         }
+        // decoded like every query parameter the pipeline reads
         TokenFrom::Query(name) => head
             .query()
-            .and_then(|q| {
-                q.split('&')
-                    .find_map(|p| p.strip_prefix(name.as_str())?.strip_prefix('='))
-            })
+            .and_then(|q| crate::decide::request::form_value(q, name).flatten())
             .filter(|t| !t.is_empty())
+            .map(Cow::Owned)
             .ok_or_else(|| {
                 refuse(
                     AuthFailure::TokenMissing,
@@ -204,6 +204,7 @@ fn token<'a>(provider: &Provider, head: &RequestHead<'a>) -> Result<&'a str, Ref
             .flat_map(|v| v.split(';'))
             .find_map(|c| c.trim().strip_prefix(name.as_str())?.strip_prefix('='))
             .filter(|t| !t.is_empty())
+            .map(Cow::Borrowed)
             .ok_or_else(|| refuse(AuthFailure::TokenMissing, format!("no {name} cookie"))),
     }
 }
@@ -214,6 +215,7 @@ pub fn verify(
     now_ms: i64,
 ) -> Result<Principal, Refusal> {
     let token = token(provider, head)?;
+    let token = token.as_ref();
     let Ok(header) = jsonwebtoken::decode_header(token) else {
         return Err(invalid("the token is not a JWT"));
     };

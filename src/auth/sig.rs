@@ -5,6 +5,29 @@ use super::Refusal;
 use crate::decide::RequestHead;
 use crate::dialect::{AuthFailure, Reason};
 
+/// The `k=v` pairs of a query as written (a pair without `=` has an empty value).
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
+/// `k=v&k=v`, in the order given.
+pub fn join_pairs<K: std::fmt::Display, V: std::fmt::Display>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        use std::fmt::Write as _;
+        let _ = write!(out, "{k}={v}");
+    }
+    out
+}
+
 /// A refusal of a scheme whose failures carry a detail (Huawei appends it to APIG.0303).
 pub fn signature_refusal(detail: impl Into<String>) -> Refusal {
     let detail = detail.into();
