@@ -37,7 +37,12 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
                 head.method, plan.target, backend.name
             );
             for t in &backend.targets {
-                let _ = writeln!(out, "  target {}{}", t.trim_end_matches('/'), plan.target);
+                let _ = writeln!(
+                    out,
+                    "  target {}{}",
+                    t.url.trim_end_matches('/'),
+                    plan.target
+                );
             }
         }
         Outcome::IssueTokens { provider } => {

@@ -793,7 +793,7 @@ impl<'a> Cx<'a> {
         };
         Some(Backend {
             name: b.name.value.clone(),
-            targets,
+            targets: targets.iter().map(|t: &String| Target::parse(t)).collect(),
             timeout_ms: timeout.take().unwrap_or(60_000),
             connect_timeout_ms: connect.take().unwrap_or(5_000),
             retries: retries.take().unwrap_or(0),

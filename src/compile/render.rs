@@ -92,7 +92,15 @@ impl Service {
             }
             Action::Forward(f) => {
                 let b = &self.backends[f.backend];
-                let mut s = format!("forward {} [{}]", b.name, b.targets.join(" "));
+                let mut s = format!(
+                    "forward {} [{}]",
+                    b.name,
+                    b.targets
+                        .iter()
+                        .map(|t| t.url.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
                 if let Some(p) = &f.path {
                     let _ = write!(s, " path {p}");
                 }

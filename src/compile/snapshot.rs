@@ -409,10 +409,67 @@ pub struct ForwardAction {
     pub path: Option<PathTemplate>,
 }
 
+/// A backend target, split once when the policy compiles rather than on every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub url: String,
+    /// `None` for a scheme this build does not forward to (`https://`).
+    pub http: Option<HttpTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    pub host: String,
+    pub port: u16,
+    /// The target's path prefix, without a trailing slash.
+    pub base: String,
+    /// `host[:port]` as written: the Host header sent upstream.
+    pub authority: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Target {
+        Target {
+            url: url.to_string(),
+            http: HttpTarget::parse(url),
+        }
+    }
+}
+
+impl HttpTarget {
+    fn parse(url: &str) -> Option<HttpTarget> {
+        let rest = url.strip_prefix("http://")?;
+        let (authority, base) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']')?;
+            (
+                h,
+                after
+                    .strip_prefix(':')
+                    .map_or(Some(80), |p| p.parse().ok())?,
+            )
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().ok()?),
+                None => (authority, 80),
+            }
+        };
+        Some(HttpTarget {
+            host: host.to_string(),
+            port,
+            base: base.to_string(),
+            authority: authority.to_string(),
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Backend {
     pub name: String,
-    pub targets: Vec<String>,
+    pub targets: Vec<Target>,
     pub timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub retries: u32,

@@ -5,7 +5,7 @@
 use super::handler::{Body, BoxError};
 
 use super::Gateway;
-use crate::compile::{canonical_ip, Backend, Snapshot};
+use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot, Target};
 use crate::decide::{Decision, ForwardPlan};
 use crate::dialect::{self, Reason};
 use http_body_util::BodyExt;
@@ -56,8 +56,9 @@ impl Upstream {
             .clone()
     }
 
-    /// Targets in round-robin order starting after the last one used, healthy ones first.
-    fn order(&self, backend: &Backend) -> Vec<String> {
+    /// Targets in round-robin order starting after the last one used, skipping those marked
+    /// down.
+    fn order<'b>(&self, backend: &'b Backend) -> Vec<&'b Target> {
         let start = {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
             let n = next.entry(backend.name.clone()).or_insert(0);
@@ -69,8 +70,8 @@ impl Upstream {
         let now = Instant::now();
         let count = backend.targets.len();
         (0..count)
-            .map(|i| backend.targets[(start + i) % count].clone())
-            .filter(|t| down.get(t).is_none_or(|until| *until <= now))
+            .map(|i| &backend.targets[(start + i) % count])
+            .filter(|t| down.get(t.url.as_str()).is_none_or(|until| *until <= now))
             .collect()
     }
 
@@ -82,43 +83,6 @@ impl Upstream {
             down.insert(target.to_string(), Instant::now() + DOWN_FOR);
         }
     }
-}
-
-/// A target URL split into what forwarding needs.
-struct Target<'a> {
-    host: &'a str,
-    port: u16,
-    /// The target's path prefix without a trailing slash.
-    base: &'a str,
-    authority: &'a str,
-}
-
-fn parse_target(url: &str) -> Option<Target<'_>> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, base) = match rest.find('/') {
-        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-        None => (rest, ""),
-    };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        (
-            h,
-            after
-                .strip_prefix(':')
-                .map_or(Some(80), |p| p.parse().ok())?,
-        )
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().ok()?),
-            None => (authority, 80),
-        }
-    };
-    Some(Target {
-        host,
-        port,
-        base,
-        authority,
-    })
 }
 
 /// Forward the request; on failure, the canonical reason to answer with.
@@ -162,12 +126,13 @@ pub async fn forward(
     let client = gw.upstream.client(backend.connect_timeout_ms);
     let mut body = Some(body);
     let mut last = Reason::BackendUnavailable;
-    for target_url in targets.iter().take(attempts) {
-        let Some(target) = parse_target(target_url) else {
+    for target in targets.iter().take(attempts) {
+        let target_url = &target.url;
+        let Some(target) = &target.http else {
             tracing::error!(target = %target_url, "only http:// backends are supported in this build");
             return Err(Reason::BackendUnavailable);
         };
-        let addr = match resolve(&target, backend).await {
+        let addr = match resolve(target, backend).await {
             Ok(a) => a,
             Err(reason) => {
                 last = reason;
@@ -178,8 +143,7 @@ pub async fn forward(
             Some(b) => b,
             None => super::handler::full(bytes::Bytes::new()),
         };
-        let request =
-            upstream_request(d, parts, tls, &target, addr, &plan.target, hops, this_body)?;
+        let request = upstream_request(d, parts, tls, target, addr, &plan.target, hops, this_body)?;
         let sent = tokio::time::timeout(
             Duration::from_millis(backend.timeout_ms),
             client.request(request),
@@ -277,13 +241,13 @@ fn source_is<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
 }
 
 /// Resolve the target and apply the backend's deny list to the resolved addresses.
-async fn resolve(target: &Target<'_>, backend: &Backend) -> Result<SocketAddr, Reason> {
+async fn resolve(target: &HttpTarget, backend: &Backend) -> Result<SocketAddr, Reason> {
     let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-        Err(_) => match tokio::net::lookup_host((target.host, target.port)).await {
+        Err(_) => match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
             Ok(a) => a.collect(),
             Err(e) => {
-                tracing::warn!(host = target.host, "backend name resolution failed: {e}");
+                tracing::warn!(host = %target.host, "backend name resolution failed: {e}");
                 return Err(Reason::BackendDnsFailed);
             }
         },
@@ -300,7 +264,7 @@ async fn resolve(target: &Target<'_>, backend: &Backend) -> Result<SocketAddr, R
         Some(a) => Ok(*a),
         None => {
             tracing::warn!(
-                host = target.host,
+                host = %target.host,
                 "every address of the backend is on its deny list"
             );
             Err(Reason::BackendIpDenied)
@@ -343,7 +307,7 @@ fn upstream_request(
     d: &Decision,
     parts: &http::request::Parts,
     tls: bool,
-    target: &Target<'_>,
+    target: &HttpTarget,
     addr: SocketAddr,
     path: &str,
     hops: u32,
@@ -375,7 +339,7 @@ fn upstream_request(
             headers.insert(n, v);
         }
     };
-    set(&mut headers, "host", target.authority);
+    set(&mut headers, "host", &target.authority);
     let forwarded_for = match parts
         .headers
         .get("x-forwarded-for")
