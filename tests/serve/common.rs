@@ -334,6 +334,15 @@ impl Drop for Gateway {
 // The HTTP/1.1 client
 // ---------------------------------------------------------------------------------------------
 
+/// The first value of a header among lower-cased (name, value) pairs.
+fn find_header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    let name = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// A parsed response; header names lower-cased, in wire order.
 #[derive(Debug, Clone)]
 pub struct Resp {
@@ -345,11 +354,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     pub fn body_str(&self) -> &str {
@@ -594,11 +599,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     pub fn has(&self, name: &str) -> bool {
