@@ -128,6 +128,12 @@ fn parse_dialect(s: &str) -> Result<Dialect, String> {
     Dialect::parse(s).ok_or_else(|| "expected tencent, huawei or jdcloud".to_string())
 }
 
+/// mimalloc instead of the system allocator: a request makes a few dozen small allocations
+/// (hyper's buffers, headers, the decision), and glibc's malloc and free were a fifth of the
+/// gateway's instructions per request (callgrind, bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

@@ -19,15 +19,14 @@ impl Pipeline<'_, '_> {
         match check {
             Check::Protocol(allowed) => {
                 if !allowed.contains(&used) {
-                    let detail = format!(
-                        "{} not allowed (route takes {})",
-                        used.upper(),
-                        names(allowed)
-                    );
                     return Err(self.fail(
                         3,
                         "protocol",
-                        detail,
+                        format_args!(
+                            "{} not allowed (route takes {})",
+                            used.upper(),
+                            names(allowed)
+                        ),
                         Reason::ProtocolNotAllowed {
                             used,
                             allowed: allowed.clone(),
@@ -93,7 +92,7 @@ impl Pipeline<'_, '_> {
                     5,
                     "client-ip",
                     Verdict::Pass,
-                    format!("{ip} admitted by {rules}"),
+                    format_args!("{ip} admitted by {rules}"),
                 );
             }
             Check::WebSocket => {
@@ -122,7 +121,7 @@ impl Pipeline<'_, '_> {
                         7,
                         "auth",
                         Verdict::Done,
-                        format!(
+                        format_args!(
                             "provider {}: the signature covers the body; read it first",
                             provider.name
                         ),
@@ -146,8 +145,12 @@ impl Pipeline<'_, '_> {
                         .as_ref()
                         .is_some_and(|bound| !bound.contains(&app_index))
                     {
-                        let detail = format!("app {} is not bound to this route", app.name);
-                        return Err(self.fail(7, "auth", detail, Reason::AppNotBound));
+                        return Err(self.fail(
+                            7,
+                            "auth",
+                            format_args!("app {} is not bound to this route", app.name),
+                            Reason::AppNotBound,
+                        ));
                     }
                     if app.frozen {
                         return Err(self.fail(
@@ -175,11 +178,10 @@ impl Pipeline<'_, '_> {
                         .as_ref()
                         .is_some_and(|c| crate::auth::jwt::claim_allows(c, claim, allowed));
                     if !ok {
-                        let detail = format!("claim {claim} holds none of {}", allowed.join(", "));
                         return Err(self.fail(
                             7,
                             "auth",
-                            detail,
+                            format_args!("claim {claim} holds none of {}", allowed.join(", ")),
                             Reason::Auth(AuthFailure::ClaimsDenied),
                         ));
                     }
@@ -207,13 +209,13 @@ impl Pipeline<'_, '_> {
                         9,
                         "body-size",
                         Verdict::Pass,
-                        format!("{n} ≤ {limit} bytes"),
+                        format_args!("{n} ≤ {limit} bytes"),
                     ),
                     None => self.step(
                         9,
                         "body-size",
                         Verdict::Pass,
-                        format!("streamed; cut at {limit} bytes"),
+                        format_args!("streamed; cut at {limit} bytes"),
                     ),
                 }
             }
@@ -313,7 +315,7 @@ impl Pipeline<'_, '_> {
                         8,
                         "param",
                         Verdict::Done,
-                        format!("form parameter {:?}: read the body first", p.name),
+                        format_args!("form parameter {:?}: read the body first", p.name),
                     );
                     return Err(Outcome::NeedBody {
                         limit: r.route.body_limit,
@@ -327,11 +329,15 @@ impl Pipeline<'_, '_> {
                             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
                     });
                 if !is_form {
-                    let detail = format!(
-                        "form parameter {:?} needs an application/x-www-form-urlencoded body",
-                        p.name
-                    );
-                    return Err(self.fail(8, "param", detail, Reason::FormContentTypeRequired));
+                    return Err(self.fail(
+                        8,
+                        "param",
+                        format_args!(
+                            "form parameter {:?} needs an application/x-www-form-urlencoded body",
+                            p.name
+                        ),
+                        Reason::FormContentTypeRequired,
+                    ));
                 }
                 match std::str::from_utf8(body) {
                     Ok(text) => request::form_value(text, &p.name),
@@ -340,24 +346,21 @@ impl Pipeline<'_, '_> {
             }
         };
         match value {
-            None if p.required => {
-                let detail = format!("{} parameter {:?} is missing", p.location, p.name);
-                Err(self.fail(
-                    8,
-                    "param",
-                    detail,
-                    Reason::ParamMissing {
-                        location: p.location,
-                        name: p.name.clone(),
-                    },
-                ))
-            }
+            None if p.required => Err(self.fail(
+                8,
+                "param",
+                format_args!("{} parameter {:?} is missing", p.location, p.name),
+                Reason::ParamMissing {
+                    location: p.location,
+                    name: p.name.clone(),
+                },
+            )),
             None => {
                 self.step(
                     8,
                     "param",
                     Verdict::Pass,
-                    format!("optional {} parameter {:?} absent", p.location, p.name),
+                    format_args!("optional {} parameter {:?} absent", p.location, p.name),
                 );
                 Ok(())
             }
@@ -365,47 +368,38 @@ impl Pipeline<'_, '_> {
                 let verdict = v
                     .as_deref()
                     .map_or(TypeCheck::WrongType, |v| type_check(&p.ty, v));
-                let shown = v
-                    .as_deref()
-                    .map(|v| format!("{v:?}"))
-                    .unwrap_or_else(|| "undecodable".into());
-                let (location, name, expected) = (p.location, p.name.clone(), p.ty.to_string());
+                let shown = Shown(v.as_deref());
+                let (location, name, expected) = (p.location, &p.name, &p.ty);
                 match verdict {
                     TypeCheck::Ok => {
                         self.step(
                             8,
                             "param",
                             Verdict::Pass,
-                            format!("{location} {name:?} = {shown} is {expected}"),
+                            format_args!("{location} {name:?} = {shown} is {expected}"),
                         );
                         Ok(())
                     }
-                    TypeCheck::WrongType => {
-                        let detail = format!("{location} {name:?} = {shown} is not {expected}");
-                        Err(self.fail(
-                            8,
-                            "param",
-                            detail,
-                            Reason::ParamInvalid {
-                                location,
-                                name,
-                                expected,
-                            },
-                        ))
-                    }
-                    TypeCheck::OutOfRange => {
-                        let detail = format!("{location} {name:?} = {shown} is outside {expected}");
-                        Err(self.fail(
-                            8,
-                            "param",
-                            detail,
-                            Reason::ParamOutOfRange {
-                                location,
-                                name,
-                                expected,
-                            },
-                        ))
-                    }
+                    TypeCheck::WrongType => Err(self.fail(
+                        8,
+                        "param",
+                        format_args!("{location} {name:?} = {shown} is not {expected}"),
+                        Reason::ParamInvalid {
+                            location,
+                            name: name.clone(),
+                            expected: expected.to_string(),
+                        },
+                    )),
+                    TypeCheck::OutOfRange => Err(self.fail(
+                        8,
+                        "param",
+                        format_args!("{location} {name:?} = {shown} is outside {expected}"),
+                        Reason::ParamOutOfRange {
+                            location,
+                            name: name.clone(),
+                            expected: expected.to_string(),
+                        },
+                    )),
                 }
             }
         }
@@ -444,12 +438,11 @@ impl Pipeline<'_, '_> {
         let head = self.head;
         let origin = head.header("origin").unwrap_or("");
         let Some(cors) = &r.route.cors else {
-            let detail = format!("preflight from {origin}, and the route has no cors");
             if r.service.dialect == crate::vocab::Dialect::Tencent {
                 return self.fail(
                     4,
                     "cors",
-                    detail,
+                    format_args!("preflight from {origin}, and the route has no cors"),
                     Reason::CrossOriginWithoutCors {
                         uri: head.path().to_string(),
                     },
@@ -458,7 +451,7 @@ impl Pipeline<'_, '_> {
             return self.fail(
                 4,
                 "cors",
-                detail,
+                format_args!("preflight from {origin}, and the route has no cors"),
                 Reason::MethodNotAllowed {
                     method: head.method.to_string(),
                     uri: head.path().to_string(),
@@ -487,14 +480,14 @@ impl Pipeline<'_, '_> {
                 4,
                 "cors",
                 Verdict::Done,
-                format!("preflight from {origin} answered"),
+                format_args!("preflight from {origin} answered"),
             );
         } else {
             self.step(
                 4,
                 "cors",
                 Verdict::Done,
-                format!("preflight from {origin}: origin not allowed, no CORS headers"),
+                format_args!("preflight from {origin}: origin not allowed, no CORS headers"),
             );
         }
         if !cors.any_origin() || cors.credentials {
@@ -503,7 +496,7 @@ impl Pipeline<'_, '_> {
         Outcome::Respond(super::Response {
             status: 200,
             headers,
-            body: Vec::new(),
+            body: bytes::Bytes::new(),
         })
     }
 
@@ -523,13 +516,18 @@ impl Pipeline<'_, '_> {
                     cors.expose.join(","),
                 ));
             }
-            self.step(4, "cors", Verdict::Pass, format!("origin {origin} allowed"));
+            self.step(
+                4,
+                "cors",
+                Verdict::Pass,
+                format_args!("origin {origin} allowed"),
+            );
         } else {
             self.step(
                 4,
                 "cors",
                 Verdict::Pass,
-                format!("origin {origin} not allowed: no CORS headers"),
+                format_args!("origin {origin} not allowed: no CORS headers"),
             );
         }
         if !cors.any_origin() || cors.credentials {
@@ -600,4 +598,16 @@ fn is_decimal(v: &str) -> bool {
         && !frac.is_empty()
         && int.bytes().all(|b| b.is_ascii_digit())
         && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A parameter's value as the trace shows it: quoted, or `undecodable`.
+struct Shown<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v:?}"),
+            None => f.write_str("undecodable"),
+        }
+    }
 }
