@@ -12,4 +12,5 @@ pub mod dialect;
 pub mod explain;
 pub mod policy;
 pub mod server;
+pub mod testing;
 pub mod vocab;
