@@ -383,7 +383,9 @@ impl Parser<'_> {
                     }
                 }
                 Tok::Word(w) => {
-                    let words = self.rest_of_line();
+                    let Some(words) = self.rest_of_line() else {
+                        continue;
+                    };
                     if !self.setting(&w, span, &words, &mut settings) {
                         self.unknown(&w, span, FILE_KEYWORDS, "at the top of a test file");
                     }
@@ -425,14 +427,19 @@ impl Parser<'_> {
         }
     }
 
-    /// The remaining tokens of the current statement (errors are reported, the line kept).
-    fn rest_of_line(&mut self) -> Words {
+    /// The remaining tokens of the current statement; `None` when one of them was malformed
+    /// (reported once: the statement is not judged further).
+    fn rest_of_line(&mut self) -> Option<Words> {
         let mut words = Vec::new();
+        let mut ok = true;
         loop {
             match self.lx.next() {
-                Ok((Tok::End | Tok::Eof, _)) => return words,
+                Ok((Tok::End | Tok::Eof, _)) => return ok.then_some(words),
                 Ok(t) => words.push(t),
-                Err(d) => self.diags.push(*d),
+                Err(d) => {
+                    self.diags.push(*d);
+                    ok = false;
+                }
             }
         }
     }
@@ -562,8 +569,9 @@ impl Parser<'_> {
                     break;
                 }
                 Tok::Word(w) => {
-                    let words = self.rest_of_line();
-                    self.statement(&w, span, &words, &mut b);
+                    if let Some(words) = self.rest_of_line() {
+                        self.statement(&w, span, &words, &mut b);
+                    }
                 }
                 other => {
                     self.diags.push(Diagnostic::error(

@@ -47,6 +47,8 @@ pub struct Report {
     pub removed: Vec<PathBuf>,
     pub coverage: Coverage,
     pub fail_under: Option<f64>,
+    /// A filter narrowed the run: coverage gaps are those of the tests that ran, not listed.
+    pub filtered: bool,
 }
 
 impl Report {
@@ -247,6 +249,7 @@ pub fn run_all(
     let mut report = Report {
         coverage: Coverage::of(snap),
         fail_under: opts.fail_under,
+        filtered: opts.filter.is_some(),
         ..Report::default()
     };
     for (path, _, file) in files {

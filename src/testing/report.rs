@@ -102,7 +102,7 @@ pub fn human(r: &Report, color: bool) -> String {
         r.coverage.percent()
     );
     let missed = r.coverage.missed();
-    if !missed.is_empty() {
+    if !missed.is_empty() && !r.filtered {
         out.push_str("not covered:\n");
         for m in &missed {
             let _ = writeln!(
