@@ -111,6 +111,11 @@ enum Command {
         #[arg(long, value_name = "PERCENT")]
         fail_under: Option<f64>,
     },
+    /// Write a policy (and its tests) from another description of the API.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Print the error catalogue and mark the rows rulegate can emit.
     Errors {
         #[arg(long, value_parser = parse_dialect)]
@@ -134,6 +139,18 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("{s:?}: the unit must be ms, s or m")),
     };
     Ok(std::time::Duration::from_millis(ms))
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// An OpenAPI 3 or Swagger 2 document (YAML or JSON): routes, typed parameters, a mock per
+    /// route from the spec's examples. Exit 0 imported, 1 the document has problems.
+    Openapi {
+        spec: PathBuf,
+        /// Write the policy here, and its tests beside it (FILE with `.tests`); default: stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -181,6 +198,13 @@ fn main() -> ExitCode {
             client_cert,
         ),
         Command::Errors { dialect } => errors(dialect),
+        Command::Import {
+            source: ImportSource::Openapi { spec, output },
+        } => ExitCode::from(rulegate::import::openapi_cli(
+            &spec,
+            output.as_deref(),
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        )),
         Command::Test {
             paths,
             update,

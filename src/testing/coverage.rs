@@ -9,7 +9,7 @@
 
 use crate::compile::{Check, ParamTy, Service, Snapshot};
 use crate::decide::{Decision, Outcome};
-use crate::vocab::Protocol;
+use crate::vocab::{ParamLocation, Protocol};
 
 /// Hit counts of every branch of a snapshot.
 #[derive(Debug, Clone, Default)]
@@ -146,6 +146,8 @@ fn can_refuse(c: &Check, s: &Service) -> bool {
     match c {
         Check::BodySize(limit) => *limit != s.limits.body,
         Check::Protocol(p) => !(p.contains(&Protocol::Http) && p.contains(&Protocol::Https)),
+        // A path variable is there whenever the route matched: only its type can refuse.
+        Check::Param(p) if p.location == ParamLocation::Path => p.ty != ParamTy::Any,
         Check::Param(p) => p.required || p.ty != ParamTy::Any,
         _ => true,
     }
