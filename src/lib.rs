@@ -10,6 +10,8 @@ pub mod compile;
 pub mod decide;
 pub mod dialect;
 pub mod explain;
+pub mod import;
 pub mod policy;
 pub mod server;
+pub mod testing;
 pub mod vocab;

@@ -45,6 +45,10 @@ pub struct Decision {
     /// to the vendor's rejection rows.
     pub response_headers: Vec<(String, String)>,
     pub trace: Vec<Step>,
+    /// The index in the route's program of the check that ended the pipeline (refused, or
+    /// asked for the body); `None` when routing decided or every check passed. Policy tests
+    /// measure coverage of the program's rejection branches with it.
+    pub check: Option<usize>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -141,6 +145,7 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
             headers: Vec::new(),
             response_headers: Vec::new(),
             trace: Vec::new(),
+            check: None,
         },
     };
     let outcome = p.run();
@@ -369,11 +374,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         } else {
             Protocol::Http
         };
-        for check in &route.program {
+        for (i, check) in route.program.iter().enumerate() {
             if preflight && !matches!(check, Check::Protocol(_)) {
                 break;
             }
             if let Err(outcome) = self.check(check, &routed, used) {
+                self.d.check = Some(i);
                 return outcome;
             }
         }
