@@ -218,7 +218,7 @@ pub fn judge(snap: &Snapshot, what: &Expectation, sent: &Sent) -> Option<Mismatc
             }),
         ),
         Expectation::BodyJson(v) => {
-            let actual = sent.response.as_ref().map(|r| r.body.as_slice());
+            let actual = sent.response.as_ref().map(|r| &r.body[..]);
             let parsed = actual.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
             if parsed.as_ref() == Some(v) {
                 None
