@@ -18,7 +18,7 @@ mod response;
 
 pub use env::{Env, Limiter, MemoryLimiter, QuotaVerdict, RateVerdict, VirtualEnv};
 pub use request::RequestHead;
-pub use response::{render_response, Response};
+pub use response::{render_response, respond_headers, Response};
 
 use crate::compile::{Action, Check, Route, Service, Snapshot, StageSelector};
 use crate::dialect::Reason;

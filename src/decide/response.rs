@@ -24,13 +24,13 @@ pub fn render_response(d: &Decision) -> Option<Response> {
             }
         }
         Outcome::Respond(r) => {
-            let mut r = r.clone();
-            r.headers.push((
-                dialect::request_id_header(d.dialect).to_string(),
-                d.request_id.clone(),
-            ));
-            r.headers.extend(d.response_headers.iter().cloned());
-            r
+            return Some(Response {
+                status: r.status,
+                headers: respond_headers(d, r)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                body: r.body.clone(),
+            })
         }
         Outcome::Forward(_) | Outcome::IssueTokens { .. } | Outcome::NeedBody { .. } => {
             return None
@@ -38,6 +38,23 @@ pub fn render_response(d: &Decision) -> Option<Response> {
     };
     response.headers.extend(d.headers.iter().cloned());
     Some(response)
+}
+
+/// The headers of a direct answer (a mock or a preflight), in order: the answer's own, the
+/// request id, the route's `response header`s, then the pipeline's (CORS, Retry-After).
+/// Borrowed, so `serve` turns them into its response without copying them twice.
+pub fn respond_headers<'d>(
+    d: &'d Decision,
+    r: &'d Response,
+) -> impl Iterator<Item = (&'d str, &'d str)> {
+    let pairs = |h: &'d [(String, String)]| h.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    pairs(&r.headers)
+        .chain(std::iter::once((
+            dialect::request_id_header(d.dialect),
+            d.request_id.as_str(),
+        )))
+        .chain(pairs(&d.response_headers))
+        .chain(pairs(&d.headers))
 }
 
 impl Response {

@@ -2,7 +2,7 @@
 //! (form parameters), or forward.
 
 use super::{proxy, Gateway, LiveEnv};
-use crate::decide::{decide, render_response, Decision, Outcome, RequestHead};
+use crate::decide::{decide, render_response, respond_headers, Decision, Outcome, RequestHead};
 use crate::dialect::{self, Reason};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -21,13 +21,31 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-pub async fn handle(
-    gw: Arc<Gateway>,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    tls: bool,
-    client_cert: bool,
-) -> Response<Body> {
+/// What every request on one connection shares, worked out when the connection opens.
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// A verified client certificate was presented (TLS only).
+    pub client_cert: bool,
+    /// The peer's address, and `address:port`, as the access log writes them.
+    ip_text: String,
+    peer_text: String,
+}
+
+impl Conn {
+    pub fn new(peer: SocketAddr, tls: bool, client_cert: bool) -> Arc<Conn> {
+        Arc::new(Conn {
+            peer,
+            tls,
+            client_cert,
+            ip_text: peer.ip().to_string(),
+            peer_text: peer.to_string(),
+        })
+    }
+}
+
+pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
+    let (peer, tls, client_cert) = (conn.peer, conn.tls, conn.client_cert);
     let started = Instant::now();
     // This request keeps the snapshot it started with, whatever reloads happen meanwhile.
     let snap = gw.snapshot.load_full();
@@ -59,7 +77,7 @@ pub async fn handle(
     // this future then, and the guard's Drop writes the 499 line.
     let mut pending = Pending {
         gw: &gw,
-        record: Some(Record::new(&snap, &decision, &parts, target, peer)),
+        record: Some(Record::new(&snap, &decision, &parts, target, &conn)),
         started,
     };
     let mut body = Some(body);
@@ -122,6 +140,7 @@ pub async fn handle(
             tracing::error!(request_id = %decision.request_id, "the oauth2 token endpoint is not available in this build");
             reject(&decision, &Reason::Internal)
         }
+        Outcome::Respond(r) => to_hyper(r.status, respond_headers(&decision, r), r.body.clone()),
         _ => match render_response(&decision) {
             Some(r) => to_hyper(r.status, r.headers, r.body),
             None => reject(&decision, &Reason::Internal),
@@ -194,7 +213,11 @@ pub fn reject(d: &Decision, reason: &Reason) -> Response<Body> {
     to_hyper(e.status, headers, e.body.into())
 }
 
-pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Bytes) -> Response<Body> {
+pub fn to_hyper<K: AsRef<str>, V: AsRef<str>>(
+    status: u16,
+    headers: impl IntoIterator<Item = (K, V)>,
+    body: Bytes,
+) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -208,7 +231,10 @@ pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Bytes) -> Res
             ));
     }
     for (k, v) in headers {
-        if let (Some(k), Ok(v)) = (header_name(&k), http::HeaderValue::try_from(v)) {
+        if let (Some(k), Ok(v)) = (
+            header_name(k.as_ref()),
+            http::HeaderValue::from_str(v.as_ref()),
+        ) {
             response.headers_mut().append(k, v);
         }
     }
@@ -238,7 +264,7 @@ struct Record<'a> {
     request_id: String,
     dialect: crate::vocab::Dialect,
     client: std::net::IpAddr,
-    peer: SocketAddr,
+    conn: &'a Conn,
     method: http::Method,
     target: &'a str,
     service: Option<Arc<str>>,
@@ -251,13 +277,13 @@ impl<'a> Record<'a> {
         d: &Decision,
         parts: &http::request::Parts,
         target: &'a str,
-        peer: SocketAddr,
+        conn: &'a Conn,
     ) -> Record<'a> {
         Record {
             request_id: d.request_id.clone(),
             dialect: d.dialect,
             client: d.client_ip,
-            peer,
+            conn,
             method: parts.method.clone(),
             target,
             service: d.service.map(|s| snap.services[s].name.clone()),
@@ -291,10 +317,18 @@ impl<'a> Record<'a> {
             Some((at, _)) => (&path[..at], "…"),
             None => (path, ""),
         };
+        // The client is the peer unless a trusted proxy named another.
+        let other;
+        let client = if self.client == self.conn.peer.ip() {
+            &self.conn.ip_text
+        } else {
+            other = self.client.to_string();
+            &other
+        };
         gw.access_log.write(&super::access_log::Line {
             request_id: &self.request_id,
-            client: self.client,
-            peer: self.peer,
+            client,
+            peer: &self.conn.peer_text,
             method: self.method.as_str(),
             path,
             cut,

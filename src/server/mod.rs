@@ -171,7 +171,7 @@ fn hex_id(n: u128) -> String {
     for (i, digit) in out.iter_mut().enumerate() {
         *digit = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
     }
-    out.iter().map(|&b| b as char).collect()
+    std::str::from_utf8(&out).unwrap_or_default().to_string()
 }
 
 /// Run the gateway until SIGTERM or SIGINT. Returns an error message if it cannot start.
@@ -300,9 +300,10 @@ async fn serve(opts: Options) -> Result<(), String> {
                     };
                     // rustls has verified any certificate it accepted; its presence is what counts.
                     let client_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                    let conn = handler::Conn::new(peer, true, client_cert);
                     let service = hyper::service::service_fn(move |req| {
-                        let gw = gw.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, peer, true, client_cert).await) }
+                        let (gw, conn) = (gw.clone(), conn.clone());
+                        async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, conn).await) }
                     });
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -321,9 +322,10 @@ async fn serve(opts: Options) -> Result<(), String> {
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
+                let conn = handler::Conn::new(peer, false, false);
                 let service = hyper::service::service_fn(move |req| {
-                    let gw = gw.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, peer, false, false).await) }
+                    let (gw, conn) = (gw.clone(), conn.clone());
+                    async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, conn).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
