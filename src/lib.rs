@@ -10,6 +10,7 @@ pub mod compile;
 pub mod decide;
 pub mod dialect;
 pub mod explain;
+pub mod limits;
 pub mod policy;
 pub mod server;
 pub mod vocab;

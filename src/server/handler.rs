@@ -2,7 +2,7 @@
 //! (form parameters), or forward.
 
 use super::{proxy, Gateway, LiveEnv};
-use crate::decide::{decide, render_response, Decision, Outcome, RequestHead};
+use crate::decide::{render_response, Decision, Outcome, RequestHead};
 use crate::dialect::{self, Reason};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -45,10 +45,7 @@ pub async fn handle(
         .unwrap_or("/")
         .to_string();
     let host = request_host(&parts);
-    let env = LiveEnv {
-        limiter: &gw.limiter,
-        request_id: Default::default(),
-    };
+    let env = LiveEnv::new(&gw);
     let mut head = RequestHead {
         method: parts.method.as_str(),
         target: &target,
@@ -59,7 +56,7 @@ pub async fn handle(
         client_cert,
         body: None,
     };
-    let mut decision = decide(&snap, &head, &env);
+    let mut decision = env.decide(&snap, &head).await;
     // From here on the request is accounted for even if the client goes away: hyper drops
     // this future then, and the guard's Drop writes the 499 line.
     let mut pending = Pending {
@@ -77,7 +74,7 @@ pub async fn handle(
             Ok(bytes) => {
                 buffered = bytes;
                 head.body = Some(&buffered);
-                decision = decide(&snap, &head, &env);
+                decision = env.decide(&snap, &head).await;
             }
             Err(reason) => decision.outcome = Outcome::Reject(reason),
         }
