@@ -120,26 +120,22 @@ impl Limiter for RequestLimiter<'_> {
         let Some(file) = &self.stores.file else {
             return Some(Ok(self.stores.memory.count_now(counts, now_ms)));
         };
-        // Rates come first in a batch: count them in memory, then the quotas in the file,
-        // unless a rate already refused.
+        // Rates come first in a batch: the rates in memory, then — while those are held,
+        // and only if they pass — the quotas in the file; the rates are spent only if the
+        // quotas pass too.
         let split = counts
             .iter()
             .position(|c| matches!(c.limit, Limit::Quota { .. }))
             .unwrap_or(counts.len());
         let (rates, quotas) = counts.split_at(split);
-        let mut tallies = if rates.is_empty() {
-            Vec::new()
-        } else {
-            self.stores.memory.count_now(rates, now_ms)
-        };
-        if quotas.is_empty() || tallies.iter().any(|t| !t.allowed) {
-            return Some(Ok(tallies));
+        if quotas.is_empty() {
+            return Some(Ok(self.stores.memory.count_now(rates, now_ms)));
         }
-        match file.count_now(quotas, now_ms) {
-            Ok(q) => tallies.extend(q),
-            Err(e) => return Some(Err(e)),
-        }
-        Some(Ok(tallies))
+        Some(
+            self.stores
+                .memory
+                .count_then(rates, now_ms, || file.count_now(quotas, now_ms)),
+        )
     }
 
     fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> bool {

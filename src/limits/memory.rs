@@ -59,9 +59,24 @@ impl MemoryStore {
 
     /// The batch, all or nothing (see [`Store::count`]).
     pub fn count_now(&self, counts: &[Count], now_ms: i64) -> Vec<Tally> {
-        let now_us = now_ms.saturating_mul(1000);
+        // nothing is counted elsewhere, so nothing can fail
+        self.count_then(counts, now_ms, || Ok(Vec::new()))
+            .unwrap_or_default()
+    }
+
+    /// The batch, then — only if all of it passes, and while its counters are held — `then`,
+    /// which counts the request's other limits in another store. This batch is counted when
+    /// `then` passes too (or fails to count: the request is likely to pass on its limits'
+    /// `on store error`), so a request refused there spends nothing here. Returns this
+    /// batch's tallies followed by `then`'s.
+    pub fn count_then(
+        &self,
+        counts: &[Count],
+        now_ms: i64,
+        then: impl FnOnce() -> Tallies,
+    ) -> Tallies {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        c.sweep(now_us, now_ms);
+        c.sweep(now_ms.saturating_mul(1000), now_ms);
         let mut tallies = Vec::with_capacity(counts.len());
         let mut writes = Vec::with_capacity(counts.len());
         for count in counts {
@@ -76,7 +91,15 @@ impl MemoryStore {
             tallies.push(tally);
             writes.push(value);
         }
-        if tallies.iter().all(|t| t.allowed) {
+        if tallies.iter().any(|t| !t.allowed) {
+            return Ok(uncounted(tallies));
+        }
+        let more = then();
+        let commit = match &more {
+            Ok(more) => more.iter().all(|t| t.allowed),
+            Err(_) => true,
+        };
+        if commit {
             for (count, value) in counts.iter().zip(writes) {
                 match value {
                     Value::Tat(tat) => c.tat.insert(count.key.clone(), tat).map(|_| ()),
@@ -86,8 +109,12 @@ impl MemoryStore {
                         .map(|_| ()),
                 };
             }
+        } else {
+            tallies.iter_mut().for_each(|t| t.remaining += 1);
         }
-        uncounted(tallies)
+        let more = more?;
+        tallies.extend(more);
+        Ok(tallies)
     }
 }
 
@@ -172,6 +199,20 @@ mod tests {
         // the rate was not spent by the refused request
         assert_eq!(second[0].remaining, 100);
         assert_eq!(m.count_now(&batch[..1], 0)[0].remaining, 99);
+    }
+
+    #[test]
+    fn a_refusal_in_the_other_store_spends_nothing_here() {
+        let m = MemoryStore::new();
+        let refused = Tally {
+            allowed: false,
+            remaining: 0,
+            retry_after_ms: 0,
+        };
+        let r = [rate("r", 600, 100)];
+        let t = m.count_then(&r, 0, || Ok(vec![refused])).unwrap();
+        assert_eq!((t[0].allowed, t[0].remaining, t[1]), (true, 101, refused));
+        assert_eq!(m.count_now(&r, 0)[0].remaining, 100);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 use super::gcra::Gcra;
 use super::{uncounted, Count, Counted, Limit, Store, StoreError, Tallies, Tally};
 use redis::aio::MultiplexedConnection;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,7 +82,11 @@ struct Inner {
     script: redis::Script,
     timeout: Duration,
     conn: Mutex<Option<MultiplexedConnection>>,
-    last_dial: Mutex<Option<Instant>>,
+    /// Held while dialling, so concurrent requests wait for one dial instead of each
+    /// failing or dialling; holds when the last dial failed.
+    dial: tokio::sync::Mutex<Option<Instant>>,
+    /// Whether the last call succeeded: a change is logged, not every failure.
+    up: AtomicBool,
 }
 
 impl RedisStore {
@@ -95,13 +100,20 @@ impl RedisStore {
                 script: redis::Script::new(SCRIPT),
                 timeout: opts.timeout,
                 conn: Mutex::new(None),
-                last_dial: Mutex::new(None),
+                dial: tokio::sync::Mutex::new(None),
+                up: AtomicBool::new(true),
             }),
         })
     }
 
     /// Count the batch (all or nothing) in one script call.
     pub async fn count_async(&self, counts: &[Count]) -> Tallies {
+        let result = self.call(counts).await;
+        self.inner.health(&result);
+        result
+    }
+
+    async fn call(&self, counts: &[Count]) -> Tallies {
         let mut invocation = self.inner.script.prepare_invoke();
         for c in counts {
             match c.limit {
@@ -173,27 +185,49 @@ impl RedisStore {
 
 impl Inner {
     async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
-        if let Some(c) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(c) = self.held() {
             return Ok(c);
         }
-        {
-            let mut last = self.last_dial.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| t.elapsed() < REDIAL_EVERY) {
-                return Err(StoreError("redis: unreachable (redialling)".into()));
-            }
-            *last = Some(Instant::now());
+        let mut failed_at = self.dial.lock().await;
+        if let Some(c) = self.held() {
+            return Ok(c); // dialled while this request waited
+        }
+        if failed_at.is_some_and(|t| t.elapsed() < REDIAL_EVERY) {
+            return Err(StoreError("redis: unreachable".into()));
         }
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(self.timeout)
             .set_response_timeout(self.timeout);
-        let c = self
+        match self
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| StoreError(format!("redis: {e}")))?;
-        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
-        *self.last_dial.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        Ok(c)
+        {
+            Ok(c) => {
+                *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
+                *failed_at = None;
+                Ok(c)
+            }
+            Err(e) => {
+                *failed_at = Some(Instant::now());
+                Err(StoreError(format!("redis: {e}")))
+            }
+        }
+    }
+
+    fn held(&self) -> Option<MultiplexedConnection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Log when Redis stops or starts answering (not every failed call).
+    fn health(&self, result: &Tallies) {
+        let up = result.is_ok();
+        if self.up.swap(up, Ordering::Relaxed) != up {
+            match result {
+                Ok(_) => tracing::info!("redis answers again: limits are counted"),
+                Err(e) => tracing::warn!("{e}: each limit applies its `on store error` choice"),
+            }
+        }
     }
 
     fn drop_connection(&self) {
