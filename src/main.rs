@@ -103,6 +103,29 @@ enum Command {
         #[arg(long, default_value = "200ms", value_parser = parse_duration, requires = "redis")]
         redis_timeout: std::time::Duration,
     },
+    /// Run the policy tests (`.tests` files beside the policies) on the engine `serve` runs.
+    /// Exit 0 all passed, 1 a failure, 2 nothing was tested.
+    Test {
+        /// Policy directories or files; their `.tests` files are run against the policy set.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write new and changed snapshots (and remove stale ones) instead of failing on them.
+        #[arg(long)]
+        update: bool,
+        #[arg(long, value_enum, default_value_t = TestFormat::Human)]
+        format: TestFormat,
+        /// Run only the tests whose name contains PATTERN.
+        #[arg(long, value_name = "PATTERN")]
+        filter: Option<String>,
+        /// Fail when the tests cover less than PERCENT of the decision tree's branches.
+        #[arg(long, value_name = "PERCENT")]
+        fail_under: Option<f64>,
+    },
+    /// Write a policy (and its tests) from another description of the API.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Print the error catalogue and mark the rows rulegate can emit.
     Errors {
         #[arg(long, value_parser = parse_dialect)]
@@ -128,6 +151,25 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_millis(ms))
 }
 
+#[derive(Subcommand)]
+enum ImportSource {
+    /// An OpenAPI 3 or Swagger 2 document (YAML or JSON): routes, typed parameters, a mock per
+    /// route from the spec's examples. Exit 0 imported, 1 the document has problems.
+    Openapi {
+        spec: PathBuf,
+        /// Write the policy here, and its tests beside it (FILE with `.tests`); default: stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TestFormat {
+    Human,
+    Json,
+    Junit,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Human,
@@ -137,6 +179,12 @@ enum Format {
 fn parse_dialect(s: &str) -> Result<Dialect, String> {
     Dialect::parse(s).ok_or_else(|| "expected tencent, huawei or jdcloud".to_string())
 }
+
+/// mimalloc instead of the system allocator: a request makes a few dozen small allocations
+/// (hyper's buffers, headers, the decision), and glibc's malloc and free were a fifth of the
+/// gateway's instructions per request (callgrind, bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -166,6 +214,38 @@ fn main() -> ExitCode {
             client_cert,
         ),
         Command::Errors { dialect } => errors(dialect),
+        Command::Import {
+            source: ImportSource::Openapi { spec, output },
+        } => ExitCode::from(rulegate::import::openapi_cli(
+            &spec,
+            output.as_deref(),
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        )),
+        Command::Test {
+            paths,
+            update,
+            format,
+            filter,
+            fail_under,
+        } => {
+            use rulegate::testing::{cli, Format as F, Options};
+            // Colour on a terminal only; NO_COLOR wins, CLICOLOR_FORCE forces it in a CI log.
+            let set = |v: &str| std::env::var_os(v).is_some_and(|x| !x.is_empty() && x != "0");
+            let color =
+                !set("NO_COLOR") && (set("CLICOLOR_FORCE") || std::io::stdout().is_terminal());
+            ExitCode::from(cli(&Options {
+                paths,
+                update,
+                filter,
+                format: match format {
+                    TestFormat::Human => F::Human,
+                    TestFormat::Json => F::Json,
+                    TestFormat::Junit => F::Junit,
+                },
+                fail_under,
+                color,
+            }))
+        }
         Command::Fmt { paths, check } => fmt(&paths, check),
         Command::Serve {
             policy_dir,
@@ -219,19 +299,14 @@ fn load_and_compile(paths: &[PathBuf]) -> Result<(policy::Loaded, Compiled), Exi
         ExitCode::from(2)
     })?;
     if loaded.sources.is_empty() {
-        eprintln!("rulegate: no .policy files under {}", display_paths(paths));
+        eprintln!(
+            "rulegate: no .policy files under {}",
+            policy::display_paths(paths)
+        );
         return Err(ExitCode::from(2));
     }
     let compiled = compile(&loaded, &ProcessSecrets);
     Ok((loaded, compiled))
-}
-
-fn display_paths(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn check(paths: &[PathBuf], format: Format, print_tree: bool) -> ExitCode {

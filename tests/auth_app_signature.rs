@@ -97,7 +97,7 @@ impl Req {
         let d = decide(snap, &self.head(), &VirtualEnv::new(now_ms));
         assert!(!matches!(d.outcome, Outcome::NeedBody { .. }));
         let r = render_response(&d).expect("answered directly");
-        (r.status, String::from_utf8(r.body).unwrap())
+        (r.status, String::from_utf8(r.body.to_vec()).unwrap())
     }
 }
 

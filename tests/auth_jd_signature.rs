@@ -81,7 +81,7 @@ fn send(
     };
     let d = decide(snap, &head, env);
     let r = render_response(&d).expect("answered directly");
-    (r.status, String::from_utf8(r.body).unwrap())
+    (r.status, String::from_utf8(r.body.to_vec()).unwrap())
 }
 
 fn jd(code: u16, status: &str, message: &str) -> String {

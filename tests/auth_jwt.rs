@@ -61,7 +61,8 @@ fn call(snap: &Snapshot, authorization: Option<&str>) -> (Outcome, Option<(u16, 
         body: None,
     };
     let d = decide(snap, &head, &VirtualEnv::new(NOW * 1000));
-    let answer = render_response(&d).map(|r| (r.status, String::from_utf8(r.body).unwrap()));
+    let answer =
+        render_response(&d).map(|r| (r.status, String::from_utf8(r.body.to_vec()).unwrap()));
     (d.outcome, answer)
 }
 

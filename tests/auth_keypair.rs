@@ -65,7 +65,7 @@ fn call(snap: &Snapshot, path: &str, headers: &[(&str, &str)], now_ms: i64) -> (
     };
     let d = decide(snap, &head, &VirtualEnv::new(now_ms));
     let r = render_response(&d).expect("answered directly");
-    (r.status, String::from_utf8(r.body).unwrap())
+    (r.status, String::from_utf8(r.body.to_vec()).unwrap())
 }
 
 fn borrow<'a>(h: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {

@@ -62,3 +62,74 @@ fn the_readme_explain_transcript_is_what_rulegate_prints() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
 }
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rulegate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("CLICOLOR_FORCE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_readme_test_transcript_is_what_rulegate_prints() {
+    let block = block_from(&readme(), "$ rulegate test policies --filter");
+    let (command, expected) = block.split_once('\n').unwrap();
+    let filter = command
+        .split_once("--filter ")
+        .map(|(_, f)| f.trim_matches('"'))
+        .unwrap();
+    let out = run(&["test", "policies", "--filter", filter]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+}
+
+/// The CI example's commands pass on the shipped policies (the JUnit report goes to a
+/// temporary file, not into the checkout).
+#[test]
+fn the_readme_ci_example_passes() {
+    let block = block_from(&readme(), "# ci: policy tests");
+    let commands: Vec<&str> = block
+        .lines()
+        .filter_map(|l| l.strip_prefix("rulegate "))
+        .collect();
+    assert_eq!(commands.len(), 3, "{block}");
+    for c in commands {
+        let (c, redirect) = c.split_once(" > ").unwrap_or((c, ""));
+        let args: Vec<&str> = c.split_whitespace().collect();
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "rulegate {c}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        if !redirect.is_empty() {
+            assert!(out.stdout.starts_with(b"<?xml"), "{redirect}");
+        }
+    }
+}
+
+/// The README's `.tests` excerpt is the shipped file's, statement for statement (the token is
+/// shortened in the README).
+#[test]
+fn the_readme_tests_excerpt_is_in_the_shipped_file() {
+    let block = block_from(&readme(), "# policies/shop.tests (excerpt)");
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/shop.tests"))
+            .unwrap();
+    let statements = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split("  #").next().unwrap().trim().to_string())
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    };
+    let shipped = statements(&shipped);
+    for line in statements(&block) {
+        let found = match line.strip_suffix("…\"") {
+            Some(prefix) => shipped.iter().any(|s| s.starts_with(prefix)),
+            None => shipped.contains(&line),
+        };
+        assert!(found, "README line {line:?} is not in policies/shop.tests");
+    }
+}

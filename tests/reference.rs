@@ -66,7 +66,7 @@ fn outcome_of(d: &Decision) -> RefOutcome {
         Outcome::Reject(r) => RefOutcome::Reject(r.clone()),
         Outcome::Respond(r) => RefOutcome::Respond {
             status: r.status,
-            body: r.body.clone(),
+            body: r.body.to_vec(),
         },
         Outcome::Forward(f) => RefOutcome::Forward {
             backend: f.backend,

@@ -641,7 +641,7 @@ fn no_route(url: &str) -> (Decision, Vec<u8>) {
     let (d, _) = request("GET", url).run(&shipped(), &VirtualEnv::new(NOW_MS));
     let response = render_response(&d).expect("a response");
     assert_eq!(response.status, 404);
-    (d, response.body)
+    (d, response.body.to_vec())
 }
 
 #[test]

@@ -8,7 +8,7 @@ pub mod app_signature;
 pub mod jd_signature;
 pub mod jwt;
 pub mod keypair;
-mod sig;
+pub(crate) mod sig;
 
 use crate::compile::{Provider, Service};
 use crate::decide::{Env, RequestHead};

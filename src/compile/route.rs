@@ -530,17 +530,17 @@ fn mock(m: &ast::Mock) -> MockResponse {
         None => MockResponse {
             status: m.status.value,
             content_type: None,
-            body: Vec::new(),
+            body: bytes::Bytes::new(),
         },
         Some(ast::MockBody::Json(v)) => MockResponse {
             status: m.status.value,
             content_type: Some("application/json"),
-            body: serde_json::to_vec(v).unwrap_or_default(),
+            body: serde_json::to_vec(v).unwrap_or_default().into(),
         },
         Some(ast::MockBody::Text(t)) => MockResponse {
             status: m.status.value,
             content_type: Some("text/plain; charset=utf-8"),
-            body: t.value.clone().into_bytes(),
+            body: t.value.clone().into_bytes().into(),
         },
     }
 }

@@ -399,7 +399,8 @@ pub struct MockResponse {
     pub status: u16,
     /// `None`: no body and no Content-Type.
     pub content_type: Option<&'static str>,
-    pub body: Vec<u8>,
+    /// Shared with every answer: a mock costs a reference count, not a copy.
+    pub body: bytes::Bytes,
 }
 
 #[derive(Debug)]

@@ -22,15 +22,14 @@ impl Pipeline<'_, '_> {
         match check {
             Check::Protocol(allowed) => {
                 if !allowed.contains(&used) {
-                    let detail = format!(
-                        "{} not allowed (route takes {})",
-                        used.upper(),
-                        names(allowed)
-                    );
                     return Err(self.fail(
                         3,
                         "protocol",
-                        detail,
+                        format_args!(
+                            "{} not allowed (route takes {})",
+                            used.upper(),
+                            names(allowed)
+                        ),
                         Reason::ProtocolNotAllowed {
                             used,
                             allowed: allowed.clone(),
@@ -96,7 +95,7 @@ impl Pipeline<'_, '_> {
                     5,
                     "client-ip",
                     Verdict::Pass,
-                    format!("{ip} admitted by {rules}"),
+                    format_args!("{ip} admitted by {rules}"),
                 );
             }
             Check::WebSocket => {
@@ -125,7 +124,7 @@ impl Pipeline<'_, '_> {
                         7,
                         "auth",
                         Verdict::Done,
-                        format!(
+                        format_args!(
                             "provider {}: the signature covers the body; read it first",
                             provider.name
                         ),
@@ -149,8 +148,12 @@ impl Pipeline<'_, '_> {
                         .as_ref()
                         .is_some_and(|bound| !bound.contains(&app_index))
                     {
-                        let detail = format!("app {} is not bound to this route", app.name);
-                        return Err(self.fail(7, "auth", detail, Reason::AppNotBound));
+                        return Err(self.fail(
+                            7,
+                            "auth",
+                            format_args!("app {} is not bound to this route", app.name),
+                            Reason::AppNotBound,
+                        ));
                     }
                     if app.frozen {
                         return Err(self.fail(
@@ -178,11 +181,10 @@ impl Pipeline<'_, '_> {
                         .as_ref()
                         .is_some_and(|c| crate::auth::jwt::claim_allows(c, claim, allowed));
                     if !ok {
-                        let detail = format!("claim {claim} holds none of {}", allowed.join(", "));
                         return Err(self.fail(
                             7,
                             "auth",
-                            detail,
+                            format_args!("claim {claim} holds none of {}", allowed.join(", ")),
                             Reason::Auth(AuthFailure::ClaimsDenied),
                         ));
                     }
@@ -210,13 +212,13 @@ impl Pipeline<'_, '_> {
                         9,
                         "body-size",
                         Verdict::Pass,
-                        format!("{n} ≤ {limit} bytes"),
+                        format_args!("{n} ≤ {limit} bytes"),
                     ),
                     None => self.step(
                         9,
                         "body-size",
                         Verdict::Pass,
-                        format!("streamed; cut at {limit} bytes"),
+                        format_args!("streamed; cut at {limit} bytes"),
                     ),
                 }
             }
@@ -238,29 +240,30 @@ impl Pipeline<'_, '_> {
     /// Step 10: the route's rates, then the authenticated app's and its plans' rates, then
     /// their quotas, counted as one batch: a store moves none of the counters when one limit
     /// refuses, and a remote store is asked once for all of them.
-    fn limits(&mut self, r: &Routed<'_, '_>) -> Result<(), Outcome> {
+    fn limits<'s>(&mut self, r: &Routed<'s, '_>) -> Result<(), Outcome> {
         let head = self.head;
-        let service = r.service;
+        let service: &'s Service = r.service;
         let now = self.env.now_ms();
-        let mut what: Vec<Limited<'_>> = Vec::new();
+        let mut what: Vec<Limited<'s>> = Vec::new();
         let mut counts: Vec<Count> = Vec::new();
-        let mut rate = |rule: &RateRule, kind, value: &str, what: &mut Vec<_>| {
-            counts.push(Count {
-                key: format!("rate|{}|{value}", rule.id),
-                limit: Limit::Rate {
+        let mut rate =
+            |rule: &'s RateRule, kind: LimitKind<'s>, value: &str, what: &mut Vec<Limited<'s>>| {
+                counts.push(Count {
+                    key: format!("rate|{}|{value}", rule.id),
+                    limit: Limit::Rate {
+                        limit: rule.limit,
+                        period_ms: rule.period.millis(),
+                        burst: rule.burst,
+                    },
+                    fail_open: rule.on_store_error == StoreErrorPolicy::Allow,
+                });
+                what.push(Limited {
+                    label: Label::Rate(rule),
+                    kind,
                     limit: rule.limit,
-                    period_ms: rule.period.millis(),
-                    burst: rule.burst,
-                },
-                fail_open: rule.on_store_error == StoreErrorPolicy::Allow,
-            });
-            what.push(Limited {
-                label: rule.to_string(),
-                kind,
-                limit: rule.limit,
-                period: rule.period.name(),
-            });
-        };
+                    period: rule.period.name(),
+                });
+            };
         for check in &r.route.program {
             let Check::Rate(rule) = check else { continue };
             let value = match &rule.key {
@@ -280,7 +283,7 @@ impl Pipeline<'_, '_> {
             .app
             .filter(|_| r.route.program.iter().any(|c| matches!(c, Check::Quota)))
             .map(|a| (a, &service.apps[a]));
-        let mut quotas: Vec<(&QuotaRule, String)> = Vec::new();
+        let mut quotas: Vec<(&QuotaRule, Label<'_>)> = Vec::new();
         if let Some((index, app)) = app {
             let plans = service.plans.iter().filter(|p| p.apps.contains(&index));
             for rule in app
@@ -290,10 +293,9 @@ impl Pipeline<'_, '_> {
             {
                 rate(rule, LimitKind::AppRate, &app.key, &mut what);
             }
-            quotas.extend(app.quota.iter().map(|q| (q, format!("app:{}", app.name))));
-            quotas.extend(
-                plans.filter_map(|p| p.quota.as_ref().map(|q| (q, format!("plan:{}", p.name)))),
-            );
+            quotas.extend(app.quota.iter().map(|q| (q, Label::App(&app.name))));
+            quotas
+                .extend(plans.filter_map(|p| p.quota.as_ref().map(|q| (q, Label::Plan(&p.name)))));
         }
         for (rule, owner) in quotas {
             let (start_ms, end_ms) = calendar::window(rule.period, &rule.zone, now);
@@ -355,24 +357,24 @@ impl Pipeline<'_, '_> {
                     10,
                     "quota",
                     Verdict::Pass,
-                    format!("{}: {} of {} left", w.label, t.remaining, w.limit),
+                    format_args!("{}: {} of {} left", w.label, t.remaining, w.limit),
                 ),
                 (LimitKind::Quota, false) => {
-                    let detail = format!("{} quota of {} used up", w.label, w.limit);
+                    let detail = format_args!("{} quota of {} used up", w.label, w.limit);
                     return Err(self.fail(10, "quota", detail, Reason::QuotaExceeded));
                 }
                 (_, true) => self.step(
                     10,
                     "rate",
                     Verdict::Pass,
-                    format!("{}: {} left", w.label, t.remaining),
+                    format_args!("{}: {} left", w.label, t.remaining),
                 ),
                 (_, false) => {
                     let secs = t.retry_after_ms.div_ceil(1000).max(1);
                     self.d
                         .headers
                         .push(("Retry-After".to_string(), secs.to_string()));
-                    let detail = format!("{}: limit reached, retry after {secs}s", w.label);
+                    let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
                     return Err(self.fail(10, "rate", detail, Reason::RateLimited));
                 }
             }
@@ -394,11 +396,11 @@ impl Pipeline<'_, '_> {
                 10,
                 "rate",
                 Verdict::Pass,
-                format!("not counted: {e}; every limit here allows on store error"),
+                format_args!("not counted: {e}; every limit here allows on store error"),
             );
             return Ok(());
         };
-        let detail = format!("{}: not counted: {e}; on store error deny", w.label);
+        let detail = format_args!("{}: not counted: {e}; on store error deny", w.label);
         if w.kind == LimitKind::Quota {
             return Err(self.fail(10, "quota", detail, Reason::QuotaExceeded));
         }
@@ -427,7 +429,7 @@ impl Pipeline<'_, '_> {
                         8,
                         "param",
                         Verdict::Done,
-                        format!("form parameter {:?}: read the body first", p.name),
+                        format_args!("form parameter {:?}: read the body first", p.name),
                     );
                     return Err(Outcome::NeedBody {
                         limit: r.route.body_limit,
@@ -441,11 +443,15 @@ impl Pipeline<'_, '_> {
                             .eq_ignore_ascii_case("application/x-www-form-urlencoded")
                     });
                 if !is_form {
-                    let detail = format!(
-                        "form parameter {:?} needs an application/x-www-form-urlencoded body",
-                        p.name
-                    );
-                    return Err(self.fail(8, "param", detail, Reason::FormContentTypeRequired));
+                    return Err(self.fail(
+                        8,
+                        "param",
+                        format_args!(
+                            "form parameter {:?} needs an application/x-www-form-urlencoded body",
+                            p.name
+                        ),
+                        Reason::FormContentTypeRequired,
+                    ));
                 }
                 match std::str::from_utf8(body) {
                     Ok(text) => request::form_value(text, &p.name),
@@ -454,24 +460,21 @@ impl Pipeline<'_, '_> {
             }
         };
         match value {
-            None if p.required => {
-                let detail = format!("{} parameter {:?} is missing", p.location, p.name);
-                Err(self.fail(
-                    8,
-                    "param",
-                    detail,
-                    Reason::ParamMissing {
-                        location: p.location,
-                        name: p.name.clone(),
-                    },
-                ))
-            }
+            None if p.required => Err(self.fail(
+                8,
+                "param",
+                format_args!("{} parameter {:?} is missing", p.location, p.name),
+                Reason::ParamMissing {
+                    location: p.location,
+                    name: p.name.clone(),
+                },
+            )),
             None => {
                 self.step(
                     8,
                     "param",
                     Verdict::Pass,
-                    format!("optional {} parameter {:?} absent", p.location, p.name),
+                    format_args!("optional {} parameter {:?} absent", p.location, p.name),
                 );
                 Ok(())
             }
@@ -479,47 +482,38 @@ impl Pipeline<'_, '_> {
                 let verdict = v
                     .as_deref()
                     .map_or(TypeCheck::WrongType, |v| type_check(&p.ty, v));
-                let shown = v
-                    .as_deref()
-                    .map(|v| format!("{v:?}"))
-                    .unwrap_or_else(|| "undecodable".into());
-                let (location, name, expected) = (p.location, p.name.clone(), p.ty.to_string());
+                let shown = Shown(v.as_deref());
+                let (location, name, expected) = (p.location, &p.name, &p.ty);
                 match verdict {
                     TypeCheck::Ok => {
                         self.step(
                             8,
                             "param",
                             Verdict::Pass,
-                            format!("{location} {name:?} = {shown} is {expected}"),
+                            format_args!("{location} {name:?} = {shown} is {expected}"),
                         );
                         Ok(())
                     }
-                    TypeCheck::WrongType => {
-                        let detail = format!("{location} {name:?} = {shown} is not {expected}");
-                        Err(self.fail(
-                            8,
-                            "param",
-                            detail,
-                            Reason::ParamInvalid {
-                                location,
-                                name,
-                                expected,
-                            },
-                        ))
-                    }
-                    TypeCheck::OutOfRange => {
-                        let detail = format!("{location} {name:?} = {shown} is outside {expected}");
-                        Err(self.fail(
-                            8,
-                            "param",
-                            detail,
-                            Reason::ParamOutOfRange {
-                                location,
-                                name,
-                                expected,
-                            },
-                        ))
-                    }
+                    TypeCheck::WrongType => Err(self.fail(
+                        8,
+                        "param",
+                        format_args!("{location} {name:?} = {shown} is not {expected}"),
+                        Reason::ParamInvalid {
+                            location,
+                            name: name.clone(),
+                            expected: expected.to_string(),
+                        },
+                    )),
+                    TypeCheck::OutOfRange => Err(self.fail(
+                        8,
+                        "param",
+                        format_args!("{location} {name:?} = {shown} is outside {expected}"),
+                        Reason::ParamOutOfRange {
+                            location,
+                            name: name.clone(),
+                            expected: expected.to_string(),
+                        },
+                    )),
                 }
             }
         }
@@ -558,12 +552,11 @@ impl Pipeline<'_, '_> {
         let head = self.head;
         let origin = head.header("origin").unwrap_or("");
         let Some(cors) = &r.route.cors else {
-            let detail = format!("preflight from {origin}, and the route has no cors");
             if r.service.dialect == crate::vocab::Dialect::Tencent {
                 return self.fail(
                     4,
                     "cors",
-                    detail,
+                    format_args!("preflight from {origin}, and the route has no cors"),
                     Reason::CrossOriginWithoutCors {
                         uri: head.path().to_string(),
                     },
@@ -572,7 +565,7 @@ impl Pipeline<'_, '_> {
             return self.fail(
                 4,
                 "cors",
-                detail,
+                format_args!("preflight from {origin}, and the route has no cors"),
                 Reason::MethodNotAllowed {
                     method: head.method.to_string(),
                     uri: head.path().to_string(),
@@ -601,14 +594,14 @@ impl Pipeline<'_, '_> {
                 4,
                 "cors",
                 Verdict::Done,
-                format!("preflight from {origin} answered"),
+                format_args!("preflight from {origin} answered"),
             );
         } else {
             self.step(
                 4,
                 "cors",
                 Verdict::Done,
-                format!("preflight from {origin}: origin not allowed, no CORS headers"),
+                format_args!("preflight from {origin}: origin not allowed, no CORS headers"),
             );
         }
         if !cors.any_origin() || cors.credentials {
@@ -617,7 +610,7 @@ impl Pipeline<'_, '_> {
         Outcome::Respond(super::Response {
             status: 200,
             headers,
-            body: Vec::new(),
+            body: bytes::Bytes::new(),
         })
     }
 
@@ -637,13 +630,18 @@ impl Pipeline<'_, '_> {
                     cors.expose.join(","),
                 ));
             }
-            self.step(4, "cors", Verdict::Pass, format!("origin {origin} allowed"));
+            self.step(
+                4,
+                "cors",
+                Verdict::Pass,
+                format_args!("origin {origin} allowed"),
+            );
         } else {
             self.step(
                 4,
                 "cors",
                 Verdict::Pass,
-                format!("origin {origin} not allowed: no CORS headers"),
+                format_args!("origin {origin} not allowed: no CORS headers"),
             );
         }
         if !cors.any_origin() || cors.credentials {
@@ -653,10 +651,27 @@ impl Pipeline<'_, '_> {
     }
 }
 
+/// A limit as the trace names it: the rule as written (rates) or its owner (quotas).
+#[derive(Clone, Copy)]
+enum Label<'s> {
+    Rate(&'s RateRule),
+    App(&'s str),
+    Plan(&'s str),
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Rate(r) => write!(f, "{r}"),
+            Label::App(name) => write!(f, "app:{name}"),
+            Label::Plan(name) => write!(f, "plan:{name}"),
+        }
+    }
+}
+
 /// What one count of the batch is, for the trace and the limit headers.
 struct Limited<'s> {
-    /// The rule as written (rates) or its owner (`app:NAME`, `plan:NAME` for quotas).
-    label: String,
+    label: Label<'s>,
     kind: LimitKind<'s>,
     limit: u64,
     period: &'static str,
@@ -723,4 +738,16 @@ fn is_decimal(v: &str) -> bool {
         && !frac.is_empty()
         && int.bytes().all(|b| b.is_ascii_digit())
         && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A parameter's value as the trace shows it: quoted, or `undecodable`.
+struct Shown<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v:?}"),
+            None => f.write_str("undecodable"),
+        }
+    }
 }

@@ -12,6 +12,12 @@ pub trait Env {
     /// A fresh request id: 32 lower-case hex characters.
     fn request_id(&self) -> String;
     fn limiter(&self) -> &dyn Limiter;
+    /// Whether `decide` records its steps in `Decision::trace`. `explain` and `test` show
+    /// them; `serve` answers without, since formatting each step's detail costs more than
+    /// deciding.
+    fn keeps_trace(&self) -> bool {
+        true
+    }
 }
 
 /// Counting for rate limits and quotas, and the signers' nonce cache.

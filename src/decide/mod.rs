@@ -45,6 +45,10 @@ pub struct Decision {
     /// to the vendor's rejection rows.
     pub response_headers: Vec<(String, String)>,
     pub trace: Vec<Step>,
+    /// The index in the route's program of the check that ended the pipeline (refused, or
+    /// asked for the body); `None` when routing decided or every check passed. Policy tests
+    /// measure coverage of the program's rejection branches with it.
+    pub check: Option<usize>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -120,6 +124,8 @@ struct Pipeline<'a, 'r> {
     snap: &'a Snapshot,
     head: &'a RequestHead<'r>,
     env: &'a dyn Env,
+    /// Whether steps are recorded (see [`Env::keeps_trace`]).
+    tracing: bool,
     d: Decision,
 }
 
@@ -129,6 +135,7 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
         snap,
         head,
         env,
+        tracing: env.keeps_trace(),
         d: Decision {
             request_id: String::new(),
             dialect: snap.default_dialect,
@@ -141,6 +148,7 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
             headers: Vec::new(),
             response_headers: Vec::new(),
             trace: Vec::new(),
+            check: None,
         },
     };
     let outcome = p.run();
@@ -149,20 +157,25 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
 }
 
 impl<'a, 'r> Pipeline<'a, 'r> {
-    fn step(&mut self, n: u8, name: &'static str, verdict: Verdict, detail: impl Into<String>) {
-        self.d.trace.push(Step {
-            n,
-            name,
-            verdict,
-            detail: detail.into(),
-        });
+    /// Record a step. The detail is formatted only when the environment keeps a trace
+    /// (`explain`, `test`); `serve` does not, so call sites pass `format_args!`, which costs
+    /// nothing until it is written.
+    fn step(&mut self, n: u8, name: &'static str, verdict: Verdict, detail: impl fmt::Display) {
+        if self.tracing {
+            self.d.trace.push(Step {
+                n,
+                name,
+                verdict,
+                detail: detail.to_string(),
+            });
+        }
     }
 
     fn fail(
         &mut self,
         n: u8,
         name: &'static str,
-        detail: impl Into<String>,
+        detail: impl fmt::Display,
         reason: Reason,
     ) -> Outcome {
         self.step(n, name, Verdict::Fail, detail);
@@ -184,35 +197,55 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             .map(|s| s.limits)
             .unwrap_or(self.snap.default_limits);
         if head.target.len() as u64 > limits.uri {
-            let detail = format!("URI is {} bytes, limit {}", head.target.len(), limits.uri);
-            return self.fail(1, "sanity", detail, Reason::UriTooLarge);
+            return self.fail(
+                1,
+                "sanity",
+                format_args!("URI is {} bytes, limit {}", head.target.len(), limits.uri),
+                Reason::UriTooLarge,
+            );
         }
         let mut total = 0u64;
         for (name, value) in head.headers {
             let size = (name.as_str().len() + value.len()) as u64;
             if size > limits.header {
-                let detail = format!("header {name} is {size} bytes, limit {}", limits.header);
-                return self.fail(1, "sanity", detail, Reason::HeaderTooLarge);
+                return self.fail(
+                    1,
+                    "sanity",
+                    format_args!("header {name} is {size} bytes, limit {}", limits.header),
+                    Reason::HeaderTooLarge,
+                );
             }
             total += size;
         }
         if total > limits.headers {
-            let detail = format!("headers are {total} bytes, limit {}", limits.headers);
-            return self.fail(1, "sanity", detail, Reason::HeadersTooLarge);
+            return self.fail(
+                1,
+                "sanity",
+                format_args!("headers are {total} bytes, limit {}", limits.headers),
+                Reason::HeadersTooLarge,
+            );
         }
         let Some(host) = host.filter(|h| valid_host(h)) else {
-            let detail = format!("missing or malformed Host {:?}", head.host.unwrap_or(""));
-            return self.fail(1, "sanity", detail, Reason::BadRequest);
+            return self.fail(
+                1,
+                "sanity",
+                format_args!("missing or malformed Host {:?}", head.host.unwrap_or("")),
+                Reason::BadRequest,
+            );
         };
         if !head.target.starts_with('/') {
-            let detail = format!("request target {:?} is not a path", head.target);
-            return self.fail(1, "sanity", detail, Reason::BadRequest);
+            return self.fail(
+                1,
+                "sanity",
+                format_args!("request target {:?} is not a path", head.target),
+                Reason::BadRequest,
+            );
         }
         self.step(
             1,
             "sanity",
             Verdict::Pass,
-            format!(
+            format_args!(
                 "URI {} B, headers {total} B within limits",
                 head.target.len()
             ),
@@ -220,15 +253,19 @@ impl<'a, 'r> Pipeline<'a, 'r> {
 
         // 2. service, stage, route, method
         let (Some(service_index), Some(service)) = (service_index, service) else {
-            let detail = format!("no service serves host {host:?}");
-            return self.fail(2, "host", detail, Reason::NoHost { host });
+            return self.fail(
+                2,
+                "host",
+                format_args!("no service serves host {host:?}"),
+                Reason::NoHost { host: host.clone() },
+            );
         };
         self.d.service = Some(service_index);
         self.step(
             2,
             "host",
             Verdict::Pass,
-            format!("{host} → service {}", service.name),
+            format_args!("{host} → service {}", service.name),
         );
 
         let raw_path = head.path();
@@ -239,8 +276,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     // Clients remove dot segments before sending (RFC 3986 §5.2.4); one that
                     // arrives, raw or encoded, could climb out of a rewritten backend path.
                     Some(d) if d == "." || d == ".." => {
-                        let detail = format!("path segment {s:?} is a dot segment");
-                        return self.fail(2, "route", detail, Reason::BadRequest);
+                        return self.fail(
+                            2,
+                            "route",
+                            format_args!("path segment {s:?} is a dot segment"),
+                            Reason::BadRequest,
+                        );
                     }
                     Some(s) => segments.push(s),
                     None => {
@@ -258,11 +299,10 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         self.d.stage = stage;
         let tree = &service.trees[stage.unwrap_or(0)];
         let Some(found) = tree.lookup(&segments) else {
-            let detail = format!("no route matches {raw_path}");
             return self.fail(
                 2,
                 "route",
-                detail,
+                format_args!("no route matches {raw_path}"),
                 Reason::NoRoute {
                     uri: raw_path.to_string(),
                 },
@@ -283,11 +323,10 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             .methods
             .resolve(if preflight { requested } else { method })
         else {
-            let detail = format!("{} is not routed for {raw_path}", head.method);
             return self.fail(
                 2,
                 "method",
-                detail,
+                format_args!("{} is not routed for {raw_path}", head.method),
                 Reason::MethodNotAllowed {
                     method: head.method.to_string(),
                     uri: raw_path.to_string(),
@@ -305,18 +344,11 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 crate::compile::tree::Capture::Rest(s) => s.join("/"),
             }))
             .collect();
-        let shown: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         self.step(
             2,
             "route",
             Verdict::Pass,
-            format!(
-                "{} ({}){}{}",
-                route.label,
-                route.location,
-                if shown.is_empty() { "" } else { " " },
-                shown.join(" ")
-            ),
+            format_args!("{} ({}){}", route.label, route.location, ShownVars(&vars)),
         );
         self.d
             .response_headers
@@ -345,11 +377,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         } else {
             Protocol::Http
         };
-        for check in &route.program {
+        for (i, check) in route.program.iter().enumerate() {
             if preflight && !matches!(check, Check::Protocol(_)) {
                 break;
             }
             if let Err(outcome) = self.check(check, &routed, used) {
+                self.d.check = Some(i);
                 return outcome;
             }
         }
@@ -399,7 +432,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                         2,
                         "stage",
                         Verdict::Pass,
-                        format!("{} (default: no {header} header)", names[*default]),
+                        format_args!("{} (default: no {header} header)", names[*default]),
                     );
                     Ok((Some(*default), raw_path, segments))
                 }
@@ -409,22 +442,19 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                             2,
                             "stage",
                             Verdict::Pass,
-                            format!("{} (from {header})", names[i]),
+                            format_args!("{} (from {header})", names[i]),
                         );
                         Ok((Some(i), raw_path, segments))
                     }
-                    None => {
-                        let detail = format!("{header}: {v:?} names no stage of this service");
-                        Err(self.fail(
-                            2,
-                            "stage",
-                            detail,
-                            Reason::NoStage {
-                                stage: v.to_string(),
-                                from_path: false,
-                            },
-                        ))
-                    }
+                    None => Err(self.fail(
+                        2,
+                        "stage",
+                        format_args!("{header}: {v:?} names no stage of this service"),
+                        Reason::NoStage {
+                            stage: v.to_string(),
+                            from_path: false,
+                        },
+                    )),
                 },
             },
             StageSelector::Path { names } => {
@@ -435,7 +465,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                             2,
                             "stage",
                             Verdict::Pass,
-                            format!("{} (from the path)", names[i]),
+                            format_args!("{} (from the path)", names[i]),
                         );
                         let prefix_len = 1 + raw_path[1..].find('/').unwrap_or(raw_path.len() - 1);
                         let rest = &raw_path[prefix_len..];
@@ -468,7 +498,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 if let Some(ct) = m.content_type {
                     headers.push(("Content-Type".to_string(), ct.to_string()));
                 }
-                self.step(11, "action", Verdict::Done, format!("mock {}", m.status));
+                self.step(
+                    11,
+                    "action",
+                    Verdict::Done,
+                    format_args!("mock {}", m.status),
+                );
                 Outcome::Respond(Response {
                     status: m.status,
                     headers,
@@ -489,7 +524,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     11,
                     "action",
                     Verdict::Done,
-                    format!("forward to backend {} as {target}", backend.name),
+                    format_args!("forward to backend {} as {target}", backend.name),
                 );
                 Outcome::Forward(ForwardPlan {
                     backend: f.backend,
@@ -501,13 +536,25 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     11,
                     "action",
                     Verdict::Done,
-                    format!("issue tokens ({})", r.service.providers[*provider].name),
+                    format_args!("issue tokens ({})", r.service.providers[*provider].name),
                 );
                 Outcome::IssueTokens {
                     provider: *provider,
                 }
             }
         }
+    }
+}
+
+/// Path variables as the trace shows them: ` name="value"` each.
+struct ShownVars<'a>(&'a [(&'a str, String)]);
+
+impl fmt::Display for ShownVars<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, v) in self.0 {
+            write!(f, " {k}={v:?}")?;
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use crate::dialect;
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
 }
 
 /// The full response for a decision that answers the client directly; `None` when the
@@ -20,7 +20,7 @@ pub fn render_response(d: &Decision) -> Option<Response> {
             Response {
                 status: e.status,
                 headers: e.headers,
-                body: e.body.into_bytes(),
+                body: e.body.into(),
             }
         }
         Outcome::Respond(r) => {

@@ -38,7 +38,7 @@ pub fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| LoadError(format!("{}: {e}", p.display())))?;
         if meta.is_dir() {
-            walk(p, &mut out)?;
+            walk(p, "policy", &mut out)?;
         } else {
             out.push(p.clone());
         }
@@ -48,7 +48,25 @@ pub fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+/// The paths as a command line names them, for messages.
+pub fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Every file under `dir` whose extension is `ext`, walked as for policy files (recursively,
+/// skipping hidden entries), sorted. Policy tests find their `.tests` files with it.
+pub fn files_under(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    walk(dir, ext, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn walk(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| LoadError(format!("{}: {e}", dir.display())))?;
     for entry in entries {
@@ -61,8 +79,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
         let meta =
             std::fs::metadata(&path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         if meta.is_dir() {
-            walk(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "policy") {
+            walk(&path, ext, out)?;
+        } else if path.extension().is_some_and(|e| e == ext) {
             out.push(path);
         }
     }

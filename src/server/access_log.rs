@@ -17,7 +17,39 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 pub struct AccessLog {
     json: bool,
     enabled: bool,
-    buffer: Mutex<String>,
+    buffer: Mutex<Buffer>,
+}
+
+struct Buffer {
+    text: String,
+    clock: Clock,
+}
+
+/// RFC 3339 timestamps with microseconds, as `tracing` writes them. The part up to the
+/// second is formatted once a second; a line adds only its microseconds.
+struct Clock {
+    second: i64,
+    /// `2026-11-22T15:08:20.`
+    prefix: String,
+}
+
+impl Clock {
+    fn write(&mut self, out: &mut String, now_us: i64) {
+        let second = now_us.div_euclid(1_000_000);
+        if second != self.second || self.prefix.is_empty() {
+            let ts = jiff::Timestamp::from_second(second).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            self.prefix.clear();
+            let _ = write!(self.prefix, "{ts}");
+            // `2026-11-22T15:08:20Z` → `2026-11-22T15:08:20.`
+            self.prefix.pop();
+            self.prefix.push('.');
+            self.second = second;
+        }
+        out.push_str(&self.prefix);
+        let micros = now_us.rem_euclid(1_000_000) as u32;
+        pad(out, micros, 6);
+        out.push('Z');
+    }
 }
 
 /// One request, as logged.
@@ -32,8 +64,8 @@ pub struct Line<'a> {
     pub route: &'a str,
     pub status: u16,
     pub code: &'a str,
-    pub latency_ms: f64,
-    pub upstream_ms: f64,
+    pub latency_us: u64,
+    pub upstream_us: u64,
 }
 
 impl AccessLog {
@@ -45,7 +77,13 @@ impl AccessLog {
         AccessLog {
             json,
             enabled,
-            buffer: Mutex::new(String::with_capacity(FLUSH_AT * 2)),
+            buffer: Mutex::new(Buffer {
+                text: String::with_capacity(FLUSH_AT * 2),
+                clock: Clock {
+                    second: 0,
+                    prefix: String::new(),
+                },
+            }),
         }
     }
 
@@ -53,39 +91,67 @@ impl AccessLog {
         if !self.enabled {
             return;
         }
-        let now = jiff::Timestamp::now();
-        let mut buf = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = if self.json {
-            write!(
-                buf,
-                r#"{{"timestamp":"{now:.6}","level":"INFO","request_id":"{}","client":"{}","peer":"{}","method":"{}","path":"{}{}","route":"{}","status":{},"code":"{}","latency_ms":{},"upstream_ms":{},"target":"access"}}"#,
-                Json(l.request_id),
-                l.client,
-                l.peer,
-                Json(l.method),
-                Json(l.path),
-                l.cut,
-                Json(l.route),
-                l.status,
-                Json(l.code),
-                l.latency_ms,
-                l.upstream_ms,
-            )
+        let now_us = jiff::Timestamp::now().as_microsecond();
+        let mut guard = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
+        let Buffer { text, clock } = &mut *guard;
+        let b = text;
+        if self.json {
+            b.push_str(r#"{"timestamp":""#);
+            clock.write(b, now_us);
+            b.push_str(r#"","level":"INFO","request_id":""#);
+            json(b, l.request_id);
+            b.push_str(r#"","client":""#);
+            ip(b, l.client);
+            b.push_str(r#"","peer":""#);
+            socket(b, l.peer);
+            b.push_str(r#"","method":""#);
+            json(b, l.method);
+            b.push_str(r#"","path":""#);
+            json(b, l.path);
+            b.push_str(l.cut);
+            b.push_str(r#"","route":""#);
+            json(b, l.route);
+            b.push_str(r#"","status":"#);
+            b.push_str(itoa::Buffer::new().format(l.status));
+            b.push_str(r#","code":""#);
+            json(b, l.code);
+            b.push_str(r#"","latency_ms":"#);
+            millis(b, l.latency_us);
+            b.push_str(r#","upstream_ms":"#);
+            millis(b, l.upstream_us);
+            b.push_str(r#","target":"access"}"#);
         } else {
-            write!(
-                buf,
-                "{now:.6}  INFO access: request_id={} client={} peer={} method={} path={}{} route={:?} status={} code={} latency_ms={:.3} upstream_ms={:.3}",
-                l.request_id, l.client, l.peer, l.method, l.path, l.cut, l.route, l.status, l.code, l.latency_ms, l.upstream_ms,
-            )
-        };
-        buf.push('\n');
-        if buf.len() >= FLUSH_AT {
-            flush(&mut buf);
+            clock.write(b, now_us);
+            b.push_str("  INFO access: request_id=");
+            b.push_str(l.request_id);
+            b.push_str(" client=");
+            ip(b, l.client);
+            b.push_str(" peer=");
+            socket(b, l.peer);
+            b.push_str(" method=");
+            b.push_str(l.method);
+            b.push_str(" path=");
+            b.push_str(l.path);
+            b.push_str(l.cut);
+            b.push_str(" route=");
+            quoted(b, l.route);
+            b.push_str(" status=");
+            b.push_str(itoa::Buffer::new().format(l.status));
+            b.push_str(" code=");
+            b.push_str(l.code);
+            b.push_str(" latency_ms=");
+            millis(b, l.latency_us);
+            b.push_str(" upstream_ms=");
+            millis(b, l.upstream_us);
+        }
+        b.push('\n');
+        if b.len() >= FLUSH_AT {
+            flush(b);
         }
     }
 
     pub fn flush(&self) {
-        flush(&mut self.buffer.lock().unwrap_or_else(|e| e.into_inner()));
+        flush(&mut self.buffer.lock().unwrap_or_else(|e| e.into_inner()).text);
     }
 }
 
@@ -96,20 +162,76 @@ fn flush(buf: &mut String) {
     }
 }
 
-/// A string as the inside of a JSON string literal.
-struct Json<'a>(&'a str);
+/// `n` in decimal, zero-padded to `width` digits.
+fn pad(out: &mut String, n: u32, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    out.push_str(digits);
+}
 
-impl std::fmt::Display for Json<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for c in self.0.chars() {
-            match c {
-                '"' => f.write_str("\\\"")?,
-                '\\' => f.write_str("\\\\")?,
-                c if (c as u32) < 0x20 => write!(f, "\\u{:04x}", c as u32)?,
-                c => f.write_char(c)?,
+/// Microseconds as milliseconds with three decimals.
+fn millis(out: &mut String, us: u64) {
+    out.push_str(itoa::Buffer::new().format(us / 1000));
+    out.push('.');
+    pad(out, (us % 1000) as u32, 3);
+}
+
+fn ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(itoa::Buffer::new().format(octet));
             }
         }
-        Ok(())
+        v6 => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+fn socket(out: &mut String, peer: std::net::SocketAddr) {
+    match peer {
+        std::net::SocketAddr::V4(v4) => {
+            ip(out, std::net::IpAddr::V4(*v4.ip()));
+            out.push(':');
+            out.push_str(itoa::Buffer::new().format(v4.port()));
+        }
+        v6 => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// `s` quoted as `{:?}` writes it; plain route labels are copied as they are.
+fn quoted(out: &mut String, s: &str) {
+    if s.bytes()
+        .all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
+    {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        let _ = write!(out, "{s:?}");
+    }
+}
+
+/// A string as the inside of a JSON string literal.
+fn json(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
     }
 }
 
@@ -119,7 +241,44 @@ mod tests {
 
     #[test]
     fn json_strings_are_escaped() {
-        assert_eq!(Json(r#"a"b\c"#).to_string(), r#"a\"b\\c"#);
-        assert_eq!(Json("x\ny").to_string(), "x\\u000ay");
+        let escaped = |s: &str| {
+            let mut out = String::new();
+            json(&mut out, s);
+            out
+        };
+        assert_eq!(escaped(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escaped("x\ny"), "x\\u000ay");
+    }
+
+    #[test]
+    fn quoting_is_what_debug_writes() {
+        for s in ["GET /health", "a\"b", "tab\there", "é", "back\\slash", ""] {
+            let mut out = String::new();
+            quoted(&mut out, s);
+            assert_eq!(out, format!("{s:?}"));
+        }
+    }
+
+    #[test]
+    fn hand_formatting_matches_the_standard_library() {
+        let mut out = String::new();
+        let v6: std::net::SocketAddr = "[::1]:8080".parse().unwrap();
+        socket(&mut out, "10.0.255.7:65535".parse().unwrap());
+        out.push(' ');
+        socket(&mut out, v6);
+        out.push(' ');
+        millis(&mut out, 1_234_567);
+        out.push(' ');
+        millis(&mut out, 5);
+        out.push(' ');
+        Clock {
+            second: 0,
+            prefix: String::new(),
+        }
+        .write(&mut out, 1_763_823_600_000_042);
+        assert_eq!(
+            out,
+            "10.0.255.7:65535 [::1]:8080 1234.567 0.005 2025-11-22T15:00:00.000042Z"
+        );
     }
 }

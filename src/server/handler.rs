@@ -38,18 +38,13 @@ pub async fn handle(
     } else {
         None
     };
-    let target = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let host = request_host(&parts);
     let env = LiveEnv::new(&gw);
     let mut head = RequestHead {
         method: parts.method.as_str(),
-        target: &target,
-        host: host.as_deref(),
+        target,
+        host,
         headers: &parts.headers,
         peer: peer.ip(),
         tls,
@@ -61,7 +56,7 @@ pub async fn handle(
     // this future then, and the guard's Drop writes the 499 line.
     let mut pending = Pending {
         gw: &gw,
-        record: Some(Record::new(&snap, &decision, &parts, &target, peer)),
+        record: Some(Record::new(&snap, &decision, &parts, target, peer)),
         started,
     };
     let mut body = Some(body);
@@ -81,14 +76,14 @@ pub async fn handle(
     } else if let (Outcome::Respond(_), Some(limit)) = (&decision.outcome, route_limit) {
         // A route answered directly still owns its body limit: a chunked body has no
         // Content-Length for `decide` to judge, so it is read (and discarded) here.
-        if let Some(incoming) = body.take() {
+        if let Some(incoming) = body.take().filter(|b| !hyper::body::Body::is_end_stream(b)) {
             if let Err(reason) = read_limited(incoming, limit).await {
                 decision.outcome = Outcome::Reject(reason);
             }
         }
     }
 
-    let mut upstream_ms = None;
+    let mut upstream_us = None;
     let response = match &decision.outcome {
         Outcome::Forward(plan) => {
             let body = match body.take() {
@@ -109,7 +104,7 @@ pub async fn handle(
                 client_upgrade,
             )
             .await;
-            upstream_ms = Some(t.elapsed().as_secs_f64() * 1000.0);
+            upstream_us = Some(t.elapsed().as_micros() as u64);
             match result {
                 Ok(r) => r,
                 Err(reason) => {
@@ -134,7 +129,7 @@ pub async fn handle(
         _ => "-",
     };
     if let Some(record) = pending.record.take() {
-        record.write(&gw, response.status().as_u16(), code, started, upstream_ms);
+        record.write(&gw, response.status().as_u16(), code, started, upstream_us);
     }
     response
 }
@@ -170,18 +165,13 @@ fn reason_name(reason: &Reason) -> &'static str {
 }
 
 /// The host the client asked for: the authority (HTTP/2, absolute-form) or the Host header.
-pub fn request_host(parts: &http::request::Parts) -> Option<String> {
-    parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(String::from)
-        })
+pub fn request_host(parts: &http::request::Parts) -> Option<&str> {
+    parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+        parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
 }
 
 /// Read a body up to `limit` bytes.
@@ -198,10 +188,10 @@ pub fn reject(d: &Decision, reason: &Reason) -> Response<Body> {
     let e = dialect::render(d.dialect, reason, &d.request_id);
     let mut headers = e.headers;
     headers.extend(d.headers.iter().cloned());
-    to_hyper(e.status, headers, e.body.into_bytes())
+    to_hyper(e.status, headers, e.body.into())
 }
 
-pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Response<Body> {
+pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Bytes) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -215,14 +205,28 @@ pub fn to_hyper(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> R
             ));
     }
     for (k, v) in headers {
-        if let (Ok(k), Ok(v)) = (
-            http::HeaderName::from_bytes(k.as_bytes()),
-            http::HeaderValue::from_str(&v),
-        ) {
+        if let (Some(k), Ok(v)) = (header_name(&k), http::HeaderValue::try_from(v)) {
             response.headers_mut().append(k, v);
         }
     }
     response
+}
+
+/// The names rulegate itself writes on every answer, without parsing them each time.
+fn header_name(name: &str) -> Option<http::HeaderName> {
+    use http::header::{self, HeaderName};
+    const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    const X_API_REQUESTID: HeaderName = HeaderName::from_static("x-api-requestid");
+    const X_JDCLOUD_REQUEST_ID: HeaderName = HeaderName::from_static("x-jdcloud-request-id");
+    Some(match name {
+        "Content-Type" => header::CONTENT_TYPE,
+        "X-Request-Id" => X_REQUEST_ID,
+        "X-Api-RequestId" => X_API_REQUESTID,
+        "x-jdcloud-request-id" => X_JDCLOUD_REQUEST_ID,
+        "Server" => header::SERVER,
+        "Retry-After" => header::RETRY_AFTER,
+        _ => return http::HeaderName::from_bytes(name.as_bytes()).ok(),
+    })
 }
 
 /// One access-log line: what was asked, and what decided it. Borrows or shares everything it
@@ -267,9 +271,10 @@ impl<'a> Record<'a> {
         status: u16,
         code: &'static str,
         started: Instant,
-        upstream_ms: Option<f64>,
+        upstream_us: Option<u64>,
     ) {
-        let latency = started.elapsed().as_secs_f64();
+        let elapsed = started.elapsed();
+        let latency = elapsed.as_secs_f64();
         gw.metrics.request(
             self.service.as_ref(),
             self.route.as_ref(),
@@ -293,8 +298,32 @@ impl<'a> Record<'a> {
             route: self.route.as_deref().unwrap_or("-"),
             status,
             code,
-            latency_ms: latency * 1000.0,
-            upstream_ms: upstream_ms.unwrap_or(0.0),
+            latency_us: elapsed.as_micros() as u64,
+            upstream_us: upstream_us.unwrap_or(0),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_shortcut_header_names_are_the_parsed_ones() {
+        for name in [
+            "Content-Type",
+            "X-Request-Id",
+            "X-Api-RequestId",
+            "x-jdcloud-request-id",
+            "Server",
+            "Retry-After",
+            crate::dialect::request_id_header(crate::vocab::Dialect::Tencent),
+            crate::dialect::request_id_header(crate::vocab::Dialect::Huawei),
+            crate::dialect::request_id_header(crate::vocab::Dialect::Jdcloud),
+        ] {
+            assert_eq!(
+                super::header_name(name),
+                http::HeaderName::from_bytes(name.as_bytes()).ok(),
+                "{name}"
+            );
+        }
     }
 }

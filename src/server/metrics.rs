@@ -11,12 +11,71 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// (service, route, status, vendor code); `None` labels print as `-`.
-type Key = (Option<Arc<str>>, Option<Arc<str>>, u16, &'static str);
+///
+/// Identity is the labels' addresses, not their text: a snapshot shares one `Arc<str>` per
+/// service and route name and the codes are the catalogue's statics, so hashing four words
+/// finds the counter. After a reload the same name has a new address and gets a new
+/// counter; `render` adds counters with the same text together.
+#[derive(Clone)]
+struct Key(Option<Arc<str>>, Option<Arc<str>>, u16, &'static str);
+
+fn address(label: &Option<Arc<str>>) -> usize {
+    label
+        .as_ref()
+        .map_or(0, |l| Arc::as_ptr(l) as *const u8 as usize)
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        address(&self.0) == address(&other.0)
+            && address(&self.1) == address(&other.1)
+            && self.2 == other.2
+            && std::ptr::eq(self.3, other.3)
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_usize(address(&self.0));
+        h.write_usize(address(&self.1));
+        h.write_u16(self.2);
+        h.write_usize(self.3.as_ptr() as usize);
+    }
+}
+
+/// A multiply-rotate hasher for [`Key`]s: words that are addresses and small numbers need
+/// mixing, not SipHash's protection against chosen keys (clients cannot pick addresses).
+#[derive(Default, Clone, Copy)]
+struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+}
+
+type WordHash = std::hash::BuildHasherDefault<WordHasher>;
 
 #[derive(Default)]
 pub struct Metrics {
     /// (service, route, status, code) → count
-    requests: DashMap<Key, AtomicU64>,
+    requests: DashMap<Key, AtomicU64, WordHash>,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     /// Sum of latencies in microseconds.
@@ -35,7 +94,7 @@ impl Metrics {
         seconds: f64,
     ) {
         // Cloning the shared labels is two reference-count increments: no allocation per request.
-        let key = (service.cloned(), route.cloned(), status, code);
+        let key = Key(service.cloned(), route.cloned(), status, code);
         if let Some(c) = self.requests.get(&key) {
             c.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -63,18 +122,23 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP rulegate_requests_total Requests answered, by service, route, status and vendor code.\n");
         out.push_str("# TYPE rulegate_requests_total counter\n");
-        let mut rows: Vec<_> = self
-            .requests
-            .iter()
-            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
-            .collect();
-        rows.sort();
+        let mut rows = std::collections::BTreeMap::<_, u64>::new();
+        for e in self.requests.iter() {
+            let Key(service, route, status, code) = e.key();
+            let labels = (
+                service.as_deref().unwrap_or("-").to_string(),
+                route.as_deref().unwrap_or("-").to_string(),
+                *status,
+                *code,
+            );
+            *rows.entry(labels).or_default() += e.value().load(Ordering::Relaxed);
+        }
         for ((service, route, status, code), n) in rows {
             let _ = writeln!(
                 out,
                 "rulegate_requests_total{{service=\"{}\",route=\"{}\",status=\"{status}\",code=\"{}\"}} {n}",
-                escape(service.as_deref().unwrap_or("-")),
-                escape(route.as_deref().unwrap_or("-")),
+                escape(&service),
+                escape(&route),
                 escape(code)
             );
         }

@@ -2,17 +2,15 @@
 //! the backend's IP deny list checked on the resolved address (SSRF guard), the loop guard,
 //! header hygiene, timeouts, and the mapping of upstream failures to canonical reasons.
 
-use super::handler::{Body, BoxError};
+use super::handler::Body;
+use super::pool::{PooledBody, SendError};
 
 use super::Gateway;
 use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot, Target};
 use crate::decide::{Decision, ForwardPlan};
-use crate::dialect::{self, Reason};
-use http_body_util::BodyExt;
+use crate::dialect::Reason;
+use http::header::{self, HeaderName, HeaderValue};
 use hyper::Response;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -20,14 +18,13 @@ use std::time::{Duration, Instant};
 
 /// A request that has passed this many rulegate hops is a loop.
 const MAX_HOPS: u32 = 10;
-const HOPS_HEADER: &str = "x-rulegate-hops";
+const HOPS_HEADER: HeaderName = HeaderName::from_static("x-rulegate-hops");
 /// How long a target that refused a connection is skipped.
 const DOWN_FOR: Duration = Duration::from_secs(10);
 
 /// Connection pools and target state, shared by all requests and kept across reloads.
 pub struct Upstream {
-    /// One pooled client per connect timeout (hyper's connector holds the timeout).
-    clients: Mutex<HashMap<u64, Client<HttpConnector, Body>>>,
+    pool: super::pool::Pool,
     next: Mutex<HashMap<String, usize>>,
     down: Mutex<HashMap<String, Instant>>,
 }
@@ -35,25 +32,10 @@ pub struct Upstream {
 impl Upstream {
     pub fn new() -> Upstream {
         Upstream {
-            clients: Mutex::new(HashMap::new()),
+            pool: super::pool::Pool::default(),
             next: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
         }
-    }
-
-    fn client(&self, connect_timeout_ms: u64) -> Client<HttpConnector, Body> {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients
-            .entry(connect_timeout_ms)
-            .or_insert_with(|| {
-                let mut connector = HttpConnector::new();
-                connector.set_connect_timeout(Some(Duration::from_millis(connect_timeout_ms)));
-                connector.set_nodelay(true);
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(60))
-                    .build(connector)
-            })
-            .clone()
     }
 
     /// Targets in round-robin order starting after the last one used, skipping those marked
@@ -61,16 +43,22 @@ impl Upstream {
     fn order<'b>(&self, backend: &'b Backend) -> Vec<&'b Target> {
         let start = {
             let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            let n = next.entry(backend.name.clone()).or_insert(0);
-            let s = *n;
-            *n = n.wrapping_add(1);
-            s
+            match next.get_mut(&backend.name) {
+                Some(n) => {
+                    *n = n.wrapping_add(1);
+                    *n
+                }
+                None => *next.entry(backend.name.clone()).or_insert(0),
+            }
         };
         let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
         let count = backend.targets.len();
-        (0..count)
-            .map(|i| &backend.targets[(start + i) % count])
+        let in_turn = (0..count).map(|i| &backend.targets[(start + i) % count]);
+        if down.is_empty() {
+            return in_turn.collect();
+        }
+        let now = Instant::now();
+        in_turn
             .filter(|t| down.get(t.url.as_str()).is_none_or(|until| *until <= now))
             .collect()
     }
@@ -123,7 +111,6 @@ pub async fn forward(
     } else {
         1
     };
-    let client = gw.upstream.client(backend.connect_timeout_ms);
     let mut body = Some(body);
     let mut last = Reason::BackendUnavailable;
     for target in targets.iter().take(attempts) {
@@ -143,10 +130,11 @@ pub async fn forward(
             Some(b) => b,
             None => super::handler::full(bytes::Bytes::new()),
         };
-        let request = upstream_request(d, parts, tls, target, addr, &plan.target, hops, this_body)?;
+        let request = upstream_request(d, parts, tls, target, &plan.target, hops, this_body)?;
+        let connect_timeout = Duration::from_millis(backend.connect_timeout_ms);
         let sent = tokio::time::timeout(
             Duration::from_millis(backend.timeout_ms),
-            client.request(request),
+            gw.upstream.pool.send(addr, connect_timeout, request),
         )
         .await;
         match sent {
@@ -163,15 +151,15 @@ pub async fn forward(
                 }
                 return Ok(downstream_response(d, response));
             }
-            Ok(Err(e)) => {
+            Ok(Err(SendError::Connect(e))) => {
+                tracing::warn!(target = %target_url, "backend refused the connection: {e}");
+                gw.upstream.mark(target_url, false);
+                last = Reason::BackendUnavailable;
+                continue;
+            }
+            Ok(Err(SendError::Http(e))) => {
                 if source_is::<http_body_util::LengthLimitError>(&e) {
                     return Err(Reason::BodyTooLarge);
-                }
-                if e.is_connect() {
-                    tracing::warn!(target = %target_url, "backend refused the connection: {e}");
-                    gw.upstream.mark(target_url, false);
-                    last = Reason::BackendUnavailable;
-                    continue;
                 }
                 tracing::warn!(target = %target_url, "backend failed: {e}");
                 return Err(Reason::BackendUnavailable);
@@ -272,32 +260,61 @@ async fn resolve(target: &HttpTarget, backend: &Backend) -> Result<SocketAddr, R
     }
 }
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// [`crate::dialect::request_id_header`] as a header name.
+fn request_id_name(d: crate::vocab::Dialect) -> HeaderName {
+    use crate::vocab::Dialect;
+    const TENCENT: HeaderName = HeaderName::from_static("x-api-requestid");
+    const HUAWEI: HeaderName = HeaderName::from_static("x-request-id");
+    const JDCLOUD: HeaderName = HeaderName::from_static("x-jdcloud-request-id");
+    match d {
+        Dialect::Tencent => TENCENT,
+        Dialect::Huawei => HUAWEI,
+        Dialect::Jdcloud => JDCLOUD,
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1). Names, not
+/// strings: removing by a string parses it on every call.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
 ];
 
-fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    let listed: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
+/// The names the `Connection` headers list: more hop-by-hop headers for this message.
+fn connection_listed(headers: &http::HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect();
-    for h in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(listed.iter().map(String::as_str))
-    {
+        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
+        .collect()
+}
+
+/// Remove hop-by-hop headers: one pass to find them (usually none, or `Connection:
+/// keep-alive`), then one removal each.
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let mut found: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        if HOP_BY_HOP.contains(name) {
+            found.push(name.clone());
+        }
+    }
+    if found.is_empty() {
+        return;
+    }
+    found.extend(connection_listed(headers));
+    for h in &found {
         headers.remove(h);
     }
 }
@@ -308,21 +325,43 @@ fn upstream_request(
     parts: &http::request::Parts,
     tls: bool,
     target: &HttpTarget,
-    addr: SocketAddr,
     path: &str,
     hops: u32,
     body: Body,
 ) -> Result<hyper::Request<Body>, Reason> {
-    let uri = format!("http://{addr}{}{path}", target.base);
+    // Origin form: the connection is already to the target; `Host` names it.
+    let uri = format!("{}{path}", target.base);
     let mut request = hyper::Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri.parse().map_err(|_| Reason::Internal)?;
-    let mut headers = parts.headers.clone();
-    let upgrade = is_upgrade(&headers)
-        .then(|| headers.get(http::header::UPGRADE).cloned())
+    let upgrade = is_upgrade(&parts.headers)
+        .then(|| parts.headers.get(header::UPGRADE).cloned())
         .flatten();
-    strip_hop_by_hop(&mut headers);
-    headers.remove(http::header::TRANSFER_ENCODING);
+    let id_name = request_id_name(d.dialect);
+    // The client's headers minus those of its connection and those set below: copied
+    // one by one rather than cloned and then pruned, which costs a lookup per name removed.
+    let listed = match parts.headers.contains_key(header::CONNECTION) {
+        true => connection_listed(&parts.headers),
+        false => Vec::new(),
+    };
+    let mut headers = http::HeaderMap::with_capacity(parts.headers.len() + 6);
+    for (name, value) in &parts.headers {
+        let replaced = [
+            header::HOST,
+            header::TRANSFER_ENCODING,
+            X_FORWARDED_FOR,
+            X_FORWARDED_PROTO,
+            X_FORWARDED_HOST,
+            HOPS_HEADER,
+        ];
+        if !HOP_BY_HOP.contains(name)
+            && !replaced.contains(name)
+            && *name != id_name
+            && !listed.contains(name)
+        {
+            headers.append(name.clone(), value.clone());
+        }
+    }
     if let Some(protocol) = upgrade {
         headers.insert(
             http::header::CONNECTION,
@@ -331,41 +370,33 @@ fn upstream_request(
         headers.insert(http::header::UPGRADE, protocol);
     }
     let original_host = super::handler::request_host(parts).unwrap_or_default();
-    let set = |headers: &mut http::HeaderMap, name: &str, value: &str| {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_str(value),
-        ) {
-            headers.insert(n, v);
+    let set = |headers: &mut http::HeaderMap, name: HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
         }
     };
-    set(&mut headers, "host", &target.authority);
+    set(&mut headers, header::HOST, &target.authority);
     let forwarded_for = match parts
         .headers
-        .get("x-forwarded-for")
+        .get(X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
     {
         Some(prev) => format!("{prev}, {}", d.client_ip),
         None => d.client_ip.to_string(),
     };
-    set(&mut headers, "x-forwarded-for", &forwarded_for);
-    set(
-        &mut headers,
-        "x-forwarded-proto",
-        if tls { "https" } else { "http" },
+    set(&mut headers, X_FORWARDED_FOR, &forwarded_for);
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
-    set(&mut headers, "x-forwarded-host", &original_host);
-    set(
-        &mut headers,
-        dialect::request_id_header(d.dialect),
-        &d.request_id,
-    );
-    set(&mut headers, HOPS_HEADER, &(hops + 1).to_string());
+    set(&mut headers, X_FORWARDED_HOST, original_host);
+    set(&mut headers, id_name, &d.request_id);
+    headers.insert(HOPS_HEADER, HeaderValue::from(hops + 1));
     *request.headers_mut() = headers;
     Ok(request)
 }
 
-fn downstream_response(d: &Decision, response: Response<hyper::body::Incoming>) -> Response<Body> {
+fn downstream_response(d: &Decision, response: Response<PooledBody>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     let switching = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
     let upgrade = parts.headers.get(http::header::UPGRADE).cloned();
@@ -385,11 +416,26 @@ fn downstream_response(d: &Decision, response: Response<hyper::body::Incoming>) 
             parts.headers.append(k, v);
         }
     }
-    let id_header = dialect::request_id_header(d.dialect);
-    if !parts.headers.contains_key(id_header) {
-        if let Ok(v) = http::HeaderValue::from_str(&d.request_id) {
+    let id_header = request_id_name(d.dialect);
+    if !parts.headers.contains_key(&id_header) {
+        if let Ok(v) = HeaderValue::from_str(&d.request_id) {
             parts.headers.insert(id_header, v);
         }
     }
-    Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
+    Response::from_parts(parts, body.boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::vocab::Dialect;
+
+    #[test]
+    fn request_id_names_are_the_dialects_headers() {
+        for d in [Dialect::Tencent, Dialect::Huawei, Dialect::Jdcloud] {
+            assert_eq!(
+                super::request_id_name(d).as_str(),
+                crate::dialect::request_id_header(d).to_ascii_lowercase()
+            );
+        }
+    }
 }

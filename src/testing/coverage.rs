@@ -1,0 +1,154 @@
+//! Coverage of the decision tree: for every route, whether a test reached it, which of its
+//! check program's rejection branches a test took, and whether a test got through to its
+//! action (mock, forward, token endpoint). The branches are the program's steps as
+//! `check --print-tree` numbers them, so a gap reads as "route #3, step 2 never refused".
+//!
+//! A check that cannot refuse (an optional parameter of any value, a protocol list that takes
+//! both http and https) has no rejection branch to cover, and neither has the service-wide
+//! body limit that every route's program repeats.
+
+use crate::compile::{Check, ParamTy, Service, Snapshot};
+use crate::decide::{Decision, Outcome};
+use crate::vocab::{ParamLocation, Protocol};
+
+/// Hit counts of every branch of a snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Coverage {
+    pub routes: Vec<RouteCoverage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteCoverage {
+    pub service: String,
+    pub route: usize,
+    pub label: String,
+    pub location: String,
+    pub reached: bool,
+    /// (step number in the program, 1-based; the check as printed; taken)
+    pub rejections: Vec<(usize, String, bool)>,
+    pub action: String,
+    pub acted: bool,
+}
+
+/// One branch no test took.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Missed {
+    pub service: String,
+    pub route: String,
+    pub location: String,
+    pub branch: String,
+}
+
+impl Coverage {
+    pub fn of(snap: &Snapshot) -> Coverage {
+        let mut routes = Vec::new();
+        for s in &snap.services {
+            for (i, r) in s.routes.iter().enumerate() {
+                routes.push(RouteCoverage {
+                    service: s.name.to_string(),
+                    route: i,
+                    label: r.label.to_string(),
+                    location: r.location.clone(),
+                    reached: false,
+                    rejections: r
+                        .program
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| can_refuse(c, s))
+                        .map(|(n, c)| (n + 1, c.to_string(), false))
+                        .collect(),
+                    action: s.describe_action(&r.action),
+                    acted: false,
+                });
+            }
+        }
+        Coverage { routes }
+    }
+
+    pub fn record(&mut self, snap: &Snapshot, d: &Decision) {
+        let (Some(s), Some(r)) = (d.service, d.route) else {
+            return;
+        };
+        let name = &snap.services[s].name;
+        let Some(rc) = self
+            .routes
+            .iter_mut()
+            .find(|rc| rc.route == r && *rc.service == **name)
+        else {
+            return;
+        };
+        rc.reached = true;
+        let by_action = d.trace.last().is_some_and(|step| step.name == "action");
+        match (&d.outcome, d.check) {
+            (Outcome::Reject(_), Some(i)) => {
+                if let Some(b) = rc.rejections.iter_mut().find(|b| b.0 == i + 1) {
+                    b.2 = true;
+                }
+            }
+            _ if by_action => rc.acted = true,
+            _ => {}
+        }
+    }
+
+    /// (branches taken, all branches)
+    pub fn counts(&self) -> (usize, usize) {
+        let mut hit = 0;
+        let mut all = 0;
+        for r in &self.routes {
+            all += 2 + r.rejections.len();
+            hit += usize::from(r.reached)
+                + usize::from(r.acted)
+                + r.rejections.iter().filter(|b| b.2).count();
+        }
+        (hit, all)
+    }
+
+    pub fn percent(&self) -> f64 {
+        let (hit, all) = self.counts();
+        if all == 0 {
+            100.0
+        } else {
+            hit as f64 * 100.0 / all as f64
+        }
+    }
+
+    pub fn missed(&self) -> Vec<Missed> {
+        let mut out = Vec::new();
+        for r in &self.routes {
+            let mut miss = |branch: String| {
+                out.push(Missed {
+                    service: r.service.clone(),
+                    route: r.label.clone(),
+                    location: r.location.clone(),
+                    branch,
+                })
+            };
+            if !r.reached {
+                miss("the route is never reached".to_string());
+                continue;
+            }
+            for (n, check, taken) in &r.rejections {
+                if !taken {
+                    miss(format!("step {n} never refuses: {check}"));
+                }
+            }
+            if !r.acted {
+                miss(format!("the action is never reached: {}", r.action));
+            }
+        }
+        out
+    }
+}
+
+/// Whether a check is a branch of its own: one that can refuse some request, and is not the
+/// service's body limit repeated in every route (a route's own `limits { body … }` counts).
+fn can_refuse(c: &Check, s: &Service) -> bool {
+    match c {
+        Check::BodySize(limit) => *limit != s.limits.body,
+        Check::Protocol(p) => !(p.contains(&Protocol::Http) && p.contains(&Protocol::Https)),
+        // A path variable is there whenever the route matched: only its type can refuse.
+        Check::Param(p) if p.location == ParamLocation::Path => p.ty != ParamTy::Any,
+        Check::Param(p) => p.required || p.ty != ParamTy::Any,
+        _ => true,
+    }
+}

@@ -1,0 +1,298 @@
+//! Sending a test's requests through the engine `serve` runs, and judging the answers.
+//!
+//! Each request goes through [`decide`] exactly as the server calls it: first without the
+//! body, then, when the policy asks for it (`NeedBody`), again with the body read up to the
+//! route's limit. The answer is [`render_response`], the function the server writes to the
+//! wire, so a test pins the bytes a client would get. Nothing leaves the process: a forward is
+//! reported as its plan (backend, upstream target), never sent.
+
+use super::format::{Exchange, Expectation};
+use crate::compile::Snapshot;
+use crate::decide::{decide, render_response, Decision, Env, Limiter, Outcome, Response};
+use crate::decide::{RequestHead, VirtualEnv};
+use crate::dialect::{self, Reason};
+use std::sync::OnceLock;
+
+/// One sending of a request and what the gateway did with it.
+pub struct Sent {
+    pub decision: Decision,
+    /// What rulegate answers itself; `None` for a forward.
+    pub response: Option<Response>,
+    /// The `explain` text: request, pipeline trace, the forward plan or the exact response.
+    pub explain: String,
+}
+
+impl Sent {
+    /// The trace's last step: the one that decided.
+    pub fn deciding_step(&self) -> String {
+        self.decision
+            .trace
+            .last()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// The world of one request on a test's virtual clock: the test's counters, and one request
+/// id however often `decide` asks (as the server's per-request environment does).
+struct OneRequest<'a> {
+    env: &'a VirtualEnv,
+    id: OnceLock<String>,
+}
+
+impl Env for OneRequest<'_> {
+    fn now_ms(&self) -> i64 {
+        self.env.now_ms()
+    }
+    fn request_id(&self) -> String {
+        self.id.get_or_init(|| self.env.request_id()).clone()
+    }
+    fn limiter(&self) -> &dyn Limiter {
+        self.env.limiter()
+    }
+}
+
+/// Send one request at `now_ms`. `Err` when the test itself is wrong for this policy (an app
+/// to sign as that the service does not have).
+pub fn send(
+    snap: &Snapshot,
+    e: &Exchange,
+    now_ms: i64,
+    world: &VirtualEnv,
+) -> Result<Sent, String> {
+    world.set_now_ms(now_ms);
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &e.headers {
+        // The parser has validated both.
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    if !e.body.is_empty() && !headers.contains_key(http::header::CONTENT_LENGTH) {
+        headers.insert(http::header::CONTENT_LENGTH, e.body.len().into());
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    if let Some(sign) = &e.sign {
+        super::sign::sign(snap, sign, e, host.as_deref(), &mut headers, now_ms)?;
+    }
+    let mut head = RequestHead {
+        method: &e.method,
+        target: &e.target,
+        host: host.as_deref(),
+        headers: &headers,
+        peer: e.client_ip,
+        tls: e.tls,
+        client_cert: e.client_cert,
+        body: None,
+    };
+    let env = OneRequest {
+        env: world,
+        id: OnceLock::new(),
+    };
+    // As `server::handler` does: decide, read the body when asked, decide again.
+    let mut d = decide(snap, &head, &env);
+    let route_limit = d
+        .service
+        .zip(d.route)
+        .map(|(s, r)| snap.services[s].routes[r].body_limit);
+    match d.outcome {
+        Outcome::NeedBody { limit } if e.body.len() as u64 > limit => {
+            d.outcome = Outcome::Reject(Reason::BodyTooLarge)
+        }
+        Outcome::NeedBody { .. } => {
+            head.body = Some(&e.body);
+            d = decide(snap, &head, &env);
+        }
+        Outcome::Respond(_) if route_limit.is_some_and(|l| e.body.len() as u64 > l) => {
+            d.outcome = Outcome::Reject(Reason::BodyTooLarge)
+        }
+        // The server has no token endpoint yet and answers with the internal-error row.
+        Outcome::IssueTokens { .. } => d.outcome = Outcome::Reject(Reason::Internal),
+        _ => {}
+    }
+    let explain = crate::explain::explain(snap, &head, &d);
+    Ok(Sent {
+        response: render_response(&d),
+        decision: d,
+        explain,
+    })
+}
+
+/// A failed expectation: what was wanted and what happened, as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub expected: String,
+    pub actual: String,
+}
+
+/// Judge one expectation; `None` when it holds.
+pub fn judge(snap: &Snapshot, what: &Expectation, sent: &Sent) -> Option<Mismatch> {
+    let d = &sent.decision;
+    let reason = match &d.outcome {
+        Outcome::Reject(r) => Some(r),
+        _ => None,
+    };
+    let forward = match &d.outcome {
+        Outcome::Forward(plan) => {
+            let backend = d
+                .service
+                .map(|s| snap.services[s].backends[plan.backend].name.as_str())
+                .unwrap_or("?");
+            Some((plan.target.as_str(), backend))
+        }
+        _ => None,
+    };
+    // What stands in for a response rulegate does not give itself.
+    let not_answered = || match forward {
+        Some((target, backend)) => format!("a forward of {target} to backend {backend}"),
+        None => "no response".to_string(),
+    };
+    let miss = |expected: String, actual: String| {
+        (expected != actual).then_some(Mismatch { expected, actual })
+    };
+    match what {
+        Expectation::Status(s) => miss(
+            s.to_string(),
+            sent.response
+                .as_ref()
+                .map_or_else(not_answered, |r| r.status.to_string()),
+        ),
+        Expectation::Code(c) => miss(
+            c.clone(),
+            reason.map_or_else(
+                || format!("no error code ({})", outcome_name(sent)),
+                |r| dialect::row(d.dialect, r).code.to_string(),
+            ),
+        ),
+        Expectation::Message(m) => miss(
+            m.clone(),
+            reason.map_or_else(
+                || format!("no error message ({})", outcome_name(sent)),
+                |r| dialect::message(d.dialect, r),
+            ),
+        ),
+        Expectation::Header(name, value) => {
+            let found = headers(sent)
+                .into_iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>();
+            if found.iter().any(|v| v == value) {
+                None
+            } else {
+                Some(Mismatch {
+                    expected: format!("{name}: {value}"),
+                    actual: if found.is_empty() {
+                        format!("no {name} header")
+                    } else {
+                        found
+                            .iter()
+                            .map(|v| format!("{name}: {v}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    },
+                })
+            }
+        }
+        Expectation::NoHeader(name) => {
+            let found: Vec<String> = headers(sent)
+                .into_iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect();
+            (!found.is_empty()).then(|| Mismatch {
+                expected: format!("no {name} header"),
+                actual: found.join("\n"),
+            })
+        }
+        Expectation::Body(b) => miss(
+            String::from_utf8_lossy(b).into_owned(),
+            sent.response.as_ref().map_or_else(not_answered, |r| {
+                String::from_utf8_lossy(&r.body).into_owned()
+            }),
+        ),
+        Expectation::BodyJson(v) => {
+            let actual = sent.response.as_ref().map(|r| &r.body[..]);
+            let parsed = actual.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+            if parsed.as_ref() == Some(v) {
+                None
+            } else {
+                Some(Mismatch {
+                    expected: v.to_string(),
+                    actual: match actual {
+                        None => not_answered(),
+                        Some(b) => String::from_utf8_lossy(b).into_owned(),
+                    },
+                })
+            }
+        }
+        Expectation::Step(name, detail) => {
+            let last = d.trace.last();
+            let ok = last.is_some_and(|s| {
+                s.name == name && detail.as_ref().is_none_or(|want| *want == s.detail)
+            });
+            (!ok).then(|| Mismatch {
+                expected: match detail {
+                    Some(want) => format!("{name}  {want}"),
+                    None => name.clone(),
+                },
+                actual: sent.deciding_step(),
+            })
+        }
+        Expectation::Route(label) => miss(
+            label.clone(),
+            d.service
+                .zip(d.route)
+                .map_or("no route".to_string(), |(s, r)| {
+                    snap.services[s].routes[r].label.to_string()
+                }),
+        ),
+        Expectation::Forward(target, backend) => {
+            let expected = match backend {
+                Some(b) => format!("a forward of {target} to backend {b}"),
+                None => format!("a forward of {target}"),
+            };
+            let ok = forward
+                .is_some_and(|(t, b)| t == target && backend.as_ref().is_none_or(|want| want == b));
+            (!ok).then(|| Mismatch {
+                expected,
+                actual: match (forward, &sent.response) {
+                    (Some(_), _) => not_answered(),
+                    (None, Some(r)) => format!("{} {}", r.status, dialect::reason_phrase(r.status)),
+                    (None, None) => outcome_name(sent).to_string(),
+                },
+            })
+        }
+    }
+}
+
+/// The headers of rulegate's own answer, or, for a forward, those it adds to the backend's.
+fn headers(sent: &Sent) -> Vec<(String, String)> {
+    match &sent.response {
+        Some(r) => r.headers.clone(),
+        None => sent
+            .decision
+            .response_headers
+            .iter()
+            .chain(sent.decision.headers.iter())
+            .cloned()
+            .collect(),
+    }
+}
+
+fn outcome_name(sent: &Sent) -> &'static str {
+    match sent.decision.outcome {
+        Outcome::Reject(_) => "a rejection",
+        Outcome::Respond(_) => "a direct answer",
+        Outcome::Forward(_) => "a forward",
+        Outcome::IssueTokens { .. } => "the token endpoint",
+        Outcome::NeedBody { .. } => "waiting for the body",
+        Outcome::NeedCounts => "waiting for remote counts",
+    }
+}

@@ -1,0 +1,105 @@
+//! Signing a test's request as one of the policy's apps would, with the app's key and secret
+//! from the compiled policy, so a test never holds a secret and a signed route can be tested up
+//! to its action. The signatures are built from the verifiers' own canonical forms
+//! (`auth::app_signature::canonical_request`), at the test's virtual time.
+
+use super::format::{Exchange, Sign, SignScheme};
+use crate::auth::app_signature;
+use crate::auth::sig::{format_sdk_date, hex, hmac_sha256};
+use crate::compile::{App, Snapshot};
+use crate::decide::RequestHead;
+use base64::Engine as _;
+use http::{HeaderMap, HeaderValue};
+use sha2::{Digest, Sha256};
+
+/// Add the signing headers to `headers`.
+pub fn sign(
+    snap: &Snapshot,
+    s: &Sign,
+    e: &Exchange,
+    host: Option<&str>,
+    headers: &mut HeaderMap,
+    now_ms: i64,
+) -> Result<(), String> {
+    let app = find_app(snap, host, &s.app)?;
+    match s.scheme {
+        SignScheme::AppSignature => {
+            let date = format_sdk_date(now_ms);
+            headers.insert("x-sdk-date", value(&date)?);
+            let signed: Vec<String> = ["host", "x-sdk-date"]
+                .iter()
+                .filter(|n| headers.contains_key(**n))
+                .map(|n| n.to_string())
+                .collect();
+            let head = RequestHead {
+                method: &e.method,
+                target: &e.target,
+                host,
+                headers,
+                peer: e.client_ip,
+                tls: e.tls,
+                client_cert: e.client_cert,
+                body: Some(&e.body),
+            };
+            let payload = hex(&Sha256::digest(&e.body));
+            let canonical = app_signature::canonical_request(&head, &signed, &payload);
+            let to_sign = format!(
+                "{}\n{date}\n{}",
+                app_signature::SCHEME,
+                hex(&Sha256::digest(canonical.as_bytes()))
+            );
+            let signature = hex(&hmac_sha256(&app.secret.0, to_sign.as_bytes()));
+            let authorization = format!(
+                "{} Access={}, SignedHeaders={}, Signature={signature}",
+                app_signature::SCHEME,
+                app.key,
+                signed.join(";")
+            );
+            headers.insert(http::header::AUTHORIZATION, value(&authorization)?);
+        }
+        SignScheme::Keypair => {
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms as u64);
+            let date = httpdate::fmt_http_date(when);
+            headers.insert("x-date", value(&date)?);
+            let signature = base64::engine::general_purpose::STANDARD.encode(hmac_sha256(
+                &app.secret.0,
+                format!("x-date: {date}").as_bytes(),
+            ));
+            let authorization = format!(
+                "hmac id=\"{}\", algorithm=\"hmac-sha256\", headers=\"x-date\", signature=\"{signature}\"",
+                app.key
+            );
+            headers.insert(http::header::AUTHORIZATION, value(&authorization)?);
+        }
+    }
+    Ok(())
+}
+
+/// The app of the service the request's host selects.
+fn find_app<'s>(snap: &'s Snapshot, host: Option<&str>, name: &str) -> Result<&'s App, String> {
+    let host = host.unwrap_or_default();
+    let bare = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+        .to_ascii_lowercase();
+    let Some(service) = snap.hosts.find(&bare).map(|i| &snap.services[i]) else {
+        return Err(format!("cannot sign: no service serves host {host:?}"));
+    };
+    service.apps.iter().find(|a| a.name == name).ok_or_else(|| {
+        let names: Vec<&str> = service.apps.iter().map(|a| a.name.as_str()).collect();
+        format!(
+            "cannot sign: service {} has no app {name:?} (its apps: {})",
+            service.name,
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        )
+    })
+}
+
+fn value(s: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(s).map_err(|_| format!("cannot sign: {s:?} is not a header value"))
+}

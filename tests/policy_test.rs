@@ -1,0 +1,446 @@
+//! `rulegate test` as a user's CI runs it: the real binary on the shipped policies and on
+//! copies of them, with exact outputs. Copies live in a fresh directory and the binary runs
+//! there with relative paths, so the output is the same on every machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rulegate");
+
+fn manifest() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rulegate_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .output()
+        .expect("the binary runs")
+}
+
+fn rulegate(args: &[&str]) -> Output {
+    rulegate_in(manifest(), args)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("UTF-8 stdout")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("UTF-8 stderr")
+}
+
+/// A scratch directory holding a copy of `policies/` (as `policies`), removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "rulegate-policy-test-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&manifest().join("policies"), &dir.join("policies"));
+        Scratch(dir)
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
+
+    fn edit(&self, rel: &str, from: &str, to: &str) {
+        let path = self.path(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{rel} lacks {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir` with its contents: what a run may not change.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The part of a human report from `failures:` to the coverage summary.
+fn failures_section(out: &str) -> &str {
+    let start = out.find("failures:").expect("a failures section");
+    let end = out.find("coverage: ").expect("a coverage line");
+    &out[start..end]
+}
+
+#[test]
+fn the_shipped_policies_pass_their_tests() {
+    let o = rulegate(&["test", "policies"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.ends_with("\ntest result: ok\n60 passed, 0 failed\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\u{1b}'),
+        "no colour when stdout is not a terminal"
+    );
+    insta::assert_snapshot!("shipped_policies", out);
+}
+
+#[test]
+fn every_shipped_policy_has_tests_with_snapshots_and_sequences() {
+    for policy in ["shop", "partners", "public"] {
+        let tests = std::fs::read_to_string(manifest().join(format!("policies/{policy}.tests")))
+            .unwrap_or_else(|e| panic!("policies/{policy}.tests: {e}"));
+        assert!(
+            tests.contains("\n    snapshot\n"),
+            "{policy}.tests snapshots nothing"
+        );
+        assert!(tests.contains(" times "), "{policy}.tests has no sequence");
+        let snaps = manifest().join(format!("policies/snapshots/{policy}"));
+        assert!(
+            std::fs::read_dir(&snaps).is_ok_and(|mut d| d.next().is_some()),
+            "{} is empty",
+            snaps.display()
+        );
+    }
+}
+
+/// The issue's acceptance: a changed required header fails with a diff naming the test, the
+/// deciding step and both answers; `--update` accepts it; nothing is written without it.
+#[test]
+fn a_changed_required_header_fails_with_a_diff_until_update() {
+    let s = Scratch::new("header");
+    s.edit(
+        "policies/shop.policy",
+        "require path \"id\" int 1..\n        require header \"X-Tenant\"",
+        "require path \"id\" int 1..\n        require header \"X-Shop-Tenant\"",
+    );
+    let before = tree(&s.0);
+    let o = rulegate_in(&s.0, &["test", "policies"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(tree(&s.0), before, "a run without --update writes nothing");
+    let out = stdout(&o);
+    assert!(
+        out.ends_with("\ntest result: FAILED\n58 passed, 2 failed\n"),
+        "{out}"
+    );
+    let failures = failures_section(&out);
+    for needle in [
+        "FAIL \"an order without a tenant is refused\" (policies/shop.tests:91:1)",
+        "decided by: 8 param      FAIL  header parameter \"X-Shop-Tenant\" is missing",
+        "-   8 param      FAIL  header parameter \"X-Tenant\" is missing",
+        "+   8 param      FAIL  header parameter \"X-Shop-Tenant\" is missing",
+        "-{\"error_code\": \"APIG.0201\", \"error_msg\": \"API request error: header parameter X-Tenant is required\"",
+        "+{\"error_code\": \"APIG.0201\", \"error_msg\": \"API request error: header parameter X-Shop-Tenant is required\"",
+        "-forward  GET /v1/orders/42 to backend orders",
+    ] {
+        assert!(failures.contains(needle), "{needle:?} missing:\n{failures}");
+    }
+    insta::assert_snapshot!("changed_header_failures", failures);
+
+    let o = rulegate_in(&s.0, &["test", "policies", "--update"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains(
+        "snapshot written: policies/snapshots/shop/an-order-without-a-tenant-is-refused.snap\n"
+    ));
+    assert!(out.contains(
+        "snapshot written: policies/snapshots/shop/an-order-with-a-token-and-a-tenant-is-forwarded.snap\n"
+    ));
+    let o = rulegate_in(&s.0, &["test", "policies"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).ends_with("60 passed, 0 failed\n"));
+}
+
+#[test]
+fn a_failed_expectation_shows_both_values_the_step_and_the_answer() {
+    let s = Scratch::new("expect");
+    s.edit(
+        "policies/public.tests",
+        "expect header Retry-After 1\n    wait 100ms",
+        "expect header Retry-After 2\n    wait 100ms",
+    );
+    let o = rulegate_in(&s.0, &["test", "policies", "--filter", "7th forecast"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    insta::assert_snapshot!("failed_expectation", out);
+}
+
+#[test]
+fn colour_on_request_and_never_with_no_color() {
+    let s = Scratch::new("colour");
+    s.edit(
+        "policies/shop.tests",
+        "expect status 413",
+        "expect status 414",
+    );
+    let run = |env: &[(&str, &str)]| {
+        let mut c = Command::new(BIN);
+        c.args(["test", "policies", "--filter", "body over"])
+            .current_dir(&s.0)
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        stdout(&c.output().unwrap())
+    };
+    let coloured = run(&[("CLICOLOR_FORCE", "1")]);
+    assert!(
+        coloured.contains("\u{1b}[31m- expected: 414\u{1b}[0m"),
+        "{coloured}"
+    );
+    assert!(
+        coloured.contains("\u{1b}[32m+ actual:   413\u{1b}[0m"),
+        "{coloured}"
+    );
+    let plain = run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(!plain.contains('\u{1b}'), "{plain}");
+    assert!(
+        plain.contains("  - expected: 414\n  + actual:   413\n"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn junit_output_parses_as_junit_xml() {
+    let s = Scratch::new("junit");
+    s.edit(
+        "policies/shop.policy",
+        "require header \"X-Tenant\"\n        forward orders path \"/v1/orders/{id}\"",
+        "require header \"X-Org\"\n        forward orders path \"/v1/orders/{id}\"",
+    );
+    let o = rulegate_in(&s.0, &["test", "policies", "--format", "junit"]);
+    assert_eq!(o.status.code(), Some(1));
+    let xml = s.path("report.xml");
+    std::fs::write(&xml, &o.stdout).unwrap();
+    // Parsed by a real XML parser, and read the way CI systems read JUnit reports.
+    let check = r#"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == "testsuites", root.tag
+suites = root.findall("testsuite")
+cases = root.findall("testsuite/testcase")
+failed = [c for c in cases if c.find("failure") is not None]
+assert int(root.get("tests")) == len(cases), (root.get("tests"), len(cases))
+assert int(root.get("failures")) == len(failed)
+for s in suites:
+    assert int(s.get("tests")) == len(s.findall("testcase"))
+print(len(suites), len(cases), len(failed))
+for c in failed:
+    f = c.find("failure")
+    print(c.get("classname"), "|", c.get("name"), "|", c.get("line"), "|", f.get("type"), "|", f.get("message"))
+    assert "decided by: 8 param" in f.text, f.text
+"#;
+    let py = Command::new("python3")
+        .args(["-c", check])
+        .arg(&xml)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    insta::assert_snapshot!("junit_parsed", String::from_utf8(py.stdout).unwrap());
+}
+
+#[test]
+fn json_output_has_results_snapshots_and_coverage() {
+    let o = rulegate(&["test", "policies", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["passed"], 60);
+    assert_eq!(v["failed"], 0);
+    let tests = v["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 60);
+    assert_eq!(tests[0]["file"], "policies/partners.tests");
+    assert_eq!(tests[0]["name"], "ping is answered by the gateway");
+    assert_eq!(tests[0]["location"], "policies/partners.tests:9:1");
+    assert_eq!(v["snapshots"]["stale"], serde_json::json!([]));
+    let cov = &v["coverage"];
+    assert!(cov["branches"].as_u64().unwrap() > 0);
+    assert!(cov["covered"].as_u64().unwrap() <= cov["branches"].as_u64().unwrap());
+    assert_eq!(
+        cov["missed"][0],
+        serde_json::json!({
+            "service": "partners",
+            "route": "POST /invoices/{id}/settle",
+            "location": "partners.policy:51:16",
+            "branch": "step 2 never refuses: cross-origin requests refused (no cors)",
+        })
+    );
+}
+
+#[test]
+fn coverage_below_the_threshold_fails() {
+    let o = rulegate(&["test", "policies", "--fail-under", "99.5"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("coverage ") && l.ends_with(" is under the required 99.5%"))
+        .unwrap_or_else(|| panic!("no threshold line:\n{out}"));
+    let pct: f64 = line["coverage ".len()..line.find('%').unwrap()]
+        .parse()
+        .unwrap();
+    assert!(pct > 50.0 && pct < 99.5, "{line}");
+    assert!(
+        out.ends_with("test result: FAILED\n60 passed, 0 failed\n"),
+        "{out}"
+    );
+    let o = rulegate(&["test", "policies", "--fail-under", "50"]);
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn stale_snapshots_are_reported_and_update_removes_them() {
+    let s = Scratch::new("stale");
+    let stale = s.path("policies/snapshots/shop/a-test-that-was-renamed.snap");
+    std::fs::write(&stale, "old\n").unwrap();
+    let o = rulegate_in(&s.0, &["test", "policies"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains(
+        "stale snapshot: policies/snapshots/shop/a-test-that-was-renamed.snap (no test writes it; `--update` removes it)\n"
+    ));
+    assert!(stale.exists());
+    let o = rulegate_in(&s.0, &["test", "policies", "--update"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains(
+        "stale snapshot removed: policies/snapshots/shop/a-test-that-was-renamed.snap\n"
+    ));
+    assert!(!stale.exists());
+}
+
+#[test]
+fn a_new_snapshot_fails_until_update_writes_it() {
+    let s = Scratch::new("new");
+    std::fs::remove_file(
+        s.path("policies/snapshots/public/the-sandbox-answers-from-a-canned-forecast.snap"),
+    )
+    .unwrap();
+    let o = rulegate_in(&s.0, &["test", "policies/public.tests"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("no snapshot yet at policies/snapshots/public/the-sandbox-answers-from-a-canned-forecast.snap (`rulegate test --update` writes it); the answer:\n"));
+    let o = rulegate_in(&s.0, &["test", "policies/public.tests", "--update"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read(
+            s.path("policies/snapshots/public/the-sandbox-answers-from-a-canned-forecast.snap")
+        )
+        .unwrap(),
+        std::fs::read(
+            manifest()
+                .join("policies/snapshots/public/the-sandbox-answers-from-a-canned-forecast.snap")
+        )
+        .unwrap(),
+    );
+}
+
+#[test]
+fn sequences_run_on_the_virtual_clock() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/limits"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    insta::assert_snapshot!("limits", stdout(&o));
+}
+
+#[test]
+fn a_broken_test_file_is_reported_whole_with_places() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/broken"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).is_empty());
+    insta::assert_snapshot!("broken_file", stderr(&o));
+}
+
+#[test]
+fn signing_as_an_app_the_service_lacks_is_an_error_of_the_test() {
+    let s = Scratch::new("sign");
+    s.edit(
+        "policies/shop.tests",
+        "sign app-signature app mobile\n    expect forward /v1/orders to orders",
+        "sign app-signature app tablet\n    expect forward /v1/orders to orders",
+    );
+    let o = rulegate_in(&s.0, &["test", "policies", "--filter", "signed order"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains(
+            "  error: cannot sign: service shop has no app \"tablet\" (its apps: mobile)\n"
+        ),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn nothing_tested_is_an_error() {
+    let o = rulegate(&["test", "tests/fixtures/keys"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "rulegate: nothing was tested: no .tests files under tests/fixtures/keys\n"
+    );
+    let o = rulegate(&["test", "policies", "--filter", "no such test"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "rulegate: nothing was tested: no test matches \"no such test\"\n"
+    );
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn a_policy_that_does_not_compile_runs_no_test() {
+    let s = Scratch::new("broken-policy");
+    s.edit(
+        "policies/shop.policy",
+        "forward catalog path \"/v2/products\"",
+        "forward catalogue path \"/v2/products\"",
+    );
+    let o = rulegate_in(&s.0, &["test", "policies"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("error[APIGATEWAY_NOT_FOUND]: undefined backend `catalogue`"),
+        "{err}"
+    );
+    assert!(err.contains("policies/shop.policy:64:17"), "{err}");
+    assert!(
+        err.ends_with("rulegate: the policy does not compile; no test was run\n"),
+        "{err}"
+    );
+}
