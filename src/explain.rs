@@ -59,6 +59,9 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
                 "the body is needed (up to {limit} bytes) to check form parameters"
             );
         }
+        Outcome::NeedCounts => {
+            let _ = writeln!(out, "the limits are counted in a remote store");
+        }
         Outcome::Reject(_) | Outcome::Respond(_) => {}
     }
     if let Some(response) = render_response(d) {

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod dialect;
 pub mod explain;
 pub mod import;
+pub mod limits;
 pub mod policy;
 pub mod server;
 pub mod testing;

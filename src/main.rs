@@ -92,6 +92,16 @@ enum Command {
         /// How long SIGTERM waits for in-flight requests.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         drain: std::time::Duration,
+        /// Keep quota counts here (DIR/counters.redb), so a restart loses none.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// Count every rate and quota in this Redis (redis://HOST:PORT/DB), shared by every
+        /// gateway pointing at it.
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// How long one Redis call may take before the limit's `on store error` applies.
+        #[arg(long, default_value = "200ms", value_parser = parse_duration, requires = "redis")]
+        redis_timeout: std::time::Duration,
     },
     /// Run the policy tests (`.tests` files beside the policies) on the engine `serve` runs.
     /// Exit 0 all passed, 1 a failure, 2 nothing was tested.
@@ -247,6 +257,9 @@ fn main() -> ExitCode {
             admin,
             log_format,
             drain,
+            state,
+            redis,
+            redis_timeout,
         } => {
             let opts = rulegate::server::Options {
                 policy_dir,
@@ -262,6 +275,11 @@ fn main() -> ExitCode {
                 admin,
                 log_json: matches!(log_format, LogFormat::Json),
                 drain,
+                state,
+                redis: redis.map(|url| rulegate::limits::redis::Options {
+                    url,
+                    timeout: redis_timeout,
+                }),
             };
             match rulegate::server::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,

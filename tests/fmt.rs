@@ -357,14 +357,24 @@ fn secret() -> impl Strategy<Value = SecretRef> {
 }
 
 fn quota() -> impl Strategy<Value = Quota> {
-    (1u64..=u64::MAX >> 1, any::<bool>()).prop_map(|(limit, day)| Quota {
-        limit: sp(limit),
-        period: sp(if day {
-            QuotaPeriod::Day
-        } else {
-            QuotaPeriod::Month
-        }),
-    })
+    let zone = prop::sample::select(vec!["Asia/Shanghai", "UTC", "+08:00", "America/New_York"]);
+    let store = prop::sample::select(vec![StoreErrorPolicy::Allow, StoreErrorPolicy::Deny]);
+    (
+        1u64..=u64::MAX >> 1,
+        any::<bool>(),
+        prop::option::of(zone),
+        prop::option::of(store),
+    )
+        .prop_map(|(limit, day, zone, store)| Quota {
+            limit: sp(limit),
+            period: sp(if day {
+                QuotaPeriod::Day
+            } else {
+                QuotaPeriod::Month
+            }),
+            zone: zone.map(|z| sp(z.to_string())),
+            on_store_error: store.map(sp),
+        })
 }
 
 fn rate() -> impl Strategy<Value = Rate> {

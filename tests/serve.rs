@@ -15,6 +15,14 @@ mod forward;
 mod lifecycle;
 #[path = "serve/limits.rs"]
 mod limits;
+#[path = "serve/limits_quotas.rs"]
+mod limits_quotas;
+#[path = "serve/limits_rates.rs"]
+mod limits_rates;
+#[path = "serve/limits_redis.rs"]
+mod limits_redis;
+#[path = "serve/limits_support.rs"]
+mod limits_support;
 #[path = "serve/observability.rs"]
 mod observability;
 #[path = "serve/reload.rs"]

@@ -1171,6 +1171,16 @@ fn quota_rule(q: &ast::Quota) -> QuotaRule {
     QuotaRule {
         limit: q.limit.value,
         period: q.period.value,
+        // the parser has refused unknown zones
+        zone: q
+            .zone
+            .as_ref()
+            .and_then(|z| crate::limits::calendar::zone(&z.value).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC),
+        on_store_error: q
+            .on_store_error
+            .as_ref()
+            .map_or(ast::StoreErrorPolicy::Allow, |e| e.value),
     }
 }
 

@@ -503,6 +503,9 @@ pub struct App {
 pub struct QuotaRule {
     pub limit: u64,
     pub period: QuotaPeriod,
+    /// Where the day or month is counted: its midnight resets the quota.
+    pub zone: jiff::tz::TimeZone,
+    pub on_store_error: StoreErrorPolicy,
 }
 
 #[derive(Debug)]

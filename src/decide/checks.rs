@@ -2,9 +2,12 @@
 
 use super::request;
 use super::{Outcome, Pipeline, Routed, Verdict};
-use crate::compile::{canonical_ip, Check, ParamCheck, ParamTy, Route, Service};
-use crate::dialect::{AuthFailure, Reason};
-use crate::policy::ast::RateKey;
+use crate::compile::{
+    canonical_ip, Check, ParamCheck, ParamTy, QuotaRule, RateRule, Route, Service,
+};
+use crate::dialect::{limit_headers, AuthFailure, LimitKind, Reason, Standing};
+use crate::limits::{calendar, Count, Limit};
+use crate::policy::ast::{QuotaPeriod, RateKey, StoreErrorPolicy};
 use crate::vocab::{ParamLocation, Protocol};
 use std::net::IpAddr;
 
@@ -219,81 +222,192 @@ impl Pipeline<'_, '_> {
                     ),
                 }
             }
-            Check::Rate(rule) => {
-                let key_value = match &rule.key {
-                    RateKey::App => self
-                        .d
-                        .app
-                        .map(|a| r.service.apps[a].key.clone())
-                        .unwrap_or_default(),
-                    RateKey::Ip => self.client_ip(r.service).to_string(),
-                    RateKey::Route => String::new(),
-                    RateKey::Header(h) => head.header(h).unwrap_or("").to_string(),
-                };
-                self.rate(rule, &format!("{}|{key_value}", rule.id))?;
+            Check::Rate(_) | Check::Quota => {
+                // All of a request's limits are counted as one batch, at the first of them.
+                let first = r
+                    .route
+                    .program
+                    .iter()
+                    .find(|c| matches!(c, Check::Rate(_) | Check::Quota));
+                if first.is_some_and(|f| std::ptr::eq(f, check)) {
+                    self.limits(r)?;
+                }
             }
-            Check::Quota => self.app_limits(r.service)?,
         }
         Ok(())
     }
 
-    fn rate(&mut self, rule: &crate::compile::RateRule, key: &str) -> Result<(), Outcome> {
-        let v = self.env.limiter().rate(key, rule, self.env.now_ms());
-        if !v.allowed {
-            let secs = v.retry_after_ms.div_ceil(1000).max(1);
-            self.d
-                .headers
-                .push(("Retry-After".to_string(), secs.to_string()));
-            return Err(self.fail(
-                10,
-                "rate",
-                format!("{rule}: limit reached, retry after {secs}s"),
-                Reason::RateLimited,
-            ));
+    /// Step 10: the route's rates, then the authenticated app's and its plans' rates, then
+    /// their quotas, counted as one batch: a store moves none of the counters when one limit
+    /// refuses, and a remote store is asked once for all of them.
+    fn limits<'s>(&mut self, r: &Routed<'s, '_>) -> Result<(), Outcome> {
+        let head = self.head;
+        let service: &'s Service = r.service;
+        let now = self.env.now_ms();
+        let mut what: Vec<Limited<'s>> = Vec::new();
+        let mut counts: Vec<Count> = Vec::new();
+        let mut rate =
+            |rule: &'s RateRule, kind: LimitKind<'s>, value: &str, what: &mut Vec<Limited<'s>>| {
+                counts.push(Count {
+                    key: format!("rate|{}|{value}", rule.id),
+                    limit: Limit::Rate {
+                        limit: rule.limit,
+                        period_ms: rule.period.millis(),
+                        burst: rule.burst,
+                    },
+                    fail_open: rule.on_store_error == StoreErrorPolicy::Allow,
+                });
+                what.push(Limited {
+                    label: Label::Rate(rule),
+                    kind,
+                    limit: rule.limit,
+                    period: rule.period.name(),
+                });
+            };
+        for check in &r.route.program {
+            let Check::Rate(rule) = check else { continue };
+            let value = match &rule.key {
+                RateKey::App => self
+                    .d
+                    .app
+                    .map(|a| service.apps[a].key.clone())
+                    .unwrap_or_default(),
+                RateKey::Ip => self.client_ip(service).to_string(),
+                RateKey::Route => String::new(),
+                RateKey::Header(h) => head.header(h).unwrap_or("").to_string(),
+            };
+            rate(rule, LimitKind::RouteRate(&rule.key), &value, &mut what);
         }
-        self.step(
-            10,
-            "rate",
-            Verdict::Pass,
-            format!("{rule}: {} left", v.remaining),
-        );
-        Ok(())
-    }
-
-    /// The authenticated app's own rates and quota, then those of its usage plans.
-    fn app_limits(&mut self, service: &Service) -> Result<(), Outcome> {
-        let Some(app_index) = self.d.app else {
-            return Ok(());
-        };
-        let app = &service.apps[app_index];
-        let plans = service.plans.iter().filter(|p| p.apps.contains(&app_index));
-        let rates = app.rates.iter().map(|r| (r, format!("app:{}", app.name)));
-        let rates = rates.chain(
-            plans
-                .clone()
-                .flat_map(|p| p.rates.iter().map(move |r| (r, format!("plan:{}", p.name)))),
-        );
-        for (rule, _) in rates {
-            self.rate(rule, &format!("{}|{}", rule.id, app.key))?;
+        let app = self
+            .d
+            .app
+            .filter(|_| r.route.program.iter().any(|c| matches!(c, Check::Quota)))
+            .map(|a| (a, &service.apps[a]));
+        let mut quotas: Vec<(&QuotaRule, Label<'_>)> = Vec::new();
+        if let Some((index, app)) = app {
+            let plans = service.plans.iter().filter(|p| p.apps.contains(&index));
+            for rule in app
+                .rates
+                .iter()
+                .chain(plans.clone().flat_map(|p| p.rates.iter()))
+            {
+                rate(rule, LimitKind::AppRate, &app.key, &mut what);
+            }
+            quotas.extend(app.quota.iter().map(|q| (q, Label::App(&app.name))));
+            quotas
+                .extend(plans.filter_map(|p| p.quota.as_ref().map(|q| (q, Label::Plan(&p.name)))));
         }
-        let quotas = app.quota.iter().map(|q| (q, format!("app:{}", app.name)));
-        let quotas = quotas
-            .chain(plans.filter_map(|p| p.quota.as_ref().map(|q| (q, format!("plan:{}", p.name)))));
         for (rule, owner) in quotas {
-            let key = format!("{}/{owner}|{}", service.name, app.key);
-            let v = self.env.limiter().quota(&key, rule, self.env.now_ms());
-            if !v.allowed {
-                let detail = format!("{owner} quota of {} used up", rule.limit);
-                return Err(self.fail(10, "quota", detail, Reason::QuotaExceeded));
+            let (start_ms, end_ms) = calendar::window(rule.period, &rule.zone, now);
+            let key = app.map_or("", |(_, a)| a.key.as_str());
+            counts.push(Count {
+                key: format!("quota|{}/{owner}|{key}", service.name),
+                limit: Limit::Quota {
+                    limit: rule.limit,
+                    start_ms,
+                    end_ms,
+                },
+                fail_open: rule.on_store_error == StoreErrorPolicy::Allow,
+            });
+            what.push(Limited {
+                label: owner,
+                kind: LimitKind::Quota,
+                limit: rule.limit,
+                period: match rule.period {
+                    QuotaPeriod::Day => "day",
+                    QuotaPeriod::Month => "month",
+                },
+            });
+        }
+        if counts.is_empty() {
+            return Ok(());
+        }
+
+        let tallies = match self.env.limiter().count(&counts, now) {
+            Some(Ok(tallies)) => tallies,
+            Some(Err(e)) => return self.store_failed(&what, &counts, &e),
+            None => {
+                self.step(
+                    10,
+                    "rate",
+                    Verdict::Done,
+                    "counted in the shared store: ask it, then decide again",
+                );
+                return Err(Outcome::NeedCounts);
             }
+        };
+        let debug = head
+            .header("x-apig-mode")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("debug"));
+        let standings: Vec<Standing<'_>> = what
+            .iter()
+            .zip(&tallies)
+            .map(|(w, t)| Standing {
+                kind: w.kind,
+                limit: w.limit,
+                remaining: t.remaining,
+                period: w.period,
+            })
+            .collect();
+        let headers = limit_headers(self.d.dialect, debug, &standings);
+        self.d.headers.extend(headers);
+        for (w, t) in what.iter().zip(&tallies) {
+            match (w.kind, t.allowed) {
+                (LimitKind::Quota, true) => self.step(
+                    10,
+                    "quota",
+                    Verdict::Pass,
+                    format_args!("{}: {} of {} left", w.label, t.remaining, w.limit),
+                ),
+                (LimitKind::Quota, false) => {
+                    let detail = format_args!("{} quota of {} used up", w.label, w.limit);
+                    return Err(self.fail(10, "quota", detail, Reason::QuotaExceeded));
+                }
+                (_, true) => self.step(
+                    10,
+                    "rate",
+                    Verdict::Pass,
+                    format_args!("{}: {} left", w.label, t.remaining),
+                ),
+                (_, false) => {
+                    let secs = t.retry_after_ms.div_ceil(1000).max(1);
+                    self.d
+                        .headers
+                        .push(("Retry-After".to_string(), secs.to_string()));
+                    let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
+                    return Err(self.fail(10, "rate", detail, Reason::RateLimited));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The store could not count: each limit's `on store error` decides. One that denies
+    /// refuses the request with its own row (a rate's with `Retry-After: 1`); when all allow,
+    /// the request passes uncounted.
+    fn store_failed(
+        &mut self,
+        what: &[Limited<'_>],
+        counts: &[Count],
+        e: &crate::limits::StoreError,
+    ) -> Result<(), Outcome> {
+        let Some(w) = counts.iter().position(|c| !c.fail_open).map(|i| &what[i]) else {
             self.step(
                 10,
-                "quota",
+                "rate",
                 Verdict::Pass,
-                format!("{owner}: {} of {} left", v.remaining, rule.limit),
+                format_args!("not counted: {e}; every limit here allows on store error"),
             );
+            return Ok(());
+        };
+        let detail = format_args!("{}: not counted: {e}; on store error deny", w.label);
+        if w.kind == LimitKind::Quota {
+            return Err(self.fail(10, "quota", detail, Reason::QuotaExceeded));
         }
-        Ok(())
+        self.d
+            .headers
+            .push(("Retry-After".to_string(), "1".to_string()));
+        Err(self.fail(10, "rate", detail, Reason::RateLimited))
     }
 
     fn param(&mut self, p: &ParamCheck, r: &Routed<'_, '_>) -> Result<(), Outcome> {
@@ -535,6 +649,32 @@ impl Pipeline<'_, '_> {
         }
         self.d.headers.extend(headers);
     }
+}
+
+/// A limit as the trace names it: the rule as written (rates) or its owner (quotas).
+#[derive(Clone, Copy)]
+enum Label<'s> {
+    Rate(&'s RateRule),
+    App(&'s str),
+    Plan(&'s str),
+}
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Rate(r) => write!(f, "{r}"),
+            Label::App(name) => write!(f, "app:{name}"),
+            Label::Plan(name) => write!(f, "plan:{name}"),
+        }
+    }
+}
+
+/// What one count of the batch is, for the trace and the limit headers.
+struct Limited<'s> {
+    label: Label<'s>,
+    kind: LimitKind<'s>,
+    limit: u64,
+    period: &'static str,
 }
 
 fn push_origin(headers: &mut Vec<(String, String)>, cors: &crate::compile::Cors, origin: &str) {

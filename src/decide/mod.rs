@@ -16,7 +16,7 @@ pub mod env;
 pub mod request;
 mod response;
 
-pub use env::{Env, Limiter, MemoryLimiter, QuotaVerdict, RateVerdict, VirtualEnv};
+pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
 pub use request::RequestHead;
 pub use response::{render_response, respond_headers, Response};
 
@@ -65,6 +65,9 @@ pub enum Outcome {
     NeedBody {
         limit: u64,
     },
+    /// The request's limits are counted in a remote store: have the env's limiter fetch the
+    /// tallies (one round trip for all of them), then decide again.
+    NeedCounts,
 }
 
 /// Where to send a request that passed every check.

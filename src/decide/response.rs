@@ -32,9 +32,10 @@ pub fn render_response(d: &Decision) -> Option<Response> {
                 body: r.body.clone(),
             })
         }
-        Outcome::Forward(_) | Outcome::IssueTokens { .. } | Outcome::NeedBody { .. } => {
-            return None
-        }
+        Outcome::Forward(_)
+        | Outcome::IssueTokens { .. }
+        | Outcome::NeedBody { .. }
+        | Outcome::NeedCounts => return None,
     };
     response.headers.extend(d.headers.iter().cloned());
     Some(response)

@@ -6,9 +6,11 @@
 //! Both are pure, so `serve`, `explain`, `test` and `rulegate errors` share them.
 
 pub mod catalogue;
+pub mod limit_headers;
 pub mod reason;
 pub mod render;
 
 pub use catalogue::{catalogue, row, undocumented, CatalogueEntry, Row};
+pub use limit_headers::{limit_headers, LimitKind, Standing};
 pub use reason::{AuthFailure, Reason};
 pub use render::{message, reason_phrase, render, request_id_header, ErrorResponse};

@@ -323,6 +323,10 @@ pub enum QuotaPeriod {
 pub struct Quota {
     pub limit: Spanned<u64>,
     pub period: Spanned<QuotaPeriod>,
+    /// The time zone whose midnight starts a day or month (`in "Asia/Shanghai"`); UTC when
+    /// absent.
+    pub zone: Option<Spanned<String>>,
+    pub on_store_error: Option<Spanned<StoreErrorPolicy>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

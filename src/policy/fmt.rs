@@ -546,7 +546,20 @@ fn quota(q: &Quota) -> String {
         QuotaPeriod::Day => "day",
         QuotaPeriod::Month => "month",
     };
-    format!("quota {} per {period}", q.limit.value)
+    let mut s = format!("quota {} per {period}", q.limit.value);
+    if let Some(z) = &q.zone {
+        write!(s, " in {}", quote(&z.value)).unwrap();
+    }
+    s.push_str(store_error(q.on_store_error.as_ref()));
+    s
+}
+
+fn store_error(e: Option<&Spanned<StoreErrorPolicy>>) -> &'static str {
+    match e.map(|e| e.value) {
+        None => "",
+        Some(StoreErrorPolicy::Allow) => " on store error allow",
+        Some(StoreErrorPolicy::Deny) => " on store error deny",
+    }
 }
 
 fn rate(r: &Rate) -> String {
@@ -562,12 +575,7 @@ fn rate(r: &Rate) -> String {
     if let Some(b) = &r.burst {
         write!(s, " burst {}", b.value).ok();
     }
-    if let Some(e) = &r.on_store_error {
-        s.push_str(match e.value {
-            StoreErrorPolicy::Allow => " on store error allow",
-            StoreErrorPolicy::Deny => " on store error deny",
-        });
-    }
+    s.push_str(store_error(r.on_store_error.as_ref()));
     s
 }
 

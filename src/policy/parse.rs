@@ -816,10 +816,47 @@ impl Lower {
             "quota period",
             &[("day", QuotaPeriod::Day), ("month", QuotaPeriod::Month)],
         );
+        let zone = match child(p, Rule::quota_zone) {
+            Some(z) => {
+                let s = self.string(child(&z, Rule::string).unwrap());
+                if crate::limits::calendar::zone(&s.value).is_err() {
+                    self.err(
+                        Diagnostic::error(
+                            diag::UNKNOWN_VALUE,
+                            s.span,
+                            format!("unknown time zone {:?}", s.value),
+                        )
+                        .label("not a time zone")
+                        .help("an IANA name such as \"Asia/Shanghai\", \"UTC\", or an offset such as \"+08:00\""),
+                    );
+                    return None;
+                }
+                Some(s)
+            }
+            None => None,
+        };
+        let on_store_error = self.store_error(p)?;
         Some(Quota {
             limit: limit?,
             period: period?,
+            zone,
+            on_store_error,
         })
+    }
+
+    /// `on store error allow|deny`, if written; `Err` when the word is neither.
+    fn store_error(&mut self, p: &P<'_>) -> Option<Option<Spanned<StoreErrorPolicy>>> {
+        match child(p, Rule::rate_store_error) {
+            Some(e) => Some(Some(self.choice(
+                &child(&e, Rule::ident).unwrap(),
+                "store error policy",
+                &[
+                    ("allow", StoreErrorPolicy::Allow),
+                    ("deny", StoreErrorPolicy::Deny),
+                ],
+            )?)),
+            None => Some(None),
+        }
     }
 
     fn rate(&mut self, p: &P<'_>) -> Option<Rate> {
@@ -858,17 +895,7 @@ impl Lower {
             }
             None => None,
         };
-        let on_store_error = match child(p, Rule::rate_store_error) {
-            Some(e) => Some(self.choice(
-                &child(&e, Rule::ident).unwrap(),
-                "store error policy",
-                &[
-                    ("allow", StoreErrorPolicy::Allow),
-                    ("deny", StoreErrorPolicy::Deny),
-                ],
-            )?),
-            None => None,
-        };
+        let on_store_error = self.store_error(p)?;
         Some(Rate {
             limit: limit?,
             period: period?,

@@ -2,7 +2,7 @@
 //! (form parameters), or forward.
 
 use super::{proxy, Gateway, LiveEnv};
-use crate::decide::{decide, render_response, respond_headers, Decision, Outcome, RequestHead};
+use crate::decide::{render_response, respond_headers, Decision, Outcome, RequestHead};
 use crate::dialect::{self, Reason};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -58,10 +58,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     };
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let host = request_host(&parts);
-    let env = LiveEnv {
-        limiter: &gw.limiter,
-        request_id: Default::default(),
-    };
+    let env = LiveEnv::new(&gw);
     let mut head = RequestHead {
         method: parts.method.as_str(),
         target,
@@ -72,7 +69,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         client_cert,
         body: None,
     };
-    let mut decision = decide(&snap, &head, &env);
+    let mut decision = env.decide(&snap, &head).await;
     // From here on the request is accounted for even if the client goes away: hyper drops
     // this future then, and the guard's Drop writes the 499 line.
     let mut pending = Pending {
@@ -90,7 +87,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
             Ok(bytes) => {
                 buffered = bytes;
                 head.body = Some(&buffered);
-                decision = decide(&snap, &head, &env);
+                decision = env.decide(&snap, &head).await;
             }
             Err(reason) => decision.outcome = Outcome::Reject(reason),
         }

@@ -15,7 +15,8 @@ mod reload;
 mod tls;
 
 use crate::compile::{compile, ProcessSecrets, Snapshot};
-use crate::decide::{Env, Limiter, MemoryLimiter};
+use crate::decide::{decide, Decision, Env, Limiter, Outcome, RequestHead};
+use crate::limits::live::{RequestLimiter, Stores};
 use crate::policy::{self, diag};
 use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -37,6 +38,10 @@ pub struct Options {
     pub log_json: bool,
     /// Time allowed for in-flight requests after SIGTERM / SIGINT.
     pub drain: Duration,
+    /// Where quotas are kept across restarts (`DIR/counters.redb`).
+    pub state: Option<PathBuf>,
+    /// Count every rate and quota in this Redis, shared with other gateways.
+    pub redis: Option<crate::limits::redis::Options>,
 }
 
 /// HTTPS termination.
@@ -56,7 +61,7 @@ pub struct TlsOptions {
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     policy_dir: PathBuf,
-    limiter: MemoryLimiter,
+    stores: Stores,
     upstream: proxy::Upstream,
     /// What `/config` and `/metrics` report about reloads. Changed under one lock together
     /// with the snapshot store, so readers never see half a reload.
@@ -136,11 +141,36 @@ impl Gateway {
     }
 }
 
-/// The real world for `decide`: the system clock, a random request id, in-memory counters.
-/// One per request: when `decide` runs twice (after reading a form body) the id stays the same.
+/// The real world for `decide`: the system clock, a random request id, the operator's stores.
+/// One per request: when `decide` runs twice (after reading a form body, or fetching remote
+/// counts) the id stays the same and a nonce is spent once.
 struct LiveEnv<'a> {
-    limiter: &'a MemoryLimiter,
+    limiter: RequestLimiter<'a>,
     request_id: std::sync::OnceLock<String>,
+}
+
+impl LiveEnv<'_> {
+    fn new(gw: &Gateway) -> LiveEnv<'_> {
+        LiveEnv {
+            limiter: RequestLimiter::new(&gw.stores),
+            request_id: Default::default(),
+        }
+    }
+
+    /// `decide`; when the limits are counted remotely, fetch the counts (one round trip) and
+    /// decide again with them.
+    async fn decide(&self, snap: &Snapshot, head: &RequestHead<'_>) -> Decision {
+        let decision = decide(snap, head, self);
+        if decision.outcome != Outcome::NeedCounts || !self.limiter.fetch().await {
+            return decision;
+        }
+        let mut decision = decide(snap, head, self);
+        if decision.outcome == Outcome::NeedCounts {
+            tracing::error!(request_id = %decision.request_id, "the limits asked for different counts twice");
+            decision.outcome = Outcome::Reject(crate::dialect::Reason::Internal);
+        }
+        decision
+    }
 }
 
 impl Env for LiveEnv<'_> {
@@ -155,7 +185,7 @@ impl Env for LiveEnv<'_> {
     }
 
     fn limiter(&self) -> &dyn Limiter {
-        self.limiter
+        &self.limiter
     }
 
     fn keeps_trace(&self) -> bool {
@@ -208,10 +238,11 @@ fn init_logging(json: bool) {
 async fn serve(opts: Options) -> Result<(), String> {
     let snapshot = Gateway::compile(&opts.policy_dir)
         .map_err(|d| format!("the policy does not compile:\n{d}"))?;
+    let stores = Stores::open(opts.state.as_deref(), opts.redis.as_ref())?;
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(snapshot),
         policy_dir: opts.policy_dir.clone(),
-        limiter: MemoryLimiter::new(),
+        stores,
         upstream: proxy::Upstream::new(),
         reloads: Mutex::new(ReloadState {
             version: 1,
@@ -264,7 +295,7 @@ async fn serve(opts: Options) -> Result<(), String> {
         tracing::info!(admin = %addr, "admin endpoints: /healthz /readyz /config /metrics");
         tokio::spawn(admin::serve(gateway.clone(), admin));
     }
-    tracing::info!(listen = %local, policy = %opts.policy_dir.display(), "rulegate serving");
+    tracing::info!(listen = %local, policy = %opts.policy_dir.display(), limits = gateway.stores.describe(), "rulegate serving");
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -293,5 +293,6 @@ fn outcome_name(sent: &Sent) -> &'static str {
         Outcome::Forward(_) => "a forward",
         Outcome::IssueTokens { .. } => "the token endpoint",
         Outcome::NeedBody { .. } => "waiting for the body",
+        Outcome::NeedCounts => "waiting for remote counts",
     }
 }

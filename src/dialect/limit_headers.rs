@@ -1,0 +1,190 @@
+//! The headers each dialect uses to tell a client where it stands against its limits
+//! (wire-formats.md, the table at the top and §1.4, §2.3, §3.2). They go on every answer of a
+//! route with limits, passed or refused.
+//!
+//! * **tencent**: `X-Api-RateLimit` for the route's own rates, `X-UsagePlan-RateLimit` for the
+//!   app's and its plans' rates, `X-UsagePlan-Quota` for quotas; each `remaining/limit` (the
+//!   vendor capture shows `X-Service-RateLimit: 5000/5000`; the order is unconfirmed).
+//! * **huawei**: none, unless the request carries `X-Apig-Mode: debug`; then
+//!   `X-Apig-RateLimit-api` (per route), `-app` (per app) and `-ip` (per client IP) as
+//!   `remain:9,limit:10,time:1 second`. Quotas and header-keyed rates have no Huawei header.
+//! * **jdcloud**: `x-jdcloud-limit-<period>` and `x-jdcloud-remaining-<period>`, for rates and
+//!   quotas alike (`day`, `month` for quotas).
+//!
+//! When several limits land on the same header, the one with the fewest requests left is
+//! shown: the one the client will meet first.
+
+use crate::policy::ast::RateKey;
+use crate::vocab::Dialect;
+
+/// One limit's standing after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing<'a> {
+    pub kind: LimitKind<'a>,
+    pub limit: u64,
+    pub remaining: u64,
+    /// `second`, `minute`, `hour`, `day` or `month`.
+    pub period: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind<'a> {
+    /// A rate rule written on the route itself.
+    RouteRate(&'a RateKey),
+    /// A rate rule of the app or of one of its usage plans.
+    AppRate,
+    Quota,
+}
+
+/// The headers for `standings`, in the order their names first appear. `debug`: the request
+/// asked for Huawei's debug headers (`X-Apig-Mode: debug`).
+pub fn limit_headers(
+    dialect: Dialect,
+    debug: bool,
+    standings: &[Standing<'_>],
+) -> Vec<(String, String)> {
+    // (name, remaining, value)
+    let mut out: Vec<(String, u64, String)> = Vec::new();
+    let mut put = |name: String, remaining: u64, value: String| match out
+        .iter_mut()
+        .find(|(n, _, _)| *n == name)
+    {
+        Some(held) if held.1 <= remaining => {}
+        Some(held) => *held = (name, remaining, value),
+        None => out.push((name, remaining, value)),
+    };
+    for s in standings {
+        match dialect {
+            Dialect::Tencent => {
+                let name = match s.kind {
+                    LimitKind::RouteRate(_) => "X-Api-RateLimit",
+                    LimitKind::AppRate => "X-UsagePlan-RateLimit",
+                    LimitKind::Quota => "X-UsagePlan-Quota",
+                };
+                put(
+                    name.to_string(),
+                    s.remaining,
+                    format!("{}/{}", s.remaining, s.limit),
+                );
+            }
+            Dialect::Huawei => {
+                let dimension = match s.kind {
+                    LimitKind::RouteRate(RateKey::Route) => "api",
+                    LimitKind::RouteRate(RateKey::App) | LimitKind::AppRate => "app",
+                    LimitKind::RouteRate(RateKey::Ip) => "ip",
+                    LimitKind::RouteRate(RateKey::Header(_)) | LimitKind::Quota => continue,
+                };
+                if debug {
+                    put(
+                        format!("X-Apig-RateLimit-{dimension}"),
+                        s.remaining,
+                        format!(
+                            "remain:{},limit:{},time:1 {}",
+                            s.remaining, s.limit, s.period
+                        ),
+                    );
+                }
+            }
+            Dialect::Jdcloud => {
+                put(
+                    format!("x-jdcloud-limit-{}", s.period),
+                    s.remaining,
+                    s.limit.to_string(),
+                );
+                put(
+                    format!("x-jdcloud-remaining-{}", s.period),
+                    s.remaining,
+                    s.remaining.to_string(),
+                );
+            }
+        }
+    }
+    out.into_iter().map(|(n, _, v)| (n, v)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IP: RateKey = RateKey::Ip;
+
+    fn rate(limit: u64, remaining: u64, period: &'static str) -> Standing<'static> {
+        Standing {
+            kind: LimitKind::RouteRate(&IP),
+            limit,
+            remaining,
+            period,
+        }
+    }
+
+    #[test]
+    fn jdcloud_names_each_period_and_shows_the_tightest() {
+        let h = limit_headers(
+            Dialect::Jdcloud,
+            false,
+            &[
+                rate(1000, 999, "minute"),
+                rate(50, 3, "minute"),
+                Standing {
+                    kind: LimitKind::Quota,
+                    limit: 10,
+                    remaining: 9,
+                    period: "day",
+                },
+            ],
+        );
+        let h: Vec<(&str, &str)> = h.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(
+            h,
+            [
+                ("x-jdcloud-limit-minute", "50"),
+                ("x-jdcloud-remaining-minute", "3"),
+                ("x-jdcloud-limit-day", "10"),
+                ("x-jdcloud-remaining-day", "9"),
+            ]
+        );
+    }
+
+    #[test]
+    fn huawei_only_in_debug_mode() {
+        assert!(limit_headers(Dialect::Huawei, false, &[rate(5, 4, "minute")]).is_empty());
+        assert_eq!(
+            limit_headers(Dialect::Huawei, true, &[rate(5, 4, "minute")]),
+            [(
+                "X-Apig-RateLimit-ip".to_string(),
+                "remain:4,limit:5,time:1 minute".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn tencent_separates_route_and_usage_plan_limits() {
+        let h = limit_headers(
+            Dialect::Tencent,
+            false,
+            &[
+                rate(100, 7, "second"),
+                Standing {
+                    kind: LimitKind::AppRate,
+                    limit: 10,
+                    remaining: 2,
+                    period: "second",
+                },
+                Standing {
+                    kind: LimitKind::Quota,
+                    limit: 50,
+                    remaining: 0,
+                    period: "day",
+                },
+            ],
+        );
+        assert_eq!(
+            h,
+            [
+                ("X-Api-RateLimit".to_string(), "7/100".to_string()),
+                ("X-UsagePlan-RateLimit".to_string(), "2/10".to_string()),
+                ("X-UsagePlan-Quota".to_string(), "0/50".to_string()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The stores a running gateway counts in, and one request's view of them.
+//!
+//! Which store counts what is the operator's choice, made on the command line:
+//!
+//! | `serve` options | rates | quotas |
+//! |---|---|---|
+//! | neither | memory | memory (lost on restart; a warning says so) |
+//! | `--state DIR` | memory | file store `DIR/counters.redb` |
+//! | `--redis URL` (with or without `--state`) | Redis | Redis |
+//!
+//! With Redis every limit is shared, and counted in one script call per request.
+
+use super::file::FileStore;
+use super::memory::MemoryStore;
+use super::redis::RedisStore;
+use super::{Count, Limit, Tallies};
+use crate::decide::Limiter;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the file store drops counters whose window ended.
+const EVICT_EVERY: Duration = Duration::from_secs(600);
+
+pub struct Stores {
+    /// Rates without Redis, quotas without a state directory, and the signers' nonces.
+    memory: MemoryStore,
+    file: Option<Arc<FileStore>>,
+    redis: Option<RedisStore>,
+}
+
+impl Stores {
+    pub fn open(
+        state: Option<&Path>,
+        redis: Option<&super::redis::Options>,
+    ) -> Result<Stores, String> {
+        let file = match state {
+            Some(dir) => {
+                let store = Arc::new(FileStore::open(dir)?);
+                super::file::spawn_eviction(store.clone(), EVICT_EVERY);
+                Some(store)
+            }
+            None => None,
+        };
+        let redis = redis.map(RedisStore::new).transpose()?;
+        Ok(Stores {
+            memory: MemoryStore::new(),
+            file,
+            redis,
+        })
+    }
+
+    /// Counters in memory only, as `explain` counts.
+    pub fn in_memory() -> Stores {
+        Stores {
+            memory: MemoryStore::new(),
+            file: None,
+            redis: None,
+        }
+    }
+
+    /// A one-line account of where the counts go, for the startup log.
+    pub fn describe(&self) -> &'static str {
+        match (&self.redis, &self.file) {
+            (Some(_), _) => "rates and quotas in redis",
+            (None, Some(_)) => "rates in memory, quotas in the state file",
+            (None, None) => "rates and quotas in memory (quotas restart from zero: see --state)",
+        }
+    }
+}
+
+/// What `decide` counts through for one request. With Redis, the first `decide` records the
+/// batch and stops (`Outcome::NeedCounts`); [`RequestLimiter::fetch`] runs the script; the
+/// second `decide` finds the same batch and gets its tallies.
+pub struct RequestLimiter<'a> {
+    stores: &'a Stores,
+    /// The batch the last `decide` could not count.
+    wanted: Mutex<Option<Vec<Count>>>,
+    /// Its answer, for the next `decide`.
+    fetched: Mutex<Option<(Vec<Count>, Tallies)>>,
+    /// Nonces this request already spent: `decide` may run twice (form bodies, remote counts)
+    /// and the second run must not see its own nonce as a replay.
+    spent: Mutex<Vec<(String, bool)>>,
+}
+
+impl<'a> RequestLimiter<'a> {
+    pub fn new(stores: &'a Stores) -> Self {
+        RequestLimiter {
+            stores,
+            wanted: Mutex::new(None),
+            fetched: Mutex::new(None),
+            spent: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Count the batch the last `decide` asked for in the remote store, so the next `decide`
+    /// can use the answer. Returns false when nothing was asked for.
+    pub async fn fetch(&self) -> bool {
+        let wanted = lock(&self.wanted).take();
+        let (Some(counts), Some(redis)) = (wanted, &self.stores.redis) else {
+            return false;
+        };
+        let tallies = redis.count_async(&counts).await;
+        *lock(&self.fetched) = Some((counts, tallies));
+        true
+    }
+}
+
+impl Limiter for RequestLimiter<'_> {
+    fn count(&self, counts: &[Count], now_ms: i64) -> Option<Tallies> {
+        if self.stores.redis.is_some() {
+            if let Some((asked, tallies)) = lock(&self.fetched).take() {
+                if asked == counts {
+                    return Some(tallies);
+                }
+            }
+            *lock(&self.wanted) = Some(counts.to_vec());
+            return None;
+        }
+        let Some(file) = &self.stores.file else {
+            return Some(Ok(self.stores.memory.count_now(counts, now_ms)));
+        };
+        // Rates come first in a batch: the rates in memory, then — while those are held,
+        // and only if they pass — the quotas in the file; the rates are spent only if the
+        // quotas pass too.
+        let split = counts
+            .iter()
+            .position(|c| matches!(c.limit, Limit::Quota { .. }))
+            .unwrap_or(counts.len());
+        let (rates, quotas) = counts.split_at(split);
+        if quotas.is_empty() {
+            return Some(Ok(self.stores.memory.count_now(rates, now_ms)));
+        }
+        Some(
+            self.stores
+                .memory
+                .count_then(rates, now_ms, || file.count_now(quotas, now_ms)),
+        )
+    }
+
+    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> bool {
+        let mut spent = lock(&self.spent);
+        if let Some((_, first)) = spent.iter().find(|(k, _)| k == key) {
+            return *first;
+        }
+        let first = self.stores.memory.first_use(key, ttl_ms, now_ms);
+        spent.push((key.to_string(), first));
+        first
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

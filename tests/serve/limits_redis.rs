@@ -1,0 +1,132 @@
+//! Limits shared through a real `redis-server` (one per test, on its own loopback port):
+//! two gateway processes admit no more than one would, and a Redis that dies or hangs
+//! mid-run gives each limit's `on store error` answer, then recovery when it is back.
+
+use crate::common::*;
+use crate::limits_support::*;
+use std::time::{Duration, Instant};
+
+const POLICY: &str = r#"
+service weather {
+    dialect jdcloud
+    hosts "weather.test"
+    route GET "/shared" {
+        rate 100 per minute burst 9
+        mock 200 text "ok"
+    }
+    route GET "/open" {
+        rate 1000 per minute burst 100 on store error allow
+        mock 200 text "open"
+    }
+    route GET "/closed" {
+        rate 1000 per minute burst 100 on store error deny
+        mock 200 text "closed"
+    }
+}
+"#;
+
+fn start(redis: &Redis) -> (TempDir, Gateway) {
+    let dir = TempDir::new();
+    dir.write("limits.policy", POLICY);
+    let gw = Gateway::start_with(dir.path(), &["--redis", &redis.url()]);
+    (dir, gw)
+}
+
+/// The issue's acceptance case: two gateways sharing one Redis and a limit of 100 per minute
+/// (burst 9) admit, from 8 concurrent clients, no more than GCRA allows one gateway — never
+/// more than 100 + burst in the minute — and every refusal is JD's row with its headers.
+#[test]
+fn two_gateways_sharing_redis_admit_no_more_than_one() {
+    let Some(redis) = Redis::start() else { return };
+    let (_d1, a) = start(&redis);
+    let (_d2, b) = start(&redis);
+    let (answers, elapsed) = hammer(&[&a, &b], 8, 400, || {
+        request("GET", "/shared", "weather.test", &[], b"")
+    });
+    let passed = answers.iter().filter(|r| r.status == 200).count();
+    let bound = gcra_bound(100, Duration::from_secs(60), 9, elapsed);
+    assert!(
+        (10..=bound.min(109)).contains(&passed),
+        "{passed} of {} passed in {elapsed:?}; GCRA admits 10 at once and at most {bound}",
+        answers.len()
+    );
+    for r in answers.iter().filter(|r| r.status == 200) {
+        assert_eq!(r.header("x-jdcloud-limit-minute"), Some("100"));
+        let left: u64 = r
+            .header("x-jdcloud-remaining-minute")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(left <= 9, "{left} left");
+    }
+    for r in answers.iter().filter(|r| r.status != 200) {
+        assert_jd_throttled(r, "minute", "100", "1");
+    }
+    // Two gateways counting apart would each admit their own burst of 10 at once: 20 or more.
+}
+
+fn expect_counted(r: &Resp, body: &str) {
+    expect_status(r, 200);
+    assert_eq!(r.body_str(), body);
+    assert_eq!(r.header("x-jdcloud-limit-minute"), Some("1000"));
+    assert!(r.header("x-jdcloud-remaining-minute").is_some());
+}
+
+/// While Redis is down (killed) or hung (stopped), `on store error allow` passes uncounted,
+/// `deny` refuses with the rate row and `Retry-After: 1` — each within the Redis timeout —
+/// and counting resumes once Redis is back.
+#[test]
+fn redis_down_or_hung_gives_each_limits_store_error_answer_then_recovers() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let (_dir, gw) = start(&redis);
+    let get = |path: &str| gw.get("weather.test", path);
+    expect_counted(&get("/open"), "open");
+    expect_counted(&get("/closed"), "closed");
+
+    let refused = |r: &Resp| {
+        assert_jd_row(
+            r,
+            429,
+            "RATE_LIMIT_EXCEEDED",
+            "Your requests are too frequent",
+            &[("retry-after", "1")],
+        )
+    };
+    for (what, stop, resume) in [("killed", SIGKILL, SIGCONT), ("stopped", SIGSTOP, SIGCONT)] {
+        if stop == SIGKILL {
+            redis.kill();
+        } else {
+            redis.signal(stop);
+        }
+        for _ in 0..3 {
+            let t = Instant::now();
+            let r = get("/open");
+            expect_status(&r, 200);
+            assert_eq!(r.body_str(), "open");
+            assert!(
+                r.header("x-jdcloud-limit-minute").is_none(),
+                "{what}: counted?"
+            );
+            refused(&get("/closed"));
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "{what}: two answers took {:?}",
+                t.elapsed()
+            );
+        }
+        if stop == SIGKILL {
+            redis.restart();
+        } else {
+            redis.signal(resume);
+        }
+        // recovery: within a bounded wait the deny route is counted and passes again
+        poll(WAIT, &format!("counting after redis was {what}"), || {
+            let r = get("/closed");
+            (r.status == 200).then_some(r)
+        });
+        expect_counted(&get("/closed"), "closed");
+        expect_counted(&get("/open"), "open");
+    }
+}
