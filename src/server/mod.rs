@@ -302,6 +302,7 @@ async fn serve(opts: Options) -> Result<(), String> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
+        .writev(false)
         // Large enough that the policy's own header limits (which answer in the dialect)
         // trip before hyper's.
         .max_buf_size(2 << 20);
