@@ -62,6 +62,16 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
         Outcome::NeedCounts => {
             let _ = writeln!(out, "the limits are counted in a remote store");
         }
+        Outcome::NeedAuthorization(call) => {
+            let service = &snap.services[d.service.unwrap_or(0)];
+            let provider = &service.providers[call.provider];
+            let _ = writeln!(
+                out,
+                "the authorizer {} is to be asked ({})",
+                provider.url.as_deref().unwrap_or("-"),
+                crate::auth::authorizer::Redacted(&call.identities)
+            );
+        }
         Outcome::Reject(_) | Outcome::Respond(_) => {}
     }
     if let Some(response) = render_response(d) {

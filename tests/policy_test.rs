@@ -444,3 +444,22 @@ fn a_policy_that_does_not_compile_runs_no_test() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tests_file_declares_the_authorizer_answer() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/authorizer"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("4 passed, 0 failed"), "{out}");
+    assert!(!out.contains("tok-secret"), "{out}");
+    let snap = std::fs::read_to_string(manifest().join(
+        "tests/fixtures/policy-test/authorizer/snapshots/guarded/without-a-stub-the-authorizer-is-not-called.snap",
+    ))
+    .unwrap();
+    assert!(!snap.contains("tok-secret"), "{snap}");
+    assert!(
+        snap.contains("7 auth       FAIL  provider ext: not called: explain and test never call http://127.0.0.1:9400/check"),
+        "{snap}"
+    );
+    assert!(snap.contains(r#"{"error_code": "APIG.0616", "#), "{snap}");
+}

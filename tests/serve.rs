@@ -7,6 +7,8 @@
 #[path = "serve/common.rs"]
 mod common;
 
+#[path = "serve/authorizer.rs"]
+mod authorizer;
 #[path = "serve/backends.rs"]
 mod backends;
 #[path = "serve/forward.rs"]

@@ -5,6 +5,7 @@
 //! appear in either.
 
 pub mod app_signature;
+pub mod authorizer;
 pub mod jd_signature;
 pub mod jwt;
 pub mod keypair;

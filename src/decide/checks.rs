@@ -133,11 +133,14 @@ impl Pipeline<'_, '_> {
                         limit: r.route.body_limit,
                     });
                 }
-                let principal = match crate::auth::authenticate(r.service, provider, head, self.env)
-                {
-                    Ok(p) => p,
-                    Err(refusal) => {
-                        return Err(self.fail(7, "auth", refusal.detail, refusal.reason))
+                let principal = if provider.kind == crate::policy::ast::AuthKind::Authorizer {
+                    self.authorizer(auth.provider, provider, r)?
+                } else {
+                    match crate::auth::authenticate(r.service, provider, head, self.env) {
+                        Ok(p) => p,
+                        Err(refusal) => {
+                            return Err(self.fail(7, "auth", refusal.detail, refusal.reason))
+                        }
                     }
                 };
                 if let Some(app_index) = principal.app {

@@ -2,9 +2,13 @@
 //! `explain` and `test` run on a virtual clock with in-memory counters, and the server on the
 //! real clock with whichever store the operator chose.
 
+use crate::auth::authorizer::{Answer, Call, Failure};
+use crate::compile::Provider;
 use crate::limits::memory::MemoryStore;
 use crate::limits::{Count, Tallies};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 pub trait Env {
     /// Milliseconds since the Unix epoch.
@@ -17,6 +21,27 @@ pub trait Env {
     /// deciding.
     fn keeps_trace(&self) -> bool {
         true
+    }
+    /// An external authorizer's answer to `call`, if one is at hand without waiting (see
+    /// [`crate::auth::authorizer`]). `None`: `decide` stops with
+    /// [`Outcome::NeedAuthorization`](super::Outcome::NeedAuthorization) and the caller makes
+    /// the call. The default, for worlds that never call out, is a failure that says so.
+    fn authorizer_answer(&self, provider: &Provider, call: &Call) -> Option<Answer> {
+        let _ = call;
+        Some(not_called(provider))
+    }
+}
+
+/// The answer offline worlds give for an authorizer nobody stubbed: it answers as an
+/// unreachable authorizer would (APIG.0616), and the trace says why.
+pub fn not_called(provider: &Provider) -> Answer {
+    Answer::Failed {
+        failure: Failure::Unreachable,
+        detail: format!(
+            "not called: explain and test never call {} (stub its answer with `authorizer {} allow|deny|forbidden|…` in a .tests file)",
+            provider.url.as_deref().unwrap_or("the authorizer"),
+            provider.name
+        ),
     }
 }
 
@@ -41,6 +66,8 @@ pub struct VirtualEnv {
     now_ms: AtomicI64,
     next_id: AtomicU64,
     limiter: MemoryStore,
+    /// Authorizer answers declared by a test, by provider name.
+    authorizers: Mutex<HashMap<String, Answer>>,
 }
 
 impl VirtualEnv {
@@ -49,7 +76,18 @@ impl VirtualEnv {
             now_ms: AtomicI64::new(now_ms),
             next_id: AtomicU64::new(1),
             limiter: MemoryStore::new(),
+            authorizers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Have provider `name`'s authorizer answer `answer` (every call, whatever the identity
+    /// values), or with `None` forget a stub so it is not called again.
+    pub fn stub_authorizer(&self, name: &str, answer: Option<Answer>) {
+        let mut stubs = self.authorizers.lock().unwrap_or_else(|e| e.into_inner());
+        match answer {
+            Some(a) => stubs.insert(name.to_string(), a),
+            None => stubs.remove(name),
+        };
     }
 
     pub fn set_now_ms(&self, now_ms: i64) {
@@ -72,5 +110,15 @@ impl Env for VirtualEnv {
 
     fn limiter(&self) -> &dyn Limiter {
         &self.limiter
+    }
+
+    fn authorizer_answer(&self, provider: &Provider, _call: &Call) -> Option<Answer> {
+        let stubs = self.authorizers.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            stubs
+                .get(&provider.name)
+                .cloned()
+                .unwrap_or_else(|| not_called(provider)),
+        )
     }
 }

@@ -11,6 +11,7 @@
 //!    compiled into the route's check program
 //! 11. the action: mock, forward or issue tokens
 
+mod authorizer;
 mod checks;
 pub mod env;
 pub mod request;
@@ -44,6 +45,10 @@ pub struct Decision {
     /// The route's own `response header`s: added to its mock and forwarded responses, never
     /// to the vendor's rejection rows.
     pub response_headers: Vec<(String, String)>,
+    /// Set when an external authorizer allowed the request: its `context`, which the backend
+    /// receives as `X-Authorizer-<key>` headers (and client-sent headers of that prefix are
+    /// dropped).
+    pub authorizer_context: Option<Vec<(String, String)>>,
     pub trace: Vec<Step>,
     /// The index in the route's program of the check that ended the pipeline (refused, or
     /// asked for the body); `None` when routing decided or every check passed. Policy tests
@@ -68,6 +73,9 @@ pub enum Outcome {
     /// The request's limits are counted in a remote store: have the env's limiter fetch the
     /// tallies (one round trip for all of them), then decide again.
     NeedCounts,
+    /// The route's external authorizer must be asked (its answer is neither cached nor
+    /// fetched yet): make this call, then decide again.
+    NeedAuthorization(Box<crate::auth::authorizer::Call>),
 }
 
 /// Where to send a request that passed every check.
@@ -147,6 +155,7 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
             outcome: Outcome::Reject(Reason::Internal),
             headers: Vec::new(),
             response_headers: Vec::new(),
+            authorizer_context: None,
             trace: Vec::new(),
             check: None,
         },

@@ -35,7 +35,8 @@ pub fn render_response(d: &Decision) -> Option<Response> {
         Outcome::Forward(_)
         | Outcome::IssueTokens { .. }
         | Outcome::NeedBody { .. }
-        | Outcome::NeedCounts => return None,
+        | Outcome::NeedCounts
+        | Outcome::NeedAuthorization(_) => return None,
     };
     response.headers.extend(d.headers.iter().cloned());
     Some(response)

@@ -53,6 +53,7 @@
 //! | Auth(AuthorizerForbidden) | 401 `Oauth call authentication server fail.` | 403 APIG.0314 `…,access deny` | 403 HTTP_FORBIDDEN |
 //! | Auth(AuthorizerUnreachable) | 401 `Oauth call authentication server fail.` | 500 APIG.0616 | 500 INTERNAL `Internal Error` |
 //! | Auth(AuthorizerBadResponse) | 401 `Oauth call authentication server fail.` | 500 APIG.0617 | 500 INTERNAL |
+//! | Auth(AuthorizerUnresolved) | 401 `Oauth call authentication server fail.` | 500 APIG.0615 | 500 INTERNAL |
 //! | AppNotBound | 401 `HMAC apikey is invalid for API.` | 403 APIG.0304 | 403 HTTP_FORBIDDEN |
 //! | AppIpUntrusted | — 403 `Your IP address is not allowed.` | 403 APIG.0405 | 403 HTTP_FORBIDDEN |
 //! | AppFrozen | 401 `HMAC signature cannot be verified.` | 405 APIG.0502 `The app has been frozen.` | 401 UNAUTHENTICATED |
@@ -368,6 +369,11 @@ mod huawei {
     );
     pub static NO_BACKEND: Row = Row::doc("APIG.0610", 502, "No backend available.");
     pub static SELF_CALL: Row = Row::doc("APIG.0612", 500, "An API cannot call itself.");
+    pub static THIRD_PARTY_VPC: Row = Row::doc(
+        "APIG.0615",
+        500,
+        "Incorrect third-party authentication VPC information",
+    );
     pub static THIRD_PARTY_REQUEST: Row = Row::doc(
         "APIG.0616",
         500,
@@ -554,7 +560,8 @@ fn tencent_auth(failure: &AuthFailure) -> &'static Row {
         A::AuthorizerDenied
         | A::AuthorizerForbidden
         | A::AuthorizerUnreachable
-        | A::AuthorizerBadResponse => &t::OAUTH_SERVER_FAIL,
+        | A::AuthorizerBadResponse
+        | A::AuthorizerUnresolved => &t::OAUTH_SERVER_FAIL,
     }
 }
 
@@ -624,6 +631,7 @@ fn huawei_auth(failure: &AuthFailure) -> &'static Row {
         A::AuthorizerForbidden => &h::THIRD_PARTY_ACCESS_DENY,
         A::AuthorizerUnreachable => &h::THIRD_PARTY_REQUEST,
         A::AuthorizerBadResponse => &h::THIRD_PARTY_RESPONSE,
+        A::AuthorizerUnresolved => &h::THIRD_PARTY_VPC,
     }
 }
 
@@ -648,7 +656,9 @@ fn jdcloud_row(reason: &Reason) -> &'static Row {
             AuthFailure::ClaimsDenied
             | AuthFailure::AuthorizerForbidden
             | AuthFailure::Replayed { .. } => &j::HTTP_FORBIDDEN,
-            AuthFailure::AuthorizerUnreachable | AuthFailure::AuthorizerBadResponse => &j::INTERNAL,
+            AuthFailure::AuthorizerUnreachable
+            | AuthFailure::AuthorizerBadResponse
+            | AuthFailure::AuthorizerUnresolved => &j::INTERNAL,
             _ => &j::UNAUTHENTICATED,
         },
         Reason::AppFrozen => &j::UNAUTHENTICATED,

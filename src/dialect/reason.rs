@@ -147,6 +147,8 @@ pub enum AuthFailure {
     AuthorizerForbidden,
     AuthorizerUnreachable,
     AuthorizerBadResponse,
+    /// The authorizer URL's host has no address.
+    AuthorizerUnresolved,
 }
 
 impl Reason {
@@ -223,6 +225,7 @@ impl Reason {
             A::AuthorizerForbidden,
             A::AuthorizerUnreachable,
             A::AuthorizerBadResponse,
+            A::AuthorizerUnresolved,
         ];
         let mut out = vec![
             Reason::UriTooLarge,

@@ -7,6 +7,7 @@
 
 mod access_log;
 mod admin;
+mod authorizer;
 mod handler;
 mod metrics;
 mod pool;
@@ -63,6 +64,7 @@ pub struct Gateway {
     policy_dir: PathBuf,
     stores: Stores,
     upstream: proxy::Upstream,
+    authorizers: authorizer::Authorizers,
     /// What `/config` and `/metrics` report about reloads. Changed under one lock together
     /// with the snapshot store, so readers never see half a reload.
     reloads: Mutex<ReloadState>,
@@ -141,12 +143,22 @@ impl Gateway {
     }
 }
 
-/// The real world for `decide`: the system clock, a random request id, the operator's stores.
-/// One per request: when `decide` runs twice (after reading a form body, or fetching remote
-/// counts) the id stays the same and a nonce is spent once.
+/// The real world for `decide`: the system clock, a random request id, the operator's stores,
+/// the authorizers' decision cache.
+/// One per request: when `decide` runs again (after reading a form body, fetching remote
+/// counts or asking an authorizer) the id stays the same, a nonce is spent once, and the
+/// authorizer is asked once.
 struct LiveEnv<'a> {
     limiter: RequestLimiter<'a>,
     request_id: std::sync::OnceLock<String>,
+    authorizers: &'a authorizer::Authorizers,
+    /// The authorizer's answer fetched for this request.
+    authorized: Mutex<
+        Option<(
+            crate::auth::authorizer::Call,
+            crate::auth::authorizer::Answer,
+        )>,
+    >,
 }
 
 impl LiveEnv<'_> {
@@ -154,19 +166,42 @@ impl LiveEnv<'_> {
         LiveEnv {
             limiter: RequestLimiter::new(&gw.stores),
             request_id: Default::default(),
+            authorizers: &gw.authorizers,
+            authorized: Mutex::new(None),
         }
     }
 
-    /// `decide`; when the limits are counted remotely, fetch the counts (one round trip) and
-    /// decide again with them.
+    /// `decide`; when it needs remote work — the counts of a remote store (one round trip),
+    /// an authorizer's answer (one call) — do it and decide again with the result. An
+    /// authorizer comes before the limits in the pipeline, so a request may need both.
     async fn decide(&self, snap: &Snapshot, head: &RequestHead<'_>) -> Decision {
-        let decision = decide(snap, head, self);
-        if decision.outcome != Outcome::NeedCounts || !self.limiter.fetch().await {
-            return decision;
-        }
         let mut decision = decide(snap, head, self);
-        if decision.outcome == Outcome::NeedCounts {
-            tracing::error!(request_id = %decision.request_id, "the limits asked for different counts twice");
+        for _ in 0..2 {
+            match &decision.outcome {
+                Outcome::NeedCounts => {
+                    if !self.limiter.fetch().await {
+                        return decision;
+                    }
+                }
+                Outcome::NeedAuthorization(call) => {
+                    let service = &snap.services[decision.service.unwrap_or(0)];
+                    let provider = &service.providers[call.provider];
+                    let answer = self
+                        .authorizers
+                        .ask(provider, call, &decision.request_id)
+                        .await;
+                    *self.authorized.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(((**call).clone(), answer));
+                }
+                _ => return decision,
+            }
+            decision = decide(snap, head, self);
+        }
+        if matches!(
+            decision.outcome,
+            Outcome::NeedCounts | Outcome::NeedAuthorization(_)
+        ) {
+            tracing::error!(request_id = %decision.request_id, "decide asked for the same remote work twice");
             decision.outcome = Outcome::Reject(crate::dialect::Reason::Internal);
         }
         decision
@@ -190,6 +225,21 @@ impl Env for LiveEnv<'_> {
 
     fn keeps_trace(&self) -> bool {
         false
+    }
+
+    fn authorizer_answer(
+        &self,
+        provider: &crate::compile::Provider,
+        call: &crate::auth::authorizer::Call,
+    ) -> Option<crate::auth::authorizer::Answer> {
+        let fetched = self.authorized.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((asked, answer)) = fetched.as_ref() {
+            if asked == call {
+                return Some(answer.clone());
+            }
+        }
+        drop(fetched);
+        self.authorizers.cached(provider, call)
     }
 }
 
@@ -244,6 +294,7 @@ async fn serve(opts: Options) -> Result<(), String> {
         policy_dir: opts.policy_dir.clone(),
         stores,
         upstream: proxy::Upstream::new(),
+        authorizers: authorizer::Authorizers::default(),
         reloads: Mutex::new(ReloadState {
             version: 1,
             loaded_at: jiff::Timestamp::now().to_string(),

@@ -40,6 +40,9 @@ pub enum SendError {
     Connect(String),
     /// The connection failed while the request was sent or the response head read.
     Http(hyper::Error),
+    /// Connected, but the response head did not arrive by the deadline given to
+    /// [`Pool::send_by`].
+    Timeout,
 }
 
 impl Pool {
@@ -50,6 +53,19 @@ impl Pool {
         &self,
         addr: SocketAddr,
         connect_timeout: Duration,
+        request: Request<Body>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        self.send_by(addr, connect_timeout, None, request).await
+    }
+
+    /// [`Pool::send`], and when `answer_by` is given, [`SendError::Timeout`] if the response
+    /// head has not arrived by then: callers that answer a slow peer differently from one that
+    /// cannot be reached (the external authorizer) tell the two apart this way.
+    pub async fn send_by(
+        &self,
+        addr: SocketAddr,
+        connect_timeout: Duration,
+        answer_by: Option<tokio::time::Instant>,
         mut request: Request<Body>,
     ) -> Result<Response<PooledBody>, SendError> {
         loop {
@@ -57,7 +73,17 @@ impl Pool {
                 Some(sender) => (sender, true),
                 None => (connect(addr, connect_timeout).await?, false),
             };
-            match sender.try_send_request(request).await {
+            let sent = match answer_by {
+                None => sender.try_send_request(request).await,
+                Some(deadline) => {
+                    match tokio::time::timeout_at(deadline, sender.try_send_request(request)).await
+                    {
+                        Ok(sent) => sent,
+                        Err(_) => return Err(SendError::Timeout),
+                    }
+                }
+            };
+            match sent {
                 Ok(response) => {
                     let upgraded = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
                     let home = (!upgraded).then(|| (self.idle.clone(), addr, sender));

@@ -164,7 +164,7 @@ pub async fn forward(
                 tracing::warn!(target = %target_url, "backend failed: {e}");
                 return Err(Reason::BackendUnavailable);
             }
-            Err(_) => {
+            Ok(Err(SendError::Timeout)) | Err(_) => {
                 tracing::warn!(target = %target_url, timeout_ms = backend.timeout_ms, "backend timed out");
                 return Err(Reason::BackendTimeout);
             }
@@ -358,8 +358,18 @@ fn upstream_request(
             && !replaced.contains(name)
             && *name != id_name
             && !listed.contains(name)
+            && (d.authorizer_context.is_none() || !is_context_header(name))
         {
             headers.append(name.clone(), value.clone());
+        }
+    }
+    for (key, value) in d.authorizer_context.iter().flatten() {
+        let name = format!("{}{key}", crate::auth::authorizer::CONTEXT_PREFIX);
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(n, v);
         }
     }
     if let Some(protocol) = upgrade {
@@ -394,6 +404,15 @@ fn upstream_request(
     headers.insert(HOPS_HEADER, HeaderValue::from(hops + 1));
     *request.headers_mut() = headers;
     Ok(request)
+}
+
+/// A header named like an authorizer's `context` (`X-Authorizer-…`): only the authorizer's
+/// answer may set those, never the client.
+fn is_context_header(name: &HeaderName) -> bool {
+    let prefix = crate::auth::authorizer::CONTEXT_PREFIX;
+    name.as_str()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
 fn downstream_response(d: &Decision, response: Response<PooledBody>) -> Response<Body> {

@@ -104,6 +104,9 @@ pub struct Exchange {
     pub client_ip: IpAddr,
     pub client_cert: bool,
     pub sign: Option<Sign>,
+    /// `authorizer NAME …`: what provider NAME's external authorizer answers this request
+    /// (nothing is ever called; without a stub it answers as unreachable).
+    pub authorizers: Vec<(String, crate::auth::authorizer::Answer)>,
     /// The virtual time of the first sending (ms since the epoch).
     pub at_ms: i64,
     pub times: u32,
@@ -334,7 +337,15 @@ impl Settings {
 
 const FILE_KEYWORDS: &[&str] = &["test", "at", "client", "header"];
 const TEST_KEYWORDS: &[&str] = &[
-    "at", "client", "header", "body", "sign", "snapshot", "wait", "expect",
+    "at",
+    "client",
+    "header",
+    "body",
+    "sign",
+    "snapshot",
+    "wait",
+    "expect",
+    "authorizer",
 ];
 const EXPECTS: &[&str] = &[
     "status", "code", "message", "header", "no", "body", "step", "route", "forward",
@@ -667,7 +678,7 @@ impl Parser<'_> {
                 },
                 _ => self.malformed(span, "wait 12s"),
             },
-            "body" | "sign" | "expect" | "client" => {
+            "body" | "sign" | "expect" | "client" | "authorizer" => {
                 let Some(e) = b.exchanges.last_mut() else {
                     self.diags.push(
                         Diagnostic::error(
@@ -682,6 +693,7 @@ impl Parser<'_> {
                 match w {
                     "body" => self.body(span, words, e),
                     "sign" => self.sign(span, words, e),
+                    "authorizer" => self.authorizer(span, words, e),
                     "client" => {
                         if words.len() != 1 {
                             self.malformed(span, "client certificate");
@@ -782,12 +794,56 @@ impl Parser<'_> {
             client_ip: b.settings.client_ip,
             client_cert: false,
             sign: None,
+            authorizers: Vec::new(),
             at_ms: b.clock_ms,
             times,
             every_ms,
             snapshot: b.snapshot_all,
             expects: Vec::new(),
         });
+    }
+
+    /// `authorizer NAME allow [json {CONTEXT}] | deny | forbidden | unreachable | unresolved |
+    /// bad-response`: the stubbed answer of provider NAME's authorizer for this request.
+    fn authorizer(&mut self, span: Span, words: &Words, e: &mut Exchange) {
+        use crate::auth::authorizer::{parse_answer, Answer, Failure};
+        let usage = "authorizer NAME allow [json {\"user\": \"ann\"}] | deny | forbidden | unreachable | unresolved | bad-response";
+        let vals = values(words);
+        let (Some((name, _)), Some((verdict, _))) = (vals.first(), vals.get(1)) else {
+            return self.malformed(span, usage);
+        };
+        let failed = |failure, what: &str| Answer::Failed {
+            failure,
+            detail: format!("the test's stub answers {what}"),
+        };
+        let answer = match (verdict.as_str(), vals.len()) {
+            ("allow", 2) => Answer::Allow {
+                context: Vec::new(),
+            },
+            ("allow", n) if n > 3 && vals[2].0 == "json" => {
+                let Some((context, _)) = self.json(words, 3) else {
+                    return;
+                };
+                let answer = serde_json::json!({"status": "allow", "context": context});
+                match parse_answer(200, answer.to_string().as_bytes()) {
+                    a @ Answer::Allow { .. } => a,
+                    Answer::Failed { detail, .. } => {
+                        let start = words[3].1.start as usize;
+                        let end = words.last().map_or(start, |(_, s)| s.end as usize);
+                        return self.bad_value(Span::new(self.file, start, end), detail);
+                    }
+                    _ => return self.malformed(span, usage),
+                }
+            }
+            ("deny", 2) => Answer::Deny,
+            ("forbidden", 2) => Answer::Forbidden,
+            ("unreachable", 2) => failed(Failure::Unreachable, "unreachable"),
+            ("unresolved", 2) => failed(Failure::Unresolved, "unresolved"),
+            ("bad-response", 2) => failed(Failure::BadResponse, "a bad response"),
+            _ => return self.malformed(span, usage),
+        };
+        e.authorizers.retain(|(n, _)| n != name);
+        e.authorizers.push((name.clone(), answer));
     }
 
     fn body(&mut self, span: Span, words: &Words, e: &mut Exchange) {

@@ -50,6 +50,13 @@ impl Env for OneRequest<'_> {
     fn limiter(&self) -> &dyn Limiter {
         self.env.limiter()
     }
+    fn authorizer_answer(
+        &self,
+        provider: &crate::compile::Provider,
+        call: &crate::auth::authorizer::Call,
+    ) -> Option<crate::auth::authorizer::Answer> {
+        self.env.authorizer_answer(provider, call)
+    }
 }
 
 /// Send one request at `now_ms`. `Err` when the test itself is wrong for this policy (an app
@@ -95,6 +102,9 @@ pub fn send(
         env: world,
         id: OnceLock::new(),
     };
+    for (name, answer) in &e.authorizers {
+        world.stub_authorizer(name, Some(answer.clone()));
+    }
     // As `server::handler` does: decide, read the body when asked, decide again.
     let mut d = decide(snap, &head, &env);
     let route_limit = d
@@ -115,6 +125,9 @@ pub fn send(
         // The server has no token endpoint yet and answers with the internal-error row.
         Outcome::IssueTokens { .. } => d.outcome = Outcome::Reject(Reason::Internal),
         _ => {}
+    }
+    for (name, _) in &e.authorizers {
+        world.stub_authorizer(name, None);
     }
     let explain = crate::explain::explain(snap, &head, &d);
     Ok(Sent {
@@ -294,5 +307,6 @@ fn outcome_name(sent: &Sent) -> &'static str {
         Outcome::IssueTokens { .. } => "the token endpoint",
         Outcome::NeedBody { .. } => "waiting for the body",
         Outcome::NeedCounts => "waiting for remote counts",
+        Outcome::NeedAuthorization(_) => "waiting for the authorizer",
     }
 }

@@ -1,0 +1,61 @@
+//! Step 7 for an external authorizer: the identity headers, the answer the env has (stubbed,
+//! cached or fetched), or a stop to ask for one. See [`crate::auth::authorizer`].
+
+use super::{Outcome, Pipeline, Routed, Verdict};
+use crate::auth::authorizer::{self, Answer, Redacted};
+use crate::auth::Principal;
+use crate::compile::Provider;
+
+impl Pipeline<'_, '_> {
+    pub(super) fn authorizer(
+        &mut self,
+        index: usize,
+        provider: &Provider,
+        r: &Routed<'_, '_>,
+    ) -> Result<Principal, Outcome> {
+        let client_ip = self.client_ip(r.service);
+        let call = match authorizer::call(index, provider, self.head, client_ip) {
+            Ok(call) => call,
+            Err((reason, detail)) => return Err(self.fail(7, "auth", detail, reason)),
+        };
+        let Some(answer) = self.env.authorizer_answer(provider, &call) else {
+            self.step(
+                7,
+                "auth",
+                Verdict::Done,
+                format_args!(
+                    "provider {}: ask the authorizer ({}), then decide again",
+                    provider.name,
+                    Redacted(&call.identities)
+                ),
+            );
+            return Err(Outcome::NeedAuthorization(Box::new(call)));
+        };
+        if let Some((reason, detail)) = authorizer::refusal(provider, &answer) {
+            return Err(self.fail(7, "auth", detail, reason));
+        }
+        let Answer::Allow { context } = answer else {
+            return Err(Outcome::Reject(crate::dialect::Reason::Internal));
+        };
+        let keys: Vec<&str> = context.iter().map(|(k, _)| k.as_str()).collect();
+        let describe = match keys.is_empty() {
+            true => format!(
+                "provider {}: the authorizer allowed ({})",
+                provider.name,
+                Redacted(&call.identities)
+            ),
+            false => format!(
+                "provider {}: the authorizer allowed ({}); context {}",
+                provider.name,
+                Redacted(&call.identities),
+                keys.join(", ")
+            ),
+        };
+        self.d.authorizer_context = Some(context);
+        Ok(Principal {
+            app: None,
+            describe,
+            claims: None,
+        })
+    }
+}

@@ -1,0 +1,239 @@
+//! Calling external authorizers, and the decision cache in front of them.
+//!
+//! The protocol and what each answer means are in [`crate::auth::authorizer`]; this is the
+//! I/O. A call is one `POST` on a kept-alive HTTP/1 connection (the backends' [`Pool`]),
+//! bounded as a whole by the provider's `timeout`: resolving and connecting within it, or the
+//! call failed to reach the authorizer (APIG.0615 / 0616); the whole answer within it once
+//! connected, or it failed to answer (APIG.0617).
+//!
+//! Identity values are credentials: they go to the authorizer and nowhere else. Logs name the
+//! provider, its URL and what failed; the cache keys are SHA-256 digests.
+
+use super::handler::full;
+use super::pool::{Pool, SendError};
+use crate::auth::authorizer::{cache_key, parse_answer, Answer, Call, Failure, MAX_BODY};
+use crate::compile::Provider;
+use http_body_util::{BodyExt as _, Limited};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Answers kept at most; when full, expired entries go first, then the soonest to expire.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// The connections to authorizers and their cached answers, shared by every request and kept
+/// across reloads (the key includes the URL, so a changed provider does not reuse answers).
+#[derive(Default)]
+pub struct Authorizers {
+    pool: Pool,
+    cache: Mutex<HashMap<[u8; 32], (Answer, Instant)>>,
+}
+
+impl Authorizers {
+    /// The cached answer to this call, if the provider caches and one has not expired.
+    pub fn cached(&self, provider: &Provider, call: &Call) -> Option<Answer> {
+        if !caches(provider, call) {
+            return None;
+        }
+        let key = cache_key(provider, call);
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(&key) {
+            Some((answer, until)) if *until > Instant::now() => Some(answer.clone()),
+            _ => None,
+        }
+    }
+
+    /// Ask the authorizer, and cache a verdict for the provider's `cache` time.
+    pub async fn ask(&self, provider: &Provider, call: &Call, request_id: &str) -> Answer {
+        let answer = self.call(provider, call, request_id).await;
+        if let Answer::Failed { failure, detail } = &answer {
+            tracing::warn!(
+                request_id,
+                provider = %provider.name,
+                url = provider.url.as_deref().unwrap_or("-"),
+                ?failure,
+                "authorizer call failed: {detail}"
+            );
+        }
+        if answer.cacheable() && caches(provider, call) {
+            self.remember(
+                cache_key(provider, call),
+                answer.clone(),
+                Duration::from_millis(provider.cache_ms),
+            );
+        }
+        answer
+    }
+
+    fn remember(&self, key: [u8; 32], answer: Answer, ttl: Duration) {
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_ENTRIES && !cache.contains_key(&key) {
+            cache.retain(|_, (_, until)| *until > now);
+            if cache.len() >= CACHE_ENTRIES {
+                let soonest = cache.iter().min_by_key(|(_, (_, until))| *until);
+                if let Some(k) = soonest.map(|(k, _)| *k) {
+                    cache.remove(&k);
+                }
+            }
+        }
+        cache.insert(key, (answer, now + ttl));
+    }
+
+    async fn call(&self, provider: &Provider, call: &Call, request_id: &str) -> Answer {
+        let deadline = Instant::now() + Duration::from_millis(provider.timeout_ms);
+        let within = format!("within {} ms", provider.timeout_ms);
+        let failed = |failure, detail: String| Answer::Failed { failure, detail };
+        let url = provider.url.as_deref().unwrap_or("");
+        let Some(target) = Target::parse(url) else {
+            return failed(
+                Failure::Unreachable,
+                format!("{url:?} is not an http:// URL this build can call"),
+            );
+        };
+        let addr = match target.host.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, target.port),
+            Err(_) => {
+                let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
+                match tokio::time::timeout_at(deadline, lookup).await {
+                    Ok(Ok(mut addrs)) => match addrs.next() {
+                        Some(a) => a,
+                        None => {
+                            return failed(
+                                Failure::Unresolved,
+                                format!("{} has no address", target.host),
+                            )
+                        }
+                    },
+                    Ok(Err(e)) => {
+                        return failed(
+                            Failure::Unresolved,
+                            format!("cannot resolve {}: {e}", target.host),
+                        )
+                    }
+                    Err(_) => {
+                        return failed(
+                            Failure::Unresolved,
+                            format!("{} not resolved {within}", target.host),
+                        )
+                    }
+                }
+            }
+        };
+        let mut request = hyper::Request::new(full(call.body(request_id)));
+        *request.method_mut() = http::Method::POST;
+        match target.path.parse() {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(_) => return failed(Failure::Unreachable, format!("bad path in {url:?}")),
+        }
+        let headers = request.headers_mut();
+        if let Ok(host) = http::HeaderValue::from_str(&target.authority) {
+            headers.insert(http::header::HOST, host);
+        }
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Ok(id) = http::HeaderValue::from_str(request_id) {
+            headers.insert("x-request-id", id);
+        }
+        let connect_within = deadline.saturating_duration_since(Instant::now());
+        let response = match self
+            .pool
+            .send_by(addr, connect_within, Some(deadline), request)
+            .await
+        {
+            Ok(r) => r,
+            Err(SendError::Connect(e)) => return failed(Failure::Unreachable, e),
+            Err(SendError::Timeout) => {
+                return failed(Failure::BadResponse, format!("no answer {within}"))
+            }
+            Err(SendError::Http(e)) => {
+                return failed(Failure::BadResponse, format!("the answer failed: {e}"))
+            }
+        };
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_BODY).collect();
+        let body = match tokio::time::timeout_at(deadline, body).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
+                let detail = if e.is::<http_body_util::LengthLimitError>() {
+                    format!("the answer is longer than {MAX_BODY} bytes")
+                } else {
+                    format!("the answer's body failed: {e}")
+                };
+                return failed(Failure::BadResponse, detail);
+            }
+            Err(_) => return failed(Failure::BadResponse, format!("no full answer {within}")),
+        };
+        parse_answer(status, &body)
+    }
+}
+
+/// Whether answers for this call are cached: the provider has a `cache` time and identity
+/// headers (without them every request would share one answer).
+fn caches(provider: &Provider, call: &Call) -> bool {
+    provider.cache_ms > 0 && !call.identities.is_empty()
+}
+
+/// Where an authorizer URL points.
+struct Target {
+    host: String,
+    port: u16,
+    /// `host:port` as written, for the Host header.
+    authority: String,
+    /// Path and query, `/` at least.
+    path: String,
+}
+
+impl Target {
+    /// `http://HOST[:PORT][/PATH]`; `None` for other schemes (https is not called by this
+    /// build) and malformed URLs, which the policy's compiler has already refused.
+    fn parse(url: &str) -> Option<Target> {
+        let uri: http::Uri = url.parse().ok()?;
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let authority = uri.authority()?;
+        let host = authority.host();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        Some(Target {
+            host: host.to_string(),
+            port: authority.port_u16().unwrap_or(80),
+            authority: authority.as_str().to_string(),
+            path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("http://127.0.0.1:9400/check?x=1").unwrap();
+        assert_eq!(
+            (
+                t.host.as_str(),
+                t.port,
+                t.authority.as_str(),
+                t.path.as_str()
+            ),
+            ("127.0.0.1", 9400, "127.0.0.1:9400", "/check?x=1")
+        );
+        let t = Target::parse("http://[::1]/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 80));
+        assert_eq!(Target::parse("http://auth.internal").unwrap().path, "/");
+        assert!(Target::parse("https://auth.internal/check").is_none());
+    }
+}
