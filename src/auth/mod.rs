@@ -8,6 +8,7 @@ pub mod app_signature;
 pub mod jd_signature;
 pub mod jwt;
 pub mod keypair;
+pub mod oauth2;
 pub(crate) mod sig;
 
 use crate::compile::{Provider, Service};
@@ -58,6 +59,7 @@ pub fn authenticate(
         }
         AuthKind::Jwt => return jwt::verify(provider, head, env.now_ms()),
         AuthKind::JdSignature => return jd_signature::verify(service, provider, head, env),
+        AuthKind::Oauth2 => return oauth2::verify(service, provider, head, env.now_ms()),
         _ => {}
     }
     let scheme = provider.kind.name();

@@ -524,6 +524,22 @@ impl<'a> Cx<'a> {
             if provider_names.define(self, &p.name, providers.len(), diag::DUPLICATE_NAME) {
                 providers.push(self.provider(p, span));
             }
+            // The token endpoint and its answers are Huawei's: the other vendors document no
+            // rows for them, so a service answering in their dialect cannot have one.
+            if p.kind.value == ast::AuthKind::Oauth2 && dialect != Dialect::Huawei {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::NOT_APPLICABLE,
+                        p.kind.span,
+                        format!(
+                            "an oauth2 provider needs a huawei service; `{}` answers in {dialect}",
+                            s.name.value
+                        ),
+                    )
+                    .label("Huawei's OAuth2 token endpoint")
+                    .help("use `dialect huawei`, or a jwt provider for tokens issued elsewhere"),
+                );
+            }
         }
         let mut plan_names = Names::new("plan");
         let mut plans = Vec::new();
