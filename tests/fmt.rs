@@ -577,6 +577,7 @@ fn app() -> impl Strategy<Value = App> {
     let item = prop_oneof![
         text().prop_map(|k| AppItem::Key(sp(k))),
         secret().prop_map(AppItem::Secret),
+        secret().prop_map(AppItem::AppCode),
         nets().prop_map(AppItem::TrustedIps),
         quota().prop_map(AppItem::Quota),
         rate().prop_map(AppItem::Rate),

@@ -511,6 +511,7 @@ impl<'a> Cx<'a> {
                     name: a.name.value.clone(),
                     key: String::new(),
                     secret: Secret(Vec::new()),
+                    app_codes: Vec::new(),
                     trusted_ips: Vec::new(),
                     frozen: true,
                     quota: None,
@@ -809,10 +810,30 @@ impl<'a> Cx<'a> {
         let mut trusted = Vec::new();
         let mut frozen = false;
         let mut rates = Vec::new();
+        let mut codes = Vec::new();
+        let owner = format!("app `{}`", a.name.value);
         for item in &a.items {
             match &item.value {
                 ast::AppItem::Key(k) => key.set(self, k.clone(), item.span),
                 ast::AppItem::Secret(s) => secret.set(self, s.clone(), item.span),
+                ast::AppItem::AppCode(s) => {
+                    if codes.len() == MAX_APP_CODES {
+                        self.diags.push(
+                            Diagnostic::error(
+                                diag::REPEATED_STATEMENT,
+                                item.span,
+                                format!(
+                                    "app `{}` has more than {MAX_APP_CODES} appcodes",
+                                    a.name.value
+                                ),
+                            )
+                            .help("Huawei APIG gives an app at most five AppCodes; remove one"),
+                        );
+                    }
+                    if let Some(code) = self.secret(s, &owner, true) {
+                        codes.push(code);
+                    }
+                }
                 ast::AppItem::TrustedIps(t) => trusted.extend(t.iter().map(|n| n.value)),
                 ast::AppItem::Quota(q) => quota.set(self, quota_rule(q), item.span),
                 ast::AppItem::Rate(r) => {
@@ -824,7 +845,6 @@ impl<'a> Cx<'a> {
                 ast::AppItem::Frozen => frozen = true,
             }
         }
-        let owner = format!("app `{}`", a.name.value);
         let Some(key) = key.take() else {
             self.missing(
                 span,
@@ -849,6 +869,7 @@ impl<'a> Cx<'a> {
                 name: a.name.value.clone(),
                 key: key.value,
                 secret,
+                app_codes: codes,
                 trusted_ips: trusted,
                 frozen,
                 quota: quota.take(),
@@ -1151,6 +1172,9 @@ impl<'a> Cx<'a> {
         }
     }
 }
+
+/// Huawei's limit on AppCodes per app (`auth-schemes.md` §3.6).
+const MAX_APP_CODES: usize = 5;
 
 fn kinds_for(item: &ast::AuthItem) -> &'static str {
     use ast::AuthItem as A;

@@ -493,6 +493,8 @@ pub struct App {
     pub name: String,
     pub key: String,
     pub secret: Secret,
+    /// Huawei AppCodes: `X-Apig-AppCode` values that identify this app without a signature.
+    pub app_codes: Vec<Secret>,
     pub trusted_ips: Vec<IpNet>,
     pub frozen: bool,
     pub quota: Option<QuotaRule>,

@@ -281,6 +281,8 @@ pub struct App {
 pub enum AppItem {
     Key(Spanned<String>),
     Secret(SecretRef),
+    /// A Huawei AppCode (simple authentication); an app has at most five.
+    AppCode(SecretRef),
     TrustedIps(Vec<Spanned<IpNet>>),
     Quota(Quota),
     Rate(Rate),

@@ -368,6 +368,7 @@ fn app_item(item: &Spanned<AppItem>) -> Node {
     let head = match &item.value {
         AppItem::Key(k) => format!("key {}", quote(&k.value)),
         AppItem::Secret(s) => format!("secret {}", secret(s)),
+        AppItem::AppCode(s) => format!("appcode {}", secret(s)),
         AppItem::TrustedIps(a) => format!("trusted ips{}", addrs(a)),
         AppItem::Quota(q) => quota(q),
         AppItem::Rate(r) => rate(r),

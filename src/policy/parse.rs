@@ -186,6 +186,7 @@ impl Block {
             Block::App => &[
                 ("key", "key \"ACCESS-KEY\""),
                 ("secret", "secret env \"VAR\"  |  secret file \"PATH\""),
+                ("appcode", "appcode env \"VAR\"  |  appcode file \"PATH\""),
                 ("trusted", "trusted ips CIDR…"),
                 ("quota", "quota N per day|month"),
                 ("rate", "rate N per second|minute|hour|day [per app|ip|route|header \"NAME\"] [burst N] [on store error allow|deny]"),
@@ -766,6 +767,9 @@ impl Lower {
                     Some(AppItem::Key(self.string(child(&c, Rule::string).unwrap())))
                 }
                 Rule::secret_stmt => Some(AppItem::Secret(
+                    self.secret_ref(child(&c, Rule::secret_ref).unwrap()),
+                )),
+                Rule::appcode_stmt => Some(AppItem::AppCode(
                     self.secret_ref(child(&c, Rule::secret_ref).unwrap()),
                 )),
                 Rule::trusted_ips_stmt => Some(AppItem::TrustedIps(self.addrs(&c))),
