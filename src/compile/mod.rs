@@ -1010,7 +1010,14 @@ impl<'a> Cx<'a> {
             match &item.value {
                 A::Algorithms(a) => algorithms.extend(a.iter()),
                 A::ClockSkew(d) => out.clock_skew_ms = d.value.millis,
-                A::Variant(v) => out.kong_variant = v.value == "kong",
+                A::Variant(v) => {
+                    out.kong_variant = v.value == "kong";
+                    // Kong's hmac-auth defaults to 300 s (auth-schemes.md §2.1), Tencent to 900 s
+                    let explicit = p.items.iter().any(|i| matches!(i.value, A::ClockSkew(_)));
+                    if out.kong_variant && !explicit {
+                        out.clock_skew_ms = 300_000;
+                    }
+                }
                 A::Key(k) => out.key = self.secret(k, &owner, false),
                 A::Jwks(k) => out.jwks = self.secret(k, &owner, false),
                 A::Issuer(i) => out.issuer = Some(i.value.clone()),
