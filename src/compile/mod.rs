@@ -944,6 +944,7 @@ impl<'a> Cx<'a> {
             match item {
                 A::Algorithms(_) => matches!(kind, K::Keypair | K::Jwt),
                 A::ClockSkew(_) => matches!(kind, K::Keypair | K::AppSignature | K::JdSignature),
+                A::Region(_) | A::Group(_) => kind == K::JdSignature,
                 A::Variant(_) => kind == K::Keypair,
                 A::Key(_) | A::Jwks(_) | A::Issuer(_) | A::Audience(_) | A::Leeway(_) => {
                     kind == K::Jwt
@@ -964,6 +965,8 @@ impl<'a> Cx<'a> {
                 _ => 15 * 60_000,
             },
             kong_variant: false,
+            jd_region: None,
+            jd_group: None,
             key: None,
             jwks: None,
             issuer: None,
@@ -1010,6 +1013,8 @@ impl<'a> Cx<'a> {
             match &item.value {
                 A::Algorithms(a) => algorithms.extend(a.iter()),
                 A::ClockSkew(d) => out.clock_skew_ms = d.value.millis,
+                A::Region(r) => out.jd_region = Some(r.value.clone()),
+                A::Group(g) => out.jd_group = Some(g.value.clone()),
                 A::Variant(v) => {
                     out.kong_variant = v.value == "kong";
                     // Kong's hmac-auth defaults to 300 s (auth-schemes.md §2.1), Tencent to 900 s
@@ -1188,6 +1193,7 @@ fn kinds_for(item: &ast::AuthItem) -> &'static str {
     match item {
         A::Algorithms(_) => "keypair, jwt",
         A::ClockSkew(_) => "keypair, app-signature, jd-signature",
+        A::Region(_) | A::Group(_) => "jd-signature",
         A::Variant(_) => "keypair",
         A::Key(_) | A::Jwks(_) | A::Issuer(_) | A::Audience(_) | A::Leeway(_) => "jwt",
         A::TokenFrom(_) => "jwt, oauth2",

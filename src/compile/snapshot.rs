@@ -527,6 +527,10 @@ pub struct Provider {
     pub algorithms: Vec<String>,
     pub clock_skew_ms: u64,
     pub kong_variant: bool,
+    /// JD: the credential scope's region and service (API group) a signature must name;
+    /// `None` accepts any.
+    pub jd_region: Option<String>,
+    pub jd_group: Option<String>,
     pub key: Option<Secret>,
     pub jwks: Option<Secret>,
     pub issuer: Option<String>,

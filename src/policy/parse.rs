@@ -200,6 +200,8 @@ impl Block {
             Block::Auth => &[
                 ("algorithms", "algorithms NAME…"),
                 ("clock", "clock skew DURATION"),
+                ("region", "region \"REGION\""),
+                ("group", "group \"API-GROUP\""),
                 ("variant", "variant tencent|kong"),
                 ("key", "key env \"VAR\"  |  key file \"PATH\""),
                 ("jwks", "jwks file \"PATH\""),
@@ -924,6 +926,12 @@ impl Lower {
                 Rule::clock_skew_stmt => self
                     .duration(child(&c, Rule::quantity).unwrap())
                     .map(AuthItem::ClockSkew),
+                Rule::region_stmt => Some(AuthItem::Region(
+                    self.string(child(&c, Rule::string).unwrap()),
+                )),
+                Rule::group_stmt => Some(AuthItem::Group(
+                    self.string(child(&c, Rule::string).unwrap()),
+                )),
                 Rule::variant_stmt => self
                     .choice(
                         &child(&c, Rule::ident).unwrap(),
