@@ -201,7 +201,10 @@ fn a_provider_pinned_to_a_region_and_group_refuses_other_scopes() {
     let ok = pinned("cn-north-1", "xapw9ul97y4p");
     assert_eq!(send(&ok, &env(), jd1, &|_, _| {}), (200, "ok".into()));
     let other_region = pinned("cn-east-2", "xapw9ul97y4p");
-    assert_eq!(send(&other_region, &env(), jd1, &|_, _| {}), unauthenticated);
+    assert_eq!(
+        send(&other_region, &env(), jd1, &|_, _| {}),
+        unauthenticated
+    );
     let other_group = pinned("cn-north-1", "another-group");
     assert_eq!(send(&other_group, &env(), jd1, &|_, _| {}), unauthenticated);
 }
