@@ -31,3 +31,5 @@ mod reload;
 mod routing;
 #[path = "serve/tls.rs"]
 mod tls;
+#[path = "serve/websocket.rs"]
+mod websocket;
