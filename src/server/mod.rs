@@ -38,6 +38,9 @@ pub struct Options {
     pub log_json: bool,
     /// Time allowed for in-flight requests after SIGTERM / SIGINT.
     pub drain: Duration,
+    /// Time a client has to send a request head, counted from when the connection is ready
+    /// for one: it is the slow-client guard and the keep-alive idle timeout at once.
+    pub header_timeout: Duration,
     /// Where quotas are kept across restarts (`DIR/counters.redb`).
     pub state: Option<PathBuf>,
     /// Count every rate and quota in this Redis, shared with other gateways.
@@ -301,7 +304,7 @@ async fn serve(opts: Options) -> Result<(), String> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(opts.header_timeout)
         .writev(false)
         // Large enough that the policy's own header limits (which answer in the dialect)
         // trip before hyper's.
