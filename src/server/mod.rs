@@ -8,6 +8,7 @@
 mod access_log;
 mod admin;
 mod handler;
+mod malformed;
 mod metrics;
 mod pool;
 mod proxy;
@@ -324,6 +325,7 @@ async fn serve(opts: Options) -> Result<(), String> {
                 let _ = stream.set_nodelay(true);
                 let acceptor = tls.as_ref().map(|(_, a)| a.clone()).expect("TLS listener has an acceptor");
                 let gw = gateway.clone();
+                let gw_for_io = gateway.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
@@ -340,6 +342,7 @@ async fn serve(opts: Options) -> Result<(), String> {
                         let (gw, conn) = (gw.clone(), conn.clone());
                         async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, conn).await) }
                     });
+                    let stream = malformed::Answering::new(stream, gw_for_io);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(%peer, "TLS connection ended: {e}");
@@ -358,6 +361,7 @@ async fn serve(opts: Options) -> Result<(), String> {
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
                 let conn = handler::Conn::new(peer, false, false);
+                let stream = malformed::Answering::new(stream, gw.clone());
                 let service = hyper::service::service_fn(move |req| {
                     let (gw, conn) = (gw.clone(), conn.clone());
                     async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, conn).await) }
