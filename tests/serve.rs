@@ -11,6 +11,8 @@ mod common;
 mod backends;
 #[path = "serve/forward.rs"]
 mod forward;
+#[path = "serve/http2.rs"]
+mod http2;
 #[path = "serve/lifecycle.rs"]
 mod lifecycle;
 #[path = "serve/limits.rs"]
