@@ -52,7 +52,7 @@ fn http2_prior_knowledge_gets_the_same_answers() {
             body,
             huawei_body(
                 "APIG.0101",
-                "The API does not exist or has not been published in the environment",
+                "The API does not exist or has not been published in the environment.",
                 id
             )
         );
