@@ -36,7 +36,7 @@ pub struct Refusal {
 /// Whether the provider must see the body before it can verify (a signed payload hash).
 pub fn needs_body(provider: &Provider, head: &RequestHead<'_>) -> bool {
     match provider.kind {
-        AuthKind::AppSignature => app_signature::needs_body(head),
+        AuthKind::AppSignature => app_signature::needs_body(provider, head),
         AuthKind::JdSignature => jd_signature::needs_body(head),
         _ => false,
     }

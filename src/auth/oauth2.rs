@@ -494,6 +494,7 @@ mod tests {
             name: "a".into(),
             key: "k".into(),
             secret: crate::compile::Secret(b"s3cret".to_vec()),
+            app_codes: Vec::new(),
             trusted_ips: Vec::new(),
             frozen: false,
             quota: None,
