@@ -1,7 +1,7 @@
 //! `explain`: run one request through the real pipeline and print every step and the exact
 //! response. The same text is what policy tests snapshot.
 
-use crate::compile::Snapshot;
+use crate::compile::{Action, Snapshot};
 use crate::decide::{render_response, Decision, Outcome, RequestHead};
 use std::fmt::Write as _;
 
@@ -27,6 +27,12 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
         let _ = writeln!(out, "  {step}");
     }
     out.push('\n');
+    let token_endpoint = d.service.zip(d.route).is_some_and(|(s, r)| {
+        matches!(
+            snap.services[s].routes[r].action,
+            Action::IssueTokens { .. }
+        )
+    });
     match &d.outcome {
         Outcome::Forward(plan) => {
             let service = &snap.services[d.service.unwrap_or(0)];
@@ -45,19 +51,13 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
                 );
             }
         }
-        Outcome::IssueTokens { provider } => {
-            let service = &snap.services[d.service.unwrap_or(0)];
-            let _ = writeln!(
-                out,
-                "token endpoint of provider {}",
-                service.providers[*provider].name
-            );
-        }
         Outcome::NeedBody { limit } => {
-            let _ = writeln!(
-                out,
-                "the body is needed (up to {limit} bytes) to check form parameters"
-            );
+            let what = if token_endpoint {
+                "to read the token request"
+            } else {
+                "to check form parameters"
+            };
+            let _ = writeln!(out, "the body is needed (up to {limit} bytes) {what}");
         }
         Outcome::NeedCounts => {
             let _ = writeln!(out, "the limits are counted in a remote store");
@@ -74,7 +74,12 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
         }
         Outcome::Reject(_) | Outcome::Respond(_) => {}
     }
-    if let Some(response) = render_response(d) {
+    if let Some(mut response) = render_response(d) {
+        // Issued tokens are credentials: explain and test snapshots show their claims, never a
+        // usable token.
+        if token_endpoint && matches!(d.outcome, Outcome::Respond(_)) {
+            response.body = crate::auth::oauth2::mask_signatures(&response.body);
+        }
         out.push_str("response\n");
         out.push_str(&response.to_http());
         if !response.body.is_empty() {

@@ -92,6 +92,10 @@ enum Command {
         /// How long SIGTERM waits for in-flight requests.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         drain: std::time::Duration,
+        /// How long a client may take to send a request's headers; also how long a keep-alive
+        /// connection may wait idle for its next request. Then the connection is closed.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        header_timeout: std::time::Duration,
         /// Keep quota counts here (DIR/counters.redb), so a restart loses none.
         #[arg(long, value_name = "DIR")]
         state: Option<PathBuf>,
@@ -257,6 +261,7 @@ fn main() -> ExitCode {
             admin,
             log_format,
             drain,
+            header_timeout,
             state,
             redis,
             redis_timeout,
@@ -275,6 +280,7 @@ fn main() -> ExitCode {
                 admin,
                 log_json: matches!(log_format, LogFormat::Json),
                 drain,
+                header_timeout,
                 state,
                 redis: redis.map(|url| rulegate::limits::redis::Options {
                     url,

@@ -182,3 +182,29 @@ fn tampering_and_stale_dates_get_unauthenticated() {
         "no Authorization"
     );
 }
+
+#[test]
+fn a_provider_pinned_to_a_region_and_group_refuses_other_scopes() {
+    let vs = vectors();
+    let jd1 = &vs[0]; // scoped cn-north-1 / xapw9ul97y4p
+    let (apps, secrets) = support::apps(&[(jd1.ak.as_str(), jd1.sk.as_str())]);
+    let pinned = |region: &str, group: &str| {
+        support::compile_text(
+            format!(
+                "service gw {{\n    dialect jdcloud\n    hosts \"*\"\n    auth jd jd-signature {{\n        region \"{region}\"\n        group \"{group}\"\n    }}\n{apps}    route ANY \"/{{p+}}\" {{\n        auth jd\n        mock 200 text \"ok\"\n    }}\n}}\n"
+            ),
+            secrets.clone(),
+        )
+    };
+    let unauthenticated = (401, jd(401, "UNAUTHENTICATED", "Verification Failed"));
+    let env = || VirtualEnv::new(date_of(jd1));
+    let ok = pinned("cn-north-1", "xapw9ul97y4p");
+    assert_eq!(send(&ok, &env(), jd1, &|_, _| {}), (200, "ok".into()));
+    let other_region = pinned("cn-east-2", "xapw9ul97y4p");
+    assert_eq!(
+        send(&other_region, &env(), jd1, &|_, _| {}),
+        unauthenticated
+    );
+    let other_group = pinned("cn-north-1", "another-group");
+    assert_eq!(send(&other_group, &env(), jd1, &|_, _| {}), unauthenticated);
+}

@@ -190,3 +190,107 @@ fn header_names_are_matched_as_listed_or_lowercased() {
     ];
     assert_eq!(call(&snap, "/r", &headers, now), (200, "ok".into()));
 }
+
+/// A Tencent service whose provider is Kong's hmac-auth (`variant kong`).
+fn kong_snapshot(key: &str, secret: &str) -> Snapshot {
+    let (apps, secrets) = support::apps(&[(key, secret)]);
+    let policy = format!(
+        "service partners {{\n    dialect tencent\n    hosts \"*\"\n    auth keys keypair {{\n        variant kong\n    }}\n{apps}    route GET \"/r\" {{\n        auth keys\n        mock 200 text \"ok\"\n    }}\n}}\n"
+    );
+    support::compile_text(policy, secrets)
+}
+
+/// `hmac username=…` over `lines` joined by `\n`, HMAC-SHA256 under `secret`.
+fn kong_authorization(key: &str, secret: &str, names: &str, lines: &[&str]) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(secret.as_bytes())
+            .unwrap();
+    mac.update(lines.join("\n").as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    format!(
+        r#"hmac username="{key}", algorithm="hmac-sha256", headers="{names}", signature="{signature}""#
+    )
+}
+
+#[test]
+fn kong_accepts_the_tencent_vectors_with_username() {
+    // auth-schemes.md §2.4: `id=` → `username=` turns each vector into a Kong request.
+    for v in vectors() {
+        let snap = kong_snapshot(&v.secret_id, &v.secret_key);
+        let date = v
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-date") || k.eq_ignore_ascii_case("date"))
+            .unwrap();
+        let now = millis(&date.1);
+        let auth = v.authorization.replacen("id=", "username=", 1);
+        let mut headers: Vec<(&str, &str)> = v
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        headers.push(("Authorization", &auth));
+        assert_eq!(
+            call(&snap, "/r", &headers, now),
+            (200, "ok".into()),
+            "{}",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn kong_signs_pseudo_headers_and_absent_headers_where_tencent_refuses() {
+    let (key, secret) = ("AKID-kong", "kong-secret");
+    let snap = kong_snapshot(key, secret);
+    let date = "Mon, 19 Mar 2018 12:08:40 GMT";
+    let now = millis(date);
+    // request-line, @request-target (path with query), and `nonce`, which the request lacks
+    let auth = kong_authorization(
+        key,
+        secret,
+        "date request-line @request-target nonce",
+        &[
+            &format!("date: {date}"),
+            "GET /r?a=1 HTTP/1.1",
+            "@request-target: get /r?a=1",
+            "nonce:",
+        ],
+    );
+    let headers = [("Date", date), ("Authorization", auth.as_str())];
+    assert_eq!(call(&snap, "/r?a=1", &headers, now), (200, "ok".into()));
+    // another query string changes both pseudo-headers
+    assert_eq!(
+        call(&snap, "/r?a=2", &headers, now),
+        (401, message("HMAC signature does not match."))
+    );
+    // Kong holds Date to the clock skew (Tencent checks only X-Date)
+    assert_eq!(
+        call(&snap, "/r?a=1", &headers, now + 301_000),
+        (
+            401,
+            message(
+                "HMAC signature cannot be verified, a valid date or x-date header is required."
+            )
+        )
+    );
+    // the same absent header under the Tencent scheme is refused by name
+    let tencent = snapshot(&[(key, secret)]);
+    let auth = kong_authorization(
+        key,
+        secret,
+        "date nonce",
+        &[&format!("date: {date}"), "nonce:"],
+    )
+    .replacen("username=", "id=", 1);
+    let headers = [("Date", date), ("Authorization", auth.as_str())];
+    assert_eq!(
+        call(&tencent, "/r", &headers, now),
+        (
+            401,
+            message("HMAC signature cannot be verified, a valid nonce header is required.")
+        )
+    );
+}

@@ -577,6 +577,7 @@ fn app() -> impl Strategy<Value = App> {
     let item = prop_oneof![
         text().prop_map(|k| AppItem::Key(sp(k))),
         secret().prop_map(AppItem::Secret),
+        secret().prop_map(AppItem::AppCode),
         nets().prop_map(AppItem::TrustedIps),
         quota().prop_map(AppItem::Quota),
         rate().prop_map(AppItem::Rate),
@@ -609,6 +610,8 @@ fn auth() -> impl Strategy<Value = AuthProvider> {
     let item = prop_oneof![
         prop::collection::vec(algorithm, 1..=3).prop_map(AuthItem::Algorithms),
         duration().prop_map(AuthItem::ClockSkew),
+        text().prop_map(|r| AuthItem::Region(sp(r))),
+        text().prop_map(|g| AuthItem::Group(sp(g))),
         prop::sample::select(vec!["tencent", "kong"])
             .prop_map(|v| AuthItem::Variant(sp(v.to_string()))),
         secret().prop_map(AuthItem::Key),

@@ -13,6 +13,8 @@ mod authorizer;
 mod backends;
 #[path = "serve/forward.rs"]
 mod forward;
+#[path = "serve/http2.rs"]
+mod http2;
 #[path = "serve/lifecycle.rs"]
 mod lifecycle;
 #[path = "serve/limits.rs"]
@@ -25,6 +27,8 @@ mod limits_rates;
 mod limits_redis;
 #[path = "serve/limits_support.rs"]
 mod limits_support;
+#[path = "serve/oauth2.rs"]
+mod oauth2;
 #[path = "serve/observability.rs"]
 mod observability;
 #[path = "serve/reload.rs"]
@@ -33,3 +37,5 @@ mod reload;
 mod routing;
 #[path = "serve/tls.rs"]
 mod tls;
+#[path = "serve/websocket.rs"]
+mod websocket;

@@ -20,8 +20,11 @@ const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Whether verifying needs the body: it does unless the client declared the payload unsigned
-/// or sent none.
-pub fn needs_body(head: &RequestHead<'_>) -> bool {
+/// or sent none, or authenticates with an AppCode.
+pub fn needs_body(provider: &Provider, head: &RequestHead<'_>) -> bool {
+    if app_code(provider, head).is_some() {
+        return false;
+    }
     let unsigned = head
         .header("x-sdk-content-sha256")
         .is_some_and(|v| v.trim() == UNSIGNED);
@@ -44,12 +47,53 @@ fn parse(value: &str) -> Option<(&str, &str, &str)> {
     Some((access?, signed?, signature?))
 }
 
+/// The `X-Apig-AppCode` a request authenticates with: only when the provider allows simple
+/// authentication and the request carries no signature.
+fn app_code<'h>(provider: &Provider, head: &'h RequestHead<'_>) -> Option<&'h str> {
+    if !provider.allow_appcode || head.header("authorization").is_some() {
+        return None;
+    }
+    head.header("x-apig-appcode").map(str::trim)
+}
+
+/// Simple authentication (`auth-schemes.md` §3.6): the AppCode alone names the app. It is a
+/// bearer secret, so it is accepted over HTTPS only, and every code of every app is compared
+/// in constant time.
+fn verify_app_code(
+    service: &Service,
+    head: &RequestHead<'_>,
+    code: &str,
+) -> Result<Principal, Refusal> {
+    if !head.tls {
+        return Err(refuse("AppCode authentication requires HTTPS"));
+    }
+    let mut found = None;
+    for (index, app) in service.apps.iter().enumerate() {
+        for known in &app.app_codes {
+            if super::sig::constant_time_eq(&known.0, code.as_bytes()) {
+                found.get_or_insert(index);
+            }
+        }
+    }
+    match found {
+        Some(index) => Ok(Principal {
+            app: Some(index),
+            describe: format!("app {} (AppCode)", service.apps[index].name),
+            claims: None,
+        }),
+        None => Err(refuse("AppCode not found")),
+    }
+}
+
 pub fn verify(
     service: &Service,
     provider: &Provider,
     head: &RequestHead<'_>,
     now_ms: i64,
 ) -> Result<Principal, Refusal> {
+    if let Some(code) = app_code(provider, head) {
+        return verify_app_code(service, head, code);
+    }
     let Some(authorization) = head.header("authorization") else {
         return Err(refuse("authorization header not found"));
     };

@@ -81,6 +81,18 @@ pub fn verify(
     let Some(c) = parse(authorization) else {
         return Err(refuse("authorization header format error"));
     };
+    // The scope is the client's, but it must be the one this API is published under.
+    let pinned = [
+        ("region", &provider.jd_region, c.region),
+        ("service", &provider.jd_group, c.service),
+    ];
+    for (part, expected, got) in pinned {
+        if let Some(expected) = expected.as_deref().filter(|e| *e != got) {
+            return Err(refuse(format!(
+                "credential scope {part} {got:?} is not {expected:?}"
+            )));
+        }
+    }
     for required in ["x-jdcloud-date", "x-jdcloud-nonce"] {
         if !c.signed.iter().any(|h| h == required) || head.header(required).is_none() {
             return Err(refuse(format!("{required} must be present and signed")));

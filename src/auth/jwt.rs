@@ -152,8 +152,11 @@ fn family(a: Algorithm) -> Family {
     }
 }
 
-/// The token from where the provider says it is.
-fn token<'a>(provider: &Provider, head: &RequestHead<'a>) -> Result<Cow<'a, str>, Refusal> {
+/// The token from where the provider says it is (also the oauth2 provider's access tokens).
+pub(crate) fn token<'a>(
+    provider: &Provider,
+    head: &RequestHead<'a>,
+) -> Result<Cow<'a, str>, Refusal> {
     match &provider.token_from {
         TokenFrom::Header { name, bearer } => {
             let Some(value) = head.header(name) else {

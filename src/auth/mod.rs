@@ -9,6 +9,7 @@ pub mod authorizer;
 pub mod jd_signature;
 pub mod jwt;
 pub mod keypair;
+pub mod oauth2;
 pub(crate) mod sig;
 
 use crate::compile::{Provider, Service};
@@ -36,7 +37,7 @@ pub struct Refusal {
 /// Whether the provider must see the body before it can verify (a signed payload hash).
 pub fn needs_body(provider: &Provider, head: &RequestHead<'_>) -> bool {
     match provider.kind {
-        AuthKind::AppSignature => app_signature::needs_body(head),
+        AuthKind::AppSignature => app_signature::needs_body(provider, head),
         AuthKind::JdSignature => jd_signature::needs_body(head),
         _ => false,
     }
@@ -59,6 +60,7 @@ pub fn authenticate(
         }
         AuthKind::Jwt => return jwt::verify(provider, head, env.now_ms()),
         AuthKind::JdSignature => return jd_signature::verify(service, provider, head, env),
+        AuthKind::Oauth2 => return oauth2::verify(service, provider, head, env.now_ms()),
         _ => {}
     }
     let scheme = provider.kind.name();

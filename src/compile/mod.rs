@@ -511,6 +511,7 @@ impl<'a> Cx<'a> {
                     name: a.name.value.clone(),
                     key: String::new(),
                     secret: Secret(Vec::new()),
+                    app_codes: Vec::new(),
                     trusted_ips: Vec::new(),
                     frozen: true,
                     quota: None,
@@ -523,6 +524,22 @@ impl<'a> Cx<'a> {
         for (p, span) in providers_ast {
             if provider_names.define(self, &p.name, providers.len(), diag::DUPLICATE_NAME) {
                 providers.push(self.provider(p, span));
+            }
+            // The token endpoint and its answers are Huawei's: the other vendors document no
+            // rows for them, so a service answering in their dialect cannot have one.
+            if p.kind.value == ast::AuthKind::Oauth2 && dialect != Dialect::Huawei {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::NOT_APPLICABLE,
+                        p.kind.span,
+                        format!(
+                            "an oauth2 provider needs a huawei service; `{}` answers in {dialect}",
+                            s.name.value
+                        ),
+                    )
+                    .label("Huawei's OAuth2 token endpoint")
+                    .help("use `dialect huawei`, or a jwt provider for tokens issued elsewhere"),
+                );
             }
         }
         let mut plan_names = Names::new("plan");
@@ -809,10 +826,30 @@ impl<'a> Cx<'a> {
         let mut trusted = Vec::new();
         let mut frozen = false;
         let mut rates = Vec::new();
+        let mut codes = Vec::new();
+        let owner = format!("app `{}`", a.name.value);
         for item in &a.items {
             match &item.value {
                 ast::AppItem::Key(k) => key.set(self, k.clone(), item.span),
                 ast::AppItem::Secret(s) => secret.set(self, s.clone(), item.span),
+                ast::AppItem::AppCode(s) => {
+                    if codes.len() == MAX_APP_CODES {
+                        self.diags.push(
+                            Diagnostic::error(
+                                diag::REPEATED_STATEMENT,
+                                item.span,
+                                format!(
+                                    "app `{}` has more than {MAX_APP_CODES} appcodes",
+                                    a.name.value
+                                ),
+                            )
+                            .help("Huawei APIG gives an app at most five AppCodes; remove one"),
+                        );
+                    }
+                    if let Some(code) = self.secret(s, &owner, true) {
+                        codes.push(code);
+                    }
+                }
                 ast::AppItem::TrustedIps(t) => trusted.extend(t.iter().map(|n| n.value)),
                 ast::AppItem::Quota(q) => quota.set(self, quota_rule(q), item.span),
                 ast::AppItem::Rate(r) => {
@@ -824,7 +861,6 @@ impl<'a> Cx<'a> {
                 ast::AppItem::Frozen => frozen = true,
             }
         }
-        let owner = format!("app `{}`", a.name.value);
         let Some(key) = key.take() else {
             self.missing(
                 span,
@@ -849,6 +885,7 @@ impl<'a> Cx<'a> {
                 name: a.name.value.clone(),
                 key: key.value,
                 secret,
+                app_codes: codes,
                 trusted_ips: trusted,
                 frozen,
                 quota: quota.take(),
@@ -923,6 +960,7 @@ impl<'a> Cx<'a> {
             match item {
                 A::Algorithms(_) => matches!(kind, K::Keypair | K::Jwt),
                 A::ClockSkew(_) => matches!(kind, K::Keypair | K::AppSignature | K::JdSignature),
+                A::Region(_) | A::Group(_) => kind == K::JdSignature,
                 A::Variant(_) => kind == K::Keypair,
                 A::Key(_) | A::Jwks(_) | A::Issuer(_) | A::Audience(_) | A::Leeway(_) => {
                     kind == K::Jwt
@@ -943,6 +981,8 @@ impl<'a> Cx<'a> {
                 _ => 15 * 60_000,
             },
             kong_variant: false,
+            jd_region: None,
+            jd_group: None,
             key: None,
             jwks: None,
             issuer: None,
@@ -989,7 +1029,16 @@ impl<'a> Cx<'a> {
             match &item.value {
                 A::Algorithms(a) => algorithms.extend(a.iter()),
                 A::ClockSkew(d) => out.clock_skew_ms = d.value.millis,
-                A::Variant(v) => out.kong_variant = v.value == "kong",
+                A::Region(r) => out.jd_region = Some(r.value.clone()),
+                A::Group(g) => out.jd_group = Some(g.value.clone()),
+                A::Variant(v) => {
+                    out.kong_variant = v.value == "kong";
+                    // Kong's hmac-auth defaults to 300 s (auth-schemes.md §2.1), Tencent to 900 s
+                    let explicit = p.items.iter().any(|i| matches!(i.value, A::ClockSkew(_)));
+                    if out.kong_variant && !explicit {
+                        out.clock_skew_ms = 300_000;
+                    }
+                }
                 A::Key(k) => out.key = self.secret(k, &owner, false),
                 A::Jwks(k) => out.jwks = self.secret(k, &owner, false),
                 A::Issuer(i) => out.issuer = Some(i.value.clone()),
@@ -1152,11 +1201,15 @@ impl<'a> Cx<'a> {
     }
 }
 
+/// Huawei's limit on AppCodes per app (`auth-schemes.md` §3.6).
+const MAX_APP_CODES: usize = 5;
+
 fn kinds_for(item: &ast::AuthItem) -> &'static str {
     use ast::AuthItem as A;
     match item {
         A::Algorithms(_) => "keypair, jwt",
         A::ClockSkew(_) => "keypair, app-signature, jd-signature",
+        A::Region(_) | A::Group(_) => "jd-signature",
         A::Variant(_) => "keypair",
         A::Key(_) | A::Jwks(_) | A::Issuer(_) | A::Audience(_) | A::Leeway(_) => "jwt",
         A::TokenFrom(_) => "jwt, oauth2",

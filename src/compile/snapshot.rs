@@ -493,6 +493,8 @@ pub struct App {
     pub name: String,
     pub key: String,
     pub secret: Secret,
+    /// Huawei AppCodes: `X-Apig-AppCode` values that identify this app without a signature.
+    pub app_codes: Vec<Secret>,
     pub trusted_ips: Vec<IpNet>,
     pub frozen: bool,
     pub quota: Option<QuotaRule>,
@@ -525,6 +527,10 @@ pub struct Provider {
     pub algorithms: Vec<String>,
     pub clock_skew_ms: u64,
     pub kong_variant: bool,
+    /// JD: the credential scope's region and service (API group) a signature must name;
+    /// `None` accepts any.
+    pub jd_region: Option<String>,
+    pub jd_group: Option<String>,
     pub key: Option<Secret>,
     pub jwks: Option<Secret>,
     pub issuer: Option<String>,

@@ -16,6 +16,7 @@ mod checks;
 pub mod env;
 pub mod request;
 mod response;
+mod token_endpoint;
 
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
 pub use request::RequestHead;
@@ -63,10 +64,7 @@ pub enum Outcome {
     /// Answer directly: a mock or a CORS preflight.
     Respond(Response),
     Forward(ForwardPlan),
-    IssueTokens {
-        provider: usize,
-    },
-    /// Form parameters must be checked: read the body (at most `limit` bytes) and decide again.
+    /// Form parameters must be checked (or a token request read): read the body (at most `limit` bytes) and decide again.
     NeedBody {
         limit: u64,
     },
@@ -540,17 +538,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     target,
                 })
             }
-            Action::IssueTokens { provider } => {
-                self.step(
-                    11,
-                    "action",
-                    Verdict::Done,
-                    format_args!("issue tokens ({})", r.service.providers[*provider].name),
-                );
-                Outcome::IssueTokens {
-                    provider: *provider,
-                }
-            }
+            Action::IssueTokens { provider } => self.issue_tokens(r, *provider),
         }
     }
 }

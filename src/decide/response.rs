@@ -12,7 +12,7 @@ pub struct Response {
 }
 
 /// The full response for a decision that answers the client directly; `None` when the
-/// request goes on (forward, token endpoint) or the body must be read first.
+/// request goes on (forward) or the body must be read first.
 pub fn render_response(d: &Decision) -> Option<Response> {
     let mut response = match &d.outcome {
         Outcome::Reject(reason) => {
@@ -33,7 +33,6 @@ pub fn render_response(d: &Decision) -> Option<Response> {
             })
         }
         Outcome::Forward(_)
-        | Outcome::IssueTokens { .. }
         | Outcome::NeedBody { .. }
         | Outcome::NeedCounts
         | Outcome::NeedAuthorization(_) => return None,

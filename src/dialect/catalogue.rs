@@ -72,6 +72,22 @@
 //! | LoopDetected | 500 `Internal Server Error.` | 500 APIG.0612 | 500 INTERNAL |
 //! | ClientClosed | 499 `Client closed connection.` | — 499 APIG.0201 `Client closed request.` | 499 CANCELLED |
 //! | Internal | 500 `Internal Server Error.` | 500 APIG.0601 | 500 INTERNAL |
+//! | OAuth2(MethodInvalid) | — 400 `Bad Request.` | 400 APIG.2206 `Auth method invalid` | 400 INVALID_ARGUMENT |
+//! | OAuth2(ContentTypeInvalid) | — 400 `Bad Request.` | 400 APIG.2204 `ContentType invalid` | 400 INVALID_ARGUMENT |
+//! | OAuth2(AuthParameterInvalid) | 401 `Oauth authorization header format error.` | 400 APIG.2205 `Auth parameter invalid` | 401 UNAUTHENTICATED |
+//! | OAuth2(GrantTypeMissing) | — 400 `Bad Request.` | 400 APIG.2210 `Lack of grant_type` | 400 INVALID_ARGUMENT |
+//! | OAuth2(GrantTypeInvalid) | — 400 `Bad Request.` | 400 APIG.2209 `The value of grant_type is not in enum List` | 400 INVALID_ARGUMENT |
+//! | OAuth2(ClientIdMissing) | — 400 `Bad Request.` | 400 APIG.2211 `Lack of client_id` | 400 INVALID_ARGUMENT |
+//! | OAuth2(ClientSecretMissing) | — 400 `Bad Request.` | 400 APIG.2212 `Lack of client_secret` | 400 INVALID_ARGUMENT |
+//! | OAuth2(RefreshTokenMissing) | — 400 `Bad Request.` | 400 APIG.2213 `Lack of refresh_token` | 400 INVALID_ARGUMENT |
+//! | OAuth2(ThroughDataTooLong) | — 400 `Bad Request.` | 400 APIG.2208 `The length of through_data is out of range` | 400 INVALID_ARGUMENT |
+//! | OAuth2(AppUnknown) | 401 `Oauth id_token verify error.` | 401 APIG.1004 `App not exist` | 401 UNAUTHENTICATED |
+//! | OAuth2(ClientSecretInvalid) | 401 `Oauth id_token verify error.` | 400 APIG.2201 `Appkey or SecretKey is invalid` | 401 UNAUTHENTICATED |
+//! | OAuth2(RefreshTokenInvalid) | 401 `Oauth id_token verify error.` | 400 APIG.2202 `Refresh token is invalid` | 401 UNAUTHENTICATED |
+//! | OAuth2(RefreshTokenExpired) | 401 `Oauth id_token verify error.` | 401 APIG.1001 `Refresh token is expired` | 401 UNAUTHENTICATED |
+//! | OAuth2(RefreshTokenAppMismatch) | 401 `Oauth id_token verify error.` | 401 APIG.1003 `App not match refresh token` | 401 UNAUTHENTICATED |
+//! | OAuth2(AccessTokenInvalid) | 401 `Oauth id_token verify error.` | 400 APIG.2203 `Access token is invalid` | 401 UNAUTHENTICATED |
+//! | OAuth2(AccessTokenExpired) | 401 `Oauth id_token verify error.` | 401 APIG.1002 `Access token is expired` | 401 UNAUTHENTICATED |
 //!
 //! Choices that need a reason:
 //! * **Tencent BackendDnsFailed → 503 `Apigw balancer error`**, not 502: the newer Tencent seed
@@ -93,6 +109,15 @@
 //!   request to an API without CORS and simply add no CORS headers, so `decide` never produces
 //!   this reason for them. If asked anyway, they answer with their documented "access denied"
 //!   rows.
+//! * **OAuth2** (`issue tokens` and `auth P` with an oauth2 provider) is Huawei's feature and
+//!   `check` refuses an oauth2 provider in a service of another dialect, so the Tencent and JD
+//!   columns are never produced; they are there because every reason maps in every dialect.
+//!   Huawei has two rows for bad app credentials: APIG.2201 `Appkey or SecretKey is invalid`
+//!   belongs to the token endpoint's 22xx block (with the refresh and access token rows) and
+//!   names the pair the endpoint receives, so a wrong client_secret gets it; APIG.1009
+//!   (`AppKey or AppSecret is invalid`, also in the older seed 002, next to the IAM rows) is
+//!   left to app authentication. An unknown client_id, and a token whose app is gone, are
+//!   APIG.1004 `App not exist`.
 //! * **Undocumented entries** use the standard status and, for the text, the RFC 2616 reason
 //!   phrase: Tencent's documented gateway texts are exactly those phrases plus a period
 //!   (`Bad Gateway.`, `Gateway Time-out.`, `Method Not Allowed.`), JD's texts carry no period.
@@ -533,6 +558,7 @@ fn tencent_row(reason: &Reason) -> &'static Row {
         Reason::BackendIpDenied => &t::ENDPOINT_IP,
         Reason::LoopDetected | Reason::Internal => &t::INTERNAL,
         Reason::ClientClosed => &t::CLIENT_CLOSED,
+        Reason::OAuth2(failure) => oauth2::tencent(*failure),
     }
 }
 
@@ -600,6 +626,7 @@ fn huawei_row(reason: &Reason) -> &'static Row {
         Reason::LoopDetected => &h::SELF_CALL,
         Reason::ClientClosed => &h::CLIENT_CLOSED,
         Reason::Internal => &h::INTERNAL,
+        Reason::OAuth2(failure) => oauth2::huawei(*failure),
     }
 }
 
@@ -675,6 +702,95 @@ fn jdcloud_row(reason: &Reason) -> &'static Row {
         Reason::NoBackendAvailable => &j::UNAVAILABLE,
         Reason::LoopDetected | Reason::Internal => &j::INTERNAL,
         Reason::ClientClosed => &j::CANCELLED,
+        Reason::OAuth2(failure) => oauth2::jdcloud(*failure),
+    }
+}
+
+/// Huawei's OAuth2 rows (seed 003) and what the other dialects would answer (never produced:
+/// see the module docs).
+mod oauth2 {
+    use super::{jdcloud, tencent, Row};
+    use crate::dialect::OAuth2Failure as O;
+
+    static AUTH_METHOD: Row = Row::doc("APIG.2206", 400, "Auth method invalid");
+    static CONTENT_TYPE: Row = Row::doc("APIG.2204", 400, "ContentType invalid");
+    static AUTH_PARAMETER: Row = Row::doc("APIG.2205", 400, "Auth parameter invalid");
+    static NO_GRANT_TYPE: Row = Row::doc("APIG.2210", 400, "Lack of grant_type");
+    static GRANT_TYPE: Row = Row::doc(
+        "APIG.2209",
+        400,
+        "The value of grant_type is not in enum List",
+    );
+    static NO_CLIENT_ID: Row = Row::doc("APIG.2211", 400, "Lack of client_id");
+    static NO_CLIENT_SECRET: Row = Row::doc("APIG.2212", 400, "Lack of client_secret");
+    static NO_REFRESH_TOKEN: Row = Row::doc("APIG.2213", 400, "Lack of refresh_token");
+    static THROUGH_DATA: Row = Row::doc(
+        "APIG.2208",
+        400,
+        "The length of through_data is out of range",
+    );
+    static APP_NOT_EXIST: Row = Row::doc("APIG.1004", 401, "App not exist");
+    static SECRET_INVALID: Row = Row::doc("APIG.2201", 400, "Appkey or SecretKey is invalid");
+    static REFRESH_INVALID: Row = Row::doc("APIG.2202", 400, "Refresh token is invalid");
+    static REFRESH_EXPIRED: Row = Row::doc("APIG.1001", 401, "Refresh token is expired");
+    static REFRESH_APP: Row = Row::doc("APIG.1003", 401, "App not match refresh token");
+    static ACCESS_INVALID: Row = Row::doc("APIG.2203", 400, "Access token is invalid");
+    static ACCESS_EXPIRED: Row = Row::doc("APIG.1002", 401, "Access token is expired");
+
+    pub fn huawei(f: O) -> &'static Row {
+        match f {
+            O::MethodInvalid => &AUTH_METHOD,
+            O::ContentTypeInvalid => &CONTENT_TYPE,
+            O::AuthParameterInvalid => &AUTH_PARAMETER,
+            O::GrantTypeMissing => &NO_GRANT_TYPE,
+            O::GrantTypeInvalid => &GRANT_TYPE,
+            O::ClientIdMissing => &NO_CLIENT_ID,
+            O::ClientSecretMissing => &NO_CLIENT_SECRET,
+            O::RefreshTokenMissing => &NO_REFRESH_TOKEN,
+            O::ThroughDataTooLong => &THROUGH_DATA,
+            O::AppUnknown => &APP_NOT_EXIST,
+            O::ClientSecretInvalid => &SECRET_INVALID,
+            O::RefreshTokenInvalid => &REFRESH_INVALID,
+            O::RefreshTokenExpired => &REFRESH_EXPIRED,
+            O::RefreshTokenAppMismatch => &REFRESH_APP,
+            O::AccessTokenInvalid => &ACCESS_INVALID,
+            O::AccessTokenExpired => &ACCESS_EXPIRED,
+        }
+    }
+
+    /// A malformed token request is a bad request; a bad credential is Tencent's only
+    /// token-verification row.
+    pub fn tencent(f: O) -> &'static Row {
+        if is_request_error(f) {
+            &tencent::BAD_REQUEST
+        } else if f == O::AuthParameterInvalid {
+            &tencent::OAUTH_HEADER_FORMAT
+        } else {
+            &tencent::OAUTH_VERIFY_ERROR
+        }
+    }
+
+    pub fn jdcloud(f: O) -> &'static Row {
+        if is_request_error(f) {
+            &jdcloud::INVALID_ARGUMENT
+        } else {
+            &jdcloud::UNAUTHENTICATED
+        }
+    }
+
+    /// A token request that is malformed, as opposed to one whose credentials are wrong.
+    fn is_request_error(f: O) -> bool {
+        matches!(
+            f,
+            O::MethodInvalid
+                | O::ContentTypeInvalid
+                | O::GrantTypeMissing
+                | O::GrantTypeInvalid
+                | O::ClientIdMissing
+                | O::ClientSecretMissing
+                | O::RefreshTokenMissing
+                | O::ThroughDataTooLong
+        )
     }
 }
 

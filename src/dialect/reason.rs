@@ -63,6 +63,8 @@ pub enum Reason {
     AppIpUntrusted,
     AppFrozen,
     NoUsagePlan,
+    /// Huawei's OAuth2 token endpoint (`issue tokens`) and the access tokens it issues.
+    OAuth2(OAuth2Failure),
 
     // 8. parameters
     ParamMissing {
@@ -149,6 +151,61 @@ pub enum AuthFailure {
     AuthorizerBadResponse,
     /// The authorizer URL's host has no address.
     AuthorizerUnresolved,
+}
+
+/// Huawei's OAuth2 rows (APIG.22xx at the token endpoint, APIG.10xx for expired tokens and
+/// unknown apps). Their messages carry no detail: Huawei documents none for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "failure", rename_all = "snake_case")]
+pub enum OAuth2Failure {
+    /// The token endpoint was called with another method than POST (APIG.2206).
+    MethodInvalid,
+    /// The token request is not `application/x-www-form-urlencoded` (APIG.2204).
+    ContentTypeInvalid,
+    /// Client credentials sent twice (body and HTTP Basic) or a malformed Basic header, or a
+    /// route's access token missing or not `Bearer <token>` (APIG.2205).
+    AuthParameterInvalid,
+    GrantTypeMissing,
+    GrantTypeInvalid,
+    ClientIdMissing,
+    ClientSecretMissing,
+    RefreshTokenMissing,
+    /// `through_data` longer than Huawei's documented 300 characters (APIG.2208).
+    ThroughDataTooLong,
+    /// No app of the service has this key (client_id, or a token's subject) (APIG.1004).
+    AppUnknown,
+    /// The client secret is not the app's (APIG.2201).
+    ClientSecretInvalid,
+    RefreshTokenInvalid,
+    RefreshTokenExpired,
+    /// The refresh token was issued to another app than the client (APIG.1003).
+    RefreshTokenAppMismatch,
+    AccessTokenInvalid,
+    AccessTokenExpired,
+}
+
+impl OAuth2Failure {
+    pub const ALL: [OAuth2Failure; 16] = {
+        use OAuth2Failure as O;
+        [
+            O::MethodInvalid,
+            O::ContentTypeInvalid,
+            O::AuthParameterInvalid,
+            O::GrantTypeMissing,
+            O::GrantTypeInvalid,
+            O::ClientIdMissing,
+            O::ClientSecretMissing,
+            O::RefreshTokenMissing,
+            O::ThroughDataTooLong,
+            O::AppUnknown,
+            O::ClientSecretInvalid,
+            O::RefreshTokenInvalid,
+            O::RefreshTokenExpired,
+            O::RefreshTokenAppMismatch,
+            O::AccessTokenInvalid,
+            O::AccessTokenExpired,
+        ]
+    };
 }
 
 impl Reason {
@@ -295,6 +352,7 @@ impl Reason {
             });
         }
         out.extend(auth.into_iter().map(Reason::Auth));
+        out.extend(OAuth2Failure::ALL.into_iter().map(Reason::OAuth2));
         out
     }
 }
@@ -343,11 +401,43 @@ mod tests {
                 Reason::Internal => 32,
                 Reason::ParamOutOfRange { .. } => 33,
                 Reason::ClientCertificateRequired => 34,
+                Reason::OAuth2(_) => 35,
             }
         };
         let mut seen: Vec<u32> = Reason::examples().iter().map(covered).collect();
         seen.sort();
         seen.dedup();
-        assert_eq!(seen, (1..=34).collect::<Vec<_>>());
+        assert_eq!(seen, (1..=35).collect::<Vec<_>>());
+    }
+
+    /// `OAuth2Failure::ALL` lists every variant once (the match fails to compile when one is
+    /// added without a number).
+    #[test]
+    fn oauth2_failures_are_all_listed() {
+        use OAuth2Failure as O;
+        let mut seen: Vec<u32> = OAuth2Failure::ALL
+            .iter()
+            .map(|f| match f {
+                O::MethodInvalid => 1,
+                O::ContentTypeInvalid => 2,
+                O::AuthParameterInvalid => 3,
+                O::GrantTypeMissing => 4,
+                O::GrantTypeInvalid => 5,
+                O::ClientIdMissing => 6,
+                O::ClientSecretMissing => 7,
+                O::RefreshTokenMissing => 8,
+                O::ThroughDataTooLong => 9,
+                O::AppUnknown => 10,
+                O::ClientSecretInvalid => 11,
+                O::RefreshTokenInvalid => 12,
+                O::RefreshTokenExpired => 13,
+                O::RefreshTokenAppMismatch => 14,
+                O::AccessTokenInvalid => 15,
+                O::AccessTokenExpired => 16,
+            })
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen, (1..=16).collect::<Vec<_>>());
     }
 }

@@ -281,6 +281,8 @@ pub struct App {
 pub enum AppItem {
     Key(Spanned<String>),
     Secret(SecretRef),
+    /// A Huawei AppCode (simple authentication); an app has at most five.
+    AppCode(SecretRef),
     TrustedIps(Vec<Spanned<IpNet>>),
     Quota(Quota),
     Rate(Rate),
@@ -427,6 +429,10 @@ pub struct AuthProvider {
 pub enum AuthItem {
     Algorithms(Vec<Spanned<String>>),
     ClockSkew(Spanned<Duration>),
+    /// JD: the region a signature's credential scope must name.
+    Region(Spanned<String>),
+    /// JD: the API group (the scope's service) a signature must name.
+    Group(Spanned<String>),
     Variant(Spanned<String>),
     Key(SecretRef),
     Jwks(SecretRef),
@@ -451,6 +457,8 @@ impl AuthItem {
         match self {
             AuthItem::Algorithms(_) => "algorithms",
             AuthItem::ClockSkew(_) => "clock skew",
+            AuthItem::Region(_) => "region",
+            AuthItem::Group(_) => "group",
             AuthItem::Variant(_) => "variant",
             AuthItem::Key(_) => "key",
             AuthItem::Jwks(_) => "jwks",

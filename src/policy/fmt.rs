@@ -368,6 +368,7 @@ fn app_item(item: &Spanned<AppItem>) -> Node {
     let head = match &item.value {
         AppItem::Key(k) => format!("key {}", quote(&k.value)),
         AppItem::Secret(s) => format!("secret {}", secret(s)),
+        AppItem::AppCode(s) => format!("appcode {}", secret(s)),
         AppItem::TrustedIps(a) => format!("trusted ips{}", addrs(a)),
         AppItem::Quota(q) => quota(q),
         AppItem::Rate(r) => rate(r),
@@ -389,6 +390,8 @@ fn auth_item(item: &Spanned<AuthItem>) -> Node {
     let head = match &item.value {
         AuthItem::Algorithms(a) => format!("algorithms{}", words(a)),
         AuthItem::ClockSkew(d) => format!("clock skew {}", d.value),
+        AuthItem::Region(r) => format!("region {}", quote(&r.value)),
+        AuthItem::Group(g) => format!("group {}", quote(&g.value)),
         AuthItem::Variant(v) => format!("variant {}", v.value),
         AuthItem::Key(s) => format!("key {}", secret(s)),
         AuthItem::Jwks(s) => format!("jwks {}", secret(s)),

@@ -186,6 +186,7 @@ impl Block {
             Block::App => &[
                 ("key", "key \"ACCESS-KEY\""),
                 ("secret", "secret env \"VAR\"  |  secret file \"PATH\""),
+                ("appcode", "appcode env \"VAR\"  |  appcode file \"PATH\""),
                 ("trusted", "trusted ips CIDR…"),
                 ("quota", "quota N per day|month"),
                 ("rate", "rate N per second|minute|hour|day [per app|ip|route|header \"NAME\"] [burst N] [on store error allow|deny]"),
@@ -199,6 +200,8 @@ impl Block {
             Block::Auth => &[
                 ("algorithms", "algorithms NAME…"),
                 ("clock", "clock skew DURATION"),
+                ("region", "region \"REGION\""),
+                ("group", "group \"API-GROUP\""),
                 ("variant", "variant tencent|kong"),
                 ("key", "key env \"VAR\"  |  key file \"PATH\""),
                 ("jwks", "jwks file \"PATH\""),
@@ -768,6 +771,9 @@ impl Lower {
                 Rule::secret_stmt => Some(AppItem::Secret(
                     self.secret_ref(child(&c, Rule::secret_ref).unwrap()),
                 )),
+                Rule::appcode_stmt => Some(AppItem::AppCode(
+                    self.secret_ref(child(&c, Rule::secret_ref).unwrap()),
+                )),
                 Rule::trusted_ips_stmt => Some(AppItem::TrustedIps(self.addrs(&c))),
                 Rule::quota_stmt => self.quota(&c).map(AppItem::Quota),
                 Rule::rate_stmt => self.rate(&c).map(AppItem::Rate),
@@ -920,6 +926,12 @@ impl Lower {
                 Rule::clock_skew_stmt => self
                     .duration(child(&c, Rule::quantity).unwrap())
                     .map(AuthItem::ClockSkew),
+                Rule::region_stmt => Some(AuthItem::Region(
+                    self.string(child(&c, Rule::string).unwrap()),
+                )),
+                Rule::group_stmt => Some(AuthItem::Group(
+                    self.string(child(&c, Rule::string).unwrap()),
+                )),
                 Rule::variant_stmt => self
                     .choice(
                         &child(&c, Rule::ident).unwrap(),

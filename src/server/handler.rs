@@ -133,10 +133,6 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
                 }
             }
         }
-        Outcome::IssueTokens { .. } => {
-            tracing::error!(request_id = %decision.request_id, "the oauth2 token endpoint is not available in this build");
-            reject(&decision, &Reason::Internal)
-        }
         Outcome::Respond(r) => to_hyper(r.status, respond_headers(&decision, r), r.body.clone()),
         _ => match render_response(&decision) {
             Some(r) => to_hyper(r.status, r.headers, r.body),

@@ -9,6 +9,7 @@ mod access_log;
 mod admin;
 mod authorizer;
 mod handler;
+mod malformed;
 mod metrics;
 mod pool;
 mod proxy;
@@ -39,6 +40,9 @@ pub struct Options {
     pub log_json: bool,
     /// Time allowed for in-flight requests after SIGTERM / SIGINT.
     pub drain: Duration,
+    /// Time a client has to send a request head, counted from when the connection is ready
+    /// for one: it is the slow-client guard and the keep-alive idle timeout at once.
+    pub header_timeout: Duration,
     /// Where quotas are kept across restarts (`DIR/counters.redb`).
     pub state: Option<PathBuf>,
     /// Count every rate and quota in this Redis, shared with other gateways.
@@ -352,7 +356,7 @@ async fn serve(opts: Options) -> Result<(), String> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(opts.header_timeout)
         .writev(false)
         // Large enough that the policy's own header limits (which answer in the dialect)
         // trip before hyper's.
@@ -372,6 +376,7 @@ async fn serve(opts: Options) -> Result<(), String> {
                 let _ = stream.set_nodelay(true);
                 let acceptor = tls.as_ref().map(|(_, a)| a.clone()).expect("TLS listener has an acceptor");
                 let gw = gateway.clone();
+                let gw_for_io = gateway.clone();
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
@@ -388,6 +393,7 @@ async fn serve(opts: Options) -> Result<(), String> {
                         let (gw, conn) = (gw.clone(), conn.clone());
                         async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, conn).await) }
                     });
+                    let stream = malformed::Answering::new(stream, gw_for_io);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     if let Err(e) = watcher.watch(conn.into_owned()).await {
                         tracing::debug!(%peer, "TLS connection ended: {e}");
@@ -406,6 +412,7 @@ async fn serve(opts: Options) -> Result<(), String> {
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
                 let conn = handler::Conn::new(peer, false, false);
+                let stream = malformed::Answering::new(stream, gw.clone());
                 let service = hyper::service::service_fn(move |req| {
                     let (gw, conn) = (gw.clone(), conn.clone());
                     async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, conn).await) }

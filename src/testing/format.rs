@@ -129,6 +129,8 @@ pub enum SignScheme {
     AppSignature,
     /// Tencent key pair, hmac-sha256 over date, source and the request line.
     Keypair,
+    /// An access token of the service's oauth2 provider, as `issue tokens` issues it.
+    OAuth2,
 }
 
 #[derive(Debug, Clone)]
@@ -862,12 +864,13 @@ impl Parser<'_> {
     }
 
     fn sign(&mut self, span: Span, words: &Words, e: &mut Exchange) {
-        let usage = "sign app-signature app NAME   or   sign keypair app NAME";
+        let usage = "sign app-signature|keypair|oauth2 app NAME";
         match values(words).as_slice() {
             [(scheme, sspan), (a, _), (app, _)] if a == "app" => {
                 let scheme = match scheme.as_str() {
                     "app-signature" => SignScheme::AppSignature,
                     "keypair" => SignScheme::Keypair,
+                    "oauth2" => SignScheme::OAuth2,
                     other => {
                         return self.diags.push(
                             Diagnostic::error(
@@ -875,7 +878,7 @@ impl Parser<'_> {
                                 *sspan,
                                 format!("rulegate cannot sign with {other:?}"),
                             )
-                            .help("the schemes are app-signature and keypair"),
+                            .help("the schemes are app-signature, keypair and oauth2"),
                         )
                     }
                 };

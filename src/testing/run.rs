@@ -122,8 +122,6 @@ pub fn send(
         Outcome::Respond(_) if route_limit.is_some_and(|l| e.body.len() as u64 > l) => {
             d.outcome = Outcome::Reject(Reason::BodyTooLarge)
         }
-        // The server has no token endpoint yet and answers with the internal-error row.
-        Outcome::IssueTokens { .. } => d.outcome = Outcome::Reject(Reason::Internal),
         _ => {}
     }
     for (name, _) in &e.authorizers {
@@ -304,7 +302,6 @@ fn outcome_name(sent: &Sent) -> &'static str {
         Outcome::Reject(_) => "a rejection",
         Outcome::Respond(_) => "a direct answer",
         Outcome::Forward(_) => "a forward",
-        Outcome::IssueTokens { .. } => "the token endpoint",
         Outcome::NeedBody { .. } => "waiting for the body",
         Outcome::NeedCounts => "waiting for remote counts",
         Outcome::NeedAuthorization(_) => "waiting for the authorizer",

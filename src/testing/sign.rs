@@ -4,9 +4,9 @@
 //! (`auth::app_signature::canonical_request`), at the test's virtual time.
 
 use super::format::{Exchange, Sign, SignScheme};
-use crate::auth::app_signature;
 use crate::auth::sig::{format_sdk_date, hex, hmac_sha256};
-use crate::compile::{App, Snapshot};
+use crate::auth::{app_signature, oauth2};
+use crate::compile::{App, Service, Snapshot, TokenFrom};
 use crate::decide::RequestHead;
 use base64::Engine as _;
 use http::{HeaderMap, HeaderValue};
@@ -21,7 +21,7 @@ pub fn sign(
     headers: &mut HeaderMap,
     now_ms: i64,
 ) -> Result<(), String> {
-    let app = find_app(snap, host, &s.app)?;
+    let (service, app) = find_app(snap, host, &s.app)?;
     match s.scheme {
         SignScheme::AppSignature => {
             let date = format_sdk_date(now_ms);
@@ -71,12 +71,54 @@ pub fn sign(
             );
             headers.insert(http::header::AUTHORIZATION, value(&authorization)?);
         }
+        SignScheme::OAuth2 => {
+            let provider = service
+                .providers
+                .iter()
+                .find(|p| p.kind == crate::policy::ast::AuthKind::Oauth2)
+                .ok_or_else(|| {
+                    format!(
+                        "cannot sign: service {} has no oauth2 provider",
+                        service.name
+                    )
+                })?;
+            let (Some(key), TokenFrom::Header { name, bearer }) =
+                (&provider.signing_key, &provider.token_from)
+            else {
+                return Err(format!(
+                    "cannot sign: provider {} takes its token from a query parameter or cookie; put one there",
+                    provider.name
+                ));
+            };
+            let now = now_ms.div_euclid(1000);
+            let claims = oauth2::Claims {
+                iss: oauth2::issuer(service, provider),
+                sub: app.key.clone(),
+                iat: now,
+                exp: now + (provider.access_ttl_ms / 1000) as i64,
+                jti: "rulegate-test".to_string(),
+                token_use: "access".to_string(),
+            };
+            let token = oauth2::sign_token(&key.0, &claims).map_err(|r| r.detail)?;
+            let token = if *bearer {
+                format!("Bearer {token}")
+            } else {
+                token
+            };
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("cannot sign: {name:?} is not a header name"))?;
+            headers.insert(name, value(&token)?);
+        }
     }
     Ok(())
 }
 
 /// The app of the service the request's host selects.
-fn find_app<'s>(snap: &'s Snapshot, host: Option<&str>, name: &str) -> Result<&'s App, String> {
+fn find_app<'s>(
+    snap: &'s Snapshot,
+    host: Option<&str>,
+    name: &str,
+) -> Result<(&'s Service, &'s App), String> {
     let host = host.unwrap_or_default();
     let bare = host
         .rsplit_once(':')
@@ -86,18 +128,23 @@ fn find_app<'s>(snap: &'s Snapshot, host: Option<&str>, name: &str) -> Result<&'
     let Some(service) = snap.hosts.find(&bare).map(|i| &snap.services[i]) else {
         return Err(format!("cannot sign: no service serves host {host:?}"));
     };
-    service.apps.iter().find(|a| a.name == name).ok_or_else(|| {
-        let names: Vec<&str> = service.apps.iter().map(|a| a.name.as_str()).collect();
-        format!(
-            "cannot sign: service {} has no app {name:?} (its apps: {})",
-            service.name,
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        )
-    })
+    let app = service
+        .apps
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = service.apps.iter().map(|a| a.name.as_str()).collect();
+            format!(
+                "cannot sign: service {} has no app {name:?} (its apps: {})",
+                service.name,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })?;
+    Ok((service, app))
 }
 
 fn value(s: &str) -> Result<HeaderValue, String> {

@@ -211,3 +211,85 @@ fn status_line_of_494_carries_the_reason_phrase_explain_prints() {
         format!("HTTP/1.1 494 {}", rulegate::dialect::reason_phrase(494))
     );
 }
+
+/// `--header-timeout`: a client that does not finish its request head in time, and a
+/// keep-alive connection left idle as long, are closed; one that keeps asking stays open.
+#[test]
+fn slow_and_idle_clients_are_closed_after_the_header_timeout() {
+    let dir = forward_policy(&closed_url());
+    let gw = Gateway::start_with(dir.path(), &["--header-timeout", "1s"]);
+    let closed_within = |conn: &mut Conn, within: std::time::Duration| {
+        let t = std::time::Instant::now();
+        let err = conn
+            .read_until(|_| false)
+            .expect_err("the gateway closes the connection");
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+        assert!(t.elapsed() < within, "closed after {:?}", t.elapsed());
+        t.elapsed()
+    };
+
+    // half a request head, then nothing
+    let mut slow = gw.conn();
+    slow.send(b"GET /mock HTTP/1.1\r\nHost: shop.te").unwrap();
+    let waited = closed_within(&mut slow, std::time::Duration::from_secs(5));
+    assert!(
+        waited >= std::time::Duration::from_millis(800),
+        "{waited:?}"
+    );
+
+    // requests 400 ms apart keep a connection open past the timeout ...
+    let mut busy = gw.conn();
+    for _ in 0..4 {
+        let r = busy
+            .round_trip(&request("GET", "/mock", "shop.test", &[], b""))
+            .unwrap();
+        expect_status(&r, 200);
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    // ... and once it sits idle, it is closed
+    closed_within(&mut busy, std::time::Duration::from_secs(5));
+}
+
+/// Requests hyper cannot parse never reach the policy, but they still get the default
+/// dialect's row, not hyper's bare status line.
+#[test]
+fn unparseable_requests_get_the_dialect_rows() {
+    let dir = forward_policy(&closed_url());
+    let gw = Gateway::start(dir.path());
+    let bad_request = "Bad request.";
+    for raw in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET /mock HTTP/1.1\r\nHost: shop.test\r\nNo colon here\r\n\r\n",
+        b"GET /mock HTTP/1.1\r\nHost: shop.test\r\nContent-Length: lots\r\n\r\n",
+    ] {
+        let r = gw.send(raw);
+        assert_huawei(&r, 400, "APIG.0602", bad_request);
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+    // past hyper's own URI limit (64 KiB), before the policy's 32 KiB one could answer
+    let long = format!(
+        "GET /mock?q={} HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    assert_huawei(
+        &gw.send(long.as_bytes()),
+        414,
+        "APIG.0201",
+        "Request URI too large.",
+    );
+    // a request head larger than the read buffer (2 MiB)
+    let huge = format!(
+        "GET /mock HTTP/1.1\r\nHost: shop.test\r\n{}\r\n",
+        (0..80)
+            .map(|i| format!("X-Filler-{i}: {}\r\n", "f".repeat(30 * 1024)))
+            .collect::<String>()
+    );
+    assert_huawei(
+        &gw.send(huge.as_bytes()),
+        494,
+        "APIG.0201",
+        "Request headers too large.",
+    );
+    // the gateway still serves
+    expect_status(&gw.get("shop.test", "/mock"), 200);
+}

@@ -30,7 +30,7 @@ service shop {
     hosts "shop.test"
     route GET "/two" {
         rate 2 per minute per ip burst 1
-        rate 1000 per second per header "X-Tenant"
+        rate 1000 per second per header "X-Tenant" burst 100
         mock 200 text "ok"
     }
 }

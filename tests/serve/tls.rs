@@ -112,6 +112,21 @@ service open {
     }
 }
 
+service store {
+    dialect huawei
+    hosts "store.test"
+    app kiosk {
+        key "ak-kiosk"
+        secret file "kiosk.secret"
+        appcode file "kiosk.appcode"
+    }
+    auth codes app-signature { allow appcode }
+    route GET "/stock" {
+        auth codes
+        mock 200 json {"stock": 3}
+    }
+}
+
 service bank {
     dialect huawei
     hosts "bank.test"
@@ -127,6 +142,18 @@ fn https_get(
     host: &str,
     path: &str,
     client: Option<&str>,
+) -> Option<String> {
+    https_get_with(port, dir, host, path, client, "")
+}
+
+/// [`https_get`] with extra header lines (each ending in CRLF).
+fn https_get_with(
+    port: u16,
+    dir: &Path,
+    host: &str,
+    path: &str,
+    client: Option<&str>,
+    headers: &str,
 ) -> Option<String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -155,7 +182,8 @@ fn https_get(
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).ok()?;
     let mut out = Vec::new();
     match tls.read_to_end(&mut out) {
@@ -169,6 +197,8 @@ fn https_get(
 fn start(dir: &TempDir) -> (Gateway, u16) {
     pki(dir.path());
     dir.write("gw.policy", POLICY);
+    dir.write("kiosk.secret", "kiosk-secret");
+    dir.write("kiosk.appcode", "kiosk-code-7f3a91");
     let tls = free_addr();
     let p = |f: &str| dir.path().join(f).display().to_string();
     let gw = Gateway::start_with(
@@ -214,6 +244,41 @@ fn https_serves_and_http_only_routes_are_refused_in_the_dialect() {
         400,
         "APIG.0607",
         "The following protocol is supported: HTTPS",
+    );
+}
+
+#[test]
+fn an_appcode_authenticates_over_https_only() {
+    let dir = TempDir::new();
+    let (gw, port) = start(&dir);
+    let d = dir.path();
+    let code = "X-Apig-AppCode: kiosk-code-7f3a91\r\n";
+    let raw = https_get_with(port, d, "store.test", "/stock", None, code).unwrap();
+    assert_eq!(
+        status_and_body(&raw),
+        ("HTTP/1.1 200 OK".to_string(), r#"{"stock":3}"#.to_string())
+    );
+    let wrong = "X-Apig-AppCode: kiosk-code-000000\r\n";
+    let raw = https_get_with(port, d, "store.test", "/stock", None, wrong).unwrap();
+    let (status, body) = status_and_body(&raw);
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    assert!(
+        body.starts_with(r#"{"error_code": "APIG.0303", "error_msg": "Incorrect app authentication information: AppCode not found", "request_id": ""#),
+        "{body}"
+    );
+    // the right code over plain HTTP: a bearer secret is never accepted in the clear
+    let r = gw.send(&request(
+        "GET",
+        "/stock",
+        "store.test",
+        &[("X-Apig-AppCode", "kiosk-code-7f3a91")],
+        b"",
+    ));
+    assert_huawei(
+        &r,
+        401,
+        "APIG.0303",
+        "Incorrect app authentication information: AppCode authentication requires HTTPS",
     );
 }
 

@@ -1,0 +1,127 @@
+//! Requests too malformed to parse get the dialect's row, not hyper's bare status.
+//!
+//! hyper answers a request it cannot parse itself (`400`, `414` or `431`, with
+//! `connection: close`, `content-length: 0` and no body) and never shows it to the service.
+//! This wrapper around the connection's stream recognises that exact answer on its way out and
+//! writes the policy's default dialect's row in its place: the same status line family, the
+//! vendor's body and request-id header. Nothing else is touched, and the check is a prefix
+//! comparison on writes that begin with an HTTP/1.1 4xx status line, which rulegate's own
+//! answers never share (they always carry a request-id header after the status line).
+
+use super::Gateway;
+use crate::dialect::{self, Reason};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// hyper's automatic answers to parse errors, up to their `date` header.
+const AUTOMATIC: [(&[u8], u16); 3] = [
+    (
+        b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n",
+        400,
+    ),
+    (
+        b"HTTP/1.1 414 URI Too Long\r\nconnection: close\r\ncontent-length: 0\r\n",
+        414,
+    ),
+    (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n",
+        431,
+    ),
+];
+
+pub struct Answering<S> {
+    inner: S,
+    gw: Arc<Gateway>,
+    /// The dialect's answer still to be written, and how many bytes of hyper's it replaces.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+impl<S> Answering<S> {
+    pub fn new(inner: S, gw: Arc<Gateway>) -> Answering<S> {
+        Answering {
+            inner,
+            gw,
+            pending: None,
+        }
+    }
+}
+
+/// The dialect's answer for hyper's automatic `status`, as bytes on the wire.
+fn replacement(gw: &Gateway, status: u16) -> Vec<u8> {
+    let reason = match status {
+        414 => Reason::UriTooLarge,
+        431 => Reason::HeadersTooLarge,
+        _ => Reason::BadRequest,
+    };
+    let dialect = gw.snapshot.load().default_dialect;
+    let id = super::hex_id(fastrand::u128(..));
+    let e = dialect::render(dialect, &reason, &id);
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        e.status,
+        dialect::reason_phrase(e.status)
+    );
+    for (k, v) in &e.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "connection: close\r\ncontent-length: {}\r\ndate: {}\r\n\r\n",
+        e.body.len(),
+        httpdate::fmt_http_date(std::time::SystemTime::now())
+    ));
+    out.push_str(&e.body);
+    tracing::debug!(request_id = %id, status, "answered a request that does not parse");
+    out.into_bytes()
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Answering<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Answering<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.pending.is_none() && buf.starts_with(b"HTTP/1.1 4") {
+            if let Some((_, status)) = AUTOMATIC.iter().find(|(head, _)| buf.starts_with(head)) {
+                let bytes = replacement(&self.gw, *status);
+                self.pending = Some((bytes, buf.len()));
+            }
+        }
+        let this = &mut *self;
+        match &mut this.pending {
+            None => Pin::new(&mut this.inner).poll_write(cx, buf),
+            Some((bytes, replaces)) => {
+                while !bytes.is_empty() {
+                    let n = ready!(Pin::new(&mut this.inner).poll_write(cx, bytes))?;
+                    if n == 0 {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    bytes.drain(..n);
+                }
+                let replaced = *replaces;
+                this.pending = None;
+                Poll::Ready(Ok(replaced))
+            }
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
