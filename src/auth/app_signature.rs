@@ -70,7 +70,7 @@ fn verify_app_code(
     let mut found = None;
     for (index, app) in service.apps.iter().enumerate() {
         for known in &app.app_codes {
-            if super::sig::constant_time_eq(&known.0, code.as_bytes()) {
+            if super::sig::same_secret(&known.0, code.as_bytes()) {
                 found.get_or_insert(index);
             }
         }

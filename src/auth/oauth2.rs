@@ -20,7 +20,6 @@ use crate::decide::{request::form_value, RequestHead};
 use crate::dialect::{OAuth2Failure as F, Reason};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -139,12 +138,9 @@ fn basic_credentials(head: &RequestHead<'_>) -> Result<Option<(String, String)>,
     Ok(Some((id, secret)))
 }
 
-/// Constant-time comparison of a presented secret with the app's: both are hashed first, so
-/// neither the content nor the length of the app's secret shows in the timing.
+/// Whether `presented` is the app's secret, compared in constant time.
 fn same_secret(app: &App, presented: &str) -> bool {
-    let a = Sha256::digest(&app.secret.0);
-    let b = Sha256::digest(presented.as_bytes());
-    super::sig::same(&a, &b)
+    super::sig::same_secret(&app.secret.0, presented.as_bytes())
 }
 
 /// Answer a token request whose head passed [`check_head`] and whose body has been read.
@@ -497,6 +493,7 @@ mod tests {
             app_codes: Vec::new(),
             trusted_ips: Vec::new(),
             frozen: false,
+            outside_plans: false,
             quota: None,
             rates: Vec::new(),
         };

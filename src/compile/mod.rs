@@ -514,6 +514,7 @@ impl<'a> Cx<'a> {
                     app_codes: Vec::new(),
                     trusted_ips: Vec::new(),
                     frozen: true,
+                    outside_plans: false,
                     quota: None,
                     rates: Vec::new(),
                 }),
@@ -547,6 +548,13 @@ impl<'a> Cx<'a> {
         for (p, _) in plans_ast {
             if plan_names.define(self, &p.name, plans.len(), diag::DUPLICATE_PLAN) {
                 plans.push(self.plan(p, &app_names, &s.name.value));
+            }
+        }
+        // Tencent reaches APIs through usage plans: once a service has plans, a key that is in
+        // none of them reaches nothing. Known here, so no request has to search the plans.
+        if dialect == Dialect::Tencent && !plans.is_empty() {
+            for (i, app) in apps.iter_mut().enumerate() {
+                app.outside_plans = !plans.iter().any(|p: &Plan| p.apps.contains(&i));
             }
         }
 
@@ -888,6 +896,7 @@ impl<'a> Cx<'a> {
                 app_codes: codes,
                 trusted_ips: trusted,
                 frozen,
+                outside_plans: false,
                 quota: quota.take(),
                 rates,
             },
@@ -972,11 +981,17 @@ impl<'a> Cx<'a> {
                 A::Path(_) => false,
             }
         };
+        let kong = p
+            .items
+            .iter()
+            .any(|i| matches!(&i.value, A::Variant(v) if v.value == "kong"));
         let mut out = Provider {
             name: p.name.value.clone(),
             kind,
             algorithms: Vec::new(),
+            // Kong's hmac-auth defaults to 300 s (auth-schemes.md §2.1), Tencent to 900 s
             clock_skew_ms: match kind {
+                K::Keypair if kong => 300_000,
                 K::Keypair => 900_000,
                 _ => 15 * 60_000,
             },
@@ -1031,14 +1046,7 @@ impl<'a> Cx<'a> {
                 A::ClockSkew(d) => out.clock_skew_ms = d.value.millis,
                 A::Region(r) => out.jd_region = Some(r.value.clone()),
                 A::Group(g) => out.jd_group = Some(g.value.clone()),
-                A::Variant(v) => {
-                    out.kong_variant = v.value == "kong";
-                    // Kong's hmac-auth defaults to 300 s (auth-schemes.md §2.1), Tencent to 900 s
-                    let explicit = p.items.iter().any(|i| matches!(i.value, A::ClockSkew(_)));
-                    if out.kong_variant && !explicit {
-                        out.clock_skew_ms = 300_000;
-                    }
-                }
+                A::Variant(v) => out.kong_variant = v.value == "kong",
                 A::Key(k) => out.key = self.secret(k, &owner, false),
                 A::Jwks(k) => out.jwks = self.secret(k, &owner, false),
                 A::Issuer(i) => out.issuer = Some(i.value.clone()),

@@ -497,6 +497,9 @@ pub struct App {
     pub app_codes: Vec<Secret>,
     pub trusted_ips: Vec<IpNet>,
     pub frozen: bool,
+    /// In a Tencent service with usage plans, the app is in none of them (403 "Found no
+    /// validate usage plan.").
+    pub outside_plans: bool,
     pub quota: Option<QuotaRule>,
     pub rates: Vec<RateRule>,
 }

@@ -146,12 +146,7 @@ impl Pipeline<'_, '_> {
                 if let Some(app_index) = principal.app {
                     let app = &r.service.apps[app_index];
                     self.d.app = Some(app_index);
-                    // Tencent reaches APIs through usage plans: once a service has plans, a
-                    // key that is in none of them reaches nothing.
-                    if r.service.dialect == crate::vocab::Dialect::Tencent
-                        && !r.service.plans.is_empty()
-                        && !r.service.plans.iter().any(|p| p.apps.contains(&app_index))
-                    {
+                    if app.outside_plans {
                         return Err(self.fail(
                             7,
                             "auth",

@@ -236,15 +236,16 @@ pub fn to_hyper<K: AsRef<str>, V: AsRef<str>>(
 
 /// The names rulegate itself writes on every answer, without parsing them each time.
 fn header_name(name: &str) -> Option<http::HeaderName> {
-    use http::header::{self, HeaderName};
-    const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-    const X_API_REQUESTID: HeaderName = HeaderName::from_static("x-api-requestid");
-    const X_JDCLOUD_REQUEST_ID: HeaderName = HeaderName::from_static("x-jdcloud-request-id");
+    use http::header;
+    let dialects = crate::vocab::Dialect::ALL;
+    if let Some(d) = dialects
+        .iter()
+        .find(|d| dialect::request_id_header(**d) == name)
+    {
+        return Some(proxy::request_id_name(*d));
+    }
     Some(match name {
         "Content-Type" => header::CONTENT_TYPE,
-        "X-Request-Id" => X_REQUEST_ID,
-        "X-Api-RequestId" => X_API_REQUESTID,
-        "x-jdcloud-request-id" => X_JDCLOUD_REQUEST_ID,
         "Server" => header::SERVER,
         "Retry-After" => header::RETRY_AFTER,
         _ => return http::HeaderName::from_bytes(name.as_bytes()).ok(),

@@ -265,7 +265,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// [`crate::dialect::request_id_header`] as a header name.
-fn request_id_name(d: crate::vocab::Dialect) -> HeaderName {
+pub(super) fn request_id_name(d: crate::vocab::Dialect) -> HeaderName {
     use crate::vocab::Dialect;
     const TENCENT: HeaderName = HeaderName::from_static("x-api-requestid");
     const HUAWEI: HeaderName = HeaderName::from_static("x-request-id");
