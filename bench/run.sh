@@ -3,7 +3,9 @@
 # See bench/README.md. One command: bench/run.sh
 #
 # Knobs (environment):
-#   BENCH_DURATION=15s      wrk -d of each measurement
+#   BENCH_DURATION=10s      wrk -d of each measurement
+#   BENCH_ROUNDS=3          measurements of each server on each path, alternating with the other
+#                           server; the report gives medians and checks the bars on the median ratio
 #   BENCH_WARMUP=3s         wrk -d of the warm-up before each measurement (0 to skip)
 #   BENCH_CONNECTIONS=64    wrk -c
 #   BENCH_THREADS=1         wrk -t
@@ -23,7 +25,8 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
 
-DURATION=${BENCH_DURATION:-15s}
+DURATION=${BENCH_DURATION:-10s}
+ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-3s}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-1}
@@ -204,9 +207,9 @@ to_ms() { # wrk latency "812.00us" / "2.31ms" / "1.02s" → milliseconds
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
 
-measure() { # mode server path url server-pids…
+measure() { # mode server path url server-pids…  (ROUND: the round number)
     local mode=$1 server=$2 path=$3 url=$4; shift 4
-    local out="$TMP/wrk-$mode-$server-${path//\//}.txt"
+    local out="$TMP/wrk-$mode-$server-${path//\//}-$ROUND.txt"
     wait_idle
     if [ "$WARMUP" != 0 ]; then
         taskset -c "$CLIENT_CPU" wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$url" >/dev/null
@@ -234,18 +237,18 @@ measure() { # mode server path url server-pids…
         -v p99ms="$(to_ms "$p99")" -v non2xx="${non2xx:-0}" -v errors="${errors:-none}" \
         -v dt="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" -v hz="$hz" -v requests="$requests" \
         -v s0="$s0" -v s1="$s1" -v b="$((b1 - b0))" -v w="$((w1 - w0))" \
-        -v c0="$c0" -v c1="$c1" -v d0="$d0" -v d1="$d1" -v load0="$load0" -v load1="$(loadavg)" '
+        -v c0="$c0" -v c1="$c1" -v d0="$d0" -v d1="$d1" -v load0="$load0" -v load1="$(loadavg)" -v round="$ROUND" '
         BEGIN {
             split(s0, a); split(s1, z); su = z[1] - a[1]; ss = z[2] - a[2]; s = su + ss
             split(c0, a); split(c1, z); core0 = (z[1] - a[1]); task0 = (z[2] - a[2])
             split(d0, a); split(d1, z); core1 = (z[1] - a[1]); task1 = (z[2] - a[2])
             k = 100 / (dt * hz)
             other = (task0 + task1 - s - b - w) * k; if (other < 0) other = 0
-            printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%.1f\t%.1f\n", \
+            printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%.1f\t%.1f\t%d\n", \
                 mode, server, path, rps, p99, p99ms, non2xx, errors, s * k, b * k, w * k, \
-                core0 * k, core1 * k, other, load0, load1, requests, su / hz * 1e6 / requests, ss / hz * 1e6 / requests
+                core0 * k, core1 * k, other, load0, load1, requests, su / hz * 1e6 / requests, ss / hz * 1e6 / requests, round
         }' >"$TMP/last.tsv"
-    say "bench:   $(printf '%-8s %-8s' "$server" "$path") $rps req/s, p99 $p99, others $(cut -f14 "$TMP/last.tsv")% of a core"
+    say "bench:   $(printf 'round %s %-8s %-8s' "$ROUND" "$server" "$path") $rps req/s, p99 $p99, others $(cut -f14 "$TMP/last.tsv")% of a core"
 }
 
 # A measurement during which other processes took more than OTHERS_MAX % of a core is repeated,
@@ -312,10 +315,21 @@ for mode in $LOG_MODES; do
     RULEGATE_WORKERS=$( (grep -lx tokio-rt-worker /proc/"$RULEGATE_PID"/task/*/comm 2>/dev/null || true) | wc -l)  # 0: a current-thread runtime
     say "bench: logging $mode: nginx $NGINX_WORKERS worker(s); rulegate $RULEGATE_THREADS threads, $RULEGATE_WORKERS tokio worker(s)"
     for path in /health /data; do
-        measure_clean "$mode" nginx "$path" "http://127.0.0.1:$NGINX_PORT$path" $(family "$NGINX_PID")
-        measure_clean "$mode" rulegate "$path" "http://127.0.0.1:$RULEGATE_PORT$path" "$RULEGATE_PID"
+        # Rounds alternate the two servers, and which goes first, so that a slow drift of the
+        # machine (another VM on the host, the CPU's clock) falls on both alike.
+        for ROUND in $(seq "$ROUNDS"); do
+            order="nginx rulegate"; [ $((ROUND % 2)) = 0 ] && order="rulegate nginx"
+            for server in $order; do
+                if [ "$server" = nginx ]; then
+                    measure_clean "$mode" nginx "$path" "http://127.0.0.1:$NGINX_PORT$path" $(family "$NGINX_PID")
+                else
+                    measure_clean "$mode" rulegate "$path" "http://127.0.0.1:$RULEGATE_PORT$path" "$RULEGATE_PID"
+                fi
+            done
+        done
     done
     if [ "$mode" = "$FLOOR_MODE" ]; then
+        ROUND=1
         for path in /health /data /data2; do
             measure_clean "$mode" floor "$path" "http://127.0.0.1:$FLOOR_PORT$path" "$FLOOR_PID"
         done
@@ -334,7 +348,9 @@ echo
 echo "rulegate vs nginx — $START_DATE — nproc $(nproc) — $(uname -r)"
 echo "server under test on core $SERVER_CPU (nginx: 1 worker; rulegate: $RULEGATE_WORKERS tokio worker);" \
     "wrk and the backend nginx on core $CLIENT_CPU"
-echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, after a $WARMUP warm-up; quiet machine: $QUIET"
+echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, after a $WARMUP warm-up; $ROUNDS rounds per server and path," \
+    "alternating; quiet machine: $QUIET"
+echo "req/s and p99: the median of the rounds; rulegate/nginx: the median of each round's ratio (range in brackets)"
 for mode in $LOG_MODES; do
     echo
     if [ "$mode" = on ]; then
@@ -344,20 +360,37 @@ for mode in $LOG_MODES; do
         echo "access logging OFF: nginx access_log off, rulegate RULEGATE_LOG=warn"
     fi
     awk -F'\t' -v mode="$mode" -v omax="$OTHERS_MAX" '
-        $1 == mode { rps[$2, $3] = $4; p99[$2, $3] = $5; flag[$2, $3] = ($14 > omax) ? "*" : " " }
+        function median(list,    v, n, i, j, t) {
+            n = split(list, v, " ")
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }
+        $1 == mode {
+            rps[$2, $3] = rps[$2, $3] " " $4; p99[$2, $3] = p99[$2, $3] " " $6
+            by_round[$2, $3, $20] = $4; rounds[$3] = ($20 > rounds[$3]) ? $20 : rounds[$3]
+            if ($14 > omax) flag[$2, $3] = "*"
+        }
         END {
-            printf "%-8s %12s %9s %14s %12s %15s %6s\n", "path", "nginx req/s", "nginx p99", \
+            printf "%-8s %12s %9s %14s %12s %23s %6s\n", "path", "nginx req/s", "nginx p99", \
                 "rulegate req/s", "rulegate p99", "rulegate/nginx", "bar"
             n = split("/health /data", paths, " ")
             for (i = 1; i <= n; i++) {
                 p = paths[i]; bar = (p == "/health") ? 1.0 : 0.8
-                r = rps["rulegate", p] / rps["nginx", p]
-                printf "%-8s %11.0f%s %9s %13.0f%s %12s %15.2f %6s %s\n", p, rps["nginx", p], flag["nginx", p], \
-                    p99["nginx", p], rps["rulegate", p], flag["rulegate", p], p99["rulegate", p], r, \
+                ratios = ""; lo = 1e9; hi = 0
+                for (k = 1; k <= rounds[p]; k++) {
+                    if (by_round["nginx", p, k] > 0 && by_round["rulegate", p, k] > 0) {
+                        q = by_round["rulegate", p, k] / by_round["nginx", p, k]
+                        ratios = ratios " " q; if (q < lo) lo = q; if (q > hi) hi = q
+                    }
+                }
+                r = median(ratios)
+                printf "%-8s %11.0f%1s %7.2fms %13.0f%1s %10.2fms %8.2f [%.2f–%.2f] %6s %s\n", p, \
+                    median(rps["nginx", p]), flag["nginx", p], median(p99["nginx", p]), \
+                    median(rps["rulegate", p]), flag["rulegate", p], median(p99["rulegate", p]), r, lo, hi, \
                     sprintf("≥%.1f", bar), (r >= bar) ? "pass" : "MISS"
                 if (flag["nginx", p] flag["rulegate", p] ~ /\*/) disturbed = 1
             }
-            if (disturbed) printf "* other processes used more than %d%% of a core during this measurement (see detail)\n", omax
+            if (disturbed) printf "* other processes used more than %d%% of a core during a measurement (see detail)\n", omax
         }' "$RESULTS"
 done
 if [ -n "$FLOOR_MODE" ]; then
@@ -383,12 +416,12 @@ echo
 echo "detail: CPU in % of one core over each measurement; 'others' = what processes other than the"
 echo "server, the backend and wrk used on the two cores (another job, kernel threads); server CPU time"
 echo "per request in µs (user + system) — the cost, nearly independent of what else runs"
-printf '%-4s %-9s %-8s %9s %9s %6s %8s %8s %5s %6s %6s %7s %-11s %14s  %s\n' log server path req/s p99 non2xx \
+printf '%-4s %-9s %-8s %5s %9s %9s %6s %8s %8s %5s %6s %6s %7s %-11s %14s  %s\n' log server path round req/s p99 non2xx \
     server% backend% wrk% core0% core1% others% "saturated" "µs/req u+s" "load avg before → after"
 awk -F'\t' '{
     sat = ($9 >= 90) ? (($13 >= 90) ? "both" : "server") : (($13 >= 90) ? "core " cc : "neither")
-    printf "%-4s %-9s %-8s %9.0f %9s %6s %8s %8s %5s %6s %6s %7s %-11s %14s  %s → %s%s\n", \
-    $1, $2, $3, $4, $5, $7, $9, $10, $11, $12, $13, $14, sat, sprintf("%.1f+%.1f", $18, $19), $15, $16, \
+    printf "%-4s %-9s %-8s %5s %9.0f %9s %6s %8s %8s %5s %6s %6s %7s %-11s %14s  %s → %s%s\n", \
+    $1, $2, $3, $20, $4, $5, $7, $9, $10, $11, $12, $13, $14, sat, sprintf("%.1f+%.1f", $18, $19), $15, $16, \
     ($8 == "none") ? "" : "  socket errors: " $8 }' cc="$CLIENT_CPU" "$RESULTS"
 echo "saturated: which of the server (≥ 90% of its core) and core $CLIENT_CPU (wrk + backend, ≥ 90% busy) was"
 echo "the limit; where core $CLIENT_CPU is, the server could have answered more than wrk asked of it"

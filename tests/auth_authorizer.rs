@@ -121,8 +121,8 @@ impl Env for Remote {
     fn now_ms(&self) -> i64 {
         self.inner.now_ms()
     }
-    fn request_id(&self) -> String {
-        ID.to_string()
+    fn request_id(&self) -> rulegate::decide::RequestId {
+        rulegate::decide::RequestId::given(ID)
     }
     fn limiter(&self) -> &dyn Limiter {
         self.inner.limiter()

@@ -618,7 +618,7 @@ fn reference_steps(all: &[&ast::Service], req: &Req<'_>, d: &mut RefDecision) ->
         for s in raw_path[1..].split('/') {
             match decode_segment(s) {
                 Some(d) if d == "." || d == ".." => return Reject(Reason::BadRequest),
-                Some(s) => segments.push(s),
+                Some(s) => segments.push(s.into_owned()),
                 None => return Reject(Reason::BadRequest),
             }
         }

@@ -50,7 +50,7 @@ fn parse(value: &str) -> Option<(&str, &str, &str)> {
 /// The `X-Apig-AppCode` a request authenticates with: only when the provider allows simple
 /// authentication and the request carries no signature.
 fn app_code<'h>(provider: &Provider, head: &'h RequestHead<'_>) -> Option<&'h str> {
-    if !provider.allow_appcode || head.header("authorization").is_some() {
+    if !provider.allow_appcode || head.header(http::header::AUTHORIZATION).is_some() {
         return None;
     }
     head.header("x-apig-appcode").map(str::trim)
@@ -94,7 +94,7 @@ pub fn verify(
     if let Some(code) = app_code(provider, head) {
         return verify_app_code(service, head, code);
     }
-    let Some(authorization) = head.header("authorization") else {
+    let Some(authorization) = head.header(http::header::AUTHORIZATION) else {
         return Err(refuse("authorization header not found"));
     };
     let Some((access, signed, signature)) = parse(authorization) else {

@@ -75,7 +75,7 @@ pub fn verify(
     head: &RequestHead<'_>,
     env: &dyn Env,
 ) -> Result<Principal, Refusal> {
-    let Some(authorization) = head.header("authorization") else {
+    let Some(authorization) = head.header(http::header::AUTHORIZATION) else {
         return Err(refuse("authorization header not found"));
     };
     let Some(c) = parse(authorization) else {
@@ -135,7 +135,7 @@ pub fn verify(
     let key = signing_key(&app.secret.0, c.date, c.region, c.service);
     let path = head.path();
     let query = head.query().unwrap_or("");
-    let host = head.header("host").unwrap_or("").trim();
+    let host = head.header(http::header::HOST).unwrap_or("").trim();
     let hosts = [Some(host), strip_default_port(host)];
     let mut tried = 0;
     for canonical_path in [path.to_string(), quote_path(path)] {

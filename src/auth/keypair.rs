@@ -72,7 +72,7 @@ pub fn verify(
     head: &RequestHead<'_>,
     now_ms: i64,
 ) -> Result<Principal, Refusal> {
-    let Some(authorization) = head.header("authorization") else {
+    let Some(authorization) = head.header(http::header::AUTHORIZATION) else {
         return Err(refuse(
             AuthFailure::HmacNoAuthorization,
             "no Authorization header",
@@ -199,7 +199,7 @@ fn check_date(
         })
     };
     let x_date = head.header("x-date");
-    let date = head.header("date");
+    let date = head.header(http::header::DATE);
     if provider.kong_variant {
         let ok = x_date.and_then(within).unwrap_or(false) || date.and_then(within).unwrap_or(false);
         if !ok {

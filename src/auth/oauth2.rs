@@ -69,7 +69,7 @@ pub fn check_head(head: &RequestHead<'_>) -> Result<(), Refusal> {
             format!("the token endpoint takes POST, not {}", head.method),
         ));
     }
-    let content_type = head.header("content-type").unwrap_or("");
+    let content_type = head.header(http::header::CONTENT_TYPE).unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim();
     if !media.eq_ignore_ascii_case(FORM) {
         return Err(refuse(
@@ -118,7 +118,7 @@ impl Form<'_> {
 /// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1: each part
 /// form-urlencoded, then base64). `None` when the request has no Basic credentials.
 fn basic_credentials(head: &RequestHead<'_>) -> Result<Option<(String, String)>, Refusal> {
-    let Some(value) = head.header("authorization") else {
+    let Some(value) = head.header(http::header::AUTHORIZATION) else {
         return Ok(None);
     };
     let Some((scheme, encoded)) = value.trim().split_once(' ') else {

@@ -43,7 +43,7 @@ pub fn signature_refusal(detail: impl Into<String>) -> Refusal {
 pub fn carries_body(head: &RequestHead<'_>) -> bool {
     head.headers.contains_key(http::header::TRANSFER_ENCODING)
         || head
-            .header("content-length")
+            .header(http::header::CONTENT_LENGTH)
             .and_then(|v| v.trim().parse::<u64>().ok())
             .is_some_and(|n| n > 0)
 }

@@ -84,9 +84,9 @@ impl Service {
     pub fn describe_action(&self, a: &Action) -> String {
         match a {
             Action::Mock(m) => {
-                let mut s = format!("mock {}", m.status);
+                let mut s = format!("mock {}", m.answer.status);
                 if let Some(ct) = m.content_type {
-                    let _ = write!(s, " {ct} {}", String::from_utf8_lossy(&m.body));
+                    let _ = write!(s, " {ct} {}", String::from_utf8_lossy(&m.answer.body));
                 }
                 s
             }

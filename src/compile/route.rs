@@ -526,22 +526,28 @@ fn label(methods: &[Method], template: &ast::PathTemplate) -> String {
 }
 
 fn mock(m: &ast::Mock) -> MockResponse {
-    match &m.body {
-        None => MockResponse {
+    let (content_type, body): (_, bytes::Bytes) = match &m.body {
+        None => (None, bytes::Bytes::new()),
+        Some(ast::MockBody::Json(v)) => (
+            Some("application/json"),
+            serde_json::to_vec(v).unwrap_or_default().into(),
+        ),
+        Some(ast::MockBody::Text(t)) => (
+            Some("text/plain; charset=utf-8"),
+            t.value.clone().into_bytes().into(),
+        ),
+    };
+    let headers = content_type
+        .map(|ct| ("Content-Type".to_string(), ct.to_string()))
+        .into_iter()
+        .collect();
+    MockResponse {
+        content_type,
+        answer: std::sync::Arc::new(crate::decide::Response {
             status: m.status.value,
-            content_type: None,
-            body: bytes::Bytes::new(),
-        },
-        Some(ast::MockBody::Json(v)) => MockResponse {
-            status: m.status.value,
-            content_type: Some("application/json"),
-            body: serde_json::to_vec(v).unwrap_or_default().into(),
-        },
-        Some(ast::MockBody::Text(t)) => MockResponse {
-            status: m.status.value,
-            content_type: Some("text/plain; charset=utf-8"),
-            body: t.value.clone().into_bytes().into(),
-        },
+            headers,
+            body,
+        }),
     }
 }
 

@@ -396,11 +396,11 @@ pub enum Action {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MockResponse {
-    pub status: u16,
     /// `None`: no body and no Content-Type.
     pub content_type: Option<&'static str>,
-    /// Shared with every answer: a mock costs a reference count, not a copy.
-    pub body: bytes::Bytes,
+    /// The answer as `decide` hands it out (status, Content-Type, body), built once: every
+    /// request answered with it costs a reference count, not a copy.
+    pub answer: std::sync::Arc<crate::decide::Response>,
 }
 
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! The path radix tree: one per (service, stage).
 //!
-//! A node per path segment; each node has literal children (a hash map), at most one `{var}`
+//! A node per path segment; each node has literal children (sorted, found by binary search:
+//! no hashing of the request's segments), at most one `{var}`
 //! child and at most one `{rest+}` leaf. Lookup walks one segment at a time, trying literal,
 //! then `{var}`, then `{rest+}`, and backtracks when a branch dead-ends — so the most specific
 //! route wins (static > `{var}` > `{rest+}`) and the cost depends on the path's depth, never on
@@ -9,7 +10,7 @@
 //! diagnostics.
 
 use crate::vocab::Method;
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Route index per method; `Method::Any` sits last.
@@ -44,10 +45,35 @@ impl MethodTable {
 
 #[derive(Debug, Default, Clone)]
 struct Node {
-    literals: HashMap<Box<str>, Node>,
+    /// Sorted by name.
+    literals: Vec<(Box<str>, Node)>,
     var: Option<Box<Node>>,
     rest: Option<MethodTable>,
     here: Option<MethodTable>,
+}
+
+impl Node {
+    fn literal(&self, name: &str) -> Option<&Node> {
+        let i = self
+            .literals
+            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
+            .ok()?;
+        Some(&self.literals[i].1)
+    }
+
+    fn literal_mut(&mut self, name: &str) -> &mut Node {
+        let i = match self
+            .literals
+            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
+        {
+            Ok(i) => i,
+            Err(i) => {
+                self.literals.insert(i, (name.into(), Node::default()));
+                i
+            }
+        };
+        &mut self.literals[i].1
+    }
 }
 
 /// One shape of segment on the way to a route.
@@ -74,7 +100,7 @@ pub struct Match<'t, 'p> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capture<'p> {
     One(&'p str),
-    Rest(&'p [String]),
+    Rest(&'p [Cow<'p, str>]),
 }
 
 impl PathTree {
@@ -83,7 +109,7 @@ impl PathTree {
         let mut node = &mut self.root;
         for (i, s) in shape.iter().enumerate() {
             match s {
-                Shape::Literal(l) => node = node.literals.entry((*l).into()).or_default(),
+                Shape::Literal(l) => node = node.literal_mut(l),
                 Shape::Var => node = node.var.get_or_insert_with(Default::default),
                 Shape::Rest => {
                     debug_assert_eq!(i + 1, shape.len());
@@ -102,8 +128,9 @@ impl PathTree {
         )
     }
 
-    /// Find the most specific route for the (already percent-decoded) segments.
-    pub fn lookup<'t, 'p>(&'t self, segments: &'p [String]) -> Option<Match<'t, 'p>> {
+    /// Find the most specific route for a path, given as its percent-decoded segments
+    /// (borrowed from the request where decoding changed nothing).
+    pub fn lookup<'t, 'p>(&'t self, segments: &'p [Cow<'p, str>]) -> Option<Match<'t, 'p>> {
         let mut captures = Vec::new();
         let methods = walk(&self.root, segments, &mut captures)?;
         Some(Match { methods, captures })
@@ -129,13 +156,13 @@ fn put(table: &mut MethodTable, method: Method, route: u32) -> Result<(), u32> {
 
 fn walk<'t, 'p>(
     node: &'t Node,
-    segs: &'p [String],
+    segs: &'p [Cow<'p, str>],
     caps: &mut Vec<Capture<'p>>,
 ) -> Option<&'t MethodTable> {
     let Some((first, rest)) = segs.split_first() else {
         return node.here.as_ref();
     };
-    if let Some(child) = node.literals.get(first.as_str()) {
+    if let Some(child) = node.literal(first) {
         if let Some(found) = walk(child, rest, caps) {
             return Some(found);
         }
@@ -165,9 +192,7 @@ fn render(node: &Node, label: &str, depth: usize, route: &dyn Fn(u32) -> String,
         write_methods(t, route, out);
     }
     out.push('\n');
-    let mut literals: Vec<_> = node.literals.iter().collect();
-    literals.sort_by(|a, b| a.0.cmp(b.0));
-    for (name, child) in literals {
+    for (name, child) in &node.literals {
         render(child, name, depth + 1, route, out);
     }
     if let Some(child) = &node.var {
@@ -190,8 +215,8 @@ fn write_methods(t: &MethodTable, route: &dyn Fn(u32) -> String, out: &mut Strin
 mod tests {
     use super::*;
 
-    fn segs(p: &str) -> Vec<String> {
-        p.split('/').skip(1).map(String::from).collect()
+    fn segs(p: &str) -> Vec<Cow<'_, str>> {
+        p.split('/').skip(1).map(Cow::from).collect()
     }
 
     #[test]

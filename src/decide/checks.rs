@@ -60,7 +60,7 @@ impl Pipeline<'_, '_> {
                 );
             }
             Check::CrossOrigin => {
-                if let Some(origin) = head.header("origin") {
+                if let Some(origin) = head.header(http::header::ORIGIN) {
                     let own = format!(
                         "{}://{}",
                         if head.tls { "https" } else { "http" },
@@ -99,7 +99,7 @@ impl Pipeline<'_, '_> {
                 );
             }
             Check::WebSocket => {
-                if head.header("sec-websocket-key").is_none() {
+                if head.header(http::header::SEC_WEBSOCKET_KEY).is_none() {
                     return Err(self.fail(
                         6,
                         "websocket",
@@ -107,7 +107,7 @@ impl Pipeline<'_, '_> {
                         Reason::WebSocketKeyMissing,
                     ));
                 }
-                if head.header("sec-websocket-version").is_none() {
+                if head.header(http::header::SEC_WEBSOCKET_VERSION).is_none() {
                     return Err(self.fail(
                         6,
                         "websocket",
@@ -210,7 +210,7 @@ impl Pipeline<'_, '_> {
                 let size = match head.body {
                     Some(b) => Some(b.len() as u64),
                     None => head
-                        .header("content-length")
+                        .header(http::header::CONTENT_LENGTH)
                         .and_then(|v| v.trim().parse::<u64>().ok()),
                 };
                 match size {
@@ -450,7 +450,7 @@ impl Pipeline<'_, '_> {
                     });
                 };
                 let is_form = head
-                    .header("content-type")
+                    .header(http::header::CONTENT_TYPE)
                     .and_then(|ct| ct.split(';').next())
                     .is_some_and(|ct| {
                         ct.trim()
@@ -564,7 +564,7 @@ impl Pipeline<'_, '_> {
     /// Answer a CORS preflight for the route that serves the requested method.
     pub(super) fn preflight(&mut self, r: &Routed<'_, '_>) -> Outcome {
         let head = self.head;
-        let origin = head.header("origin").unwrap_or("");
+        let origin = head.header(http::header::ORIGIN).unwrap_or("");
         let Some(cors) = &r.route.cors else {
             if r.service.dialect == crate::vocab::Dialect::Tencent {
                 return self.fail(
@@ -592,7 +592,7 @@ impl Pipeline<'_, '_> {
             let methods: Vec<&str> = cors.methods.iter().map(|m| m.name()).collect();
             headers.push(("Access-Control-Allow-Methods".into(), methods.join(",")));
             let allow_headers = if cors.headers.is_empty() {
-                head.header("access-control-request-headers")
+                head.header(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
                     .unwrap_or("")
                     .to_string()
             } else {
@@ -621,17 +621,17 @@ impl Pipeline<'_, '_> {
         if !cors.any_origin() || cors.credentials {
             headers.push(("Vary".into(), "Origin".into()));
         }
-        Outcome::Respond(super::Response {
+        Outcome::Respond(std::sync::Arc::new(super::Response {
             status: 200,
             headers,
             body: bytes::Bytes::new(),
-        })
+        }))
     }
 
     /// CORS headers for an actual (non-preflight) request to a route with cors.
     pub(super) fn cors_headers(&mut self, route: &Route) {
         let Some(cors) = &route.cors else { return };
-        let Some(origin) = self.head.header("origin") else {
+        let Some(origin) = self.head.header(http::header::ORIGIN) else {
             self.step(4, "cors", Verdict::Pass, "no Origin header");
             return;
         };

@@ -14,7 +14,7 @@ pub trait Env {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
     /// A fresh request id: 32 lower-case hex characters.
-    fn request_id(&self) -> String;
+    fn request_id(&self) -> super::RequestId;
     fn limiter(&self) -> &dyn Limiter;
     /// Whether `decide` records its steps in `Decision::trace`. `explain` and `test` show
     /// them; `serve` answers without, since formatting each step's detail costs more than
@@ -104,8 +104,8 @@ impl Env for VirtualEnv {
         self.now_ms.load(Ordering::SeqCst)
     }
 
-    fn request_id(&self) -> String {
-        format!("{:032x}", self.next_id.fetch_add(1, Ordering::SeqCst))
+    fn request_id(&self) -> super::RequestId {
+        super::RequestId::from_u128(self.next_id.fetch_add(1, Ordering::SeqCst).into())
     }
 
     fn limiter(&self) -> &dyn Limiter {

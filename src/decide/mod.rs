@@ -15,23 +15,26 @@ mod authorizer;
 mod checks;
 pub mod env;
 pub mod request;
+mod request_id;
 mod response;
 mod token_endpoint;
 
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
 pub use request::RequestHead;
+pub use request_id::RequestId;
 pub use response::{render_response, respond_headers, Response};
 
 use crate::compile::{Action, Check, Route, Service, Snapshot, StageSelector};
 use crate::dialect::Reason;
 use crate::vocab::{Dialect, Method, Protocol};
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
 /// What to do with a request, and why.
 #[derive(Debug)]
 pub struct Decision {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub dialect: Dialect,
     pub service: Option<usize>,
     pub stage: Option<usize>,
@@ -61,8 +64,8 @@ pub struct Decision {
 pub enum Outcome {
     /// Refuse with the dialect's row for this reason.
     Reject(Reason),
-    /// Answer directly: a mock or a CORS preflight.
-    Respond(Response),
+    /// Answer directly: a mock (shared with the compiled route), a CORS preflight, a token.
+    Respond(std::sync::Arc<Response>),
     Forward(ForwardPlan),
     /// Form parameters must be checked (or a token request read): read the body (at most `limit` bytes) and decide again.
     NeedBody {
@@ -143,7 +146,7 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
         env,
         tracing: env.keeps_trace(),
         d: Decision {
-            request_id: String::new(),
+            request_id: RequestId::default(),
             dialect: snap.default_dialect,
             service: None,
             stage: None,
@@ -264,7 +267,9 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 2,
                 "host",
                 format_args!("no service serves host {host:?}"),
-                Reason::NoHost { host: host.clone() },
+                Reason::NoHost {
+                    host: host.to_string(),
+                },
             );
         };
         self.d.service = Some(service_index);
@@ -276,7 +281,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         );
 
         let raw_path = head.path();
-        let mut segments: Vec<String> = Vec::new();
+        let mut segments: Vec<Cow<'r, str>> = Vec::new();
         if raw_path != "/" {
             for s in raw_path[1..].split('/') {
                 match request::decode_segment(s) {
@@ -317,10 +322,10 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         };
         let method = Method::parse(head.method).filter(|m| *m != Method::Any);
         let preflight = method == Some(Method::Options)
-            && head.header("origin").is_some()
+            && head.header(http::header::ORIGIN).is_some()
             && found.methods.get(Method::Options).is_none();
         let requested = if preflight {
-            head.header("access-control-request-method")
+            head.header(http::header::ACCESS_CONTROL_REQUEST_METHOD)
                 .and_then(Method::parse)
         } else {
             method
@@ -365,9 +370,10 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             .iter()
             .zip(found.captures.iter())
             .find_map(|(name, c)| match c {
-                crate::compile::tree::Capture::Rest(segments) => {
-                    Some((name.as_str(), segments.to_vec()))
-                }
+                crate::compile::tree::Capture::Rest(segments) => Some((
+                    name.as_str(),
+                    segments.iter().map(|s| s.to_string()).collect(),
+                )),
                 crate::compile::tree::Capture::One(_) => None,
             });
         let routed = Routed {
@@ -404,7 +410,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         self.action(&routed)
     }
 
-    fn request_id(&self, service: Option<&Service>) -> String {
+    fn request_id(&self, service: Option<&Service>) -> RequestId {
         let trusted = service
             .and_then(|s| s.request_id_header.as_deref())
             .and_then(|h| self.head.header(h))
@@ -414,7 +420,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             });
         match trusted {
-            Some(v) => v.to_string(),
+            Some(v) => RequestId::given(v),
             None => self.env.request_id(),
         }
     }
@@ -425,8 +431,8 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         &mut self,
         service: &Service,
         raw_path: &'r str,
-        segments: Vec<String>,
-    ) -> Result<(Option<usize>, &'r str, Vec<String>), Outcome> {
+        segments: Vec<Cow<'r, str>>,
+    ) -> Result<(Option<usize>, &'r str, Vec<Cow<'r, str>>), Outcome> {
         match &service.stages {
             StageSelector::None => Ok((None, raw_path, segments)),
             StageSelector::Header {
@@ -465,7 +471,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 },
             },
             StageSelector::Path { names } => {
-                let first = segments.first().map(String::as_str).unwrap_or("");
+                let first = segments.first().map(|s| s.as_ref()).unwrap_or("");
                 match names.iter().position(|n| n.eq_ignore_ascii_case(first)) {
                     Some(i) => {
                         self.step(
@@ -501,21 +507,13 @@ impl<'a, 'r> Pipeline<'a, 'r> {
     fn action(&mut self, r: &Routed<'_, '_>) -> Outcome {
         match &r.route.action {
             Action::Mock(m) => {
-                let mut headers = Vec::new();
-                if let Some(ct) = m.content_type {
-                    headers.push(("Content-Type".to_string(), ct.to_string()));
-                }
                 self.step(
                     11,
                     "action",
                     Verdict::Done,
-                    format_args!("mock {}", m.status),
+                    format_args!("mock {}", m.answer.status),
                 );
-                Outcome::Respond(Response {
-                    status: m.status,
-                    headers,
-                    body: m.body.clone(),
-                })
+                Outcome::Respond(m.answer.clone())
             }
             Action::Forward(f) => {
                 let path = match &f.path {
@@ -592,12 +590,12 @@ fn rewrite(
     out
 }
 
-/// Lower-case, without port and without a trailing dot.
-fn normalize_host(h: &str) -> String {
+/// Lower-case, without port and without a trailing dot; borrowed when it already is.
+fn normalize_host(h: &str) -> Cow<'_, str> {
     let h = h.trim();
     let without_port = if let Some(rest) = h.strip_prefix('[') {
         match rest.split_once(']') {
-            Some((v6, _)) => return format!("[{}]", v6.to_ascii_lowercase()),
+            Some((v6, _)) => return format!("[{}]", v6.to_ascii_lowercase()).into(),
             None => h,
         }
     } else {
@@ -606,7 +604,12 @@ fn normalize_host(h: &str) -> String {
             _ => h,
         }
     };
-    without_port.trim_end_matches('.').to_ascii_lowercase()
+    let host = without_port.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        host.to_ascii_lowercase().into()
+    } else {
+        host.into()
+    }
 }
 
 fn valid_host(h: &str) -> bool {

@@ -25,7 +25,9 @@ pub struct RequestHead<'a> {
 
 impl<'a> RequestHead<'a> {
     /// The first value of a header as text; `None` when absent or not visible ASCII.
-    pub fn header(&self, name: &str) -> Option<&'a str> {
+    /// A standard name is best given as its `http::header` constant: a `&str` is parsed
+    /// (lower-cased, matched against the standard names) on every lookup.
+    pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&'a str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
@@ -39,11 +41,11 @@ impl<'a> RequestHead<'a> {
 }
 
 /// Percent-decode one path segment. `None` for malformed escapes or non-UTF-8 results.
-pub fn decode_segment(s: &str) -> Option<String> {
+pub fn decode_segment(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     if !s.contains('%') {
-        return Some(s.to_string());
+        return Some(s.into());
     }
-    percent_decode(s.as_bytes(), false)
+    percent_decode(s.as_bytes(), false).map(Into::into)
 }
 
 /// Percent-decode a query or form component (`+` is a space there).

@@ -50,11 +50,11 @@ impl Pipeline<'_, '_> {
                     Verdict::Done,
                     format_args!("issue tokens ({}): {}", provider.name, issued.describe),
                 );
-                Outcome::Respond(Response {
+                Outcome::Respond(std::sync::Arc::new(Response {
                     status: 200,
                     headers: oauth2::answer_headers(),
                     body: issued.body,
-                })
+                }))
             }
             Err(refusal) => self.fail(
                 11,

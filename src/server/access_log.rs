@@ -92,7 +92,7 @@ impl AccessLog {
         if !self.enabled {
             return;
         }
-        let now_us = jiff::Timestamp::now().as_microsecond();
+        let now_us = unix_micros();
         let mut guard = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         let Buffer { text, clock } = &mut *guard;
         let b = text;
@@ -163,14 +163,23 @@ fn flush(buf: &mut String) {
     }
 }
 
-/// `n` in decimal, zero-padded to `width` digits.
-fn pad(out: &mut String, n: u32, width: usize) {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(n);
-    for _ in digits.len()..width {
-        out.push('0');
+/// Microseconds since the Unix epoch, read straight from the system clock (jiff's `now`
+/// costs twice as much, checking a range the system clock stays in).
+pub fn unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The last `width` decimal digits of `n`, zero-padded.
+fn pad(out: &mut String, mut n: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let width = width.min(digits.len());
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
     }
-    out.push_str(digits);
+    digits[..width].iter().for_each(|&d| out.push(d as char));
 }
 
 /// Microseconds as milliseconds with three decimals.
@@ -244,5 +253,10 @@ mod tests {
         }
         .write(&mut out, 1_763_823_600_000_042);
         assert_eq!(out, "1234.567 0.005 2025-11-22T15:00:00.000042Z");
+        out.clear();
+        pad(&mut out, 7, 1);
+        pad(&mut out, 0, 2);
+        pad(&mut out, 999_999, 6);
+        assert_eq!(out, "700999999");
     }
 }

@@ -5,20 +5,63 @@ use super::{proxy, Gateway, LiveEnv};
 use crate::decide::{render_response, respond_headers, Decision, Outcome, RequestHead};
 use crate::dialect::{self, Reason};
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// A body rulegate sends: to a client, or to a backend. One type for all, without a box for
+/// the common ones (a box is an allocation on every answer).
+pub enum Body {
+    /// Bytes at hand: an answer of rulegate's own, a buffered request body.
+    Full(Full<Bytes>),
+    /// A backend's answer, streamed through; its connection goes back to the pool at its end.
+    Upstream(super::pool::PooledBody),
+    /// Any other stream (a client's request body on its way to a backend, capped).
+    Stream(http_body_util::combinators::BoxBody<Bytes, BoxError>),
+}
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Body::Full(Full::new(bytes.into()))
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Body::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
+            Body::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+            Body::Stream(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(b) => b.is_end_stream(),
+            Body::Upstream(b) => b.is_end_stream(),
+            Body::Stream(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(b) => b.size_hint(),
+            Body::Upstream(b) => b.size_hint(),
+            Body::Stream(b) => b.size_hint(),
+        }
+    }
 }
 
 /// What every request on one connection shares, worked out when the connection opens.
@@ -105,9 +148,9 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     let response = match &decision.outcome {
         Outcome::Forward(plan) => {
             let body = match body.take() {
-                Some(incoming) => {
-                    Limited::new(incoming, route_limit.unwrap_or(u64::MAX) as usize).boxed()
-                }
+                Some(incoming) => Body::Stream(
+                    Limited::new(incoming, route_limit.unwrap_or(u64::MAX) as usize).boxed(),
+                ),
                 None => full(buffered.clone()),
             };
             let t = Instant::now();
@@ -127,16 +170,25 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
                 Ok(r) => r,
                 Err(reason) => {
                     gw.metrics.upstream_error(reason_name(&reason));
-                    let response = reject(&decision, &reason);
+                    let response = reject(&decision, &reason, HeaderMap::new());
                     decision.outcome = Outcome::Reject(reason);
                     response
                 }
             }
         }
-        Outcome::Respond(r) => to_hyper(r.status, respond_headers(&decision, r), r.body.clone()),
+        // A direct answer's headers go into the request's own header map, emptied: hyper
+        // hands the answer's map back as the next request's, so a keep-alive connection
+        // answering directly allocates no header map at all.
+        Outcome::Respond(r) => to_hyper(
+            r.status,
+            respond_headers(&decision, r),
+            r.body.clone(),
+            emptied(&mut parts.headers),
+        ),
+        Outcome::Reject(reason) => reject(&decision, reason, emptied(&mut parts.headers)),
         _ => match render_response(&decision) {
-            Some(r) => to_hyper(r.status, r.headers, r.body),
-            None => reject(&decision, &Reason::Internal),
+            Some(r) => to_hyper(r.status, r.headers, r.body, HeaderMap::new()),
+            None => reject(&decision, &Reason::Internal, HeaderMap::new()),
         },
     };
     let code = match &decision.outcome {
@@ -198,20 +250,30 @@ async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, Reason> {
     }
 }
 
-/// The dialect's answer for a reason found after `decide` (upstream failures and the like).
-pub fn reject(d: &Decision, reason: &Reason) -> Response<Body> {
+/// The dialect's row for a refusal, with the pipeline's headers (CORS, Retry-After).
+pub fn reject(d: &Decision, reason: &Reason, map: HeaderMap) -> Response<Body> {
     let e = dialect::render(d.dialect, reason, &d.request_id);
-    let mut headers = e.headers;
-    headers.extend(d.headers.iter().cloned());
-    to_hyper(e.status, headers, e.body.into())
+    let pipeline = d.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let headers = e.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    to_hyper(e.status, headers.chain(pipeline), e.body.into(), map)
 }
 
+/// The map, emptied, to be filled again: its allocation is kept.
+fn emptied(map: &mut HeaderMap) -> HeaderMap {
+    let mut map = std::mem::take(map);
+    map.clear();
+    map
+}
+
+/// A response with `headers` appended, in order, to `map` (empty).
 pub fn to_hyper<K: AsRef<str>, V: AsRef<str>>(
     status: u16,
     headers: impl IntoIterator<Item = (K, V)>,
     body: Bytes,
+    map: HeaderMap,
 ) -> Response<Body> {
     let mut response = Response::new(full(body));
+    *response.headers_mut() = map;
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     // hyper writes `<none>` for statuses without a standard phrase (494, 499, 481): send the
@@ -224,14 +286,25 @@ pub fn to_hyper<K: AsRef<str>, V: AsRef<str>>(
             ));
     }
     for (k, v) in headers {
-        if let (Some(k), Ok(v)) = (
-            header_name(k.as_ref()),
-            http::HeaderValue::from_str(v.as_ref()),
-        ) {
+        if let (Some(k), Some(v)) = (header_name(k.as_ref()), header_value(v.as_ref())) {
             response.headers_mut().append(k, v);
         }
     }
     response
+}
+
+/// The values rulegate itself writes on most answers (Content-Types), without copying them
+/// each time; any other value is checked and copied.
+fn header_value(value: &str) -> Option<http::HeaderValue> {
+    const STATIC: [&str; 3] = [
+        "application/json",
+        "text/plain; charset=utf-8",
+        "application/json;charset=UTF-8",
+    ];
+    match STATIC.iter().find(|s| **s == value) {
+        Some(s) => Some(http::HeaderValue::from_static(s)),
+        None => http::HeaderValue::from_str(value).ok(),
+    }
 }
 
 /// The names rulegate itself writes on every answer, without parsing them each time.
@@ -255,7 +328,7 @@ fn header_name(name: &str) -> Option<http::HeaderName> {
 /// One access-log line: what was asked, and what decided it. Borrows or shares everything it
 /// can: it is built for every request.
 struct Record<'a> {
-    request_id: String,
+    request_id: crate::decide::RequestId,
     dialect: crate::vocab::Dialect,
     client: std::net::IpAddr,
     conn: &'a Conn,
@@ -354,6 +427,23 @@ mod tests {
                 super::header_name(name),
                 http::HeaderName::from_bytes(name.as_bytes()).ok(),
                 "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shortcut_header_values_are_the_parsed_ones() {
+        for value in [
+            "application/json",
+            "text/plain; charset=utf-8",
+            "application/json;charset=UTF-8",
+            "text/html",
+            "bad\nvalue",
+        ] {
+            assert_eq!(
+                super::header_value(value),
+                http::HeaderValue::from_str(value).ok(),
+                "{value}"
             );
         }
     }

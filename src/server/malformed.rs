@@ -57,7 +57,7 @@ fn replacement(gw: &Gateway, status: u16) -> Vec<u8> {
         _ => Reason::BadRequest,
     };
     let dialect = gw.snapshot.load().default_dialect;
-    let id = super::hex_id(fastrand::u128(..));
+    let id = crate::decide::RequestId::random();
     let e = dialect::render(dialect, &reason, &id);
     let mut out = format!(
         "HTTP/1.1 {} {}\r\n",

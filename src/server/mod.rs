@@ -9,6 +9,7 @@ mod access_log;
 mod admin;
 mod authorizer;
 mod handler;
+mod header_timer;
 mod malformed;
 mod metrics;
 mod pool;
@@ -154,7 +155,8 @@ impl Gateway {
 /// authorizer is asked once.
 struct LiveEnv<'a> {
     limiter: RequestLimiter<'a>,
-    request_id: std::sync::OnceLock<String>,
+    /// Made up front: cheaper than deciding whether it will be needed.
+    request_id: crate::decide::RequestId,
     authorizers: &'a authorizer::Authorizers,
     /// The authorizer's answer fetched for this request.
     authorized: Mutex<
@@ -169,7 +171,7 @@ impl LiveEnv<'_> {
     fn new(gw: &Gateway) -> LiveEnv<'_> {
         LiveEnv {
             limiter: RequestLimiter::new(&gw.stores),
-            request_id: Default::default(),
+            request_id: crate::decide::RequestId::random(),
             authorizers: &gw.authorizers,
             authorized: Mutex::new(None),
         }
@@ -214,13 +216,11 @@ impl LiveEnv<'_> {
 
 impl Env for LiveEnv<'_> {
     fn now_ms(&self) -> i64 {
-        jiff::Timestamp::now().as_millisecond()
+        access_log::unix_micros() / 1000
     }
 
-    fn request_id(&self) -> String {
-        self.request_id
-            .get_or_init(|| hex_id(fastrand::u128(..)))
-            .clone()
+    fn request_id(&self) -> crate::decide::RequestId {
+        self.request_id.clone()
     }
 
     fn limiter(&self) -> &dyn Limiter {
@@ -245,17 +245,6 @@ impl Env for LiveEnv<'_> {
         drop(fetched);
         self.authorizers.cached(provider, call)
     }
-}
-
-/// 32 lower-case hex digits: `format!("{:032x}")` without the formatting machinery, which
-/// costs more than the random number.
-fn hex_id(n: u128) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
-    for (i, digit) in out.iter_mut().enumerate() {
-        *digit = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
-    }
-    std::str::from_utf8(&out).unwrap_or_default().to_string()
 }
 
 /// Run the gateway until SIGTERM or SIGINT. Returns an error message if it cannot start.
@@ -355,7 +344,9 @@ async fn serve(opts: Options) -> Result<(), String> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(header_timer::HeaderTimer::start(
+            header_timer::HeaderTimer::tick_for(opts.header_timeout),
+        ))
         .header_read_timeout(opts.header_timeout)
         .writev(false)
         // Large enough that the policy's own header limits (which answer in the dialect)
@@ -449,21 +440,5 @@ async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => {},
         _ = tokio::signal::ctrl_c() => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn hex_ids_are_what_format_writes() {
-        for n in [
-            0,
-            1,
-            0xabc,
-            u128::MAX,
-            0x0123_4567_89ab_cdef_0011_2233_4455_6677,
-        ] {
-            assert_eq!(super::hex_id(n), format!("{n:032x}"));
-        }
     }
 }

@@ -9,7 +9,6 @@
 
 use super::handler::Body;
 use bytes::Bytes;
-use http_body_util::BodyExt as _;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response};
@@ -161,11 +160,6 @@ impl PooledBody {
                 list.push((sender, Instant::now()));
             }
         }
-    }
-
-    pub fn boxed(self) -> Body {
-        self.map_err(|e| Box::new(e) as super::handler::BoxError)
-            .boxed()
     }
 }
 

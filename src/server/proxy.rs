@@ -187,7 +187,7 @@ pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
 /// Copy bytes both ways between the upgraded client and backend connections until either
 /// side closes.
 fn tunnel(
-    request_id: String,
+    request_id: crate::decide::RequestId,
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
 ) {
@@ -441,7 +441,7 @@ fn downstream_response(d: &Decision, response: Response<PooledBody>) -> Response
             parts.headers.insert(id_header, v);
         }
     }
-    Response::from_parts(parts, body.boxed())
+    Response::from_parts(parts, Body::Upstream(body))
 }
 
 #[cfg(test)]

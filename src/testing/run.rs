@@ -37,14 +37,14 @@ impl Sent {
 /// id however often `decide` asks (as the server's per-request environment does).
 struct OneRequest<'a> {
     env: &'a VirtualEnv,
-    id: OnceLock<String>,
+    id: OnceLock<crate::decide::RequestId>,
 }
 
 impl Env for OneRequest<'_> {
     fn now_ms(&self) -> i64 {
         self.env.now_ms()
     }
-    fn request_id(&self) -> String {
+    fn request_id(&self) -> crate::decide::RequestId {
         self.id.get_or_init(|| self.env.request_id()).clone()
     }
     fn limiter(&self) -> &dyn Limiter {

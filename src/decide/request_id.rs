@@ -1,0 +1,124 @@
+//! Request ids: 32 lower-case hex digits made by the gateway, or the value of a trusted
+//! request header.
+//!
+//! Every request carries one to its answer, its error body, its backend and its access line,
+//! so it is copied and read a few times per request. A made id lives inline (no allocation,
+//! no UTF-8 check when read); a trusted header's value, up to 128 characters, is shared.
+
+use arrayvec::ArrayString;
+use std::fmt;
+use std::sync::Arc;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestId(Repr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    Hex(ArrayString<32>),
+    Given(Arc<str>),
+}
+
+impl RequestId {
+    /// `n` as 32 lower-case hex digits: what `format!("{n:032x}")` writes, without the
+    /// formatting machinery, which costs more than the random number.
+    pub fn from_u128(n: u128) -> RequestId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = ArrayString::new();
+        for i in 0..32 {
+            out.push(HEX[((n >> (124 - 4 * i)) & 0xf) as usize] as char);
+        }
+        RequestId(Repr::Hex(out))
+    }
+
+    /// A fresh random id.
+    pub fn random() -> RequestId {
+        RequestId::from_u128(fastrand::u128(..))
+    }
+
+    /// An id taken as given (from a trusted header).
+    pub fn given(id: &str) -> RequestId {
+        RequestId(Repr::Given(id.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Hex(digits) => digits,
+            Repr::Given(id) => id,
+        }
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> RequestId {
+        RequestId::from_u128(0)
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for RequestId {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RequestId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<RequestId> for String {
+    fn eq(&self, other: &RequestId) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl serde::Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestId;
+
+    #[test]
+    fn made_ids_are_what_format_writes() {
+        for n in [
+            0,
+            1,
+            0xabc,
+            u128::MAX,
+            0x0123_4567_89ab_cdef_0011_2233_4455_6677,
+        ] {
+            assert_eq!(RequestId::from_u128(n).as_str(), format!("{n:032x}"));
+        }
+    }
+
+    #[test]
+    fn given_ids_are_kept_as_given() {
+        let id = RequestId::given("trace-42");
+        assert_eq!(id, "trace-42");
+        assert_eq!(format!("{id} {id:?}"), "trace-42 \"trace-42\"");
+        assert_ne!(RequestId::random(), RequestId::random());
+    }
+}
