@@ -27,6 +27,7 @@ pub use response::{render_response, respond_headers, Response};
 use crate::compile::{Action, Check, Route, Service, Snapshot, StageSelector};
 use crate::dialect::Reason;
 use crate::vocab::{Dialect, Method, Protocol};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
@@ -281,7 +282,8 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         );
 
         let raw_path = head.path();
-        let mut segments: Vec<Cow<'r, str>> = Vec::new();
+        // Most paths have a few segments: kept on the stack.
+        let mut segments: SmallVec<[Cow<'r, str>; 8]> = SmallVec::new();
         if raw_path != "/" {
             for s in raw_path[1..].split('/') {
                 match request::decode_segment(s) {
@@ -304,13 +306,14 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 }
             }
         }
-        let (stage, path, segments) = match self.stage(service, raw_path, segments) {
+        let (stage, path, skip) = match self.stage(service, raw_path, &segments) {
             Ok(found) => found,
             Err(outcome) => return outcome,
         };
+        let segments = segments.get(skip..).unwrap_or_default();
         self.d.stage = stage;
         let tree = &service.trees[stage.unwrap_or(0)];
-        let Some(found) = tree.lookup(&segments) else {
+        let Some(found) = tree.lookup(segments) else {
             return self.fail(
                 2,
                 "route",
@@ -425,16 +428,16 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         }
     }
 
-    /// Find the stage; returns (stage index, path after a stage prefix, remaining segments).
-    #[allow(clippy::type_complexity)]
+    /// Find the stage; returns (stage index, path after a stage prefix, how many leading
+    /// segments the stage took).
     fn stage(
         &mut self,
         service: &Service,
         raw_path: &'r str,
-        segments: Vec<Cow<'r, str>>,
-    ) -> Result<(Option<usize>, &'r str, Vec<Cow<'r, str>>), Outcome> {
+        segments: &[Cow<'r, str>],
+    ) -> Result<(Option<usize>, &'r str, usize), Outcome> {
         match &service.stages {
-            StageSelector::None => Ok((None, raw_path, segments)),
+            StageSelector::None => Ok((None, raw_path, 0)),
             StageSelector::Header {
                 header,
                 names,
@@ -447,7 +450,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                         Verdict::Pass,
                         format_args!("{} (default: no {header} header)", names[*default]),
                     );
-                    Ok((Some(*default), raw_path, segments))
+                    Ok((Some(*default), raw_path, 0))
                 }
                 Some(v) => match names.iter().position(|n| n.eq_ignore_ascii_case(v.trim())) {
                     Some(i) => {
@@ -457,7 +460,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                             Verdict::Pass,
                             format_args!("{} (from {header})", names[i]),
                         );
-                        Ok((Some(i), raw_path, segments))
+                        Ok((Some(i), raw_path, 0))
                     }
                     None => Err(self.fail(
                         2,
@@ -483,7 +486,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                         let prefix_len = 1 + raw_path[1..].find('/').unwrap_or(raw_path.len() - 1);
                         let rest = &raw_path[prefix_len..];
                         let rest = if rest.is_empty() { "/" } else { rest };
-                        Ok((Some(i), rest, segments[1..].to_vec()))
+                        Ok((Some(i), rest, 1))
                     }
                     None => {
                         let mapping = format!("/{}", raw_path[1..].split('/').next().unwrap_or(""));
