@@ -346,7 +346,8 @@ done
 
 echo
 echo "rulegate vs nginx — $START_DATE — nproc $(nproc) — $(uname -r)"
-echo "server under test on core $SERVER_CPU (nginx: 1 worker; rulegate: $RULEGATE_WORKERS tokio worker);" \
+RUNTIME="$RULEGATE_WORKERS tokio worker(s)"; [ "$RULEGATE_WORKERS" = 0 ] && RUNTIME="tokio current-thread runtime"
+echo "server under test on core $SERVER_CPU (nginx: 1 worker; rulegate: $RUNTIME);" \
     "wrk and the backend nginx on core $CLIENT_CPU"
 echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, after a $WARMUP warm-up; $ROUNDS rounds per server and path," \
     "alternating; quiet machine: $QUIET"

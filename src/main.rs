@@ -186,7 +186,9 @@ fn parse_dialect(s: &str) -> Result<Dialect, String> {
 
 /// mimalloc instead of the system allocator: a request makes a few dozen small allocations
 /// (hyper's buffers, headers, the decision), and glibc's malloc and free were a fifth of the
-/// gateway's instructions per request (callgrind, bench/README.md).
+/// gateway's instructions per request (callgrind, bench/README.md). Its v2 allocator (the
+/// `v2` feature): the crate sends every allocation through `mi_malloc_aligned`, which v3
+/// serves for hyper's 8 KiB read buffers by over-allocating on a slow path.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

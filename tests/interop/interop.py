@@ -1,7 +1,7 @@
 """Interop: requests signed by the vendors' own client libraries against a running rulegate.
 
 apigateway-sdk-python (Huawei App authentication), jdcloud-apim-sdk (JD JDCLOUD2) and PyJWT
-sign; the standard library sends.
+sign (PyJWT also reads the OAuth2 tokens rulegate issues); the standard library sends.
 
     python3 interop.py HOST:PORT KEYDIR
 
@@ -121,6 +121,51 @@ def jwt_cases():
           huawei("APIG.0301", "Incorrect IAM authentication information: no key of this provider verifies HS256 tokens", got[2].get("x-request-id")))
 
 
+# ---- Huawei OAuth2: tokens rulegate issues, read by PyJWT; tokens PyJWT mints, used --------
+
+OAUTH2_KEY = "interop-oauth2-signing-key-0123456789"  # the gateway's INTEROP_OAUTH2_KEY
+OAUTH2_ISSUER = "rulegate/shop/tokens"
+
+
+def oauth2_cases():
+    form = "grant_type=client_credentials&client_id=hw-app-key&client_secret=hw-app-secret-0123456789"
+    got = send("POST", "/oauth2/token", {"Host": "shop.test", "Content-Type": "application/x-www-form-urlencoded"}, form.encode())
+    check("oauth2: client_credentials gets tokens", got, 200, body_prefix='{"access_token":"')
+    answer = json.loads(got[1]) if got[0] == 200 else {}
+    access = answer.get("access_token", "")
+    try:
+        claims = jwt.decode(access, OAUTH2_KEY, algorithms=["HS256"], issuer=OAUTH2_ISSUER)
+        ok = (claims["sub"] == "hw-app-key" and claims["token_use"] == "access"
+              and claims["exp"] - claims["iat"] == 3600 == answer.get("expires_in")
+              and claims["jti"] == got[2].get("x-request-id"))
+        detail = "" if ok else f" (claims {claims})"
+    except jwt.PyJWTError as e:
+        ok, detail = False, f" ({e!r})"
+    print(("ok   " if ok else "FAIL ") + "oauth2: PyJWT verifies the issued access token and its claims" + detail)
+    if not ok:
+        failures.append("oauth2: PyJWT verifies the issued access token")
+
+    def call(token):
+        return send("GET", "/wallet", {"Host": "shop.test", "Authorization": f"Bearer {token}"})
+
+    check("oauth2: the issued access token opens the route", call(access), 200, '{"wallet":true}')
+    now = int(time.time())
+    minted = {"iss": OAUTH2_ISSUER, "sub": "hw-app-key", "iat": now, "exp": now + 300, "jti": "py", "token_use": "access"}
+    check("oauth2: an access token minted by PyJWT with the key passes", call(jwt.encode(minted, OAUTH2_KEY, algorithm="HS256")), 200, '{"wallet":true}')
+    got = call(jwt.encode(dict(minted, exp=now - 60), OAUTH2_KEY, algorithm="HS256"))
+    check("oauth2: an expired access token gets APIG.1002", got, 401,
+          huawei("APIG.1002", "Access token is expired", got[2].get("x-request-id")))
+    got = call(jwt.encode(dict(minted, token_use="refresh"), OAUTH2_KEY, algorithm="HS256"))
+    check("oauth2: a refresh token used as an access token gets APIG.2203", got, 400,
+          huawei("APIG.2203", "Access token is invalid", got[2].get("x-request-id")))
+    got = call(jwt.encode(minted, "another-key-0123456789abcdef", algorithm="HS256"))
+    check("oauth2: a token signed with another key gets APIG.2203", got, 400,
+          huawei("APIG.2203", "Access token is invalid", got[2].get("x-request-id")))
+    got = call(jwt.encode(dict(minted, sub="nobody"), OAUTH2_KEY, algorithm="HS256"))
+    check("oauth2: a token for an unknown app gets APIG.1004", got, 401,
+          huawei("APIG.1004", "App not exist", got[2].get("x-request-id")))
+
+
 # ---- Tencent key pair, as Tencent's Python demo signs ----------------------------------------
 
 def tencent_cases():
@@ -179,6 +224,7 @@ def jd_cases():
 
 huawei_cases()
 jwt_cases()
+oauth2_cases()
 tencent_cases()
 jd_cases()
 print(f"\n{len(failures)} failure(s)")
