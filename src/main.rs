@@ -96,6 +96,10 @@ enum Command {
         /// connection may wait idle for its next request. Then the connection is closed.
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         header_timeout: std::time::Duration,
+        /// PEM roots to trust for `https://` backends and authorizers, besides the system's
+        /// (for a private CA).
+        #[arg(long, value_name = "FILE")]
+        backend_ca: Option<PathBuf>,
         /// Keep quota counts here (DIR/counters.redb), so a restart loses none.
         #[arg(long, value_name = "DIR")]
         state: Option<PathBuf>,
@@ -264,6 +268,7 @@ fn main() -> ExitCode {
             log_format,
             drain,
             header_timeout,
+            backend_ca,
             state,
             redis,
             redis_timeout,
@@ -283,6 +288,7 @@ fn main() -> ExitCode {
                 log_json: matches!(log_format, LogFormat::Json),
                 drain,
                 header_timeout,
+                backend_ca,
                 state,
                 redis: redis.map(|url| rulegate::limits::redis::Options {
                     url,

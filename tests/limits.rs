@@ -52,23 +52,27 @@ fn call(snap: &Snapshot, env: &VirtualEnv, now_ms: i64) -> (Outcome, Option<Stri
     let auth =
         format!(r#"hmac id="ak", algorithm="hmac-sha1", headers="x-date", signature="{sig}""#);
     headers.insert("authorization", HeaderValue::from_str(&auth).unwrap());
-    let head = RequestHead {
-        method: "GET",
-        target: "/q",
-        host: Some("api.example.com"),
-        headers: &headers,
-        peer: IpAddr::from([127, 0, 0, 1]),
-        tls: false,
-        client_cert: false,
-        body: None,
-    };
-    let d = decide(snap, &head, env);
+    let d = decide(snap, &get(&headers, "/q"), env);
     let quota = d
         .headers
         .iter()
         .find(|(k, _)| k == "X-UsagePlan-Quota")
         .map(|(_, v)| v.clone());
     (d.outcome, quota)
+}
+
+/// A plain-HTTP GET of `target` from 127.0.0.1.
+fn get<'a>(headers: &'a HeaderMap, target: &'a str) -> RequestHead<'a> {
+    RequestHead {
+        method: "GET",
+        target,
+        host: Some("api.example.com"),
+        headers,
+        peer: IpAddr::from([127, 0, 0, 1]),
+        tls: false,
+        client_cert: false,
+        body: None,
+    }
 }
 
 fn passed(o: &Outcome) -> bool {
@@ -128,4 +132,35 @@ fn an_unknown_time_zone_is_a_diagnostic() {
         text.contains(r#"unknown time zone "Mars/Olympus""#) && text.contains("t.policy:6:28"),
         "{text}"
     );
+}
+
+/// A route rate's counters survive a reload that adds routes before it: they are keyed by the
+/// route's label, not its position.
+#[test]
+fn a_route_rate_keeps_its_count_when_a_reload_adds_routes_before_it() {
+    let policy = |before: &str| {
+        format!(
+            r#"service api {{
+    dialect huawei
+    hosts "*"
+    {before}
+    route GET "/limited" {{
+        rate 1 per minute
+        mock 200 text "ok"
+    }}
+}}
+"#
+        )
+    };
+    let old = support::compile_text(policy(""), HashMap::new());
+    let new = support::compile_text(
+        policy(r#"route GET "/added" { mock 200 text "new" }"#),
+        HashMap::new(),
+    );
+    let env = VirtualEnv::new(ms("2026-11-22T12:00:00Z"));
+    let headers = HeaderMap::new();
+    let limited = |snap: &Snapshot| decide(snap, &get(&headers, "/limited"), &env).outcome;
+    assert!(passed(&limited(&old)));
+    // reloaded: the second request in the minute is still the second
+    assert_eq!(limited(&new), Outcome::Reject(Reason::RateLimited));
 }

@@ -271,6 +271,19 @@ impl RouteCx<'_> {
         }
         program.push(Check::BodySize(route_limits.body));
         let index = self.routes.len();
+        let route_label = label(&methods, template);
+        // A rate's counters are keyed by its route's label, not its position, so a reload that
+        // adds or removes other routes keeps them; a label used again (another stage's route)
+        // is told apart by how many came before it.
+        let same_label = self
+            .routes
+            .iter()
+            .filter(|r| *r.label == *route_label)
+            .count();
+        let rate_owner = match same_label {
+            0 => format!("{}/route:{route_label}", self.service),
+            n => format!("{}/route:{route_label}#{n}", self.service),
+        };
         for (i, (rate, rspan)) in rates.iter().enumerate() {
             if matches!(rate.key.as_ref().map(|k| &k.value), Some(ast::RateKey::App)) && !yields_app
             {
@@ -281,7 +294,7 @@ impl RouteCx<'_> {
                 );
                 continue;
             }
-            let id = format!("{}/route:{index}/{i}", self.service);
+            let id = format!("{rate_owner}/{i}");
             if let Some(rule) = cx.rate_rule(rate, id, true) {
                 program.push(Check::Rate(rule));
             }
@@ -290,7 +303,6 @@ impl RouteCx<'_> {
             program.push(Check::Quota);
         }
 
-        let route_label = label(&methods, template);
         let location = cx.sources.location(r.path.span);
         let Some(action) = action else { return };
         if methods.is_empty() {

@@ -338,7 +338,8 @@ impl fmt::Display for ParamTy {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateRule {
-    /// Unique within the snapshot: `service/route-index/rate-index`.
+    /// Unique within the snapshot, and stable across reloads that leave its owner alone:
+    /// `service/route:LABEL/n`, `service/app:NAME/n`, `service/plan:NAME/n`.
     pub id: String,
     pub limit: u64,
     pub period: RatePeriod,
@@ -414,7 +415,7 @@ pub struct ForwardAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub url: String,
-    /// `None` for a scheme this build does not forward to (`https://`).
+    /// `None` for a URL that is neither `http://` nor `https://` (the parser refuses those).
     pub http: Option<HttpTarget>,
 }
 
@@ -426,6 +427,8 @@ pub struct HttpTarget {
     pub base: String,
     /// `host[:port]` as written: the Host header sent upstream.
     pub authority: String,
+    /// `https://`: the name the backend's certificate must carry (the host, also sent as SNI).
+    pub tls: Option<std::sync::Arc<str>>,
 }
 
 impl Target {
@@ -439,7 +442,10 @@ impl Target {
 
 impl HttpTarget {
     fn parse(url: &str) -> Option<HttpTarget> {
-        let rest = url.strip_prefix("http://")?;
+        let (rest, tls, default_port) = match url.strip_prefix("https://") {
+            Some(rest) => (rest, true, 443),
+            None => (url.strip_prefix("http://")?, false, 80),
+        };
         let (authority, base) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
@@ -450,12 +456,12 @@ impl HttpTarget {
                 h,
                 after
                     .strip_prefix(':')
-                    .map_or(Some(80), |p| p.parse().ok())?,
+                    .map_or(Some(default_port), |p| p.parse().ok())?,
             )
         } else {
             match authority.rsplit_once(':') {
                 Some((h, p)) => (h, p.parse().ok()?),
-                None => (authority, 80),
+                None => (authority, default_port),
             }
         };
         Some(HttpTarget {
@@ -463,6 +469,7 @@ impl HttpTarget {
             port,
             base: base.to_string(),
             authority: authority.to_string(),
+            tls: tls.then(|| host.into()),
         })
     }
 }

@@ -10,7 +10,7 @@
 //! provider, its URL and what failed; the cache keys are SHA-256 digests.
 
 use super::handler::full;
-use super::pool::{Pool, SendError};
+use super::pool::{Endpoint, Pool, SendError};
 use crate::auth::authorizer::{cache_key, parse_answer, Answer, Call, Failure, MAX_BODY};
 use crate::compile::Provider;
 use http_body_util::{BodyExt as _, Limited};
@@ -25,13 +25,20 @@ const CACHE_ENTRIES: usize = 10_000;
 
 /// The connections to authorizers and their cached answers, shared by every request and kept
 /// across reloads (the key includes the URL, so a changed provider does not reuse answers).
-#[derive(Default)]
 pub struct Authorizers {
     pool: Pool,
     cache: Mutex<HashMap<[u8; 32], (Answer, Instant)>>,
 }
 
 impl Authorizers {
+    /// Authorizers reached with `tls` for `https://` URLs (see `tls::client_config`).
+    pub fn new(tls: std::sync::Arc<rustls::ClientConfig>) -> Authorizers {
+        Authorizers {
+            pool: Pool::new(tls),
+            cache: Mutex::default(),
+        }
+    }
+
     /// The cached answer to this call, if the provider caches and one has not expired.
     pub fn cached(&self, provider: &Provider, call: &Call) -> Option<Answer> {
         if !caches(provider, call) {
@@ -90,7 +97,7 @@ impl Authorizers {
         let Some(target) = Target::parse(url) else {
             return failed(
                 Failure::Unreachable,
-                format!("{url:?} is not an http:// URL this build can call"),
+                format!("{url:?} is not an http:// or https:// URL"),
             );
         };
         let addr = match target.host.parse::<IpAddr>() {
@@ -146,7 +153,15 @@ impl Authorizers {
         let connect_within = deadline.saturating_duration_since(Instant::now());
         let response = match self
             .pool
-            .send_by(addr, connect_within, Some(deadline), request)
+            .send_by(
+                &Endpoint {
+                    addr,
+                    tls: target.tls,
+                },
+                connect_within,
+                Some(deadline),
+                request,
+            )
             .await
         {
             Ok(r) => r,
@@ -190,16 +205,20 @@ struct Target {
     authority: String,
     /// Path and query, `/` at least.
     path: String,
+    /// `https://`: the name the authorizer's certificate must carry.
+    tls: Option<std::sync::Arc<str>>,
 }
 
 impl Target {
-    /// `http://HOST[:PORT][/PATH]`; `None` for other schemes (https is not called by this
-    /// build) and malformed URLs, which the policy's compiler has already refused.
+    /// `http[s]://HOST[:PORT][/PATH]`; `None` for other schemes and malformed URLs, which the
+    /// policy's parser has already refused.
     fn parse(url: &str) -> Option<Target> {
         let uri: http::Uri = url.parse().ok()?;
-        if uri.scheme_str() != Some("http") {
-            return None;
-        }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return None,
+        };
         let authority = uri.authority()?;
         let host = authority.host();
         let host = host
@@ -208,9 +227,10 @@ impl Target {
             .unwrap_or(host);
         Some(Target {
             host: host.to_string(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority: authority.as_str().to_string(),
             path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+            tls: tls.then(|| host.into()),
         })
     }
 }
@@ -234,6 +254,8 @@ mod tests {
         let t = Target::parse("http://[::1]/").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 80));
         assert_eq!(Target::parse("http://auth.internal").unwrap().path, "/");
-        assert!(Target::parse("https://auth.internal/check").is_none());
+        let t = Target::parse("https://auth.internal/check").unwrap();
+        assert_eq!((t.port, t.tls.as_deref()), (443, Some("auth.internal")));
+        assert!(Target::parse("ftp://auth.internal/check").is_none());
     }
 }

@@ -48,6 +48,8 @@ pub struct Options {
     pub state: Option<PathBuf>,
     /// Count every rate and quota in this Redis, shared with other gateways.
     pub redis: Option<crate::limits::redis::Options>,
+    /// PEM roots trusted for `https://` backends and authorizers, besides the system's.
+    pub backend_ca: Option<PathBuf>,
 }
 
 /// HTTPS termination.
@@ -282,12 +284,13 @@ async fn serve(opts: Options) -> Result<(), String> {
     let snapshot = Gateway::compile(&opts.policy_dir)
         .map_err(|d| format!("the policy does not compile:\n{d}"))?;
     let stores = Stores::open(opts.state.as_deref(), opts.redis.as_ref())?;
+    let client_tls = tls::client_config(opts.backend_ca.as_deref())?;
     let gateway = Arc::new(Gateway {
         snapshot: ArcSwap::from_pointee(snapshot),
         policy_dir: opts.policy_dir.clone(),
         stores,
-        upstream: proxy::Upstream::new(),
-        authorizers: authorizer::Authorizers::default(),
+        upstream: proxy::Upstream::new(client_tls.clone()),
+        authorizers: authorizer::Authorizers::new(client_tls),
         reloads: Mutex::new(ReloadState {
             version: 1,
             loaded_at: jiff::Timestamp::now().to_string(),

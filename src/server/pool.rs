@@ -1,5 +1,5 @@
-//! Keep-alive connections to backends: hyper's HTTP/1 client connections, kept idle per
-//! backend address and reused most-recent first.
+//! Keep-alive connections to backends: hyper's HTTP/1 client connections, over TCP or TLS,
+//! kept idle per endpoint and reused most-recent first.
 //!
 //! hyper-util's pooled `Client` does the same with more generality (any connector, HTTP/2,
 //! pool keys by scheme and authority, checkout races between a new connection and a returned
@@ -25,11 +25,29 @@ const MAX_IDLE: usize = 512;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_FOR: Duration = Duration::from_secs(60);
 
-type Idle = Arc<Mutex<HashMap<SocketAddr, Vec<(SendRequest<Body>, Instant)>>>>;
+type Idle = Arc<Mutex<HashMap<Endpoint, Vec<(SendRequest<Body>, Instant)>>>>;
 
-#[derive(Default)]
+/// Where a pooled connection goes: an address and, over TLS, the name the peer's certificate
+/// must carry (also sent as SNI). Connections to the same address under different names are
+/// never mixed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub tls: Option<Arc<str>>,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.tls {
+            None => write!(f, "{}", self.addr),
+            Some(name) => write!(f, "{} (TLS, {name})", self.addr),
+        }
+    }
+}
+
 pub struct Pool {
     idle: Idle,
+    tls: tokio_rustls::TlsConnector,
 }
 
 /// Why a request got no response.
@@ -45,16 +63,24 @@ pub enum SendError {
 }
 
 impl Pool {
-    /// Send `request` to `addr` on an idle connection or a new one. A request that a reused
+    /// A pool whose TLS connections verify their peers with `tls` (see `tls::client_config`).
+    pub fn new(tls: Arc<rustls::ClientConfig>) -> Pool {
+        Pool {
+            idle: Idle::default(),
+            tls: tokio_rustls::TlsConnector::from(tls),
+        }
+    }
+
+    /// Send `request` to `to` on an idle connection or a new one. A request that a reused
     /// connection could not take (the backend closed it while it sat idle) is sent once more
     /// on a new connection; hyper hands such a request back unsent.
     pub async fn send(
         &self,
-        addr: SocketAddr,
+        to: &Endpoint,
         connect_timeout: Duration,
         request: Request<Body>,
     ) -> Result<Response<PooledBody>, SendError> {
-        self.send_by(addr, connect_timeout, None, request).await
+        self.send_by(to, connect_timeout, None, request).await
     }
 
     /// [`Pool::send`], and when `answer_by` is given, [`SendError::Timeout`] if the response
@@ -62,15 +88,15 @@ impl Pool {
     /// cannot be reached (the external authorizer) tell the two apart this way.
     pub async fn send_by(
         &self,
-        addr: SocketAddr,
+        to: &Endpoint,
         connect_timeout: Duration,
         answer_by: Option<tokio::time::Instant>,
         mut request: Request<Body>,
     ) -> Result<Response<PooledBody>, SendError> {
         loop {
-            let (mut sender, reused) = match self.checkout(addr).await {
+            let (mut sender, reused) = match self.checkout(to).await {
                 Some(sender) => (sender, true),
-                None => (connect(addr, connect_timeout).await?, false),
+                None => (self.connect(to, connect_timeout).await?, false),
             };
             let sent = match answer_by {
                 None => sender.try_send_request(request).await,
@@ -85,7 +111,7 @@ impl Pool {
             match sent {
                 Ok(response) => {
                     let upgraded = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-                    let home = (!upgraded).then(|| (self.idle.clone(), addr, sender));
+                    let home = (!upgraded).then(|| (self.idle.clone(), to.clone(), sender));
                     let (parts, body) = response.into_parts();
                     let mut body = PooledBody { body, home };
                     if body.body.is_end_stream() {
@@ -101,12 +127,12 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection to `addr` that is still open.
-    async fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<Body>> {
+    /// The most recently used idle connection to `to` that is still open.
+    async fn checkout(&self, to: &Endpoint) -> Option<SendRequest<Body>> {
         loop {
             let (mut sender, since) = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                let list = idle.get_mut(&addr)?;
+                let list = idle.get_mut(to)?;
                 list.pop()?
             };
             if since.elapsed() > IDLE_FOR || sender.is_closed() {
@@ -118,23 +144,53 @@ impl Pool {
             }
         }
     }
+
+    /// A new connection: TCP, then TLS for an `https://` endpoint, both within `timeout`. A
+    /// TLS failure (an untrusted or misnamed certificate, no common protocol) is a failure to
+    /// connect, like a refusal.
+    async fn connect(
+        &self,
+        to: &Endpoint,
+        timeout: Duration,
+    ) -> Result<SendRequest<Body>, SendError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let late = || {
+            SendError::Connect(format!(
+                "connect to {to}: no answer within {} ms",
+                timeout.as_millis()
+            ))
+        };
+        let connecting = tokio::net::TcpStream::connect(to.addr);
+        let stream = match tokio::time::timeout_at(deadline, connecting).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(SendError::Connect(format!("connect to {to}: {e}"))),
+            Err(_) => return Err(late()),
+        };
+        let _ = stream.set_nodelay(true);
+        let Some(name) = &to.tls else {
+            return handshake(TokioIo::new(stream), to).await;
+        };
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_string())
+            .map_err(|e| SendError::Connect(format!("{name:?} is not a TLS server name: {e}")))?;
+        let tls =
+            match tokio::time::timeout_at(deadline, self.tls.connect(server_name, stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return Err(SendError::Connect(format!("TLS with {to}: {e}"))),
+                Err(_) => return Err(late()),
+            };
+        handshake(TokioIo::new(tls), to).await
+    }
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<SendRequest<Body>, SendError> {
-    let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(SendError::Connect(format!("connect to {addr}: {e}"))),
-        Err(_) => {
-            return Err(SendError::Connect(format!(
-                "connect to {addr}: no answer within {} ms",
-                timeout.as_millis()
-            )))
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+/// hyper's HTTP/1 handshake on a connected stream; the connection runs on its own task.
+async fn handshake<T>(io: T, to: &Endpoint) -> Result<SendRequest<Body>, SendError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| SendError::Connect(format!("handshake with {addr}: {e}")))?;
+        .map_err(|e| SendError::Connect(format!("handshake with {to}: {e}")))?;
+    let addr = to.addr;
     tokio::spawn(async move {
         if let Err(e) = connection.with_upgrades().await {
             tracing::debug!(%addr, "backend connection ended: {e}");
@@ -148,7 +204,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<SendRequest<Body
 /// carry the rest of the body.
 pub struct PooledBody {
     body: Incoming,
-    home: Option<(Idle, SocketAddr, SendRequest<Body>)>,
+    home: Option<(Idle, Endpoint, SendRequest<Body>)>,
 }
 
 impl PooledBody {

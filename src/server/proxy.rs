@@ -30,9 +30,9 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new() -> Upstream {
+    pub fn new(tls: std::sync::Arc<rustls::ClientConfig>) -> Upstream {
         Upstream {
-            pool: super::pool::Pool::default(),
+            pool: super::pool::Pool::new(tls),
             next: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
         }
@@ -116,7 +116,7 @@ pub async fn forward(
     for target in targets.iter().take(attempts) {
         let target_url = &target.url;
         let Some(target) = &target.http else {
-            tracing::error!(target = %target_url, "only http:// backends are supported in this build");
+            tracing::error!(target = %target_url, "not an http:// or https:// URL");
             return Err(Reason::BackendUnavailable);
         };
         let addr = match resolve(target, backend).await {
@@ -134,7 +134,14 @@ pub async fn forward(
         let connect_timeout = Duration::from_millis(backend.connect_timeout_ms);
         let sent = tokio::time::timeout(
             Duration::from_millis(backend.timeout_ms),
-            gw.upstream.pool.send(addr, connect_timeout, request),
+            gw.upstream.pool.send(
+                &super::pool::Endpoint {
+                    addr,
+                    tls: target.tls.clone(),
+                },
+                connect_timeout,
+                request,
+            ),
         )
         .await;
         match sent {

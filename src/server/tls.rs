@@ -1,4 +1,5 @@
-//! TLS termination with rustls: TLS 1.2 and 1.3 only, HTTP/2 and HTTP/1.1 by ALPN.
+//! TLS with rustls, TLS 1.2 and 1.3 only: termination (HTTP/2 and HTTP/1.1 by ALPN), and the
+//! client side for `https://` backends and authorizers.
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -46,4 +47,37 @@ pub fn acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Tls
         .map_err(|e| format!("TLS certificate and key: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The client side, for `https://` backends and authorizers: a backend's certificate must chain
+/// to the system's trusted roots or to `extra_ca` (PEM, for a private CA), and name the host of
+/// its target. HTTP/1.1 by ALPN (backends are reached over HTTP/1).
+pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(system.certs);
+    if let Some(ca) = extra_ca {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate found", ca.display()));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+    }
+    tracing::debug!(
+        system_roots = added,
+        extra_ca = extra_ca.is_some(),
+        "TLS client roots loaded"
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }

@@ -1,6 +1,7 @@
-//! HTTPS: TLS 1.2/1.3 termination, HTTP-only and HTTPS-only routes, and services that require a
-//! verified client certificate (Huawei APIG.0205). Certificates are made with the `openssl`
-//! command for each run; the client is rustls.
+//! HTTPS: TLS 1.2/1.3 termination, HTTP-only and HTTPS-only routes, services that require a
+//! verified client certificate (Huawei APIG.0205), and `https://` backends and authorizers
+//! verified against `--backend-ca`. Certificates are made with the `openssl` command for each
+//! run; the clients and the TLS backend are rustls.
 
 use crate::common::*;
 use std::io::{Read, Write};
@@ -314,5 +315,155 @@ fn a_service_requiring_a_client_certificate_gets_apig_0205_without_one() {
     assert_eq!(
         status_and_body(&https_get(port, d, "open.test", "/hello", None).unwrap()).1,
         "hello"
+    );
+}
+
+/// An HTTPS backend (the PKI's server certificate) on its own threads. Every request gets
+/// `{"status":"allow","host":HOST}` (an authorizer's "allow", and the Host it was sent) and
+/// the connection is closed. Returns its port.
+fn tls_backend(dir: &Path) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = vec![CertificateDer::from_pem_file(dir.join("server.crt")).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let (Ok(mut tcp), config) = (tcp, config.clone()) else {
+                continue;
+            };
+            std::thread::spawn(move || {
+                let Ok(mut conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let host = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("host:"))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let body = format!(r#"{{"status":"allow","host":"{host}"}}"#);
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.flush();
+                conn.send_close_notify();
+                let _ = conn.complete_io(&mut tcp);
+            });
+        }
+    });
+    port
+}
+
+const HTTPS_BACKENDS: &str = r#"
+service api {
+    dialect huawei
+    hosts "api.test"
+    backend by_ip { targets "https://127.0.0.1:@PORT@" }
+    backend by_name { targets "https://localhost:@PORT@/base" }
+    auth ext authorizer {
+        url "https://localhost:@PORT@/check"
+        timeout 2s
+        identity header "Authorization"
+    }
+    route GET "/ip" { forward by_ip }
+    route GET "/name" { forward by_name }
+    route GET "/guarded" {
+        auth ext
+        mock 200 text "let in"
+    }
+}
+"#;
+
+/// A PKI, the TLS backend, and a gateway on [`HTTPS_BACKENDS`] started with `args` (where
+/// `@CA@` is the PKI's CA file). Returns the gateway and the backend's port.
+fn start_with_tls_backend(dir: &TempDir, args: &[&str]) -> (Gateway, String) {
+    pki(dir.path());
+    let port = tls_backend(dir.path()).to_string();
+    dir.write("api.policy", &HTTPS_BACKENDS.replace("@PORT@", &port));
+    let ca = dir.path().join("ca.crt").display().to_string();
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "@CA@" { ca.as_str() } else { *a })
+        .collect();
+    (Gateway::start_with(dir.path(), &args), port)
+}
+
+/// `GET /guarded` with the identity the authorizer is asked about.
+fn guarded(gw: &Gateway) -> Resp {
+    gw.send(&request(
+        "GET",
+        "/guarded",
+        "api.test",
+        &[("Authorization", "Bearer t")],
+        b"",
+    ))
+}
+
+#[test]
+fn https_backends_and_authorizers_are_verified_against_the_backend_ca() {
+    let dir = TempDir::new();
+    let (gw, port) = start_with_tls_backend(&dir, &["--backend-ca", "@CA@"]);
+
+    // the certificate names 127.0.0.1 and localhost; each target's host is checked against it
+    let r = gw.get("api.test", "/ip");
+    expect_status(&r, 200);
+    assert_eq!(
+        r.body_str(),
+        format!(r#"{{"status":"allow","host":"127.0.0.1:{port}"}}"#)
+    );
+    let r = gw.get("api.test", "/name");
+    expect_status(&r, 200);
+    assert_eq!(
+        r.body_str(),
+        format!(r#"{{"status":"allow","host":"localhost:{port}"}}"#)
+    );
+    // the authorizer is reached over TLS too
+    let r = guarded(&gw);
+    expect_status(&r, 200);
+    assert_eq!(r.body_str(), "let in");
+}
+
+#[test]
+fn an_https_backend_whose_certificate_is_not_trusted_is_unavailable() {
+    let dir = TempDir::new();
+    // no --backend-ca: the test CA is in no system store
+    let (gw, _) = start_with_tls_backend(&dir, &[]);
+    assert_huawei(
+        &gw.get("api.test", "/ip"),
+        502,
+        "APIG.0202",
+        "Backend unavailable",
+    );
+    // an authorizer that cannot be reached: APIG.0616
+    assert_huawei(
+        &guarded(&gw),
+        500,
+        "APIG.0616",
+        "Incorrect third-party authentication request information",
     );
 }
