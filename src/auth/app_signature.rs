@@ -80,6 +80,7 @@ fn verify_app_code(
             app: Some(index),
             describe: format!("app {} (AppCode)", service.apps[index].name),
             claims: None,
+            nonce: None,
         }),
         None => Err(refuse("AppCode not found")),
     }
@@ -152,6 +153,7 @@ pub fn verify(
                 app: Some(app_index),
                 describe: format!("app {} (appkey {access}) signed SDK-HMAC-SHA256", app.name),
                 claims: None,
+                nonce: None,
             });
         }
         first_canonical.get_or_insert(canonical);

@@ -14,7 +14,6 @@ use super::sig::{
 use super::{Principal, Refusal};
 use crate::compile::{Provider, Service};
 use crate::decide::{Env, RequestHead};
-use crate::dialect::{AuthFailure, Reason};
 use sha2::{Digest, Sha256};
 
 pub const SCHEME: &str = "JDCLOUD2-HMAC-SHA256";
@@ -157,18 +156,6 @@ pub fn verify(
                 if same(&hmac_sha256(&key, to_sign.as_bytes()), &received) {
                     // Only a correctly signed request spends its nonce: a forger cannot burn them.
                     let ttl = 2 * provider.clock_skew_ms;
-                    if !env
-                        .limiter()
-                        .first_use(&format!("jd|{}|{nonce}", c.ak), ttl, now)
-                    {
-                        let detail = format!("nonce {nonce} already used");
-                        return Err(Refusal {
-                            reason: Reason::Auth(AuthFailure::Replayed {
-                                detail: detail.clone(),
-                            }),
-                            detail,
-                        });
-                    }
                     return Ok(Principal {
                         app: Some(app_index),
                         describe: format!(
@@ -176,6 +163,11 @@ pub fn verify(
                             app.name, c.ak, c.region, c.service
                         ),
                         claims: None,
+                        nonce: Some(super::Nonce {
+                            key: format!("jd|{}|{nonce}", c.ak),
+                            value: nonce.to_string(),
+                            ttl_ms: ttl,
+                        }),
                     });
                 }
             }

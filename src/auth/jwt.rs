@@ -301,6 +301,7 @@ fn check_times(
         app: None,
         describe: format!("token of {subject} verified by {}", provider.name),
         claims: Some(claims),
+        nonce: None,
     })
 }
 

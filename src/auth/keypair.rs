@@ -175,6 +175,7 @@ pub fn verify(
             app: Some(app_index),
             describe: format!("app {} (key {id}) signed with {algorithm}", app.name),
             claims: None,
+            nonce: None,
         })
     } else {
         Err(refuse(

@@ -26,6 +26,19 @@ pub struct Principal {
     pub describe: String,
     /// A token's claims, for the route's claim rules.
     pub claims: Option<serde_json::Value>,
+    /// A nonce the request must spend before it passes (JDCLOUD2): spent by the pipeline,
+    /// through the env's limiter, which may keep nonces in a store shared by gateways.
+    pub nonce: Option<Nonce>,
+}
+
+/// A signer's nonce, good for one use within `ttl_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce {
+    /// The cache key: scheme, access key and nonce.
+    pub key: String,
+    /// The nonce as sent, for the trace.
+    pub value: String,
+    pub ttl_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

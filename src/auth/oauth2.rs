@@ -388,6 +388,7 @@ pub fn verify(
             claims.exp - now
         ),
         claims: serde_json::to_value(&claims).ok(),
+        nonce: None,
     })
 }
 

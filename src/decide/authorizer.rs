@@ -56,6 +56,7 @@ impl Pipeline<'_, '_> {
             app: None,
             describe,
             claims: None,
+            nonce: None,
         })
     }
 }

@@ -143,6 +143,33 @@ impl Pipeline<'_, '_> {
                         }
                     }
                 };
+                // Only a correctly signed request spends its nonce: a forger cannot burn them.
+                if let Some(nonce) = &principal.nonce {
+                    let now = self.env.now_ms();
+                    match self.env.limiter().first_use(&nonce.key, nonce.ttl_ms, now) {
+                        Some(true) => {}
+                        Some(false) => {
+                            let detail = format!("nonce {} already used", nonce.value);
+                            return Err(self.fail(
+                                7,
+                                "auth",
+                                &detail,
+                                Reason::Auth(AuthFailure::Replayed {
+                                    detail: detail.clone(),
+                                }),
+                            ));
+                        }
+                        None => {
+                            self.step(
+                                7,
+                                "auth",
+                                Verdict::Done,
+                                "the nonce is looked up in the shared store first",
+                            );
+                            return Err(Outcome::NeedCounts);
+                        }
+                    }
+                }
                 if let Some(app_index) = principal.app {
                     let app = &r.service.apps[app_index];
                     self.d.app = Some(app_index);

@@ -53,8 +53,10 @@ pub trait Limiter {
     /// and the caller fetches the tallies and decides again.
     fn count(&self, counts: &[Count], now_ms: i64) -> Option<Tallies>;
     /// Record `key` (a signer's nonce) for `ttl_ms`; false when it was already recorded and has
-    /// not expired — a replay.
-    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> bool;
+    /// not expired — a replay. `None` when nonces are kept in a remote store and this one has
+    /// not been asked yet: `decide` stops with [`Outcome::NeedCounts`](super::Outcome::NeedCounts)
+    /// as for counts, and the answer is at hand the next time.
+    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool>;
 }
 
 /// The in-memory store under its older name: what `explain` and `rulegate test` count in.

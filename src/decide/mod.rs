@@ -72,8 +72,8 @@ pub enum Outcome {
     NeedBody {
         limit: u64,
     },
-    /// The request's limits are counted in a remote store: have the env's limiter fetch the
-    /// tallies (one round trip for all of them), then decide again.
+    /// The request's limits are counted, or its nonce looked up, in a remote store: have the
+    /// env's limiter fetch the answer (one round trip for all the limits), then decide again.
     NeedCounts,
     /// The route's external authorizer must be asked (its answer is neither cached nor
     /// fetched yet): make this call, then decide again.

@@ -8,7 +8,8 @@
 //! | `--state DIR` | memory | file store `DIR/counters.redb` |
 //! | `--redis URL` (with or without `--state`) | Redis | Redis |
 //!
-//! With Redis every limit is shared, and counted in one script call per request.
+//! With Redis every limit is shared, and counted in one script call per request; so are the
+//! signers' nonces (a request replayed to another gateway is still a replay).
 
 use super::file::FileStore;
 use super::memory::MemoryStore;
@@ -23,7 +24,8 @@ use std::time::Duration;
 const EVICT_EVERY: Duration = Duration::from_secs(600);
 
 pub struct Stores {
-    /// Rates without Redis, quotas without a state directory, and the signers' nonces.
+    /// Rates without Redis, quotas without a state directory, and the signers' nonces
+    /// without Redis (or while Redis cannot answer).
     memory: MemoryStore,
     file: Option<Arc<FileStore>>,
     redis: Option<RedisStore>,
@@ -78,6 +80,8 @@ pub struct RequestLimiter<'a> {
     wanted: Mutex<Option<Vec<Count>>>,
     /// Its answer, for the next `decide`.
     fetched: Mutex<Option<(Vec<Count>, Tallies)>>,
+    /// The nonce the last `decide` could not look up in Redis: key and time to live.
+    wanted_nonce: Mutex<Option<(String, u64)>>,
     /// Nonces this request already spent: `decide` may run twice (form bodies, remote counts)
     /// and the second run must not see its own nonce as a replay.
     spent: Mutex<Vec<(String, bool)>>,
@@ -89,6 +93,7 @@ impl<'a> RequestLimiter<'a> {
             stores,
             wanted: Mutex::new(None),
             fetched: Mutex::new(None),
+            wanted_nonce: Mutex::new(None),
             spent: Mutex::new(Vec::new()),
         }
     }
@@ -96,8 +101,23 @@ impl<'a> RequestLimiter<'a> {
     /// Count the batch the last `decide` asked for in the remote store, so the next `decide`
     /// can use the answer. Returns false when nothing was asked for.
     pub async fn fetch(&self) -> bool {
-        let wanted = lock(&self.wanted).take();
-        let (Some(counts), Some(redis)) = (wanted, &self.stores.redis) else {
+        let Some(redis) = &self.stores.redis else {
+            return false;
+        };
+        let nonce = lock(&self.wanted_nonce).take();
+        if let Some((key, ttl_ms)) = nonce {
+            // While Redis cannot answer, this gateway's own memory guards against replays.
+            let first = match redis.first_use_async(&key, ttl_ms).await {
+                Ok(first) => first,
+                Err(e) => {
+                    tracing::warn!("{e}; nonce checked in this gateway's memory only");
+                    self.stores.memory.first_use(&key, ttl_ms, unix_ms())
+                }
+            };
+            lock(&self.spent).push((key, first));
+            return true;
+        }
+        let Some(counts) = lock(&self.wanted).take() else {
             return false;
         };
         let tallies = redis.count_async(&counts).await;
@@ -138,15 +158,25 @@ impl Limiter for RequestLimiter<'_> {
         )
     }
 
-    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> bool {
+    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool> {
         let mut spent = lock(&self.spent);
         if let Some((_, first)) = spent.iter().find(|(k, _)| k == key) {
-            return *first;
+            return Some(*first);
+        }
+        if self.stores.redis.is_some() {
+            *lock(&self.wanted_nonce) = Some((key.to_string(), ttl_ms));
+            return None;
         }
         let first = self.stores.memory.first_use(key, ttl_ms, now_ms);
         spent.push((key.to_string(), first));
-        first
+        Some(first)
     }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

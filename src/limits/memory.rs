@@ -142,8 +142,8 @@ impl crate::decide::Limiter for MemoryStore {
         Some(Ok(self.count_now(counts, now_ms)))
     }
 
-    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> bool {
-        MemoryStore::first_use(self, key, ttl_ms, now_ms)
+    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool> {
+        Some(MemoryStore::first_use(self, key, ttl_ms, now_ms))
     }
 }
 

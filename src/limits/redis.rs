@@ -183,6 +183,43 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Record a signer's nonce for `ttl_ms` (`SET … NX PX`): true on its first use, false when
+    /// some gateway recorded it before and it has not expired.
+    pub async fn first_use_async(&self, key: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let inner = &self.inner;
+        let call = async {
+            let mut conn = inner.connection().await?;
+            let reply: Result<Option<String>, _> = redis::cmd("SET")
+                .arg(format!("rulegate:nonce|{key}"))
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms.max(1))
+                .query_async(&mut conn)
+                .await;
+            reply.map_err(|e| {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                    inner.drop_connection();
+                }
+                StoreError(format!("redis: {e}"))
+            })
+        };
+        let result = match tokio::time::timeout(inner.timeout, call).await {
+            Ok(r) => r.map(|set| set.is_some()),
+            Err(_) => {
+                inner.drop_connection();
+                Err(StoreError(format!(
+                    "redis: no answer within {:?}",
+                    inner.timeout
+                )))
+            }
+        };
+        inner.health(&result.as_ref().map(|_| Vec::new()).map_err(Clone::clone));
+        result
+    }
+}
+
 impl Inner {
     async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
         if let Some(c) = self.held() {
