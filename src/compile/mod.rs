@@ -1008,6 +1008,7 @@ impl<'a> Cx<'a> {
                 bearer: true,
             },
             url: None,
+            target: None,
             timeout_ms: 500,
             cache_ms: 0,
             identity_headers: Vec::new(),
@@ -1062,7 +1063,10 @@ impl<'a> Cx<'a> {
                         ast::TokenSource::Cookie(c) => TokenFrom::Cookie(c.value.clone()),
                     }
                 }
-                A::Url(u) => out.url = Some(u.value.clone()),
+                A::Url(u) => {
+                    out.url = Some(u.value.clone());
+                    out.target = Target::parse(&u.value).http;
+                }
                 A::Timeout(d) => out.timeout_ms = d.value.millis,
                 A::Cache(d) => out.cache_ms = d.value.millis,
                 A::Identity(h) => out

@@ -548,6 +548,8 @@ pub struct Provider {
     pub leeway_ms: u64,
     pub token_from: TokenFrom,
     pub url: Option<String>,
+    /// An authorizer's `url`, split once here rather than on every call.
+    pub target: Option<HttpTarget>,
     pub timeout_ms: u64,
     pub cache_ms: u64,
     pub identity_headers: Vec<String>,

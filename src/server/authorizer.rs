@@ -12,7 +12,7 @@
 use super::handler::full;
 use super::pool::{Endpoint, Pool, SendError};
 use crate::auth::authorizer::{cache_key, parse_answer, Answer, Call, Failure, MAX_BODY};
-use crate::compile::Provider;
+use crate::compile::{HttpTarget, Provider};
 use http_body_util::{BodyExt as _, Limited};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -94,7 +94,7 @@ impl Authorizers {
         let within = format!("within {} ms", provider.timeout_ms);
         let failed = |failure, detail: String| Answer::Failed { failure, detail };
         let url = provider.url.as_deref().unwrap_or("");
-        let Some(target) = Target::parse(url) else {
+        let Some(target) = &provider.target else {
             return failed(
                 Failure::Unreachable,
                 format!("{url:?} is not an http:// or https:// URL"),
@@ -131,7 +131,7 @@ impl Authorizers {
         };
         let mut request = hyper::Request::new(full(call.body(request_id)));
         *request.method_mut() = http::Method::POST;
-        match target.path.parse() {
+        match path_of(url, target).parse() {
             Ok(uri) => *request.uri_mut() = uri,
             Err(_) => return failed(Failure::Unreachable, format!("bad path in {url:?}")),
         }
@@ -156,7 +156,7 @@ impl Authorizers {
             .send_by(
                 &Endpoint {
                     addr,
-                    tls: target.tls,
+                    tls: target.tls.clone(),
                 },
                 connect_within,
                 Some(deadline),
@@ -197,65 +197,32 @@ fn caches(provider: &Provider, call: &Call) -> bool {
     provider.cache_ms > 0 && !call.identities.is_empty()
 }
 
-/// Where an authorizer URL points.
-struct Target {
-    host: String,
-    port: u16,
-    /// `host:port` as written, for the Host header.
-    authority: String,
-    /// Path and query, `/` at least.
-    path: String,
-    /// `https://`: the name the authorizer's certificate must carry.
-    tls: Option<std::sync::Arc<str>>,
-}
-
-impl Target {
-    /// `http[s]://HOST[:PORT][/PATH]`; `None` for other schemes and malformed URLs, which the
-    /// policy's parser has already refused.
-    fn parse(url: &str) -> Option<Target> {
-        let uri: http::Uri = url.parse().ok()?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return None,
-        };
-        let authority = uri.authority()?;
-        let host = authority.host();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        Some(Target {
-            host: host.to_string(),
-            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-            authority: authority.as_str().to_string(),
-            path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
-            tls: tls.then(|| host.into()),
-        })
+/// The path and query of an authorizer's URL as written (its target's `base` is a backend's
+/// prefix, trailing slash trimmed); `/` when it has none.
+fn path_of<'u>(url: &'u str, target: &HttpTarget) -> &'u str {
+    let after = url
+        .find("://")
+        .map_or(url.len(), |i| i + 3 + target.authority.len());
+    match url.get(after..) {
+        Some(path) if path.starts_with('/') => path,
+        _ => "/",
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Target;
+    use super::path_of;
+    use crate::compile::Target;
 
     #[test]
-    fn targets() {
-        let t = Target::parse("http://127.0.0.1:9400/check?x=1").unwrap();
-        assert_eq!(
-            (
-                t.host.as_str(),
-                t.port,
-                t.authority.as_str(),
-                t.path.as_str()
-            ),
-            ("127.0.0.1", 9400, "127.0.0.1:9400", "/check?x=1")
-        );
-        let t = Target::parse("http://[::1]/").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("::1", 80));
-        assert_eq!(Target::parse("http://auth.internal").unwrap().path, "/");
-        let t = Target::parse("https://auth.internal/check").unwrap();
+    fn authorizer_paths_are_taken_as_written() {
+        let path = |url: &str| path_of(url, Target::parse(url).http.as_ref().unwrap()).to_string();
+        assert_eq!(path("http://127.0.0.1:9400/check?x=1"), "/check?x=1");
+        assert_eq!(path("https://auth.internal/check/"), "/check/");
+        assert_eq!(path("http://[::1]:80/"), "/");
+        assert_eq!(path("http://auth.internal"), "/");
+        let t = Target::parse("https://auth.internal/check").http.unwrap();
         assert_eq!((t.port, t.tls.as_deref()), (443, Some("auth.internal")));
-        assert!(Target::parse("ftp://auth.internal/check").is_none());
+        assert!(Target::parse("ftp://auth.internal/check").http.is_none());
     }
 }
