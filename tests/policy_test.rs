@@ -463,3 +463,14 @@ fn a_tests_file_declares_the_authorizer_answer() {
     );
     assert!(snap.contains(r#"{"error_code": "APIG.0616", "#), "{snap}");
 }
+
+/// `sign jd-signature app NAME`: the JDCLOUD2 signature rulegate's verifier checks (proven
+/// against JD's SDK vectors), with a fresh nonce per request, so `times 3` is three requests.
+#[test]
+fn a_tests_file_signs_as_a_jd_app() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/jd"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
+    assert!(!out.contains("station-secret"), "{out}");
+}

@@ -179,7 +179,7 @@ pub fn verify(
 }
 
 /// kDate = HMAC("JDCLOUD2" + SK, yyyymmdd); then region, service, "jdcloud2_request".
-fn signing_key(secret: &[u8], date: &str, region: &str, service: &str) -> Vec<u8> {
+pub(crate) fn signing_key(secret: &[u8], date: &str, region: &str, service: &str) -> Vec<u8> {
     let mut k = b"JDCLOUD2".to_vec();
     k.extend_from_slice(secret);
     let k = hmac_sha256(&k, date.as_bytes());
@@ -246,7 +246,7 @@ fn raw_query(query: &str) -> String {
 }
 
 /// The documented form: keys and values RFC 3986-encoded, then sorted.
-fn encoded_query(query: &str) -> String {
+pub(crate) fn encoded_query(query: &str) -> String {
     let mut pairs: Vec<(String, String)> = query_pairs(query)
         .map(|(k, v)| (encode(&percent_decode(k)), encode(&percent_decode(v))))
         .collect();

@@ -131,6 +131,8 @@ pub enum SignScheme {
     Keypair,
     /// An access token of the service's oauth2 provider, as `issue tokens` issues it.
     OAuth2,
+    /// JD JDCLOUD2-HMAC-SHA256, with a fresh nonce.
+    JdSignature,
 }
 
 #[derive(Debug, Clone)]
@@ -864,24 +866,26 @@ impl Parser<'_> {
     }
 
     fn sign(&mut self, span: Span, words: &Words, e: &mut Exchange) {
-        let usage = "sign app-signature|keypair|oauth2 app NAME";
+        let usage = "sign app-signature|keypair|oauth2|jd-signature app NAME";
         match values(words).as_slice() {
             [(scheme, sspan), (a, _), (app, _)] if a == "app" => {
-                let scheme = match scheme.as_str() {
-                    "app-signature" => SignScheme::AppSignature,
-                    "keypair" => SignScheme::Keypair,
-                    "oauth2" => SignScheme::OAuth2,
-                    other => {
-                        return self.diags.push(
+                let scheme =
+                    match scheme.as_str() {
+                        "app-signature" => SignScheme::AppSignature,
+                        "keypair" => SignScheme::Keypair,
+                        "oauth2" => SignScheme::OAuth2,
+                        "jd-signature" => SignScheme::JdSignature,
+                        other => return self.diags.push(
                             Diagnostic::error(
                                 codes::UNKNOWN,
                                 *sspan,
                                 format!("rulegate cannot sign with {other:?}"),
                             )
-                            .help("the schemes are app-signature, keypair and oauth2"),
-                        )
-                    }
-                };
+                            .help(
+                                "the schemes are app-signature, keypair, oauth2 and jd-signature",
+                            ),
+                        ),
+                    };
                 e.sign = Some(Sign {
                     scheme,
                     app: app.clone(),
