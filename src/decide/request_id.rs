@@ -73,12 +73,6 @@ impl fmt::Debug for RequestId {
     }
 }
 
-impl PartialEq<str> for RequestId {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
 impl PartialEq<&str> for RequestId {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other

@@ -80,8 +80,9 @@ pub struct RequestLimiter<'a> {
     wanted: Mutex<Option<Vec<Count>>>,
     /// Its answer, for the next `decide`.
     fetched: Mutex<Option<(Vec<Count>, Tallies)>>,
-    /// The nonce the last `decide` could not look up in Redis: key and time to live.
-    wanted_nonce: Mutex<Option<(String, u64)>>,
+    /// The nonce the last `decide` could not look up in Redis: key, time to live, and the
+    /// pipeline's clock then (for the memory fallback).
+    wanted_nonce: Mutex<Option<(String, u64, i64)>>,
     /// Nonces this request already spent: `decide` may run twice (form bodies, remote counts)
     /// and the second run must not see its own nonce as a replay.
     spent: Mutex<Vec<(String, bool)>>,
@@ -105,13 +106,13 @@ impl<'a> RequestLimiter<'a> {
             return false;
         };
         let nonce = lock(&self.wanted_nonce).take();
-        if let Some((key, ttl_ms)) = nonce {
+        if let Some((key, ttl_ms, now_ms)) = nonce {
             // While Redis cannot answer, this gateway's own memory guards against replays.
             let first = match redis.first_use_async(&key, ttl_ms).await {
                 Ok(first) => first,
                 Err(e) => {
                     tracing::warn!("{e}; nonce checked in this gateway's memory only");
-                    self.stores.memory.first_use(&key, ttl_ms, unix_ms())
+                    self.stores.memory.first_use(&key, ttl_ms, now_ms)
                 }
             };
             lock(&self.spent).push((key, first));
@@ -164,19 +165,13 @@ impl Limiter for RequestLimiter<'_> {
             return Some(*first);
         }
         if self.stores.redis.is_some() {
-            *lock(&self.wanted_nonce) = Some((key.to_string(), ttl_ms));
+            *lock(&self.wanted_nonce) = Some((key.to_string(), ttl_ms, now_ms));
             return None;
         }
         let first = self.stores.memory.first_use(key, ttl_ms, now_ms);
         spent.push((key.to_string(), first));
         Some(first)
     }
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -2,7 +2,7 @@
 //! (form parameters), or forward.
 
 use super::{proxy, Gateway, LiveEnv};
-use crate::decide::{render_response, respond_headers, Decision, Outcome, RequestHead};
+use crate::decide::{respond_headers, Decision, Outcome, RequestHead};
 use crate::dialect::{self, Reason};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -186,10 +186,10 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
             emptied(&mut parts.headers),
         ),
         Outcome::Reject(reason) => reject(&decision, reason, emptied(&mut parts.headers)),
-        _ => match render_response(&decision) {
-            Some(r) => to_hyper(r.status, r.headers, r.body, HeaderMap::new()),
-            None => reject(&decision, &Reason::Internal, HeaderMap::new()),
-        },
+        // remote work `LiveEnv::decide` could not finish: nothing to answer but a fault
+        Outcome::NeedBody { .. } | Outcome::NeedCounts | Outcome::NeedAuthorization(_) => {
+            reject(&decision, &Reason::Internal, emptied(&mut parts.headers))
+        }
     };
     let code = match &decision.outcome {
         Outcome::Reject(reason) => dialect::row(decision.dialect, reason).code,
