@@ -41,6 +41,7 @@ pub fn compile(loaded: &Loaded, secrets: &dyn SecretStore) -> Compiled {
         secrets,
         sources: &loaded.sources,
         dir: Path::new(""),
+        inputs: std::collections::BTreeMap::new(),
     };
     let mut default_dialect: Option<Spanned<Dialect>> = None;
     let mut services = Vec::new();
@@ -161,6 +162,10 @@ pub fn compile(loaded: &Loaded, secrets: &dyn SecretStore) -> Compiled {
             hosts,
             services,
             source_hash: source_hash(loaded),
+            inputs: std::mem::take(&mut cx.inputs)
+                .into_iter()
+                .map(|(path, sha256)| InputFile { path, sha256 })
+                .collect(),
         }),
         _ => None,
     };
@@ -181,6 +186,15 @@ fn source_hash(loaded: &Loaded) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Why a file could not be read, without the OS's error number: the store's own explanation
+/// when it gave one (a dangling symbolic link), else the kind of error.
+fn why(e: &std::io::Error) -> String {
+    match e.get_ref() {
+        Some(inner) => inner.to_string(),
+        None => e.kind().to_string(),
+    }
+}
+
 /// Compilation context shared by every block.
 pub(crate) struct Cx<'a> {
     pub(crate) diags: Vec<Diagnostic>,
@@ -191,6 +205,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) sources: &'a crate::policy::diag::Sources,
     /// Directory of the file being compiled, for relative secret files.
     dir: &'a Path,
+    /// Every secret file read so far and a digest of its content, for `Snapshot::inputs`.
+    inputs: std::collections::BTreeMap<std::path::PathBuf, [u8; 32]>,
 }
 
 /// A statement that may appear once per block.
@@ -343,9 +359,12 @@ impl<'a> Cx<'a> {
                 .ok_or_else(|| format!("environment variable `{name}` is not set")),
             ast::SecretSource::File => {
                 let path = self.dir.join(name);
-                self.secrets
-                    .file(&path)
-                    .map_err(|e| format!("file `{}` cannot be read: {}", path.display(), e.kind()))
+                let read = self.secrets.file(&path);
+                if let Ok(bytes) = &read {
+                    self.inputs
+                        .insert(path.clone(), Sha256::digest(bytes).into());
+                }
+                read.map_err(|e| format!("file `{}` cannot be read: {}", path.display(), why(&e)))
             }
         };
         match found {

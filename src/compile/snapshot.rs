@@ -22,6 +22,25 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// SHA-256 over every source file (name and text), hex: identifies what is loaded.
     pub source_hash: String,
+    /// Every file the compile read besides the policy texts, sorted by path, each once.
+    pub inputs: Vec<InputFile>,
+}
+
+impl Snapshot {
+    /// Whether `other` was compiled from the same policy texts and the same secret, key,
+    /// JWKS and PEM files: a reload that changed any of them must be swapped in.
+    pub fn same_sources(&self, other: &Snapshot) -> bool {
+        self.source_hash == other.source_hash && self.inputs == other.inputs
+    }
+}
+
+/// A file a policy referenced (a secret, key, JWKS, PEM or appcode file): where it was read
+/// and a SHA-256 of what was read. Never the content: the digest only tells a reload whether
+/// the file changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    pub path: std::path::PathBuf,
+    pub sha256: [u8; 32],
 }
 
 /// Size limits. Huawei documents these defaults (12 MiB body, 32 KiB URI, 32 KiB per header,

@@ -79,6 +79,9 @@ pub struct Diagnostic {
     /// Other places that explain this one ("first defined here").
     pub related: Vec<(Span, String)>,
     pub help: Option<String>,
+    /// Source text that may hold a secret value (a mistaken inline `secret "…"`): shown
+    /// masked wherever the source is rendered.
+    pub conceal: Vec<Span>,
 }
 
 impl Diagnostic {
@@ -91,6 +94,7 @@ impl Diagnostic {
             label: String::new(),
             related: Vec::new(),
             help: None,
+            conceal: Vec::new(),
         }
     }
 
@@ -192,6 +196,28 @@ impl Sources {
         self.files.is_empty()
     }
 
+    /// A copy with every byte in `spans` but whitespace, quotes and braces replaced by `*`: the same
+    /// lines and offsets, so diagnostics point at the same places, and no secret value.
+    fn concealed(&self, spans: impl Iterator<Item = Span>) -> Sources {
+        let mut out = self.clone();
+        for span in spans {
+            let Some(f) = out.files.get_mut(span.file as usize) else {
+                continue;
+            };
+            let mut bytes = std::mem::take(&mut f.text).into_bytes();
+            let end = (span.end as usize).min(bytes.len());
+            for b in bytes.iter_mut().take(end).skip(span.start as usize) {
+                if !b.is_ascii_whitespace() && !matches!(*b, b'"' | b'{' | b'}') {
+                    *b = b'*';
+                }
+            }
+            // Only whole characters were replaced (a span starts and ends on a boundary and
+            // every byte of a multi-byte character became `*`), so this is valid UTF-8.
+            f.text = String::from_utf8(bytes).unwrap_or_default();
+        }
+        out
+    }
+
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, file: u32, offset: u32) -> (usize, usize) {
         let f = &self.files[file as usize];
@@ -265,6 +291,13 @@ pub fn sort(diags: &mut [Diagnostic]) {
 /// Render for a terminal (or a snapshot, with `color = false`).
 pub fn render_human(sources: &Sources, diags: &[Diagnostic], color: bool) -> String {
     use codespan_reporting::term::termcolor::{Ansi, NoColor};
+    let concealed;
+    let sources = if diags.iter().any(|d| !d.conceal.is_empty()) {
+        concealed = sources.concealed(diags.iter().flat_map(|d| d.conceal.iter().copied()));
+        &concealed
+    } else {
+        sources
+    };
     let config = term::Config::default();
     let mut out = Vec::new();
     for d in diags {

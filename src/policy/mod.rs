@@ -76,11 +76,17 @@ fn walk(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<(), LoadError> 
             continue;
         }
         let path = entry.path();
-        let meta =
-            std::fs::metadata(&path).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let wanted = path.extension().is_some_and(|e| e == ext);
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            // Not one of ours (a dangling symlink among the secrets, say): whatever it is,
+            // a policy that refers to it reports it by name when it is compiled.
+            Err(_) if !wanted => continue,
+            Err(e) => return Err(LoadError(format!("{}: {e}", path.display()))),
+        };
         if meta.is_dir() {
             walk(&path, ext, out)?;
-        } else if path.extension().is_some_and(|e| e == ext) {
+        } else if wanted {
             out.push(path);
         }
     }

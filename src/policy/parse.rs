@@ -304,8 +304,41 @@ impl Lower {
 
     /// A statement the block's grammar did not accept.
     fn bad(&mut self, p: P<'_>, block: Block) {
-        let span = self.span(&p);
-        let head = child(&p, Rule::bad_head).unwrap();
+        let at = self.diags.len();
+        self.bad_statement(&p, block);
+        let secret = self.secret_text(&p);
+        for d in &mut self.diags[at..] {
+            d.conceal.extend(secret.iter().copied());
+        }
+    }
+
+    /// What may be a secret in a statement that did not parse: after each word that is, or
+    /// nearly is, one of the statements that take a secret reference (`secret "…"` written
+    /// inline, `secert=…`, a one-line block holding either), the rest of its line.
+    fn secret_text(&self, p: &P<'_>) -> Vec<Span> {
+        const TAKE_SECRETS: [&str; 5] = ["secret", "appcode", "key", "jwks", "signing"];
+        let (text, base) = (p.as_str(), p.as_span().start());
+        let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let mut spans = Vec::new();
+        let mut i = 0;
+        while let Some(start) = text[i..].find(is_word).map(|s| s + i) {
+            let end = text[start..]
+                .find(|c| !is_word(c))
+                .map_or(text.len(), |e| e + start);
+            i = end;
+            if diag::closest(&text[start..end], TAKE_SECRETS).is_some() {
+                i = text[end..].find('\n').map_or(text.len(), |e| e + end);
+                if end < i {
+                    spans.push(Span::new(self.file, base + end, base + i));
+                }
+            }
+        }
+        spans
+    }
+
+    fn bad_statement(&mut self, p: &P<'_>, block: Block) {
+        let span = self.span(p);
+        let head = child(p, Rule::bad_head).unwrap();
         let head_span = self.span(&head);
         let word = head.as_str();
         if let Some((_, usage)) = block.statements().iter().find(|(k, _)| *k == word) {
