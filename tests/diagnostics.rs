@@ -7,7 +7,7 @@
 //! read from disk relative to the crate, as `ProcessSecrets` reads them relative to the
 //! working directory.
 
-use rulegate::compile::{compile, Compiled, SecretStore};
+use rulegate::compile::{compile, Compiled, ProcessSecrets, SecretStore};
 use rulegate::policy::diag::{self, Severity};
 use rulegate::policy::{self, Loaded};
 use std::collections::BTreeSet;
@@ -24,7 +24,7 @@ impl SecretStore for TestSecrets {
     }
 
     fn file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        std::fs::read(manifest_dir().join(path))
+        ProcessSecrets.file(&manifest_dir().join(path))
     }
 }
 

@@ -162,6 +162,12 @@ pub fn compile(loaded: &Loaded, secrets: &dyn SecretStore) -> Compiled {
             hosts,
             services,
             source_hash: source_hash(loaded),
+            policy_files: (0..loaded.sources.len() as u32)
+                .map(|i| InputFile {
+                    path: loaded.sources.name(i).into(),
+                    sha256: Sha256::digest(loaded.sources.text(i)).into(),
+                })
+                .collect(),
             inputs: std::mem::take(&mut cx.inputs)
                 .into_iter()
                 .map(|(path, sha256)| InputFile { path, sha256 })

@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// SHA-256 over every source file (name and text), hex: identifies what is loaded.
     pub source_hash: String,
+    /// Every policy file, in load order, with a digest of its text.
+    pub policy_files: Vec<InputFile>,
     /// Every file the compile read besides the policy texts, sorted by path, each once.
     pub inputs: Vec<InputFile>,
 }

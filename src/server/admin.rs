@@ -34,15 +34,31 @@ fn route(gw: &Gateway, path: &str) -> Response<Body> {
         "/config" => {
             let snap = gw.snapshot.load();
             let state = gw.reload_state();
+            let watch = gw
+                .watch_status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let body = serde_json::json!({
                 "version": state.version,
                 "source_hash": snap.source_hash,
                 "loaded_at": state.loaded_at,
                 "policy_dir": gw.policy_dir.display().to_string(),
+                "policy_files": snap.policy_files.iter().map(|f| serde_json::json!({
+                    "path": f.path.display().to_string(),
+                    "sha256": hex(&f.sha256[..6]),
+                })).collect::<Vec<_>>(),
+                "inputs": snap.inputs.iter().map(|f| serde_json::json!({
+                    "path": f.path.display().to_string(),
+                    "digest": keyed_digest(&f.sha256),
+                })).collect::<Vec<_>>(),
                 "services": snap.services.iter().map(|s| s.name.to_string()).collect::<Vec<_>>(),
                 "reloads_ok": state.ok,
                 "reloads_failed": state.failed,
                 "last_reload_error": state.last_error,
+                "watching": watch.watching,
+                "watched": watch.watched,
+                "watch_problems": watch.problems,
             });
             text(
                 200,
@@ -60,6 +76,21 @@ fn route(gw: &Gateway, path: &str) -> Response<Body> {
         }
         _ => text(404, "text/plain; charset=utf-8", "not found\n".into()),
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A short digest of a referenced file that changes when the file changes, keyed with a
+/// random key of this process: a secret's plain hash published on `/config` would let anyone
+/// who reads it test guesses of a weak secret offline.
+fn keyed_digest(sha256: &[u8; 32]) -> String {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let key = KEY.get_or_init(std::collections::hash_map::RandomState::new);
+    format!("{:016x}", key.hash_one(sha256))
 }
 
 fn text(status: u16, content_type: &str, body: String) -> Response<Body> {

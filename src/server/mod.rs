@@ -75,6 +75,8 @@ pub struct Gateway {
     /// What `/config` and `/metrics` report about reloads. Changed under one lock together
     /// with the snapshot store, so readers never see half a reload.
     reloads: Mutex<ReloadState>,
+    /// What the file watcher follows, for `/config`.
+    watch_status: Mutex<reload::WatchStatus>,
     metrics: metrics::Metrics,
     access_log: access_log::AccessLog,
 }
@@ -120,7 +122,8 @@ impl Gateway {
         let mut state = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
         match compiled {
             Ok(snapshot) => {
-                if snapshot.source_hash != self.snapshot.load().source_hash {
+                // The policy texts and every file they reference: a rotated secret is a change.
+                if !snapshot.same_sources(&self.snapshot.load()) {
                     self.snapshot.store(Arc::new(snapshot));
                     state.version += 1;
                     state.loaded_at = jiff::Timestamp::now().to_string();
@@ -298,6 +301,7 @@ async fn serve(opts: Options) -> Result<(), String> {
             failed: 0,
             last_error: None,
         }),
+        watch_status: Mutex::new(reload::WatchStatus::default()),
         metrics: metrics::Metrics::default(),
         access_log: access_log::AccessLog::new(opts.log_json),
     });
@@ -314,7 +318,7 @@ async fn serve(opts: Options) -> Result<(), String> {
     // Signals are registered before anything is served: a SIGHUP or SIGTERM that arrives as
     // soon as the gateway answers must reload or drain, not kill it.
     let mut shutdown = std::pin::pin!(shutdown_signal(terminate_signal()?));
-    let _watcher = reload::watch(gateway.clone())?;
+    reload::watch(gateway.clone())?;
 
     let listener = TcpListener::bind(opts.listen)
         .await
