@@ -33,6 +33,8 @@ mod oauth2;
 mod observability;
 #[path = "serve/reload.rs"]
 mod reload;
+#[path = "serve/reload_inputs.rs"]
+mod reload_inputs;
 #[path = "serve/routing.rs"]
 mod routing;
 #[path = "serve/tls.rs"]

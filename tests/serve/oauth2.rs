@@ -53,7 +53,7 @@ fn token_request(gw: &Gateway, headers: &[(&str, &str)], body: &str) -> Resp {
 }
 
 /// A token answer: exactly RFC 6749's headers and fields. Returns (access, refresh).
-fn assert_tokens(r: &Resp) -> (String, String) {
+pub fn assert_tokens(r: &Resp) -> (String, String) {
     expect_status(r, 200);
     let id = r.header("x-request-id").expect("X-Request-Id").to_string();
     expect_headers(
