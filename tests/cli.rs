@@ -178,3 +178,22 @@ fn errors_marks_the_rows_rulegate_emits() {
     assert!(line.contains(" 404  "), "{line}");
     assert!(!out.contains("# tencent"), "only the dialect asked for");
 }
+
+/// A secret's value written into a policy by mistake (`secret "…"`) is masked in what `check`
+/// prints, in both formats.
+#[test]
+fn check_never_prints_a_secret_written_inline() {
+    let case = "tests/diagnostics/42-inline-secret.policy";
+    let o = rulegate(&["check", case]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o) + &stderr(&o);
+    assert!(
+        out.contains("10 │         secret \"******************************\"  * **** *******\n"),
+        "{out}"
+    );
+    let o = rulegate(&["check", "--format", "json", case]);
+    let out = out + &stdout(&o) + &stderr(&o);
+    for secret in ["s3cr3t", "hunter2"] {
+        assert!(!out.contains(secret), "`check` shows a secret: {out}");
+    }
+}
