@@ -23,7 +23,7 @@ use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Events closer together than this are one change.
@@ -78,19 +78,26 @@ async fn reload_loop(
     watch: Arc<Mutex<Watch>>,
     mut rx: mpsc::UnboundedReceiver<Trigger>,
 ) {
-    let relevant = |t: &Trigger| match t {
+    // Whether a trigger may change the policy; noting it also marks the policy directory for
+    // re-arming when the event is about the directory itself.
+    let note = |t: &Trigger| match t {
         Trigger::Signal => true,
-        Trigger::Changed(paths) => lock(&watch).relevant(paths),
+        Trigger::Changed(paths) => lock(&watch).note(paths),
     };
     while let Some(first) = rx.recv().await {
-        if !relevant(&first) {
+        if !note(&first) {
             continue;
         }
-        let start = Instant::now();
+        let start = tokio::time::Instant::now();
+        let mut quiet_from = start + DEBOUNCE;
         loop {
-            let wait = DEBOUNCE.min(MAX_DELAY.saturating_sub(start.elapsed()));
-            match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some(_)) => continue,
+            let until = quiet_from.min(start + MAX_DELAY);
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(t)) => {
+                    if note(&t) {
+                        quiet_from = tokio::time::Instant::now() + DEBOUNCE;
+                    }
+                }
                 Ok(None) => return,
                 Err(_) => break,
             }
@@ -133,6 +140,9 @@ struct Watch {
     canonical: Option<PathBuf>,
     /// Why the policy directory is not watched.
     dir_problem: Option<String>,
+    /// An event was about the policy directory itself (moved, removed, created): its watch
+    /// is made again even if the new directory has the old one's inode number.
+    dir_event: bool,
     /// Directories watched non-recursively, each with the entry names that matter in it.
     others: BTreeMap<PathBuf, BTreeSet<OsString>>,
     /// Directories that should be watched but could not be, and why.
@@ -151,6 +161,7 @@ impl Watch {
             armed: None,
             canonical: None,
             dir_problem: None,
+            dir_event: false,
             others: BTreeMap::new(),
             failed: BTreeMap::new(),
             inputs: Vec::new(),
@@ -199,7 +210,8 @@ impl Watch {
             .ok()
             .filter(|m| m.is_dir())
             .map(|m| (m.dev(), m.ino()));
-        if now.is_some() && now == self.armed {
+        let moved = std::mem::take(&mut self.dir_event);
+        if now.is_some() && now == self.armed && !moved {
             return;
         }
         if self.armed.take().is_some() {
@@ -300,6 +312,15 @@ impl Watch {
             }
             self.others.insert(dir, names);
         }
+    }
+
+    /// Whether an event on these paths may change the policy; remember one about the policy
+    /// directory itself (or a rescan request).
+    fn note(&mut self, paths: &[PathBuf]) -> bool {
+        if paths.is_empty() || paths.iter().any(|p| *p == self.dir) {
+            self.dir_event = true;
+        }
+        self.relevant(paths)
     }
 
     /// Whether an event on these paths may change the policy.

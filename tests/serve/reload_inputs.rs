@@ -44,9 +44,8 @@ fn served_copy() -> (TempDir, Gateway) {
 
 /// The shop's token endpoint, client_credentials for the mobile app with this secret.
 fn token(gw: &Gateway, host: &str, secret: &str) -> Resp {
-    let body = format!(
-        "grant_type=client_credentials&client_id=ak-shop-mobile&client_secret={secret}"
-    );
+    let body =
+        format!("grant_type=client_credentials&client_id=ak-shop-mobile&client_secret={secret}");
     gw.send(&request(
         "POST",
         "/oauth2/token",
@@ -168,8 +167,7 @@ fn access_token(gw: &Gateway, secret: &str) -> String {
 }
 
 #[test]
-fn a_kubernetes_secret_volume_data_symlink_swap_outside_the_policy_directory_rotates_the_secret()
-{
+fn a_kubernetes_secret_volume_data_symlink_swap_outside_the_policy_directory_rotates_the_secret() {
     use std::os::unix::fs::symlink;
     let dir = TempDir::new();
     // the layout a kubelet writes for a Secret volume, mounted beside the policy directory
@@ -302,6 +300,18 @@ fn the_policy_directory_moved_away_or_removed_and_re_created_is_watched_again() 
     dir.write("live.bak/shop.policy", &versioned(5));
     std::thread::sleep(std::time::Duration::from_millis(500));
     wait_served(&gw, 4);
+
+    // removed and re-created at once, within one debounce (the new directory may even get
+    // the old one's inode number), then edited
+    std::fs::remove_dir_all(&live).unwrap();
+    dir.write("live/shop.policy", &versioned(6));
+    wait_served(&gw, 6);
+    dir.write("live/shop.policy", &versioned(7));
+    wait_served(&gw, 7);
+    assert_eq!(
+        wait_watching(&gw, true)["watch_problems"],
+        serde_json::json!([])
+    );
 }
 
 /// The value of a secret written into the policy by mistake.
@@ -382,4 +392,24 @@ fn a_dangling_symlink_among_the_secrets_is_named_by_e0301_only_when_referenced()
     assert!(!error.contains("os error"), "{error}");
     // still serving the previous policy
     assert_tokens(&token(&gw, "shop.test", SHIPPED));
+}
+
+/// The directory holding the policy directory is watched for the policy directory's name
+/// only: other files there (it may be `/etc`) cause no reload.
+#[test]
+fn files_written_beside_the_policy_directory_cause_no_reload() {
+    let dir = TempDir::new();
+    dir.write("live/shop.policy", &versioned(1));
+    let gw = Gateway::start(&dir.path().join("live"));
+    for i in 0..5 {
+        dir.write(&format!("unrelated-{i}.txt"), "noise");
+        dir.write("live.bak/shop.policy", &versioned(9));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let config = gw.config();
+    assert_eq!(config["reloads_ok"], 0, "{config}");
+    assert_eq!(config["reloads_failed"], 0, "{config}");
+    dir.write("live/shop.policy", &versioned(2));
+    wait_served(&gw, 2);
+    assert_eq!(gw.config()["reloads_ok"], 1);
 }
