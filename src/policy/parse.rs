@@ -267,6 +267,11 @@ fn child<'i>(p: &P<'i>, rule: Rule) -> Option<P<'i>> {
     children(p, rule).next()
 }
 
+/// A character of a keyword or a name, as far as recovery from a bad statement is concerned.
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
 fn has(p: &P<'_>, rule: Rule) -> bool {
     child(p, rule).is_some()
 }
@@ -318,7 +323,7 @@ impl Lower {
     fn secret_text(&self, p: &P<'_>) -> Vec<Span> {
         const TAKE_SECRETS: [&str; 5] = ["secret", "appcode", "key", "jwks", "signing"];
         let (text, base) = (p.as_str(), p.as_span().start());
-        let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let is_word = is_word_char;
         let mut spans = Vec::new();
         let mut i = 0;
         while let Some(start) = text[i..].find(is_word).map(|s| s + i) {
@@ -340,7 +345,12 @@ impl Lower {
         let span = self.span(p);
         let head = child(p, Rule::bad_head).unwrap();
         let head_span = self.span(&head);
-        let word = head.as_str();
+        // The word the statement starts with, not what is glued to it (`secret="…"`): the
+        // rest may be a secret, and the word alone is what a keyword is matched against.
+        let word = match head.as_str().find(|c: char| !is_word_char(c)) {
+            Some(0) | None => head.as_str(),
+            Some(end) => &head.as_str()[..end],
+        };
         if let Some((_, usage)) = block.statements().iter().find(|(k, _)| *k == word) {
             self.err(
                 Diagnostic::error(

@@ -208,7 +208,6 @@ impl Watch {
         };
         let now = std::fs::metadata(&self.dir)
             .ok()
-            .filter(|m| m.is_dir())
             .map(|m| (m.dev(), m.ino()));
         let moved = std::mem::take(&mut self.dir_event);
         if now.is_some() && now == self.armed && !moved {
@@ -317,7 +316,7 @@ impl Watch {
     /// Whether an event on these paths may change the policy; remember one about the policy
     /// directory itself (or a rescan request).
     fn note(&mut self, paths: &[PathBuf]) -> bool {
-        if paths.is_empty() || paths.iter().any(|p| *p == self.dir) {
+        if paths.is_empty() || paths.contains(&self.dir) {
             self.dir_event = true;
         }
         self.relevant(paths)
