@@ -58,7 +58,7 @@ pub fn watch(gw: Arc<Gateway>) -> Result<(), String> {
     let (tx, rx) = mpsc::unbounded_channel::<Trigger>();
     let mut watch = Watch::new(&gw.policy_dir, tx.clone());
     watch.rearm();
-    watch.follow(&gw.snapshot.load().inputs);
+    watch.follow(&gw.snapshot.load());
     watch.publish(&gw);
 
     // SIGHUP reloads at once.
@@ -121,7 +121,7 @@ fn reload(gw: &Gateway, watch: &mut Watch) {
             gw.policy_dir.display()
         );
     } else if gw.reload() {
-        watch.follow(&gw.snapshot.load().inputs);
+        watch.follow(&gw.snapshot.load());
     }
     watch.publish(gw);
 }
@@ -147,7 +147,7 @@ struct Watch {
     others: BTreeMap<PathBuf, BTreeSet<OsString>>,
     /// Directories that should be watched but could not be, and why.
     failed: BTreeMap<PathBuf, String>,
-    /// The referenced files of the last good reload.
+    /// The files the last good reload read.
     inputs: Vec<PathBuf>,
 }
 
@@ -247,14 +247,16 @@ impl Watch {
         }
     }
 
-    /// Watch what the policy just loaded references.
-    fn follow(&mut self, inputs: &[crate::compile::InputFile]) {
-        self.inputs = inputs.iter().map(|i| i.path.clone()).collect();
+    /// Watch every file the policy just loaded was compiled from: the policy files (a
+    /// symlink may lead out of the directory) and the files they reference.
+    fn follow(&mut self, snapshot: &crate::compile::Snapshot) {
+        let files = snapshot.policy_files.iter().chain(&snapshot.inputs);
+        self.inputs = files.map(|f| f.path.clone()).collect();
         self.sync_others();
     }
 
     /// The non-recursive watches wanted now: the policy directory's parent for its name, and
-    /// each referenced file's directories outside the policy directory for its names.
+    /// each file's directories outside the policy directory for its names.
     fn wanted(&self) -> BTreeMap<PathBuf, BTreeSet<OsString>> {
         let mut want: BTreeMap<PathBuf, BTreeSet<OsString>> = BTreeMap::new();
         if let (Some(parent), Some(name)) = (self.dir.parent(), self.dir.file_name()) {

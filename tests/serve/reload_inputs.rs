@@ -413,3 +413,17 @@ fn files_written_beside_the_policy_directory_cause_no_reload() {
     wait_served(&gw, 2);
     assert_eq!(gw.config()["reloads_ok"], 1);
 }
+
+#[test]
+fn a_policy_file_symlinked_from_outside_the_directory_is_picked_up_by_the_watcher() {
+    let dir = TempDir::new();
+    let outside = dir.write("outside/shop.policy", &versioned(1));
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.path().join("policies/shop.policy")).unwrap();
+    let gw = Gateway::start(&dir.path().join("policies"));
+    wait_served(&gw, 1);
+    replace(&outside, &versioned(2));
+    wait_served(&gw, 2);
+    std::fs::write(&outside, versioned(3)).unwrap();
+    wait_served(&gw, 3);
+}
