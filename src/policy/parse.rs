@@ -319,13 +319,19 @@ impl Lower {
 
     /// What may be a secret in a statement that did not parse: after each word that is, or
     /// nearly is, one of the statements that take a secret reference (`secret "…"` written
-    /// inline, `secert=…`, a one-line block holding either), the rest of its line.
+    /// inline, `secert=…`, a one-line block holding either), the rest of its line; and the
+    /// first line of a statement that starts with a value rather than a word.
     fn secret_text(&self, p: &P<'_>) -> Vec<Span> {
         const TAKE_SECRETS: [&str; 5] = ["secret", "appcode", "key", "jwks", "signing"];
         let (text, base) = (p.as_str(), p.as_span().start());
         let is_word = is_word_char;
         let mut spans = Vec::new();
         let mut i = 0;
+        if !text.starts_with(is_word) {
+            // a value where the keyword should be: its line
+            i = text.find('\n').unwrap_or(text.len());
+            spans.push(Span::new(self.file, base, base + i));
+        }
         while let Some(start) = text[i..].find(is_word).map(|s| s + i) {
             let end = text[start..]
                 .find(|c| !is_word(c))
@@ -389,14 +395,16 @@ impl Lower {
                 .collect();
             format!("statements {} are: {}", block.name(), list.join(", "))
         });
+        // Not even a word (`"hunter2"` on a line of its own): a value, maybe a secret, so it
+        // is not repeated.
+        let message = match word.starts_with(is_word_char) {
+            true => format!("unknown keyword `{word}`"),
+            false => "a statement must start with a keyword".to_string(),
+        };
         self.err(
-            Diagnostic::error(
-                diag::UNKNOWN_KEYWORD,
-                head_span,
-                format!("unknown keyword `{word}`"),
-            )
-            .label("not a keyword here")
-            .help(help),
+            Diagnostic::error(diag::UNKNOWN_KEYWORD, head_span, message)
+                .label("not a keyword here")
+                .help(help),
         );
     }
 
