@@ -35,6 +35,8 @@ mod observability;
 mod reload;
 #[path = "serve/routing.rs"]
 mod routing;
+#[path = "serve/timeouts.rs"]
+mod timeouts;
 #[path = "serve/tls.rs"]
 mod tls;
 #[path = "serve/websocket.rs"]
