@@ -822,7 +822,9 @@ pub struct StandIn {
     pub note: &'static str,
 }
 
-const BODY_TIMEOUT_NOTE: &str = "Also answers a request body that did not arrive within      `serve --body-timeout`: the vendor documents no client-timeout row (no 408), and its      timeout rows name a slow backend. The closest documented answer is the bad-request row.";
+const BODY_TIMEOUT_NOTE: &str = "Also answers a request body that did not arrive within \
+    `serve --body-timeout`: the vendor documents no client-timeout row (no 408), and its timeout \
+    rows name a slow backend. The closest answer is the dialect's bad-request row.";
 
 /// The rows that stand in for reasons the vendor has no row of their own for, for
 /// `rulegate errors` to mark. `tests/catalogue.rs` checks each is the row the reason maps to.
