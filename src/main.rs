@@ -100,7 +100,9 @@ enum Command {
         header_timeout: std::time::Duration,
         /// How long a client may take to send a whole request body, from when the gateway
         /// starts reading it; then the request is refused with the dialect's bad-request row.
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        /// The default matches a backend's default timeout, which bounded forwarded uploads
+        /// already.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
         body_timeout: std::time::Duration,
         /// PEM roots to trust for `https://` backends and authorizers, besides the system's
         /// (for a private CA).

@@ -439,6 +439,9 @@ type Builder = auto::Builder<TokioExecutor>;
 struct Builders {
     timer: header_timer::HeaderTimer,
     header_timeout: Duration,
+    /// The snapshot the budget was last worked out for: a weak reference keeps its address
+    /// from being reused, so a new snapshot is never mistaken for it.
+    seen: std::sync::Weak<Snapshot>,
     /// The budget the current builder was made for.
     budget: usize,
     builder: Arc<Builder>,
@@ -451,12 +454,20 @@ impl Builders {
             builder: Arc::new(make_builder(timer.clone(), header_timeout, budget)),
             timer,
             header_timeout,
+            seen: std::sync::Weak::new(),
             budget,
         }
     }
 
-    fn current(&mut self, snap: &Snapshot) -> Arc<Builder> {
-        let limits = std::iter::once(snap.default_limits).chain(snap.services.iter().map(|s| s.limits));
+    /// The builder for the policy now served; made again only when a reload changed the
+    /// budget.
+    fn current(&mut self, snap: &Arc<Snapshot>) -> Arc<Builder> {
+        if std::ptr::eq(self.seen.as_ptr(), Arc::as_ptr(snap)) {
+            return self.builder.clone();
+        }
+        self.seen = Arc::downgrade(snap);
+        let limits =
+            std::iter::once(snap.default_limits).chain(snap.services.iter().map(|s| s.limits));
         let budget = head_budget(limits);
         if budget != self.budget {
             self.budget = budget;

@@ -496,3 +496,31 @@ fn slow_clients_with_large_heads_do_not_hold_megabytes_each() {
     );
     drop(clients);
 }
+
+#[test]
+fn a_head_within_a_raised_header_limit_is_served_also_after_a_reload_raises_it() {
+    let dir = policy_dir(&closed_url(), "5s");
+    let gw = Gateway::start(dir.path());
+    let big = "b".repeat(600 * 1024);
+    let raw = request("GET", "/mock", "shop.test", &[("X-Big", &big)], b"");
+    // over the default limits: the dialect's row
+    assert_huawei(&gw.send(&raw), 494, "APIG.0201", "Request headers too large.");
+    // a service that allows 1 MiB of headers: hyper's buffer grows with it
+    let raised = POLICY.replace(
+        "    hosts \"shop.test\"\n",
+        "    hosts \"shop.test\"\n    limits {\n        header 1MiB\n        headers 1MiB\n    }\n",
+    );
+    dir.write(
+        "shop.policy",
+        &raised
+            .replace("@MAIN@", &closed_url())
+            .replace("@BACKEND_TIMEOUT@", "5s"),
+    );
+    gw.signal(SIGHUP);
+    poll(WAIT, "the raised limit", || {
+        (gw.send(&raw).status == 200).then_some(())
+    });
+    let r = gw.send(&raw);
+    expect_status(&r, 200);
+    assert_eq!(r.body_str(), r#"{"ok":true}"#);
+}
