@@ -556,7 +556,9 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
                 );
             }
         }
-        println!("\n# {d}: stand-ins (the closest row answers a situation the vendor has none for)");
+        println!(
+            "\n# {d}: stand-ins (the closest row answers a situation the vendor has none for)"
+        );
         for s in &stand_ins {
             println!(
                 "✓ {:<38} {:>3}  {}  [stands in for {}]\n      {}",

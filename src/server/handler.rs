@@ -122,7 +122,8 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     };
     // HTTP/1 and whether the client waits for `100 Continue` (see `settle_unread`).
     let http1 = parts.version < http::Version::HTTP_2;
-    let expects_continue = parts.headers.contains_key(http::header::EXPECT);
+    let expects_continue = !hyper::body::Body::is_end_stream(&body)
+        && parts.headers.contains_key(http::header::EXPECT);
     let mut body = Some(body);
     let mut buffered = Bytes::new();
     let route_limit = decision
@@ -279,7 +280,10 @@ fn settle_unread(
         None => matches!(
             outcome,
             Outcome::Reject(
-                Reason::BodyTimeout | Reason::BodyTooLarge | Reason::BadRequest | Reason::ClientClosed
+                Reason::BodyTimeout
+                    | Reason::BodyTooLarge
+                    | Reason::BadRequest
+                    | Reason::ClientClosed
             )
         ),
     };

@@ -186,10 +186,17 @@ mod tests {
             activity.idle_for(Duration::from_millis(20), &timer),
         )
         .await;
-        assert!(waited.is_err(), "a connection with a request in progress is not idle");
+        assert!(
+            waited.is_err(),
+            "a connection with a request in progress is not idle"
+        );
         let ended = Instant::now();
         drop(busy);
         activity.idle_for(Duration::from_millis(50), &timer).await;
-        assert!(ended.elapsed() >= Duration::from_millis(45), "{:?}", ended.elapsed());
+        assert!(
+            ended.elapsed() >= Duration::from_millis(45),
+            "{:?}",
+            ended.elapsed()
+        );
     }
 }

@@ -355,7 +355,7 @@ async fn serve(opts: Options) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
         tracing::info!(admin = %addr, "admin endpoints: /healthz /readyz /config /metrics");
-        tokio::spawn(admin::serve(gateway.clone(), admin));
+        tokio::spawn(admin::serve(gateway.clone(), admin, opts.header_timeout));
     }
     tracing::info!(listen = %local, policy = %opts.policy_dir.display(), limits = gateway.stores.describe(), "rulegate serving");
 
@@ -490,7 +490,10 @@ impl Builders {
 fn head_budget(limits: impl IntoIterator<Item = crate::compile::Limits>) -> usize {
     let widest = limits
         .into_iter()
-        .map(|l| l.uri.saturating_add(l.headers.saturating_add(l.headers / 4)))
+        .map(|l| {
+            l.uri
+                .saturating_add(l.headers.saturating_add(l.headers / 4))
+        })
         .max()
         .unwrap_or(0);
     let budget = widest.saturating_add(8 << 10);
@@ -498,7 +501,11 @@ fn head_budget(limits: impl IntoIterator<Item = crate::compile::Limits>) -> usiz
     usize::try_from(budget).unwrap_or(usize::MAX).max(8 << 10)
 }
 
-fn make_builder(timer: header_timer::HeaderTimer, header_timeout: Duration, budget: usize) -> Builder {
+fn make_builder(
+    timer: header_timer::HeaderTimer,
+    header_timeout: Duration,
+    budget: usize,
+) -> Builder {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

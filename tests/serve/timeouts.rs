@@ -155,6 +155,9 @@ fn a_silent_connection_is_closed_after_the_header_timeout_on_plain_http_and_http
         h2_frame_types(&frames)
     );
 
+    // the admin port shares the process's descriptors: the same rule
+    closed_within(&mut raw_tcp(gw.admin), Duration::from_secs(3));
+
     // a connection that keeps asking stays open past the timeout
     let mut busy = gw.conn();
     for _ in 0..4 {
@@ -178,12 +181,13 @@ fn an_http2_connection_idle_after_its_last_stream_gets_a_goaway() {
         .unwrap();
     runtime.block_on(async {
         let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<bytes::Bytes>>(
-            TokioExecutor::new(),
-            TokioIo::new(stream),
-        )
-        .await
-        .unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake::<_, _, Empty<bytes::Bytes>>(
+                TokioExecutor::new(),
+                TokioIo::new(stream),
+            )
+            .await
+            .unwrap();
         let conn = tokio::spawn(conn);
         let request = http::Request::builder()
             .uri("http://shop.test/mock")
@@ -251,7 +255,11 @@ fn a_silent_tls_connection_is_closed_after_the_handshake_and_the_header_timeout(
         }
         assert!(t.elapsed() < Duration::from_secs(3), "still open");
     }
-    assert!(t.elapsed() < Duration::from_secs(3), "closed after {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "closed after {:?}",
+        t.elapsed()
+    );
     drop(gw);
 }
 
@@ -314,7 +322,12 @@ fn a_slow_body_gets_the_dialects_bad_request_row_within_the_body_timeout() {
     within(waited);
     let (r, waited) = slow_body(
         &gw,
-        &head("/v1/users", "jd.test", &[("Content-Type", "text/plain")], body.len()),
+        &head(
+            "/v1/users",
+            "jd.test",
+            &[("Content-Type", "text/plain")],
+            body.len(),
+        ),
         body,
     );
     assert_jdcloud(&r, 400, "INVALID_ARGUMENT", "Parameter Argument Error");
@@ -414,12 +427,20 @@ fn a_refusal_before_the_body_arrived_leaves_a_connection_a_pooled_client_can_reu
         c.send(&head(
             "/signed",
             "shop.test",
-            &[("Content-Type", "application/json"), ("X-Sdk-Content-Sha256", "UNSIGNED-PAYLOAD")],
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Sdk-Content-Sha256", "UNSIGNED-PAYLOAD"),
+            ],
             body.len(),
         ))
         .unwrap();
         let r = c.read_response().expect("the refusal");
-        assert_huawei(&r, 401, "APIG.0303", "Incorrect app authentication information: authorization header not found");
+        assert_huawei(
+            &r,
+            401,
+            "APIG.0303",
+            "Incorrect app authentication information: authorization header not found",
+        );
         assert_eq!(r.header("connection"), None, "the connection is kept");
         // the client sends its body, then its next request, on the same connection
         std::thread::sleep(Duration::from_millis(50));
@@ -429,6 +450,27 @@ fn a_refusal_before_the_body_arrived_leaves_a_connection_a_pooled_client_can_reu
             .expect("the next request on the same connection is answered");
         expect_status(&r, 200);
     }
+    // a client waiting for `100 Continue` may or may not send its body after a refusal:
+    // the refusal says the connection closes
+    let mut c = gw.conn();
+    let r = c
+        .round_trip(&head(
+            "/signed",
+            "shop.test",
+            &[
+                ("X-Sdk-Content-Sha256", "UNSIGNED-PAYLOAD"),
+                ("Expect", "100-continue"),
+            ],
+            body.len(),
+        ))
+        .unwrap();
+    assert_huawei(
+        &r,
+        401,
+        "APIG.0303",
+        "Incorrect app authentication information: authorization header not found",
+    );
+    assert_eq!(r.header("connection"), Some("close"));
     // a body too large to throw away: the refusal says the connection closes
     let mut c = gw.conn();
     let r = c
@@ -439,7 +481,12 @@ fn a_refusal_before_the_body_arrived_leaves_a_connection_a_pooled_client_can_reu
             1 << 20,
         ))
         .unwrap();
-    assert_huawei(&r, 401, "APIG.0303", "Incorrect app authentication information: authorization header not found");
+    assert_huawei(
+        &r,
+        401,
+        "APIG.0303",
+        "Incorrect app authentication information: authorization header not found",
+    );
     assert_eq!(r.header("connection"), Some("close"));
 }
 
@@ -457,7 +504,13 @@ fn a_head_of_150_tiny_headers_is_accepted_and_the_size_limits_still_answer_in_th
     assert_tencent(&gw.send(&raw), 431, "Request Header Fields Too Large.");
     // a head beyond every service's limits, larger than hyper's buffer: the default dialect's
     let huge = "h".repeat(400 * 1024);
-    let r = gw.send(&request("GET", "/mock", "shop.test", &[("X-Huge", &huge)], b""));
+    let r = gw.send(&request(
+        "GET",
+        "/mock",
+        "shop.test",
+        &[("X-Huge", &huge)],
+        b"",
+    ));
     assert_huawei(&r, 494, "APIG.0201", "Request headers too large.");
 }
 
@@ -504,7 +557,12 @@ fn a_head_within_a_raised_header_limit_is_served_also_after_a_reload_raises_it()
     let big = "b".repeat(600 * 1024);
     let raw = request("GET", "/mock", "shop.test", &[("X-Big", &big)], b"");
     // over the default limits: the dialect's row
-    assert_huawei(&gw.send(&raw), 494, "APIG.0201", "Request headers too large.");
+    assert_huawei(
+        &gw.send(&raw),
+        494,
+        "APIG.0201",
+        "Request headers too large.",
+    );
     // a service that allows 1 MiB of headers: hyper's buffer grows with it
     let raised = POLICY.replace(
         "    hosts \"shop.test\"\n",
