@@ -172,6 +172,15 @@ pub async fn read(body: Incoming, limit: u64, clock: &Clock) -> Result<Bytes, Re
     }
 }
 
+/// Whether `reason` is one a client's body fails with (see [`BodyError`]): from a forward, the
+/// body is the only source of these.
+pub fn is_body_failure(reason: &Reason) -> bool {
+    matches!(
+        reason,
+        Reason::BodyTooLarge | Reason::BodyTimeout | Reason::BadRequest | Reason::ClientClosed
+    )
+}
+
 /// The reason a client's body failed, if `e` (a backend exchange's error) came from it.
 pub fn failure_in(e: &(dyn std::error::Error + 'static)) -> Option<Reason> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);

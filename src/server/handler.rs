@@ -125,6 +125,8 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     let expects_continue = !hyper::body::Body::is_end_stream(&body)
         && parts.headers.contains_key(http::header::EXPECT);
     let mut body = Some(body);
+    // The client's body was read part of the way and failed: the connection cannot be kept.
+    let mut body_failed = false;
     let mut buffered = Bytes::new();
     let route_limit = decision
         .route
@@ -136,13 +138,17 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
                 head.body = Some(&buffered);
                 decision = env.decide(&snap, &head).await;
             }
-            Err(reason) => decision.outcome = Outcome::Reject(reason),
+            Err(reason) => {
+                body_failed = true;
+                decision.outcome = Outcome::Reject(reason);
+            }
         }
     } else if let (Outcome::Respond(_), Some(limit)) = (&decision.outcome, route_limit) {
         // A route answered directly still owns its body limit: a chunked body has no
         // Content-Length for `decide` to judge, so it is read (and discarded) here.
         if let Some(incoming) = body.take().filter(|b| !hyper::body::Body::is_end_stream(b)) {
             if let Err(reason) = client_body::read(incoming, limit, &gw.bodies).await {
+                body_failed = true;
                 decision.outcome = Outcome::Reject(reason);
             }
         }
@@ -175,7 +181,10 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
             match result {
                 Ok(r) => r,
                 Err(reason) => {
-                    if is_upstream_failure(&reason) {
+                    // the client's own body (too large, malformed, late, abandoned) is not a
+                    // backend's failure
+                    body_failed = client_body::is_body_failure(&reason);
+                    if !body_failed {
                         gw.metrics.upstream_error(reason_name(&reason));
                     }
                     let response = reject(&decision, &reason, HeaderMap::new());
@@ -200,7 +209,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         }
     };
     let response = match http1 {
-        true => settle_unread(&gw, body, expects_continue, &decision.outcome, response),
+        true => settle_unread(&gw, body, expects_continue, body_failed, response),
         // HTTP/2 resets a stream whose body is left unread; the connection stays.
         false => response,
     };
@@ -239,7 +248,6 @@ fn reason_name(reason: &Reason) -> &'static str {
         Reason::NoBackendAvailable => "no_backend_available",
         Reason::BackendIpDenied => "backend_ip_denied",
         Reason::LoopDetected => "loop_detected",
-        Reason::BodyTooLarge => "body_too_large",
         _ => "other",
     }
 }
@@ -254,15 +262,6 @@ pub fn request_host(parts: &http::request::Parts) -> Option<&str> {
     })
 }
 
-/// A refusal of the client's own body (too large, malformed, late, abandoned) is not a
-/// backend's failure: it is left out of the upstream-error metric.
-fn is_upstream_failure(reason: &Reason) -> bool {
-    !matches!(
-        reason,
-        Reason::BodyTooLarge | Reason::BodyTimeout | Reason::BadRequest | Reason::ClientClosed
-    )
-}
-
 /// A body the answer left unread (a refusal before the body arrived, a mock without a body
 /// limit): a small one is read and thrown away after the answer so the connection serves the
 /// next request; otherwise, and when reading the body failed half-way, the answer announces
@@ -272,22 +271,14 @@ fn settle_unread(
     gw: &Gateway,
     body: Option<Incoming>,
     expects_continue: bool,
-    outcome: &Outcome,
+    body_failed: bool,
     mut response: Response<Body>,
 ) -> Response<Body> {
-    let unread = match body {
+    let closes = match body {
         Some(body) => client_body::unread(body, expects_continue, &gw.bodies),
-        None => matches!(
-            outcome,
-            Outcome::Reject(
-                Reason::BodyTimeout
-                    | Reason::BodyTooLarge
-                    | Reason::BadRequest
-                    | Reason::ClientClosed
-            )
-        ),
+        None => body_failed,
     };
-    if unread {
+    if closes {
         response.headers_mut().insert(
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),
