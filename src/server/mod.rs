@@ -482,11 +482,12 @@ impl Builders {
 }
 
 /// The largest request head (in bytes on the wire) that the policy's limits allow: the URI
-/// and header limits of the most generous service, the separators and CRLFs of its header
-/// lines (a quarter more) and the request line. hyper reads a head into a buffer of at most
-/// this size; a larger head gets hyper's 431, which `malformed` answers with the dialect's
-/// header row, so a head over the limits gets the same row either way, and a head within
-/// them always reaches the policy. A fixed 2 MiB buffer let 200 slow clients hold 400 MB.
+/// and header limits of the most generous service, a quarter more for the `: ` and CRLF of
+/// each header line (enough for lines of 16 bytes or more on average), and 8 KiB for the
+/// request line. hyper reads a head into a buffer of at most this size; a larger head gets
+/// hyper's 431, which `malformed` answers with the default dialect's header row, so a head
+/// over every limit gets the size row either way, while a head within them reaches the
+/// policy. A fixed 2 MiB buffer let 200 slow clients hold over 300 MB.
 fn head_budget(limits: impl IntoIterator<Item = crate::compile::Limits>) -> usize {
     let widest = limits
         .into_iter()
@@ -500,6 +501,9 @@ fn head_budget(limits: impl IntoIterator<Item = crate::compile::Limits>) -> usiz
     // hyper's floor is 8 KiB; a usize is at least this wide on every target rulegate builds
     usize::try_from(budget).unwrap_or(usize::MAX).max(8 << 10)
 }
+
+/// The most header lines a head may have, whatever the size limits allow.
+const MAX_HEADER_LINES: usize = 1 << 16;
 
 fn make_builder(
     timer: header_timer::HeaderTimer,
@@ -515,8 +519,10 @@ fn make_builder(
         .max_buf_size(budget)
         // The policy limits headers by size, not by count: as many header lines as the
         // smallest line (`a:` and CRLF, 4 bytes) fits in the budget, so hyper's count
-        // (100 by default) never refuses a head the sizes allow.
-        .max_headers(budget / 4);
+        // (100 by default) never refuses a head the sizes allow. hyper allocates 64 bytes per
+        // line it may count for every head it parses, so the count stops at MAX_HEADER_LINES
+        // (4 MiB), past any size limit a real policy sets (the default budget is 51,200 lines).
+        .max_headers((budget / 4).min(MAX_HEADER_LINES));
     builder.http2().timer(TokioTimer::new());
     builder
 }
