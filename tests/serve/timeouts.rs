@@ -582,3 +582,62 @@ fn a_head_within_a_raised_header_limit_is_served_also_after_a_reload_raises_it()
     expect_status(&r, 200);
     assert_eq!(r.body_str(), r#"{"ok":true}"#);
 }
+
+/// A request body that never sends a byte.
+struct Silent;
+
+impl hyper::body::Body for Silent {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[test]
+fn a_silent_http2_body_gets_the_row_within_the_body_timeout() {
+    use http_body_util::BodyExt;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let dir = policy_dir(&closed_url(), "5s");
+    let gw = Gateway::start_with(dir.path(), &["--body-timeout", "600ms"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("http://shop.test/form")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Silent)
+            .unwrap();
+        let t = Instant::now();
+        let response = tokio::time::timeout(Duration::from_secs(5), sender.send_request(request))
+            .await
+            .expect("an answer within the body timeout")
+            .unwrap();
+        assert!(
+            t.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(response.status(), 400);
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_generated_id(&id);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, huawei_body("APIG.0602", "Bad request.", &id));
+    });
+}
