@@ -92,10 +92,18 @@ enum Command {
         /// How long SIGTERM waits for in-flight requests.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         drain: std::time::Duration,
-        /// How long a client may take to send a request's headers; also how long a keep-alive
-        /// connection may wait idle for its next request. Then the connection is closed.
+        /// How long a client may take to send a request's headers; also how long any
+        /// connection (HTTP/1 or HTTP/2, plain or TLS) may sit with no request in progress,
+        /// counted from accept or from its last response. Then the connection is closed
+        /// (HTTP/2: GOAWAY).
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         header_timeout: std::time::Duration,
+        /// How long a client may take to send a whole request body, from when the gateway
+        /// starts reading it; then the request is refused with the dialect's bad-request row.
+        /// The default matches a backend's default timeout, which bounded forwarded uploads
+        /// already.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        body_timeout: std::time::Duration,
         /// PEM roots to trust for `https://` backends and authorizers, besides the system's
         /// (for a private CA).
         #[arg(long, value_name = "FILE")]
@@ -268,6 +276,7 @@ fn main() -> ExitCode {
             log_format,
             drain,
             header_timeout,
+            body_timeout,
             backend_ca,
             state,
             redis,
@@ -288,6 +297,7 @@ fn main() -> ExitCode {
                 log_json: matches!(log_format, LogFormat::Json),
                 drain,
                 header_timeout,
+                body_timeout,
                 backend_ca,
                 state,
                 redis: redis.map(|url| rulegate::limits::redis::Options {
@@ -508,6 +518,15 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
     };
     for d in dialects {
         let entries = rulegate::dialect::catalogue(d);
+        let stand_ins = rulegate::dialect::stand_ins(d);
+        // `[stands in for …]` after a row that also answers a situation with no vendor row
+        let standing = |row: &rulegate::dialect::Row| -> String {
+            stand_ins
+                .iter()
+                .filter(|s| s.row.same_entry(row))
+                .map(|s| format!("  [stands in for {}]", s.reason))
+                .collect()
+        };
         let emitted = entries.iter().filter(|e| e.emitted).count();
         println!(
             "# {d}: {} documented rows, {emitted} emitted by rulegate (✓)",
@@ -516,8 +535,11 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
         for e in &entries {
             let mark = if e.emitted { "✓" } else { " " };
             println!(
-                "{mark} {:<38} {:>3}  {}",
-                e.row.code, e.row.status, e.row.message
+                "{mark} {:<38} {:>3}  {}{}",
+                e.row.code,
+                e.row.status,
+                e.row.message,
+                standing(&e.row)
             );
         }
         let undocumented = rulegate::dialect::undocumented(d);
@@ -525,10 +547,23 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
             println!("\n# {d}: undocumented answers (no vendor row exists for the situation)");
             for r in undocumented {
                 println!(
-                    "✓ {:<38} {:>3}  {}\n      {}",
-                    r.code, r.status, r.message, r.note
+                    "✓ {:<38} {:>3}  {}{}\n      {}",
+                    r.code,
+                    r.status,
+                    r.message,
+                    standing(r),
+                    r.note
                 );
             }
+        }
+        println!(
+            "\n# {d}: stand-ins (the closest row answers a situation the vendor has none for)"
+        );
+        for s in &stand_ins {
+            println!(
+                "✓ {:<38} {:>3}  {}  [stands in for {}]\n      {}",
+                s.row.code, s.row.status, s.row.message, s.reason, s.note
+            );
         }
         println!();
     }

@@ -103,6 +103,33 @@ fn undocumented_entries_are_reachable_and_really_undocumented() {
     }
 }
 
+/// A body that does not arrive in time is the client's fault: every dialect answers with its
+/// bad-request row (documented where the vendor documents one), never a backend timeout row,
+/// and `rulegate errors` lists the row as the body timeout's stand-in.
+#[test]
+fn the_body_timeout_stands_in_on_the_bad_request_row_of_every_dialect() {
+    for d in Dialect::ALL {
+        let r = row(d, &Reason::BodyTimeout);
+        assert_eq!(r, row(d, &Reason::BadRequest), "{d}");
+        assert_eq!(r.status, 400, "{d}");
+        assert_eq!(r.documented, d != Dialect::Tencent, "{d}: {r:?}");
+        let stand_ins = rulegate::dialect::stand_ins(d);
+        assert!(
+            stand_ins
+                .iter()
+                .any(|s| s.reason == "body_timeout" && s.row == r && !s.note.is_empty()),
+            "{d}: {stand_ins:?}"
+        );
+    }
+    let huawei = row(Dialect::Huawei, &Reason::BodyTimeout);
+    assert_eq!((huawei.code, huawei.message), ("APIG.0602", "Bad request."));
+    let jd = row(Dialect::Jdcloud, &Reason::BodyTimeout);
+    assert_eq!(
+        (jd.code, jd.message),
+        ("INVALID_ARGUMENT", "Parameter Argument Error")
+    );
+}
+
 #[test]
 fn tencent_doc_artefact_is_never_emitted() {
     for reason in Reason::examples() {

@@ -177,6 +177,20 @@ fn errors_marks_the_rows_rulegate_emits() {
     assert!(line.starts_with("✓ APIG.0101 "), "{line}");
     assert!(line.contains(" 404  "), "{line}");
     assert!(!out.contains("# tencent"), "only the dialect asked for");
+    // the bad-request row also answers a body that did not arrive in time, and says so
+    let marked: Vec<&str> = out
+        .lines()
+        .filter(|l| l.ends_with("[stands in for body_timeout]"))
+        .collect();
+    assert_eq!(
+        marked,
+        vec![
+            "✓ APIG.0602                              400  Bad request.  [stands in for body_timeout]";
+            2
+        ],
+        "{out}"
+    );
+    assert!(out.contains("# huawei: stand-ins"), "{out}");
 }
 
 /// A secret's value written into a policy by mistake (`secret "…"`) is masked in what `check`

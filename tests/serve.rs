@@ -37,6 +37,8 @@ mod reload;
 mod reload_inputs;
 #[path = "serve/routing.rs"]
 mod routing;
+#[path = "serve/timeouts.rs"]
+mod timeouts;
 #[path = "serve/tls.rs"]
 mod tls;
 #[path = "serve/websocket.rs"]

@@ -18,6 +18,7 @@
 //! | HeaderTooLarge, HeadersTooLarge | — 431 `Request Header Fields Too Large.` | 494 APIG.0201 `Request headers too large.` | — 431 OUT_OF_RANGE `Request Header Fields Too Large` |
 //! | BodyTooLarge | — 413 `Request Entity Too Large.` | 413 APIG.0201 `Request entity too large.` | — 413 OUT_OF_RANGE `Request Entity Too Large` |
 //! | BadRequest | — 400 `Bad Request.` | 400 APIG.0602 `Bad request.` | 400 INVALID_ARGUMENT `Parameter Argument Error` |
+//! | BodyTimeout (stand-in) | — 400 `Bad Request.` | 400 APIG.0602 `Bad request.` | 400 INVALID_ARGUMENT `Parameter Argument Error` |
 //! | NoHost | 404 `There is no api match host[$host].` | 404 APIG.0101 `The API does not exist or has not been published in the environment.` | 404 NOT_FOUND `resource cannot be found` |
 //! | NoStage, from_path | 404 `There is no api match default env_mapping[$env_mapping].` | 404 APIG.0101 (published) | 404 NOT_FOUND |
 //! | NoStage, not from_path | 404 `There is no api match env_mapping[$env_mapping].` | 404 APIG.0101 (published) | 404 NOT_FOUND |
@@ -118,6 +119,12 @@
 //!   (`AppKey or AppSecret is invalid`, also in the older seed 002, next to the IAM rows) is
 //!   left to app authentication. An unknown client_id, and a token whose app is gone, are
 //!   APIG.1004 `App not exist`.
+//! * **BodyTimeout** (a request body that did not arrive within `serve --body-timeout`) has no
+//!   row in any vendor's table: none documents a 408 or a client timeout, and their timeout
+//!   rows (Tencent 504 `Gateway Time-out.`, Huawei APIG.0203, JD DEADLINE_EXCEEDED) describe a
+//!   slow *backend*, which would send the operator looking in the wrong place. The closest
+//!   documented answer is the request's own fault, the bad-request row; [`stand_ins`] lists it
+//!   so that `rulegate errors` marks the row as standing in for the body timeout.
 //! * **Undocumented entries** use the standard status and, for the text, the RFC 2616 reason
 //!   phrase: Tencent's documented gateway texts are exactly those phrases plus a period
 //!   (`Bad Gateway.`, `Gateway Time-out.`, `Method Not Allowed.`), JD's texts carry no period.
@@ -516,7 +523,9 @@ fn tencent_row(reason: &Reason) -> &'static Row {
         Reason::HeaderTooLarge | Reason::HeadersTooLarge => &t::HEADERS_TOO_LARGE,
         Reason::BodyTooLarge => &t::BODY_TOO_LARGE,
         // Tencent documents nothing for client certificates: the request is refused as bad.
-        Reason::BadRequest | Reason::ClientCertificateRequired => &t::BAD_REQUEST,
+        Reason::BadRequest | Reason::ClientCertificateRequired | Reason::BodyTimeout => {
+            &t::BAD_REQUEST
+        }
         Reason::NoHost { .. } => &t::NO_HOST,
         Reason::NoStage {
             from_path: true, ..
@@ -597,7 +606,7 @@ fn huawei_row(reason: &Reason) -> &'static Row {
         Reason::UriTooLarge => &h::URI_TOO_LARGE,
         Reason::HeaderTooLarge | Reason::HeadersTooLarge => &h::HEADERS_TOO_LARGE,
         Reason::BodyTooLarge => &h::ENTITY_TOO_LARGE,
-        Reason::BadRequest => &h::BAD_REQUEST,
+        Reason::BadRequest | Reason::BodyTimeout => &h::BAD_REQUEST,
         Reason::ClientCertificateRequired => &h::CLIENT_CERT,
         Reason::NoHost { .. } | Reason::NoStage { .. } | Reason::NoRoute { .. } => {
             &h::NOT_PUBLISHED
@@ -668,7 +677,7 @@ fn jdcloud_row(reason: &Reason) -> &'static Row {
         Reason::UriTooLarge => &j::URI_TOO_LARGE,
         Reason::HeaderTooLarge | Reason::HeadersTooLarge => &j::HEADERS_TOO_LARGE,
         Reason::BodyTooLarge => &j::BODY_TOO_LARGE,
-        Reason::BadRequest => &j::INVALID_ARGUMENT,
+        Reason::BadRequest | Reason::BodyTimeout => &j::INVALID_ARGUMENT,
         Reason::ClientCertificateRequired => &j::UNAUTHENTICATED,
         Reason::NoHost { .. } | Reason::NoStage { .. } | Reason::NoRoute { .. } => &j::NOT_FOUND,
         Reason::MethodNotAllowed { .. } => &j::NOT_IMPLEMENTED,
@@ -802,6 +811,29 @@ pub fn undocumented(dialect: Dialect) -> Vec<&'static Row> {
         Dialect::Huawei => HUAWEI_UNDOCUMENTED.to_vec(),
         Dialect::Jdcloud => JDCLOUD_UNDOCUMENTED.to_vec(),
     }
+}
+
+/// A row that also answers a situation the vendor documents no row for, and why that row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StandIn {
+    pub row: &'static Row,
+    /// The reason it stands in for, as `Reason`'s snake-case name.
+    pub reason: &'static str,
+    pub note: &'static str,
+}
+
+const BODY_TIMEOUT_NOTE: &str = "Also answers a request body that did not arrive within \
+    `serve --body-timeout`: the vendor documents no client-timeout row (no 408), and its timeout \
+    rows name a slow backend. The closest answer is the dialect's bad-request row.";
+
+/// The rows that stand in for reasons the vendor has no row of their own for, for
+/// `rulegate errors` to mark. `tests/catalogue.rs` checks each is the row the reason maps to.
+pub fn stand_ins(dialect: Dialect) -> Vec<StandIn> {
+    vec![StandIn {
+        row: row(dialect, &Reason::BodyTimeout),
+        reason: "body_timeout",
+        note: BODY_TIMEOUT_NOTE,
+    }]
 }
 
 /// The vendor's table as shipped in `/work/shared/errors`, embedded so that `rulegate errors`

@@ -10,7 +10,7 @@ pub mod limit_headers;
 pub mod reason;
 pub mod render;
 
-pub use catalogue::{catalogue, row, undocumented, CatalogueEntry, Row};
+pub use catalogue::{catalogue, row, stand_ins, undocumented, CatalogueEntry, Row, StandIn};
 pub use limit_headers::{limit_headers, LimitKind, Standing};
 pub use reason::{AuthFailure, OAuth2Failure, Reason};
 pub use render::{message, reason_phrase, render, request_id_header, ErrorResponse};

@@ -15,6 +15,10 @@ pub enum Reason {
     HeaderTooLarge,
     HeadersTooLarge,
     BodyTooLarge,
+    /// The request body did not arrive within `serve --body-timeout`. No vendor documents a
+    /// row for a slow client: each dialect answers with its bad-request row (see the catalogue's
+    /// stand-ins), never with a backend's timeout row.
+    BodyTimeout,
     /// Malformed request: bad Host, undecodable path, unparsable query and the like.
     BadRequest,
 
@@ -289,6 +293,7 @@ impl Reason {
             Reason::HeaderTooLarge,
             Reason::HeadersTooLarge,
             Reason::BodyTooLarge,
+            Reason::BodyTimeout,
             Reason::BadRequest,
             Reason::NoHost {
                 host: "unknown.example".into(),
@@ -402,12 +407,13 @@ mod tests {
                 Reason::ParamOutOfRange { .. } => 33,
                 Reason::ClientCertificateRequired => 34,
                 Reason::OAuth2(_) => 35,
+                Reason::BodyTimeout => 36,
             }
         };
         let mut seen: Vec<u32> = Reason::examples().iter().map(covered).collect();
         seen.sort();
         seen.dedup();
-        assert_eq!(seen, (1..=35).collect::<Vec<_>>());
+        assert_eq!(seen, (1..=36).collect::<Vec<_>>());
     }
 
     /// `OAuth2Failure::ALL` lists every variant once (the match fails to compile when one is

@@ -8,20 +8,38 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) {
+/// Serve the admin endpoints. A connection idle for `idle_timeout` is closed, as on the
+/// traffic port: both share the process's descriptors.
+pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, idle_timeout: std::time::Duration) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        let opened = std::time::Instant::now();
         let gw = gw.clone();
         tokio::spawn(async move {
+            let activity = super::idle::Activity::new(opened);
+            let timer = gw.bodies.timer.clone();
+            let tracked = activity.clone();
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let gw = gw.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&gw, req.uri().path())) }
+                let in_progress = tracked.begin();
+                async move {
+                    let response = route(&gw, req.uri().path());
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|b| super::idle::Tracked::new(b, in_progress)),
+                    )
+                }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            // the admin port does not drain on SIGTERM: nothing ever stops it but the exit
+            let (_running, stopping) = tokio::sync::watch::channel(false);
+            let graceful = |c: std::pin::Pin<&mut _>| {
+                hyper_util::server::conn::auto::Connection::graceful_shutdown(c)
+            };
+            let _ =
+                super::idle::drive(conn, graceful, &activity, idle_timeout, &timer, stopping).await;
         });
     }
 }

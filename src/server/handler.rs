@@ -1,12 +1,12 @@
 //! One request: decide on the current snapshot, then answer, read the body and decide again
 //! (form parameters), or forward.
 
-use super::{proxy, Gateway, LiveEnv};
+use super::{client_body, proxy, Gateway, LiveEnv};
 use crate::decide::{respond_headers, Decision, Outcome, RequestHead};
 use crate::dialect::{self, Reason};
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
 use std::net::SocketAddr;
@@ -24,8 +24,8 @@ pub enum Body {
     Full(Full<Bytes>),
     /// A backend's answer, streamed through; its connection goes back to the pool at its end.
     Upstream(super::pool::PooledBody),
-    /// Any other stream (a client's request body on its way to a backend, capped).
-    Stream(http_body_util::combinators::BoxBody<Bytes, BoxError>),
+    /// A client's request body on its way to a backend, capped and timed.
+    Client(super::client_body::ClientBody),
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -43,7 +43,7 @@ impl hyper::body::Body for Body {
         match self.get_mut() {
             Body::Full(b) => Pin::new(b).poll_frame(cx).map_err(|never| match never {}),
             Body::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
-            Body::Stream(b) => Pin::new(b).poll_frame(cx),
+            Body::Client(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
         }
     }
 
@@ -51,7 +51,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(b) => b.is_end_stream(),
             Body::Upstream(b) => b.is_end_stream(),
-            Body::Stream(b) => b.is_end_stream(),
+            Body::Client(b) => b.is_end_stream(),
         }
     }
 
@@ -59,7 +59,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(b) => b.size_hint(),
             Body::Upstream(b) => b.size_hint(),
-            Body::Stream(b) => b.size_hint(),
+            Body::Client(b) => b.size_hint(),
         }
     }
 }
@@ -120,25 +120,35 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         record: Some(Record::new(&snap, &decision, &parts, target, &conn)),
         started,
     };
+    // HTTP/1 and whether the client waits for `100 Continue` (see `settle_unread`).
+    let http1 = parts.version < http::Version::HTTP_2;
+    let expects_continue = !hyper::body::Body::is_end_stream(&body)
+        && parts.headers.contains_key(http::header::EXPECT);
     let mut body = Some(body);
+    // The client's body was read part of the way and failed: the connection cannot be kept.
+    let mut body_failed = false;
     let mut buffered = Bytes::new();
     let route_limit = decision
         .route
         .map(|r| snap.services[decision.service.unwrap_or(0)].routes[r].body_limit);
     if let Outcome::NeedBody { limit } = decision.outcome {
-        match read_limited(body.take().expect("body"), limit).await {
+        match client_body::read(body.take().expect("body"), limit, &gw.bodies).await {
             Ok(bytes) => {
                 buffered = bytes;
                 head.body = Some(&buffered);
                 decision = env.decide(&snap, &head).await;
             }
-            Err(reason) => decision.outcome = Outcome::Reject(reason),
+            Err(reason) => {
+                body_failed = true;
+                decision.outcome = Outcome::Reject(reason);
+            }
         }
     } else if let (Outcome::Respond(_), Some(limit)) = (&decision.outcome, route_limit) {
         // A route answered directly still owns its body limit: a chunked body has no
         // Content-Length for `decide` to judge, so it is read (and discarded) here.
         if let Some(incoming) = body.take().filter(|b| !hyper::body::Body::is_end_stream(b)) {
-            if let Err(reason) = read_limited(incoming, limit).await {
+            if let Err(reason) = client_body::read(incoming, limit, &gw.bodies).await {
+                body_failed = true;
                 decision.outcome = Outcome::Reject(reason);
             }
         }
@@ -148,9 +158,11 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     let response = match &decision.outcome {
         Outcome::Forward(plan) => {
             let body = match body.take() {
-                Some(incoming) => Body::Stream(
-                    Limited::new(incoming, route_limit.unwrap_or(u64::MAX) as usize).boxed(),
-                ),
+                Some(incoming) => Body::Client(client_body::ClientBody::new(
+                    incoming,
+                    route_limit.unwrap_or(u64::MAX),
+                    &gw.bodies,
+                )),
                 None => full(buffered.clone()),
             };
             let t = Instant::now();
@@ -169,7 +181,12 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
             match result {
                 Ok(r) => r,
                 Err(reason) => {
-                    gw.metrics.upstream_error(reason_name(&reason));
+                    // the client's own body (too large, malformed, late, abandoned) is not a
+                    // backend's failure
+                    body_failed = client_body::is_body_failure(&reason);
+                    if !body_failed {
+                        gw.metrics.upstream_error(reason_name(&reason));
+                    }
                     let response = reject(&decision, &reason, HeaderMap::new());
                     decision.outcome = Outcome::Reject(reason);
                     response
@@ -190,6 +207,11 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         Outcome::NeedBody { .. } | Outcome::NeedCounts | Outcome::NeedAuthorization(_) => {
             reject(&decision, &Reason::Internal, emptied(&mut parts.headers))
         }
+    };
+    let response = match http1 {
+        true => settle_unread(&gw, body, expects_continue, body_failed, response),
+        // HTTP/2 resets a stream whose body is left unread; the connection stays.
+        false => response,
     };
     let code = match &decision.outcome {
         Outcome::Reject(reason) => dialect::row(decision.dialect, reason).code,
@@ -226,7 +248,6 @@ fn reason_name(reason: &Reason) -> &'static str {
         Reason::NoBackendAvailable => "no_backend_available",
         Reason::BackendIpDenied => "backend_ip_denied",
         Reason::LoopDetected => "loop_detected",
-        Reason::BodyTooLarge => "body_too_large",
         _ => "other",
     }
 }
@@ -241,13 +262,29 @@ pub fn request_host(parts: &http::request::Parts) -> Option<&str> {
     })
 }
 
-/// Read a body up to `limit` bytes.
-async fn read_limited(body: Incoming, limit: u64) -> Result<Bytes, Reason> {
-    match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reason::BodyTooLarge),
-        Err(_) => Err(Reason::ClientClosed),
+/// A body the answer left unread (a refusal before the body arrived, a mock without a body
+/// limit): a small one is read and thrown away after the answer so the connection serves the
+/// next request; otherwise, and when reading the body failed half-way, the answer announces
+/// that the connection closes, so a pooled client does not send its next request into a
+/// dead socket. HTTP/1 only.
+fn settle_unread(
+    gw: &Gateway,
+    body: Option<Incoming>,
+    expects_continue: bool,
+    body_failed: bool,
+    mut response: Response<Body>,
+) -> Response<Body> {
+    let closes = match body {
+        Some(body) => client_body::unread(body, expects_continue, &gw.bodies),
+        None => body_failed,
+    };
+    if closes {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
     }
+    response
 }
 
 /// The dialect's row for a refusal, with the pipeline's headers (CORS, Retry-After).

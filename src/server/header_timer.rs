@@ -9,8 +9,10 @@
 //! its deadline and a slot in a shared [`Slab`]; a sweeper task wakes the sleeps whose
 //! deadline has passed every `tick`, and parks while no connection is waiting.
 //!
-//! A sleep therefore fires between its deadline and one tick after it. HTTP/2 and the
-//! backend side keep tokio's timer.
+//! A sleep therefore fires between its deadline and one tick after it. The same registry
+//! keeps the other client-side deadlines, which need no more precision: each connection's
+//! idle deadline (`idle.rs`) and the body timeout (`client_body.rs`). HTTP/2's own timers and
+//! the backend side keep tokio's timer.
 
 use hyper::rt::{Sleep, Timer};
 use slab::Slab;

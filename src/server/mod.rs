@@ -8,8 +8,10 @@
 mod access_log;
 mod admin;
 mod authorizer;
+mod client_body;
 mod handler;
 mod header_timer;
+mod idle;
 mod malformed;
 mod metrics;
 mod pool;
@@ -42,8 +44,13 @@ pub struct Options {
     /// Time allowed for in-flight requests after SIGTERM / SIGINT.
     pub drain: Duration,
     /// Time a client has to send a request head, counted from when the connection is ready
-    /// for one: it is the slow-client guard and the keep-alive idle timeout at once.
+    /// for one: it is the slow-client guard and the keep-alive idle timeout at once. Every
+    /// connection with no request in progress is closed after this long, counted from accept
+    /// (TLS handshake included) or from its last response, on HTTP/1 and HTTP/2 alike.
     pub header_timeout: Duration,
+    /// Time a client has to send a whole request body, counted from when rulegate starts
+    /// reading it.
+    pub body_timeout: Duration,
     /// Where quotas are kept across restarts (`DIR/counters.redb`).
     pub state: Option<PathBuf>,
     /// Count every rate and quota in this Redis, shared with other gateways.
@@ -79,6 +86,8 @@ pub struct Gateway {
     watch_status: Mutex<reload::WatchStatus>,
     metrics: metrics::Metrics,
     access_log: access_log::AccessLog,
+    /// The body timeout, and the coarse timer that also keeps the header and idle timeouts.
+    bodies: client_body::Clock,
 }
 
 #[derive(Debug, Clone)]
@@ -304,6 +313,12 @@ async fn serve(opts: Options) -> Result<(), String> {
         watch_status: Mutex::new(reload::WatchStatus::default()),
         metrics: metrics::Metrics::default(),
         access_log: access_log::AccessLog::new(opts.log_json),
+        bodies: client_body::Clock {
+            timer: header_timer::HeaderTimer::start(header_timer::HeaderTimer::tick_for(
+                opts.header_timeout.min(opts.body_timeout),
+            )),
+            timeout: opts.body_timeout,
+        },
     });
     {
         let gw = gateway.clone();
@@ -344,41 +359,32 @@ async fn serve(opts: Options) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
         tracing::info!(admin = %addr, "admin endpoints: /healthz /readyz /config /metrics");
-        tokio::spawn(admin::serve(gateway.clone(), admin));
+        tokio::spawn(admin::serve(gateway.clone(), admin, opts.header_timeout));
     }
     tracing::info!(listen = %local, policy = %opts.policy_dir.display(), limits = gateway.stores.describe(), "rulegate serving");
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(header_timer::HeaderTimer::start(
-            header_timer::HeaderTimer::tick_for(opts.header_timeout),
-        ))
-        .header_read_timeout(opts.header_timeout)
-        .writev(false)
-        // Large enough that the policy's own header limits (which answer in the dialect)
-        // trip before hyper's.
-        .max_buf_size(2 << 20);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let timer = gateway.bodies.timer.clone();
+    let mut builders = Builders::new(timer.clone(), opts.header_timeout);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let tls_accept = async |tls: &Option<(TcpListener, tokio_rustls::TlsAcceptor)>| match tls {
         Some((listener, _)) => listener.accept().await,
         None => std::future::pending().await,
     };
+    let idle_timeout = opts.header_timeout;
 
     loop {
         tokio::select! {
             accepted = tls_accept(&tls) => {
                 let Ok((stream, peer)) = accepted else { continue };
+                let opened = std::time::Instant::now();
                 let _ = stream.set_nodelay(true);
                 let acceptor = tls.as_ref().map(|(_, a)| a.clone()).expect("TLS listener has an acceptor");
                 let gw = gateway.clone();
-                let gw_for_io = gateway.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
+                let builder = builders.current(&gateway.snapshot.load());
+                let (timer, stopping) = (timer.clone(), stopping.clone());
                 tokio::spawn(async move {
-                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                    // the idle deadline runs from accept: the handshake is part of it
+                    let handshake = tokio::time::timeout(idle_timeout, acceptor.accept(stream)).await;
                     let stream = match handshake {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
@@ -387,13 +393,7 @@ async fn serve(opts: Options) -> Result<(), String> {
                     // rustls has verified any certificate it accepted; its presence is what counts.
                     let client_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
                     let conn = handler::Conn::new(peer, true, client_cert);
-                    let service = hyper::service::service_fn(move |req| {
-                        let (gw, conn) = (gw.clone(), conn.clone());
-                        async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, conn).await) }
-                    });
-                    let stream = malformed::Answering::new(stream, gw_for_io);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    if let Err(e) = serve_connection(gw, &builder, stream, conn, opened, idle_timeout, &timer, stopping).await {
                         tracing::debug!(%peer, "TLS connection ended: {e}");
                     }
                 });
@@ -407,18 +407,14 @@ async fn serve(opts: Options) -> Result<(), String> {
                         continue;
                     }
                 };
+                let opened = std::time::Instant::now();
                 let _ = stream.set_nodelay(true);
                 let gw = gateway.clone();
                 let conn = handler::Conn::new(peer, false, false);
-                let stream = malformed::Answering::new(stream, gw.clone());
-                let service = hyper::service::service_fn(move |req| {
-                    let (gw, conn) = (gw.clone(), conn.clone());
-                    async move { Ok::<_, std::convert::Infallible>(handler::handle(gw, req, conn).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
+                let builder = builders.current(&gateway.snapshot.load());
+                let (timer, stopping) = (timer.clone(), stopping.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    if let Err(e) = serve_connection(gw, &builder, stream, conn, opened, idle_timeout, &timer, stopping).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                 });
@@ -430,12 +426,147 @@ async fn serve(opts: Options) -> Result<(), String> {
         }
     }
     drop(listener);
+    drop(stopping);
+    let _ = stop.send(true);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("drained"),
+        _ = stop.closed() => tracing::info!("drained"),
         _ = tokio::time::sleep(opts.drain) => tracing::warn!("drain timed out; closing remaining connections"),
     }
     gateway.access_log.flush();
     Ok(())
+}
+
+type Builder = auto::Builder<TokioExecutor>;
+
+/// The connection builder, made again when a reload changes the policy's size limits: hyper's
+/// read buffer and header count follow them (see [`head_budget`]).
+struct Builders {
+    timer: header_timer::HeaderTimer,
+    header_timeout: Duration,
+    /// The snapshot the budget was last worked out for: a weak reference keeps its address
+    /// from being reused, so a new snapshot is never mistaken for it.
+    seen: std::sync::Weak<Snapshot>,
+    /// The budget the current builder was made for.
+    budget: usize,
+    builder: Arc<Builder>,
+}
+
+impl Builders {
+    fn new(timer: header_timer::HeaderTimer, header_timeout: Duration) -> Builders {
+        let budget = head_budget([crate::compile::Limits::default()]);
+        Builders {
+            builder: Arc::new(make_builder(timer.clone(), header_timeout, budget)),
+            timer,
+            header_timeout,
+            seen: std::sync::Weak::new(),
+            budget,
+        }
+    }
+
+    /// The builder for the policy now served; made again only when a reload changed the
+    /// budget.
+    fn current(&mut self, snap: &Arc<Snapshot>) -> Arc<Builder> {
+        if std::ptr::eq(self.seen.as_ptr(), Arc::as_ptr(snap)) {
+            return self.builder.clone();
+        }
+        self.seen = Arc::downgrade(snap);
+        let limits =
+            std::iter::once(snap.default_limits).chain(snap.services.iter().map(|s| s.limits));
+        let budget = head_budget(limits);
+        if budget != self.budget {
+            self.budget = budget;
+            self.builder = Arc::new(make_builder(
+                self.timer.clone(),
+                self.header_timeout,
+                budget,
+            ));
+        }
+        self.builder.clone()
+    }
+}
+
+/// The largest request head (in bytes on the wire) that the policy's limits allow: the URI
+/// and header limits of the most generous service, a quarter more for the `: ` and CRLF of
+/// each header line (enough for lines of 16 bytes or more on average), and 8 KiB for the
+/// request line. hyper reads a head into a buffer of at most this size; a larger head gets
+/// hyper's 431, which `malformed` answers with the default dialect's header row, so a head
+/// over every limit gets the size row either way, while a head within them reaches the
+/// policy. A fixed 2 MiB buffer let 200 slow clients hold over 300 MB.
+fn head_budget(limits: impl IntoIterator<Item = crate::compile::Limits>) -> usize {
+    let widest = limits
+        .into_iter()
+        .map(|l| {
+            l.uri
+                .saturating_add(l.headers.saturating_add(l.headers / 4))
+        })
+        .max()
+        .unwrap_or(0);
+    let budget = widest.saturating_add(8 << 10);
+    // hyper's floor is 8 KiB; a usize is at least this wide on every target rulegate builds
+    usize::try_from(budget).unwrap_or(usize::MAX).max(8 << 10)
+}
+
+/// The most header lines a head may have, whatever the size limits allow.
+const MAX_HEADER_LINES: usize = 1 << 16;
+
+fn make_builder(
+    timer: header_timer::HeaderTimer,
+    header_timeout: Duration,
+    budget: usize,
+) -> Builder {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(timer)
+        .header_read_timeout(header_timeout)
+        .writev(false)
+        .max_buf_size(budget)
+        // The policy limits headers by size, not by count: as many header lines as the
+        // smallest line (`a:` and CRLF, 4 bytes) fits in the budget, so hyper's count
+        // (100 by default) never refuses a head the sizes allow. hyper allocates 64 bytes per
+        // line it may count for every head it parses, so the count stops at MAX_HEADER_LINES
+        // (4 MiB), past any size limit a real policy sets (the default budget is 51,200 lines).
+        .max_headers((budget / 4).min(MAX_HEADER_LINES));
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+/// Serve one connection until it ends, is idle for the header timeout, or the gateway stops.
+#[allow(clippy::too_many_arguments)]
+async fn serve_connection<S>(
+    gw: Arc<Gateway>,
+    builder: &Builder,
+    stream: S,
+    conn: Arc<handler::Conn>,
+    opened: std::time::Instant,
+    idle_timeout: Duration,
+    timer: &header_timer::HeaderTimer,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = idle::Activity::new(opened);
+    let stream = malformed::Answering::new(stream, gw.clone());
+    let tracked = activity.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let (gw, conn) = (gw.clone(), conn.clone());
+        let in_progress = tracked.begin();
+        async move {
+            let response = handler::handle(gw, req, conn).await;
+            Ok::<_, std::convert::Infallible>(response.map(|b| idle::Tracked::new(b, in_progress)))
+        }
+    });
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    idle::drive(
+        connection,
+        |c| c.graceful_shutdown(),
+        &activity,
+        idle_timeout,
+        timer,
+        stopping,
+    )
+    .await
 }
 
 fn terminate_signal() -> Result<tokio::signal::unix::Signal, String> {

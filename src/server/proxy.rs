@@ -111,6 +111,11 @@ pub async fn forward(
     } else {
         1
     };
+    // While the client's body is still arriving, a late answer is the client's doing.
+    let client_waiting = match &body {
+        Body::Client(b) => Some(b.waiting()),
+        _ => None,
+    };
     let mut body = Some(body);
     let mut last = Reason::BackendUnavailable;
     for target in targets.iter().take(attempts) {
@@ -165,11 +170,21 @@ pub async fn forward(
                 continue;
             }
             Ok(Err(SendError::Http(e))) => {
-                if source_is::<http_body_util::LengthLimitError>(&e) {
-                    return Err(Reason::BodyTooLarge);
+                // the client's body failed (too large, malformed, late, abandoned): its fault
+                if let Some(reason) = super::client_body::failure_in(&e) {
+                    tracing::debug!(request_id = %d.request_id, "request body: {e}");
+                    return Err(reason);
                 }
                 tracing::warn!(target = %target_url, "backend failed: {e}");
                 return Err(Reason::BackendUnavailable);
+            }
+            Ok(Err(SendError::Timeout)) | Err(_)
+                if client_waiting
+                    .as_ref()
+                    .is_some_and(|w| w.load(std::sync::atomic::Ordering::Relaxed)) =>
+            {
+                tracing::debug!(request_id = %d.request_id, "the backend timeout passed while the client's body was still arriving");
+                return Err(Reason::BodyTimeout);
             }
             Ok(Err(SendError::Timeout)) | Err(_) => {
                 tracing::warn!(target = %target_url, timeout_ms = backend.timeout_ms, "backend timed out");
@@ -222,17 +237,6 @@ fn is_empty_body(parts: &http::request::Parts) -> bool {
         .and_then(|v| v.to_str().ok());
     !parts.headers.contains_key(http::header::TRANSFER_ENCODING)
         && length.is_none_or(|l| l.trim() == "0")
-}
-
-fn source_is<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = current {
-        if err.is::<E>() {
-            return true;
-        }
-        current = err.source();
-    }
-    false
 }
 
 /// Resolve the target and apply the backend's deny list to the resolved addresses.

@@ -277,7 +277,7 @@ fn unparseable_requests_get_the_dialect_rows() {
         "APIG.0201",
         "Request URI too large.",
     );
-    // a request head larger than the read buffer (2 MiB)
+    // a request head larger than the read buffer (sized from the limits: about 200 KiB here)
     let huge = format!(
         "GET /mock HTTP/1.1\r\nHost: shop.test\r\n{}\r\n",
         (0..80)

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// A throwaway PKI: a CA, a server certificate for localhost, a client certificate from the CA,
 /// and a self-signed client certificate the CA never issued.
-fn pki(dir: &Path) {
+pub(crate) fn pki(dir: &Path) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
