@@ -185,6 +185,43 @@ impl RedisStore {
         // The answer needs time to come back: a script must start this much before the
         // gateway stops waiting for it.
         let script_deadline = give_up - inner.timeout / 4;
+        let mut invocation = self.invocation(counts);
+        let call = async {
+            let mut conn = inner.connection().await?;
+            let deadline = inner
+                .clock
+                .redis_us(script_deadline)
+                .filter(|_| Instant::now() < script_deadline)
+                .ok_or_else(|| StoreError("redis: no time left to count".into()))?;
+            invocation.arg(deadline);
+            let reply: Result<Vec<(i64, i64, i64)>, _> = invocation.invoke_async(&mut conn).await;
+            let arrived = Instant::now();
+            let reply = reply.map_err(|e| {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                    inner.drop_connection();
+                }
+                StoreError(format!("redis: {e}"))
+            })?;
+            if let Some(&(_, redis_now, _)) = reply.first() {
+                inner.clock.learn(redis_now, arrived);
+            }
+            Ok(reply)
+        };
+        match tokio::time::timeout_at(give_up.into(), call).await {
+            Ok(reply) => tallies(&reply?, counts.len()),
+            Err(_) => {
+                inner.drop_connection();
+                Err(StoreError(format!(
+                    "redis: no answer within {:?}",
+                    inner.timeout
+                )))
+            }
+        }
+    }
+
+    /// The script's keys and arguments for a batch, all but the deadline (known only once a
+    /// connection has taught the clock).
+    fn invocation(&self, counts: &[Count]) -> redis::ScriptInvocation<'_> {
         let mut invocation = self.inner.script.prepare_invoke();
         for c in counts {
             match c.limit {
@@ -213,63 +250,37 @@ impl RedisStore {
                 }
             }
         }
-        let call = async {
-            let mut conn = inner.connection().await?;
-            let deadline = inner
-                .clock
-                .redis_us(script_deadline)
-                .filter(|_| Instant::now() < script_deadline)
-                .ok_or_else(|| StoreError("redis: no time left to count".into()))?;
-            invocation.arg(deadline);
-            let reply: Result<Vec<(i64, i64, i64)>, _> = invocation.invoke_async(&mut conn).await;
-            let arrived = Instant::now();
-            let reply = reply.map_err(|e| {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                    inner.drop_connection();
-                }
-                StoreError(format!("redis: {e}"))
-            })?;
-            if let Some(&(_, redis_now, _)) = reply.first() {
-                inner.clock.learn(redis_now, arrived);
-            }
-            Ok(reply)
-        };
-        let reply = match tokio::time::timeout_at(give_up.into(), call).await {
-            Ok(r) => r?,
-            Err(_) => {
-                inner.drop_connection();
-                return Err(StoreError(format!(
-                    "redis: no answer within {:?}",
-                    inner.timeout
-                )));
-            }
-        };
-        let Some((&(ran, _, _), tallies)) = reply.split_first() else {
-            return Err(StoreError("redis: an empty answer".into()));
-        };
-        if ran != 1 {
-            return Err(StoreError(
-                "redis: the script started after its deadline and counted nothing".into(),
-            ));
-        }
-        if tallies.len() != counts.len() {
-            return Err(StoreError(format!(
-                "redis: {} answers for {} counts",
-                tallies.len(),
-                counts.len()
-            )));
-        }
-        Ok(uncounted(
-            tallies
-                .iter()
-                .map(|&(allowed, remaining, retry_us)| Tally {
-                    allowed: allowed == 1,
-                    remaining: remaining.max(0) as u64,
-                    retry_after_ms: (retry_us.max(0) as u64).div_ceil(1000),
-                })
-                .collect(),
-        ))
+        invocation
     }
+}
+
+/// The script's reply as tallies: a script that started too late counted nothing, which the
+/// gateway treats as any other store error.
+fn tallies(reply: &[(i64, i64, i64)], counts: usize) -> Tallies {
+    let Some((&(ran, _, _), tallies)) = reply.split_first() else {
+        return Err(StoreError("redis: an empty answer".into()));
+    };
+    if ran != 1 {
+        return Err(StoreError(
+            "redis: the script started after its deadline and counted nothing".into(),
+        ));
+    }
+    if tallies.len() != counts {
+        return Err(StoreError(format!(
+            "redis: {} answers for {counts} counts",
+            tallies.len()
+        )));
+    }
+    Ok(uncounted(
+        tallies
+            .iter()
+            .map(|&(allowed, remaining, retry_us)| Tally {
+                allowed: allowed == 1,
+                remaining: remaining.max(0) as u64,
+                retry_after_ms: (retry_us.max(0) as u64).div_ceil(1000),
+            })
+            .collect(),
+    ))
 }
 
 impl RedisStore {
