@@ -30,14 +30,16 @@ pub struct Compiled {
 /// Compile a loaded policy set. Parse diagnostics are carried over; compilation still runs
 /// on what parsed so that one `check` reports everything.
 pub fn compile(loaded: &Loaded, secrets: &dyn SecretStore) -> Compiled {
+    let mut parse_errors: Vec<Span> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == diag::Severity::Error)
+        .map(|d| d.span)
+        .collect();
+    parse_errors.sort_by_key(|s| (s.file, s.start));
     let mut cx = Cx {
         diags: loaded.diagnostics.clone(),
-        parse_errors: loaded
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == diag::Severity::Error)
-            .map(|d| d.span)
-            .collect(),
+        parse_errors,
         secrets,
         sources: &loaded.sources,
         dir: Path::new(""),
@@ -204,8 +206,10 @@ fn why(e: &std::io::Error) -> String {
 /// Compilation context shared by every block.
 pub(crate) struct Cx<'a> {
     pub(crate) diags: Vec<Diagnostic>,
-    /// Spans of parse errors: a block containing one may lack statements only because they
-    /// did not parse, so "missing statement" diagnostics are suppressed inside it.
+    /// Spans of parse errors, sorted by (file, start): a block containing one may lack
+    /// statements only because they did not parse, so "missing statement" diagnostics are
+    /// suppressed inside it. Sorted so that asking costs a binary search, not a scan: every
+    /// route may ask.
     parse_errors: Vec<Span>,
     secrets: &'a dyn SecretStore,
     pub(crate) sources: &'a crate::policy::diag::Sources,
@@ -329,19 +333,25 @@ impl Names {
 
 impl<'a> Cx<'a> {
     pub(crate) fn poisoned(&self, block: Span) -> bool {
+        let first = self
+            .parse_errors
+            .partition_point(|e| (e.file, e.start) < (block.file, block.start));
         self.parse_errors
-            .iter()
-            .any(|e| e.file == block.file && e.start >= block.start && e.start < block.end)
+            .get(first)
+            .is_some_and(|e| e.file == block.file && e.start < block.end)
     }
 
-    /// Whether any error (parse or compile) lies inside `block`.
-    fn errors_within(&self, block: Span) -> bool {
-        self.diags.iter().any(|d| {
-            d.severity == diag::Severity::Error
-                && d.span.file == block.file
-                && d.span.start >= block.start
-                && d.span.start < block.end
-        })
+    /// Whether any error lies inside `block`: a parse error, or a compile error among the
+    /// diagnostics from `since` on (those pushed while compiling the block; earlier ones lie
+    /// in other blocks), so a policy of many services is not scanned once per service.
+    fn errors_within(&self, block: Span, since: usize) -> bool {
+        self.poisoned(block)
+            || self.diags[since.min(self.diags.len())..].iter().any(|d| {
+                d.severity == diag::Severity::Error
+                    && d.span.file == block.file
+                    && d.span.start >= block.start
+                    && d.span.start < block.end
+            })
     }
 
     pub(crate) fn missing(&mut self, block: Span, at: Span, message: String, help: &str) {
@@ -409,6 +419,7 @@ impl<'a> Cx<'a> {
     }
 
     fn service(&mut self, s: &ast::Service, span: Span) -> Option<(Service, Vec<(String, Span)>)> {
+        let diags_before = self.diags.len();
         let mut dialect = Once::new("dialect");
         let mut hosts = Once::new("hosts");
         let mut protocols = Once::new("protocols");
@@ -578,8 +589,14 @@ impl<'a> Cx<'a> {
         // Tencent reaches APIs through usage plans: once a service has plans, a key that is in
         // none of them reaches nothing. Known here, so no request has to search the plans.
         if dialect == Dialect::Tencent && !plans.is_empty() {
-            for (i, app) in apps.iter_mut().enumerate() {
-                app.outside_plans = !plans.iter().any(|p: &Plan| p.apps.contains(&i));
+            let mut in_a_plan = vec![false; apps.len()];
+            for &i in plans.iter().flat_map(|p: &Plan| &p.apps) {
+                if let Some(member) = in_a_plan.get_mut(i) {
+                    *member = true;
+                }
+            }
+            for (app, in_plan) in apps.iter_mut().zip(in_a_plan) {
+                app.outside_plans = !in_plan;
             }
         }
 
@@ -597,11 +614,12 @@ impl<'a> Cx<'a> {
             apps: &app_names,
             providers: &provider_names,
             provider_kinds: providers.iter().map(|p: &Provider| p.kind).collect(),
-            trees: vec![tree::PathTree::default(); tree_count],
+            trees: vec![tree::TreeBuilder::default(); tree_count],
             routes: Vec::new(),
             route_spans: Vec::new(),
             used_backends: vec![false; backends.len()],
             used_providers: vec![false; providers.len()],
+            label_uses: HashMap::new(),
         };
         for (r, span) in routes_ast {
             rc.route(self, r, span);
@@ -616,7 +634,7 @@ impl<'a> Cx<'a> {
 
         // "Never used" is noise while the service has errors: a misspelled `forward` line
         // makes its backend look unused.
-        let clean = !self.errors_within(span);
+        let clean = !self.errors_within(span, diags_before);
         for (name, i, span) in backend_names.spans().filter(|_| clean) {
             if !used_backends.get(i).copied().unwrap_or(true) {
                 self.diags.push(
@@ -650,7 +668,7 @@ impl<'a> Cx<'a> {
             dialect,
             limits: svc_limits,
             stages: stage_sel,
-            trees,
+            trees: trees.into_iter().map(tree::TreeBuilder::build).collect(),
             routes,
             backends,
             apps,
@@ -666,6 +684,7 @@ impl<'a> Cx<'a> {
 
     fn hosts(&mut self, hosts: &[Spanned<String>]) -> Vec<(String, Span)> {
         let mut out: Vec<(String, Span)> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         for h in hosts {
             let host = h.value.to_ascii_lowercase();
             let name = host.strip_prefix("*.").unwrap_or(&host);
@@ -690,7 +709,7 @@ impl<'a> Cx<'a> {
                 );
                 continue;
             }
-            if out.iter().any(|(h, _)| *h == host) {
+            if !seen.insert(host.clone()) {
                 continue;
             }
             out.push((host, h.span));

@@ -2,11 +2,13 @@
 //! path trees (where duplicates are caught), and its check program in pipeline order.
 
 use super::snapshot::*;
-use super::tree::{PathTree, Shape};
+use super::tree::{Shape, TreeBuilder};
 use super::{dedup, Cx, Names, Once};
 use crate::policy::ast::{self, AuthKind, Segment, Span, Spanned};
 use crate::policy::diag::{self, did_you_mean, Diagnostic};
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub(crate) struct RouteCx<'s> {
     pub service: &'s str,
@@ -20,12 +22,15 @@ pub(crate) struct RouteCx<'s> {
     pub apps: &'s Names,
     pub providers: &'s Names,
     pub provider_kinds: Vec<AuthKind>,
-    pub trees: Vec<PathTree>,
+    pub trees: Vec<TreeBuilder>,
     pub routes: Vec<Route>,
     /// Span of each route's path, for "first defined here".
     pub route_spans: Vec<Span>,
     pub used_backends: Vec<bool>,
     pub used_providers: Vec<bool>,
+    /// How many routes so far carry each label: a rate's counter id numbers a label's later
+    /// uses (`#1`, `#2`, …). A map, not a scan of the routes before: compiling stays linear.
+    pub label_uses: HashMap<Arc<str>, u32>,
 }
 
 impl RouteCx<'_> {
@@ -275,11 +280,7 @@ impl RouteCx<'_> {
         // A rate's counters are keyed by its route's label, not its position, so a reload that
         // adds or removes other routes keeps them; a label used again (another stage's route)
         // is told apart by how many came before it.
-        let same_label = self
-            .routes
-            .iter()
-            .filter(|r| *r.label == *route_label)
-            .count();
+        let same_label = self.label_uses.get(&*route_label).copied().unwrap_or(0);
         let rate_owner = match same_label {
             0 => format!("{}/route:{route_label}", self.service),
             n => format!("{}/route:{route_label}#{n}", self.service),
@@ -346,8 +347,10 @@ impl RouteCx<'_> {
             }
         }
         self.route_spans.push(r.path.span);
+        let route_label: Arc<str> = route_label.into();
+        *self.label_uses.entry(route_label.clone()).or_insert(0) += 1;
         self.routes.push(Route {
-            label: route_label.into(),
+            label: route_label,
             location,
             methods,
             template: template.clone(),
@@ -579,5 +582,68 @@ fn param_ty(t: &ast::ParamType) -> ParamTy {
         },
         ast::ParamType::Bool => ParamTy::Bool,
         ast::ParamType::Enum(v) => ParamTy::Enum(v.iter().map(|s| s.value.clone()).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compile::{compile, Check, ProcessSecrets, Snapshot};
+
+    fn snapshot(policy: &str) -> Snapshot {
+        let loaded = crate::policy::parse_texts(vec![(
+            "t.policy".into(),
+            policy.into(),
+            Default::default(),
+        )]);
+        let compiled = compile(&loaded, &ProcessSecrets);
+        let messages: Vec<&String> = compiled.diagnostics.iter().map(|d| &d.message).collect();
+        compiled.snapshot.unwrap_or_else(|| panic!("{messages:?}"))
+    }
+
+    fn rate_ids(s: &Snapshot) -> Vec<&str> {
+        s.services[0]
+            .routes
+            .iter()
+            .flat_map(|r| &r.program)
+            .filter_map(|c| match c {
+                Check::Rate(rule) => Some(rule.id.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The counters of a label's later uses are numbered by how many routes carried it
+    /// before (what the scan of every earlier route counted, now kept in a map), whatever
+    /// other labels come between.
+    #[test]
+    fn a_label_used_again_numbers_its_rate_counters_by_the_routes_before_it() {
+        let s = snapshot(
+            r#"service s {
+    dialect huawei
+    hosts "*"
+    stages A B C from header "X-Stage"
+    route GET "/a" { stages A; rate 1 per second; mock 200 }
+    route POST "/a" { stages A; rate 1 per second; rate 2 per minute; mock 200 }
+    route GET "/b" { rate 1 per second; mock 200 }
+    route GET "/a" { stages B; rate 1 per second; rate 2 per minute; mock 200 }
+    route GET HEAD "/a/{id}" { rate 1 per second; mock 200 }
+    route GET "/a" { stages C; rate 1 per second; mock 200 }
+    route POST "/a" { stages B; rate 1 per second; mock 200 }
+}"#,
+        );
+        assert_eq!(
+            rate_ids(&s),
+            [
+                "s/route:GET /a/0",
+                "s/route:POST /a/0",
+                "s/route:POST /a/1",
+                "s/route:GET /b/0",
+                "s/route:GET /a#1/0",
+                "s/route:GET /a#1/1",
+                "s/route:GET HEAD /a/{id}/0",
+                "s/route:GET /a#2/0",
+                "s/route:POST /a#1/0",
+            ]
+        );
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::vocab::Method;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Route index per method; `Method::Any` sits last.
@@ -60,20 +61,6 @@ impl Node {
             .ok()?;
         Some(&self.literals[i].1)
     }
-
-    fn literal_mut(&mut self, name: &str) -> &mut Node {
-        let i = match self
-            .literals
-            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
-        {
-            Ok(i) => i,
-            Err(i) => {
-                self.literals.insert(i, (name.into(), Node::default()));
-                i
-            }
-        };
-        &mut self.literals[i].1
-    }
 }
 
 /// One shape of segment on the way to a route.
@@ -103,13 +90,30 @@ pub enum Capture<'p> {
     Rest(&'p [Cow<'p, str>]),
 }
 
-impl PathTree {
+/// A tree being built. Literal children are kept in a `BTreeMap` while routes are added, so
+/// each insertion costs the path's depth times a logarithm — never a shift of a sorted vector
+/// (inserting into the middle of a node's vector made a node with N literal children cost N²
+/// to build); [`TreeBuilder::build`] turns every map into the sorted vector lookups search.
+#[derive(Debug, Default, Clone)]
+pub struct TreeBuilder {
+    root: BuildNode,
+}
+
+#[derive(Debug, Default, Clone)]
+struct BuildNode {
+    literals: BTreeMap<Box<str>, BuildNode>,
+    var: Option<Box<BuildNode>>,
+    rest: Option<MethodTable>,
+    here: Option<MethodTable>,
+}
+
+impl TreeBuilder {
     /// Insert a route for a method. On a clash returns the route already there.
     pub fn insert(&mut self, shape: &[Shape<'_>], method: Method, route: u32) -> Result<(), u32> {
         let mut node = &mut self.root;
         for (i, s) in shape.iter().enumerate() {
             match s {
-                Shape::Literal(l) => node = node.literal_mut(l),
+                Shape::Literal(l) => node = node.literals.entry((*l).into()).or_default(),
                 Shape::Var => node = node.var.get_or_insert_with(Default::default),
                 Shape::Rest => {
                     debug_assert_eq!(i + 1, shape.len());
@@ -128,6 +132,31 @@ impl PathTree {
         )
     }
 
+    /// The finished tree: each node's literal children as a vector sorted by name.
+    pub fn build(self) -> PathTree {
+        PathTree {
+            root: self.root.build(),
+        }
+    }
+}
+
+impl BuildNode {
+    fn build(self) -> Node {
+        Node {
+            // a BTreeMap iterates in key order: the vector comes out sorted
+            literals: self
+                .literals
+                .into_iter()
+                .map(|(name, child)| (name, child.build()))
+                .collect(),
+            var: self.var.map(|v| Box::new(v.build())),
+            rest: self.rest,
+            here: self.here,
+        }
+    }
+}
+
+impl PathTree {
     /// Find the most specific route for a path, given as its percent-decoded segments
     /// (borrowed from the request where decoding changed nothing).
     pub fn lookup<'t, 'p>(&'t self, segments: &'p [Cow<'p, str>]) -> Option<Match<'t, 'p>> {
@@ -221,8 +250,8 @@ mod tests {
 
     #[test]
     fn static_beats_var_beats_rest_with_backtracking() {
-        let mut t = PathTree::default();
-        t.insert(
+        let mut b = TreeBuilder::default();
+        b.insert(
             &[
                 Shape::Literal("a"),
                 Shape::Literal("b"),
@@ -232,14 +261,15 @@ mod tests {
             0,
         )
         .unwrap();
-        t.insert(
+        b.insert(
             &[Shape::Literal("a"), Shape::Var, Shape::Literal("d")],
             Method::Get,
             1,
         )
         .unwrap();
-        t.insert(&[Shape::Literal("a"), Shape::Rest], Method::Get, 2)
+        b.insert(&[Shape::Literal("a"), Shape::Rest], Method::Get, 2)
             .unwrap();
+        let t = b.build();
         let r = |p: &str| {
             t.lookup(&segs(p))
                 .map(|m| m.methods.resolve(Some(Method::Get)).unwrap())
@@ -252,12 +282,47 @@ mod tests {
         assert_eq!(r("/b"), None);
     }
 
+    /// Names arrive in any order (`r10` between `r1` and `r2`, reversed, repeated under
+    /// other methods); the built node holds them sorted, each found by binary search, and a
+    /// clash is still caught while building.
+    #[test]
+    fn literals_inserted_in_any_order_are_found_after_building() {
+        let mut b = TreeBuilder::default();
+        let names: Vec<String> = (0..500).rev().map(|i| format!("r{i}")).collect();
+        for (i, n) in names.iter().enumerate() {
+            b.insert(&[Shape::Literal(n), Shape::Var], Method::Get, i as u32)
+                .unwrap();
+        }
+        for (i, n) in names.iter().enumerate().step_by(7) {
+            let clash = b.insert(&[Shape::Literal(n), Shape::Var], Method::Get, 9999);
+            assert_eq!(clash, Err(i as u32));
+            b.insert(
+                &[Shape::Literal(n), Shape::Var],
+                Method::Post,
+                1000 + i as u32,
+            )
+            .unwrap();
+        }
+        let t = b.build();
+        assert!(t.root.literals.windows(2).all(|w| w[0].0 < w[1].0));
+        for (i, n) in names.iter().enumerate() {
+            let path = format!("/{n}/x");
+            let path = segs(&path);
+            let m = t.lookup(&path).expect(n);
+            assert_eq!(m.methods.resolve(Some(Method::Get)), Some(i as u32));
+            let post = (i % 7 == 0).then_some(1000 + i as u32);
+            assert_eq!(m.methods.resolve(Some(Method::Post)), post);
+        }
+        let missing = segs("/r500/x");
+        assert!(t.lookup(&missing).is_none());
+    }
+
     #[test]
     fn clash_reports_existing_route() {
-        let mut t = PathTree::default();
-        t.insert(&[Shape::Var], Method::Get, 0).unwrap();
-        assert_eq!(t.insert(&[Shape::Var], Method::Get, 1), Err(0));
-        assert!(t.insert(&[Shape::Var], Method::Post, 1).is_ok());
+        let mut b = TreeBuilder::default();
+        b.insert(&[Shape::Var], Method::Get, 0).unwrap();
+        assert_eq!(b.insert(&[Shape::Var], Method::Get, 1), Err(0));
+        assert!(b.insert(&[Shape::Var], Method::Post, 1).is_ok());
     }
 
     #[test]

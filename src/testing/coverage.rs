@@ -15,6 +15,9 @@ use crate::vocab::{ParamLocation, Protocol};
 #[derive(Debug, Clone, Default)]
 pub struct Coverage {
     pub routes: Vec<RouteCoverage>,
+    /// Where each service's routes start in `routes`: a decision finds its route by index,
+    /// not by a search through every route (a test file per route would cost routes²).
+    first_of_service: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +45,9 @@ pub struct Missed {
 impl Coverage {
     pub fn of(snap: &Snapshot) -> Coverage {
         let mut routes = Vec::new();
+        let mut first_of_service = Vec::with_capacity(snap.services.len());
         for s in &snap.services {
+            first_of_service.push(routes.len());
             for (i, r) in s.routes.iter().enumerate() {
                 routes.push(RouteCoverage {
                     service: s.name.to_string(),
@@ -62,18 +67,24 @@ impl Coverage {
                 });
             }
         }
-        Coverage { routes }
+        Coverage {
+            routes,
+            first_of_service,
+        }
     }
 
     pub fn record(&mut self, snap: &Snapshot, d: &Decision) {
         let (Some(s), Some(r)) = (d.service, d.route) else {
             return;
         };
-        let name = &snap.services[s].name;
+        let Some(service) = snap.services.get(s) else {
+            return;
+        };
         let Some(rc) = self
-            .routes
-            .iter_mut()
-            .find(|rc| rc.route == r && *rc.service == **name)
+            .first_of_service
+            .get(s)
+            .and_then(|first| self.routes.get_mut(first + r))
+            .filter(|rc| rc.route == r && *rc.service == *service.name)
         else {
             return;
         };

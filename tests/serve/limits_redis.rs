@@ -193,3 +193,157 @@ fn a_nonce_spent_at_one_gateway_is_a_replay_at_another() {
         "No Resource Permission",
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A paused Redis (SIGSTOP): what the gateway answered without it is never charged later
+// ---------------------------------------------------------------------------------------------
+
+const PAUSED_POLICY: &str = r#"
+service partners {
+    dialect tencent
+    hosts "partners.test"
+    auth keys keypair {
+        algorithms hmac-sha1
+    }
+    app partner {
+        key "ak-partner"
+        secret file "partner.secret"
+        quota 3 per day on store error deny
+    }
+    route GET "/q" {
+        auth keys
+        mock 200 text "ok"
+    }
+    route GET "/open" {
+        rate 10 per day burst 9 on store error allow
+        mock 200 text "open"
+    }
+}
+"#;
+
+const PARTNER_SECRET: &str = "s3cret-partner";
+
+fn start_paused_policy(redis: &Redis) -> (TempDir, Gateway) {
+    let dir = TempDir::new();
+    dir.write("partners.policy", PAUSED_POLICY);
+    dir.write("partner.secret", PARTNER_SECRET);
+    let gw = Gateway::start_with(dir.path(), &["--redis", &redis.url()]);
+    (dir, gw)
+}
+
+/// Thaw Redis and wait until it answers a `PING` of its own: by then it has run whatever the
+/// gateway wrote to it while it was stopped.
+fn resume(redis: &Redis) {
+    redis.signal(SIGCONT);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], redis.port));
+    poll(WAIT, "redis-server to answer PING after SIGCONT", || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        s.write_all(b"PING\r\n").ok()?;
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).ok()?;
+        (&buf == b"+PONG\r\n").then_some(())
+    });
+}
+
+fn quota_passed(r: &Resp, left: &str) {
+    assert_mock(
+        r,
+        200,
+        "X-Api-RequestId",
+        "text/plain; charset=utf-8",
+        &[("X-UsagePlan-Quota", left)],
+        "ok",
+    );
+}
+
+/// The issue's case: `quota 3 per day on store error deny`. One request passes (2 of 3
+/// left); Redis is paused and the next is refused with Tencent's quota row (no count, so no
+/// limit headers); once Redis resumes the refused request has cost nothing: the next passes
+/// with 1 of 3 left, not 0.
+#[test]
+fn a_request_refused_while_redis_is_paused_is_not_charged_once_it_resumes() {
+    let Some(redis) = Redis::start() else { return };
+    let (_dir, gw) = start_paused_policy(&redis);
+    let get = || {
+        gw.send(&signed_get(
+            "/q",
+            "partners.test",
+            "ak-partner",
+            PARTNER_SECRET,
+        ))
+    };
+    quota_passed(&get(), "2/3");
+
+    redis.signal(SIGSTOP);
+    assert_tencent_row(&get(), 429, "API quota exceeded.", &[]);
+    resume(&redis);
+
+    // Until the gateway has dialled again it may still refuse (uncounted); the first answer
+    // that passes shows what the store holds.
+    let passed = poll(WAIT, "a counted answer after redis resumed", || {
+        let r = get();
+        if r.status == 429 {
+            assert_tencent_row(&r, 429, "API quota exceeded.", &[]);
+            return None;
+        }
+        Some(r)
+    });
+    quota_passed(&passed, "1/3");
+    quota_passed(&get(), "0/3");
+    assert_tencent_row(
+        &get(),
+        429,
+        "API quota exceeded.",
+        &[("x-usageplan-quota", "0/3")],
+    );
+}
+
+/// `on store error allow`: requests passed uncounted while Redis is paused (no limit headers:
+/// nothing was counted) are not counted when it resumes either — the rate's next counted
+/// answer has one request fewer left than the one before the pause, not four.
+#[test]
+fn requests_passed_uncounted_while_redis_is_paused_stay_uncounted_once_it_resumes() {
+    let Some(redis) = Redis::start() else { return };
+    let (_dir, gw) = start_paused_policy(&redis);
+    let get = || gw.get("partners.test", "/open");
+    let counted = |r: &Resp, left: &str| {
+        assert_mock(
+            r,
+            200,
+            "X-Api-RequestId",
+            "text/plain; charset=utf-8",
+            &[("X-Api-RateLimit", left)],
+            "open",
+        );
+    };
+    let uncounted = |r: &Resp| {
+        assert_mock(
+            r,
+            200,
+            "X-Api-RequestId",
+            "text/plain; charset=utf-8",
+            &[],
+            "open",
+        );
+    };
+    counted(&get(), "9/10");
+
+    redis.signal(SIGSTOP);
+    for _ in 0..3 {
+        uncounted(&get());
+    }
+    resume(&redis);
+
+    let next = poll(WAIT, "a counted answer after redis resumed", || {
+        let r = get();
+        if r.header("x-api-ratelimit").is_none() {
+            uncounted(&r);
+            return None;
+        }
+        Some(r)
+    });
+    counted(&next, "8/10");
+    counted(&get(), "7/10");
+}
