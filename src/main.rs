@@ -2,7 +2,6 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rulegate::compile::{compile, Compiled, ProcessSecrets};
-use rulegate::decide::{decide, RequestHead, VirtualEnv};
 use rulegate::policy::{self, diag};
 use rulegate::vocab::Dialect;
 use std::io::IsTerminal;
@@ -398,42 +397,6 @@ fn explain(
         eprintln!("rulegate: the policy does not compile; nothing to explain");
         return ExitCode::from(1);
     };
-    let (tls, authority, target) = match split_url(url) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("rulegate: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut headers = http::HeaderMap::new();
-    for h in header_args {
-        let Some((name, value)) = h.split_once(':') else {
-            eprintln!("rulegate: header {h:?} is not `Name: value`");
-            return ExitCode::from(2);
-        };
-        let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.trim().as_bytes()),
-            http::HeaderValue::from_str(value.trim()),
-        ) else {
-            eprintln!("rulegate: header {h:?} is not a valid HTTP header");
-            return ExitCode::from(2);
-        };
-        headers.append(name, value);
-    }
-    let host_header = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let host = host_header.or(authority);
-    let Some(host) = host else {
-        eprintln!("rulegate: give a full URL (http://host/path) or a Host header (-H 'Host: …')");
-        return ExitCode::from(2);
-    };
-    if !headers.contains_key("host") {
-        if let Ok(v) = http::HeaderValue::from_str(&host) {
-            headers.insert("host", v);
-        }
-    }
     let body = match data {
         None => Vec::new(),
         Some(d) => match d.strip_prefix('@') {
@@ -447,9 +410,13 @@ fn explain(
             None => d.into_bytes(),
         },
     };
-    if !body.is_empty() && !headers.contains_key("content-length") {
-        headers.insert("content-length", http::HeaderValue::from(body.len()));
-    }
+    let asked = match rulegate::explain::Asked::new(method, url, header_args, body) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rulegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let now_ms = match at {
         None => jiff::Timestamp::now().as_millisecond(),
         Some(t) => match t.parse::<jiff::Timestamp>() {
@@ -460,45 +427,9 @@ fn explain(
             }
         },
     };
-    let head = RequestHead {
-        method,
-        target: &target,
-        host: Some(&host),
-        headers: &headers,
-        peer: client_ip,
-        tls,
-        client_cert,
-        body: Some(&body),
-    };
-    let env = VirtualEnv::new(now_ms);
-    let decision = decide(&snap, &head, &env);
-    print!("{}", rulegate::explain::explain(&snap, &head, &decision));
+    let (_, text) = asked.run(&snap, client_ip, client_cert, now_ms);
+    print!("{text}");
     ExitCode::SUCCESS
-}
-
-/// (tls, authority, origin-form target) from `http(s)://authority/path?q` or `/path?q`.
-fn split_url(url: &str) -> Result<(bool, Option<String>, String), String> {
-    if url.starts_with('/') {
-        return Ok((false, None, url.to_string()));
-    }
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err(format!(
-            "{url:?}: expected http://host/path, https://host/path or /path"
-        ));
-    };
-    let (authority, target) = match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-        None => (rest, "/".to_string()),
-    };
-    if authority.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok((tls, Some(authority.to_string()), target))
 }
 
 fn errors(dialect: Option<Dialect>) -> ExitCode {
