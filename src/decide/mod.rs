@@ -424,7 +424,13 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             path,
         };
 
-        // 3–10: the route's program; a preflight is answered at step 4.
+        // A route with cors gives its CORS headers to every answer, refusals included, so a
+        // browser page can read why it was refused; a preflight is answered at step 4.
+        if route.cors.is_some() && !preflight {
+            self.cors_headers(route);
+        }
+
+        // 3–10: the route's program.
         let used = if head.tls {
             Protocol::Https
         } else {
@@ -441,9 +447,6 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         }
         if preflight {
             return self.preflight(&routed);
-        }
-        if route.cors.is_some() {
-            self.cors_headers(route);
         }
 
         // 11. the action
