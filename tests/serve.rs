@@ -11,6 +11,8 @@ mod common;
 mod authorizer;
 #[path = "serve/backends.rs"]
 mod backends;
+#[path = "serve/cors.rs"]
+mod cors;
 #[path = "serve/forward.rs"]
 mod forward;
 #[path = "serve/http2.rs"]
@@ -33,6 +35,8 @@ mod oauth2;
 mod observability;
 #[path = "serve/reload.rs"]
 mod reload;
+#[path = "serve/request_head.rs"]
+mod request_head;
 #[path = "serve/routing.rs"]
 mod routing;
 #[path = "serve/tls.rs"]
