@@ -23,7 +23,12 @@ pub struct Asked {
 
 impl Asked {
     /// From `METHOD`, the URL and `Name: value` headers; `Err` says what is wrong with them.
-    pub fn new(method: &str, url: &str, headers: &[String], body: Vec<u8>) -> Result<Asked, String> {
+    pub fn new(
+        method: &str,
+        url: &str,
+        headers: &[String],
+        body: Vec<u8>,
+    ) -> Result<Asked, String> {
         let method = http::Method::from_bytes(method.as_bytes())
             .map_err(|_| format!("{method:?} is not an HTTP method"))?;
         let tls = url.starts_with("https://");
@@ -49,9 +54,9 @@ impl Asked {
             map.append(name, value);
         }
         if !map.contains_key(http::header::HOST) {
-            let authority = uri.authority().ok_or(
-                "give a full URL (http://host/path) or a Host header (-H 'Host: …')",
-            )?;
+            let authority = uri
+                .authority()
+                .ok_or("give a full URL (http://host/path) or a Host header (-H 'Host: …')")?;
             if let Ok(v) = http::HeaderValue::from_str(authority.as_str()) {
                 map.insert(http::header::HOST, v);
             }
@@ -86,7 +91,13 @@ impl Asked {
 
     /// Run it through the pipeline as `serve` does (the body read when the policy asks) at
     /// `now_ms`: the decision and the explain text.
-    pub fn run(&self, snap: &Snapshot, peer: IpAddr, client_cert: bool, now_ms: i64) -> (Decision, String) {
+    pub fn run(
+        &self,
+        snap: &Snapshot,
+        peer: IpAddr,
+        client_cert: bool,
+        now_ms: i64,
+    ) -> (Decision, String) {
         let env = VirtualEnv::new(now_ms);
         let mut head = self.head(peer, client_cert);
         let d = decide_with_body(snap, &mut head, &self.body, &env as &dyn Env);

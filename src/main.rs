@@ -1,4 +1,10 @@
 //! The `rulegate` command line.
+//!
+//! Every result goes to standard output through `outln!`/`out!`: a reader that goes away
+//! (`rulegate errors | head`) ends the command quietly, as it ends `cat`, where `println!`
+//! would panic. Clippy's `print_stdout` keeps it that way.
+
+#![deny(clippy::print_stdout)]
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rulegate::compile::{compile, Compiled, ProcessSecrets};
@@ -8,6 +14,37 @@ use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `print!` that ends the command quietly when the reader has gone (see the module doc).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that ends the command quietly when the reader has gone.
+macro_rules! outln {
+    () => {
+        write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Write to standard output. A closed pipe (EPIPE) exits at once with status 0 and no
+/// message: the reader has what it wanted. Any other failure is reported, status 1.
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("rulegate: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -342,16 +379,16 @@ fn check(paths: &[PathBuf], format: Format, print_tree: bool) -> ExitCode {
                 "warnings": warnings,
                 "diagnostics": diag::to_json(&loaded.sources, diags),
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Format::Human => {
-            print!(
+            out!(
                 "{}",
                 diag::render_human(&loaded.sources, diags, std::io::stdout().is_terminal())
             );
             let files = loaded.sources.len();
             let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-            println!(
+            outln!(
                 "{}: {}, {}, {}",
                 if errors == 0 { "valid" } else { "invalid" },
                 plural(files, "file"),
@@ -359,7 +396,7 @@ fn check(paths: &[PathBuf], format: Format, print_tree: bool) -> ExitCode {
                 plural(warnings, "warning"),
             );
             if let (true, Some(snap)) = (print_tree, &compiled.snapshot) {
-                print!("\n{}", snap.render());
+                out!("\n{}", snap.render());
             }
         }
     }
@@ -428,7 +465,7 @@ fn explain(
         },
     };
     let (_, text) = asked.run(&snap, client_ip, client_cert, now_ms);
-    print!("{text}");
+    out!("{text}");
     ExitCode::SUCCESS
 }
 
@@ -440,28 +477,33 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
     for d in dialects {
         let entries = rulegate::dialect::catalogue(d);
         let emitted = entries.iter().filter(|e| e.emitted).count();
-        println!(
+        outln!(
             "# {d}: {} documented rows, {emitted} emitted by rulegate (✓)",
             entries.len()
         );
         for e in &entries {
             let mark = if e.emitted { "✓" } else { " " };
-            println!(
+            outln!(
                 "{mark} {:<38} {:>3}  {}",
-                e.row.code, e.row.status, e.row.message
+                e.row.code,
+                e.row.status,
+                e.row.message
             );
         }
         let undocumented = rulegate::dialect::undocumented(d);
         if !undocumented.is_empty() {
-            println!("\n# {d}: undocumented answers (no vendor row exists for the situation)");
+            outln!("\n# {d}: undocumented answers (no vendor row exists for the situation)");
             for r in undocumented {
-                println!(
+                outln!(
                     "✓ {:<38} {:>3}  {}\n      {}",
-                    r.code, r.status, r.message, r.note
+                    r.code,
+                    r.status,
+                    r.message,
+                    r.note
                 );
             }
         }
-        println!();
+        outln!();
     }
     ExitCode::SUCCESS
 }
@@ -498,7 +540,7 @@ fn fmt(paths: &[PathBuf], check_only: bool) -> ExitCode {
             Ok(formatted) if formatted != text => {
                 unformatted += 1;
                 if check_only {
-                    println!("{}", file.display());
+                    outln!("{}", file.display());
                 } else if let Err(e) = std::fs::write(file, formatted) {
                     eprintln!("rulegate: {}: {e}", file.display());
                     failed = true;

@@ -13,6 +13,4 @@ pub mod render;
 pub use catalogue::{catalogue, row, undocumented, CatalogueEntry, Row};
 pub use limit_headers::{limit_headers, LimitKind, Standing};
 pub use reason::{AuthFailure, OAuth2Failure, Reason};
-pub use render::{
-    message, reason_phrase, render, request_id_header, status_line, ErrorResponse,
-};
+pub use render::{message, reason_phrase, render, request_id_header, status_line, ErrorResponse};

@@ -93,22 +93,46 @@ fn every_refusal_on_a_cors_route_carries_its_cors_headers() {
 
     // parameters
     let r = get(&gw, "/search?q=abc", &[]);
-    assert_huawei_row(&r, 400, "APIG.0201", "API request error: query parameter q must be int", &ALLOWED);
+    assert_huawei_row(
+        &r,
+        400,
+        "APIG.0201",
+        "API request error: query parameter q must be int",
+        &ALLOWED,
+    );
 
     // authentication
     let r = get(&gw, "/signed", &[]);
-    assert_huawei_row(&r, 401, "APIG.0303", "Incorrect app authentication information.", &ALLOWED);
+    assert_huawei_row(
+        &r,
+        401,
+        "APIG.0303",
+        "Incorrect app authentication information.",
+        &ALLOWED,
+    );
 
     // the client address
     let r = get(&gw, "/lan", &[]);
-    assert_huawei_row(&r, 403, "APIG.0402", "The IP address is not authorized to access the API.", &ALLOWED);
+    assert_huawei_row(
+        &r,
+        403,
+        "APIG.0402",
+        "The IP address is not authorized to access the API.",
+        &ALLOWED,
+    );
 
     // a rate
     assert_eq!(get(&gw, "/rate", &[]).status, 200);
     let r = get(&gw, "/rate", &[]);
     let mut want = ALLOWED.to_vec();
     want.push(("retry-after", r.header("retry-after").unwrap_or("?")));
-    assert_huawei_row(&r, 429, "APIG.0308", "The throttling threshold has been reached.", &want);
+    assert_huawei_row(
+        &r,
+        429,
+        "APIG.0308",
+        "The throttling threshold has been reached.",
+        &want,
+    );
 
     // a quota
     let signed = |gw: &Gateway| {
@@ -119,7 +143,13 @@ fn every_refusal_on_a_cors_route_carries_its_cors_headers() {
     };
     assert_eq!(signed(&gw).status, 200);
     let r = signed(&gw);
-    assert_huawei_row(&r, 405, "APIG.0501", "The app quota has been used up.", &ALLOWED);
+    assert_huawei_row(
+        &r,
+        405,
+        "APIG.0501",
+        "The app quota has been used up.",
+        &ALLOWED,
+    );
 
     // a body over the limit: announced, then sent chunked (read by the server, not `decide`)
     let post = |framing: (&str, &str), body: &[u8]| {
@@ -128,7 +158,10 @@ fn every_refusal_on_a_cors_route_carries_its_cors_headers() {
     };
     let r = post(("Content-Length", "11"), b"hello world");
     assert_huawei_row(&r, 413, "APIG.0201", "Request entity too large.", &ALLOWED);
-    let r = post(("Transfer-Encoding", "chunked"), &chunked(b"hello world", 4));
+    let r = post(
+        ("Transfer-Encoding", "chunked"),
+        &chunked(b"hello world", 4),
+    );
     assert_huawei_row(&r, 413, "APIG.0201", "Request entity too large.", &ALLOWED);
 }
 
@@ -143,7 +176,13 @@ fn a_refusal_to_an_origin_the_route_does_not_allow_carries_no_allow_origin() {
         &[("Origin", "http://evil.test")],
         b"",
     ));
-    assert_huawei_row(&r, 400, "APIG.0201", "API request error: query parameter q must be int", &[("vary", "Origin")]);
+    assert_huawei_row(
+        &r,
+        400,
+        "APIG.0201",
+        "API request error: query parameter q must be int",
+        &[("vary", "Origin")],
+    );
 }
 
 #[test]

@@ -20,13 +20,20 @@ fn explain(dir: &TempDir, method: &str, url: &str, headers: &[&str], data: Optio
         cmd.args(["--data", d]);
     }
     let out = cmd.output().expect("run rulegate explain");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 
 /// The status line `explain` prints for the answer.
 fn explained_status_line(text: &str) -> &str {
-    let after = text.split("response\n").nth(1).expect("explain shows a response");
+    let after = text
+        .split("response\n")
+        .nth(1)
+        .expect("explain shows a response");
     after.lines().next().unwrap_or("")
 }
 
@@ -52,7 +59,10 @@ fn two_host_headers_get_the_default_dialects_bad_request_row() {
         &["Host: partners.test", "Host: partners.test"],
         None,
     );
-    assert!(text.contains(" 1 sanity     FAIL  2 Host headers\n"), "{text}");
+    assert!(
+        text.contains(" 1 sanity     FAIL  2 Host headers\n"),
+        "{text}"
+    );
     assert!(text.contains("\"error_code\": \"APIG.0602\""), "{text}");
 }
 
@@ -116,9 +126,22 @@ fn an_absolute_form_request_is_routed_by_its_authority_in_serve_and_explain() {
     let gw = Gateway::start(dir.path());
     let r = gw.send(b"GET http://shop.test/hello HTTP/1.1\r\nHost: partners.test\r\n\r\n");
     let no_store = [("Cache-Control", "no-store")];
-    assert_mock(&r, 200, "X-Request-Id", "application/json", &no_store, r#"{"hello":"huawei"}"#);
+    assert_mock(
+        &r,
+        200,
+        "X-Request-Id",
+        "application/json",
+        &no_store,
+        r#"{"hello":"huawei"}"#,
+    );
 
-    let text = explain(&dir, "GET", "http://shop.test/hello", &["Host: partners.test"], None);
+    let text = explain(
+        &dir,
+        "GET",
+        "http://shop.test/hello",
+        &["Host: partners.test"],
+        None,
+    );
     assert!(text.contains("shop.test → service shop"), "{text}");
     assert!(text.contains("\n{\"hello\":\"huawei\"}"), "{text}");
 }
@@ -157,8 +180,14 @@ service uploads {
         &["Content-Length: 500"],
         None,
     );
-    assert!(text.contains(" 9 body-size  FAIL  body is 500 bytes, limit 100\n"), "{text}");
-    assert_eq!(explained_status_line(&text), "HTTP/1.1 413 Content Too Large");
+    assert!(
+        text.contains(" 9 body-size  FAIL  body is 500 bytes, limit 100\n"),
+        "{text}"
+    );
+    assert_eq!(
+        explained_status_line(&text),
+        "HTTP/1.1 413 Content Too Large"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,10 +384,7 @@ fn served(gw: &Gateway, g: &Generated) -> (String, String, String) {
 }
 
 /// The same, as the `explain` engine decides it (a forward: the backend's status line).
-fn explained(
-    snap: &rulegate::compile::Snapshot,
-    g: &Generated,
-) -> (String, String, String) {
+fn explained(snap: &rulegate::compile::Snapshot, g: &Generated) -> (String, String, String) {
     let (target, headers) = g.target_and_headers();
     let asked = rulegate::explain::Asked::new(g.method, &target, &headers, g.body.into())
         .expect("a request explain takes");
