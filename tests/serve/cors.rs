@@ -6,67 +6,15 @@
 use crate::common::*;
 use crate::limits_support::*;
 
-/// A Huawei service whose routes each refuse one way, all with `cors` for `@ORIGIN@`.
-pub const POLICY: &str = r#"
-default dialect huawei
-
-service shop {
-    dialect huawei
-    hosts "shop.test" "127.0.0.1"
-    auth keys keypair {
-        algorithms hmac-sha1
-    }
-    app buyer {
-        key "ak-buyer"
-        secret file "buyer.secret"
-        quota 1 per day
-    }
-
-    route GET "/search" {
-        require query "q" int
-        cors origins "@ORIGIN@" credentials
-        mock 200 json {"found": 0}
-    }
-
-    route GET "/signed" {
-        auth keys
-        cors origins "@ORIGIN@" credentials
-        mock 200 text "ok"
-    }
-
-    route GET "/lan" {
-        allow ips 10.0.0.0/8
-        cors origins "@ORIGIN@" credentials
-        mock 200 text "ok"
-    }
-
-    route GET "/rate" {
-        rate 1 per minute per ip
-        cors origins "@ORIGIN@" credentials
-        mock 200 text "ok"
-    }
-
-    route POST "/upload" {
-        limits {
-            body 10B
-        }
-        cors origins "@ORIGIN@" credentials
-        mock 201 text "stored"
-    }
-
-    route ANY "/items/{id}" {
-        cors origins "@ORIGIN@" credentials
-        mock 200 json {"ok": true}
-    }
-}
-"#;
-
 pub const SECRET: &str = "s3cret-buyer";
 
 /// The policy for pages served from `origin`, in a fresh directory.
 pub fn cors_dir(origin: &str) -> TempDir {
     let dir = TempDir::new();
-    dir.write("cors.policy", &POLICY.replace("@ORIGIN@", origin));
+    dir.write(
+        "cors.policy",
+        &fixture("cors.policy", &[("ORIGIN", origin)]),
+    );
     dir.write("buyer.secret", SECRET);
     dir
 }
