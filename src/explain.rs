@@ -2,7 +2,7 @@
 //! response. The same text is what policy tests snapshot.
 
 use crate::compile::{Action, Snapshot};
-use crate::decide::{decide_with_body, render_response, Arrival, Decision, Env, Outcome};
+use crate::decide::{decide_with_body, render_response, Arrival, Decision, Outcome};
 use crate::decide::{RequestHead, VirtualEnv};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -100,7 +100,7 @@ impl Asked {
     ) -> (Decision, String) {
         let env = VirtualEnv::new(now_ms);
         let mut head = self.head(peer, client_cert);
-        let d = decide_with_body(snap, &mut head, &self.body, &env as &dyn Env);
+        let d = decide_with_body(snap, &mut head, &self.body, &env);
         let text = explain(snap, &head, &d);
         (d, text)
     }

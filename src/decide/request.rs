@@ -201,6 +201,58 @@ pub fn form_value(data: &str, name: &str) -> Option<Option<String>> {
 mod tests {
     use super::*;
 
+    fn head_of<'a>(uri: &'a http::Uri, v: http::Version, h: &'a HeaderMap) -> RequestHead<'a> {
+        let arrival = Arrival {
+            peer: IpAddr::from([127, 0, 0, 1]),
+            tls: false,
+            client_cert: false,
+        };
+        RequestHead::of(&http::Method::GET, uri, v, h, arrival)
+    }
+
+    #[test]
+    fn the_host_comes_from_the_authority_else_the_host_header() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::HOST, "b.test".parse().unwrap());
+        let absolute: http::Uri = "http://a.test/x?y".parse().unwrap();
+        let origin: http::Uri = "/x?y".parse().unwrap();
+        let v1 = http::Version::HTTP_11;
+        let head = head_of(&absolute, v1, &h);
+        assert_eq!(
+            (head.host, head.host_from, head.target),
+            (Some("a.test"), HostFrom::Target, "/x?y")
+        );
+        assert_eq!(
+            head.host_conflict(),
+            None,
+            "absolute-form ignores the Host header"
+        );
+        let head = head_of(&origin, v1, &h);
+        assert_eq!(
+            (head.host, head.host_from),
+            (Some("b.test"), HostFrom::Header)
+        );
+        let head = head_of(&absolute, http::Version::HTTP_2, &h);
+        assert_eq!(head.host_from, HostFrom::Pseudo);
+        assert_eq!(
+            head.host_conflict().as_deref(),
+            Some(r#"Host "b.test" disagrees with :authority "a.test""#)
+        );
+        h.insert(http::header::HOST, "A.TEST".parse().unwrap());
+        assert_eq!(
+            head_of(&absolute, http::Version::HTTP_2, &h).host_conflict(),
+            None
+        );
+        h.append(http::header::HOST, "a.test".parse().unwrap());
+        h.append(http::header::HOST, "a.test".parse().unwrap());
+        for v in [v1, http::Version::HTTP_2] {
+            for uri in [&absolute, &origin] {
+                let conflict = head_of(uri, v, &h).host_conflict();
+                assert_eq!(conflict.as_deref(), Some("3 Host headers"));
+            }
+        }
+    }
+
     #[test]
     fn decoding() {
         assert_eq!(decode_segment("a%20b").as_deref(), Some("a b"));

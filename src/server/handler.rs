@@ -429,6 +429,26 @@ mod tests {
     }
 
     #[test]
+    fn every_status_line_says_the_phrase_explain_prints() {
+        for status in 100..1000u16 {
+            let r = super::to_hyper(
+                status,
+                [("a", "b")],
+                bytes::Bytes::new(),
+                http::HeaderMap::new(),
+            );
+            let written = match r.extensions().get::<hyper::ext::ReasonPhrase>() {
+                Some(p) => p.as_bytes(),
+                None => r.status().canonical_reason().unwrap_or("").as_bytes(),
+            };
+            if r.status().as_u16() == status {
+                let phrase = crate::dialect::reason_phrase(status);
+                assert_eq!(written, phrase.as_bytes(), "{status}");
+            }
+        }
+    }
+
+    #[test]
     fn the_shortcut_header_values_are_the_parsed_ones() {
         for value in [
             "application/json",
