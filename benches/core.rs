@@ -145,6 +145,7 @@ fn bench_decide(bencher: Bencher, routes: usize, target: String, expect_forward:
         method: "GET",
         target: &target,
         host: Some("api.example.com"),
+        host_from: Default::default(),
         headers: &headers,
         peer: "10.1.2.3".parse().unwrap(),
         tls: true,

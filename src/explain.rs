@@ -2,8 +2,109 @@
 //! response. The same text is what policy tests snapshot.
 
 use crate::compile::{Action, Snapshot};
-use crate::decide::{render_response, Decision, Outcome, RequestHead};
+use crate::decide::{decide_with_body, render_response, Arrival, Decision, Outcome};
+use crate::decide::{RequestHead, VirtualEnv};
 use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// A request as the command line gives it, in the form a client would send it: the URL is
+/// the request target (absolute-form for `http(s)://…`, whose authority then names the host,
+/// as it does for `serve`), a missing Host header is filled in from it, and a body gets its
+/// Content-Length.
+#[derive(Debug)]
+pub struct Asked {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+    /// An `https://` URL: the request arrives over TLS.
+    pub tls: bool,
+}
+
+impl Asked {
+    /// From `METHOD`, the URL and `Name: value` headers; `Err` says what is wrong with them.
+    pub fn new(
+        method: &str,
+        url: &str,
+        headers: &[String],
+        body: Vec<u8>,
+    ) -> Result<Asked, String> {
+        let method = http::Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("{method:?} is not an HTTP method"))?;
+        let tls = url.starts_with("https://");
+        if !(url.starts_with('/') || tls || url.starts_with("http://")) {
+            return Err(format!(
+                "{url:?}: expected http://host/path, https://host/path or /path"
+            ));
+        }
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| format!("{url:?} is not a request target HTTP can carry"))?;
+        let mut map = http::HeaderMap::new();
+        for h in headers {
+            let (name, value) = h
+                .split_once(':')
+                .ok_or_else(|| format!("header {h:?} is not `Name: value`"))?;
+            let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.trim().as_bytes()),
+                http::HeaderValue::from_str(value.trim()),
+            ) else {
+                return Err(format!("header {h:?} is not a valid HTTP header"));
+            };
+            map.append(name, value);
+        }
+        if !map.contains_key(http::header::HOST) {
+            let authority = uri
+                .authority()
+                .ok_or("give a full URL (http://host/path) or a Host header (-H 'Host: …')")?;
+            if let Ok(v) = http::HeaderValue::from_str(authority.as_str()) {
+                map.insert(http::header::HOST, v);
+            }
+        }
+        if !body.is_empty() && !map.contains_key(http::header::CONTENT_LENGTH) {
+            map.insert(http::header::CONTENT_LENGTH, body.len().into());
+        }
+        Ok(Asked {
+            method,
+            uri,
+            headers: map,
+            body,
+            tls,
+        })
+    }
+
+    /// What `decide` sees of it, from `peer`: built as `serve` builds it.
+    pub fn head(&self, peer: IpAddr, client_cert: bool) -> RequestHead<'_> {
+        let arrival = Arrival {
+            peer,
+            tls: self.tls,
+            client_cert,
+        };
+        RequestHead::of(
+            &self.method,
+            &self.uri,
+            http::Version::HTTP_11,
+            &self.headers,
+            arrival,
+        )
+    }
+
+    /// Run it through the pipeline as `serve` does (the body read when the policy asks) at
+    /// `now_ms`: the decision and the explain text.
+    pub fn run(
+        &self,
+        snap: &Snapshot,
+        peer: IpAddr,
+        client_cert: bool,
+        now_ms: i64,
+    ) -> (Decision, String) {
+        let env = VirtualEnv::new(now_ms);
+        let mut head = self.head(peer, client_cert);
+        let d = decide_with_body(snap, &mut head, &self.body, &env);
+        let text = explain(snap, &head, &d);
+        (d, text)
+    }
+}
 
 /// The pipeline trace and the outcome of a decision, as text.
 pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String {

@@ -1,14 +1,50 @@
 //! The `rulegate` command line.
+//!
+//! Every result goes to standard output through `outln!`/`out!`: a reader that goes away
+//! (`rulegate errors | head`) ends the command quietly, as it ends `cat`, where `println!`
+//! would panic. Clippy's `print_stdout` keeps it that way.
+
+#![deny(clippy::print_stdout)]
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rulegate::compile::{compile, Compiled, ProcessSecrets};
-use rulegate::decide::{decide, RequestHead, VirtualEnv};
 use rulegate::policy::{self, diag};
 use rulegate::vocab::Dialect;
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `print!` that ends the command quietly when the reader has gone (see the module doc).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that ends the command quietly when the reader has gone.
+macro_rules! outln {
+    () => {
+        write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Write to standard output. A closed pipe (EPIPE) exits at once with status 0 and no
+/// message: the reader has what it wanted. Any other failure is reported, status 1.
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("rulegate: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -353,16 +389,16 @@ fn check(paths: &[PathBuf], format: Format, print_tree: bool) -> ExitCode {
                 "warnings": warnings,
                 "diagnostics": diag::to_json(&loaded.sources, diags),
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Format::Human => {
-            print!(
+            out!(
                 "{}",
                 diag::render_human(&loaded.sources, diags, std::io::stdout().is_terminal())
             );
             let files = loaded.sources.len();
             let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-            println!(
+            outln!(
                 "{}: {}, {}, {}",
                 if errors == 0 { "valid" } else { "invalid" },
                 plural(files, "file"),
@@ -370,7 +406,7 @@ fn check(paths: &[PathBuf], format: Format, print_tree: bool) -> ExitCode {
                 plural(warnings, "warning"),
             );
             if let (true, Some(snap)) = (print_tree, &compiled.snapshot) {
-                print!("\n{}", snap.render());
+                out!("\n{}", snap.render());
             }
         }
     }
@@ -408,42 +444,6 @@ fn explain(
         eprintln!("rulegate: the policy does not compile; nothing to explain");
         return ExitCode::from(1);
     };
-    let (tls, authority, target) = match split_url(url) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("rulegate: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut headers = http::HeaderMap::new();
-    for h in header_args {
-        let Some((name, value)) = h.split_once(':') else {
-            eprintln!("rulegate: header {h:?} is not `Name: value`");
-            return ExitCode::from(2);
-        };
-        let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.trim().as_bytes()),
-            http::HeaderValue::from_str(value.trim()),
-        ) else {
-            eprintln!("rulegate: header {h:?} is not a valid HTTP header");
-            return ExitCode::from(2);
-        };
-        headers.append(name, value);
-    }
-    let host_header = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let host = host_header.or(authority);
-    let Some(host) = host else {
-        eprintln!("rulegate: give a full URL (http://host/path) or a Host header (-H 'Host: …')");
-        return ExitCode::from(2);
-    };
-    if !headers.contains_key("host") {
-        if let Ok(v) = http::HeaderValue::from_str(&host) {
-            headers.insert("host", v);
-        }
-    }
     let body = match data {
         None => Vec::new(),
         Some(d) => match d.strip_prefix('@') {
@@ -457,9 +457,13 @@ fn explain(
             None => d.into_bytes(),
         },
     };
-    if !body.is_empty() && !headers.contains_key("content-length") {
-        headers.insert("content-length", http::HeaderValue::from(body.len()));
-    }
+    let asked = match rulegate::explain::Asked::new(method, url, header_args, body) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rulegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let now_ms = match at {
         None => jiff::Timestamp::now().as_millisecond(),
         Some(t) => match t.parse::<jiff::Timestamp>() {
@@ -470,45 +474,9 @@ fn explain(
             }
         },
     };
-    let head = RequestHead {
-        method,
-        target: &target,
-        host: Some(&host),
-        headers: &headers,
-        peer: client_ip,
-        tls,
-        client_cert,
-        body: Some(&body),
-    };
-    let env = VirtualEnv::new(now_ms);
-    let decision = decide(&snap, &head, &env);
-    print!("{}", rulegate::explain::explain(&snap, &head, &decision));
+    let (_, text) = asked.run(&snap, client_ip, client_cert, now_ms);
+    out!("{text}");
     ExitCode::SUCCESS
-}
-
-/// (tls, authority, origin-form target) from `http(s)://authority/path?q` or `/path?q`.
-fn split_url(url: &str) -> Result<(bool, Option<String>, String), String> {
-    if url.starts_with('/') {
-        return Ok((false, None, url.to_string()));
-    }
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err(format!(
-            "{url:?}: expected http://host/path, https://host/path or /path"
-        ));
-    };
-    let (authority, target) = match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-        None => (rest, "/".to_string()),
-    };
-    if authority.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    Ok((tls, Some(authority.to_string()), target))
 }
 
 fn errors(dialect: Option<Dialect>) -> ExitCode {
@@ -528,13 +496,13 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
                 .collect()
         };
         let emitted = entries.iter().filter(|e| e.emitted).count();
-        println!(
+        outln!(
             "# {d}: {} documented rows, {emitted} emitted by rulegate (✓)",
             entries.len()
         );
         for e in &entries {
             let mark = if e.emitted { "✓" } else { " " };
-            println!(
+            outln!(
                 "{mark} {:<38} {:>3}  {}{}",
                 e.row.code,
                 e.row.status,
@@ -544,9 +512,9 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
         }
         let undocumented = rulegate::dialect::undocumented(d);
         if !undocumented.is_empty() {
-            println!("\n# {d}: undocumented answers (no vendor row exists for the situation)");
+            outln!("\n# {d}: undocumented answers (no vendor row exists for the situation)");
             for r in undocumented {
-                println!(
+                outln!(
                     "✓ {:<38} {:>3}  {}{}\n      {}",
                     r.code,
                     r.status,
@@ -556,16 +524,16 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
                 );
             }
         }
-        println!(
+        outln!(
             "\n# {d}: stand-ins (the closest row answers a situation the vendor has none for)"
         );
         for s in &stand_ins {
-            println!(
+            outln!(
                 "✓ {:<38} {:>3}  {}  [stands in for {}]\n      {}",
                 s.row.code, s.row.status, s.row.message, s.reason, s.note
             );
         }
-        println!();
+        outln!();
     }
     ExitCode::SUCCESS
 }
@@ -602,7 +570,7 @@ fn fmt(paths: &[PathBuf], check_only: bool) -> ExitCode {
             Ok(formatted) if formatted != text => {
                 unformatted += 1;
                 if check_only {
-                    println!("{}", file.display());
+                    outln!("{}", file.display());
                 } else if let Err(e) = std::fs::write(file, formatted) {
                     eprintln!("rulegate: {}: {e}", file.display());
                     failed = true;

@@ -85,6 +85,7 @@ impl Req {
             method: &self.method,
             target: &self.target,
             host: self.headers.get("host").and_then(|h| h.to_str().ok()),
+            host_from: Default::default(),
             headers: &self.headers,
             peer: IpAddr::from([127, 0, 0, 1]),
             tls: true,

@@ -48,6 +48,7 @@ fn head<'a>(host: &'a str, headers: &'a HeaderMap) -> RequestHead<'a> {
         method: "GET",
         target: "/orders/12?full=1",
         host: Some(host),
+        host_from: Default::default(),
         headers,
         peer: IpAddr::from([10, 0, 0, 7]),
         tls: false,

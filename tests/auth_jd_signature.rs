@@ -73,6 +73,7 @@ fn send(
         method: &v.method,
         target,
         host: Some(authority),
+        host_from: Default::default(),
         headers: &headers,
         peer: IpAddr::from([127, 0, 0, 1]),
         tls: true,

@@ -57,6 +57,7 @@ fn call(snap: &Snapshot, path: &str, headers: &[(&str, &str)], now_ms: i64) -> (
         method: "GET",
         target: path,
         host: Some("api.example.com"),
+        host_from: Default::default(),
         headers: &map,
         peer: IpAddr::from([127, 0, 0, 1]),
         tls: false,

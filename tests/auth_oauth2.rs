@@ -104,6 +104,7 @@ fn send(
         method,
         target,
         host: Some("shop.example.com"),
+        host_from: Default::default(),
         headers: &map,
         peer: IpAddr::from([198, 51, 100, 7]),
         tls: true,

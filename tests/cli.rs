@@ -211,3 +211,46 @@ fn check_never_prints_a_secret_written_inline() {
         assert!(!out.contains(secret), "`check` shows a secret: {out}");
     }
 }
+
+/// `cmd` with its standard output a pipe whose reader has already gone: (exit status, stderr).
+fn with_closed_stdout(args: &[&str]) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rulegate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    (child.wait().expect("wait"), err)
+}
+
+#[test]
+fn every_command_exits_quietly_when_its_reader_has_gone() {
+    for args in [
+        &["errors"][..],
+        &["check", "policies", "--print-tree"],
+        &["check", "policies", "--format", "json"],
+        &["explain", "policies", "GET", "http://localhost/health"],
+        &["test", "policies"],
+        &[
+            "import",
+            "openapi",
+            "tests/fixtures/openapi/petstore-v3.yaml",
+        ],
+        &["--help"],
+    ] {
+        let (status, err) = with_closed_stdout(args);
+        assert_eq!(err, "", "rulegate {}", args.join(" "));
+        assert!(status.success(), "rulegate {}: {status}", args.join(" "));
+    }
+}

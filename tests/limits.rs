@@ -67,6 +67,7 @@ fn get<'a>(headers: &'a HeaderMap, target: &'a str) -> RequestHead<'a> {
         method: "GET",
         target,
         host: Some("api.example.com"),
+        host_from: Default::default(),
         headers,
         peer: IpAddr::from([127, 0, 0, 1]),
         tls: false,

@@ -11,6 +11,8 @@ mod common;
 mod authorizer;
 #[path = "serve/backends.rs"]
 mod backends;
+#[path = "serve/cors.rs"]
+mod cors;
 #[path = "serve/forward.rs"]
 mod forward;
 #[path = "serve/http2.rs"]
@@ -35,6 +37,8 @@ mod observability;
 mod reload;
 #[path = "serve/reload_inputs.rs"]
 mod reload_inputs;
+#[path = "serve/request_head.rs"]
+mod request_head;
 #[path = "serve/routing.rs"]
 mod routing;
 #[path = "serve/timeouts.rs"]

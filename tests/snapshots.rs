@@ -110,6 +110,7 @@ impl Request {
             method: self.method,
             target,
             host: Some(host),
+            host_from: Default::default(),
             headers: &headers,
             peer: self.peer,
             tls,

@@ -531,6 +531,13 @@ impl RouteCx<'_> {
         if cors.methods.is_empty() {
             cors.methods = route_methods.to_vec();
         }
+        // `ANY` is no method a browser knows: a preflight lists the methods it stands for.
+        if cors.methods.contains(&Method::Any) {
+            cors.methods = Method::ALL
+                .into_iter()
+                .filter(|m| *m != Method::Any)
+                .collect();
+        }
         cors
     }
 }

@@ -20,7 +20,7 @@ mod response;
 mod token_endpoint;
 
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
-pub use request::RequestHead;
+pub use request::{Arrival, HostFrom, RequestHead};
 pub use request_id::RequestId;
 pub use response::{render_response, respond_headers, Response};
 
@@ -167,6 +167,38 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
     p.d
 }
 
+/// Decide as `serve` does, with the whole body at hand (`explain`, `test`): on the head first;
+/// when the pipeline asks for the body, again with it (refused when over the limit, as the
+/// server's bounded read refuses it); a direct answer's route still refuses a body over its
+/// limit, as the server's read-and-discard does.
+pub fn decide_with_body<'r>(
+    snap: &Snapshot,
+    head: &mut RequestHead<'r>,
+    body: &'r [u8],
+    env: &dyn Env,
+) -> Decision {
+    head.body = None;
+    let mut d = decide(snap, head, env);
+    let route_limit = d
+        .service
+        .zip(d.route)
+        .map(|(s, r)| snap.services[s].routes[r].body_limit);
+    match d.outcome {
+        Outcome::NeedBody { limit } if body.len() as u64 > limit => {
+            d.outcome = Outcome::Reject(Reason::BodyTooLarge)
+        }
+        Outcome::NeedBody { .. } => {
+            head.body = Some(body);
+            d = decide(snap, head, env);
+        }
+        Outcome::Respond(_) if route_limit.is_some_and(|l| body.len() as u64 > l) => {
+            d.outcome = Outcome::Reject(Reason::BodyTooLarge)
+        }
+        _ => {}
+    }
+    d
+}
+
 impl<'a, 'r> Pipeline<'a, 'r> {
     /// Record a step. The detail is formatted only when the environment keeps a trace
     /// (`explain`, `test`); `serve` does not, so call sites pass `format_args!`, which costs
@@ -195,6 +227,11 @@ impl<'a, 'r> Pipeline<'a, 'r> {
 
     fn run(&mut self) -> Outcome {
         let head = self.head;
+        // An ambiguous host selects no service: the default dialect refuses it.
+        if let Some(conflict) = head.host_conflict() {
+            self.d.request_id = self.request_id(None);
+            return self.fail(1, "sanity", conflict, Reason::BadRequest);
+        }
         let host = head.host.map(normalize_host);
         let service_index = host.as_deref().and_then(|h| self.snap.hosts.find(h));
         let service = service_index.map(|i| &self.snap.services[i]);
@@ -387,7 +424,13 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             path,
         };
 
-        // 3–10: the route's program; a preflight is answered at step 4.
+        // A route with cors gives its CORS headers to every answer, refusals included, so a
+        // browser page can read why it was refused; a preflight is answered at step 4.
+        if route.cors.is_some() && !preflight {
+            self.cors_headers(route);
+        }
+
+        // 3–10: the route's program.
         let used = if head.tls {
             Protocol::Https
         } else {
@@ -404,9 +447,6 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         }
         if preflight {
             return self.preflight(&routed);
-        }
-        if route.cors.is_some() {
-            self.cors_headers(route);
         }
 
         // 11. the action

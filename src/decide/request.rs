@@ -1,6 +1,10 @@
 //! The view of a request that `decide` reads: everything the pipeline needs, nothing it does
-//! not (no body stream, no connection). The server builds one from hyper's request; `explain`
-//! and `test` build one from the command line or a test case.
+//! not (no body stream, no connection).
+//!
+//! `serve`, `explain` and `test` all build it with [`RequestHead::of`] from the request as HTTP
+//! parsed it (method, request target, version, headers): which host a request is for, and
+//! which request target the pipeline reads, are decided in one place, so an offline answer is
+//! the answer the server gives.
 
 use http::HeaderMap;
 use std::net::IpAddr;
@@ -13,6 +17,8 @@ pub struct RequestHead<'a> {
     pub target: &'a str,
     /// Authority or Host header, possibly with a port.
     pub host: Option<&'a str>,
+    /// Where `host` came from: it decides whether a Host header beside it may differ.
+    pub host_from: HostFrom,
     pub headers: &'a HeaderMap,
     /// The TCP peer.
     pub peer: IpAddr,
@@ -23,7 +29,73 @@ pub struct RequestHead<'a> {
     pub body: Option<&'a [u8]>,
 }
 
+/// How a request named the host it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostFrom {
+    /// An origin-form target (`GET /path`): the Host header names it.
+    #[default]
+    Header,
+    /// An HTTP/1.1 absolute-form target (`GET http://host/path`): its authority names it, and
+    /// a Host header is ignored (RFC 9112 §3.2.2).
+    Target,
+    /// HTTP/2's `:authority`: a Host header beside it must name the same (RFC 9113 §8.3.1).
+    Pseudo,
+}
+
+/// The connection a request arrived on, as far as the pipeline reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// The TCP peer.
+    pub peer: IpAddr,
+    pub tls: bool,
+    /// A verified client certificate was presented (TLS only).
+    pub client_cert: bool,
+}
+
 impl<'a> RequestHead<'a> {
+    /// What `decide` sees of a request, from what HTTP parsed: the host from the target's
+    /// authority (absolute-form, HTTP/2) or else the Host header, the target in origin form.
+    /// No body yet: a route that needs it says so (`NeedBody`).
+    pub fn of(
+        method: &'a http::Method,
+        uri: &'a http::Uri,
+        version: http::Version,
+        headers: &'a HeaderMap,
+        arrival: Arrival,
+    ) -> RequestHead<'a> {
+        let (host, host_from) = host_of(uri, version, headers);
+        RequestHead {
+            method: method.as_str(),
+            target: target_of(uri),
+            host,
+            host_from,
+            headers,
+            peer: arrival.peer,
+            tls: arrival.tls,
+            client_cert: arrival.client_cert,
+            body: None,
+        }
+    }
+
+    /// Why the Host headers make the request's host ambiguous, if they do: more than one
+    /// (RFC 9112 §3.2), or one that disagrees with HTTP/2's `:authority`.
+    pub fn host_conflict(&self) -> Option<String> {
+        let mut hosts = self.headers.get_all(http::header::HOST).iter();
+        let first = hosts.next()?;
+        if hosts.next().is_some() {
+            let n = self.headers.get_all(http::header::HOST).iter().count();
+            return Some(format!("{n} Host headers"));
+        }
+        let authority = self.host.unwrap_or("");
+        let agrees = first.as_bytes().eq_ignore_ascii_case(authority.as_bytes());
+        (self.host_from == HostFrom::Pseudo && !agrees).then(|| {
+            format!(
+                "Host {:?} disagrees with :authority {authority:?}",
+                String::from_utf8_lossy(first.as_bytes())
+            )
+        })
+    }
+
     /// The first value of a header as text; `None` when absent or not visible ASCII.
     /// A standard name is best given as its `http::header` constant: a `&str` is parsed
     /// (lower-cased, matched against the standard names) on every lookup.
@@ -38,6 +110,31 @@ impl<'a> RequestHead<'a> {
     pub fn query(&self) -> Option<&'a str> {
         self.target.split_once('?').map(|(_, q)| q)
     }
+}
+
+/// The host a request is for, and where it was named: the target's authority (absolute-form,
+/// HTTP/2's `:authority`) or else the Host header.
+pub fn host_of<'a>(
+    uri: &'a http::Uri,
+    version: http::Version,
+    headers: &'a HeaderMap,
+) -> (Option<&'a str>, HostFrom) {
+    match uri.authority() {
+        Some(a) if version >= http::Version::HTTP_2 => (Some(a.as_str()), HostFrom::Pseudo),
+        Some(a) => (Some(a.as_str()), HostFrom::Target),
+        None => (
+            headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok()),
+            HostFrom::Header,
+        ),
+    }
+}
+
+/// The request target as the pipeline reads it: path and query (an absolute-form target's
+/// scheme and authority left out).
+pub fn target_of(uri: &http::Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
 }
 
 /// Percent-decode one path segment. `None` for malformed escapes or non-UTF-8 results.
@@ -103,6 +200,58 @@ pub fn form_value(data: &str, name: &str) -> Option<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn head_of<'a>(uri: &'a http::Uri, v: http::Version, h: &'a HeaderMap) -> RequestHead<'a> {
+        let arrival = Arrival {
+            peer: IpAddr::from([127, 0, 0, 1]),
+            tls: false,
+            client_cert: false,
+        };
+        RequestHead::of(&http::Method::GET, uri, v, h, arrival)
+    }
+
+    #[test]
+    fn the_host_comes_from_the_authority_else_the_host_header() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::HOST, "b.test".parse().unwrap());
+        let absolute: http::Uri = "http://a.test/x?y".parse().unwrap();
+        let origin: http::Uri = "/x?y".parse().unwrap();
+        let v1 = http::Version::HTTP_11;
+        let head = head_of(&absolute, v1, &h);
+        assert_eq!(
+            (head.host, head.host_from, head.target),
+            (Some("a.test"), HostFrom::Target, "/x?y")
+        );
+        assert_eq!(
+            head.host_conflict(),
+            None,
+            "absolute-form ignores the Host header"
+        );
+        let head = head_of(&origin, v1, &h);
+        assert_eq!(
+            (head.host, head.host_from),
+            (Some("b.test"), HostFrom::Header)
+        );
+        let head = head_of(&absolute, http::Version::HTTP_2, &h);
+        assert_eq!(head.host_from, HostFrom::Pseudo);
+        assert_eq!(
+            head.host_conflict().as_deref(),
+            Some(r#"Host "b.test" disagrees with :authority "a.test""#)
+        );
+        h.insert(http::header::HOST, "A.TEST".parse().unwrap());
+        assert_eq!(
+            head_of(&absolute, http::Version::HTTP_2, &h).host_conflict(),
+            None
+        );
+        h.append(http::header::HOST, "a.test".parse().unwrap());
+        h.append(http::header::HOST, "a.test".parse().unwrap());
+        for v in [v1, http::Version::HTTP_2] {
+            for uri in [&absolute, &origin] {
+                let conflict = head_of(uri, v, &h).host_conflict();
+                assert_eq!(conflict.as_deref(), Some("3 Host headers"));
+            }
+        }
+    }
 
     #[test]
     fn decoding() {

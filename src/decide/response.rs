@@ -61,11 +61,7 @@ pub fn respond_headers<'d>(
 impl Response {
     /// The response as it goes on the wire (HTTP/1.1, with Content-Length).
     pub fn to_http(&self) -> String {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\n",
-            self.status,
-            dialect::reason_phrase(self.status)
-        );
+        let mut out = dialect::status_line(self.status) + "\n";
         for (k, v) in &self.headers {
             out.push_str(&format!("{k}: {v}\n"));
         }

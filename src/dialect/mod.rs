@@ -13,4 +13,4 @@ pub mod render;
 pub use catalogue::{catalogue, row, stand_ins, undocumented, CatalogueEntry, Row, StandIn};
 pub use limit_headers::{limit_headers, LimitKind, Standing};
 pub use reason::{AuthFailure, OAuth2Failure, Reason};
-pub use render::{message, reason_phrase, render, request_id_header, ErrorResponse};
+pub use render::{message, reason_phrase, render, request_id_header, status_line, ErrorResponse};

@@ -240,6 +240,13 @@ fn escape_json_char(c: char, out: &mut String) {
     }
 }
 
+/// The HTTP/1.1 status line rulegate writes for its own answers, without the line end: what
+/// `explain` and `test` print and what `serve` sends (hyper writes the same phrase, see
+/// `server::handler::to_hyper`).
+pub fn status_line(status: u16) -> String {
+    format!("HTTP/1.1 {status} {}", reason_phrase(status))
+}
+
 /// The reason phrase for a status line. Standard codes use the IANA registry (RFC 9110 and
 /// the RFCs it lists); the non-standard statuses the vendors document get nginx's texts for
 /// 494 and 499 and, for Tencent's 481, the form Tencent's front end is seen to write for a

@@ -72,7 +72,11 @@ pub fn openapi_cli(spec: &Path, output: Option<&Path>, color: bool) -> u8 {
         return 1;
     }
     let Some(out) = output else {
-        print!("{}", imported.policy);
+        // A reader that has gone (`| head`) has what it wanted: no panic, no message.
+        use std::io::Write;
+        let _ = std::io::stdout()
+            .lock()
+            .write_all(imported.policy.as_bytes());
         return 0;
     };
     let tests = out.with_extension("tests");

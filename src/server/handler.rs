@@ -2,7 +2,7 @@
 //! (form parameters), or forward.
 
 use super::{client_body, proxy, Gateway, LiveEnv};
-use crate::decide::{respond_headers, Decision, Outcome, RequestHead};
+use crate::decide::{respond_headers, Arrival, Decision, Outcome, RequestHead};
 use crate::dialect::{self, Reason};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -99,19 +99,20 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     } else {
         None
     };
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let host = request_host(&parts);
-    let env = LiveEnv::new(&gw);
-    let mut head = RequestHead {
-        method: parts.method.as_str(),
-        target,
-        host,
-        headers: &parts.headers,
+    let target = crate::decide::request::target_of(&parts.uri);
+    let arrival = Arrival {
         peer: peer.ip(),
         tls,
         client_cert,
-        body: None,
     };
+    let mut head = RequestHead::of(
+        &parts.method,
+        &parts.uri,
+        parts.version,
+        &parts.headers,
+        arrival,
+    );
+    let env = LiveEnv::new(&gw);
     let mut decision = env.decide(&snap, &head).await;
     // From here on the request is accounted for even if the client goes away: hyper drops
     // this future then, and the guard's Drop writes the 499 line.
@@ -252,14 +253,10 @@ fn reason_name(reason: &Reason) -> &'static str {
     }
 }
 
-/// The host the client asked for: the authority (HTTP/2, absolute-form) or the Host header.
+/// The host the client asked for, as `decide` saw it: the authority (HTTP/2, absolute-form)
+/// or the Host header.
 pub fn request_host(parts: &http::request::Parts) -> Option<&str> {
-    parts.uri.authority().map(|a| a.as_str()).or_else(|| {
-        parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
+    crate::decide::request::host_of(&parts.uri, parts.version, &parts.headers).0
 }
 
 /// A body the answer left unread (a refusal before the body arrived, a mock without a body
@@ -313,14 +310,14 @@ pub fn to_hyper<K: AsRef<str>, V: AsRef<str>>(
     *response.headers_mut() = map;
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    // hyper writes `<none>` for statuses without a standard phrase (494, 499, 481): send the
-    // one `explain` prints.
-    if response.status().canonical_reason().is_none() {
+    // The status line says what `explain` prints (`dialect::reason_phrase`); hyper's own
+    // phrase is kept only where it is the same (no extension to allocate then), so a 413 says
+    // `Content Too Large` (RFC 9110), not hyper's `Payload Too Large`, and a 499 is not `<none>`.
+    let phrase = dialect::reason_phrase(status);
+    if response.status().canonical_reason() != Some(phrase) {
         response
             .extensions_mut()
-            .insert(hyper::ext::ReasonPhrase::from_static(
-                dialect::reason_phrase(status).as_bytes(),
-            ));
+            .insert(hyper::ext::ReasonPhrase::from_static(phrase.as_bytes()));
     }
     for (k, v) in headers {
         if let (Some(k), Some(v)) = (header_name(k.as_ref()), header_value(v.as_ref())) {
@@ -465,6 +462,26 @@ mod tests {
                 http::HeaderName::from_bytes(name.as_bytes()).ok(),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn every_status_line_says_the_phrase_explain_prints() {
+        for status in 100..1000u16 {
+            let r = super::to_hyper(
+                status,
+                [("a", "b")],
+                bytes::Bytes::new(),
+                http::HeaderMap::new(),
+            );
+            let written = match r.extensions().get::<hyper::ext::ReasonPhrase>() {
+                Some(p) => p.as_bytes(),
+                None => r.status().canonical_reason().unwrap_or("").as_bytes(),
+            };
+            if r.status().as_u16() == status {
+                let phrase = crate::dialect::reason_phrase(status);
+                assert_eq!(written, phrase.as_bytes(), "{status}");
+            }
         }
     }
 

@@ -59,11 +59,7 @@ fn replacement(gw: &Gateway, status: u16) -> Vec<u8> {
     let dialect = gw.snapshot.load().default_dialect;
     let id = crate::decide::RequestId::random();
     let e = dialect::render(dialect, &reason, &id);
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\n",
-        e.status,
-        dialect::reason_phrase(e.status)
-    );
+    let mut out = dialect::status_line(e.status) + "\r\n";
     for (k, v) in &e.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }

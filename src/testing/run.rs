@@ -8,9 +8,9 @@
 
 use super::format::{Exchange, Expectation};
 use crate::compile::Snapshot;
-use crate::decide::{decide, render_response, Decision, Env, Limiter, Outcome, Response};
-use crate::decide::{RequestHead, VirtualEnv};
-use crate::dialect::{self, Reason};
+use crate::decide::{decide_with_body, render_response, Decision, Env, Limiter, Outcome, Response};
+use crate::decide::{Arrival, RequestHead, VirtualEnv};
+use crate::dialect;
 use std::sync::OnceLock;
 
 /// One sending of a request and what the gateway did with it.
@@ -88,16 +88,18 @@ pub fn send(
     if let Some(sign) = &e.sign {
         super::sign::sign(snap, sign, e, host.as_deref(), &mut headers, now_ms)?;
     }
-    let mut head = RequestHead {
-        method: &e.method,
-        target: &e.target,
-        host: host.as_deref(),
-        headers: &headers,
+    let uri: http::Uri = e
+        .url
+        .parse()
+        .map_err(|_| format!("{:?} is not a request target HTTP can carry", e.url))?;
+    let method = http::Method::from_bytes(e.method.as_bytes())
+        .map_err(|_| format!("{:?} is not an HTTP method", e.method))?;
+    let arrival = Arrival {
         peer: e.client_ip,
         tls: e.tls,
         client_cert: e.client_cert,
-        body: None,
     };
+    let mut head = RequestHead::of(&method, &uri, http::Version::HTTP_11, &headers, arrival);
     let env = OneRequest {
         env: world,
         id: OnceLock::new(),
@@ -106,24 +108,7 @@ pub fn send(
         world.stub_authorizer(name, Some(answer.clone()));
     }
     // As `server::handler` does: decide, read the body when asked, decide again.
-    let mut d = decide(snap, &head, &env);
-    let route_limit = d
-        .service
-        .zip(d.route)
-        .map(|(s, r)| snap.services[s].routes[r].body_limit);
-    match d.outcome {
-        Outcome::NeedBody { limit } if e.body.len() as u64 > limit => {
-            d.outcome = Outcome::Reject(Reason::BodyTooLarge)
-        }
-        Outcome::NeedBody { .. } => {
-            head.body = Some(&e.body);
-            d = decide(snap, &head, &env);
-        }
-        Outcome::Respond(_) if route_limit.is_some_and(|l| e.body.len() as u64 > l) => {
-            d.outcome = Outcome::Reject(Reason::BodyTooLarge)
-        }
-        _ => {}
-    }
+    let d = decide_with_body(snap, &mut head, &e.body, &env);
     for (name, _) in &e.authorizers {
         world.stub_authorizer(name, None);
     }

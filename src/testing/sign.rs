@@ -205,6 +205,7 @@ fn head_of<'a>(e: &'a Exchange, host: Option<&'a str>, headers: &'a HeaderMap) -
         method: &e.method,
         target: &e.target,
         host,
+        host_from: Default::default(),
         headers,
         peer: e.client_ip,
         tls: e.tls,
