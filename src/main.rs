@@ -524,13 +524,15 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
                 );
             }
         }
-        outln!(
-            "\n# {d}: stand-ins (the closest row answers a situation the vendor has none for)"
-        );
+        outln!("\n# {d}: stand-ins (the closest row answers a situation the vendor has none for)");
         for s in &stand_ins {
             outln!(
                 "✓ {:<38} {:>3}  {}  [stands in for {}]\n      {}",
-                s.row.code, s.row.status, s.row.message, s.reason, s.note
+                s.row.code,
+                s.row.status,
+                s.row.message,
+                s.reason,
+                s.note
             );
         }
         outln!();
