@@ -14,6 +14,7 @@
 mod authorizer;
 mod checks;
 pub mod env;
+mod path_safety;
 pub mod request;
 mod request_id;
 mod response;
@@ -519,6 +520,9 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 Outcome::Respond(m.answer.clone())
             }
             Action::Forward(f) => {
+                if let Err(outcome) = self.upstream_vars_safe(r, f.path.as_ref()) {
+                    return outcome;
+                }
                 let path = match &f.path {
                     None => r.path.to_string(),
                     Some(t) => rewrite(t, &r.vars, r.rest.as_ref()),
@@ -541,6 +545,55 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             }
             Action::IssueTokens { provider } => self.issue_tokens(r, *provider),
         }
+    }
+}
+
+impl Pipeline<'_, '_> {
+    /// Refuse a variable that the forwarded path would expose as a dot segment or an extra
+    /// separator (see [`path_safety`]): those of the rewrite, or every capture when the path
+    /// is forwarded as sent.
+    fn upstream_vars_safe(
+        &mut self,
+        r: &Routed<'_, '_>,
+        template: Option<&crate::policy::ast::PathTemplate>,
+    ) -> Result<(), Outcome> {
+        use crate::policy::ast::Segment;
+        let exposed = |name: &str| {
+            template.is_none_or(|t| {
+                t.segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Var(v) | Segment::Rest(v) if v == name))
+            })
+        };
+        for (name, value) in r.vars.iter().filter(|(name, _)| exposed(name)) {
+            let (shape, safe) = match &r.rest {
+                Some((rest, segments)) if rest == name => (
+                    path_safety::Shape::Path,
+                    segments.iter().all(|s| path_safety::rest_segment_is_safe(s)),
+                ),
+                _ => (
+                    path_safety::Shape::Segment,
+                    path_safety::segment_is_safe(value),
+                ),
+            };
+            if !safe {
+                let detail = format!(
+                    "path variable {name} = {value:?} would leave the forwarded path's prefix \
+                     or add a segment to it"
+                );
+                return Err(self.fail(
+                    11,
+                    "action",
+                    detail,
+                    Reason::ParamInvalid {
+                        location: crate::vocab::ParamLocation::Path,
+                        name: name.to_string(),
+                        expected: shape.expected().to_string(),
+                    },
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
