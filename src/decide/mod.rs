@@ -13,6 +13,7 @@
 
 mod authorizer;
 mod checks;
+pub mod client;
 pub mod env;
 mod path_safety;
 pub mod request;
@@ -20,6 +21,7 @@ mod request_id;
 mod response;
 mod token_endpoint;
 
+pub use client::Client;
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
 pub use request::RequestHead;
 pub use request_id::RequestId;
@@ -43,8 +45,11 @@ pub struct Decision {
     pub route: Option<usize>,
     /// The authenticated app, if any.
     pub app: Option<usize>,
-    /// The client address the checks used (the peer, or from X-Forwarded-For via a trusted proxy).
-    pub client_ip: IpAddr,
+    /// The client address the checks used (the peer, or from X-Forwarded-For or Forwarded via
+    /// a trusted proxy; unknown when a trusted proxy did not name it).
+    pub client_ip: Client,
+    /// The TCP peer: the last hop of the forwarded X-Forwarded-For.
+    pub peer: IpAddr,
     pub outcome: Outcome,
     /// Headers the pipeline adds to whatever response results (CORS, Retry-After).
     pub headers: Vec<(String, String)>,
@@ -154,7 +159,8 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
             stage: None,
             route: None,
             app: None,
-            client_ip: head.peer,
+            client_ip: Client::Known(head.peer),
+            peer: head.peer,
             outcome: Outcome::Reject(Reason::Internal),
             headers: Vec::new(),
             response_headers: Vec::new(),

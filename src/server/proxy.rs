@@ -365,7 +365,7 @@ fn upstream_request(
             && !replaced.contains(name)
             && *name != id_name
             && !listed.contains(name)
-            && (d.authorizer_context.is_none() || !is_context_header(name))
+            && !is_context_header(name)
         {
             headers.append(name.clone(), value.clone());
         }
@@ -393,15 +393,9 @@ fn upstream_request(
         }
     };
     set(&mut headers, header::HOST, &target.authority);
-    let forwarded_for = match parts
-        .headers
-        .get(X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prev) => format!("{prev}, {}", d.client_ip),
-        None => d.client_ip.to_string(),
-    };
-    set(&mut headers, X_FORWARDED_FOR, &forwarded_for);
+    if let Ok(chain) = HeaderValue::from_bytes(&forwarded_for(&parts.headers, d.peer)) {
+        headers.insert(X_FORWARDED_FOR, chain);
+    }
     headers.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
@@ -411,6 +405,22 @@ fn upstream_request(
     headers.insert(HOPS_HEADER, HeaderValue::from(hops + 1));
     *request.headers_mut() = headers;
     Ok(request)
+}
+
+/// The chain the backend receives: every `X-Forwarded-For` line the request carried, in
+/// order and byte for byte, then the TCP peer — the hop this gateway saw, not the client it
+/// computed (which may sit further left).
+fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Vec<u8> {
+    let mut chain = Vec::new();
+    for line in headers.get_all(X_FORWARDED_FOR) {
+        let line = line.as_bytes().trim_ascii();
+        if !line.is_empty() {
+            chain.extend_from_slice(line);
+            chain.extend_from_slice(b", ");
+        }
+    }
+    chain.extend_from_slice(crate::compile::canonical_ip(peer).to_string().as_bytes());
+    chain
 }
 
 /// A header named like an authorizer's `context` (`X-Authorizer-…`): only the authorizer's
