@@ -13,6 +13,8 @@ mod authorizer;
 mod backends;
 #[path = "serve/forward.rs"]
 mod forward;
+#[path = "serve/front_door.rs"]
+mod front_door;
 #[path = "serve/http2.rs"]
 mod http2;
 #[path = "serve/lifecycle.rs"]

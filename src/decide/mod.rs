@@ -393,6 +393,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             rest,
             path,
         };
+        // Before any check counts or calls out: a forward must not expose a variable.
+        if let Action::Forward(f) = &route.action {
+            if let Err(outcome) = self.upstream_vars_safe(&routed, f.path.as_ref()) {
+                return outcome;
+            }
+        }
 
         // 3–10: the route's program; a preflight is answered at step 4.
         let used = if head.tls {
@@ -526,9 +532,6 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 Outcome::Respond(m.answer.clone())
             }
             Action::Forward(f) => {
-                if let Err(outcome) = self.upstream_vars_safe(r, f.path.as_ref()) {
-                    return outcome;
-                }
                 let path = match &f.path {
                     None => r.path.to_string(),
                     Some(t) => rewrite(t, &r.vars, r.rest.as_ref()),
@@ -588,8 +591,8 @@ impl Pipeline<'_, '_> {
                      or add a segment to it"
                 );
                 return Err(self.fail(
-                    11,
-                    "action",
+                    2,
+                    "route",
                     detail,
                     Reason::ParamInvalid {
                         location: crate::vocab::ParamLocation::Path,
