@@ -273,7 +273,7 @@ fn the_backend_gets_every_forwarded_for_line_in_order_then_the_tcp_peer() {
         "/only-10-1-2-3",
         &[
             ("X-Forwarded-For", "198.51.100.1, 198.51.100.2"),
-            ("X-Forwarded-For", "10.1.2.3:4711"),
+            ("X-Forwarded-For", "10.1.2.3"),
             ("X-Forwarded-For", "127.0.0.9"),
         ],
     );
@@ -305,7 +305,7 @@ fn the_backend_gets_every_forwarded_for_line_in_order_then_the_tcp_peer() {
     assert_eq!(
         chains,
         [
-            "198.51.100.1, 198.51.100.2, 10.1.2.3:4711, 127.0.0.9, 127.0.0.1",
+            "198.51.100.1, 198.51.100.2, 10.1.2.3, 127.0.0.9, 127.0.0.1",
             "unknown, [2001:db8::1]:80, 127.0.0.1",
             "127.0.0.1",
         ]
