@@ -36,10 +36,10 @@
 //! request would share one answer.
 
 use crate::compile::Provider;
+use crate::decide::Client;
 use crate::decide::RequestHead;
 use crate::dialect::{AuthFailure, Reason};
 use std::fmt;
-use crate::decide::Client;
 
 /// The most of an authorizer's answer body that is read; a longer one is a bad response.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -412,7 +412,7 @@ mod tests {
             path: "/a".into(),
             query: None,
             host: "h".into(),
-            client_ip: "127.0.0.1".parse().unwrap(),
+            client_ip: crate::decide::Client::Known([127, 0, 0, 1].into()),
         };
         let shown = format!("{call:?}");
         assert!(!shown.contains("s3cret"), "{shown}");

@@ -16,11 +16,11 @@
 
 use super::{Principal, Refusal};
 use crate::compile::{App, Provider, Service};
+use crate::decide::Client;
 use crate::decide::{request::form_value, RequestHead};
 use crate::dialect::{OAuth2Failure as F, Reason};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use crate::decide::Client;
 
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const REFRESH_TOKEN: &str = "refresh_token";
@@ -237,7 +237,10 @@ pub fn issue(
     if !app.trusted_ips.is_empty() && !client_ip.in_any(&app.trusted_ips) {
         return Err(Refusal {
             reason: Reason::AppIpUntrusted,
-            detail: format!("{client_ip} is not among app {}'s trusted addresses", app.name),
+            detail: format!(
+                "{client_ip} is not among app {}'s trusted addresses",
+                app.name
+            ),
         });
     }
 

@@ -1,15 +1,13 @@
 //! Steps 3–10: running one check of a route's program, and the CORS answers of step 4.
 
 use super::request;
+use super::Client;
 use super::{Outcome, Pipeline, Routed, Verdict};
-use crate::compile::{
-    Check, ParamCheck, ParamTy, QuotaRule, RateRule, Route, Service,
-};
+use crate::compile::{Check, ParamCheck, ParamTy, QuotaRule, RateRule, Route, Service};
 use crate::dialect::{limit_headers, AuthFailure, LimitKind, Reason, Standing};
 use crate::limits::{calendar, Count, Limit};
 use crate::policy::ast::{QuotaPeriod, RateKey, StoreErrorPolicy};
 use crate::vocab::{ParamLocation, Protocol};
-use super::Client;
 
 impl Pipeline<'_, '_> {
     pub(super) fn check(
@@ -560,11 +558,8 @@ impl Pipeline<'_, '_> {
     /// The client address: the peer, or — when the peer is a trusted proxy — what its
     /// proxies' address list says (see [`super::client`]).
     pub(super) fn client_ip(&mut self, service: &Service) -> Client {
-        let client = super::client::client(
-            self.head.peer,
-            self.head.headers,
-            &service.trusted_proxies,
-        );
+        let client =
+            super::client::client(self.head.peer, self.head.headers, &service.trusted_proxies);
         self.d.client_ip = client;
         client
     }

@@ -127,7 +127,10 @@ pub fn parse_node(s: &str) -> Option<IpAddr> {
         if !after.is_empty() && !is_port(after.strip_prefix(':')?) {
             return None;
         }
-        return v6.parse::<std::net::Ipv6Addr>().ok().map(|ip| canonical_ip(ip.into()));
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|ip| canonical_ip(ip.into()));
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some(canonical_ip(ip));
@@ -160,8 +163,16 @@ mod tests {
         assert_eq!(parse_node("[2001:db8::1]:443"), Some(ip("2001:db8::1")));
         assert_eq!(parse_node("[::ffff:10.0.0.1]:1"), Some(ip("10.0.0.1")));
         for bad in [
-            "unknown", "_hidden", "", "10.1.2.3:", "10.1.2.3:x", "[::1", "[::1]x", "[1.2.3.4]",
-            "1.2.3.4:5:6", "[::1]:123456",
+            "unknown",
+            "_hidden",
+            "",
+            "10.1.2.3:",
+            "10.1.2.3:x",
+            "[::1",
+            "[::1]x",
+            "[1.2.3.4]",
+            "1.2.3.4:5:6",
+            "[::1]:123456",
         ] {
             assert_eq!(parse_node(bad), None, "{bad:?}");
         }
@@ -185,10 +196,7 @@ mod tests {
                 &[("x-forwarded-for", "10.1.2.3, 203.0.113.9:5555")],
                 Client::Known(ip("203.0.113.9")),
             ),
-            (
-                &[("x-forwarded-for", "10.1.2.3, unknown")],
-                Client::Unknown,
-            ),
+            (&[("x-forwarded-for", "10.1.2.3, unknown")], Client::Unknown),
             (
                 &[("x-forwarded-for", "10.1.2.3, [2001:db8::1]:80, 127.0.0.5")],
                 Client::Known(ip("2001:db8::1")),
@@ -202,7 +210,10 @@ mod tests {
                 Client::Known(ip("127.0.0.9")),
             ),
             (
-                &[("forwarded", "for=10.1.2.3, for=\"[2001:db8::2]:4711\";proto=http")],
+                &[(
+                    "forwarded",
+                    "for=10.1.2.3, for=\"[2001:db8::2]:4711\";proto=http",
+                )],
                 Client::Known(ip("2001:db8::2")),
             ),
             (
@@ -210,14 +221,21 @@ mod tests {
                 Client::Unknown,
             ),
             (
-                &[("forwarded", "for=10.1.2.3"), ("x-forwarded-for", "10.9.9.9")],
+                &[
+                    ("forwarded", "for=10.1.2.3"),
+                    ("x-forwarded-for", "10.9.9.9"),
+                ],
                 Client::Unknown,
             ),
         ];
         for (h, want) in cases {
             assert_eq!(client(peer, &headers(h), &trusted), want, "{h:?}");
         }
-        let from_outside = client(ip("192.0.2.1"), &headers(&[("x-forwarded-for", "10.1.2.3")]), &trusted);
+        let from_outside = client(
+            ip("192.0.2.1"),
+            &headers(&[("x-forwarded-for", "10.1.2.3")]),
+            &trusted,
+        );
         assert_eq!(from_outside, Client::Known(ip("192.0.2.1")));
     }
 }

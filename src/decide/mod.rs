@@ -578,7 +578,9 @@ impl Pipeline<'_, '_> {
             let (shape, safe) = match &r.rest {
                 Some((rest, segments)) if rest == name => (
                     path_safety::Shape::Path,
-                    segments.iter().all(|s| path_safety::rest_segment_is_safe(s)),
+                    segments
+                        .iter()
+                        .all(|s| path_safety::rest_segment_is_safe(s)),
                 ),
                 _ => (
                     path_safety::Shape::Segment,

@@ -115,7 +115,9 @@ mod tests {
 
     #[test]
     fn plain_values_pass() {
-        for v in ["a", "42", "site.css", ".hidden", "a..b", "100%", "a b", "~x", "%zz"] {
+        for v in [
+            "a", "42", "site.css", ".hidden", "a..b", "100%", "a b", "~x", "%zz",
+        ] {
             assert!(segment_is_safe(v), "{v:?}");
             assert!(rest_segment_is_safe(v), "{v:?}");
         }
@@ -124,7 +126,15 @@ mod tests {
     #[test]
     fn dot_segments_in_any_encoding_are_refused() {
         for v in [
-            ".", "..", "...", "..;", "..;x=1", "%2e%2e", "%2E.", "%252e%252e", "%25252e.",
+            ".",
+            "..",
+            "...",
+            "..;",
+            "..;x=1",
+            "%2e%2e",
+            "%2E.",
+            "%252e%252e",
+            "%25252e.",
         ] {
             assert!(!segment_is_safe(v), "{v:?}");
             assert!(!rest_segment_is_safe(v), "{v:?}");
@@ -137,7 +147,15 @@ mod tests {
             assert!(!segment_is_safe(v), "{v:?}");
             assert!(rest_segment_is_safe(v), "{v:?}");
         }
-        for v in ["../../x", "..\\x", "a/..", "x%2F..%2Fy", "a%5C%2e%2e", "a%00b", "a\0"] {
+        for v in [
+            "../../x",
+            "..\\x",
+            "a/..",
+            "x%2F..%2Fy",
+            "a%5C%2e%2e",
+            "a%00b",
+            "a\0",
+        ] {
             assert!(!segment_is_safe(v), "{v:?}");
             assert!(!rest_segment_is_safe(v), "{v:?}");
         }
@@ -152,5 +170,114 @@ mod tests {
         assert!(!segment_is_safe(&deep));
         assert!(!segment_is_safe("%c0%ae%c0%ae"));
         assert!(!rest_segment_is_safe("%25c0%25ae"));
+    }
+
+    mod property {
+        use super::super::*;
+        use crate::decide::rewrite;
+        use crate::policy::ast::{PathTemplate, Segment};
+        use proptest::prelude::*;
+
+        /// Decoded text a client can get into a variable, chosen to build escapes.
+        const PIECES: [&str; 20] = [
+            "a", ".", "..", "/", "\\", ";", "\0", "%", "%2e", "%2E", "%252e", "%2f", "%2F", "%5c",
+            "%5C", "%25", "%3b", "%00", "2e", "x.y",
+        ];
+
+        fn value() -> impl Strategy<Value = String> {
+            proptest::collection::vec(proptest::sample::select(&PIECES[..]), 1..6)
+                .prop_map(|p| p.concat())
+        }
+
+        /// Decode once (leniently), read `\` as `/`, remove dot segments (a segment of dots
+        /// before any `;`), as a permissive backend would.
+        fn backend_view(path: &str) -> Option<Vec<String>> {
+            let decoded = match decode_lenient(path) {
+                None => path.to_string(),
+                Some(Ok(d)) => d,
+                Some(Err(())) => return None,
+            };
+            let mut out: Vec<String> = Vec::new();
+            for seg in decoded.replace('\\', "/").split('/').skip(1) {
+                match seg.split(';').next().unwrap_or(seg) {
+                    "." => {}
+                    n if !n.is_empty() && n.bytes().all(|b| b == b'.') => {
+                        out.pop();
+                    }
+                    _ => out.push(seg.to_string()),
+                }
+            }
+            Some(out)
+        }
+
+        /// The path as the backend sees it after `depth` decodings starts with `prefix` and,
+        /// when `segments` is given, has exactly that many segments.
+        fn holds(path: &str, prefix: &[&str], segments: Option<usize>) -> bool {
+            let mut path = path.to_string();
+            for _ in 0..=MAX_READINGS {
+                let Some(view) = backend_view(&path) else {
+                    return true;
+                };
+                if view.len() < prefix.len()
+                    || view.iter().zip(prefix).any(|(a, b)| a != b)
+                    || segments.is_some_and(|n| view.len() != n)
+                {
+                    return false;
+                }
+                match decode_lenient(&path) {
+                    Some(Ok(next)) => path = next,
+                    _ => return true,
+                }
+            }
+            true
+        }
+
+        fn template(parts: &[&str]) -> PathTemplate {
+            PathTemplate {
+                segments: parts
+                    .iter()
+                    .map(|p| match p.strip_prefix('{') {
+                        Some(v) if v.ends_with("+}") => Segment::Rest(v[..v.len() - 2].into()),
+                        Some(v) => Segment::Var(v[..v.len() - 1].into()),
+                        None => Segment::Literal(p.to_string()),
+                    })
+                    .collect(),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            /// A `{var}` value that passes keeps `/static/docs/{page}` under its prefix and
+            /// `/v1/{id}/detail` three segments long, under any number of decodings.
+            #[test]
+            fn a_safe_variable_stays_one_segment_under_the_prefix(v in value()) {
+                let vars = [("page", v.clone())];
+                let docs = rewrite(&template(&["static", "docs", "{page}"]), &vars, None);
+                let vars = [("id", v.clone())];
+                let item = rewrite(&template(&["v1", "{id}", "detail"]), &vars, None);
+                if segment_is_safe(&v) {
+                    prop_assert!(holds(&docs, &["static", "docs"], Some(3)), "{docs}");
+                    prop_assert!(holds(&item, &["v1"], Some(3)), "{item}");
+                }
+            }
+
+            /// A rest value whose segments pass stays under `/static/`.
+            #[test]
+            fn safe_rest_segments_stay_under_the_prefix(
+                segs in proptest::collection::vec(value(), 1..4)
+            ) {
+                let joined = segs.join("/");
+                let rest = ("p", segs.clone());
+                let path = rewrite(
+                    &template(&["static", "{p+}"]),
+                    &[("p", joined)],
+                    Some(&rest),
+                );
+                if segs.iter().all(|s| rest_segment_is_safe(s)) {
+                    prop_assert!(holds(&path, &["static"], None), "{path}");
+                }
+            }
+        }
     }
 }

@@ -81,7 +81,12 @@ fn an_encoded_dot_dot_slash_cannot_leave_the_shipped_rewrites_and_reaches_no_bac
 
     // what is not an escape still goes through, re-encoded as before
     expect_status(
-        &get(&gw, "partners.localhost", "/release/docs/a%2Fb/.well/x..y", &[]),
+        &get(
+            &gw,
+            "partners.localhost",
+            "/release/docs/a%2Fb/.well/x..y",
+            &[],
+        ),
         200,
     );
     let got = backend.wait_for(1);
@@ -125,7 +130,12 @@ fn a_dot_segment_or_separator_in_any_encoding_is_refused_before_the_backend() {
         assert_huawei(&r, 400, "APIG.0201", a_path);
         // forwarded as sent, the same captures would reach the backend
         let r = get(&gw, "edge.test", &format!("/raw/{tail}"), &[]);
-        assert_huawei(&r, 400, "APIG.0201", a_path.replace(" path must", " rest must").as_str());
+        assert_huawei(
+            &r,
+            400,
+            "APIG.0201",
+            a_path.replace(" path must", " rest must").as_str(),
+        );
     }
     // a raw or once-encoded dot segment never routes at all
     for target in ["/files/a/../x", "/files/%2e%2e/x", "/items/./x"] {
@@ -183,8 +193,14 @@ fn a_right_most_forwarded_entry_with_a_port_is_the_client_not_skipped() {
     for refused in [
         vec![("X-Forwarded-For", "10.1.2.3, [2001:db8::9]:443")],
         vec![("X-Forwarded-For", "10.1.2.3, [2001:db8::9]")],
-        vec![("X-Forwarded-For", "10.1.2.3"), ("X-Forwarded-For", "203.0.113.9:80")],
-        vec![("Forwarded", "for=10.1.2.3, for=\"[2001:db8::9]:4711\";proto=http")],
+        vec![
+            ("X-Forwarded-For", "10.1.2.3"),
+            ("X-Forwarded-For", "203.0.113.9:80"),
+        ],
+        vec![(
+            "Forwarded",
+            "for=10.1.2.3, for=\"[2001:db8::9]:4711\";proto=http",
+        )],
     ] {
         ip_denied(&get(&gw, "edge.test", "/only-10-1-2-3", &refused));
     }
@@ -194,8 +210,14 @@ fn a_right_most_forwarded_entry_with_a_port_is_the_client_not_skipped() {
     for admitted in [
         vec![("X-Forwarded-For", "203.0.113.9, 10.1.2.3:61000")],
         vec![("X-Forwarded-For", "10.1.2.3, 127.0.0.7")],
-        vec![("X-Forwarded-For", "198.51.100.1"), ("X-Forwarded-For", "10.1.2.3")],
-        vec![("Forwarded", "for=198.51.100.1;proto=https, For=\"10.1.2.3:80\"")],
+        vec![
+            ("X-Forwarded-For", "198.51.100.1"),
+            ("X-Forwarded-For", "10.1.2.3"),
+        ],
+        vec![(
+            "Forwarded",
+            "for=198.51.100.1;proto=https, For=\"10.1.2.3:80\"",
+        )],
     ] {
         expect_status(&get(&gw, "edge.test", "/only-10-1-2-3", &admitted), 200);
     }
@@ -216,7 +238,10 @@ fn an_unparseable_forwarded_entry_is_an_unknown_client_that_every_ip_list_refuse
         vec![("Forwarded", "for=10.1.2.3, for=unknown")],
         vec![("Forwarded", "for=10.1.2.3, by=127.0.0.1")],
         // both headers: one of them is the client's, and which cannot be told
-        vec![("X-Forwarded-For", "10.1.2.3"), ("Forwarded", "for=10.1.2.3")],
+        vec![
+            ("X-Forwarded-For", "10.1.2.3"),
+            ("Forwarded", "for=10.1.2.3"),
+        ],
     ] {
         for route in ["/only-10-1-2-3", "/not-192-0-2"] {
             let id = ip_denied(&get(&gw, "edge.test", route, &headers));
@@ -284,7 +309,10 @@ fn the_backend_gets_every_forwarded_for_line_in_order_then_the_tcp_peer() {
             &gw,
             "edge.test",
             "/items/1",
-            &[("X-Forwarded-For", "unknown"), ("X-Forwarded-For", "[2001:db8::1]:80")],
+            &[
+                ("X-Forwarded-For", "unknown"),
+                ("X-Forwarded-For", "[2001:db8::1]:80"),
+            ],
         ),
         200,
     );
