@@ -5,7 +5,8 @@
 //! The steps run in a fixed order (DESIGN.md §4), and each records a [`Step`] in the trace:
 //!
 //! 1. request sanity (URI and header sizes, Host)
-//! 2. service by Host, stage, route by path, then method
+//! 2. service by Host, stage, route by path, then method; a forward's path variables that
+//!    would leave its rewrite's prefix are refused here ([`path_safety`])
 //! 3. protocol · 4. CORS · 5. client IP · 6. websocket handshake · 7. authentication and the
 //!    app's standing · 8. parameters · 9. body size · 10. rate limits and quotas — each as
 //!    compiled into the route's check program
@@ -57,8 +58,8 @@ pub struct Decision {
     /// to the vendor's rejection rows.
     pub response_headers: Vec<(String, String)>,
     /// Set when an external authorizer allowed the request: its `context`, which the backend
-    /// receives as `X-Authorizer-<key>` headers (and client-sent headers of that prefix are
-    /// dropped).
+    /// receives as `X-Authorizer-<key>` headers (client-sent headers of that prefix are dropped
+    /// on every forward, with an authorizer or not).
     pub authorizer_context: Option<Vec<(String, String)>>,
     pub trace: Vec<Step>,
     /// The index in the route's program of the check that ended the pipeline (refused, or

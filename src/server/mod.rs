@@ -14,6 +14,7 @@ mod malformed;
 mod metrics;
 mod pool;
 mod proxy;
+pub use proxy::upstream_headers;
 mod reload;
 mod tls;
 

@@ -341,18 +341,43 @@ fn upstream_request(
     let mut request = hyper::Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri.parse().map_err(|_| Reason::Internal)?;
-    let upgrade = is_upgrade(&parts.headers)
-        .then(|| parts.headers.get(header::UPGRADE).cloned())
+    let original_host = super::handler::request_host(parts).unwrap_or_default();
+    *request.headers_mut() = upstream_headers(
+        d,
+        &parts.headers,
+        tls,
+        &target.authority,
+        original_host,
+        hops,
+    );
+    Ok(request)
+}
+
+/// The headers a backend receives: the client's, minus hop-by-hop headers, the forwarding
+/// headers (written anew), the request-id header (the gateway's id) and every
+/// `X-Authorizer-*` header (only an authorizer's answer sets those); then the authorizer's
+/// context, `Host` (the target's authority), `X-Forwarded-*`, the id and the hop count.
+/// Public so that the fuzz target can check what a forward would send without a socket.
+pub fn upstream_headers(
+    d: &Decision,
+    client: &http::HeaderMap,
+    tls: bool,
+    authority: &str,
+    original_host: &str,
+    hops: u32,
+) -> http::HeaderMap {
+    let upgrade = is_upgrade(client)
+        .then(|| client.get(header::UPGRADE).cloned())
         .flatten();
     let id_name = request_id_name(d.dialect);
     // The client's headers minus those of its connection and those set below: copied
     // one by one rather than cloned and then pruned, which costs a lookup per name removed.
-    let listed = match parts.headers.contains_key(header::CONNECTION) {
-        true => connection_listed(&parts.headers),
+    let listed = match client.contains_key(header::CONNECTION) {
+        true => connection_listed(client),
         false => Vec::new(),
     };
-    let mut headers = http::HeaderMap::with_capacity(parts.headers.len() + 6);
-    for (name, value) in &parts.headers {
+    let mut headers = http::HeaderMap::with_capacity(client.len() + 6);
+    for (name, value) in client {
         let replaced = [
             header::HOST,
             header::TRANSFER_ENCODING,
@@ -386,14 +411,13 @@ fn upstream_request(
         );
         headers.insert(http::header::UPGRADE, protocol);
     }
-    let original_host = super::handler::request_host(parts).unwrap_or_default();
     let set = |headers: &mut http::HeaderMap, name: HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(name, v);
         }
     };
-    set(&mut headers, header::HOST, &target.authority);
-    if let Ok(chain) = HeaderValue::from_bytes(&forwarded_for(&parts.headers, d.peer)) {
+    set(&mut headers, header::HOST, authority);
+    if let Ok(chain) = HeaderValue::from_bytes(&forwarded_for(client, d.peer)) {
         headers.insert(X_FORWARDED_FOR, chain);
     }
     headers.insert(
@@ -403,8 +427,7 @@ fn upstream_request(
     set(&mut headers, X_FORWARDED_HOST, original_host);
     set(&mut headers, id_name, &d.request_id);
     headers.insert(HOPS_HEADER, HeaderValue::from(hops + 1));
-    *request.headers_mut() = headers;
-    Ok(request)
+    headers
 }
 
 /// The chain the backend receives: every `X-Forwarded-For` line the request carried, in
