@@ -12,7 +12,7 @@
 //! * a refusal is a row of the dialect's catalogue (documented, or a marked undocumented one).
 //!
 //! Input: `METHOD TARGET\n` then `Name: value` lines; the first byte picks the peer and TLS.
-//! `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run decide seeds/decide -- -dict=decide.dict`
+//! `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run decide corpus/decide seeds-decide -- -dict=decide.dict`
 
 #![no_main]
 
