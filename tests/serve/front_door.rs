@@ -339,3 +339,44 @@ fn the_backend_gets_every_forwarded_for_line_in_order_then_the_tcp_peer() {
         ]
     );
 }
+
+/// Unknown clients are one client for per-ip rates: an address a proxy would not name cannot
+/// buy a fresh bucket per request.
+#[test]
+fn unknown_clients_share_one_per_ip_rate_bucket() {
+    let backend = Backend::text("admitted");
+    let dir = front_door(&backend);
+    let gw = Gateway::start(dir.path());
+
+    let first = get(
+        &gw,
+        "edge.test",
+        "/per-ip",
+        &[("X-Forwarded-For", "10.0.0.1, unknown")],
+    );
+    expect_status(&first, 200);
+    let second = get(
+        &gw,
+        "edge.test",
+        "/per-ip",
+        &[("X-Forwarded-For", "10.0.0.2, _other")],
+    );
+    crate::limits_support::assert_huawei_row(
+        &second,
+        429,
+        "APIG.0308",
+        "The throttling threshold has been reached.",
+        &[("retry-after", "60")],
+    );
+    let id = second.header("x-request-id").unwrap();
+    assert_eq!(gw.access_line(id)["client"], "unknown");
+    // a named client has its own bucket
+    let known = get(
+        &gw,
+        "edge.test",
+        "/per-ip",
+        &[("X-Forwarded-For", "10.0.0.3")],
+    );
+    expect_status(&known, 200);
+    assert_eq!(backend.wait_for(2).len(), 2);
+}
