@@ -554,6 +554,89 @@ fn encode(s: &str) -> String {
     out
 }
 
+/// A forward writes captured variables into the upstream path (the rewrite's, or all of them
+/// when the path is forwarded as sent); the first whose value, decoded again any number of
+/// times, holds a dot segment (dots only, before any `;`), or — for a one-segment `{var}` —
+/// a `/`, `\` or NUL, or that needs more than eight decodings or stops being UTF-8, is refused.
+fn exposed_variable(route: &ast::Route, vars: &Captures) -> Option<Reason> {
+    let forward = route.items.iter().find_map(|i| match &i.value {
+        ast::RouteItem::Forward(f) => Some(f),
+        _ => None,
+    })?;
+    let in_rewrite = |name: &str| match &forward.path {
+        None => true,
+        Some(t) => t.value.segments.iter().any(|s| match s {
+            Segment::Var(v) | Segment::Rest(v) => v == name,
+            Segment::Literal(_) => false,
+        }),
+    };
+    for (name, values) in vars.iter().filter(|(n, _)| in_rewrite(n)) {
+        let rest = route
+            .path
+            .value
+            .segments
+            .iter()
+            .any(|s| matches!(s, Segment::Rest(v) if v == name));
+        if !values.iter().all(|v| forwardable(v.as_bytes(), rest)) {
+            return Some(Reason::ParamInvalid {
+                location: ParamLocation::Path,
+                name: name.clone(),
+                expected: if rest {
+                    "a path without dot segments".into()
+                } else {
+                    "a single path segment".into()
+                },
+            });
+        }
+    }
+    None
+}
+
+fn forwardable(value: &[u8], rest: bool) -> bool {
+    let mut value = value.to_vec();
+    for _ in 0..9 {
+        let separator = |b: &u8| *b == b'/' || *b == b'\\';
+        if value.contains(&0) || (!rest && value.iter().any(separator)) {
+            return false;
+        }
+        let dots = |piece: &[u8]| {
+            let name = piece.split(|b| *b == b';').next().unwrap_or(piece);
+            !name.is_empty() && name.iter().all(|b| *b == b'.')
+        };
+        if value.split(separator).any(dots) {
+            return false;
+        }
+        let next = decode_once(&value);
+        if next == value {
+            return true;
+        }
+        if std::str::from_utf8(&next).is_err() {
+            return false;
+        }
+        value = next;
+    }
+    false
+}
+
+/// One lenient percent-decoding: a `%` without two hex digits after it stays.
+fn decode_once(s: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
 /// Decide with the reference interpretation.
 fn reference(files: &[ast::File], req: &Req<'_>) -> RefDecision {
     let all = services(files);
@@ -735,6 +818,9 @@ fn reference_steps(all: &[&ast::Service], req: &Req<'_>, d: &mut RefDecision) ->
     d.route = Some(ri);
     let route = routes[ri];
     let vars = &matching.iter().find(|(i, _)| *i == ri).unwrap().1;
+    if let Some(refused) = exposed_variable(route, vars) {
+        return Reject(refused);
+    }
 
     // 3. protocol
     let used = if req.tls {

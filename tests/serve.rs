@@ -15,6 +15,8 @@ mod backends;
 mod cors;
 #[path = "serve/forward.rs"]
 mod forward;
+#[path = "serve/front_door.rs"]
+mod front_door;
 #[path = "serve/http2.rs"]
 mod http2;
 #[path = "serve/lifecycle.rs"]

@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         "formatted text does not parse: {:?}\n{once}",
         again.diagnostics
     );
-    assert_eq!(again.file.as_ref(), Some(&file), "formatting changed the meaning:\n{once}");
+    assert_eq!(
+        again.file.as_ref(),
+        Some(&file),
+        "formatting changed the meaning:\n{once}"
+    );
     let twice = fmt::format_file(&once).expect("formatted text formats");
     assert_eq!(once, twice, "formatting is not idempotent");
 });

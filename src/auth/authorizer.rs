@@ -36,10 +36,10 @@
 //! request would share one answer.
 
 use crate::compile::Provider;
+use crate::decide::Client;
 use crate::decide::RequestHead;
 use crate::dialect::{AuthFailure, Reason};
 use std::fmt;
-use std::net::IpAddr;
 
 /// The most of an authorizer's answer body that is read; a longer one is a bad response.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -63,7 +63,8 @@ pub struct Call {
     pub path: String,
     pub query: Option<String>,
     pub host: String,
-    pub client_ip: IpAddr,
+    /// `unknown` in the JSON when a trusted proxy did not name the client.
+    pub client_ip: Client,
 }
 
 impl fmt::Debug for Call {
@@ -240,7 +241,7 @@ pub fn call(
     provider_index: usize,
     provider: &Provider,
     head: &RequestHead<'_>,
-    client_ip: IpAddr,
+    client_ip: Client,
 ) -> Result<Call, (Reason, String)> {
     let mut identities = Vec::with_capacity(provider.identity_headers.len());
     for name in &provider.identity_headers {
@@ -411,7 +412,7 @@ mod tests {
             path: "/a".into(),
             query: None,
             host: "h".into(),
-            client_ip: "127.0.0.1".parse().unwrap(),
+            client_ip: crate::decide::Client::Known([127, 0, 0, 1].into()),
         };
         let shown = format!("{call:?}");
         assert!(!shown.contains("s3cret"), "{shown}");

@@ -15,12 +15,12 @@
 //! reverse). Nothing here puts a secret or a token's signature into a trace detail.
 
 use super::{Principal, Refusal};
-use crate::compile::{canonical_ip, App, Provider, Service};
+use crate::compile::{App, Provider, Service};
+use crate::decide::Client;
 use crate::decide::{request::form_value, RequestHead};
 use crate::dialect::{OAuth2Failure as F, Reason};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use std::net::IpAddr;
 
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const REFRESH_TOKEN: &str = "refresh_token";
@@ -148,7 +148,7 @@ pub fn issue(
     service: &Service,
     provider: &Provider,
     head: &RequestHead<'_>,
-    client_ip: IpAddr,
+    client_ip: Client,
     now_ms: i64,
     request_id: &str,
 ) -> Result<Issued, Refusal> {
@@ -234,11 +234,13 @@ pub fn issue(
             detail: format!("app {} is frozen", app.name),
         });
     }
-    let ip = canonical_ip(client_ip);
-    if !app.trusted_ips.is_empty() && !app.trusted_ips.iter().any(|n| n.contains(&ip)) {
+    if !app.trusted_ips.is_empty() && !client_ip.in_any(&app.trusted_ips) {
         return Err(Refusal {
             reason: Reason::AppIpUntrusted,
-            detail: format!("{ip} is not among app {}'s trusted addresses", app.name),
+            detail: format!(
+                "{client_ip} is not among app {}'s trusted addresses",
+                app.name
+            ),
         });
     }
 

@@ -1,15 +1,13 @@
 //! Steps 3–10: running one check of a route's program, and the CORS answers of step 4.
 
 use super::request;
+use super::Client;
 use super::{Outcome, Pipeline, Routed, Verdict};
-use crate::compile::{
-    canonical_ip, Check, ParamCheck, ParamTy, QuotaRule, RateRule, Route, Service,
-};
+use crate::compile::{Check, ParamCheck, ParamTy, QuotaRule, RateRule, Route, Service};
 use crate::dialect::{limit_headers, AuthFailure, LimitKind, Reason, Standing};
 use crate::limits::{calendar, Count, Limit};
 use crate::policy::ast::{QuotaPeriod, RateKey, StoreErrorPolicy};
 use crate::vocab::{ParamLocation, Protocol};
-use std::net::IpAddr;
 
 impl Pipeline<'_, '_> {
     pub(super) fn check(
@@ -83,7 +81,9 @@ impl Pipeline<'_, '_> {
             }
             Check::ClientIp(rules) => {
                 let ip = self.client_ip(r.service);
-                if !rules.admits(ip) {
+                // an address a trusted proxy did not name is on no allow list and, as it
+                // could be any address, on every deny list
+                if !ip.ip().is_some_and(|a| rules.admits(a)) {
                     return Err(self.fail(
                         5,
                         "client-ip",
@@ -205,12 +205,7 @@ impl Pipeline<'_, '_> {
                         ));
                     }
                     let ip = self.client_ip(r.service);
-                    if !app.trusted_ips.is_empty()
-                        && !app
-                            .trusted_ips
-                            .iter()
-                            .any(|n| n.contains(&canonical_ip(ip)))
-                    {
+                    if !app.trusted_ips.is_empty() && !ip.in_any(&app.trusted_ips) {
                         let detail =
                             format!("{ip} is not among app {}'s trusted addresses", app.name);
                         return Err(self.fail(7, "auth", detail, Reason::AppIpUntrusted));
@@ -560,32 +555,13 @@ impl Pipeline<'_, '_> {
         }
     }
 
-    /// The client address: the peer, or — when the peer is a trusted proxy — the right-most
-    /// X-Forwarded-For entry that is not itself a trusted proxy.
-    pub(super) fn client_ip(&mut self, service: &Service) -> IpAddr {
-        let peer = canonical_ip(self.head.peer);
-        let trusted = |ip: &IpAddr| service.trusted_proxies.iter().any(|n| n.contains(ip));
-        let mut ip = peer;
-        if trusted(&peer) {
-            let chain: Vec<IpAddr> = self
-                .head
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .map(canonical_ip)
-                .collect();
-            for hop in chain.iter().rev() {
-                ip = *hop;
-                if !trusted(hop) {
-                    break;
-                }
-            }
-        }
-        self.d.client_ip = ip;
-        ip
+    /// The client address: the peer, or — when the peer is a trusted proxy — what its
+    /// proxies' address list says (see [`super::client`]).
+    pub(super) fn client_ip(&mut self, service: &Service) -> Client {
+        let client =
+            super::client::client(self.head.peer, self.head.headers, &service.trusted_proxies);
+        self.d.client_ip = client;
+        client
     }
 
     /// Answer a CORS preflight for the route that serves the requested method.

@@ -5,7 +5,8 @@
 //! The steps run in a fixed order (DESIGN.md §4), and each records a [`Step`] in the trace:
 //!
 //! 1. request sanity (URI and header sizes, Host)
-//! 2. service by Host, stage, route by path, then method
+//! 2. service by Host, stage, route by path, then method; a forward's path variables that
+//!    would leave its rewrite's prefix are refused here ([`path_safety`])
 //! 3. protocol · 4. CORS · 5. client IP · 6. websocket handshake · 7. authentication and the
 //!    app's standing · 8. parameters · 9. body size · 10. rate limits and quotas — each as
 //!    compiled into the route's check program
@@ -13,12 +14,15 @@
 
 mod authorizer;
 mod checks;
+pub mod client;
 pub mod env;
+mod path_safety;
 pub mod request;
 mod request_id;
 mod response;
 mod token_endpoint;
 
+pub use client::Client;
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
 pub use request::{Arrival, HostFrom, RequestHead};
 pub use request_id::RequestId;
@@ -42,8 +46,11 @@ pub struct Decision {
     pub route: Option<usize>,
     /// The authenticated app, if any.
     pub app: Option<usize>,
-    /// The client address the checks used (the peer, or from X-Forwarded-For via a trusted proxy).
-    pub client_ip: IpAddr,
+    /// The client address the checks used (the peer, or from X-Forwarded-For or Forwarded via
+    /// a trusted proxy; unknown when a trusted proxy did not name it).
+    pub client_ip: Client,
+    /// The TCP peer: the last hop of the forwarded X-Forwarded-For.
+    pub peer: IpAddr,
     pub outcome: Outcome,
     /// Headers the pipeline adds to whatever response results (CORS, Retry-After).
     pub headers: Vec<(String, String)>,
@@ -51,8 +58,8 @@ pub struct Decision {
     /// to the vendor's rejection rows.
     pub response_headers: Vec<(String, String)>,
     /// Set when an external authorizer allowed the request: its `context`, which the backend
-    /// receives as `X-Authorizer-<key>` headers (and client-sent headers of that prefix are
-    /// dropped).
+    /// receives as `X-Authorizer-<key>` headers (client-sent headers of that prefix are dropped
+    /// on every forward, with an authorizer or not).
     pub authorizer_context: Option<Vec<(String, String)>>,
     pub trace: Vec<Step>,
     /// The index in the route's program of the check that ended the pipeline (refused, or
@@ -153,7 +160,8 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
             stage: None,
             route: None,
             app: None,
-            client_ip: head.peer,
+            client_ip: Client::Known(head.peer),
+            peer: head.peer,
             outcome: Outcome::Reject(Reason::Internal),
             headers: Vec::new(),
             response_headers: Vec::new(),
@@ -423,6 +431,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             rest,
             path,
         };
+        // Before any check counts or calls out: a forward must not expose a variable.
+        if let Action::Forward(f) = &route.action {
+            if let Err(outcome) = self.upstream_vars_safe(&routed, f.path.as_ref()) {
+                return outcome;
+            }
+        }
 
         // A route with cors gives its CORS headers to every answer, refusals included, so a
         // browser page can read why it was refused; a preflight is answered at step 4.
@@ -581,6 +595,57 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             }
             Action::IssueTokens { provider } => self.issue_tokens(r, *provider),
         }
+    }
+}
+
+impl Pipeline<'_, '_> {
+    /// Refuse a variable that the forwarded path would expose as a dot segment or an extra
+    /// separator (see [`path_safety`]): those of the rewrite, or every capture when the path
+    /// is forwarded as sent.
+    fn upstream_vars_safe(
+        &mut self,
+        r: &Routed<'_, '_>,
+        template: Option<&crate::policy::ast::PathTemplate>,
+    ) -> Result<(), Outcome> {
+        use crate::policy::ast::Segment;
+        let exposed = |name: &str| {
+            template.is_none_or(|t| {
+                t.segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Var(v) | Segment::Rest(v) if v == name))
+            })
+        };
+        for (name, value) in r.vars.iter().filter(|(name, _)| exposed(name)) {
+            let (shape, safe) = match &r.rest {
+                Some((rest, segments)) if rest == name => (
+                    path_safety::Shape::Path,
+                    segments
+                        .iter()
+                        .all(|s| path_safety::rest_segment_is_safe(s)),
+                ),
+                _ => (
+                    path_safety::Shape::Segment,
+                    path_safety::segment_is_safe(value),
+                ),
+            };
+            if !safe {
+                let detail = format!(
+                    "path variable {name} = {value:?} would leave the forwarded path's prefix \
+                     or add a segment to it"
+                );
+                return Err(self.fail(
+                    2,
+                    "route",
+                    detail,
+                    Reason::ParamInvalid {
+                        location: crate::vocab::ParamLocation::Path,
+                        name: name.to_string(),
+                        expected: shape.expected().to_string(),
+                    },
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

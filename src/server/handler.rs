@@ -364,7 +364,7 @@ fn header_name(name: &str) -> Option<http::HeaderName> {
 struct Record<'a> {
     request_id: crate::decide::RequestId,
     dialect: crate::vocab::Dialect,
-    client: std::net::IpAddr,
+    client: crate::decide::Client,
     conn: &'a Conn,
     method: http::Method,
     target: &'a str,

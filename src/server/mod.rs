@@ -16,6 +16,7 @@ mod malformed;
 mod metrics;
 mod pool;
 mod proxy;
+pub use proxy::upstream_headers;
 mod reload;
 mod tls;
 

@@ -345,18 +345,43 @@ fn upstream_request(
     let mut request = hyper::Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri.parse().map_err(|_| Reason::Internal)?;
-    let upgrade = is_upgrade(&parts.headers)
-        .then(|| parts.headers.get(header::UPGRADE).cloned())
+    let original_host = super::handler::request_host(parts).unwrap_or_default();
+    *request.headers_mut() = upstream_headers(
+        d,
+        &parts.headers,
+        tls,
+        &target.authority,
+        original_host,
+        hops,
+    );
+    Ok(request)
+}
+
+/// The headers a backend receives: the client's, minus hop-by-hop headers, the forwarding
+/// headers (written anew), the request-id header (the gateway's id) and every
+/// `X-Authorizer-*` header (only an authorizer's answer sets those); then the authorizer's
+/// context, `Host` (the target's authority), `X-Forwarded-*`, the id and the hop count.
+/// Public so that the fuzz target can check what a forward would send without a socket.
+pub fn upstream_headers(
+    d: &Decision,
+    client: &http::HeaderMap,
+    tls: bool,
+    authority: &str,
+    original_host: &str,
+    hops: u32,
+) -> http::HeaderMap {
+    let upgrade = is_upgrade(client)
+        .then(|| client.get(header::UPGRADE).cloned())
         .flatten();
     let id_name = request_id_name(d.dialect);
     // The client's headers minus those of its connection and those set below: copied
     // one by one rather than cloned and then pruned, which costs a lookup per name removed.
-    let listed = match parts.headers.contains_key(header::CONNECTION) {
-        true => connection_listed(&parts.headers),
+    let listed = match client.contains_key(header::CONNECTION) {
+        true => connection_listed(client),
         false => Vec::new(),
     };
-    let mut headers = http::HeaderMap::with_capacity(parts.headers.len() + 6);
-    for (name, value) in &parts.headers {
+    let mut headers = http::HeaderMap::with_capacity(client.len() + 6);
+    for (name, value) in client {
         let replaced = [
             header::HOST,
             header::TRANSFER_ENCODING,
@@ -369,7 +394,7 @@ fn upstream_request(
             && !replaced.contains(name)
             && *name != id_name
             && !listed.contains(name)
-            && (d.authorizer_context.is_none() || !is_context_header(name))
+            && !is_context_header(name)
         {
             headers.append(name.clone(), value.clone());
         }
@@ -390,22 +415,15 @@ fn upstream_request(
         );
         headers.insert(http::header::UPGRADE, protocol);
     }
-    let original_host = super::handler::request_host(parts).unwrap_or_default();
     let set = |headers: &mut http::HeaderMap, name: HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(name, v);
         }
     };
-    set(&mut headers, header::HOST, &target.authority);
-    let forwarded_for = match parts
-        .headers
-        .get(X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prev) => format!("{prev}, {}", d.client_ip),
-        None => d.client_ip.to_string(),
-    };
-    set(&mut headers, X_FORWARDED_FOR, &forwarded_for);
+    set(&mut headers, header::HOST, authority);
+    if let Ok(chain) = HeaderValue::from_bytes(&forwarded_for(client, d.peer)) {
+        headers.insert(X_FORWARDED_FOR, chain);
+    }
     headers.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
@@ -413,8 +431,23 @@ fn upstream_request(
     set(&mut headers, X_FORWARDED_HOST, original_host);
     set(&mut headers, id_name, &d.request_id);
     headers.insert(HOPS_HEADER, HeaderValue::from(hops + 1));
-    *request.headers_mut() = headers;
-    Ok(request)
+    headers
+}
+
+/// The chain the backend receives: every `X-Forwarded-For` line the request carried, in
+/// order and byte for byte, then the TCP peer — the hop this gateway saw, not the client it
+/// computed (which may sit further left).
+fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Vec<u8> {
+    let mut chain = Vec::new();
+    for line in headers.get_all(X_FORWARDED_FOR) {
+        let line = line.as_bytes().trim_ascii();
+        if !line.is_empty() {
+            chain.extend_from_slice(line);
+            chain.extend_from_slice(b", ");
+        }
+    }
+    chain.extend_from_slice(crate::compile::canonical_ip(peer).to_string().as_bytes());
+    chain
 }
 
 /// A header named like an authorizer's `context` (`X-Authorizer-…`): only the authorizer's
