@@ -19,7 +19,7 @@
 use libfuzzer_sys::fuzz_target;
 use rulegate::auth::authorizer::Answer;
 use rulegate::compile::{Action, Snapshot};
-use rulegate::decide::{decide, Env, Outcome, RequestHead, VirtualEnv};
+use rulegate::decide::{decide, Arrival, Env, Outcome, RequestHead, VirtualEnv};
 use rulegate::dialect::{row, undocumented};
 use rulegate::policy::ast::Segment;
 use std::net::IpAddr;
@@ -170,20 +170,20 @@ fuzz_target!(|data: &[u8]| {
             context: vec![("user".into(), "from-the-authorizer".into())],
         }),
     );
-    let host = h
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok());
-    let head = RequestHead {
-        method: &h.method,
-        target: &h.target,
-        host,
-        headers: &h.headers,
+    // what hyper hands the handler: a parsed method and target; the head is built the one way
+    // serve, explain and test build it
+    let Ok(method) = http::Method::from_bytes(h.method.as_bytes()) else {
+        return;
+    };
+    let Ok(uri) = h.target.parse::<http::Uri>() else {
+        return;
+    };
+    let arrival = Arrival {
         peer: h.peer,
         tls: h.tls,
         client_cert: false,
-        body: None,
     };
+    let head = RequestHead::of(&method, &uri, http::Version::HTTP_11, &h.headers, arrival);
     let d = decide(snap, &head, &env);
 
     // the request id is the gateway's: the one a fresh environment makes first (no service

@@ -512,6 +512,12 @@ fn a_head_of_150_tiny_headers_is_accepted_and_the_size_limits_still_answer_in_th
         b"",
     ));
     assert_huawei(&r, 494, "APIG.0201", "Request headers too large.");
+    // more header lines than the count hyper is given (256): the header-size row too, never a
+    // bare hyper answer
+    let many: Vec<(String, String)> = (0..300).map(|i| (format!("x{i:x}"), "1".into())).collect();
+    let headers: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = gw.send(&request("GET", "/mock", "shop.test", &headers, b""));
+    assert_huawei(&r, 494, "APIG.0201", "Request headers too large.");
 }
 
 /// The gateway's resident memory, from /proc.
