@@ -67,6 +67,10 @@ fn is_dot_segment(s: &str) -> bool {
 
 /// `ok` holds for the value and for every further percent-decoding of it.
 fn readings(value: &str, ok: impl Fn(&str) -> bool) -> bool {
+    // the common case: nothing left to decode, nothing to copy
+    if !value.contains('%') {
+        return ok(value);
+    }
     let mut current = value.to_string();
     for _ in 0..=MAX_READINGS {
         if !ok(&current) {

@@ -86,9 +86,12 @@ impl<'a> RequestHead<'a> {
             let n = self.headers.get_all(http::header::HOST).iter().count();
             return Some(format!("{n} Host headers"));
         }
+        if self.host_from != HostFrom::Pseudo {
+            return None;
+        }
         let authority = self.host.unwrap_or("");
         let agrees = first.as_bytes().eq_ignore_ascii_case(authority.as_bytes());
-        (self.host_from == HostFrom::Pseudo && !agrees).then(|| {
+        (!agrees).then(|| {
             format!(
                 "Host {:?} disagrees with :authority {authority:?}",
                 String::from_utf8_lossy(first.as_bytes())
