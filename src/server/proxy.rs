@@ -424,6 +424,9 @@ pub fn upstream_headers(
     if let Ok(chain) = HeaderValue::from_bytes(&forwarded_for(client, d.peer)) {
         headers.insert(X_FORWARDED_FOR, chain);
     }
+    if let Some(chain) = forwarded(client, d.peer, tls) {
+        headers.insert(header::FORWARDED, chain);
+    }
     headers.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
@@ -448,6 +451,33 @@ fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Vec<u8> {
     }
     chain.extend_from_slice(crate::compile::canonical_ip(peer).to_string().as_bytes());
     chain
+}
+
+/// RFC 7239's `Forwarded`, when the request carried one: its elements, every line in order
+/// and byte for byte, then this hop's (`for=` the TCP peer, `proto=`), so that the right-most
+/// element — the one a backend behind rulegate should believe — is what rulegate saw, never
+/// what the client wrote. A request without one gets none: `X-Forwarded-For` carries the
+/// chain, and a backend that reads `Forwarded` then falls back to its own peer, rulegate.
+fn forwarded(headers: &http::HeaderMap, peer: IpAddr, tls: bool) -> Option<HeaderValue> {
+    let mut chain = Vec::new();
+    for line in headers.get_all(header::FORWARDED) {
+        let line = line.as_bytes().trim_ascii();
+        if !line.is_empty() {
+            chain.extend_from_slice(line);
+            chain.extend_from_slice(b", ");
+        }
+    }
+    if chain.is_empty() {
+        return None;
+    }
+    let this_hop = match crate::compile::canonical_ip(peer) {
+        IpAddr::V4(ip) => format!("for={ip}"),
+        // an IPv6 node is quoted and bracketed (RFC 7239 §6)
+        IpAddr::V6(ip) => format!("for=\"[{ip}]\""),
+    };
+    chain.extend_from_slice(this_hop.as_bytes());
+    chain.extend_from_slice(if tls { b";proto=https" } else { b";proto=http" });
+    HeaderValue::from_bytes(&chain).ok()
 }
 
 /// A header named like an authorizer's `context` (`X-Authorizer-…`): only the authorizer's

@@ -340,6 +340,42 @@ fn the_backend_gets_every_forwarded_for_line_in_order_then_the_tcp_peer() {
     );
 }
 
+/// A client's own `Forwarded` cannot be the element a backend believes: rulegate appends its
+/// hop (the TCP peer and the protocol) after every element the request carried, so the
+/// right-most is always what rulegate saw. A request without one gets none.
+#[test]
+fn a_clients_own_forwarded_header_is_followed_by_the_hop_rulegate_saw() {
+    let backend = Backend::text("ok");
+    let dir = front_door(&backend);
+    let gw = Gateway::start(dir.path());
+    let spoof = [
+        ("Forwarded", "for=10.1.2.3;proto=https"),
+        ("Forwarded", "for=\"[2001:db8::1]:80\", for=unknown"),
+    ];
+    expect_status(&get(&gw, "edge.test", "/items/1", &spoof), 200);
+    expect_status(&get(&gw, "edge.test", "/items/2", &[]), 200);
+    let got = backend.wait_for(2);
+    let forwarded: Vec<Vec<&str>> = got
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .filter(|(k, _)| k == "forwarded")
+                .map(|(_, v)| v.as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        forwarded,
+        [
+            vec![
+                "for=10.1.2.3;proto=https, for=\"[2001:db8::1]:80\", for=unknown, for=127.0.0.1;proto=http"
+            ],
+            vec![],
+        ]
+    );
+}
+
 /// Unknown clients are one client for per-ip rates: an address a proxy would not name cannot
 /// buy a fresh bucket per request.
 #[test]
