@@ -5,6 +5,12 @@
 
 use std::fmt;
 
+pub mod limits;
+pub mod path;
+
+pub use limits::{QuotaPeriod, RateKey, RatePeriod, StoreErrorPolicy};
+pub use path::{PathTemplate, Segment};
+
 /// Which vendor's error catalogue and wire format a service answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

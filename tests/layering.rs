@@ -30,8 +30,6 @@ const KNOWN_BACK_EDGES: &[(&str, &str)] = &[
     ("compile", "decide"),
     // The `Limiter` trait the stores implement is declared in `decide`.
     ("limits", "decide"),
-    // The parser checks a quota's time zone with `limits::calendar::zone`.
-    ("policy", "limits"),
 ];
 
 /// Where each import of one module by another happens: "file:line".

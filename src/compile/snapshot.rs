@@ -5,8 +5,8 @@
 //! is looked up by name at request time.
 
 use super::tree::PathTree;
-use crate::policy::ast::{PathTemplate, QuotaPeriod, RateKey, RatePeriod, StoreErrorPolicy};
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
+use crate::vocab::{PathTemplate, QuotaPeriod, RateKey, RatePeriod, StoreErrorPolicy};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::fmt;
