@@ -28,8 +28,6 @@ const KNOWN_BACK_EDGES: &[(&str, &str)] = &[
     ("auth", "decide"),
     // A mock's precomputed `decide::Response` is held in the snapshot.
     ("compile", "decide"),
-    // The `Limiter` trait the stores implement is declared in `decide`.
-    ("limits", "decide"),
 ];
 
 /// Where each import of one module by another happens: "file:line".
