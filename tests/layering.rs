@@ -26,8 +26,6 @@ const KNOWN_BACK_EDGES: &[(&str, &str)] = &[
     ("auth", "compile"),
     // `RequestHead`, `Client`, `Env` and the query decoding live in `decide`.
     ("auth", "decide"),
-    // A mock's precomputed `decide::Response` is held in the snapshot.
-    ("compile", "decide"),
 ];
 
 /// Where each import of one module by another happens: "file:line".

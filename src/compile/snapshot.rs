@@ -422,7 +422,7 @@ pub struct MockResponse {
     pub content_type: Option<&'static str>,
     /// The answer as `decide` hands it out (status, Content-Type, body), built once: every
     /// request answered with it costs a reference count, not a copy.
-    pub answer: std::sync::Arc<crate::decide::Response>,
+    pub answer: std::sync::Arc<crate::vocab::Response>,
 }
 
 #[derive(Debug)]
