@@ -13,7 +13,7 @@
 //!
 //! | layer | modules | what lives there |
 //! |---|---|---|
-//! | 0 | `vocab` | the words every stage shares (dialect, method, protocol, …); imports nothing |
+//! | 0 | `vocab`, `request` | the words every stage shares (dialect, method, path template, …) and the request as every stage sees it (head, client); they import nothing |
 //! | 1 | `policy` | the language: text → AST, diagnostics, formatting |
 //! | 2 | `dialect`, `limits`, `auth` | per-vendor, per-limit and per-scheme pieces |
 //! | 3 | `compile` | AST → `Snapshot`: assembles the pieces into a decision tree |
@@ -28,6 +28,7 @@ pub mod explain;
 pub mod import;
 pub mod limits;
 pub mod policy;
+pub mod request;
 pub mod server;
 pub mod testing;
 pub mod vocab;

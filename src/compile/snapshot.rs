@@ -230,13 +230,8 @@ impl IpRules {
     }
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) compare as the IPv4 address.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
+// Named here too, as the compiler's and the server's address checks use it.
+pub use crate::request::canonical_ip;
 
 impl fmt::Display for IpRules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

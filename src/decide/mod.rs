@@ -14,14 +14,14 @@
 
 mod authorizer;
 mod checks;
-pub mod client;
 pub mod env;
 mod path_safety;
-pub mod request;
 mod request_id;
 mod response;
 mod token_endpoint;
 
+// The request's own vocabulary lives in `crate::request`; named here too, as before.
+pub use crate::request::{client, head as request};
 pub use client::Client;
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
 pub use request::{Arrival, HostFrom, RequestHead};
