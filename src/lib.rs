@@ -4,6 +4,21 @@
 //! `.policy` text → [`policy`] (parse, AST, diagnostics) → [`compile`] (names, conflicts,
 //! decision tree) → `Snapshot` → [`decide`] (the pure per-request pipeline) → `Decision`,
 //! whose rejections the [`dialect`] module renders byte for byte as a vendor would.
+//!
+//! ## Layers
+//!
+//! Each top-level module sits in one layer and imports only modules of its own layer or below,
+//! with no cycle inside a layer. `tests/layering.rs` reads this table and checks the code
+//! against it (`docs/extending.md` explains where a new piece goes).
+//!
+//! | layer | modules | what lives there |
+//! |---|---|---|
+//! | 0 | `vocab`, `request` | the words every stage shares (dialect, method, path template, …) and the request as every stage sees it (head, client); they import nothing |
+//! | 1 | `policy` | the language: text → AST, diagnostics, formatting |
+//! | 2 | `dialect`, `limits`, `auth` | per-vendor, per-limit and per-scheme pieces |
+//! | 3 | `compile` | AST → `Snapshot`: assembles the pieces into a decision tree |
+//! | 4 | `decide` | the pure per-request pipeline over a `Snapshot` |
+//! | 5 | `server`, `testing`, `import`, `explain`, `main` | what runs the pipeline: the server, policy tests, the CLI |
 
 pub mod auth;
 pub mod compile;
@@ -13,6 +28,7 @@ pub mod explain;
 pub mod import;
 pub mod limits;
 pub mod policy;
+pub mod request;
 pub mod server;
 pub mod testing;
 pub mod vocab;

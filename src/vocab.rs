@@ -5,6 +5,14 @@
 
 use std::fmt;
 
+pub mod limits;
+pub mod path;
+pub mod response;
+
+pub use limits::{QuotaPeriod, RateKey, RatePeriod, StoreErrorPolicy};
+pub use path::{PathTemplate, Segment};
+pub use response::Response;
+
 /// Which vendor's error catalogue and wire format a service answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -565,7 +565,7 @@ fn mock(m: &ast::Mock) -> MockResponse {
         .collect();
     MockResponse {
         content_type,
-        answer: std::sync::Arc::new(crate::decide::Response {
+        answer: std::sync::Arc::new(crate::vocab::Response {
             status: m.status.value,
             headers,
             body,

@@ -5,8 +5,8 @@
 //! is looked up by name at request time.
 
 use super::tree::PathTree;
-use crate::policy::ast::{PathTemplate, QuotaPeriod, RateKey, RatePeriod, StoreErrorPolicy};
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
+use crate::vocab::{PathTemplate, QuotaPeriod, RateKey, RatePeriod, StoreErrorPolicy};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::fmt;
@@ -230,13 +230,8 @@ impl IpRules {
     }
 }
 
-/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) compare as the IPv4 address.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
+// Named here too, as the compiler's and the server's address checks use it.
+pub use crate::request::canonical_ip;
 
 impl fmt::Display for IpRules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -422,7 +417,7 @@ pub struct MockResponse {
     pub content_type: Option<&'static str>,
     /// The answer as `decide` hands it out (status, Content-Type, body), built once: every
     /// request answered with it costs a reference count, not a copy.
-    pub answer: std::sync::Arc<crate::decide::Response>,
+    pub answer: std::sync::Arc<crate::vocab::Response>,
 }
 
 #[derive(Debug)]

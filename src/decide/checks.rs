@@ -6,8 +6,8 @@ use super::{Outcome, Pipeline, Routed, Verdict};
 use crate::compile::{Check, ParamCheck, ParamTy, QuotaRule, RateRule, Route, Service};
 use crate::dialect::{limit_headers, AuthFailure, LimitKind, Reason, Standing};
 use crate::limits::{calendar, Count, Limit};
-use crate::policy::ast::{QuotaPeriod, RateKey, StoreErrorPolicy};
 use crate::vocab::{ParamLocation, Protocol};
+use crate::vocab::{QuotaPeriod, RateKey, StoreErrorPolicy};
 
 impl Pipeline<'_, '_> {
     pub(super) fn check(

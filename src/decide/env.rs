@@ -5,7 +5,8 @@
 use crate::auth::authorizer::{Answer, Call, Failure};
 use crate::compile::Provider;
 use crate::limits::memory::MemoryStore;
-use crate::limits::{Count, Tallies};
+// Declared by the counters it abstracts over; named here too, as `Env` hands one out.
+pub use crate::limits::Limiter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -43,20 +44,6 @@ pub fn not_called(provider: &Provider) -> Answer {
             provider.name
         ),
     }
-}
-
-/// Counting for rate limits and quotas, and the signers' nonce cache.
-pub trait Limiter {
-    /// Count one request against every limit in `counts`, all or nothing (see
-    /// [`crate::limits`]). `None` when the counters are remote and cannot be read without
-    /// waiting: `decide` then stops with [`Outcome::NeedCounts`](super::Outcome::NeedCounts),
-    /// and the caller fetches the tallies and decides again.
-    fn count(&self, counts: &[Count], now_ms: i64) -> Option<Tallies>;
-    /// Record `key` (a signer's nonce) for `ttl_ms`; false when it was already recorded and has
-    /// not expired — a replay. `None` when nonces are kept in a remote store and this one has
-    /// not been asked yet: `decide` stops with [`Outcome::NeedCounts`](super::Outcome::NeedCounts)
-    /// as for counts, and the answer is at hand the next time.
-    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool>;
 }
 
 /// The in-memory store under its older name: what `explain` and `rulegate test` count in.

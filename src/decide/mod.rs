@@ -14,14 +14,14 @@
 
 mod authorizer;
 mod checks;
-pub mod client;
 pub mod env;
 mod path_safety;
-pub mod request;
 mod request_id;
 mod response;
 mod token_endpoint;
 
+// The request's own vocabulary lives in `crate::request`; named here too, as before.
+pub use crate::request::{client, head as request};
 pub use client::Client;
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
 pub use request::{Arrival, HostFrom, RequestHead};
@@ -605,9 +605,9 @@ impl Pipeline<'_, '_> {
     fn upstream_vars_safe(
         &mut self,
         r: &Routed<'_, '_>,
-        template: Option<&crate::policy::ast::PathTemplate>,
+        template: Option<&crate::vocab::PathTemplate>,
     ) -> Result<(), Outcome> {
-        use crate::policy::ast::Segment;
+        use crate::vocab::Segment;
         let exposed = |name: &str| {
             template.is_none_or(|t| {
                 t.segments
@@ -664,11 +664,11 @@ impl fmt::Display for ShownVars<'_> {
 /// Fill a forward path template with the route's variables, percent-encoding each segment.
 /// A `{var}` or `{var+}` naming the route's rest variable expands to all its segments.
 fn rewrite(
-    t: &crate::policy::ast::PathTemplate,
+    t: &crate::vocab::PathTemplate,
     vars: &[(&str, String)],
     rest: Option<&(&str, Vec<String>)>,
 ) -> String {
-    use crate::policy::ast::Segment;
+    use crate::vocab::Segment;
     if t.segments.is_empty() {
         return "/".to_string();
     }

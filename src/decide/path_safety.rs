@@ -179,7 +179,7 @@ mod tests {
     mod property {
         use super::super::*;
         use crate::decide::rewrite;
-        use crate::policy::ast::{PathTemplate, Segment};
+        use crate::vocab::{PathTemplate, Segment};
         use proptest::prelude::*;
 
         /// Decoded text a client can get into a variable, chosen to build escapes.

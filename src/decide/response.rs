@@ -4,12 +4,8 @@
 use super::{Decision, Outcome};
 use crate::dialect;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: bytes::Bytes,
-}
+// Shared with the compiler (a mock's answer is built once), so it lives in `vocab`.
+pub use crate::vocab::Response;
 
 /// The full response for a decision that answers the client directly; `None` when the
 /// request goes on (forward) or the body must be read first.

@@ -14,8 +14,8 @@
 //! When several limits land on the same header, the one with the fewest requests left is
 //! shown: the one the client will meet first.
 
-use crate::policy::ast::RateKey;
 use crate::vocab::Dialect;
+use crate::vocab::RateKey;
 
 /// One limit's standing after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! Calendar windows for quotas: a day or a month in a time zone (UTC unless the quota names
 //! one), so "50 per day" resets at local midnight as the vendors' consoles describe it.
 
-use crate::policy::ast::QuotaPeriod;
+pub use crate::vocab::limits::zone;
+use crate::vocab::limits::QuotaPeriod;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
@@ -24,32 +25,6 @@ pub fn window(period: QuotaPeriod, tz: &TimeZone, now_ms: i64) -> (i64, i64) {
     let start = at(start).unwrap_or(now_ms);
     let end = next.ok().and_then(|d| at(d).ok()).unwrap_or(i64::MAX);
     (start, end)
-}
-
-/// The zone a policy names: an IANA name (`Asia/Shanghai`), `UTC`, or a fixed offset
-/// (`+08:00`).
-pub fn zone(name: &str) -> Result<TimeZone, String> {
-    if name.eq_ignore_ascii_case("utc") {
-        return Ok(TimeZone::UTC);
-    }
-    if let Some(offset) = fixed_offset(name) {
-        return Ok(TimeZone::fixed(offset));
-    }
-    TimeZone::get(name).map_err(|_| format!("unknown time zone {name:?}"))
-}
-
-fn fixed_offset(s: &str) -> Option<jiff::tz::Offset> {
-    let sign = match s.as_bytes().first()? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let (h, m) = s[1..].split_once(':').unwrap_or((&s[1..], "0"));
-    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-    if !(0..=18).contains(&h) || !(0..60).contains(&m) {
-        return None;
-    }
-    jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()
 }
 
 #[cfg(test)]

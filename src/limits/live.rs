@@ -14,8 +14,7 @@
 use super::file::FileStore;
 use super::memory::MemoryStore;
 use super::redis::RedisStore;
-use super::{Count, Limit, Tallies};
-use crate::decide::Limiter;
+use super::{Count, Limit, Limiter, Tallies};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

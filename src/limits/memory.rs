@@ -137,7 +137,7 @@ impl Store for MemoryStore {
     }
 }
 
-impl crate::decide::Limiter for MemoryStore {
+impl super::Limiter for MemoryStore {
     fn count(&self, counts: &[Count], now_ms: i64) -> Option<Tallies> {
         Some(Ok(self.count_now(counts, now_ms)))
     }

@@ -2,7 +2,7 @@
 //! ([`Tally`]), and the stores that keep the counters.
 //!
 //! `decide` builds every count of a request at once (the route's rates, then the app's and its
-//! plans' rates, then their quotas) and hands them to the [`Limiter`](crate::decide::Limiter) of
+//! plans' rates, then their quotas) and hands them to the [`Limiter`] of
 //! its [`Env`](crate::decide::Env). A store counts a batch **all or nothing**: when one limit
 //! refuses, none of the batch's counters moves, so a refused request costs the client nothing.
 //!
@@ -29,6 +29,22 @@ pub mod redis;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+
+/// Counting for rate limits and quotas, and the signers' nonce cache: what `decide` asks of
+/// its [`Env`](crate::decide::Env). Declared here, beside the stores that implement it, so
+/// that the counters do not depend on the pipeline that calls them.
+pub trait Limiter {
+    /// Count one request against every limit in `counts`, all or nothing (see
+    /// [`crate::limits`]). `None` when the counters are remote and cannot be read without
+    /// waiting: `decide` then stops with [`Outcome::NeedCounts`](crate::decide::Outcome::NeedCounts),
+    /// and the caller fetches the tallies and decides again.
+    fn count(&self, counts: &[Count], now_ms: i64) -> Option<Tallies>;
+    /// Record `key` (a signer's nonce) for `ttl_ms`; false when it was already recorded and has
+    /// not expired — a replay. `None` when nonces are kept in a remote store and this one has
+    /// not been asked yet: `decide` stops with [`Outcome::NeedCounts`](crate::decide::Outcome::NeedCounts)
+    /// as for counts, and the answer is at hand the next time.
+    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool>;
+}
 
 /// One counter that one request moves.
 #[derive(Debug, Clone, PartialEq, Eq)]

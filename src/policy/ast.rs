@@ -6,6 +6,8 @@
 //! Spans never take part in equality, so `parse(fmt(p)) == p` compares meaning only.
 
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
+// Shared with the runtime, so they live in `vocab`; named here too, as the AST uses them.
+pub use crate::vocab::{PathTemplate, QuotaPeriod, RateKey, RatePeriod, Segment, StoreErrorPolicy};
 use ipnet::IpNet;
 use std::fmt;
 
@@ -315,12 +317,6 @@ pub enum PlanItem {
     Quota(Quota),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuotaPeriod {
-    Day,
-    Month,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quota {
     pub limit: Spanned<u64>,
@@ -329,48 +325,6 @@ pub struct Quota {
     /// absent.
     pub zone: Option<Spanned<String>>,
     pub on_store_error: Option<Spanned<StoreErrorPolicy>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RatePeriod {
-    Second,
-    Minute,
-    Hour,
-    Day,
-}
-
-impl RatePeriod {
-    pub fn name(self) -> &'static str {
-        match self {
-            RatePeriod::Second => "second",
-            RatePeriod::Minute => "minute",
-            RatePeriod::Hour => "hour",
-            RatePeriod::Day => "day",
-        }
-    }
-    pub fn millis(self) -> u64 {
-        match self {
-            RatePeriod::Second => 1_000,
-            RatePeriod::Minute => 60_000,
-            RatePeriod::Hour => 3_600_000,
-            RatePeriod::Day => 86_400_000,
-        }
-    }
-}
-
-/// What one rate limit counts by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RateKey {
-    App,
-    Ip,
-    Route,
-    Header(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreErrorPolicy {
-    Allow,
-    Deny,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -484,46 +438,6 @@ pub enum TokenSource {
     Header { name: Spanned<String>, bearer: bool },
     Query(Spanned<String>),
     Cookie(Spanned<String>),
-}
-
-/// A route path as written: `/orders/{id}/items/{rest+}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathTemplate {
-    pub segments: Vec<Segment>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Segment {
-    Literal(String),
-    /// `{name}`: exactly one non-empty segment.
-    Var(String),
-    /// `{name+}`: one or more segments, only last.
-    Rest(String),
-}
-
-impl PathTemplate {
-    pub fn vars(&self) -> impl Iterator<Item = &str> {
-        self.segments.iter().filter_map(|s| match s {
-            Segment::Var(v) | Segment::Rest(v) => Some(v.as_str()),
-            Segment::Literal(_) => None,
-        })
-    }
-}
-
-impl fmt::Display for PathTemplate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.segments.is_empty() {
-            return f.write_str("/");
-        }
-        for s in &self.segments {
-            match s {
-                Segment::Literal(l) => write!(f, "/{l}")?,
-                Segment::Var(v) => write!(f, "/{{{v}}}")?,
-                Segment::Rest(v) => write!(f, "/{{{v}+}}")?,
-            }
-        }
-        Ok(())
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -876,7 +876,7 @@ impl Lower {
         let zone = match child(p, Rule::quota_zone) {
             Some(z) => {
                 let s = self.string(child(&z, Rule::string).unwrap());
-                if crate::limits::calendar::zone(&s.value).is_err() {
+                if crate::vocab::limits::zone(&s.value).is_err() {
                     self.err(
                         Diagnostic::error(
                             diag::UNKNOWN_VALUE,

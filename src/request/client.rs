@@ -14,10 +14,17 @@
 //! told). An unknown client is refused by every allow or deny list and every app's trusted
 //! addresses (fail closed), shares one per-ip rate key, and is logged as `unknown`.
 
-use crate::compile::canonical_ip;
 use ipnet::IpNet;
 use std::fmt;
 use std::net::IpAddr;
+
+/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) compare as the IPv4 address.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
 
 /// The client address the checks use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
