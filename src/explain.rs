@@ -169,7 +169,9 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
             let _ = writeln!(
                 out,
                 "the authorizer {} is to be asked ({})",
-                provider.url.as_deref().unwrap_or("-"),
+                crate::auth::authorizer::settings(provider)
+                    .and_then(|a| a.url.as_deref())
+                    .unwrap_or("-"),
                 crate::auth::authorizer::Redacted(&call.identities)
             );
         }
