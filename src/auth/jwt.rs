@@ -93,14 +93,14 @@ impl Scheme for Config {
                 _ => {}
             }
         }
-        let before = cx.errors();
+        let before = cx.diagnostics();
         out.algorithms = super::pinned_algorithms(cx, AuthKind::Jwt, ALGORITHMS, &algorithms);
         no_mixed_families(cx, &algorithms);
         // Keys are parsed for the algorithms; with those in error, a key error is only noise.
         let at = items
             .iter()
             .find(|i| matches!(i.value, AuthItem::Key(_) | AuthItem::Jwks(_)));
-        if let (Some(at), true) = (at, cx.errors() == before) {
+        if let (Some(at), true) = (at, cx.diagnostics() == before) {
             if key.is_some() || jwks.is_some() {
                 out.keys = compile_keys(cx, at.span, &out.algorithms, key, jwks);
             }

@@ -3,6 +3,20 @@
 //! Each scheme answers with a [`Principal`] or a [`Refusal`] carrying the canonical reason
 //! (which the dialect turns into the vendor's exact row) and a trace detail. Secrets never
 //! appear in either.
+//!
+//! # One home per scheme
+//!
+//! A scheme is one module, `auth/<scheme>.rs`, whose `Config` (its compiled settings)
+//! implements [`Scheme`]: which provider-block statements it takes, how it compiles them (its
+//! defaults and its "missing statement" errors), how it verifies a request, whether it needs
+//! the body, whether its callers are apps or carry claims, and how `rulegate test` signs as one
+//! of its apps. One line of the [`schemes!`] registry below declares the module and adds its
+//! variant to [`Settings`]; everything else — the compiler's "`x` applies to: …" help, the
+//! route checks for apps and claims, the pipeline's auth step, `sign` in `.tests` files — goes
+//! through the matches the registry generates, exhaustive over [`AuthKind`] (the scheme's
+//! keyword in the language), so a scheme the language names but the registry lacks does not
+//! compile. Dispatch is a `match`, never a trait object: the request path costs what it did
+//! when each scheme was called by name.
 
 pub(crate) mod sig;
 pub mod signing;
@@ -58,8 +72,8 @@ pub trait Compiler {
     /// The block lacks a statement: an error at the provider's name, unless the block has a
     /// parse error (the statement may be the one that did not parse).
     fn missing(&mut self, message: String, help: &str);
-    /// How many errors so far: a scheme skips checks whose inputs were refused.
-    fn errors(&self) -> usize;
+    /// How many diagnostics so far: a scheme skips checks whose inputs were refused.
+    fn diagnostics(&self) -> usize;
     /// The provider's name, for messages.
     fn name(&self) -> &str;
 }
@@ -315,5 +329,65 @@ fn token_from(t: &crate::policy::ast::TokenSource) -> crate::compile::TokenFrom 
         },
         TokenSource::Query(q) => TokenFrom::Query(q.value.clone()),
         TokenSource::Cookie(c) => TokenFrom::Cookie(c.value.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ast::Span;
+
+    fn text(s: &str) -> Spanned<String> {
+        Spanned {
+            value: s.to_string(),
+            span: Span::default(),
+        }
+    }
+
+    #[test]
+    fn a_refused_statement_names_every_scheme_that_takes_it_in_the_languages_order() {
+        assert_eq!(kinds_for(&AuthItem::Algorithms(vec![])), "keypair, jwt");
+        assert_eq!(kinds_for(&AuthItem::Region(text("r"))), "jd-signature");
+        assert_eq!(kinds_for(&AuthItem::Url(text("u"))), "authorizer");
+        assert_eq!(kinds_for(&AuthItem::AllowAppcode), "app-signature");
+        assert_eq!(kinds_for(&AuthItem::Path(text("/p"))), "none");
+    }
+
+    #[test]
+    fn the_schemes_with_apps_claims_and_signers_are_read_off_the_schemes() {
+        assert_eq!(
+            names(yields_app, "or"),
+            "keypair, app-signature, jd-signature or oauth2"
+        );
+        assert_eq!(names(carries_claims, "and"), "jwt and oauth2");
+        assert_eq!(
+            names(signs, "and"),
+            "keypair, app-signature, jd-signature and oauth2"
+        );
+    }
+
+    #[test]
+    fn every_scheme_is_registered_under_its_own_kind() {
+        for kind in AuthKind::ALL {
+            struct Quiet;
+            impl Compiler for Quiet {
+                fn secret(
+                    &mut self,
+                    _: &crate::policy::ast::SecretRef,
+                    _: bool,
+                ) -> Option<Secret> {
+                    None
+                }
+                fn error(&mut self, _: Diagnostic) {}
+                fn missing(&mut self, _: String, _: &str) {}
+                fn diagnostics(&self) -> usize {
+                    0
+                }
+                fn name(&self) -> &str {
+                    "p"
+                }
+            }
+            assert_eq!(Settings::compile(kind, &[], &mut Quiet).kind(), kind);
+        }
     }
 }

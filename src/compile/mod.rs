@@ -1064,7 +1064,7 @@ impl crate::auth::Compiler for ProviderCx<'_, '_, '_> {
     fn missing(&mut self, message: String, help: &str) {
         self.cx.missing(self.block, self.name.span, message, help);
     }
-    fn errors(&self) -> usize {
+    fn diagnostics(&self) -> usize {
         self.cx.diags.len()
     }
     fn name(&self) -> &str {
