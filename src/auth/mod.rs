@@ -371,11 +371,7 @@ mod tests {
         for kind in AuthKind::ALL {
             struct Quiet;
             impl Compiler for Quiet {
-                fn secret(
-                    &mut self,
-                    _: &crate::policy::ast::SecretRef,
-                    _: bool,
-                ) -> Option<Secret> {
+                fn secret(&mut self, _: &crate::policy::ast::SecretRef, _: bool) -> Option<Secret> {
                     None
                 }
                 fn error(&mut self, _: Diagnostic) {}
