@@ -119,6 +119,11 @@ pub fn settings(provider: &Provider) -> Option<&Config> {
     Some(c)
 }
 
+/// An authorizer provider's URL as written, for logs and traces.
+pub fn url(provider: &Provider) -> Option<&str> {
+    settings(provider)?.url.as_deref()
+}
+
 /// The most of an authorizer's answer body that is read; a longer one is a bad response.
 pub const MAX_BODY: usize = 64 * 1024;
 /// `context` entries passed on to the backend, at most.
@@ -382,8 +387,7 @@ pub fn cache_key(provider: &Provider, call: &Call) -> [u8; 32] {
         h.update((bytes.len() as u64).to_be_bytes());
         h.update(bytes);
     };
-    let url = settings(provider).and_then(|c| c.url.as_deref());
-    field(url.unwrap_or("").as_bytes());
+    field(url(provider).unwrap_or("").as_bytes());
     field(provider.name.as_bytes());
     for (name, value) in &call.identities {
         field(name.as_bytes());

@@ -39,9 +39,7 @@ pub fn not_called(provider: &Provider) -> Answer {
         failure: Failure::Unreachable,
         detail: format!(
             "not called: explain and test never call {} (stub its answer with `authorizer {} allow|deny|forbidden|…` in a .tests file)",
-            crate::auth::authorizer::settings(provider)
-                .and_then(|a| a.url.as_deref())
-                .unwrap_or("the authorizer"),
+            crate::auth::authorizer::url(provider).unwrap_or("the authorizer"),
             provider.name
         ),
     }

@@ -11,7 +11,9 @@
 
 use super::handler::full;
 use super::pool::{Endpoint, Pool, SendError};
-use crate::auth::authorizer::{cache_key, parse_answer, settings, Answer, Call, Failure, MAX_BODY};
+use crate::auth::authorizer::{
+    cache_key, parse_answer, settings, url, Answer, Call, Failure, MAX_BODY,
+};
 use crate::compile::{HttpTarget, Provider};
 use http_body_util::{BodyExt as _, Limited};
 use std::collections::HashMap;
@@ -59,7 +61,7 @@ impl Authorizers {
             tracing::warn!(
                 request_id,
                 provider = %provider.name,
-                url = settings(provider).and_then(|a| a.url.as_deref()).unwrap_or("-"),
+                url = url(provider).unwrap_or("-"),
                 ?failure,
                 "authorizer call failed: {detail}"
             );
