@@ -169,7 +169,7 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
             let _ = writeln!(
                 out,
                 "the authorizer {} is to be asked ({})",
-                provider.url.as_deref().unwrap_or("-"),
+                crate::auth::authorizer::url(provider).unwrap_or("-"),
                 crate::auth::authorizer::Redacted(&call.identities)
             );
         }

@@ -9,9 +9,11 @@ use super::sig::{
     carries_body, decode_hex, encode, format_sdk_date, hex, join_pairs, parse_sdk_date,
     percent_decode, query_pairs, signature_refusal as refuse,
 };
-use super::{Principal, Refusal};
+use super::signing::Signing;
+use super::{Compiler, Principal, Refusal, Scheme, Verified};
 use crate::compile::{Provider, Service};
-use crate::decide::RequestHead;
+use crate::decide::{Env, RequestHead};
+use crate::policy::ast::{AuthItem, Spanned};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -19,10 +21,81 @@ pub const SCHEME: &str = "SDK-HMAC-SHA256";
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+/// An app-signature provider's settings.
+#[derive(Debug)]
+pub struct Config {
+    pub clock_skew_ms: u64,
+    /// `allow appcode`: an `X-Apig-AppCode` alone identifies an app (over HTTPS).
+    pub allow_appcode: bool,
+}
+
+impl Scheme for Config {
+    const YIELDS_APP: bool = true;
+    const CARRIES_CLAIMS: bool = false;
+    const SIGN: Option<super::Signer<Self>> = Some(sign);
+
+    fn accepts(item: &AuthItem) -> bool {
+        matches!(item, AuthItem::ClockSkew(_) | AuthItem::AllowAppcode)
+    }
+
+    fn compile(items: &[&Spanned<AuthItem>], _: &mut dyn Compiler) -> Config {
+        let mut out = Config {
+            clock_skew_ms: 15 * 60_000,
+            allow_appcode: false,
+        };
+        for item in items {
+            match &item.value {
+                AuthItem::ClockSkew(d) => out.clock_skew_ms = d.value.millis,
+                AuthItem::AllowAppcode => out.allow_appcode = true,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn needs_body(&self, head: &RequestHead<'_>) -> bool {
+        needs_body(self, head)
+    }
+
+    fn verify<'p>(
+        &'p self,
+        service: &Service,
+        _: &Provider,
+        head: &RequestHead<'_>,
+        env: &dyn Env,
+    ) -> Verified<'p> {
+        verify(service, self, head, env.now_ms()).into()
+    }
+}
+
+/// `rulegate test`'s signer: host and `x-sdk-date` signed, over the body's hash.
+fn sign(_: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(), String> {
+    let date = format_sdk_date(s.now_ms);
+    s.insert("x-sdk-date", &date)?;
+    let signed: Vec<String> = ["host", "x-sdk-date"]
+        .iter()
+        .filter(|n| s.headers.contains_key(**n))
+        .map(|n| n.to_string())
+        .collect();
+    let payload = hex(&Sha256::digest(s.body));
+    let canonical = canonical_request(&s.head(), &signed, &payload);
+    let to_sign = format!(
+        "{SCHEME}\n{date}\n{}",
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let signature = hex(&super::sig::hmac_sha256(&s.app.secret.0, to_sign.as_bytes()));
+    let authorization = format!(
+        "{SCHEME} Access={}, SignedHeaders={}, Signature={signature}",
+        s.app.key,
+        signed.join(";")
+    );
+    s.insert("authorization", &authorization)
+}
+
 /// Whether verifying needs the body: it does unless the client declared the payload unsigned
 /// or sent none, or authenticates with an AppCode.
-pub fn needs_body(provider: &Provider, head: &RequestHead<'_>) -> bool {
-    if app_code(provider, head).is_some() {
+pub fn needs_body(c: &Config, head: &RequestHead<'_>) -> bool {
+    if app_code(c, head).is_some() {
         return false;
     }
     let unsigned = head
@@ -49,8 +122,8 @@ fn parse(value: &str) -> Option<(&str, &str, &str)> {
 
 /// The `X-Apig-AppCode` a request authenticates with: only when the provider allows simple
 /// authentication and the request carries no signature.
-fn app_code<'h>(provider: &Provider, head: &'h RequestHead<'_>) -> Option<&'h str> {
-    if !provider.allow_appcode || head.header(http::header::AUTHORIZATION).is_some() {
+fn app_code<'h>(c: &Config, head: &'h RequestHead<'_>) -> Option<&'h str> {
+    if !c.allow_appcode || head.header(http::header::AUTHORIZATION).is_some() {
         return None;
     }
     head.header("x-apig-appcode").map(str::trim)
@@ -88,11 +161,11 @@ fn verify_app_code(
 
 pub fn verify(
     service: &Service,
-    provider: &Provider,
+    c: &Config,
     head: &RequestHead<'_>,
     now_ms: i64,
 ) -> Result<Principal, Refusal> {
-    if let Some(code) = app_code(provider, head) {
+    if let Some(code) = app_code(c, head) {
         return verify_app_code(service, head, code);
     }
     let Some(authorization) = head.header(http::header::AUTHORIZATION) else {
@@ -114,7 +187,7 @@ pub fn verify(
     let Some(signed_at) = parse_sdk_date(date) else {
         return Err(refuse(format!("x-sdk-date {date} is not yyyymmddThhmmssZ")));
     };
-    if (now_ms - signed_at).unsigned_abs() > provider.clock_skew_ms {
+    if (now_ms - signed_at).unsigned_abs() > c.clock_skew_ms {
         return Err(refuse(format!(
             "signature expired, signature time:{date},server time:{}",
             format_sdk_date(now_ms)

@@ -35,11 +35,94 @@
 //! source); failures never are. A provider without identity headers is never cached: every
 //! request would share one answer.
 
-use crate::compile::Provider;
-use crate::decide::Client;
+use super::{Compiler, Scheme, Settings, Verified};
+use crate::compile::{HttpTarget, Provider, Service, Target};
 use crate::decide::RequestHead;
+use crate::decide::{Client, Env};
 use crate::dialect::{AuthFailure, Reason};
+use crate::policy::ast::{AuthItem, Spanned};
 use std::fmt;
+
+/// An authorizer provider's settings.
+#[derive(Debug)]
+pub struct Config {
+    /// `None` only in a policy that did not compile.
+    pub url: Option<String>,
+    /// The `url`, split once here rather than on every call.
+    pub target: Option<HttpTarget>,
+    pub timeout_ms: u64,
+    pub cache_ms: u64,
+    pub identity_headers: Vec<String>,
+}
+
+impl Scheme for Config {
+    const YIELDS_APP: bool = false;
+    const CARRIES_CLAIMS: bool = false;
+
+    fn accepts(item: &AuthItem) -> bool {
+        matches!(
+            item,
+            AuthItem::Url(_) | AuthItem::Cache(_) | AuthItem::Identity(_) | AuthItem::Timeout(_)
+        )
+    }
+
+    fn compile(items: &[&Spanned<AuthItem>], cx: &mut dyn Compiler) -> Config {
+        let mut out = Config {
+            url: None,
+            target: None,
+            timeout_ms: 500,
+            cache_ms: 0,
+            identity_headers: Vec::new(),
+        };
+        for item in items {
+            match &item.value {
+                AuthItem::Url(u) => {
+                    out.url = Some(u.value.clone());
+                    out.target = Target::parse(&u.value).http;
+                }
+                AuthItem::Timeout(d) => out.timeout_ms = d.value.millis,
+                AuthItem::Cache(d) => out.cache_ms = d.value.millis,
+                AuthItem::Identity(h) => out
+                    .identity_headers
+                    .extend(h.iter().map(|h| h.value.clone())),
+                _ => {}
+            }
+        }
+        if out.url.is_none() {
+            let name = cx.name().to_string();
+            cx.missing(
+                format!("authorizer `{name}` has no `url`"),
+                "add `url \"http://HOST:PORT/PATH\"`",
+            );
+        }
+        out
+    }
+
+    /// The pipeline asks the authorizer through its env (see the module's doc).
+    fn verify<'p>(
+        &'p self,
+        _: &Service,
+        _: &Provider,
+        _: &RequestHead<'_>,
+        _: &dyn Env,
+    ) -> Verified<'p> {
+        Verified::External(self)
+    }
+}
+
+/// An authorizer provider's settings; `None` for a provider of another scheme (a [`Call`]
+/// always names an authorizer).
+pub fn settings(provider: &Provider) -> Option<&Config> {
+    let Settings::Authorizer(c) = &provider.settings else {
+        return None;
+    };
+    Some(c)
+}
+
+/// An authorizer provider's URL as written, for logs and traces.
+pub fn url(provider: &Provider) -> Option<&str> {
+    settings(provider)?.url.as_deref()
+}
 
 /// The most of an authorizer's answer body that is read; a longer one is a bad response.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -240,11 +323,12 @@ fn context(
 pub fn call(
     provider_index: usize,
     provider: &Provider,
+    settings: &Config,
     head: &RequestHead<'_>,
     client_ip: Client,
 ) -> Result<Call, (Reason, String)> {
-    let mut identities = Vec::with_capacity(provider.identity_headers.len());
-    for name in &provider.identity_headers {
+    let mut identities = Vec::with_capacity(settings.identity_headers.len());
+    for name in &settings.identity_headers {
         match head.header(name).map(str::trim) {
             Some(v) if !v.is_empty() => identities.push((name.clone(), v.to_string())),
             _ => {
@@ -303,7 +387,7 @@ pub fn cache_key(provider: &Provider, call: &Call) -> [u8; 32] {
         h.update((bytes.len() as u64).to_be_bytes());
         h.update(bytes);
     };
-    field(provider.url.as_deref().unwrap_or("").as_bytes());
+    field(url(provider).unwrap_or("").as_bytes());
     field(provider.name.as_bytes());
     for (name, value) in &call.identities {
         field(name.as_bytes());

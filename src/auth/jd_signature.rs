@@ -8,19 +8,125 @@
 //! signed request is then held to its nonce: a second use within the replay window is refused.
 
 use super::sig::{
-    carries_body, decode_hex, encode, hex, hmac_sha256, join_pairs, parse_sdk_date, percent_decode,
+    carries_body, decode_hex, encode, format_sdk_date, hex, hmac_sha256, join_pairs, parse_sdk_date, percent_decode,
     query_pairs, same, signature_refusal as refuse,
 };
-use super::{Principal, Refusal};
+use super::signing::Signing;
+use super::{Compiler, Principal, Refusal, Scheme, Verified};
 use crate::compile::{Provider, Service};
 use crate::decide::{Env, RequestHead};
+use crate::policy::ast::{AuthItem, Spanned};
 use sha2::{Digest, Sha256};
 
 pub const SCHEME: &str = "JDCLOUD2-HMAC-SHA256";
 
-/// The signature covers the body unless the client gave its hash in `x-jdcloud-content-sha256`.
-pub fn needs_body(head: &RequestHead<'_>) -> bool {
-    !head.headers.contains_key("x-jdcloud-content-sha256") && carries_body(head)
+/// A jd-signature provider's settings.
+#[derive(Debug)]
+pub struct Config {
+    pub clock_skew_ms: u64,
+    /// The credential scope's region and service (API group) a signature must name; `None`
+    /// accepts any.
+    pub region: Option<String>,
+    pub group: Option<String>,
+}
+
+impl Scheme for Config {
+    const YIELDS_APP: bool = true;
+    const CARRIES_CLAIMS: bool = false;
+    const SIGN: Option<super::Signer<Self>> = Some(sign);
+
+    fn accepts(item: &AuthItem) -> bool {
+        matches!(
+            item,
+            AuthItem::ClockSkew(_) | AuthItem::Region(_) | AuthItem::Group(_)
+        )
+    }
+
+    fn compile(items: &[&Spanned<AuthItem>], _: &mut dyn Compiler) -> Config {
+        let mut out = Config {
+            clock_skew_ms: 15 * 60_000,
+            region: None,
+            group: None,
+        };
+        for item in items {
+            match &item.value {
+                AuthItem::ClockSkew(d) => out.clock_skew_ms = d.value.millis,
+                AuthItem::Region(r) => out.region = Some(r.value.clone()),
+                AuthItem::Group(g) => out.group = Some(g.value.clone()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The signature covers the body unless the client gave its hash in
+    /// `x-jdcloud-content-sha256`.
+    fn needs_body(&self, head: &RequestHead<'_>) -> bool {
+        !head.headers.contains_key("x-jdcloud-content-sha256") && carries_body(head)
+    }
+
+    fn verify<'p>(
+        &'p self,
+        service: &Service,
+        _: &Provider,
+        head: &RequestHead<'_>,
+        env: &dyn Env,
+    ) -> Verified<'p> {
+        verify(service, self, head, env).into()
+    }
+}
+
+/// `rulegate test`'s signer, for the service's jd-signature provider (its region and group
+/// when it pins them), with a nonce unique within the run.
+fn sign(provider: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(), String> {
+    let Some((_, settings)) = provider else {
+        return Err(format!(
+            "cannot sign: service {} has no jd-signature provider",
+            s.service.name
+        ));
+    };
+    let date = format_sdk_date(s.now_ms);
+    // Unique within a run, so `times N` is N requests, not one and its replays.
+    static NONCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let nonce = format!(
+        "rulegate-test-{}",
+        NONCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    s.insert("x-jdcloud-date", &date)?;
+    s.insert("x-jdcloud-nonce", &nonce)?;
+    let mut signed: Vec<String> = ["content-type", "host", "x-jdcloud-date", "x-jdcloud-nonce"]
+        .iter()
+        .filter(|n| **n == "host" || s.headers.contains_key(**n))
+        .map(|n| n.to_string())
+        .collect();
+    signed.sort();
+    let host_value = s.host.unwrap_or("").trim();
+    let head = s.head();
+    // a provider pinned to a region and group is signed for them; otherwise any do
+    let region = settings.region.as_deref().unwrap_or("cn-north-1");
+    let group = settings.group.as_deref().unwrap_or("rulegate-test");
+    let day = &date[..8.min(date.len())];
+    let scope = format!("{day}/{region}/{group}/jdcloud2_request");
+    let canonical = canonical_request(
+        &head,
+        &signed,
+        host_value,
+        head.path(),
+        &encoded_query(head.query().unwrap_or("")),
+        &hex(&Sha256::digest(s.body)),
+    );
+    let to_sign = format!(
+        "{SCHEME}\n{date}\n{scope}\n{}",
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let key = signing_key(&s.app.secret.0, day, region, group);
+    let signature = hex(&hmac_sha256(&key, to_sign.as_bytes()));
+    let authorization = format!(
+        "{SCHEME} Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
+        s.app.key,
+        signed.join(";")
+    );
+    s.insert("authorization", &authorization)
 }
 
 struct Credential<'a> {
@@ -70,7 +176,7 @@ fn parse(value: &str) -> Option<Credential<'_>> {
 
 pub fn verify(
     service: &Service,
-    provider: &Provider,
+    settings: &Config,
     head: &RequestHead<'_>,
     env: &dyn Env,
 ) -> Result<Principal, Refusal> {
@@ -82,8 +188,8 @@ pub fn verify(
     };
     // The scope is the client's, but it must be the one this API is published under.
     let pinned = [
-        ("region", &provider.jd_region, c.region),
-        ("service", &provider.jd_group, c.service),
+        ("region", &settings.region, c.region),
+        ("service", &settings.group, c.service),
     ];
     for (part, expected, got) in pinned {
         if let Some(expected) = expected.as_deref().filter(|e| *e != got) {
@@ -110,10 +216,10 @@ pub fn verify(
     let now = env.now_ms();
     match parse_sdk_date(date) {
         None => return Err(refuse("x-jdcloud-date is not yyyymmddThhmmssZ")),
-        Some(t) if (now - t).unsigned_abs() > provider.clock_skew_ms => {
+        Some(t) if (now - t).unsigned_abs() > settings.clock_skew_ms => {
             return Err(refuse(format!(
                 "x-jdcloud-date {date} is outside the {} s window",
-                provider.clock_skew_ms / 1000
+                settings.clock_skew_ms / 1000
             )))
         }
         Some(_) => {}
@@ -155,7 +261,7 @@ pub fn verify(
                 );
                 if same(&hmac_sha256(&key, to_sign.as_bytes()), &received) {
                     // Only a correctly signed request spends its nonce: a forger cannot burn them.
-                    let ttl = 2 * provider.clock_skew_ms;
+                    let ttl = 2 * settings.clock_skew_ms;
                     return Ok(Principal {
                         app: Some(app_index),
                         describe: format!(

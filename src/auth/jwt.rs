@@ -6,10 +6,12 @@
 //! are checked here against the pipeline's clock, not the system clock, so tests run on a
 //! virtual one.
 
-use super::{Principal, Refusal};
-use crate::compile::{Provider, TokenFrom};
-use crate::decide::RequestHead;
+use super::{Compiler, Principal, Refusal, Scheme, Verified};
+use crate::compile::{Provider, Secret, Service, TokenFrom};
+use crate::decide::{Env, RequestHead};
 use crate::dialect::{AuthFailure, Reason};
+use crate::policy::ast::{AuthItem, AuthKind, Spanned};
+use crate::policy::diag::{self, Diagnostic};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::borrow::Cow;
 use std::fmt;
@@ -29,6 +31,145 @@ impl fmt::Debug for JwtKey {
             "JwtKey {{ kid: {:?}, algorithms: {:?} }}",
             self.kid, self.algorithms
         )
+    }
+}
+
+/// The algorithms a jwt provider may pin.
+const ALGORITHMS: &[&str] = &[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "EdDSA",
+];
+
+/// A jwt provider's settings.
+#[derive(Debug)]
+pub struct Config {
+    pub algorithms: Vec<String>,
+    pub issuer: Option<String>,
+    pub audience: Vec<String>,
+    pub leeway_ms: u64,
+    pub token_from: TokenFrom,
+    /// The verification keys, parsed from `key` / `jwks` when the policy compiled.
+    pub keys: Vec<JwtKey>,
+}
+
+impl Scheme for Config {
+    const YIELDS_APP: bool = false;
+    const CARRIES_CLAIMS: bool = true;
+
+    fn accepts(item: &AuthItem) -> bool {
+        use AuthItem as A;
+        matches!(
+            item,
+            A::Algorithms(_)
+                | A::Key(_)
+                | A::Jwks(_)
+                | A::Issuer(_)
+                | A::Audience(_)
+                | A::Leeway(_)
+                | A::TokenFrom(_)
+        )
+    }
+
+    fn compile(items: &[&Spanned<AuthItem>], cx: &mut dyn Compiler) -> Config {
+        let mut out = Config {
+            algorithms: Vec::new(),
+            issuer: None,
+            audience: Vec::new(),
+            leeway_ms: 60_000,
+            token_from: TokenFrom::default(),
+            keys: Vec::new(),
+        };
+        let (mut key, mut jwks) = (None, None);
+        let mut algorithms = Vec::new();
+        for item in items {
+            match &item.value {
+                AuthItem::Algorithms(a) => algorithms.extend(a.iter()),
+                AuthItem::Key(k) => key = cx.secret(k, false),
+                AuthItem::Jwks(k) => jwks = cx.secret(k, false),
+                AuthItem::Issuer(i) => out.issuer = Some(i.value.clone()),
+                AuthItem::Audience(a) => out.audience.extend(a.iter().map(|a| a.value.clone())),
+                AuthItem::Leeway(d) => out.leeway_ms = d.value.millis,
+                AuthItem::TokenFrom(t) => out.token_from = super::token_from(t),
+                _ => {}
+            }
+        }
+        let before = cx.diagnostics();
+        out.algorithms = super::pinned_algorithms(cx, AuthKind::Jwt, ALGORITHMS, &algorithms);
+        no_mixed_families(cx, &algorithms);
+        // Keys are parsed for the algorithms; with those in error, a key error is only noise.
+        let at = items
+            .iter()
+            .find(|i| matches!(i.value, AuthItem::Key(_) | AuthItem::Jwks(_)));
+        if let (Some(at), true) = (at, cx.diagnostics() == before) {
+            if key.is_some() || jwks.is_some() {
+                out.keys = compile_keys(cx, at.span, &out.algorithms, key, jwks);
+            }
+        }
+        let name = cx.name().to_string();
+        if at.is_none() {
+            cx.missing(format!("jwt provider `{name}` has no key"),
+                "add `key file \"PATH.pem\"` (or `key env \"VAR\"` for HS256) or `jwks file \"PATH\"`");
+        }
+        if algorithms.is_empty() {
+            cx.missing(format!("jwt provider `{name}` does not pin its algorithms"),
+                "add `algorithms RS256` (or the algorithms your issuer signs with): tokens are never trusted to name their own");
+        }
+        out
+    }
+
+    fn verify<'p>(
+        &'p self,
+        _: &Service,
+        provider: &Provider,
+        head: &RequestHead<'_>,
+        env: &dyn Env,
+    ) -> Verified<'p> {
+        verify(provider, self, head, env.now_ms()).into()
+    }
+}
+
+/// Shared-secret (HS*) and public-key algorithms are never pinned together: only the known
+/// algorithms count (an unknown one says nothing about the kind of key).
+fn no_mixed_families(cx: &mut dyn Compiler, given: &[&Spanned<String>]) {
+    let valid: Vec<&Spanned<String>> = given
+        .iter()
+        .copied()
+        .filter(|a| ALGORITHMS.contains(&a.value.as_str()))
+        .collect();
+    let mut hs = valid.iter().filter(|a| a.value.starts_with("HS"));
+    if let Some(first) = hs.next() {
+        if 1 + hs.count() < valid.len() {
+            cx.error(
+                Diagnostic::error(diag::CONFLICT, first.span, "shared-secret (HS*) and public-key algorithms are mixed")
+                    .label("a public key must never verify an HMAC token")
+                    .help("use two providers: one with HS* and a secret key, one with public-key algorithms"),
+            );
+        }
+    }
+}
+
+/// Parse the key material now, so a bad key is a diagnostic.
+fn compile_keys(
+    cx: &mut dyn Compiler,
+    at: crate::policy::ast::Span,
+    algorithms: &[String],
+    key: Option<Secret>,
+    jwks: Option<Secret>,
+) -> Vec<JwtKey> {
+    let algs: Vec<Algorithm> = algorithms.iter().filter_map(|a| algorithm(a)).collect();
+    let pem = key.as_ref().map(|k| k.0.as_slice());
+    let jwks = jwks.as_ref().map(|k| k.0.as_slice());
+    match keys(pem, jwks, &algs) {
+        Ok(keys) => keys,
+        Err(why) => {
+            let name = cx.name().to_string();
+            cx.error(
+                Diagnostic::error(diag::BAD_KEY, at, format!("the key of jwt provider `{name}` is unusable"))
+                    .label(why)
+                    .help("give a PEM public key matching the algorithms (RS*/PS*: RSA, ES*: EC, EdDSA: Ed25519), a secret for HS*, or a JWKS document"),
+            );
+            Vec::new()
+        }
     }
 }
 
@@ -154,10 +295,10 @@ fn family(a: Algorithm) -> Family {
 
 /// The token from where the provider says it is (also the oauth2 provider's access tokens).
 pub(crate) fn token<'a>(
-    provider: &Provider,
+    from: &TokenFrom,
     head: &RequestHead<'a>,
 ) -> Result<Cow<'a, str>, Refusal> {
-    match &provider.token_from {
+    match from {
         TokenFrom::Header { name, bearer } => {
             let Some(value) = head.header(name) else {
                 return Err(refuse(
@@ -214,16 +355,17 @@ pub(crate) fn token<'a>(
 
 pub fn verify(
     provider: &Provider,
+    c: &Config,
     head: &RequestHead<'_>,
     now_ms: i64,
 ) -> Result<Principal, Refusal> {
-    let token = token(provider, head)?;
+    let token = token(&c.token_from, head)?;
     let token = token.as_ref();
     let Ok(header) = jsonwebtoken::decode_header(token) else {
         return Err(invalid("the token is not a JWT"));
     };
-    let candidates: Vec<&JwtKey> = provider
-        .jwt_keys
+    let candidates: Vec<&JwtKey> = c
+        .keys
         .iter()
         .filter(|k| k.algorithms.contains(&header.alg))
         .filter(|k| header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
@@ -239,20 +381,20 @@ pub fn verify(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.required_spec_claims.clear();
-    if let Some(iss) = &provider.issuer {
+    if let Some(iss) = &c.issuer {
         validation.set_issuer(&[iss]);
         validation.required_spec_claims.insert("iss".into());
     }
-    if provider.audience.is_empty() {
+    if c.audience.is_empty() {
         validation.validate_aud = false;
     } else {
-        validation.set_audience(&provider.audience);
+        validation.set_audience(&c.audience);
         validation.required_spec_claims.insert("aud".into());
     }
     let mut last = invalid("signature verification failed");
     for key in candidates {
         match jsonwebtoken::decode::<serde_json::Value>(token, &key.key, &validation) {
-            Ok(data) => return check_times(provider, data.claims, now_ms),
+            Ok(data) => return check_times(provider, c, data.claims, now_ms),
             Err(e) => {
                 use jsonwebtoken::errors::ErrorKind as E;
                 last = match e.kind() {
@@ -273,11 +415,12 @@ pub fn verify(
 
 fn check_times(
     provider: &Provider,
+    c: &Config,
     claims: serde_json::Value,
     now_ms: i64,
 ) -> Result<Principal, Refusal> {
     let now = now_ms / 1000;
-    let leeway = (provider.leeway_ms / 1000) as i64;
+    let leeway = (c.leeway_ms / 1000) as i64;
     let number = |name: &str| claims.get(name).and_then(serde_json::Value::as_i64);
     if let Some(exp) = number("exp") {
         if now > exp + leeway {

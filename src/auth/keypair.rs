@@ -6,15 +6,88 @@
 //! joined by `\n`; the received signature is base64-decoded and compared in constant time
 //! (`Mac::verify_slice`), first with the header names as listed, then lower-cased.
 
-use super::{Principal, Refusal};
+use super::signing::Signing;
+use super::{Compiler, Principal, Refusal, Scheme, Verified};
 use crate::compile::{Provider, Service};
-use crate::decide::RequestHead;
+use crate::decide::{Env, RequestHead};
 use crate::dialect::{AuthFailure, Reason};
+use crate::policy::ast::{AuthItem, AuthKind, Spanned};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 
 /// The algorithms the scheme defines; a provider may narrow them with `algorithms`.
 pub const ALGORITHMS: [&str; 4] = ["hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"];
+
+/// A key-pair provider's settings.
+#[derive(Debug)]
+pub struct Config {
+    /// Empty: all of [`ALGORITHMS`].
+    pub algorithms: Vec<String>,
+    pub clock_skew_ms: u64,
+    pub kong_variant: bool,
+}
+
+impl Scheme for Config {
+    const YIELDS_APP: bool = true;
+    const CARRIES_CLAIMS: bool = false;
+    const SIGN: Option<super::Signer<Self>> = Some(sign);
+
+    fn accepts(item: &AuthItem) -> bool {
+        matches!(
+            item,
+            AuthItem::Algorithms(_) | AuthItem::ClockSkew(_) | AuthItem::Variant(_)
+        )
+    }
+
+    fn compile(items: &[&Spanned<AuthItem>], cx: &mut dyn Compiler) -> Config {
+        let kong = items
+            .iter()
+            .any(|i| matches!(&i.value, AuthItem::Variant(v) if v.value == "kong"));
+        // Kong's hmac-auth defaults to 300 s (auth-schemes.md §2.1), Tencent to 900 s
+        let mut out = Config {
+            algorithms: Vec::new(),
+            clock_skew_ms: if kong { 300_000 } else { 900_000 },
+            kong_variant: false,
+        };
+        let mut algorithms = Vec::new();
+        for item in items {
+            match &item.value {
+                AuthItem::Algorithms(a) => algorithms.extend(a.iter()),
+                AuthItem::ClockSkew(d) => out.clock_skew_ms = d.value.millis,
+                AuthItem::Variant(v) => out.kong_variant = v.value == "kong",
+                _ => {}
+            }
+        }
+        out.algorithms = super::pinned_algorithms(cx, AuthKind::Keypair, &ALGORITHMS, &algorithms);
+        out
+    }
+
+    fn verify<'p>(
+        &'p self,
+        service: &Service,
+        provider: &Provider,
+        head: &RequestHead<'_>,
+        env: &dyn Env,
+    ) -> Verified<'p> {
+        verify(service, provider, self, head, env.now_ms()).into()
+    }
+}
+
+/// `rulegate test`'s signer: hmac-sha256 over `x-date`.
+fn sign(_: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(), String> {
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(s.now_ms as u64);
+    let date = httpdate::fmt_http_date(when);
+    s.insert("x-date", &date)?;
+    let signature = base64::engine::general_purpose::STANDARD.encode(super::sig::hmac_sha256(
+        &s.app.secret.0,
+        format!("x-date: {date}").as_bytes(),
+    ));
+    let authorization = format!(
+        "hmac id=\"{}\", algorithm=\"hmac-sha256\", headers=\"x-date\", signature=\"{signature}\"",
+        s.app.key
+    );
+    s.insert("authorization", &authorization)
+}
 
 fn refuse(failure: AuthFailure, detail: impl Into<String>) -> Refusal {
     Refusal {
@@ -69,6 +142,7 @@ pub fn parse(value: &str) -> Option<Params> {
 pub fn verify(
     service: &Service,
     provider: &Provider,
+    c: &Config,
     head: &RequestHead<'_>,
     now_ms: i64,
 ) -> Result<Principal, Refusal> {
@@ -96,10 +170,10 @@ pub fn verify(
             "algorithm or headers missing",
         ));
     };
-    let allowed = if provider.algorithms.is_empty() {
+    let allowed = if c.algorithms.is_empty() {
         ALGORITHMS.iter().any(|a| a == algorithm)
     } else {
-        provider.algorithms.iter().any(|a| a == algorithm)
+        c.algorithms.iter().any(|a| a == algorithm)
     };
     if !allowed {
         return Err(refuse(
@@ -113,13 +187,13 @@ pub fn verify(
         ));
     }
     let names: Vec<&str> = listed.split(' ').filter(|n| !n.is_empty()).collect();
-    check_date(provider, head, &names, now_ms)?;
+    check_date(c, head, &names, now_ms)?;
 
     let mut lines: Vec<(&str, String)> = Vec::with_capacity(names.len());
     for name in &names {
         let mut values = head.headers.get_all(*name).iter();
         match (values.next(), values.next()) {
-            (None, _) if provider.kong_variant => {
+            (None, _) if c.kong_variant => {
                 lines.push((name, kong_pseudo_header(name, head)))
             }
             (None, _) => {
@@ -130,7 +204,7 @@ pub fn verify(
                     format!("signed header {name} is not in the request"),
                 ))
             }
-            (Some(_), Some(_)) if !provider.kong_variant => {
+            (Some(_), Some(_)) if !c.kong_variant => {
                 return Err(refuse(
                     AuthFailure::HmacRepeatedHeader,
                     format!("header {name} appears more than once"),
@@ -188,7 +262,7 @@ pub fn verify(
 /// Tencent: the request needs `Date` or `X-Date`, signed; only `X-Date` is held to the clock.
 /// Kong: `X-Date` or `Date` must be within the skew, signed or not.
 fn check_date(
-    provider: &Provider,
+    c: &Config,
     head: &RequestHead<'_>,
     names: &[&str],
     now_ms: i64,
@@ -196,12 +270,12 @@ fn check_date(
     let within = |v: &str| {
         httpdate::parse_http_date(v.trim()).ok().and_then(|t| {
             let t = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64;
-            Some((now_ms - t).unsigned_abs() <= provider.clock_skew_ms)
+            Some((now_ms - t).unsigned_abs() <= c.clock_skew_ms)
         })
     };
     let x_date = head.header("x-date");
     let date = head.header(http::header::DATE);
-    if provider.kong_variant {
+    if c.kong_variant {
         let ok = x_date.and_then(within).unwrap_or(false) || date.and_then(within).unwrap_or(false);
         if !ok {
             return Err(refuse(
@@ -231,7 +305,7 @@ fn check_date(
                     AuthFailure::HmacXDateExpired,
                     format!(
                         "X-Date {v:?} is more than {} s from the gateway clock",
-                        provider.clock_skew_ms / 1000
+                        c.clock_skew_ms / 1000
                     ),
                 ))
             }

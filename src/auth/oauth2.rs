@@ -14,9 +14,11 @@
 //! `token_use` `access` or `refresh` (a refresh token is never an access token, nor the
 //! reverse). Nothing here puts a secret or a token's signature into a trace detail.
 
-use super::{Principal, Refusal};
-use crate::compile::{App, Provider, Service};
-use crate::decide::Client;
+use super::signing::Signing;
+use super::{Compiler, Principal, Refusal, Scheme, Settings, Verified};
+use crate::compile::{App, Provider, Secret, Service, TokenFrom};
+use crate::decide::{Client, Env};
+use crate::policy::ast::{AuthItem, Spanned};
 use crate::decide::{request::form_value, RequestHead};
 use crate::dialect::{OAuth2Failure as F, Reason};
 use base64::Engine as _;
@@ -46,6 +48,115 @@ pub struct Issued {
     pub app: usize,
     pub body: bytes::Bytes,
     pub describe: String,
+}
+
+/// An oauth2 provider's settings.
+#[derive(Debug)]
+pub struct Config {
+    /// Where a route's requests carry the access token.
+    pub token_from: TokenFrom,
+    pub access_ttl_ms: u64,
+    pub refresh_ttl_ms: u64,
+    /// `None` only in a policy that did not compile (the secret did not load).
+    pub signing_key: Option<Secret>,
+}
+
+impl Scheme for Config {
+    const YIELDS_APP: bool = true;
+    const CARRIES_CLAIMS: bool = true;
+    const SIGN: Option<super::Signer<Self>> = Some(sign);
+
+    fn accepts(item: &AuthItem) -> bool {
+        matches!(
+            item,
+            AuthItem::TokenFrom(_)
+                | AuthItem::AccessTtl(_)
+                | AuthItem::RefreshTtl(_)
+                | AuthItem::SigningKey(_)
+        )
+    }
+
+    fn compile(items: &[&Spanned<AuthItem>], cx: &mut dyn Compiler) -> Config {
+        let mut out = Config {
+            token_from: TokenFrom::default(),
+            access_ttl_ms: 3_600_000,
+            refresh_ttl_ms: 7 * 86_400_000,
+            signing_key: None,
+        };
+        let mut has_key = false;
+        for item in items {
+            match &item.value {
+                AuthItem::TokenFrom(t) => out.token_from = super::token_from(t),
+                AuthItem::AccessTtl(d) => out.access_ttl_ms = d.value.millis,
+                AuthItem::RefreshTtl(d) => out.refresh_ttl_ms = d.value.millis,
+                AuthItem::SigningKey(k) => {
+                    has_key = true;
+                    out.signing_key = cx.secret(k, true);
+                }
+                _ => {}
+            }
+        }
+        if !has_key {
+            let name = cx.name().to_string();
+            cx.missing(
+                format!("oauth2 provider `{name}` has no `signing key`"),
+                "add `signing key env \"VAR\"` or `signing key file \"PATH\"`",
+            );
+        }
+        out
+    }
+
+    fn verify<'p>(
+        &'p self,
+        service: &Service,
+        provider: &Provider,
+        head: &RequestHead<'_>,
+        env: &dyn Env,
+    ) -> Verified<'p> {
+        verify(service, provider, self, head, env.now_ms()).into()
+    }
+}
+
+/// `rulegate test`'s signer: an access token of the service's oauth2 provider, as `issue
+/// tokens` issues it, where the provider reads it.
+fn sign(provider: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(), String> {
+    let Some((provider, c)) = provider else {
+        return Err(format!(
+            "cannot sign: service {} has no oauth2 provider",
+            s.service.name
+        ));
+    };
+    let (Some(key), TokenFrom::Header { name, bearer }) = (&c.signing_key, &c.token_from) else {
+        return Err(format!(
+            "cannot sign: provider {} takes its token from a query parameter or cookie; put one there",
+            provider.name
+        ));
+    };
+    let now = s.now_ms.div_euclid(1000);
+    let claims = Claims {
+        iss: issuer(s.service, provider),
+        sub: s.app.key.clone(),
+        iat: now,
+        exp: now + (c.access_ttl_ms / 1000) as i64,
+        jti: "rulegate-test".to_string(),
+        token_use: "access".to_string(),
+    };
+    let token = sign_token(&key.0, &claims).map_err(|r| r.detail)?;
+    let token = if *bearer {
+        format!("Bearer {token}")
+    } else {
+        token
+    };
+    s.insert(name, &token)
+}
+
+/// An oauth2 provider's settings and signing key; `None` for a provider of another scheme
+/// (the compiler lets only oauth2 providers issue tokens) or without a key.
+fn signing(provider: &Provider) -> Option<(&Config, &Secret)> {
+    let Settings::Oauth2(c) = &provider.settings else {
+        return None;
+    };
+    Some((c, c.signing_key.as_ref()?))
 }
 
 fn refuse(failure: F, detail: impl Into<String>) -> Refusal {
@@ -152,7 +263,7 @@ pub fn issue(
     now_ms: i64,
     request_id: &str,
 ) -> Result<Issued, Refusal> {
-    let Some(key) = &provider.signing_key else {
+    let Some((c, key)) = signing(provider) else {
         return Err(Refusal {
             reason: Reason::Internal,
             detail: format!("provider {} has no signing key", provider.name),
@@ -249,7 +360,7 @@ pub fn issue(
     // A refreshed grant keeps its refresh token's expiry: refreshing never extends how long
     // the app may go without presenting its secret.
     let refresh_exp = match presented_refresh {
-        None => now + (provider.refresh_ttl_ms / 1000) as i64,
+        None => now + (c.refresh_ttl_ms / 1000) as i64,
         Some(token) => {
             let claims = decode(&key.0, &iss, &token, "refresh")
                 .map_err(|why| refuse(F::RefreshTokenInvalid, format!("refresh token {why}")))?;
@@ -268,7 +379,7 @@ pub fn issue(
             claims.exp
         }
     };
-    let access_ttl = (provider.access_ttl_ms / 1000) as i64;
+    let access_ttl = (c.access_ttl_ms / 1000) as i64;
     let claims = |token_use: &str, exp: i64| Claims {
         iss: iss.clone(),
         sub: app.key.clone(),
@@ -355,12 +466,13 @@ fn decode(key: &[u8], iss: &str, token: &str, token_use: &str) -> Result<Claims,
 pub fn verify(
     service: &Service,
     provider: &Provider,
+    c: &Config,
     head: &RequestHead<'_>,
     now_ms: i64,
 ) -> Result<Principal, Refusal> {
-    let token =
-        super::jwt::token(provider, head).map_err(|r| refuse(F::AuthParameterInvalid, r.detail))?;
-    let Some(key) = &provider.signing_key else {
+    let token = super::jwt::token(&c.token_from, head)
+        .map_err(|r| refuse(F::AuthParameterInvalid, r.detail))?;
+    let Some(key) = &c.signing_key else {
         return Err(Refusal {
             reason: Reason::Internal,
             detail: format!("provider {} has no signing key", provider.name),

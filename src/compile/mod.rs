@@ -613,7 +613,7 @@ impl<'a> Cx<'a> {
             backends: &backend_names,
             apps: &app_names,
             providers: &provider_names,
-            provider_kinds: providers.iter().map(|p: &Provider| p.kind).collect(),
+            provider_kinds: providers.iter().map(|p: &Provider| p.kind()).collect(),
             trees: vec![tree::TreeBuilder::default(); tree_count],
             routes: Vec::new(),
             route_spans: Vec::new(),
@@ -1005,276 +1005,75 @@ impl<'a> Cx<'a> {
         })
     }
 
+    /// A provider block: the statements its scheme does not take are refused here, the rest
+    /// are the scheme's to compile (see [`crate::auth::Scheme`]).
     fn provider(&mut self, p: &ast::AuthProvider, span: Span) -> Provider {
-        use ast::AuthItem as A;
-        use ast::AuthKind as K;
         let kind = p.kind.value;
-        let applies = |item: &A| -> bool {
-            match item {
-                A::Algorithms(_) => matches!(kind, K::Keypair | K::Jwt),
-                A::ClockSkew(_) => matches!(kind, K::Keypair | K::AppSignature | K::JdSignature),
-                A::Region(_) | A::Group(_) => kind == K::JdSignature,
-                A::Variant(_) => kind == K::Keypair,
-                A::Key(_) | A::Jwks(_) | A::Issuer(_) | A::Audience(_) | A::Leeway(_) => {
-                    kind == K::Jwt
-                }
-                A::TokenFrom(_) => matches!(kind, K::Jwt | K::Oauth2),
-                A::Url(_) | A::Cache(_) | A::Identity(_) | A::Timeout(_) => kind == K::Authorizer,
-                A::AccessTtl(_) | A::RefreshTtl(_) | A::SigningKey(_) => kind == K::Oauth2,
-                A::AllowAppcode => kind == K::AppSignature,
-                A::Path(_) => false,
-            }
-        };
-        let kong = p
-            .items
-            .iter()
-            .any(|i| matches!(&i.value, A::Variant(v) if v.value == "kong"));
-        let mut out = Provider {
-            name: p.name.value.clone(),
-            kind,
-            algorithms: Vec::new(),
-            // Kong's hmac-auth defaults to 300 s (auth-schemes.md §2.1), Tencent to 900 s
-            clock_skew_ms: match kind {
-                K::Keypair if kong => 300_000,
-                K::Keypair => 900_000,
-                _ => 15 * 60_000,
-            },
-            kong_variant: false,
-            jd_region: None,
-            jd_group: None,
-            key: None,
-            jwks: None,
-            issuer: None,
-            audience: Vec::new(),
-            leeway_ms: 60_000,
-            token_from: TokenFrom::Header {
-                name: "Authorization".into(),
-                bearer: true,
-            },
-            url: None,
-            target: None,
-            timeout_ms: 500,
-            cache_ms: 0,
-            identity_headers: Vec::new(),
-            path: None,
-            access_ttl_ms: 3_600_000,
-            refresh_ttl_ms: 7 * 86_400_000,
-            signing_key: None,
-            allow_appcode: false,
-            jwt_keys: Vec::new(),
-        };
-        let owner = format!("auth provider `{}`", p.name.value);
-        let mut algorithms: Vec<&Spanned<String>> = Vec::new();
+        let mut items = Vec::with_capacity(p.items.len());
         for item in &p.items {
-            if !applies(&item.value) {
-                let help = match &item.value {
-                    A::Path(_) => "the token endpoint is a route: `route POST \"/oauth2/token\" { issue tokens NAME }`".to_string(),
-                    other => format!("`{}` applies to: {}", other.keyword(), kinds_for(other)),
-                };
-                self.diags.push(
-                    Diagnostic::error(
-                        diag::NOT_APPLICABLE,
-                        item.span,
-                        format!(
-                            "`{}` does not apply to a {} provider",
-                            item.value.keyword(),
-                            kind.name()
-                        ),
-                    )
-                    .label("not applicable")
-                    .help(help),
-                );
+            if crate::auth::accepts(kind, &item.value) {
+                items.push(item);
                 continue;
             }
-            match &item.value {
-                A::Algorithms(a) => algorithms.extend(a.iter()),
-                A::ClockSkew(d) => out.clock_skew_ms = d.value.millis,
-                A::Region(r) => out.jd_region = Some(r.value.clone()),
-                A::Group(g) => out.jd_group = Some(g.value.clone()),
-                A::Variant(v) => out.kong_variant = v.value == "kong",
-                A::Key(k) => out.key = self.secret(k, &owner, false),
-                A::Jwks(k) => out.jwks = self.secret(k, &owner, false),
-                A::Issuer(i) => out.issuer = Some(i.value.clone()),
-                A::Audience(a) => out.audience.extend(a.iter().map(|a| a.value.clone())),
-                A::Leeway(d) => out.leeway_ms = d.value.millis,
-                A::TokenFrom(t) => {
-                    out.token_from = match t {
-                        ast::TokenSource::Header { name, bearer } => TokenFrom::Header {
-                            name: name.value.clone(),
-                            bearer: *bearer,
-                        },
-                        ast::TokenSource::Query(q) => TokenFrom::Query(q.value.clone()),
-                        ast::TokenSource::Cookie(c) => TokenFrom::Cookie(c.value.clone()),
-                    }
-                }
-                A::Url(u) => {
-                    out.url = Some(u.value.clone());
-                    out.target = Target::parse(&u.value).http;
-                }
-                A::Timeout(d) => out.timeout_ms = d.value.millis,
-                A::Cache(d) => out.cache_ms = d.value.millis,
-                A::Identity(h) => out
-                    .identity_headers
-                    .extend(h.iter().map(|h| h.value.clone())),
-                A::Path(_) => {}
-                A::AccessTtl(d) => out.access_ttl_ms = d.value.millis,
-                A::RefreshTtl(d) => out.refresh_ttl_ms = d.value.millis,
-                A::SigningKey(k) => out.signing_key = self.secret(k, &owner, true),
-                A::AllowAppcode => out.allow_appcode = true,
-            }
-        }
-        let before = self.diags.len();
-        self.algorithms(kind, &algorithms, &mut out.algorithms);
-        // Keys are parsed for the algorithms; with those in error, a key error is only noise.
-        let algorithms_ok = self.diags.len() == before;
-        if kind == K::Jwt && algorithms_ok && (out.key.is_some() || out.jwks.is_some()) {
-            self.jwt_keys(p, &mut out);
-        }
-        let has = |f: &dyn Fn(&A) -> bool| p.items.iter().any(|i| f(&i.value));
-        match kind {
-            K::Jwt => {
-                if !has(&|i| matches!(i, A::Key(_) | A::Jwks(_))) {
-                    self.missing(span, p.name.span, format!("jwt provider `{}` has no key", p.name.value),
-                        "add `key file \"PATH.pem\"` (or `key env \"VAR\"` for HS256) or `jwks file \"PATH\"`");
-                }
-                if algorithms.is_empty() {
-                    self.missing(span, p.name.span, format!("jwt provider `{}` does not pin its algorithms", p.name.value),
-                        "add `algorithms RS256` (or the algorithms your issuer signs with): tokens are never trusted to name their own");
-                }
-            }
-            K::Authorizer if !has(&|i| matches!(i, A::Url(_))) => {
-                self.missing(
-                    span,
-                    p.name.span,
-                    format!("authorizer `{}` has no `url`", p.name.value),
-                    "add `url \"http://HOST:PORT/PATH\"`",
-                );
-            }
-            K::Oauth2 if !has(&|i| matches!(i, A::SigningKey(_))) => {
-                self.missing(
-                    span,
-                    p.name.span,
-                    format!("oauth2 provider `{}` has no `signing key`", p.name.value),
-                    "add `signing key env \"VAR\"` or `signing key file \"PATH\"`",
-                );
-            }
-            _ => {}
-        }
-        out
-    }
-
-    /// Parse a jwt provider's key material now, so a bad key is a diagnostic.
-    fn jwt_keys(&mut self, p: &ast::AuthProvider, out: &mut Provider) {
-        let algs: Vec<jsonwebtoken::Algorithm> = out
-            .algorithms
-            .iter()
-            .filter_map(|a| crate::auth::jwt::algorithm(a))
-            .collect();
-        let pem = out.key.as_ref().map(|k| k.0.as_slice());
-        let jwks = out.jwks.as_ref().map(|k| k.0.as_slice());
-        match crate::auth::jwt::keys(pem, jwks, &algs) {
-            Ok(keys) => out.jwt_keys = keys,
-            Err(why) => {
-                let at = p
-                    .items
-                    .iter()
-                    .find(|i| matches!(i.value, ast::AuthItem::Key(_) | ast::AuthItem::Jwks(_)))
-                    .map_or(p.name.span, |i| i.span);
-                self.diags.push(
-                    Diagnostic::error(diag::BAD_KEY, at, format!("the key of jwt provider `{}` is unusable", p.name.value))
-                        .label(why)
-                        .help("give a PEM public key matching the algorithms (RS*/PS*: RSA, ES*: EC, EdDSA: Ed25519), a secret for HS*, or a JWKS document"),
-                );
-            }
-        }
-    }
-
-    fn algorithms(
-        &mut self,
-        kind: ast::AuthKind,
-        given: &[&Spanned<String>],
-        out: &mut Vec<String>,
-    ) {
-        const HMAC: &[&str] = &["hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512"];
-        const JWT: &[&str] = &[
-            "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-            "ES256", "ES384", "EdDSA",
-        ];
-        let known = match kind {
-            ast::AuthKind::Keypair => HMAC,
-            _ => JWT,
-        };
-        for a in given {
-            if a.value.eq_ignore_ascii_case("none") {
-                self.diags.push(
-                    Diagnostic::error(
-                        diag::UNKNOWN_VALUE,
-                        a.span,
-                        "algorithm `none` is never accepted",
-                    )
-                    .label("unsigned tokens would pass")
-                    .help("name the algorithm your issuer signs with"),
-                );
-                continue;
-            }
-            if !known.contains(&a.value.as_str()) {
-                self.diags.push(
-                    Diagnostic::error(
-                        diag::UNKNOWN_VALUE,
-                        a.span,
-                        format!("unknown algorithm `{}`", a.value),
-                    )
-                    .label(format!("not a {} algorithm", kind.name()))
-                    .help(
-                        did_you_mean(&a.value, known.iter().copied())
-                            .unwrap_or_else(|| format!("algorithms: {}", known.join(", "))),
+            let help = match &item.value {
+                ast::AuthItem::Path(_) => "the token endpoint is a route: `route POST \"/oauth2/token\" { issue tokens NAME }`".to_string(),
+                other => format!("`{}` applies to: {}", other.keyword(), crate::auth::kinds_for(other)),
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    diag::NOT_APPLICABLE,
+                    item.span,
+                    format!(
+                        "`{}` does not apply to a {} provider",
+                        item.value.keyword(),
+                        kind.name()
                     ),
-                );
-                continue;
-            }
-            if !out.contains(&a.value) {
-                out.push(a.value.clone());
-            }
+                )
+                .label("not applicable")
+                .help(help),
+            );
         }
-        if kind == ast::AuthKind::Jwt {
-            // only known algorithms count: an unknown one (or `none`) is reported above and
-            // says nothing about which kind of key the provider needs
-            let valid: Vec<&Spanned<String>> = given
-                .iter()
-                .copied()
-                .filter(|a| known.contains(&a.value.as_str()))
-                .collect();
-            let hs = valid.iter().filter(|a| a.value.starts_with("HS")).count();
-            if hs > 0 && hs < valid.len() {
-                let first = valid.iter().find(|a| a.value.starts_with("HS")).unwrap();
-                self.diags.push(
-                    Diagnostic::error(diag::CONFLICT, first.span, "shared-secret (HS*) and public-key algorithms are mixed")
-                        .label("a public key must never verify an HMAC token")
-                        .help("use two providers: one with HS* and a secret key, one with public-key algorithms"),
-                );
-            }
+        let mut cx = ProviderCx {
+            cx: self,
+            owner: format!("auth provider `{}`", p.name.value),
+            name: &p.name,
+            block: span,
+        };
+        Provider {
+            name: p.name.value.clone(),
+            settings: crate::auth::Settings::compile(kind, &items, &mut cx),
         }
+    }
+}
+
+/// The compiler as a scheme's compilation sees it: one provider block.
+struct ProviderCx<'c, 'a, 'p> {
+    cx: &'c mut Cx<'a>,
+    owner: String,
+    name: &'p ast::Ident,
+    block: Span,
+}
+
+impl crate::auth::Compiler for ProviderCx<'_, '_, '_> {
+    fn secret(&mut self, r: &ast::SecretRef, trim: bool) -> Option<Secret> {
+        self.cx.secret(r, &self.owner, trim)
+    }
+    fn error(&mut self, d: Diagnostic) {
+        self.cx.diags.push(d);
+    }
+    fn missing(&mut self, message: String, help: &str) {
+        self.cx.missing(self.block, self.name.span, message, help);
+    }
+    fn diagnostics(&self) -> usize {
+        self.cx.diags.len()
+    }
+    fn name(&self) -> &str {
+        &self.name.value
     }
 }
 
 /// Huawei's limit on AppCodes per app (`auth-schemes.md` §3.6).
 const MAX_APP_CODES: usize = 5;
-
-fn kinds_for(item: &ast::AuthItem) -> &'static str {
-    use ast::AuthItem as A;
-    match item {
-        A::Algorithms(_) => "keypair, jwt",
-        A::ClockSkew(_) => "keypair, app-signature, jd-signature",
-        A::Region(_) | A::Group(_) => "jd-signature",
-        A::Variant(_) => "keypair",
-        A::Key(_) | A::Jwks(_) | A::Issuer(_) | A::Audience(_) | A::Leeway(_) => "jwt",
-        A::TokenFrom(_) => "jwt, oauth2",
-        A::Url(_) | A::Cache(_) | A::Identity(_) | A::Timeout(_) => "authorizer",
-        A::AccessTtl(_) | A::RefreshTtl(_) | A::SigningKey(_) => "oauth2",
-        A::AllowAppcode => "app-signature",
-        A::Path(_) => "none",
-    }
-}
 
 fn quota_rule(q: &ast::Quota) -> QuotaRule {
     QuotaRule {

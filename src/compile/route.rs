@@ -217,13 +217,7 @@ impl RouteCx<'_> {
         let mut yields_app = false;
         if let Some(a) = auth.get() {
             if let Some(check) = self.auth(cx, a) {
-                yields_app = matches!(
-                    self.provider_kinds[check.provider],
-                    AuthKind::Keypair
-                        | AuthKind::AppSignature
-                        | AuthKind::JdSignature
-                        | AuthKind::Oauth2
-                );
+                yields_app = crate::auth::yields_app(self.provider_kinds[check.provider]);
                 program.push(Check::Auth(check));
             }
         }
@@ -455,11 +449,18 @@ impl RouteCx<'_> {
         let apps = match apps {
             None => None,
             Some(list) => {
-                if matches!(kind, AuthKind::Jwt | AuthKind::Authorizer) {
+                if !crate::auth::yields_app(kind) {
                     cx.diags.push(
-                        Diagnostic::error(diag::NOT_APPLICABLE, list[0].span, format!("a {} provider does not identify apps", kind.name()))
-                            .label("apps are callers with access keys")
-                            .help("bind apps to routes that use keypair, app-signature, jd-signature or oauth2"),
+                        Diagnostic::error(
+                            diag::NOT_APPLICABLE,
+                            list[0].span,
+                            format!("a {} provider does not identify apps", kind.name()),
+                        )
+                        .label("apps are callers with access keys")
+                        .help(format!(
+                            "bind apps to routes that use {}",
+                            crate::auth::names(crate::auth::yields_app, "or")
+                        )),
                     );
                 }
                 Some(dedup(
@@ -470,7 +471,7 @@ impl RouteCx<'_> {
             }
         };
         if let Some(c) = claims.first() {
-            if !matches!(kind, AuthKind::Jwt | AuthKind::Oauth2) {
+            if !crate::auth::carries_claims(kind) {
                 cx.diags.push(
                     Diagnostic::error(
                         diag::NOT_APPLICABLE,
@@ -478,7 +479,10 @@ impl RouteCx<'_> {
                         format!("a {} provider carries no claims", kind.name()),
                     )
                     .label("claims come from tokens")
-                    .help("claim rules apply to jwt and oauth2 providers"),
+                    .help(format!(
+                        "claim rules apply to {} providers",
+                        crate::auth::names(crate::auth::carries_claims, "and")
+                    )),
                 );
             }
         }

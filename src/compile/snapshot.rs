@@ -544,38 +544,17 @@ pub struct Plan {
     pub quota: Option<QuotaRule>,
 }
 
-/// An authentication provider, with its settings resolved. The verification schemes read the
-/// fields that apply to their kind.
+/// An authentication provider: its name and its scheme's settings (see [`crate::auth`]).
 #[derive(Debug)]
 pub struct Provider {
     pub name: String,
-    pub kind: crate::policy::ast::AuthKind,
-    pub algorithms: Vec<String>,
-    pub clock_skew_ms: u64,
-    pub kong_variant: bool,
-    /// JD: the credential scope's region and service (API group) a signature must name;
-    /// `None` accepts any.
-    pub jd_region: Option<String>,
-    pub jd_group: Option<String>,
-    pub key: Option<Secret>,
-    pub jwks: Option<Secret>,
-    pub issuer: Option<String>,
-    pub audience: Vec<String>,
-    pub leeway_ms: u64,
-    pub token_from: TokenFrom,
-    pub url: Option<String>,
-    /// An authorizer's `url`, split once here rather than on every call.
-    pub target: Option<HttpTarget>,
-    pub timeout_ms: u64,
-    pub cache_ms: u64,
-    pub identity_headers: Vec<String>,
-    pub path: Option<String>,
-    pub access_ttl_ms: u64,
-    pub refresh_ttl_ms: u64,
-    pub signing_key: Option<Secret>,
-    pub allow_appcode: bool,
-    /// JWT verification keys, parsed from `key` / `jwks` when the policy compiled.
-    pub jwt_keys: Vec<crate::auth::jwt::JwtKey>,
+    pub settings: crate::auth::Settings,
+}
+
+impl Provider {
+    pub fn kind(&self) -> crate::policy::ast::AuthKind {
+        self.settings.kind()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -583,4 +562,14 @@ pub enum TokenFrom {
     Header { name: String, bearer: bool },
     Query(String),
     Cookie(String),
+}
+
+/// `Authorization: Bearer <token>`.
+impl Default for TokenFrom {
+    fn default() -> TokenFrom {
+        TokenFrom::Header {
+            name: "Authorization".into(),
+            bearer: true,
+        }
+    }
 }

@@ -11,10 +11,11 @@ impl Pipeline<'_, '_> {
         &mut self,
         index: usize,
         provider: &Provider,
+        settings: &authorizer::Config,
         r: &Routed<'_, '_>,
     ) -> Result<Principal, Outcome> {
         let client_ip = self.client_ip(r.service);
-        let call = match authorizer::call(index, provider, self.head, client_ip) {
+        let call = match authorizer::call(index, provider, settings, self.head, client_ip) {
             Ok(call) => call,
             Err((reason, detail)) => return Err(self.fail(7, "auth", detail, reason)),
         };

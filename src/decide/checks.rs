@@ -3,6 +3,7 @@
 use super::request;
 use super::Client;
 use super::{Outcome, Pipeline, Routed, Verdict};
+use crate::auth::Verified;
 use crate::compile::{Check, ParamCheck, ParamTy, QuotaRule, RateRule, Route, Service};
 use crate::dialect::{limit_headers, AuthFailure, LimitKind, Reason, Standing};
 use crate::limits::{calendar, Count, Limit};
@@ -133,14 +134,14 @@ impl Pipeline<'_, '_> {
                         limit: r.route.body_limit,
                     });
                 }
-                let principal = if provider.kind == crate::policy::ast::AuthKind::Authorizer {
-                    self.authorizer(auth.provider, provider, r)?
-                } else {
-                    match crate::auth::authenticate(r.service, provider, head, self.env) {
-                        Ok(p) => p,
-                        Err(refusal) => {
-                            return Err(self.fail(7, "auth", refusal.detail, refusal.reason))
-                        }
+                let principal = match crate::auth::authenticate(r.service, provider, head, self.env)
+                {
+                    Verified::Caller(p) => p,
+                    Verified::Refused(refusal) => {
+                        return Err(self.fail(7, "auth", refusal.detail, refusal.reason))
+                    }
+                    Verified::External(settings) => {
+                        self.authorizer(auth.provider, provider, settings, r)?
                     }
                 };
                 // Only a correctly signed request spends its nonce: a forger cannot burn them.

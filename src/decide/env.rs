@@ -40,7 +40,7 @@ pub fn not_called(provider: &Provider) -> Answer {
         failure: Failure::Unreachable,
         detail: format!(
             "not called: explain and test never call {} (stub its answer with `authorizer {} allow|deny|forbidden|…` in a .tests file)",
-            provider.url.as_deref().unwrap_or("the authorizer"),
+            crate::auth::authorizer::url(provider).unwrap_or("the authorizer"),
             provider.name
         ),
     }

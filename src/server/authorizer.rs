@@ -11,7 +11,9 @@
 
 use super::handler::full;
 use super::pool::{Endpoint, Pool, SendError};
-use crate::auth::authorizer::{cache_key, parse_answer, Answer, Call, Failure, MAX_BODY};
+use crate::auth::authorizer::{
+    cache_key, parse_answer, settings, url, Answer, Call, Failure, MAX_BODY,
+};
 use crate::compile::{HttpTarget, Provider};
 use http_body_util::{BodyExt as _, Limited};
 use std::collections::HashMap;
@@ -59,7 +61,7 @@ impl Authorizers {
             tracing::warn!(
                 request_id,
                 provider = %provider.name,
-                url = provider.url.as_deref().unwrap_or("-"),
+                url = url(provider).unwrap_or("-"),
                 ?failure,
                 "authorizer call failed: {detail}"
             );
@@ -68,7 +70,7 @@ impl Authorizers {
             self.remember(
                 cache_key(provider, call),
                 answer.clone(),
-                Duration::from_millis(provider.cache_ms),
+                Duration::from_millis(settings(provider).map_or(0, |a| a.cache_ms)),
             );
         }
         answer
@@ -90,11 +92,15 @@ impl Authorizers {
     }
 
     async fn call(&self, provider: &Provider, call: &Call, request_id: &str) -> Answer {
-        let deadline = Instant::now() + Duration::from_millis(provider.timeout_ms);
-        let within = format!("within {} ms", provider.timeout_ms);
         let failed = |failure, detail: String| Answer::Failed { failure, detail };
-        let url = provider.url.as_deref().unwrap_or("");
-        let Some(target) = &provider.target else {
+        let Some(settings) = settings(provider) else {
+            let detail = format!("provider {} is not an authorizer", provider.name);
+            return failed(Failure::Unreachable, detail);
+        };
+        let deadline = Instant::now() + Duration::from_millis(settings.timeout_ms);
+        let within = format!("within {} ms", settings.timeout_ms);
+        let url = settings.url.as_deref().unwrap_or("");
+        let Some(target) = &settings.target else {
             return failed(
                 Failure::Unreachable,
                 format!("{url:?} is not an http:// or https:// URL"),
@@ -194,7 +200,7 @@ impl Authorizers {
 /// Whether answers for this call are cached: the provider has a `cache` time and identity
 /// headers (without them every request would share one answer).
 fn caches(provider: &Provider, call: &Call) -> bool {
-    provider.cache_ms > 0 && !call.identities.is_empty()
+    settings(provider).is_some_and(|a| a.cache_ms > 0) && !call.identities.is_empty()
 }
 
 /// The path and query of an authorizer's URL as written (its target's `base` is a backend's

@@ -118,21 +118,10 @@ pub struct Exchange {
 /// Sign the request as an app of the service would, with the app's secret from the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sign {
-    pub scheme: SignScheme,
+    /// A scheme with a signer (see [`crate::auth::Scheme::SIGN`]).
+    pub scheme: crate::policy::ast::AuthKind,
     pub app: String,
     pub span: Span,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignScheme {
-    /// Huawei SDK-HMAC-SHA256.
-    AppSignature,
-    /// Tencent key pair, hmac-sha256 over date, source and the request line.
-    Keypair,
-    /// An access token of the service's oauth2 provider, as `issue tokens` issues it.
-    OAuth2,
-    /// JD JDCLOUD2-HMAC-SHA256, with a fresh nonce.
-    JdSignature,
 }
 
 #[derive(Debug, Clone)]
@@ -866,33 +855,37 @@ impl Parser<'_> {
     }
 
     fn sign(&mut self, span: Span, words: &Words, e: &mut Exchange) {
-        let usage = "sign app-signature|keypair|oauth2|jd-signature app NAME";
+        let signers = || {
+            crate::policy::ast::AuthKind::ALL
+                .into_iter()
+                .filter(|k| crate::auth::signs(*k))
+        };
         match values(words).as_slice() {
             [(scheme, sspan), (a, _), (app, _)] if a == "app" => {
-                let scheme =
-                    match scheme.as_str() {
-                        "app-signature" => SignScheme::AppSignature,
-                        "keypair" => SignScheme::Keypair,
-                        "oauth2" => SignScheme::OAuth2,
-                        "jd-signature" => SignScheme::JdSignature,
-                        other => return self.diags.push(
-                            Diagnostic::error(
-                                codes::UNKNOWN,
-                                *sspan,
-                                format!("rulegate cannot sign with {other:?}"),
-                            )
-                            .help(
-                                "the schemes are app-signature, keypair, oauth2 and jd-signature",
-                            ),
-                        ),
-                    };
+                let Some(scheme) = signers().find(|k| k.name() == scheme) else {
+                    return self.diags.push(
+                        Diagnostic::error(
+                            codes::UNKNOWN,
+                            *sspan,
+                            format!("rulegate cannot sign with {scheme:?}"),
+                        )
+                        .help(format!(
+                            "the schemes are {}",
+                            crate::auth::names(crate::auth::signs, "and")
+                        )),
+                    );
+                };
                 e.sign = Some(Sign {
                     scheme,
                     app: app.clone(),
                     span,
                 });
             }
-            _ => self.malformed(span, usage),
+            _ => {
+                let names: Vec<&str> = signers().map(|k| k.name()).collect();
+                let usage = format!("sign {} app NAME", names.join("|"));
+                self.malformed(span, &usage)
+            }
         }
     }
 
