@@ -1,16 +1,39 @@
 //! Error dialects: the canonical `Reason` and its rendering as Tencent, Huawei or JD Cloud
-//! would answer.
+//! would answer, and everything else that differs between the vendors.
+//!
+//! Each vendor is one file (`tencent.rs`, `huawei.rs`, `jdcloud.rs`) exporting one
+//! [`Profile`]: its name, request-id header, body writer, limit headers, placeholders, rows and
+//! the semantics that differ between vendors. [`profile`] registers them; the rest of the crate
+//! asks `dialect.profile()` rather than matching on the dialect.
 //!
 //! [`catalogue`] holds the vendors' rows and says which row a reason maps to in each dialect;
 //! [`render`] fills the row's placeholders and writes the body and headers byte for byte.
 //! Both are pure, so `serve`, `explain`, `test` and `rulegate errors` share them.
 
 pub mod catalogue;
+pub mod huawei;
+pub mod jdcloud;
 pub mod limit_headers;
+pub mod profile;
 pub mod reason;
 pub mod render;
+pub mod tencent;
 
 pub use catalogue::{catalogue, row, stand_ins, undocumented, CatalogueEntry, Row, StandIn};
 pub use limit_headers::{limit_headers, LimitKind, Standing};
+pub use profile::Profile;
 pub use reason::{AuthFailure, OAuth2Failure, Reason};
 pub use render::{message, reason_phrase, render, request_id_header, status_line, ErrorResponse};
+
+use crate::vocab::Dialect;
+
+impl Dialect {
+    /// The dialect's profile: the registration of each `dialect/<vendor>.rs`.
+    pub fn profile(self) -> &'static Profile {
+        match self {
+            Dialect::Tencent => &tencent::PROFILE,
+            Dialect::Huawei => &huawei::PROFILE,
+            Dialect::Jdcloud => &jdcloud::PROFILE,
+        }
+    }
+}
