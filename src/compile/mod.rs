@@ -148,7 +148,10 @@ pub fn compile(loaded: &Loaded, secrets: &dyn SecretStore) -> Compiled {
                             "services answer in different dialects and no `default dialect` is set",
                         )
                         .label("requests that match no service need a dialect")
-                        .help("add `default dialect huawei` (or tencent, jdcloud) at the top level of a file"),
+                        .help(format!(
+                            "add `default dialect huawei` (or {}) at the top level of a file",
+                            crate::dialect::names_except(Dialect::Huawei)
+                        )),
                     );
                     None
                 }
@@ -476,8 +479,15 @@ impl<'a> Cx<'a> {
         // checked (with a stand-in dialect) so one run reports everything.
         let declared_dialect = dialect.take();
         if declared_dialect.is_none() {
-            self.missing(span, s.name.span, format!("service `{}` has no `dialect`", s.name.value),
-                "add `dialect tencent`, `dialect huawei` or `dialect jdcloud`: it decides every error answer");
+            self.missing(
+                span,
+                s.name.span,
+                format!("service `{}` has no `dialect`", s.name.value),
+                &format!(
+                    "add {}: it decides every error answer",
+                    crate::dialect::listed(|n| format!("`dialect {n}`"))
+                ),
+            );
         }
         let dialect = declared_dialect.unwrap_or(Dialect::Huawei);
         let hosts = match hosts.take() {

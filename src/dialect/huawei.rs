@@ -11,7 +11,6 @@ use crate::vocab::Dialect;
 
 pub static PROFILE: Profile = Profile {
     dialect: Dialect::Huawei,
-    name: "huawei",
     request_id: request_id_header!("X-Request-Id"),
     write_body,
     answer_headers: &[("Server", "api-gateway")],

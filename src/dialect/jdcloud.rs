@@ -9,7 +9,6 @@ use crate::vocab::Dialect;
 
 pub static PROFILE: Profile = Profile {
     dialect: Dialect::Jdcloud,
-    name: "jdcloud",
     request_id: request_id_header!("x-jdcloud-request-id"),
     write_body,
     answer_headers: &[],

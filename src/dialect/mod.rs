@@ -2,7 +2,7 @@
 //! would answer, and everything else that differs between the vendors.
 //!
 //! Each vendor is one file (`tencent.rs`, `huawei.rs`, `jdcloud.rs`) exporting one
-//! [`Profile`]: its name, request-id header, body writer, limit headers, placeholders, rows and
+//! [`Profile`]: its request-id header, body writer, limit headers, placeholders, rows and
 //! the semantics that differ between vendors. [`profile`] registers them; the rest of the crate
 //! asks `dialect.profile()` rather than matching on the dialect.
 //!
@@ -35,5 +35,40 @@ impl Dialect {
             Dialect::Huawei => &huawei::PROFILE,
             Dialect::Jdcloud => &jdcloud::PROFILE,
         }
+    }
+}
+
+/// Every dialect's name passed through `each`, listed as `a, b or c`: for help texts that say
+/// what may be written.
+pub fn listed(each: impl Fn(&str) -> String) -> String {
+    let names: Vec<String> = Dialect::ALL.iter().map(|d| each(d.name())).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// The names of the dialects other than `but`, as `a, b`.
+pub fn names_except(but: Dialect) -> String {
+    let names: Vec<&str> = Dialect::ALL
+        .iter()
+        .filter(|d| **d != but)
+        .map(|d| d.name())
+        .collect();
+    names.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listed_names_every_dialect_once_in_order() {
+        assert_eq!(
+            super::listed(|n| format!("`{n}`")),
+            "`tencent`, `huawei` or `jdcloud`"
+        );
+        assert_eq!(
+            super::names_except(crate::vocab::Dialect::Huawei),
+            "tencent, jdcloud"
+        );
     }
 }

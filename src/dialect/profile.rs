@@ -19,9 +19,9 @@ use crate::vocab::Dialect;
 
 /// One vendor's dialect. Each `dialect/<vendor>.rs` exports one, as `PROFILE`.
 pub struct Profile {
+    /// The dialect it registers for. Its name (`dialect tencent`) is `Dialect::name`, in
+    /// `vocab`: the parser reads it, and the language does not depend on `dialect`.
     pub dialect: Dialect,
-    /// The word a policy writes (`dialect tencent`) and `rulegate errors --dialect` takes.
-    pub name: &'static str,
     /// The header that carries the request id, on answers and on forwarded requests.
     pub request_id: RequestIdHeader,
     /// Writes the body of an answer in the vendor's exact shape.

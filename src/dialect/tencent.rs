@@ -9,7 +9,6 @@ use crate::vocab::Dialect;
 
 pub static PROFILE: Profile = Profile {
     dialect: Dialect::Tencent,
-    name: "tencent",
     request_id: request_id_header!("X-Api-RequestId"),
     write_body,
     answer_headers: &[],
