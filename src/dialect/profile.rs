@@ -4,8 +4,9 @@
 //! format of an answer (request-id header, body, headers, placeholders), the limit headers, the
 //! catalogue rows, and the few places where the vendors' gateways *behave* differently (usage
 //! plans, cross-origin requests, OAuth2). The rest of the crate asks the profile
-//! (`dialect.profile()`) instead of matching on the dialect, so a new dialect is its own file
-//! plus one registration line in `dialect/mod.rs` (`docs/extending.md`, "Adding a dialect").
+//! (`dialect.profile()`) instead of matching on the dialect, so a new dialect is its word in
+//! `vocab`, its file, its registration in `dialect/mod.rs` and its rows in the catalogue
+//! (`docs/extending.md`, "Adding a dialect").
 //!
 //! Behaviour is plain `fn` pointers in a `static`, not a trait: a profile is data the compiler
 //! can check is complete (every field must be given), and it costs no allocation to reach.
