@@ -574,7 +574,7 @@ impl<'a> Cx<'a> {
             }
             // The token endpoint and its answers are Huawei's: the other vendors document no
             // rows for them, so a service answering in their dialect cannot have one.
-            if p.kind.value == ast::AuthKind::Oauth2 && !dialect.profile().semantics.oauth2 {
+            if p.kind.value == ast::AuthKind::Oauth2 && !dialect.semantics().oauth2 {
                 self.diags.push(
                     Diagnostic::error(
                         diag::NOT_APPLICABLE,
@@ -598,7 +598,7 @@ impl<'a> Cx<'a> {
         }
         // Tencent reaches APIs through usage plans: once a service has plans, a key that is in
         // none of them reaches nothing. Known here, so no request has to search the plans.
-        if dialect.profile().semantics.apps_outside_plans_refused && !plans.is_empty() {
+        if dialect.semantics().apps_outside_plans_refused && !plans.is_empty() {
             let mut in_a_plan = vec![false; apps.len()];
             for &i in plans.iter().flat_map(|p: &Plan| &p.apps) {
                 if let Some(member) = in_a_plan.get_mut(i) {

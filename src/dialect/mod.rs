@@ -21,7 +21,7 @@ pub mod tencent;
 
 pub use catalogue::{catalogue, row, stand_ins, undocumented, CatalogueEntry, Row, StandIn};
 pub use limit_headers::{limit_headers, LimitKind, Standing};
-pub use profile::Profile;
+pub use profile::{Profile, Semantics};
 pub use reason::{AuthFailure, OAuth2Failure, Reason};
 pub use render::{message, reason_phrase, render, request_id_header, status_line, ErrorResponse};
 
@@ -35,6 +35,11 @@ impl Dialect {
             Dialect::Huawei => &huawei::PROFILE,
             Dialect::Jdcloud => &jdcloud::PROFILE,
         }
+    }
+
+    /// Where the dialect's gateway behaves differently (usage plans, CORS, OAuth2).
+    pub fn semantics(self) -> &'static Semantics {
+        &self.profile().semantics
     }
 }
 
