@@ -229,7 +229,8 @@ enum Format {
 }
 
 fn parse_dialect(s: &str) -> Result<Dialect, String> {
-    Dialect::parse(s).ok_or_else(|| "expected tencent, huawei or jdcloud".to_string())
+    Dialect::parse(s)
+        .ok_or_else(|| format!("expected {}", rulegate::dialect::listed(str::to_string)))
 }
 
 /// mimalloc instead of the system allocator: a request makes a few dozen small allocations

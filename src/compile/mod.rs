@@ -148,7 +148,10 @@ pub fn compile(loaded: &Loaded, secrets: &dyn SecretStore) -> Compiled {
                             "services answer in different dialects and no `default dialect` is set",
                         )
                         .label("requests that match no service need a dialect")
-                        .help("add `default dialect huawei` (or tencent, jdcloud) at the top level of a file"),
+                        .help(format!(
+                            "add `default dialect huawei` (or {}) at the top level of a file",
+                            crate::dialect::names_except(Dialect::Huawei)
+                        )),
                     );
                     None
                 }
@@ -476,8 +479,15 @@ impl<'a> Cx<'a> {
         // checked (with a stand-in dialect) so one run reports everything.
         let declared_dialect = dialect.take();
         if declared_dialect.is_none() {
-            self.missing(span, s.name.span, format!("service `{}` has no `dialect`", s.name.value),
-                "add `dialect tencent`, `dialect huawei` or `dialect jdcloud`: it decides every error answer");
+            self.missing(
+                span,
+                s.name.span,
+                format!("service `{}` has no `dialect`", s.name.value),
+                &format!(
+                    "add {}: it decides every error answer",
+                    crate::dialect::listed(|n| format!("`dialect {n}`"))
+                ),
+            );
         }
         let dialect = declared_dialect.unwrap_or(Dialect::Huawei);
         let hosts = match hosts.take() {
@@ -564,7 +574,7 @@ impl<'a> Cx<'a> {
             }
             // The token endpoint and its answers are Huawei's: the other vendors document no
             // rows for them, so a service answering in their dialect cannot have one.
-            if p.kind.value == ast::AuthKind::Oauth2 && dialect != Dialect::Huawei {
+            if p.kind.value == ast::AuthKind::Oauth2 && !dialect.semantics().oauth2 {
                 self.diags.push(
                     Diagnostic::error(
                         diag::NOT_APPLICABLE,
@@ -588,7 +598,7 @@ impl<'a> Cx<'a> {
         }
         // Tencent reaches APIs through usage plans: once a service has plans, a key that is in
         // none of them reaches nothing. Known here, so no request has to search the plans.
-        if dialect == Dialect::Tencent && !plans.is_empty() {
+        if dialect.semantics().apps_outside_plans_refused && !plans.is_empty() {
             let mut in_a_plan = vec![false; apps.len()];
             for &i in plans.iter().flat_map(|p: &Plan| &p.apps) {
                 if let Some(member) = in_a_plan.get_mut(i) {

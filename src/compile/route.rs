@@ -191,7 +191,7 @@ impl RouteCx<'_> {
             program.push(Check::ClientCertificate);
         }
         let cors = cors.take().map(|c| self.cors(&c, &methods));
-        if cors.is_none() && self.dialect == Dialect::Tencent {
+        if cors.is_none() && self.dialect.semantics().cross_origin_needs_cors {
             program.push(Check::CrossOrigin);
         }
         if !self.ip.is_empty() {

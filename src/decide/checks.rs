@@ -570,7 +570,7 @@ impl Pipeline<'_, '_> {
         let head = self.head;
         let origin = head.header(http::header::ORIGIN).unwrap_or("");
         let Some(cors) = &r.route.cors else {
-            if r.service.dialect == crate::vocab::Dialect::Tencent {
+            if r.service.dialect.semantics().cross_origin_needs_cors {
                 return self.fail(
                     4,
                     "cors",

@@ -492,7 +492,7 @@ mod jdcloud {
     );
 }
 
-static TENCENT_UNDOCUMENTED: [&Row; 6] = [
+pub(super) static TENCENT_UNDOCUMENTED: [&Row; 6] = [
     &tencent::HMAC_NO_AUTHORIZATION,
     &tencent::URI_TOO_LARGE,
     &tencent::HEADERS_TOO_LARGE,
@@ -500,23 +500,20 @@ static TENCENT_UNDOCUMENTED: [&Row; 6] = [
     &tencent::BAD_REQUEST,
     &tencent::IP_DENIED,
 ];
-static HUAWEI_UNDOCUMENTED: [&Row; 1] = [&huawei::CLIENT_CLOSED];
-static JDCLOUD_UNDOCUMENTED: [&Row; 3] = [
+pub(super) static HUAWEI_UNDOCUMENTED: [&Row; 1] = [&huawei::CLIENT_CLOSED];
+pub(super) static JDCLOUD_UNDOCUMENTED: [&Row; 3] = [
     &jdcloud::URI_TOO_LARGE,
     &jdcloud::HEADERS_TOO_LARGE,
     &jdcloud::BODY_TOO_LARGE,
 ];
 
-/// The row `dialect` answers `reason` with. See the module docs for the table.
+/// The row `dialect` answers `reason` with. See the module docs for the table; each dialect's
+/// profile (`Profile::rows`) points at its mapping below.
 pub fn row(dialect: Dialect, reason: &Reason) -> &'static Row {
-    match dialect {
-        Dialect::Tencent => tencent_row(reason),
-        Dialect::Huawei => huawei_row(reason),
-        Dialect::Jdcloud => jdcloud_row(reason),
-    }
+    (dialect.profile().rows.row)(reason)
 }
 
-fn tencent_row(reason: &Reason) -> &'static Row {
+pub(super) fn tencent_row(reason: &Reason) -> &'static Row {
     use tencent as t;
     match reason {
         Reason::UriTooLarge => &t::URI_TOO_LARGE,
@@ -600,7 +597,7 @@ fn tencent_auth(failure: &AuthFailure) -> &'static Row {
     }
 }
 
-fn huawei_row(reason: &Reason) -> &'static Row {
+pub(super) fn huawei_row(reason: &Reason) -> &'static Row {
     use huawei as h;
     match reason {
         Reason::UriTooLarge => &h::URI_TOO_LARGE,
@@ -671,7 +668,7 @@ fn huawei_auth(failure: &AuthFailure) -> &'static Row {
     }
 }
 
-fn jdcloud_row(reason: &Reason) -> &'static Row {
+pub(super) fn jdcloud_row(reason: &Reason) -> &'static Row {
     use jdcloud as j;
     match reason {
         Reason::UriTooLarge => &j::URI_TOO_LARGE,
@@ -806,11 +803,7 @@ mod oauth2 {
 /// The undocumented entries rulegate may emit (documented=false), for `rulegate errors` to
 /// list separately.
 pub fn undocumented(dialect: Dialect) -> Vec<&'static Row> {
-    match dialect {
-        Dialect::Tencent => TENCENT_UNDOCUMENTED.to_vec(),
-        Dialect::Huawei => HUAWEI_UNDOCUMENTED.to_vec(),
-        Dialect::Jdcloud => JDCLOUD_UNDOCUMENTED.to_vec(),
-    }
+    dialect.profile().rows.undocumented.to_vec()
 }
 
 /// A row that also answers a situation the vendor documents no row for, and why that row.
@@ -840,21 +833,13 @@ pub fn stand_ins(dialect: Dialect) -> Vec<StandIn> {
 /// and the tests need no file at run time. Columns: code, http_status, message, description,
 /// seed; TAB separated, one header line.
 pub fn tsv(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Tencent => include_str!("tsv/tencent.tsv"),
-        Dialect::Huawei => include_str!("tsv/huawei.tsv"),
-        Dialect::Jdcloud => include_str!("tsv/jdcloud.tsv"),
-    }
+    dialect.profile().rows.tsv
 }
 
 /// The seed whose rows count as documented: where the vendor's documents disagree, the newer
 /// one wins.
 pub fn newest_seed(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Tencent => "001_e848cb234e21db11.txt",
-        Dialect::Huawei => "003_7abb9b69a0954cdb.txt",
-        Dialect::Jdcloud => "004_fe4e34096a19d54d.txt",
-    }
+    dialect.profile().rows.newest_seed
 }
 
 /// Every documented row of the dialect (from the embedded TSV of the newer seed) with whether

@@ -1,15 +1,7 @@
-//! The headers each dialect uses to tell a client where it stands against its limits
-//! (wire-formats.md, the table at the top and §1.4, §2.3, §3.2). They go on every answer of a
-//! route with limits, passed or refused.
-//!
-//! * **tencent**: `X-Api-RateLimit` for the route's own rates, `X-UsagePlan-RateLimit` for the
-//!   app's and its plans' rates, `X-UsagePlan-Quota` for quotas; each `remaining/limit` (the
-//!   vendor capture shows `X-Service-RateLimit: 5000/5000`; the order is unconfirmed).
-//! * **huawei**: none, unless the request carries `X-Apig-Mode: debug`; then
-//!   `X-Apig-RateLimit-api` (per route), `-app` (per app) and `-ip` (per client IP) as
-//!   `remain:9,limit:10,time:1 second`. Quotas and header-keyed rates have no Huawei header.
-//! * **jdcloud**: `x-jdcloud-limit-<period>` and `x-jdcloud-remaining-<period>`, for rates and
-//!   quotas alike (`day`, `month` for quotas).
+//! The headers that tell a client where it stands against its limits (wire-formats.md, the
+//! table at the top and §1.4, §2.3, §3.2). They go on every answer of a route with limits,
+//! passed or refused. Each dialect names them in its profile (`dialect/<vendor>.rs`,
+//! `Profile::limit_headers`); this module collects them.
 //!
 //! When several limits land on the same header, the one with the fewest requests left is
 //! shown: the one the client will meet first.
@@ -37,69 +29,34 @@ pub enum LimitKind<'a> {
 }
 
 /// The headers for `standings`, in the order their names first appear. `debug`: the request
-/// asked for Huawei's debug headers (`X-Apig-Mode: debug`).
+/// asked for Huawei's debug headers (`X-Apig-Mode: debug`). Each dialect names its headers
+/// (`Profile::limit_headers`).
 pub fn limit_headers(
     dialect: Dialect,
     debug: bool,
     standings: &[Standing<'_>],
 ) -> Vec<(String, String)> {
-    // (name, remaining, value)
-    let mut out: Vec<(String, u64, String)> = Vec::new();
-    let mut put = |name: String, remaining: u64, value: String| match out
-        .iter_mut()
-        .find(|(n, _, _)| *n == name)
-    {
-        Some(held) if held.1 <= remaining => {}
-        Some(held) => *held = (name, remaining, value),
-        None => out.push((name, remaining, value)),
-    };
+    let write = dialect.profile().limit_headers;
+    let mut out = LimitHeaders(Vec::new());
     for s in standings {
-        match dialect {
-            Dialect::Tencent => {
-                let name = match s.kind {
-                    LimitKind::RouteRate(_) => "X-Api-RateLimit",
-                    LimitKind::AppRate => "X-UsagePlan-RateLimit",
-                    LimitKind::Quota => "X-UsagePlan-Quota",
-                };
-                put(
-                    name.to_string(),
-                    s.remaining,
-                    format!("{}/{}", s.remaining, s.limit),
-                );
-            }
-            Dialect::Huawei => {
-                let dimension = match s.kind {
-                    LimitKind::RouteRate(RateKey::Route) => "api",
-                    LimitKind::RouteRate(RateKey::App) | LimitKind::AppRate => "app",
-                    LimitKind::RouteRate(RateKey::Ip) => "ip",
-                    LimitKind::RouteRate(RateKey::Header(_)) | LimitKind::Quota => continue,
-                };
-                if debug {
-                    put(
-                        format!("X-Apig-RateLimit-{dimension}"),
-                        s.remaining,
-                        format!(
-                            "remain:{},limit:{},time:1 {}",
-                            s.remaining, s.limit, s.period
-                        ),
-                    );
-                }
-            }
-            Dialect::Jdcloud => {
-                put(
-                    format!("x-jdcloud-limit-{}", s.period),
-                    s.remaining,
-                    s.limit.to_string(),
-                );
-                put(
-                    format!("x-jdcloud-remaining-{}", s.period),
-                    s.remaining,
-                    s.remaining.to_string(),
-                );
-            }
+        write(s, debug, &mut out);
+    }
+    out.0.into_iter().map(|(n, _, v)| (n, v)).collect()
+}
+
+/// The headers collected so far: (name, remaining, value), one per name.
+pub struct LimitHeaders(Vec<(String, u64, String)>);
+
+impl LimitHeaders {
+    /// Sets header `name` for a limit with `remaining` requests left, unless a limit with
+    /// fewer left already holds it.
+    pub fn put(&mut self, name: String, remaining: u64, value: String) {
+        match self.0.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(held) if held.1 <= remaining => {}
+            Some(held) => *held = (name, remaining, value),
+            None => self.0.push((name, remaining, value)),
         }
     }
-    out.into_iter().map(|(n, _, v)| (n, v)).collect()
 }
 
 #[cfg(test)]

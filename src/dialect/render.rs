@@ -1,11 +1,13 @@
 //! A [`Reason`] as bytes on the wire: the filled message, the body in the dialect's exact shape,
 //! and the headers.
 //!
-//! Each dialect has its own hand-written serializer because the vendors' bodies differ in ways a
-//! generic JSON writer cannot reproduce: Tencent is lua-cjson output (`/` escaped as `\/`),
-//! Huawei's template puts a space after `:` and `,`, JD's is compact (wire-formats.md §5.4).
+//! Each dialect has its own hand-written body writer (`Profile::write_body`) because the vendors'
+//! bodies differ in ways a generic JSON writer cannot reproduce: Tencent is lua-cjson output
+//! (`/` escaped as `\/`), Huawei's template puts a space after `:` and `,`, JD's is compact
+//! (wire-formats.md §5.4). The escapers they share are here.
 
 use super::catalogue::{row, Row};
+use super::profile::{Answer, Placeholder, Profile};
 use super::reason::{AuthFailure, Reason};
 use crate::vocab::Dialect;
 
@@ -19,71 +21,48 @@ pub struct ErrorResponse {
 
 /// The header that carries the request id in `dialect`'s answers.
 pub fn request_id_header(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Tencent => "X-Api-RequestId",
-        Dialect::Huawei => "X-Request-Id",
-        Dialect::Jdcloud => "x-jdcloud-request-id",
-    }
+    dialect.profile().request_id.text
 }
 
 /// The answer `dialect` gives for `reason`, byte for byte.
 pub fn render(dialect: Dialect, reason: &Reason, request_id: &str) -> ErrorResponse {
+    let profile = dialect.profile();
     let row = row(dialect, reason);
-    let status = row.status;
-    let msg = filled_message(dialect, row, reason);
-    let mut body = String::with_capacity(msg.len() + request_id.len() + 96);
+    let message = filled_message(profile, row, reason);
+    let mut body = String::with_capacity(message.len() + request_id.len() + 96);
     let mut headers = vec![
         ("Content-Type".to_string(), "application/json".to_string()),
-        (
-            request_id_header(dialect).to_string(),
-            request_id.to_string(),
-        ),
+        (profile.request_id.text.to_string(), request_id.to_string()),
     ];
-    match dialect {
-        Dialect::Tencent => {
-            body.push_str("{\"message\":\"");
-            escape_cjson(&msg, &mut body);
-            body.push_str("\"}");
-        }
-        Dialect::Huawei => {
-            body.push_str("{\"error_code\": \"");
-            escape_json(row.code, &mut body);
-            body.push_str("\", \"error_msg\": \"");
-            escape_json(&msg, &mut body);
-            body.push_str("\", \"request_id\": \"");
-            escape_json(request_id, &mut body);
-            body.push_str("\"}");
-            headers.push(("Server".to_string(), "api-gateway".to_string()));
-        }
-        Dialect::Jdcloud => {
-            body.push_str("{\"requestId\":\"");
-            escape_json(request_id, &mut body);
-            body.push_str("\",\"error\":{\"code\":");
-            body.push_str(&status.to_string());
-            body.push_str(",\"status\":\"");
-            escape_json(row.code, &mut body);
-            body.push_str("\",\"message\":\"");
-            escape_json(&msg, &mut body);
-            body.push_str("\"}}");
-        }
-    }
+    headers.extend(
+        profile
+            .answer_headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let answer = Answer {
+        row,
+        message: &message,
+        request_id,
+    };
+    (profile.write_body)(&mut body, &answer);
     ErrorResponse {
-        status,
+        status: row.status,
         headers,
         body,
     }
 }
 
-/// The filled message as it appears in the body. Huawei appends `reason.detail()` after the
-/// documented text minus its final period (wire-formats.md §1.2); the others never do.
+/// The filled message as it appears in the body. Some dialects append `reason.detail()` after
+/// the documented text minus its final period (`Profile::appends_detail`).
 pub fn message(dialect: Dialect, reason: &Reason) -> String {
-    filled_message(dialect, row(dialect, reason), reason)
+    filled_message(dialect.profile(), row(dialect, reason), reason)
 }
 
-fn filled_message(dialect: Dialect, row: &Row, reason: &Reason) -> String {
-    let filled = fill(row.message, placeholders(dialect), &values(reason));
-    match (dialect, reason.detail()) {
-        (Dialect::Huawei, Some(detail)) => {
+fn filled_message(profile: &Profile, row: &Row, reason: &Reason) -> String {
+    let filled = fill(row.message, profile.placeholders, &values(reason));
+    match reason.detail() {
+        Some(detail) if profile.appends_detail => {
             let text = filled.strip_suffix('.').unwrap_or(&filled);
             format!("{text}: {detail}")
         }
@@ -91,37 +70,8 @@ fn filled_message(dialect: Dialect, row: &Row, reason: &Reason) -> String {
     }
 }
 
-/// A placeholder as the vendor writes it in a template. A `word` placeholder is a plain word
-/// (`xxx`, JD's `argument`) and only counts where it stands alone, so that `Argument` in
-/// "Parameter Argument Error" or a word that merely contains it is left alone.
-struct Placeholder {
-    token: &'static str,
-    word: bool,
-}
-
-const fn ph(token: &'static str, word: bool) -> Placeholder {
-    Placeholder { token, word }
-}
-
-/// The placeholders each vendor's templates use (DESIGN.md §5).
-fn placeholders(dialect: Dialect) -> &'static [Placeholder] {
-    static TENCENT: [Placeholder; 4] = [
-        ph("$host", false),
-        ph("$uri", false),
-        ph("$env_mapping", false),
-        ph("xxx", true),
-    ];
-    static HUAWEI: [Placeholder; 1] = [ph("{xxx}", false)];
-    static JDCLOUD: [Placeholder; 2] = [ph("argument", true), ph("a format", true)];
-    match dialect {
-        Dialect::Tencent => &TENCENT,
-        Dialect::Huawei => &HUAWEI,
-        Dialect::Jdcloud => &JDCLOUD,
-    }
-}
-
 /// The values a reason supplies, keyed by placeholder token. Tokens do not collide across
-/// dialects, so one list serves all three; a template takes only the ones it declares.
+/// dialects, so one list serves them all; a template takes only the ones it declares.
 fn values(reason: &Reason) -> Vec<(&'static str, String)> {
     match reason {
         Reason::NoHost { host } => vec![("$host", host.clone())],
@@ -371,7 +321,7 @@ mod tests {
 
     #[test]
     fn fill_is_one_pass_and_respects_words() {
-        let ph = placeholders(Dialect::Tencent);
+        let ph = Dialect::Tencent.profile().placeholders;
         let vals = vec![
             ("xxx", "a xxx b".to_string()),
             ("$uri", "/$host".to_string()),
@@ -382,7 +332,7 @@ mod tests {
         );
         assert_eq!(fill("uri[$uri] $host", ph, &vals), "uri[/$host] $host");
         assert_eq!(fill("xxxy yxxx", ph, &vals), "xxxy yxxx");
-        let jd = placeholders(Dialect::Jdcloud);
+        let jd = Dialect::Jdcloud.profile().placeholders;
         let vals = vec![("argument", "page".to_string())];
         assert_eq!(
             fill("Parameter Argument Error", jd, &vals),

@@ -152,15 +152,16 @@ impl Block {
         }
     }
 
-    /// (keyword, usage) for each statement this block takes.
+    /// (keyword, usage) for each statement this block takes. `DIALECT` stands for the
+    /// dialects' names (see `usage_text`).
     fn statements(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Block::Top => &[
                 ("service", "service NAME { … }"),
-                ("default", "default dialect tencent|huawei|jdcloud"),
+                ("default", "default dialect DIALECT"),
             ],
             Block::Service => &[
-                ("dialect", "dialect tencent|huawei|jdcloud"),
+                ("dialect", "dialect DIALECT"),
                 ("hosts", "hosts \"HOST\"…"),
                 ("protocols", "protocols http|https…"),
                 ("stages", "stages NAME… from header \"NAME\" [default NAME]  |  stages NAME… from path"),
@@ -272,6 +273,12 @@ fn is_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
+/// A statement's usage as the help shows it: `DIALECT` becomes the dialects' names
+/// (`tencent|huawei|jdcloud`), so a new dialect needs no edit here.
+fn usage_text(usage: &str) -> String {
+    usage.replace("DIALECT", &Dialect::ALL.map(Dialect::name).join("|"))
+}
+
 fn has(p: &P<'_>, rule: Rule) -> bool {
     child(p, rule).is_some()
 }
@@ -365,7 +372,7 @@ impl Lower {
                     format!("malformed `{word}` statement"),
                 )
                 .label("this does not match the statement's form")
-                .help(format!("expected: {usage}")),
+                .help(format!("expected: {}", usage_text(usage))),
             );
             return;
         }

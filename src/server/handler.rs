@@ -345,11 +345,12 @@ fn header_value(value: &str) -> Option<http::HeaderValue> {
 fn header_name(name: &str) -> Option<http::HeaderName> {
     use http::header;
     let dialects = crate::vocab::Dialect::ALL;
-    if let Some(d) = dialects
+    if let Some(id) = dialects
         .iter()
-        .find(|d| dialect::request_id_header(**d) == name)
+        .map(|d| &d.profile().request_id)
+        .find(|id| id.text == name)
     {
-        return Some(proxy::request_id_name(*d));
+        return Some(id.name.clone());
     }
     Some(match name {
         "Content-Type" => header::CONTENT_TYPE,

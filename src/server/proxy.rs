@@ -275,19 +275,6 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// [`crate::dialect::request_id_header`] as a header name.
-pub(super) fn request_id_name(d: crate::vocab::Dialect) -> HeaderName {
-    use crate::vocab::Dialect;
-    const TENCENT: HeaderName = HeaderName::from_static("x-api-requestid");
-    const HUAWEI: HeaderName = HeaderName::from_static("x-request-id");
-    const JDCLOUD: HeaderName = HeaderName::from_static("x-jdcloud-request-id");
-    match d {
-        Dialect::Tencent => TENCENT,
-        Dialect::Huawei => HUAWEI,
-        Dialect::Jdcloud => JDCLOUD,
-    }
-}
-
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1). Names, not
 /// strings: removing by a string parses it on every call.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -373,7 +360,7 @@ pub fn upstream_headers(
     let upgrade = is_upgrade(client)
         .then(|| client.get(header::UPGRADE).cloned())
         .flatten();
-    let id_name = request_id_name(d.dialect);
+    let id_name = d.dialect.profile().request_id.name.clone();
     // The client's headers minus those of its connection and those set below: copied
     // one by one rather than cloned and then pruned, which costs a lookup per name removed.
     let listed = match client.contains_key(header::CONNECTION) {
@@ -509,26 +496,11 @@ fn downstream_response(d: &Decision, response: Response<PooledBody>) -> Response
             parts.headers.append(k, v);
         }
     }
-    let id_header = request_id_name(d.dialect);
+    let id_header = d.dialect.profile().request_id.name.clone();
     if !parts.headers.contains_key(&id_header) {
         if let Ok(v) = HeaderValue::from_str(&d.request_id) {
             parts.headers.insert(id_header, v);
         }
     }
     Response::from_parts(parts, Body::Upstream(body))
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::vocab::Dialect;
-
-    #[test]
-    fn request_id_names_are_the_dialects_headers() {
-        for d in [Dialect::Tencent, Dialect::Huawei, Dialect::Jdcloud] {
-            assert_eq!(
-                super::request_id_name(d).as_str(),
-                crate::dialect::request_id_header(d).to_ascii_lowercase()
-            );
-        }
-    }
 }

@@ -1,0 +1,63 @@
+//! Huawei Cloud API Gateway (APIG): `{"error_code": …, "error_msg": …, "request_id": …}` with a
+//! space after `:` and `,`, the reason's detail appended to the message, `X-Request-Id`, and
+//! its own OAuth2 token endpoint.
+
+use super::catalogue;
+use super::limit_headers::{LimitHeaders, LimitKind, Standing};
+use super::profile::{request_id_header, Answer, Placeholder, Profile, Rows, Semantics};
+use super::render::escape_json;
+use crate::policy::ast::RateKey;
+use crate::vocab::Dialect;
+
+pub static PROFILE: Profile = Profile {
+    dialect: Dialect::Huawei,
+    request_id: request_id_header!("X-Request-Id"),
+    write_body,
+    answer_headers: &[("Server", "api-gateway")],
+    placeholders: &[Placeholder::anywhere("{xxx}")],
+    appends_detail: true,
+    limit_headers,
+    rows: Rows {
+        row: catalogue::huawei_row,
+        undocumented: &catalogue::HUAWEI_UNDOCUMENTED,
+        tsv: include_str!("tsv/huawei.tsv"),
+        newest_seed: "003_7abb9b69a0954cdb.txt",
+    },
+    semantics: Semantics {
+        apps_outside_plans_refused: false,
+        cross_origin_needs_cors: false,
+        oauth2: true,
+    },
+};
+
+fn write_body(out: &mut String, a: &Answer<'_>) {
+    out.push_str("{\"error_code\": \"");
+    escape_json(a.row.code, out);
+    out.push_str("\", \"error_msg\": \"");
+    escape_json(a.message, out);
+    out.push_str("\", \"request_id\": \"");
+    escape_json(a.request_id, out);
+    out.push_str("\"}");
+}
+
+/// None, unless the request carries `X-Apig-Mode: debug`; then `X-Apig-RateLimit-api` (per
+/// route), `-app` (per app) and `-ip` (per client IP) as `remain:9,limit:10,time:1 second`.
+/// Quotas and header-keyed rates have no Huawei header.
+fn limit_headers(s: &Standing<'_>, debug: bool, out: &mut LimitHeaders) {
+    let dimension = match s.kind {
+        LimitKind::RouteRate(RateKey::Route) => "api",
+        LimitKind::RouteRate(RateKey::App) | LimitKind::AppRate => "app",
+        LimitKind::RouteRate(RateKey::Ip) => "ip",
+        LimitKind::RouteRate(RateKey::Header(_)) | LimitKind::Quota => return,
+    };
+    if debug {
+        out.put(
+            format!("X-Apig-RateLimit-{dimension}"),
+            s.remaining,
+            format!(
+                "remain:{},limit:{},time:1 {}",
+                s.remaining, s.limit, s.period
+            ),
+        );
+    }
+}
