@@ -247,6 +247,20 @@ mod tests {
             .expect("the reset deadline fires");
     }
 
+    #[tokio::test]
+    async fn a_sleep_polled_on_every_wake_up_still_fires_once_swept() {
+        let timer = HeaderTimer::start(Duration::from_millis(5));
+        let mut sleep = timer.sleep(Duration::from_millis(30));
+        let started = Instant::now();
+        // polled again and again while pending, as a connection's idle sleep is on every
+        // wake-up of its task: the lock-free answer must not hide the sweep
+        while futures_poll_once(sleep.as_mut()).await.is_pending() {
+            assert!(started.elapsed() < Duration::from_secs(5), "never fired");
+            tokio::task::yield_now().await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
     /// Poll a future once with the task's own waker.
     async fn futures_poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> Poll<F::Output> {
         std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await
