@@ -158,7 +158,8 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     let mut upstream_us = None;
     let response = match &decision.outcome {
         Outcome::Forward(plan) => {
-            let body = match body.take() {
+            // An empty body (most GETs) goes as one: nothing to cap, time or wait for.
+            let body = match body.take().filter(|b| !hyper::body::Body::is_end_stream(b)) {
                 Some(incoming) => Body::Client(client_body::ClientBody::new(
                     incoming,
                     route_limit.unwrap_or(u64::MAX),

@@ -18,6 +18,7 @@ use hyper::rt::{Sleep, Timer};
 use slab::Slab;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -27,6 +28,9 @@ struct Registry {
     slots: Mutex<Slab<Slot>>,
     /// Wakes the sweeper when the first deadline is registered.
     not_empty: tokio::sync::Notify,
+    /// How many sweeps have taken wakers, counted under the lock: a waker a sleep stored at
+    /// count n is still in its slot while the count is n, so a poll can tell without the lock.
+    sweeps: AtomicU64,
 }
 
 struct Slot {
@@ -55,6 +59,7 @@ impl HeaderTimer {
         let registry = Arc::new(Registry {
             slots: Mutex::new(Slab::new()),
             not_empty: tokio::sync::Notify::new(),
+            sweeps: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&registry);
         tokio::spawn(async move {
@@ -74,12 +79,16 @@ impl HeaderTimer {
                     return;
                 };
                 let now = Instant::now();
-                let due: Vec<Waker> = registry
-                    .slots()
+                let mut slots = registry.slots();
+                let due: Vec<Waker> = slots
                     .iter_mut()
                     .filter(|(_, s)| s.at <= now)
                     .filter_map(|(_, s)| s.waker.take())
                     .collect();
+                if !due.is_empty() {
+                    registry.sweeps.fetch_add(1, Ordering::Release);
+                }
+                drop(slots);
                 due.into_iter().for_each(Waker::wake);
             }
         });
@@ -102,6 +111,7 @@ impl Timer for HeaderTimer {
             at: deadline,
             slot: None,
             registry: self.registry.clone(),
+            stored: None,
         })
     }
 
@@ -119,6 +129,8 @@ struct Deadline {
     /// The registry slot, taken on the first poll.
     slot: Option<usize>,
     registry: Arc<Registry>,
+    /// The waker last stored in the slot, and the registry's sweep count then.
+    stored: Option<(Waker, u64)>,
 }
 
 impl Deadline {
@@ -147,22 +159,37 @@ impl Future for Deadline {
                     at: this.at,
                     waker: Some(cx.waker().clone()),
                 }));
+                let sweeps = this.registry.sweeps.load(Ordering::Acquire);
+                this.stored = Some((cx.waker().clone(), sweeps));
                 drop(slots);
                 if first {
                     this.registry.not_empty.notify_one();
                 }
                 Poll::Pending
             }
+            // Later polls (every wake-up of the connection's task) take neither the lock nor
+            // the clock while no sweep has taken a waker since this one stored its own: the
+            // sleep cannot have fired, as sleeps fire by the sweep. Otherwise the clock is read
+            // only when the sweeper has taken this waker, i.e. found the deadline due.
             Some(key) => {
-                if Instant::now() >= this.at {
-                    return Poll::Ready(());
-                }
-                if let Some(slot) = this.registry.slots().get_mut(key) {
-                    match &mut slot.waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        w => *w = Some(cx.waker().clone()),
+                if let Some((waker, sweeps)) = &this.stored {
+                    let unswept = this.registry.sweeps.load(Ordering::Acquire) == *sweeps;
+                    if unswept && waker.will_wake(cx.waker()) {
+                        return Poll::Pending;
                     }
                 }
+                let mut slots = this.registry.slots();
+                let Some(slot) = slots.get_mut(key) else {
+                    return Poll::Pending;
+                };
+                match &mut slot.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    Some(w) => *w = cx.waker().clone(),
+                    None if Instant::now() >= this.at => return Poll::Ready(()),
+                    w => *w = Some(cx.waker().clone()),
+                }
+                let sweeps = this.registry.sweeps.load(Ordering::Acquire);
+                this.stored = slot.waker.clone().map(|w| (w, sweeps));
                 Poll::Pending
             }
         }
@@ -218,6 +245,20 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), sleep)
             .await
             .expect("the reset deadline fires");
+    }
+
+    #[tokio::test]
+    async fn a_sleep_polled_on_every_wake_up_still_fires_once_swept() {
+        let timer = HeaderTimer::start(Duration::from_millis(5));
+        let mut sleep = timer.sleep(Duration::from_millis(30));
+        let started = Instant::now();
+        // polled again and again while pending, as a connection's idle sleep is on every
+        // wake-up of its task: the lock-free answer must not hide the sweep
+        while futures_poll_once(sleep.as_mut()).await.is_pending() {
+            assert!(started.elapsed() < Duration::from_secs(5), "never fired");
+            tokio::task::yield_now().await;
+        }
+        assert!(started.elapsed() >= Duration::from_millis(30));
     }
 
     /// Poll a future once with the task's own waker.
