@@ -7,9 +7,16 @@
 //! vendor's body and request-id header. Nothing else is touched, and the check is a prefix
 //! comparison on writes that begin with an HTTP/1.1 4xx status line, which rulegate's own
 //! answers never share (they always carry a request-id header after the status line).
+//!
+//! It also serves the two things `serve_connection` needs from the stream: bytes already read
+//! (the HTTP/2 preface sniff, or a head to parse again) are replayed before the socket's, and
+//! on a connection served with hyper's default header count a `431` is held back instead of
+//! written, with the shutdown after it, so the head can be parsed again with the wider count
+//! (see `mod.rs`, `MAX_HEADER_LINES`).
 
 use super::Gateway;
 use crate::dialect::{self, Reason};
+use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,6 +44,12 @@ pub struct Answering<S> {
     gw: Arc<Gateway>,
     /// The dialect's answer still to be written, and how many bytes of hyper's it replaces.
     pending: Option<(Vec<u8>, usize)>,
+    /// Bytes read from `inner` already, to be read again first.
+    replay: Bytes,
+    /// Hold back hyper's `431` (and the shutdown after it) instead of answering it.
+    hold: bool,
+    /// A `431` was held back: nothing of it reached the client.
+    held: bool,
 }
 
 impl<S> Answering<S> {
@@ -45,8 +58,37 @@ impl<S> Answering<S> {
             inner,
             gw,
             pending: None,
+            replay: Bytes::new(),
+            hold: false,
+            held: false,
         }
     }
+
+    /// The stream reads `bytes` before anything else.
+    pub fn replay(&mut self, bytes: Bytes) {
+        debug_assert!(self.replay.is_empty());
+        self.replay = bytes;
+    }
+
+    /// Whether hyper's `431` is held back from now on (it is answered when not).
+    pub fn hold_too_large(&mut self, hold: bool) {
+        self.hold = hold;
+        self.held = false;
+    }
+
+    /// Whether a `431` was held back since [`Answering::hold_too_large`].
+    pub fn held_too_large(&self) -> bool {
+        self.held
+    }
+}
+
+/// Where hyper's automatic `431` begins in `buf`, if `buf` ends with it. It is the last
+/// thing hyper writes on a connection, and its length is fixed (an HTTP date is 29 bytes).
+fn too_large_at(buf: &[u8]) -> Option<usize> {
+    const HEAD: &[u8] = AUTOMATIC[2].0;
+    const LEN: usize = HEAD.len() + "date: \r\n\r\n".len() + 29;
+    let at = buf.len().checked_sub(LEN)?;
+    (buf[at..].starts_with(HEAD) && buf.ends_with(b"\r\n\r\n")).then_some(at)
 }
 
 /// The dialect's answer for hyper's automatic `status`, as bytes on the wire.
@@ -79,6 +121,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Answering<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.remaining());
+            buf.put_slice(&self.replay[..n]);
+            self.replay.advance(n);
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -89,6 +137,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Answering<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.hold && !self.held {
+            if let Some(at) = too_large_at(buf) {
+                if at > 0 {
+                    // a response before it (pipelining): hyper writes the rest again
+                    return Pin::new(&mut self.inner).poll_write(cx, &buf[..at]);
+                }
+                self.held = true;
+                return Poll::Ready(Ok(buf.len()));
+            }
+        }
         if self.pending.is_none() && buf.starts_with(b"HTTP/1.1 4") {
             if let Some((_, status)) = AUTOMATIC.iter().find(|(head, _)| buf.starts_with(head)) {
                 let bytes = replacement(&self.gw, *status);
@@ -118,6 +176,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Answering<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.held {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
