@@ -1,7 +1,7 @@
 //! Connections that hold a descriptor without asking anything are closed.
 //!
 //! hyper's header-read timeout only runs while an HTTP/1 connection is reading a request head;
-//! before it, the version sniff of the auto builder waits for the first bytes with no limit,
+//! before it, the HTTP/2 preface sniff (`opens_h2`) waits for the first bytes with no limit,
 //! and HTTP/2 has no idle limit at all. So a socket that never sends a byte (plain, after the
 //! TLS handshake, or after the HTTP/2 preface and SETTINGS) would stay open for ever, and a few
 //! hundred of them exhaust the gateway's descriptors.

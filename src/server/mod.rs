@@ -578,6 +578,32 @@ async fn opens_h2<S: tokio::io::AsyncRead + Unpin>(
 
 type ConnError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What closes a connection besides its own end: the idle rule and the gateway stopping.
+struct Closing<'a> {
+    activity: &'a idle::Activity,
+    timeout: Duration,
+    timer: &'a header_timer::HeaderTimer,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Closing<'_> {
+    async fn drive<C, E>(&self, conn: Pin<&mut C>, graceful: impl Fn(Pin<&mut C>)) -> Result<(), E>
+    where
+        C: std::future::Future<Output = Result<(), E>>,
+    {
+        let stopping = self.stopping.clone();
+        idle::drive(
+            conn,
+            graceful,
+            self.activity,
+            self.timeout,
+            self.timer,
+            stopping,
+        )
+        .await
+    }
+}
+
 /// Serve one connection until it ends, is idle for the header timeout, or the gateway stops.
 #[allow(clippy::too_many_arguments)]
 async fn serve_connection<S>(
@@ -594,7 +620,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let activity = idle::Activity::new(opened);
-    let stream = malformed::Answering::new(stream, gw.clone());
+    let mut stream = malformed::Answering::new(stream, gw.clone());
     let tracked = activity.clone();
     let service = hyper::service::service_fn(move |req| {
         let (gw, conn) = (gw.clone(), conn.clone());
@@ -604,48 +630,59 @@ where
             Ok::<_, std::convert::Infallible>(response.map(|b| idle::Tracked::new(b, in_progress)))
         }
     });
-    let mut stream = stream;
+    let closing = Closing {
+        activity: &activity,
+        timeout: idle_timeout,
+        timer,
+        stopping,
+    };
     let sniff = opens_h2(&mut stream);
-    let Some(h2) = idle::unless_idle(sniff, &activity, idle_timeout, timer, stopping.clone()).await
-    else {
+    let sniffed = idle::unless_idle(
+        sniff,
+        &activity,
+        idle_timeout,
+        timer,
+        closing.stopping.clone(),
+    );
+    let Some(h2) = sniffed.await else {
         return Ok(());
     };
     if h2? {
         let connection = std::pin::pin!(builder.h2.serve_connection(TokioIo::new(stream), service));
-        let graceful = |c: Pin<&mut _>| http2::Connection::graceful_shutdown(c);
-        let ended = idle::drive(
-            connection,
-            graceful,
-            &activity,
-            idle_timeout,
-            timer,
-            stopping,
-        );
-        return Ok(ended.await?);
+        return Ok(closing.drive(connection, |c| c.graceful_shutdown()).await?);
     }
+    serve_h1(builder, stream, service, &closing).await
+}
+
+/// Serve HTTP/1 with hyper's default header count and, once a head has more lines, go on
+/// with [`MAX_HEADER_LINES`] from that head on (see there).
+async fn serve_h1<S, F, B>(
+    builder: &Builder,
+    mut stream: malformed::Answering<S>,
+    service: F,
+    closing: &Closing<'_>,
+) -> Result<(), ConnError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
+    F::Error: Into<ConnError>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<ConnError>,
+{
     stream.hold_too_large(true);
     let mut connection = builder
         .h1
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let graceful = |c: Pin<&mut http1::UpgradeableConnection<_, _>>| c.graceful_shutdown();
-    let ended = idle::drive(
-        Pin::new(&mut connection),
-        graceful,
-        &activity,
-        idle_timeout,
-        timer,
-        stopping.clone(),
-    )
-    .await;
-    let parts = match ended {
+    let parts = match closing.drive(Pin::new(&mut connection), graceful).await {
         Err(e) if e.is_parse_too_large() => match connection.into_parts() {
             Some(parts) if parts.io.inner().held_too_large() => parts,
             _ => return Err(e.into()),
         },
         ended => return Ok(ended?),
     };
-    // a head of more lines than hyper's default count: parse it again with the wider count
+    // nothing of hyper's 431 was written: the head is parsed again with the wider count
     let mut stream = parts.io.into_inner();
     stream.hold_too_large(false);
     stream.replay(parts.read_buf);
@@ -661,16 +698,7 @@ where
     if let std::task::Poll::Ready(ended) = first.await {
         return Ok(ended?);
     }
-    let connection = Pin::new(&mut connection);
-    let ended = idle::drive(
-        connection,
-        graceful,
-        &activity,
-        idle_timeout,
-        timer,
-        stopping,
-    );
-    Ok(ended.await?)
+    Ok(closing.drive(Pin::new(&mut connection), graceful).await?)
 }
 
 fn terminate_signal() -> Result<tokio::signal::unix::Signal, String> {
