@@ -555,7 +555,7 @@ fn make_builder(
 
 /// Whether the client opens with HTTP/2's preface. The bytes read for it are read again by
 /// whichever protocol serves the connection.
-async fn opens_h2<S: tokio::io::AsyncRead + Unpin>(
+async fn opens_h2<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stream: &mut malformed::Answering<S>,
 ) -> std::io::Result<bool> {
     const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -675,15 +675,18 @@ where
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let graceful = |c: Pin<&mut http1::UpgradeableConnection<_, _>>| c.graceful_shutdown();
-    let parts = match closing.drive(Pin::new(&mut connection), graceful).await {
-        Err(e) if e.is_parse_too_large() => match connection.into_parts() {
-            Some(parts) if parts.io.inner().held_too_large() => parts,
-            _ => return Err(e.into()),
-        },
-        ended => return Ok(ended?),
+    let ended = closing.drive(Pin::new(&mut connection), graceful).await;
+    let parts = match connection.into_parts() {
+        Some(parts) if parts.io.inner().held_too_large() => parts,
+        _ => return Ok(ended?),
     };
-    // nothing of hyper's 431 was written: the head is parsed again with the wider count
     let mut stream = parts.io.into_inner();
+    if !matches!(&ended, Err(e) if e.is_parse_too_large()) {
+        // what was held back ended a response
+        stream.release_and_shutdown().await?;
+        return Ok(ended?);
+    }
+    // nothing of hyper's 431 was written: the head is parsed again with the wider count
     stream.hold_too_large(false);
     stream.replay(parts.read_buf);
     let mut connection = builder

@@ -559,6 +559,33 @@ fn heads_of_150_lines_among_pipelined_requests_on_one_keep_alive_connection_are_
     assert_huawei(&r, 494, "APIG.0201", "Request headers too large.");
 }
 
+#[test]
+fn a_response_body_ending_like_hypers_431_is_delivered_whole_on_keep_alive_and_close() {
+    // the exact bytes hyper answers a head of too many lines with, as a backend's body
+    const LOOKALIKE: &str = "HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+        content-length: 0\r\ndate: Fri, 04 Dec 2026 09:59:00 GMT\r\n\r\n";
+    let backend = Backend::text(LOOKALIKE);
+    let dir = policy_dir(&backend.url(), "5s");
+    let gw = Gateway::start(dir.path());
+    let mut conn = gw.conn();
+    let get = request("GET", "/api/page", "shop.test", &[], b"");
+    for _ in 0..2 {
+        let r = conn.round_trip(&get).unwrap();
+        expect_status(&r, 200);
+        assert_eq!(r.body_str(), LOOKALIKE);
+    }
+    let close = request(
+        "GET",
+        "/api/page",
+        "shop.test",
+        &[("Connection", "close")],
+        b"",
+    );
+    let r = conn.round_trip(&close).unwrap();
+    expect_status(&r, 200);
+    assert_eq!(r.body_str(), LOOKALIKE);
+}
+
 /// The gateway's resident memory, from /proc.
 fn rss_kib(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
