@@ -32,7 +32,7 @@ pub async fn serve(gw: Arc<Gateway>, listener: TcpListener, idle_timeout: std::t
                 }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let conn = std::pin::pin!(builder.serve_connection(TokioIo::new(stream), service));
             // the admin port does not drain on SIGTERM: nothing ever stops it but the exit
             let (_running, stopping) = tokio::sync::watch::channel(false);
             let graceful = |c: std::pin::Pin<&mut _>| {

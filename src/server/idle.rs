@@ -1,7 +1,7 @@
 //! Connections that hold a descriptor without asking anything are closed.
 //!
 //! hyper's header-read timeout only runs while an HTTP/1 connection is reading a request head;
-//! before it, the version sniff of the auto builder waits for the first bytes with no limit,
+//! before it, the HTTP/2 preface sniff (`opens_h2`) waits for the first bytes with no limit,
 //! and HTTP/2 has no idle limit at all. So a socket that never sends a byte (plain, after the
 //! TLS handshake, or after the HTTP/2 preface and SETTINGS) would stay open for ever, and a few
 //! hundred of them exhaust the gateway's descriptors.
@@ -19,7 +19,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::rt::Timer;
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -129,11 +129,31 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
     }
 }
 
+/// `f`, unless the connection has had no request in progress for `timeout` or the gateway
+/// stops first (`None` then).
+pub async fn unless_idle<F: Future>(
+    f: F,
+    activity: &Activity,
+    timeout: Duration,
+    timer: &HeaderTimer,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Option<F::Output> {
+    if *shutdown.borrow() {
+        return None;
+    }
+    tokio::select! {
+        biased;
+        out = f => Some(out),
+        _ = shutdown.changed() => None,
+        _ = activity.idle_for(timeout, timer) => None,
+    }
+}
+
 /// Drive a connection to its end: until it finishes, closing it gracefully when it has been
 /// idle for `timeout` or when `shutdown` says the gateway is stopping, and dropping it when
 /// it is still idle a timeout after its graceful close.
 pub async fn drive<C, E>(
-    conn: C,
+    mut conn: Pin<&mut C>,
     graceful: impl Fn(Pin<&mut C>),
     activity: &Activity,
     timeout: Duration,
@@ -143,7 +163,6 @@ pub async fn drive<C, E>(
 where
     C: Future<Output = Result<(), E>>,
 {
-    let mut conn = pin!(conn);
     let (mut closing, mut stopping) = (false, *shutdown.borrow());
     if stopping {
         graceful(conn.as_mut());

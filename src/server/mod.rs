@@ -25,12 +25,15 @@ use crate::decide::{decide, Decision, Env, Limiter, Outcome, RequestHead};
 use crate::limits::live::{RequestLimiter, Stores};
 use crate::policy::{self, diag};
 use arc_swap::ArcSwap;
+use bytes::Bytes;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
 /// What `serve` was asked to do.
@@ -437,7 +440,16 @@ async fn serve(opts: Options) -> Result<(), String> {
     Ok(())
 }
 
-type Builder = auto::Builder<TokioExecutor>;
+/// How connections are served: HTTP/2 when the client opens with its preface, HTTP/1
+/// otherwise (what hyper-util's `auto` builder does, done here so that an HTTP/1 connection
+/// can be taken apart again: see [`MAX_HEADER_LINES`]).
+struct Builder {
+    /// hyper's default header count.
+    h1: http1::Builder,
+    /// [`MAX_HEADER_LINES`]: for the rest of a connection that sent a longer head.
+    h1_wide: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
 
 /// The connection builder, made again when a reload changes the policy's size limits: hyper's
 /// read buffer and header count follow them (see [`head_budget`]).
@@ -509,12 +521,18 @@ fn head_budget(limits: impl IntoIterator<Item = crate::compile::Limits>) -> usiz
 
 /// The most header lines a head may have, whatever the size limits allow.
 ///
-/// hyper's count is not free: for a count above its default of 100 it fills two arrays of
-/// that many slots for every head it parses, about 9 instructions a slot (callgrind: a count of
-/// 51,200, one per 4 bytes of the default budget, cost 487k instructions per request, 30 times
-/// the whole mock path). 256 lines take any real head — browsers send 10 to 30, and a 1 KB head
-/// of 150 tiny headers passes — for about 2.4k instructions; a head with more lines gets the
-/// header-size row, as one over the sizes does.
+/// hyper's count is not free: for any count other than its default of 100 it allocates two
+/// arrays of that many slots for every head it parses, and fills them, about 9 instructions
+/// a slot (callgrind: a count of 256 cost 3k instructions per request, a sixth of the mock
+/// path; a count of 51,200, one per 4 bytes of the default budget, 487k). 256 lines take any
+/// real head — browsers send 10 to 30, and a 1 KB head of 150 tiny headers passes — and a head
+/// with more gets the header-size row, as one over the sizes does.
+///
+/// So an HTTP/1 connection is served with hyper's default count first, which costs nothing.
+/// A head of more than 100 lines fails there with a `431` that `malformed` holds back; the
+/// connection is then taken apart (hyper gives back the stream and the bytes it read but did
+/// not parse, the failing head among them) and served on with this count for good: the same
+/// bytes are parsed again, so what is accepted does not depend on which parser saw it first.
 const MAX_HEADER_LINES: usize = 256;
 
 fn make_builder(
@@ -522,19 +540,68 @@ fn make_builder(
     header_timeout: Duration,
     budget: usize,
 ) -> Builder {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(timer)
+    let mut h1 = http1::Builder::new();
+    h1.timer(timer)
         .header_read_timeout(header_timeout)
         .writev(false)
-        .max_buf_size(budget)
-        // The policy limits headers by size: hyper's count of 100 refused small heads the
-        // sizes allow. Its count costs per slot on every head, so it is raised to
-        // MAX_HEADER_LINES, not to what the budget could hold (see there).
-        .max_headers((budget / 4).min(MAX_HEADER_LINES));
-    builder.http2().timer(TokioTimer::new());
-    builder
+        .max_buf_size(budget);
+    // The policy limits headers by size, not by count: see MAX_HEADER_LINES.
+    let mut h1_wide = h1.clone();
+    h1_wide.max_headers((budget / 4).min(MAX_HEADER_LINES));
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new());
+    Builder { h1, h1_wide, h2 }
+}
+
+/// Whether the client opens with HTTP/2's preface. The bytes read for it are read again by
+/// whichever protocol serves the connection.
+async fn opens_h2<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut malformed::Answering<S>,
+) -> std::io::Result<bool> {
+    const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let mut buf = [0u8; 24];
+    let mut filled = 0;
+    let h2 = loop {
+        let n = stream.read(&mut buf[filled..]).await?;
+        let matches = buf[filled..filled + n] == PREFACE[filled..filled + n];
+        filled += n;
+        if n == 0 || !matches {
+            break false;
+        }
+        if filled == PREFACE.len() {
+            break true;
+        }
+    };
+    stream.replay(Bytes::copy_from_slice(&buf[..filled]));
+    Ok(h2)
+}
+
+type ConnError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What closes a connection besides its own end: the idle rule and the gateway stopping.
+struct Closing<'a> {
+    activity: &'a idle::Activity,
+    timeout: Duration,
+    timer: &'a header_timer::HeaderTimer,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Closing<'_> {
+    async fn drive<C, E>(&self, conn: Pin<&mut C>, graceful: impl Fn(Pin<&mut C>)) -> Result<(), E>
+    where
+        C: std::future::Future<Output = Result<(), E>>,
+    {
+        let stopping = self.stopping.clone();
+        idle::drive(
+            conn,
+            graceful,
+            self.activity,
+            self.timeout,
+            self.timer,
+            stopping,
+        )
+        .await
+    }
 }
 
 /// Serve one connection until it ends, is idle for the header timeout, or the gateway stops.
@@ -548,12 +615,12 @@ async fn serve_connection<S>(
     idle_timeout: Duration,
     timer: &header_timer::HeaderTimer,
     stopping: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+) -> Result<(), ConnError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let activity = idle::Activity::new(opened);
-    let stream = malformed::Answering::new(stream, gw.clone());
+    let mut stream = malformed::Answering::new(stream, gw.clone());
     let tracked = activity.clone();
     let service = hyper::service::service_fn(move |req| {
         let (gw, conn) = (gw.clone(), conn.clone());
@@ -563,16 +630,78 @@ where
             Ok::<_, std::convert::Infallible>(response.map(|b| idle::Tracked::new(b, in_progress)))
         }
     });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    idle::drive(
-        connection,
-        |c| c.graceful_shutdown(),
+    let closing = Closing {
+        activity: &activity,
+        timeout: idle_timeout,
+        timer,
+        stopping,
+    };
+    let sniff = opens_h2(&mut stream);
+    let sniffed = idle::unless_idle(
+        sniff,
         &activity,
         idle_timeout,
         timer,
-        stopping,
-    )
-    .await
+        closing.stopping.clone(),
+    );
+    let Some(h2) = sniffed.await else {
+        return Ok(());
+    };
+    if h2? {
+        let connection = std::pin::pin!(builder.h2.serve_connection(TokioIo::new(stream), service));
+        return Ok(closing.drive(connection, |c| c.graceful_shutdown()).await?);
+    }
+    serve_h1(builder, stream, service, &closing).await
+}
+
+/// Serve HTTP/1 with hyper's default header count and, once a head has more lines, go on
+/// with [`MAX_HEADER_LINES`] from that head on (see there).
+async fn serve_h1<S, F, B>(
+    builder: &Builder,
+    mut stream: malformed::Answering<S>,
+    service: F,
+    closing: &Closing<'_>,
+) -> Result<(), ConnError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: hyper::service::HttpService<hyper::body::Incoming, ResBody = B> + Unpin,
+    F::Error: Into<ConnError>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<ConnError>,
+{
+    stream.hold_too_large(true);
+    let mut connection = builder
+        .h1
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let graceful = |c: Pin<&mut http1::UpgradeableConnection<_, _>>| c.graceful_shutdown();
+    let ended = closing.drive(Pin::new(&mut connection), graceful).await;
+    let parts = match connection.into_parts() {
+        Some(parts) if parts.io.inner().held_too_large() => parts,
+        _ => return Ok(ended?),
+    };
+    let mut stream = parts.io.into_inner();
+    if !matches!(&ended, Err(e) if e.is_parse_too_large()) {
+        // what was held back ended a response
+        stream.release_and_shutdown().await?;
+        return Ok(ended?);
+    }
+    // nothing of hyper's 431 was written: the head is parsed again with the wider count
+    stream.hold_too_large(false);
+    stream.replay(parts.read_buf);
+    let mut connection = builder
+        .h1_wide
+        .serve_connection(TokioIo::new(stream), parts.service)
+        .with_upgrades();
+    // polled once before anything can close it gracefully: with the head read again, hyper
+    // finishes it rather than closing a connection that looks unused
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(Pin::new(&mut connection), cx))
+    });
+    if let std::task::Poll::Ready(ended) = first.await {
+        return Ok(ended?);
+    }
+    Ok(closing.drive(Pin::new(&mut connection), graceful).await?)
 }
 
 fn terminate_signal() -> Result<tokio::signal::unix::Signal, String> {

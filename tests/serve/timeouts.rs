@@ -520,6 +520,72 @@ fn a_head_of_150_tiny_headers_is_accepted_and_the_size_limits_still_answer_in_th
     assert_huawei(&r, 494, "APIG.0201", "Request headers too large.");
 }
 
+/// `n` header lines of a few bytes each.
+fn tiny_headers(n: usize) -> Vec<(String, String)> {
+    (0..n).map(|i| (format!("x{i:x}"), "1".into())).collect()
+}
+
+fn pairs(h: &[(String, String)]) -> Vec<(&str, &str)> {
+    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[test]
+fn heads_of_150_lines_among_pipelined_requests_on_one_keep_alive_connection_are_all_answered() {
+    let dir = policy_dir(&closed_url(), "5s");
+    let gw = Gateway::start(dir.path());
+    let long = tiny_headers(150);
+    let long = request("GET", "/mock", "shop.test", &pairs(&long), b"");
+    let short = request("GET", "/mock", "shop.test", &[], b"");
+    let mut conn = gw.conn();
+    // a short head first, then a long one, a short one and a long one in one write
+    expect_status(&conn.round_trip(&short).unwrap(), 200);
+    conn.send(&[long.clone(), short.clone(), long.clone()].concat())
+        .unwrap();
+    for _ in 0..3 {
+        expect_status(&conn.read_response().unwrap(), 200);
+    }
+    // a long head whose lines arrive in two parts, the first already over 100 lines
+    let split = find(&long, b"x7f:").unwrap();
+    conn.send(&long[..split]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    conn.send(&long[split..]).unwrap();
+    expect_status(&conn.read_response().unwrap(), 200);
+    expect_status(&conn.round_trip(&short).unwrap(), 200);
+    // still the header-size row for a head of more than 256 lines, on the same connection
+    let many = tiny_headers(300);
+    let r = conn
+        .round_trip(&request("GET", "/mock", "shop.test", &pairs(&many), b""))
+        .unwrap();
+    assert_huawei(&r, 494, "APIG.0201", "Request headers too large.");
+}
+
+#[test]
+fn a_response_body_ending_like_hypers_431_is_delivered_whole_on_keep_alive_and_close() {
+    // the exact bytes hyper answers a head of too many lines with, as a backend's body
+    const LOOKALIKE: &str = "HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+        content-length: 0\r\ndate: Fri, 04 Dec 2026 09:59:00 GMT\r\n\r\n";
+    let backend = Backend::text(LOOKALIKE);
+    let dir = policy_dir(&backend.url(), "5s");
+    let gw = Gateway::start(dir.path());
+    let mut conn = gw.conn();
+    let get = request("GET", "/api/page", "shop.test", &[], b"");
+    for _ in 0..2 {
+        let r = conn.round_trip(&get).unwrap();
+        expect_status(&r, 200);
+        assert_eq!(r.body_str(), LOOKALIKE);
+    }
+    let close = request(
+        "GET",
+        "/api/page",
+        "shop.test",
+        &[("Connection", "close")],
+        b"",
+    );
+    let r = conn.round_trip(&close).unwrap();
+    expect_status(&r, 200);
+    assert_eq!(r.body_str(), LOOKALIKE);
+}
+
 /// The gateway's resident memory, from /proc.
 fn rss_kib(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -249,6 +249,18 @@ fn https_serves_and_http_only_routes_are_refused_in_the_dialect() {
 }
 
 #[test]
+fn a_head_of_150_tiny_headers_is_served_over_https() {
+    let dir = TempDir::new();
+    let (_gw, port) = start(&dir);
+    let headers: String = (0..150).map(|i| format!("x{i:x}: 1\r\n")).collect();
+    let raw = https_get_with(port, dir.path(), "open.test", "/hello", None, &headers).unwrap();
+    assert_eq!(
+        status_and_body(&raw),
+        ("HTTP/1.1 200 OK".to_string(), "hello".to_string())
+    );
+}
+
+#[test]
 fn an_appcode_authenticates_over_https_only() {
     let dir = TempDir::new();
     let (gw, port) = start(&dir);

@@ -145,3 +145,34 @@ fn an_upgrade_is_tunnelled_both_ways_and_a_bad_handshake_gets_the_dialect_row() 
         );
     }
 }
+
+#[test]
+fn a_websocket_handshake_of_150_header_lines_is_tunnelled() {
+    let (backend, heads) = echo_backend();
+    let dir = TempDir::new();
+    dir.write("live.policy", &policy(&backend));
+    let gw = Gateway::start(dir.path());
+    let extra: String = (0..150).map(|i| format!("x{i:x}: 1\r\n")).collect();
+    let mut conn = gw.conn();
+    let head = format!(
+        "GET /events HTTP/1.1\r\nHost: live.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    conn.send(head.as_bytes()).unwrap();
+    conn.read_until(|b| find(b, b"\r\n\r\n").is_some()).unwrap();
+    let answer = String::from_utf8_lossy(conn.buffered()).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{answer}"
+    );
+    let upstream = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        upstream.starts_with("GET /internal/events HTTP/1.1\r\n"),
+        "{upstream}"
+    );
+    let consumed = find(conn.buffered(), b"\r\n\r\n").unwrap() + 4;
+    conn.send(&HELLO_FRAME).unwrap();
+    let want = consumed + HELLO_FRAME.len();
+    conn.read_until(|b| b.len() >= want).unwrap();
+    assert_eq!(&conn.buffered()[consumed..want], &HELLO_FRAME);
+}
