@@ -68,49 +68,49 @@ impl fmt::Display for Client {
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 const FORWARDED: &str = "forwarded";
 
-/// The client of a request from `peer`, given the service's trusted proxies.
+/// The client of a request from `peer`, given the service's trusted proxies. The list is
+/// walked from its right end, lazily: only the entries up to the client are read, and
+/// nothing is collected.
 pub fn client(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> Client {
     let peer = canonical_ip(peer);
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return Client::Known(peer);
     }
-    let Some(hops) = hops(headers) else {
-        return Client::Unknown;
+    let xff = headers.get_all(X_FORWARDED_FOR);
+    let forwarded = headers.get_all(FORWARDED);
+    let (lines, parse): (_, fn(&str) -> Option<IpAddr>) = match (
+        xff.iter().next().is_some(),
+        forwarded.iter().next().is_some(),
+    ) {
+        // one of them came from the client, and which cannot be told
+        (true, true) => return Client::Unknown,
+        (true, false) => (xff, parse_node),
+        (false, true) => (forwarded, forwarded_for),
+        (false, false) => return Client::Known(peer),
     };
     let mut client = Client::Known(peer);
-    for hop in hops.iter().rev() {
-        let Some(ip) = hop else {
+    for entry in right_to_left(lines) {
+        let Some(ip) = parse(entry) else {
             return Client::Unknown;
         };
-        client = Client::Known(*ip);
-        if !is_trusted(ip) {
+        client = Client::Known(ip);
+        if !is_trusted(&ip) {
             break;
         }
     }
     client
 }
 
-/// The proxies' list, left to right, `None` for an entry that is not an address; `None` for
-/// the whole list when both headers are present.
-fn hops(headers: &http::HeaderMap) -> Option<Vec<Option<IpAddr>>> {
-    let xff = entries(headers.get_all(X_FORWARDED_FOR));
-    let forwarded = entries(headers.get_all(FORWARDED));
-    match (xff.is_empty(), forwarded.is_empty()) {
-        (false, false) => None,
-        (false, true) => Some(xff.into_iter().map(parse_node).collect()),
-        (true, false) => Some(forwarded.into_iter().map(forwarded_for).collect()),
-        (true, true) => Some(Vec::new()),
-    }
-}
-
-/// The comma-separated entries of every line of a header, in order; a line that is not
+/// The comma-separated entries of every line of a header, right to left; a line that is not
 /// visible ASCII is one entry that parses as nothing.
-fn entries(lines: http::header::GetAll<'_, http::HeaderValue>) -> Vec<&str> {
+fn right_to_left<'a>(
+    lines: http::header::GetAll<'a, http::HeaderValue>,
+) -> impl Iterator<Item = &'a str> {
     lines
-        .iter()
-        .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
-        .collect()
+        .into_iter()
+        .rev()
+        .flat_map(|v| v.to_str().unwrap_or("\u{0}").rsplit(','))
 }
 
 /// The `for=` of one `Forwarded` element (`for=…;proto=…;by=…`), parsed.

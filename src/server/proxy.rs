@@ -428,14 +428,7 @@ pub fn upstream_headers(
 /// order and byte for byte, then the TCP peer — the hop this gateway saw, not the client it
 /// computed (which may sit further left).
 fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Vec<u8> {
-    let mut chain = Vec::new();
-    for line in headers.get_all(X_FORWARDED_FOR) {
-        let line = line.as_bytes().trim_ascii();
-        if !line.is_empty() {
-            chain.extend_from_slice(line);
-            chain.extend_from_slice(b", ");
-        }
-    }
+    let mut chain = lines_joined(headers, &X_FORWARDED_FOR);
     chain.extend_from_slice(crate::compile::canonical_ip(peer).to_string().as_bytes());
     chain
 }
@@ -446,14 +439,7 @@ fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Vec<u8> {
 /// what the client wrote. A request without one gets none: `X-Forwarded-For` carries the
 /// chain, and a backend that reads `Forwarded` then falls back to its own peer, rulegate.
 fn forwarded(headers: &http::HeaderMap, peer: IpAddr, tls: bool) -> Option<HeaderValue> {
-    let mut chain = Vec::new();
-    for line in headers.get_all(header::FORWARDED) {
-        let line = line.as_bytes().trim_ascii();
-        if !line.is_empty() {
-            chain.extend_from_slice(line);
-            chain.extend_from_slice(b", ");
-        }
-    }
+    let mut chain = lines_joined(headers, &header::FORWARDED);
     if chain.is_empty() {
         return None;
     }
@@ -465,6 +451,20 @@ fn forwarded(headers: &http::HeaderMap, peer: IpAddr, tls: bool) -> Option<Heade
     chain.extend_from_slice(this_hop.as_bytes());
     chain.extend_from_slice(if tls { b";proto=https" } else { b";proto=http" });
     HeaderValue::from_bytes(&chain).ok()
+}
+
+/// Every non-empty line of a list header, trimmed, each followed by `, `: the chain so far,
+/// ready for this hop's entry.
+fn lines_joined(headers: &http::HeaderMap, name: &HeaderName) -> Vec<u8> {
+    let mut chain = Vec::new();
+    for line in headers.get_all(name) {
+        let line = line.as_bytes().trim_ascii();
+        if !line.is_empty() {
+            chain.extend_from_slice(line);
+            chain.extend_from_slice(b", ");
+        }
+    }
+    chain
 }
 
 /// A header named like an authorizer's `context` (`X-Authorizer-…`): only the authorizer's
