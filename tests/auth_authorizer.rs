@@ -10,9 +10,9 @@ use rulegate::compile::{Provider, Snapshot};
 use rulegate::decide::{
     decide, render_response, Decision, Env, Limiter, Outcome, RequestHead, VirtualEnv,
 };
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 const TOKEN: &str = "Bearer s3cret-token-value";
 
@@ -115,7 +115,7 @@ fn failed(failure: Failure) -> Option<Answer> {
 struct Remote {
     inner: VirtualEnv,
     fetched: Option<Answer>,
-    asked: RefCell<Vec<Call>>,
+    asked: Mutex<Vec<Call>>,
 }
 
 impl Env for Remote {
@@ -129,7 +129,7 @@ impl Env for Remote {
         self.inner.limiter()
     }
     fn authorizer_answer(&self, _provider: &Provider, call: &Call) -> Option<Answer> {
-        self.asked.borrow_mut().push(call.clone());
+        self.asked.lock().unwrap().push(call.clone());
         self.fetched.clone()
     }
 }
@@ -140,7 +140,7 @@ fn without_an_answer_decide_asks_for_the_call() {
     let env = Remote {
         inner: VirtualEnv::new(0),
         fetched: None,
-        asked: RefCell::new(Vec::new()),
+        asked: Mutex::new(Vec::new()),
     };
     let h = both();
     let d = decide(&snap, &head("hw.test", &h), &env);
@@ -181,7 +181,7 @@ fn without_an_answer_decide_asks_for_the_call() {
         "{:?}",
         d.outcome
     );
-    assert_eq!(env.asked.borrow().last(), Some(&**call));
+    assert_eq!(env.asked.lock().unwrap().last(), Some(&**call));
 }
 
 #[test]
@@ -393,12 +393,12 @@ fn a_missing_identity_never_asks_the_authorizer() {
     let env = Remote {
         inner: VirtualEnv::new(0),
         fetched: None,
-        asked: RefCell::new(Vec::new()),
+        asked: Mutex::new(Vec::new()),
     };
     let h = headers(&[("authorization", TOKEN)]);
     let d = decide(&snap, &head("hw.test", &h), &env);
     assert!(matches!(d.outcome, Outcome::Reject(_)), "{:?}", d.outcome);
-    assert!(env.asked.borrow().is_empty());
+    assert!(env.asked.lock().unwrap().is_empty());
     assert_eq!(
         d.trace.last().unwrap().detail,
         "provider ext: identity header X-Tenant is missing or empty"

@@ -1,5 +1,6 @@
-//! Step 7 for an external authorizer: the identity headers, the answer the env has (stubbed,
-//! cached or fetched), or a stop to ask for one. See [`crate::auth::authorizer`].
+//! Step 7 for an external authorizer: the identity headers, the answer the env has (stubbed
+//! or cached), or a stop to ask for one; resumed with the answer the driver fetched (see
+//! [`super::drive`]). See [`crate::auth::authorizer`].
 
 use super::{Outcome, Pipeline, Routed, Verdict};
 use crate::auth::authorizer::{self, Answer, Redacted};
@@ -14,23 +15,33 @@ impl Pipeline<'_, '_> {
         settings: &authorizer::Config,
         r: &Routed<'_, '_>,
     ) -> Result<Principal, Outcome> {
-        let client_ip = self.client_ip(r.service);
-        let call = match authorizer::call(index, provider, settings, self.head, client_ip) {
-            Ok(call) => call,
-            Err((reason, detail)) => return Err(self.fail(7, "auth", detail, reason)),
-        };
-        let Some(answer) = self.env.authorizer_answer(provider, &call) else {
-            self.step(
-                7,
-                "auth",
-                Verdict::Done,
-                format_args!(
-                    "provider {}: ask the authorizer ({}), then decide again",
-                    provider.name,
-                    Redacted(&call.identities)
-                ),
-            );
-            return Err(Outcome::NeedAuthorization(Box::new(call)));
+        let (call, answer) = match self.resume.authorized() {
+            // resumed with the answer to the call this check stopped with
+            Some((call, answer)) => (*call, answer),
+            None => {
+                let client_ip = self.client_ip(r.service);
+                let call = authorizer::call(index, provider, settings, &self.head, client_ip);
+                let call = match call {
+                    Ok(call) => call,
+                    Err((reason, detail)) => return Err(self.fail(7, "auth", detail, reason)),
+                };
+                match self.env.authorizer_answer(provider, &call) {
+                    Some(answer) => (call, answer),
+                    None => {
+                        self.step(
+                            7,
+                            "auth",
+                            Verdict::Done,
+                            format_args!(
+                                "provider {}: ask the authorizer ({}), then decide again",
+                                provider.name,
+                                Redacted(&call.identities)
+                            ),
+                        );
+                        return Err(Outcome::NeedAuthorization(Box::new(call)));
+                    }
+                }
+            }
         };
         if let Some((reason, detail)) = authorizer::refusal(provider, &answer) {
             return Err(self.fail(7, "auth", detail, reason));

@@ -120,7 +120,11 @@ impl Pipeline<'_, '_> {
             }
             Check::Auth(auth) => {
                 let provider = &r.service.providers[auth.provider];
-                if head.body.is_none() && crate::auth::needs_body(provider, head) {
+                let resumed = self.resume.verified(); // verified before the nonce's lookup
+                if resumed.is_none()
+                    && head.body.is_none()
+                    && crate::auth::needs_body(provider, &head)
+                {
                     self.step(
                         7,
                         "auth",
@@ -134,8 +138,10 @@ impl Pipeline<'_, '_> {
                         limit: r.route.body_limit,
                     });
                 }
-                let principal = match crate::auth::authenticate(r.service, provider, head, self.env)
-                {
+                let principal = match resumed.map_or_else(
+                    || crate::auth::authenticate(r.service, provider, &head, self.env),
+                    Verified::Caller,
+                ) {
                     Verified::Caller(p) => p,
                     Verified::Refused(refusal) => {
                         return Err(self.fail(7, "auth", refusal.detail, refusal.reason))
@@ -167,6 +173,7 @@ impl Pipeline<'_, '_> {
                                 Verdict::Done,
                                 "the nonce is looked up in the shared store first",
                             );
+                            self.resume = super::drive::Resume::Verified(principal);
                             return Err(Outcome::NeedCounts);
                         }
                     }

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-pub trait Env {
+/// `Sync`: the server holds its per-request world across the awaits of the request's effects
+/// (see [`super::Drive`]), on whichever thread the runtime resumes it.
+pub trait Env: Sync {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
     /// A fresh request id: 32 lower-case hex characters.

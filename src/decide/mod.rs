@@ -14,6 +14,7 @@
 
 mod authorizer;
 mod checks;
+mod drive;
 pub mod env;
 mod path_safety;
 mod request_id;
@@ -23,6 +24,7 @@ mod token_endpoint;
 // The request's own vocabulary lives in `crate::request`; named here too, as before.
 pub use crate::request::{client, head as request};
 pub use client::Client;
+pub use drive::{decide_with_body, Drive, Effect, Next};
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
 pub use request::{Arrival, HostFrom, RequestHead};
 pub use request_id::RequestId;
@@ -135,25 +137,43 @@ struct Routed<'s, 'r> {
     rest: Option<(&'s str, Vec<String>)>,
     /// The request path after a path-selected stage prefix is removed.
     path: &'r str,
+    /// A CORS preflight: only the protocol checks run, then step 4 answers it.
+    preflight: bool,
 }
 
 struct Pipeline<'a, 'r> {
     snap: &'a Snapshot,
-    head: &'a RequestHead<'r>,
+    /// The request's head, by value (it is a few borrowed slices): the driver that owns a
+    /// stopped pipeline gives it the body when the pipeline asks.
+    head: RequestHead<'r>,
     env: &'a dyn Env,
     /// Whether steps are recorded (see [`Env::keeps_trace`]).
     tracing: bool,
     d: Decision,
+    /// What a check established before it stopped for an effect, handed back when the
+    /// pipeline resumes there (see [`drive`]).
+    resume: drive::Resume,
+    /// Where the body-size check judged the request without its body (see [`drive`]).
+    bodyless: Option<drive::Mark>,
 }
 
-/// Decide what to do with one request. Never panics on any input.
+/// Decide what to do with one request, as far as the pipeline goes without an effect: a
+/// request that needs none is decided; one that does stops with `NeedBody`, `NeedCounts` or
+/// `NeedAuthorization` (drive it with [`Drive`] to have them answered). Never panics on any
+/// input.
 pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decision {
-    let mut p = Pipeline {
-        snap,
-        head,
-        env,
-        tracing: env.keeps_trace(),
-        d: Decision {
+    let mut p = Pipeline::new(snap, *head, env);
+    p.d.outcome = match p.route() {
+        Ok(routed) => p.proceed(&routed, 0),
+        Err(outcome) => outcome,
+    };
+    p.d
+}
+
+impl Decision {
+    /// Before the first step: nothing found yet, the peer as the client.
+    fn new(snap: &Snapshot, head: &RequestHead<'_>) -> Decision {
+        Decision {
             request_id: RequestId::default(),
             dialect: snap.default_dialect,
             service: None,
@@ -168,46 +188,23 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
             authorizer_context: None,
             trace: Vec::new(),
             check: None,
-        },
-    };
-    let outcome = p.run();
-    p.d.outcome = outcome;
-    p.d
-}
-
-/// Decide as `serve` does, with the whole body at hand (`explain`, `test`): on the head first;
-/// when the pipeline asks for the body, again with it (refused when over the limit, as the
-/// server's bounded read refuses it); a direct answer's route still refuses a body over its
-/// limit, as the server's read-and-discard does.
-pub fn decide_with_body<'r>(
-    snap: &Snapshot,
-    head: &mut RequestHead<'r>,
-    body: &'r [u8],
-    env: &dyn Env,
-) -> Decision {
-    head.body = None;
-    let mut d = decide(snap, head, env);
-    let route_limit = d
-        .service
-        .zip(d.route)
-        .map(|(s, r)| snap.services[s].routes[r].body_limit);
-    match d.outcome {
-        Outcome::NeedBody { limit } if body.len() as u64 > limit => {
-            d.outcome = Outcome::Reject(Reason::BodyTooLarge)
         }
-        Outcome::NeedBody { .. } => {
-            head.body = Some(body);
-            d = decide(snap, head, env);
-        }
-        Outcome::Respond(_) if route_limit.is_some_and(|l| body.len() as u64 > l) => {
-            d.outcome = Outcome::Reject(Reason::BodyTooLarge)
-        }
-        _ => {}
     }
-    d
 }
 
 impl<'a, 'r> Pipeline<'a, 'r> {
+    fn new(snap: &'a Snapshot, head: RequestHead<'r>, env: &'a dyn Env) -> Self {
+        Pipeline {
+            snap,
+            head,
+            env,
+            tracing: env.keeps_trace(),
+            d: Decision::new(snap, &head),
+            resume: drive::Resume::Nothing,
+            bodyless: None,
+        }
+    }
+
     /// Record a step. The detail is formatted only when the environment keeps a trace
     /// (`explain`, `test`); `serve` does not, so call sites pass `format_args!`, which costs
     /// nothing until it is written.
@@ -233,12 +230,13 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         Outcome::Reject(reason)
     }
 
-    fn run(&mut self) -> Outcome {
+    /// Steps 1 and 2: the request's sanity, its service, stage, route and method.
+    fn route(&mut self) -> Result<Routed<'a, 'r>, Outcome> {
         let head = self.head;
         // An ambiguous host selects no service: the default dialect refuses it.
         if let Some(conflict) = head.host_conflict() {
             self.d.request_id = self.request_id(None);
-            return self.fail(1, "sanity", conflict, Reason::BadRequest);
+            return Err(self.fail(1, "sanity", conflict, Reason::BadRequest));
         }
         let host = head.host.map(normalize_host);
         let service_index = host.as_deref().and_then(|h| self.snap.hosts.find(h));
@@ -253,49 +251,49 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             .map(|s| s.limits)
             .unwrap_or(self.snap.default_limits);
         if head.target.len() as u64 > limits.uri {
-            return self.fail(
+            return Err(self.fail(
                 1,
                 "sanity",
                 format_args!("URI is {} bytes, limit {}", head.target.len(), limits.uri),
                 Reason::UriTooLarge,
-            );
+            ));
         }
         let mut total = 0u64;
         for (name, value) in head.headers {
             let size = (name.as_str().len() + value.len()) as u64;
             if size > limits.header {
-                return self.fail(
+                return Err(self.fail(
                     1,
                     "sanity",
                     format_args!("header {name} is {size} bytes, limit {}", limits.header),
                     Reason::HeaderTooLarge,
-                );
+                ));
             }
             total += size;
         }
         if total > limits.headers {
-            return self.fail(
+            return Err(self.fail(
                 1,
                 "sanity",
                 format_args!("headers are {total} bytes, limit {}", limits.headers),
                 Reason::HeadersTooLarge,
-            );
+            ));
         }
         let Some(host) = host.filter(|h| valid_host(h)) else {
-            return self.fail(
+            return Err(self.fail(
                 1,
                 "sanity",
                 format_args!("missing or malformed Host {:?}", head.host.unwrap_or("")),
                 Reason::BadRequest,
-            );
+            ));
         };
         if !head.target.starts_with('/') {
-            return self.fail(
+            return Err(self.fail(
                 1,
                 "sanity",
                 format_args!("request target {:?} is not a path", head.target),
                 Reason::BadRequest,
-            );
+            ));
         }
         self.step(
             1,
@@ -309,14 +307,14 @@ impl<'a, 'r> Pipeline<'a, 'r> {
 
         // 2. service, stage, route, method
         let (Some(service_index), Some(service)) = (service_index, service) else {
-            return self.fail(
+            return Err(self.fail(
                 2,
                 "host",
                 format_args!("no service serves host {host:?}"),
                 Reason::NoHost {
                     host: host.to_string(),
                 },
-            );
+            ));
         };
         self.d.service = Some(service_index);
         self.step(
@@ -335,38 +333,35 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     // Clients remove dot segments before sending (RFC 3986 §5.2.4); one that
                     // arrives, raw or encoded, could climb out of a rewritten backend path.
                     Some(d) if d == "." || d == ".." => {
-                        return self.fail(
+                        return Err(self.fail(
                             2,
                             "route",
                             format_args!("path segment {s:?} is a dot segment"),
                             Reason::BadRequest,
-                        );
+                        ));
                     }
                     Some(s) => segments.push(s),
                     None => {
                         let detail =
                             format!("path segment {s:?} is not valid percent-encoded UTF-8");
-                        return self.fail(2, "route", detail, Reason::BadRequest);
+                        return Err(self.fail(2, "route", detail, Reason::BadRequest));
                     }
                 }
             }
         }
-        let (stage, path, skip) = match self.stage(service, raw_path, &segments) {
-            Ok(found) => found,
-            Err(outcome) => return outcome,
-        };
+        let (stage, path, skip) = self.stage(service, raw_path, &segments)?;
         let segments = segments.get(skip..).unwrap_or_default();
         self.d.stage = stage;
         let tree = &service.trees[stage.unwrap_or(0)];
         let Some(found) = tree.lookup(segments) else {
-            return self.fail(
+            return Err(self.fail(
                 2,
                 "route",
                 format_args!("no route matches {raw_path}"),
                 Reason::NoRoute {
                     uri: raw_path.to_string(),
                 },
-            );
+            ));
         };
         let method = Method::parse(head.method).filter(|m| *m != Method::Any);
         let preflight = method == Some(Method::Options)
@@ -383,7 +378,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             .methods
             .resolve(if preflight { requested } else { method })
         else {
-            return self.fail(
+            return Err(self.fail(
                 2,
                 "method",
                 format_args!("{} is not routed for {raw_path}", head.method),
@@ -391,7 +386,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     method: head.method.to_string(),
                     uri: raw_path.to_string(),
                 },
-            );
+            ));
         };
         let route = &service.routes[route_index as usize];
         self.d.route = Some(route_index as usize);
@@ -430,12 +425,11 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             vars,
             rest,
             path,
+            preflight,
         };
         // Before any check counts or calls out: a forward must not expose a variable.
         if let Action::Forward(f) = &route.action {
-            if let Err(outcome) = self.upstream_vars_safe(&routed, f.path.as_ref()) {
-                return outcome;
-            }
+            self.upstream_vars_safe(&routed, f.path.as_ref())?;
         }
 
         // A route with cors gives its CORS headers to every answer, refusals included, so a
@@ -443,28 +437,44 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         if route.cors.is_some() && !preflight {
             self.cors_headers(route);
         }
+        Ok(routed)
+    }
 
-        // 3–10: the route's program.
-        let used = if head.tls {
+    /// Steps 3–11 from check `from` of the route's program (0, or where a resumed pipeline
+    /// stopped): the checks, then the preflight's answer or the action.
+    fn proceed(&mut self, r: &Routed<'_, '_>, from: usize) -> Outcome {
+        let used = if self.head.tls {
             Protocol::Https
         } else {
             Protocol::Http
         };
-        for (i, check) in route.program.iter().enumerate() {
-            if preflight && !matches!(check, Check::Protocol(_)) {
+        for (i, check) in r.route.program.iter().enumerate().skip(from) {
+            if r.preflight && !matches!(check, Check::Protocol(_)) {
                 break;
             }
-            if let Err(outcome) = self.check(check, &routed, used) {
+            if self.head.body.is_none() && matches!(check, Check::BodySize(_)) {
+                self.bodyless = Some(self.mark(i));
+            }
+            if let Err(outcome) = self.check(check, r, used) {
                 self.d.check = Some(i);
                 return outcome;
             }
         }
-        if preflight {
-            return self.preflight(&routed);
+        if r.preflight {
+            return self.preflight(r);
         }
 
         // 11. the action
-        self.action(&routed)
+        self.action(r)
+    }
+
+    /// Where the pipeline stands before check `check` runs.
+    fn mark(&self, check: usize) -> drive::Mark {
+        drive::Mark {
+            check,
+            trace: self.d.trace.len(),
+            headers: self.d.headers.len(),
+        }
     }
 
     fn request_id(&self, service: Option<&Service>) -> RequestId {

@@ -10,7 +10,7 @@ use crate::auth::oauth2;
 impl Pipeline<'_, '_> {
     pub(super) fn issue_tokens(&mut self, r: &Routed<'_, '_>, provider: usize) -> Outcome {
         let provider = &r.service.providers[provider];
-        if let Err(refusal) = oauth2::check_head(self.head) {
+        if let Err(refusal) = oauth2::check_head(&self.head) {
             return self.fail(
                 11,
                 "action",
@@ -37,7 +37,7 @@ impl Pipeline<'_, '_> {
         match oauth2::issue(
             r.service,
             provider,
-            self.head,
+            &self.head,
             client_ip,
             now,
             &self.d.request_id,

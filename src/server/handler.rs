@@ -1,8 +1,11 @@
-//! One request: decide on the current snapshot, then answer, read the body and decide again
-//! (form parameters), or forward.
+//! One request: drive the pipeline on the current snapshot, doing the effects it asks for
+//! (the body, the shared store's counts, the authorizer: see [`crate::decide::Drive`]), then
+//! answer or forward.
 
 use super::{client_body, proxy, Gateway, LiveEnv};
-use crate::decide::{respond_headers, Arrival, Decision, Outcome, RequestHead};
+use crate::decide::{
+    respond_headers, Arrival, Decision, Drive, Effect, Next, Outcome, RequestHead,
+};
 use crate::dialect::{self, Reason};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -11,7 +14,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -88,7 +91,6 @@ impl Conn {
 }
 
 pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
-    let (peer, tls, client_cert) = (conn.peer, conn.tls, conn.client_cert);
     let started = Instant::now();
     // This request keeps the snapshot it started with, whatever reloads happen meanwhile.
     let snap = gw.snapshot.load_full();
@@ -100,12 +102,27 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         None
     };
     let target = crate::decide::request::target_of(&parts.uri);
-    let arrival = Arrival {
-        peer: peer.ip(),
-        tls,
-        client_cert,
+    // HTTP/1 and whether the client waits for `100 Continue` (see `settle_unread`).
+    let http1 = parts.version < http::Version::HTTP_2;
+    let expects_continue = !hyper::body::Body::is_end_stream(&body)
+        && parts.headers.contains_key(http::header::EXPECT);
+    let buffered = OnceLock::new();
+    let mut client = RequestBody {
+        incoming: Some(body),
+        buffered: &buffered,
+        failed: false,
     };
-    let mut head = RequestHead::of(
+    let mut pending = Pending {
+        gw: &gw,
+        record: None,
+        started,
+    };
+    let arrival = Arrival {
+        peer: conn.peer.ip(),
+        tls: conn.tls,
+        client_cert: conn.client_cert,
+    };
+    let head = RequestHead::of(
         &parts.method,
         &parts.uri,
         parts.version,
@@ -113,48 +130,20 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         arrival,
     );
     let env = LiveEnv::new(&gw);
-    let mut decision = env.decide(&snap, &head).await;
-    // From here on the request is accounted for even if the client goes away: hyper drops
-    // this future then, and the guard's Drop writes the 499 line.
-    let mut pending = Pending {
-        gw: &gw,
-        record: Some(Record::new(&snap, &decision, &parts, target, &conn)),
-        started,
+    let mut drive = Drive::new(&snap, head, &env);
+    // From the first sight of the body on, the request is accounted for even if the client
+    // goes away: hyper drops this future then, and the guard's Drop writes the 499 line.
+    let account = |d: &Decision| {
+        let record = Record::new(&snap, d, &parts, target, &conn);
+        pending.record.get_or_insert(record);
     };
-    // HTTP/1 and whether the client waits for `100 Continue` (see `settle_unread`).
-    let http1 = parts.version < http::Version::HTTP_2;
-    let expects_continue = !hyper::body::Body::is_end_stream(&body)
-        && parts.headers.contains_key(http::header::EXPECT);
-    let mut body = Some(body);
-    // The client's body was read part of the way and failed: the connection cannot be kept.
-    let mut body_failed = false;
-    let mut buffered = Bytes::new();
+    effects(&gw, &env, &mut drive, &mut client, account).await;
+    let mut decision = drive.finish();
+    let (mut body, mut body_failed) = (client.incoming, client.failed);
+
     let route_limit = decision
         .route
         .map(|r| snap.services[decision.service.unwrap_or(0)].routes[r].body_limit);
-    if let Outcome::NeedBody { limit } = decision.outcome {
-        match client_body::read(body.take().expect("body"), limit, &gw.bodies).await {
-            Ok(bytes) => {
-                buffered = bytes;
-                head.body = Some(&buffered);
-                decision = env.decide(&snap, &head).await;
-            }
-            Err(reason) => {
-                body_failed = true;
-                decision.outcome = Outcome::Reject(reason);
-            }
-        }
-    } else if let (Outcome::Respond(_), Some(limit)) = (&decision.outcome, route_limit) {
-        // A route answered directly still owns its body limit: a chunked body has no
-        // Content-Length for `decide` to judge, so it is read (and discarded) here.
-        if let Some(incoming) = body.take().filter(|b| !hyper::body::Body::is_end_stream(b)) {
-            if let Err(reason) = client_body::read(incoming, limit, &gw.bodies).await {
-                body_failed = true;
-                decision.outcome = Outcome::Reject(reason);
-            }
-        }
-    }
-
     let mut upstream_us = None;
     let response = match &decision.outcome {
         Outcome::Forward(plan) => {
@@ -165,7 +154,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
                     route_limit.unwrap_or(u64::MAX),
                     &gw.bodies,
                 )),
-                None => full(buffered.clone()),
+                None => full(buffered.get().cloned().unwrap_or_default()),
             };
             let t = Instant::now();
             let result = proxy::forward(
@@ -174,7 +163,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
                 &decision,
                 plan,
                 &parts,
-                tls,
+                conn.tls,
                 body,
                 client_upgrade,
             )
@@ -195,20 +184,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
                 }
             }
         }
-        // A direct answer's headers go into the request's own header map, emptied: hyper
-        // hands the answer's map back as the next request's, so a keep-alive connection
-        // answering directly allocates no header map at all.
-        Outcome::Respond(r) => to_hyper(
-            r.status,
-            respond_headers(&decision, r),
-            r.body.clone(),
-            emptied(&mut parts.headers),
-        ),
-        Outcome::Reject(reason) => reject(&decision, reason, emptied(&mut parts.headers)),
-        // remote work `LiveEnv::decide` could not finish: nothing to answer but a fault
-        Outcome::NeedBody { .. } | Outcome::NeedCounts | Outcome::NeedAuthorization(_) => {
-            reject(&decision, &Reason::Internal, emptied(&mut parts.headers))
-        }
+        _ => answer(&decision, &mut parts.headers),
     };
     let response = match http1 {
         true => settle_unread(&gw, body, expects_continue, body_failed, response),
@@ -223,6 +199,115 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         record.write(&gw, response.status().as_u16(), code, started, upstream_us);
     }
     response
+}
+
+/// The client's body, as the pipeline's effects leave it.
+struct RequestBody<'r> {
+    /// Not read yet: streamed to a forward's backend, or settled after the answer.
+    incoming: Option<Incoming>,
+    /// Read for the pipeline (a signature over it, form parameters, a token request), and
+    /// forwarded as read.
+    buffered: &'r OnceLock<Bytes>,
+    /// Reading it failed half-way: the connection cannot be kept.
+    failed: bool,
+}
+
+/// Do what the pipeline asks until it decides (see [`crate::decide::Drive`]): read the body,
+/// bounded by the limit and the body timeout; fetch the shared store's counts; ask the
+/// authorizer. `account` is called once, when the request is first accounted for: before its
+/// body is read, or once decided.
+async fn effects<'r>(
+    gw: &Gateway,
+    env: &LiveEnv<'_>,
+    drive: &mut Drive<'_, 'r>,
+    body: &mut RequestBody<'r>,
+    mut account: impl FnMut(&Decision),
+) {
+    // Remote effects since the body was read: an authorizer comes before the limits, so a
+    // request may need both, never more.
+    let mut remote = 0;
+    loop {
+        drive.resume();
+        let effect = match drive.wanted() {
+            Next::Done => return account(drive.decision()),
+            Next::Need(effect) => effect,
+        };
+        match effect {
+            Effect::ReadBody { limit } | Effect::DrainBody { limit } => {
+                let keep = matches!(effect, Effect::ReadBody { .. });
+                account(drive.decision());
+                remote = 0;
+                match read_body(gw, body, limit, keep).await {
+                    Ok(bytes) => drive.body(bytes),
+                    Err(reason) => drive.refuse(reason),
+                }
+            }
+            _ if remote == 2 => {
+                let request_id = &drive.decision().request_id;
+                tracing::error!(%request_id, "decide asked for the same remote work twice");
+                drive.refuse(Reason::Internal);
+            }
+            Effect::FetchCounts => {
+                remote += 1;
+                if !env.limiter.fetch().await {
+                    return account(drive.decision());
+                }
+                drive.counted();
+            }
+            Effect::Authorize { provider, call } => {
+                remote += 1;
+                let request_id = &drive.decision().request_id;
+                let answer = gw.authorizers.ask(provider, call, request_id).await;
+                drive.authorized(answer);
+            }
+        }
+    }
+}
+
+/// Read the client's body, at most `limit` bytes: kept for the pipeline, or thrown away
+/// (an empty body is not waited for then).
+async fn read_body<'r>(
+    gw: &Gateway,
+    body: &mut RequestBody<'r>,
+    limit: u64,
+    keep: bool,
+) -> Result<&'r [u8], Reason> {
+    let incoming = match keep {
+        true => body.incoming.take(),
+        false => body
+            .incoming
+            .take()
+            .filter(|b| !hyper::body::Body::is_end_stream(b)),
+    };
+    let Some(incoming) = incoming else {
+        return Ok(&[]);
+    };
+    match client_body::read(incoming, limit, &gw.bodies).await {
+        Ok(bytes) if keep => Ok(body.buffered.get_or_init(|| bytes)),
+        Ok(_) => Ok(&[]),
+        Err(reason) => {
+            body.failed = true;
+            Err(reason)
+        }
+    }
+}
+
+/// Rulegate's own answer: a direct one or a refusal. A direct answer's headers go into the
+/// request's own header map, emptied: hyper hands the answer's map back as the next
+/// request's, so a keep-alive connection answering directly allocates no header map at all.
+fn answer(decision: &Decision, headers: &mut HeaderMap) -> Response<Body> {
+    match &decision.outcome {
+        Outcome::Respond(r) => to_hyper(
+            r.status,
+            respond_headers(decision, r),
+            r.body.clone(),
+            emptied(headers),
+        ),
+        Outcome::Reject(reason) => reject(decision, reason, emptied(headers)),
+        // remote work the effects could not finish (or a forward, answered elsewhere):
+        // nothing to answer but a fault
+        _ => reject(decision, &Reason::Internal, emptied(headers)),
+    }
 }
 
 /// Accounts for a request whose client leaves before the answer: logged and counted as 499

@@ -21,7 +21,7 @@ mod reload;
 mod tls;
 
 use crate::compile::{compile, ProcessSecrets, Snapshot};
-use crate::decide::{decide, Decision, Env, Limiter, Outcome, RequestHead};
+use crate::decide::{Env, Limiter};
 use crate::limits::live::{RequestLimiter, Stores};
 use crate::policy::{self, diag};
 use arc_swap::ArcSwap;
@@ -167,22 +167,13 @@ impl Gateway {
 }
 
 /// The real world for `decide`: the system clock, a random request id, the operator's stores,
-/// the authorizers' decision cache.
-/// One per request: when `decide` runs again (after reading a form body, fetching remote
-/// counts or asking an authorizer) the id stays the same, a nonce is spent once, and the
-/// authorizer is asked once.
+/// the authorizers' decision cache. One per request, as its limiter keeps what this request
+/// asked the shared store (see `handler::effects`, which fetches it and asks authorizers).
 struct LiveEnv<'a> {
     limiter: RequestLimiter<'a>,
     /// Made up front: cheaper than deciding whether it will be needed.
     request_id: crate::decide::RequestId,
     authorizers: &'a authorizer::Authorizers,
-    /// The authorizer's answer fetched for this request.
-    authorized: Mutex<
-        Option<(
-            crate::auth::authorizer::Call,
-            crate::auth::authorizer::Answer,
-        )>,
-    >,
 }
 
 impl LiveEnv<'_> {
@@ -191,44 +182,7 @@ impl LiveEnv<'_> {
             limiter: RequestLimiter::new(&gw.stores),
             request_id: crate::decide::RequestId::random(),
             authorizers: &gw.authorizers,
-            authorized: Mutex::new(None),
         }
-    }
-
-    /// `decide`; when it needs remote work — the counts of a remote store (one round trip),
-    /// an authorizer's answer (one call) — do it and decide again with the result. An
-    /// authorizer comes before the limits in the pipeline, so a request may need both.
-    async fn decide(&self, snap: &Snapshot, head: &RequestHead<'_>) -> Decision {
-        let mut decision = decide(snap, head, self);
-        for _ in 0..2 {
-            match &decision.outcome {
-                Outcome::NeedCounts => {
-                    if !self.limiter.fetch().await {
-                        return decision;
-                    }
-                }
-                Outcome::NeedAuthorization(call) => {
-                    let service = &snap.services[decision.service.unwrap_or(0)];
-                    let provider = &service.providers[call.provider];
-                    let answer = self
-                        .authorizers
-                        .ask(provider, call, &decision.request_id)
-                        .await;
-                    *self.authorized.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(((**call).clone(), answer));
-                }
-                _ => return decision,
-            }
-            decision = decide(snap, head, self);
-        }
-        if matches!(
-            decision.outcome,
-            Outcome::NeedCounts | Outcome::NeedAuthorization(_)
-        ) {
-            tracing::error!(request_id = %decision.request_id, "decide asked for the same remote work twice");
-            decision.outcome = Outcome::Reject(crate::dialect::Reason::Internal);
-        }
-        decision
     }
 }
 
@@ -249,18 +203,12 @@ impl Env for LiveEnv<'_> {
         false
     }
 
+    /// A cached answer; otherwise the driver's effects ask the authorizer.
     fn authorizer_answer(
         &self,
         provider: &crate::compile::Provider,
         call: &crate::auth::authorizer::Call,
     ) -> Option<crate::auth::authorizer::Answer> {
-        let fetched = self.authorized.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((asked, answer)) = fetched.as_ref() {
-            if asked == call {
-                return Some(answer.clone());
-            }
-        }
-        drop(fetched);
         self.authorizers.cached(provider, call)
     }
 }

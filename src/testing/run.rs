@@ -1,17 +1,16 @@
 //! Sending a test's requests through the engine `serve` runs, and judging the answers.
 //!
-//! Each request goes through [`decide`] exactly as the server calls it: first without the
-//! body, then, when the policy asks for it (`NeedBody`), again with the body read up to the
-//! route's limit. The answer is [`render_response`], the function the server writes to the
+//! Each request goes through the driver the server uses ([`crate::decide::Drive`], by way of
+//! [`decide_with_body`]): the pipeline runs on the head, and when it asks for the body it gets
+//! the test's, up to the route's limit, and resumes where it stopped. The answer is [`render_response`], the function the server writes to the
 //! wire, so a test pins the bytes a client would get. Nothing leaves the process: a forward is
 //! reported as its plan (backend, upstream target), never sent.
 
 use super::format::{Exchange, Expectation};
 use crate::compile::Snapshot;
-use crate::decide::{decide_with_body, render_response, Decision, Env, Limiter, Outcome, Response};
+use crate::decide::{decide_with_body, render_response, Decision, Outcome, Response};
 use crate::decide::{Arrival, RequestHead, VirtualEnv};
 use crate::dialect;
-use std::sync::OnceLock;
 
 /// One sending of a request and what the gateway did with it.
 pub struct Sent {
@@ -30,32 +29,6 @@ impl Sent {
             .last()
             .map(|s| s.to_string())
             .unwrap_or_default()
-    }
-}
-
-/// The world of one request on a test's virtual clock: the test's counters, and one request
-/// id however often `decide` asks (as the server's per-request environment does).
-struct OneRequest<'a> {
-    env: &'a VirtualEnv,
-    id: OnceLock<crate::decide::RequestId>,
-}
-
-impl Env for OneRequest<'_> {
-    fn now_ms(&self) -> i64 {
-        self.env.now_ms()
-    }
-    fn request_id(&self) -> crate::decide::RequestId {
-        self.id.get_or_init(|| self.env.request_id()).clone()
-    }
-    fn limiter(&self) -> &dyn Limiter {
-        self.env.limiter()
-    }
-    fn authorizer_answer(
-        &self,
-        provider: &crate::compile::Provider,
-        call: &crate::auth::authorizer::Call,
-    ) -> Option<crate::auth::authorizer::Answer> {
-        self.env.authorizer_answer(provider, call)
     }
 }
 
@@ -100,15 +73,11 @@ pub fn send(
         client_cert: e.client_cert,
     };
     let mut head = RequestHead::of(&method, &uri, http::Version::HTTP_11, &headers, arrival);
-    let env = OneRequest {
-        env: world,
-        id: OnceLock::new(),
-    };
     for (name, answer) in &e.authorizers {
         world.stub_authorizer(name, Some(answer.clone()));
     }
-    // As `server::handler` does: decide, read the body when asked, decide again.
-    let d = decide_with_body(snap, &mut head, &e.body, &env);
+    // The driver `serve` uses, its effects answered from the test's body and stubs.
+    let d = decide_with_body(snap, &mut head, &e.body, world);
     for (name, _) in &e.authorizers {
         world.stub_authorizer(name, None);
     }
