@@ -321,7 +321,8 @@ pub fn decide_with_body<'r>(
     env: &dyn Env,
 ) -> Decision {
     let mut drive = Drive::new(snap, *head, env);
-    while let Next::Need(Effect::ReadBody { limit } | Effect::DrainBody { limit }) = drive.advance() {
+    while let Next::Need(Effect::ReadBody { limit } | Effect::DrainBody { limit }) = drive.advance()
+    {
         match body.len() as u64 > limit {
             true => drive.refuse(Reason::BodyTooLarge),
             false => drive.body(body),

@@ -92,7 +92,6 @@ impl Authorizers {
     }
 
     async fn call(&self, provider: &Provider, call: &Call, request_id: &str) -> Answer {
-        let failed = |failure, detail: String| Answer::Failed { failure, detail };
         let Some(settings) = settings(provider) else {
             let detail = format!("provider {} is not an authorizer", provider.name);
             return failed(Failure::Unreachable, detail);
@@ -106,70 +105,23 @@ impl Authorizers {
                 format!("{url:?} is not an http:// or https:// URL"),
             );
         };
-        let addr = match target.host.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, target.port),
-            Err(_) => {
-                let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
-                match tokio::time::timeout_at(deadline, lookup).await {
-                    Ok(Ok(mut addrs)) => match addrs.next() {
-                        Some(a) => a,
-                        None => {
-                            return failed(
-                                Failure::Unresolved,
-                                format!("{} has no address", target.host),
-                            )
-                        }
-                    },
-                    Ok(Err(e)) => {
-                        return failed(
-                            Failure::Unresolved,
-                            format!("cannot resolve {}: {e}", target.host),
-                        )
-                    }
-                    Err(_) => {
-                        return failed(
-                            Failure::Unresolved,
-                            format!("{} not resolved {within}", target.host),
-                        )
-                    }
-                }
-            }
+        let addr = match resolve(target, deadline, &within).await {
+            Ok(addr) => addr,
+            Err(answer) => return answer,
         };
-        let mut request = hyper::Request::new(full(call.body(request_id)));
-        *request.method_mut() = http::Method::POST;
-        match path_of(url, target).parse() {
-            Ok(uri) => *request.uri_mut() = uri,
-            Err(_) => return failed(Failure::Unreachable, format!("bad path in {url:?}")),
-        }
-        let headers = request.headers_mut();
-        if let Ok(host) = http::HeaderValue::from_str(&target.authority) {
-            headers.insert(http::header::HOST, host);
-        }
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_static("application/json"),
-        );
-        if let Ok(id) = http::HeaderValue::from_str(request_id) {
-            headers.insert("x-request-id", id);
-        }
+        let request = match request(call, request_id, url, target) {
+            Ok(request) => request,
+            Err(answer) => return answer,
+        };
         let connect_within = deadline.saturating_duration_since(Instant::now());
-        let response = match self
+        let endpoint = Endpoint {
+            addr,
+            tls: target.tls.clone(),
+        };
+        let sent = self
             .pool
-            .send_by(
-                &Endpoint {
-                    addr,
-                    tls: target.tls.clone(),
-                },
-                connect_within,
-                Some(deadline),
-                request,
-            )
-            .await
-        {
+            .send_by(&endpoint, connect_within, Some(deadline), request);
+        let response = match sent.await {
             Ok(r) => r,
             Err(SendError::Connect(e)) => return failed(Failure::Unreachable, e),
             Err(SendError::Timeout) => {
@@ -179,22 +131,94 @@ impl Authorizers {
                 return failed(Failure::BadResponse, format!("the answer failed: {e}"))
             }
         };
-        let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_BODY).collect();
-        let body = match tokio::time::timeout_at(deadline, body).await {
-            Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(e)) => {
-                let detail = if e.is::<http_body_util::LengthLimitError>() {
-                    format!("the answer is longer than {MAX_BODY} bytes")
-                } else {
-                    format!("the answer's body failed: {e}")
-                };
-                return failed(Failure::BadResponse, detail);
-            }
-            Err(_) => return failed(Failure::BadResponse, format!("no full answer {within}")),
-        };
-        parse_answer(status, &body)
+        read_answer(response, deadline, &within).await
     }
+}
+
+fn failed(failure: Failure, detail: String) -> Answer {
+    Answer::Failed { failure, detail }
+}
+
+/// The authorizer's address: as written, or looked up within the deadline.
+async fn resolve(
+    target: &HttpTarget,
+    deadline: Instant,
+    within: &str,
+) -> Result<SocketAddr, Answer> {
+    if let Ok(ip) = target.host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, target.port));
+    }
+    let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
+    match tokio::time::timeout_at(deadline, lookup).await {
+        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| {
+            failed(
+                Failure::Unresolved,
+                format!("{} has no address", target.host),
+            )
+        }),
+        Ok(Err(e)) => Err(failed(
+            Failure::Unresolved,
+            format!("cannot resolve {}: {e}", target.host),
+        )),
+        Err(_) => Err(failed(
+            Failure::Unresolved,
+            format!("{} not resolved {within}", target.host),
+        )),
+    }
+}
+
+/// The call's `POST`: the JSON body, the authorizer's Host, the request id.
+fn request(
+    call: &Call,
+    request_id: &str,
+    url: &str,
+    target: &HttpTarget,
+) -> Result<hyper::Request<super::handler::Body>, Answer> {
+    let mut request = hyper::Request::new(full(call.body(request_id)));
+    *request.method_mut() = http::Method::POST;
+    match path_of(url, target).parse() {
+        Ok(uri) => *request.uri_mut() = uri,
+        Err(_) => return Err(failed(Failure::Unreachable, format!("bad path in {url:?}"))),
+    }
+    let headers = request.headers_mut();
+    if let Ok(host) = http::HeaderValue::from_str(&target.authority) {
+        headers.insert(http::header::HOST, host);
+    }
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(id) = http::HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", id);
+    }
+    Ok(request)
+}
+
+/// The whole answer, at most [`MAX_BODY`] bytes, within the deadline.
+async fn read_answer(
+    response: hyper::Response<super::pool::PooledBody>,
+    deadline: Instant,
+    within: &str,
+) -> Answer {
+    let status = response.status().as_u16();
+    let body = Limited::new(response.into_body(), MAX_BODY).collect();
+    let body = match tokio::time::timeout_at(deadline, body).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
+            let detail = if e.is::<http_body_util::LengthLimitError>() {
+                format!("the answer is longer than {MAX_BODY} bytes")
+            } else {
+                format!("the answer's body failed: {e}")
+            };
+            return failed(Failure::BadResponse, detail);
+        }
+        Err(_) => return failed(Failure::BadResponse, format!("no full answer {within}")),
+    };
+    parse_answer(status, &body)
 }
 
 /// Whether answers for this call are cached: the provider has a `cache` time and identity

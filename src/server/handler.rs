@@ -141,21 +141,10 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     let mut decision = drive.finish();
     let (mut body, mut body_failed) = (client.incoming, client.failed);
 
-    let route_limit = decision
-        .route
-        .map(|r| snap.services[decision.service.unwrap_or(0)].routes[r].body_limit);
     let mut upstream_us = None;
     let response = match &decision.outcome {
         Outcome::Forward(plan) => {
-            // An empty body (most GETs) goes as one: nothing to cap, time or wait for.
-            let body = match body.take().filter(|b| !hyper::body::Body::is_end_stream(b)) {
-                Some(incoming) => Body::Client(client_body::ClientBody::new(
-                    incoming,
-                    route_limit.unwrap_or(u64::MAX),
-                    &gw.bodies,
-                )),
-                None => full(buffered.get().cloned().unwrap_or_default()),
-            };
+            let body = upstream_body(&gw, &snap, &decision, body.take(), &buffered);
             let t = Instant::now();
             let result = proxy::forward(
                 &gw,
@@ -289,6 +278,29 @@ async fn read_body<'r>(
             body.failed = true;
             Err(reason)
         }
+    }
+}
+
+/// The body a forward sends: the client's, streamed, capped at the route's limit and timed;
+/// or the one read for the pipeline. An empty body (most GETs) goes as one: nothing to cap,
+/// time or wait for.
+fn upstream_body(
+    gw: &Gateway,
+    snap: &crate::compile::Snapshot,
+    decision: &Decision,
+    body: Option<Incoming>,
+    buffered: &OnceLock<Bytes>,
+) -> Body {
+    match body.filter(|b| !hyper::body::Body::is_end_stream(b)) {
+        Some(incoming) => {
+            let limit = decision
+                .route
+                .map(|r| snap.services[decision.service.unwrap_or(0)].routes[r].body_limit);
+            let capped =
+                client_body::ClientBody::new(incoming, limit.unwrap_or(u64::MAX), &gw.bodies);
+            Body::Client(capped)
+        }
+        None => full(buffered.get().cloned().unwrap_or_default()),
     }
 }
 
