@@ -134,8 +134,9 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     // From the first sight of the body on, the request is accounted for even if the client
     // goes away: hyper drops this future then, and the guard's Drop writes the 499 line.
     let account = |d: &Decision| {
-        let record = Record::new(&snap, d, &parts, target, &conn);
-        pending.record.get_or_insert(record);
+        if pending.record.is_none() {
+            pending.record = Some(Record::new(&snap, d, &parts, target, &conn));
+        }
     };
     effects(&gw, &env, &mut drive, &mut client, account).await;
     let mut decision = drive.finish();
