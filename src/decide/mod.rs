@@ -1,6 +1,7 @@
 //! The per-request pipeline. Pure: no I/O; time, request ids and counters come through
-//! [`Env`]. `serve`, `explain` and `test` all call [`decide`], so nothing is evaluated
-//! differently offline.
+//! [`Env`]. `serve`, `explain` and `test` all run it through one driver, [`Drive`], which
+//! resumes it after the effects it asks for (the body, a shared store's counts, an
+//! authorizer's answer: see [`drive`]), so nothing is evaluated differently offline.
 //!
 //! The steps run in a fixed order (DESIGN.md §4), and each records a [`Step`] in the trace:
 //!

@@ -247,41 +247,8 @@ fn init_logging(json: bool) {
 async fn serve(opts: Options) -> Result<(), String> {
     let snapshot = Gateway::compile(&opts.policy_dir)
         .map_err(|d| format!("the policy does not compile:\n{d}"))?;
-    let stores = Stores::open(opts.state.as_deref(), opts.redis.as_ref())?;
-    let client_tls = tls::client_config(opts.backend_ca.as_deref())?;
-    let gateway = Arc::new(Gateway {
-        snapshot: ArcSwap::from_pointee(snapshot),
-        policy_dir: opts.policy_dir.clone(),
-        stores,
-        upstream: proxy::Upstream::new(client_tls.clone()),
-        authorizers: authorizer::Authorizers::new(client_tls),
-        reloads: Mutex::new(ReloadState {
-            version: 1,
-            loaded_at: jiff::Timestamp::now().to_string(),
-            ok: 0,
-            failed: 0,
-            last_error: None,
-        }),
-        watch_status: Mutex::new(reload::WatchStatus::default()),
-        metrics: metrics::Metrics::default(),
-        access_log: access_log::AccessLog::new(opts.log_json),
-        bodies: client_body::Clock {
-            timer: header_timer::HeaderTimer::start(header_timer::HeaderTimer::tick_for(
-                opts.header_timeout.min(opts.body_timeout),
-            )),
-            timeout: opts.body_timeout,
-        },
-    });
-    {
-        let gw = gateway.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(access_log::FLUSH_EVERY);
-            loop {
-                tick.tick().await;
-                gw.access_log.flush();
-            }
-        });
-    }
+    let gateway = Arc::new(Gateway::new(&opts, snapshot)?);
+    flush_access_log_periodically(gateway.clone());
     // Signals are registered before anything is served: a SIGHUP or SIGTERM that arrives as
     // soon as the gateway answers must reload or drain, not kill it.
     let mut shutdown = std::pin::pin!(shutdown_signal(terminate_signal()?));
@@ -294,15 +261,7 @@ async fn serve(opts: Options) -> Result<(), String> {
 
     let tls = match &opts.tls {
         None => None,
-        Some(t) => {
-            let acceptor = tls::acceptor(&t.cert, &t.key, t.client_ca.as_deref())?;
-            let addr = t.listen;
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr} (TLS): {e}"))?;
-            tracing::info!(tls_listen = %addr, client_ca = t.client_ca.is_some(), "rulegate serving TLS 1.2/1.3");
-            Some((listener, acceptor))
-        }
+        Some(t) => Some(bind_tls(t).await?),
     };
 
     // Admin last: /healthz answers only once traffic can be served.
@@ -386,6 +345,60 @@ async fn serve(opts: Options) -> Result<(), String> {
     }
     gateway.access_log.flush();
     Ok(())
+}
+
+impl Gateway {
+    /// The gateway `opts` describe, serving `snapshot`: its stores opened, its clients' TLS
+    /// configured.
+    fn new(opts: &Options, snapshot: Snapshot) -> Result<Gateway, String> {
+        let stores = Stores::open(opts.state.as_deref(), opts.redis.as_ref())?;
+        let client_tls = tls::client_config(opts.backend_ca.as_deref())?;
+        Ok(Gateway {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            policy_dir: opts.policy_dir.clone(),
+            stores,
+            upstream: proxy::Upstream::new(client_tls.clone()),
+            authorizers: authorizer::Authorizers::new(client_tls),
+            reloads: Mutex::new(ReloadState {
+                version: 1,
+                loaded_at: jiff::Timestamp::now().to_string(),
+                ok: 0,
+                failed: 0,
+                last_error: None,
+            }),
+            watch_status: Mutex::new(reload::WatchStatus::default()),
+            metrics: metrics::Metrics::default(),
+            access_log: access_log::AccessLog::new(opts.log_json),
+            bodies: client_body::Clock {
+                timer: header_timer::HeaderTimer::start(header_timer::HeaderTimer::tick_for(
+                    opts.header_timeout.min(opts.body_timeout),
+                )),
+                timeout: opts.body_timeout,
+            },
+        })
+    }
+}
+
+/// Write the buffered access log out every [`access_log::FLUSH_EVERY`].
+fn flush_access_log_periodically(gw: Arc<Gateway>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(access_log::FLUSH_EVERY);
+        loop {
+            tick.tick().await;
+            gw.access_log.flush();
+        }
+    });
+}
+
+/// The HTTPS listener and its acceptor.
+async fn bind_tls(t: &TlsOptions) -> Result<(TcpListener, tokio_rustls::TlsAcceptor), String> {
+    let acceptor = tls::acceptor(&t.cert, &t.key, t.client_ca.as_deref())?;
+    let addr = t.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (TLS): {e}"))?;
+    tracing::info!(tls_listen = %addr, client_ca = t.client_ca.is_some(), "rulegate serving TLS 1.2/1.3");
+    Ok((listener, acceptor))
 }
 
 /// How connections are served: HTTP/2 when the client opens with its preface, HTTP/1
