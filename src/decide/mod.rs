@@ -1,7 +1,7 @@
 //! The per-request pipeline. Pure: no I/O; time, request ids and counters come through
 //! [`Env`]. `serve`, `explain` and `test` all run it through one driver, [`Drive`], which
 //! resumes it after the effects it asks for (the body, a shared store's counts, an
-//! authorizer's answer: see [`drive`]), so nothing is evaluated differently offline.
+//! authorizer's answer: see `decide/drive.rs`), so nothing is evaluated differently offline.
 //!
 //! The steps run in a fixed order (DESIGN.md §4), and each records a [`Step`] in the trace:
 //!
@@ -152,9 +152,9 @@ struct Pipeline<'a, 'r> {
     tracing: bool,
     d: Decision,
     /// What a check established before it stopped for an effect, handed back when the
-    /// pipeline resumes there (see [`drive`]).
+    /// pipeline resumes there (see `drive.rs`).
     resume: drive::Resume,
-    /// Where the body-size check judged the request without its body (see [`drive`]).
+    /// Where the body-size check judged the request without its body (see `drive.rs`).
     bodyless: Option<drive::Mark>,
 }
 
