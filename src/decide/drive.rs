@@ -74,6 +74,8 @@ pub enum Next<'d> {
 pub struct Drive<'a, 'r> {
     p: Pipeline<'a, 'r>,
     at: At<'a, 'r>,
+    /// The caller knows the request has no body: nothing to drain.
+    no_body: bool,
 }
 
 enum At<'a, 'r> {
@@ -140,7 +142,15 @@ impl<'a, 'r> Drive<'a, 'r> {
         Drive {
             p: Pipeline::new(snap, head, env),
             at: At::Start,
+            no_body: false,
         }
+    }
+
+    /// The request has no body (its stream has already ended): a direct answer has nothing
+    /// to drain, and [`Effect::DrainBody`] is not asked for.
+    pub fn without_body(mut self) -> Self {
+        self.no_body = true;
+        self
     }
 
     /// Run the pipeline until it decides or needs an effect: [`Drive::resume`], then
@@ -274,7 +284,8 @@ impl<'a, 'r> Drive<'a, 'r> {
             outcome,
             Outcome::NeedBody { .. } | Outcome::NeedCounts | Outcome::NeedAuthorization(_)
         );
-        let unread = matches!(outcome, Outcome::Respond(_)) && p.head.body.is_none();
+        let unread =
+            matches!(outcome, Outcome::Respond(_)) && p.head.body.is_none() && !self.no_body;
         p.d.outcome = outcome;
         self.at = if stopped {
             let from = self.stop_mark(&routed);

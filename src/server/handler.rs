@@ -104,8 +104,8 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     let target = crate::decide::request::target_of(&parts.uri);
     // HTTP/1 and whether the client waits for `100 Continue` (see `settle_unread`).
     let http1 = parts.version < http::Version::HTTP_2;
-    let expects_continue = !hyper::body::Body::is_end_stream(&body)
-        && parts.headers.contains_key(http::header::EXPECT);
+    let expects_nothing = hyper::body::Body::is_end_stream(&body);
+    let expects_continue = !expects_nothing && parts.headers.contains_key(http::header::EXPECT);
     let buffered = OnceLock::new();
     let mut client = RequestBody {
         incoming: Some(body),
@@ -131,6 +131,9 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     );
     let env = LiveEnv::new(&gw);
     let mut drive = Drive::new(&snap, head, &env);
+    if expects_nothing {
+        drive = drive.without_body();
+    }
     // From the first sight of the body on, the request is accounted for even if the client
     // goes away: hyper drops this future then, and the guard's Drop writes the 499 line.
     let account = |d: &Decision| {
