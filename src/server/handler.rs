@@ -117,18 +117,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         record: None,
         started,
     };
-    let arrival = Arrival {
-        peer: conn.peer.ip(),
-        tls: conn.tls,
-        client_cert: conn.client_cert,
-    };
-    let head = RequestHead::of(
-        &parts.method,
-        &parts.uri,
-        parts.version,
-        &parts.headers,
-        arrival,
-    );
+    let head = head_of(&parts, &conn);
     let env = LiveEnv::new(&gw);
     let mut drive = Drive::new(&snap, head, &env);
     if expects_nothing {
@@ -192,6 +181,22 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         record.write(&gw, response.status().as_u16(), code, started, upstream_us);
     }
     response
+}
+
+/// What `decide` sees of the request: its head, and how it arrived.
+fn head_of<'r>(parts: &'r http::request::Parts, conn: &Conn) -> RequestHead<'r> {
+    let arrival = Arrival {
+        peer: conn.peer.ip(),
+        tls: conn.tls,
+        client_cert: conn.client_cert,
+    };
+    RequestHead::of(
+        &parts.method,
+        &parts.uri,
+        parts.version,
+        &parts.headers,
+        arrival,
+    )
 }
 
 /// The client's body, as the pipeline's effects leave it.
