@@ -5,8 +5,11 @@
 //! is looked up by name at request time.
 
 use super::tree::PathTree;
+use crate::vocab::PathTemplate;
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
-use crate::vocab::{PathTemplate, QuotaPeriod, RateKey, RatePeriod, StoreErrorPolicy};
+// Compiled here, but owned by the layer that reads them: named here too, as before.
+pub use crate::auth::{App, Plan, Provider, Secret, ServiceView, TokenFrom};
+pub use crate::vocab::{HttpTarget, QuotaRule, RateRule, Target};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::fmt;
@@ -109,6 +112,18 @@ pub struct Service {
     pub request_id_header: Option<String>,
     /// Requests must arrive over TLS with a client certificate the gateway verified.
     pub client_cert_required: bool,
+}
+
+impl Service {
+    /// What the auth schemes may see of this service.
+    pub fn view(&self) -> ServiceView<'_> {
+        ServiceView {
+            name: &self.name,
+            apps: &self.apps,
+            app_by_key: &self.app_by_key,
+            providers: &self.providers,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,36 +367,6 @@ impl fmt::Display for ParamTy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateRule {
-    /// Unique within the snapshot, and stable across reloads that leave its owner alone:
-    /// `service/route:LABEL/n`, `service/app:NAME/n`, `service/plan:NAME/n`.
-    pub id: String,
-    pub limit: u64,
-    pub period: RatePeriod,
-    pub key: RateKey,
-    pub burst: u64,
-    pub on_store_error: StoreErrorPolicy,
-}
-
-impl fmt::Display for RateRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = match &self.key {
-            RateKey::App => "app".to_string(),
-            RateKey::Ip => "ip".to_string(),
-            RateKey::Route => "route".to_string(),
-            RateKey::Header(h) => format!("header {h:?}"),
-        };
-        write!(
-            f,
-            "rate {} per {} per {key} burst {}",
-            self.limit,
-            self.period.name(),
-            self.burst
-        )
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cors {
     /// Empty or containing `*`: any origin.
@@ -427,69 +412,6 @@ pub struct ForwardAction {
     pub path: Option<PathTemplate>,
 }
 
-/// A backend target, split once when the policy compiles rather than on every request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub url: String,
-    /// `None` for a URL that is neither `http://` nor `https://` (the parser refuses those).
-    pub http: Option<HttpTarget>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpTarget {
-    pub host: String,
-    pub port: u16,
-    /// The target's path prefix, without a trailing slash.
-    pub base: String,
-    /// `host[:port]` as written: the Host header sent upstream.
-    pub authority: String,
-    /// `https://`: the name the backend's certificate must carry (the host, also sent as SNI).
-    pub tls: Option<std::sync::Arc<str>>,
-}
-
-impl Target {
-    pub fn parse(url: &str) -> Target {
-        Target {
-            url: url.to_string(),
-            http: HttpTarget::parse(url),
-        }
-    }
-}
-
-impl HttpTarget {
-    fn parse(url: &str) -> Option<HttpTarget> {
-        let (rest, tls, default_port) = match url.strip_prefix("https://") {
-            Some(rest) => (rest, true, 443),
-            None => (url.strip_prefix("http://")?, false, 80),
-        };
-        let (authority, base) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']')?;
-            (
-                h,
-                after
-                    .strip_prefix(':')
-                    .map_or(Some(default_port), |p| p.parse().ok())?,
-            )
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, p.parse().ok()?),
-                None => (authority, default_port),
-            }
-        };
-        Some(HttpTarget {
-            host: host.to_string(),
-            port,
-            base: base.to_string(),
-            authority: authority.to_string(),
-            tls: tls.then(|| host.into()),
-        })
-    }
-}
-
 #[derive(Debug)]
 pub struct Backend {
     pub name: String,
@@ -499,77 +421,4 @@ pub struct Backend {
     pub retries: u32,
     pub deny: Vec<IpNet>,
     pub except: Vec<IpNet>,
-}
-
-/// Key material that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub Vec<u8>);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<secret>")
-    }
-}
-
-#[derive(Debug)]
-pub struct App {
-    pub name: String,
-    pub key: String,
-    pub secret: Secret,
-    /// Huawei AppCodes: `X-Apig-AppCode` values that identify this app without a signature.
-    pub app_codes: Vec<Secret>,
-    pub trusted_ips: Vec<IpNet>,
-    pub frozen: bool,
-    /// In a Tencent service with usage plans, the app is in none of them (403 "Found no
-    /// validate usage plan.").
-    pub outside_plans: bool,
-    pub quota: Option<QuotaRule>,
-    pub rates: Vec<RateRule>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotaRule {
-    pub limit: u64,
-    pub period: QuotaPeriod,
-    /// Where the day or month is counted: its midnight resets the quota.
-    pub zone: jiff::tz::TimeZone,
-    pub on_store_error: StoreErrorPolicy,
-}
-
-#[derive(Debug)]
-pub struct Plan {
-    pub name: String,
-    pub apps: Vec<usize>,
-    pub rates: Vec<RateRule>,
-    pub quota: Option<QuotaRule>,
-}
-
-/// An authentication provider: its name and its scheme's settings (see [`crate::auth`]).
-#[derive(Debug)]
-pub struct Provider {
-    pub name: String,
-    pub settings: crate::auth::Settings,
-}
-
-impl Provider {
-    pub fn kind(&self) -> crate::policy::ast::AuthKind {
-        self.settings.kind()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenFrom {
-    Header { name: String, bearer: bool },
-    Query(String),
-    Cookie(String),
-}
-
-/// `Authorization: Bearer <token>`.
-impl Default for TokenFrom {
-    fn default() -> TokenFrom {
-        TokenFrom::Header {
-            name: "Authorization".into(),
-            bearer: true,
-        }
-    }
 }

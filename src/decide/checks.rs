@@ -134,8 +134,12 @@ impl Pipeline<'_, '_> {
                         limit: r.route.body_limit,
                     });
                 }
-                let principal = match crate::auth::authenticate(r.service, provider, head, self.env)
-                {
+                let principal = match crate::auth::authenticate(
+                    r.service.view(),
+                    provider,
+                    head,
+                    self.env.now_ms(),
+                ) {
                     Verified::Caller(p) => p,
                     Verified::Refused(refusal) => {
                         return Err(self.fail(7, "auth", refusal.detail, refusal.reason))

@@ -35,7 +35,7 @@ impl Pipeline<'_, '_> {
         let client_ip = self.client_ip(r.service);
         let now = self.env.now_ms();
         match oauth2::issue(
-            r.service,
+            r.service.view(),
             provider,
             self.head,
             client_ip,
