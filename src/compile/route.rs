@@ -185,7 +185,9 @@ impl RouteCx<'_> {
         // --- build the program in pipeline order (DESIGN.md §4, steps 3–10)
         let mut program = Vec::new();
         if route_protocols.len() < Protocol::ALL.len() {
-            program.push(Check::Protocol(route_protocols));
+            program.push(Check::Protocol(crate::check::protocol::Protocols(
+                route_protocols,
+            )));
         }
         if self.client_cert_required {
             program.push(Check::ClientCertificate);
@@ -291,12 +293,13 @@ impl RouteCx<'_> {
             }
             let id = format!("{rate_owner}/{i}");
             if let Some(rule) = cx.rate_rule(rate, id, true) {
-                program.push(Check::Rate(rule));
+                program.push(Check::Rate(rule, Batch::Counted));
             }
         }
         if yields_app {
-            program.push(Check::Quota);
+            program.push(Check::Quota(Batch::Counted));
         }
+        crate::check::arrange(&mut program);
 
         let location = cx.sources.location(r.path.span);
         let Some(action) = action else { return };
@@ -617,7 +620,7 @@ mod tests {
             .iter()
             .flat_map(|r| &r.program)
             .filter_map(|c| match c {
-                Check::Rate(rule) => Some(rule.id.as_str()),
+                Check::Rate(rule, _) => Some(rule.id.as_str()),
                 _ => None,
             })
             .collect()

@@ -6,14 +6,14 @@
 
 use super::tree::PathTree;
 use crate::vocab::PathTemplate;
-use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
+use crate::vocab::{Dialect, Method};
 // Compiled here, but owned by the layer that reads them: named here too, as before.
 pub use crate::auth::{App, Plan, Provider, Secret, ServiceView, TokenFrom};
+pub use crate::check::{AuthCheck, Batch, Check, IpRules, ParamCheck, ParamTy};
+pub use crate::request::canonical_ip;
 pub use crate::vocab::{HttpTarget, QuotaRule, RateRule, Target};
 use ipnet::IpNet;
 use std::collections::HashMap;
-use std::fmt;
-use std::net::IpAddr;
 
 /// The whole compiled policy set, swapped in as one unit.
 #[derive(Debug)]
@@ -170,201 +170,6 @@ pub struct Route {
     /// Form parameters are declared: the body must be read before `decide` can finish.
     pub needs_form_body: bool,
     pub body_limit: u64,
-}
-
-/// One step of a route's program.
-#[derive(Debug)]
-pub enum Check {
-    Protocol(Vec<Protocol>),
-    /// The service requires a verified TLS client certificate.
-    ClientCertificate,
-    /// Cross-origin handling for a route without CORS (the dialect decides what that means).
-    CrossOrigin,
-    ClientIp(IpRules),
-    WebSocket,
-    Auth(AuthCheck),
-    Param(ParamCheck),
-    BodySize(u64),
-    Rate(RateRule),
-    Quota,
-}
-
-impl Check {
-    /// The pipeline step a check belongs to (DESIGN.md §4), for traces.
-    pub fn step(&self) -> &'static str {
-        match self {
-            Check::Protocol(_) | Check::ClientCertificate => "protocol",
-            Check::CrossOrigin => "cors",
-            Check::ClientIp(_) => "client-ip",
-            Check::WebSocket => "websocket",
-            Check::Auth(_) => "auth",
-            Check::Param(_) => "param",
-            Check::BodySize(_) => "body-size",
-            Check::Rate(_) => "rate",
-            Check::Quota => "quota",
-        }
-    }
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Check::Protocol(p) => {
-                let p: Vec<&str> = p.iter().map(|p| p.name()).collect();
-                write!(f, "protocol in [{}]", p.join(", "))
-            }
-            Check::ClientCertificate => f.write_str("verified client certificate"),
-            Check::CrossOrigin => f.write_str("cross-origin requests refused (no cors)"),
-            Check::ClientIp(r) => write!(f, "client ip {r}"),
-            Check::WebSocket => f.write_str("websocket handshake headers"),
-            Check::Auth(a) => write!(f, "{a}"),
-            Check::Param(p) => write!(f, "{p}"),
-            Check::BodySize(n) => write!(f, "body ≤ {n} bytes"),
-            Check::Rate(r) => write!(f, "{r}"),
-            Check::Quota => f.write_str("the app's and its plans' rates and quotas"),
-        }
-    }
-}
-
-/// Allow and deny lists; deny wins, and a non-empty allow list admits only its members.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IpRules {
-    pub allow: Vec<IpNet>,
-    pub deny: Vec<IpNet>,
-}
-
-impl IpRules {
-    pub fn is_empty(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty()
-    }
-
-    pub fn admits(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        !self.deny.iter().any(|n| n.contains(&ip))
-            && (self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip)))
-    }
-}
-
-// Named here too, as the compiler's and the server's address checks use it.
-pub use crate::request::canonical_ip;
-
-impl fmt::Display for IpRules {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |v: &[IpNet]| {
-            v.iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        match (self.allow.is_empty(), self.deny.is_empty()) {
-            (false, false) => write!(
-                f,
-                "allow [{}] deny [{}]",
-                list(&self.allow),
-                list(&self.deny)
-            ),
-            (false, true) => write!(f, "allow [{}]", list(&self.allow)),
-            (true, _) => write!(f, "deny [{}]", list(&self.deny)),
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct AuthCheck {
-    pub provider: usize,
-    pub provider_name: String,
-    /// `None`: any app of the service; otherwise the apps bound to this route.
-    pub apps: Option<Vec<usize>>,
-    /// The same apps by name, for traces.
-    pub app_names: Vec<String>,
-    pub claims: Vec<(String, Vec<String>)>,
-}
-
-impl fmt::Display for AuthCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "auth {}", self.provider_name)?;
-        if self.apps.is_some() {
-            write!(f, " apps {}", self.app_names.join(" "))?;
-        }
-        for (name, values) in &self.claims {
-            write!(f, " claim {name} in {values:?}")?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ParamCheck {
-    pub required: bool,
-    pub location: ParamLocation,
-    pub name: String,
-    pub ty: ParamTy,
-}
-
-impl fmt::Display for ParamCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.required { "require" } else { "optional" };
-        write!(f, "{kind} {} {:?} {}", self.location, self.name, self.ty)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ParamTy {
-    Any,
-    String {
-        min_len: Option<u64>,
-        max_len: Option<u64>,
-    },
-    Int {
-        min: Option<i64>,
-        max: Option<i64>,
-    },
-    Decimal {
-        min: Option<f64>,
-        max: Option<f64>,
-    },
-    Bool,
-    Enum(Vec<String>),
-}
-
-impl fmt::Display for ParamTy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn range<T: fmt::Display>(
-            f: &mut fmt::Formatter<'_>,
-            min: &Option<T>,
-            max: &Option<T>,
-        ) -> fmt::Result {
-            if min.is_none() && max.is_none() {
-                return Ok(());
-            }
-            f.write_str(" ")?;
-            if let Some(m) = min {
-                write!(f, "{m}")?;
-            }
-            f.write_str("..")?;
-            if let Some(m) = max {
-                write!(f, "{m}")?;
-            }
-            Ok(())
-        }
-        match self {
-            ParamTy::Any => f.write_str("string"),
-            ParamTy::String { min_len, max_len } => {
-                f.write_str("string")?;
-                range(f, min_len, max_len)
-            }
-            ParamTy::Int { min, max } => {
-                f.write_str("int")?;
-                range(f, min, max)
-            }
-            ParamTy::Decimal { min, max } => {
-                f.write_str("decimal")?;
-                range(f, min, max)
-            }
-            ParamTy::Bool => f.write_str("bool"),
-            ParamTy::Enum(v) => write!(f, "enum {}", v.join("|")),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 use super::{Outcome, Pipeline, Routed, Verdict};
 use crate::auth::authorizer::{self, Answer, Redacted};
 use crate::auth::Principal;
+use crate::check::Phase;
 use crate::compile::Provider;
 
 impl Pipeline<'_, '_> {
@@ -17,12 +18,11 @@ impl Pipeline<'_, '_> {
         let client_ip = self.client_ip(r.service);
         let call = match authorizer::call(index, provider, settings, self.head, client_ip) {
             Ok(call) => call,
-            Err((reason, detail)) => return Err(self.fail(7, "auth", detail, reason)),
+            Err((reason, detail)) => return Err(self.fail(Phase::Auth, detail, reason)),
         };
         let Some(answer) = self.env.authorizer_answer(provider, &call) else {
             self.step(
-                7,
-                "auth",
+                Phase::Auth,
                 Verdict::Done,
                 format_args!(
                     "provider {}: ask the authorizer ({}), then decide again",
@@ -33,7 +33,7 @@ impl Pipeline<'_, '_> {
             return Err(Outcome::NeedAuthorization(Box::new(call)));
         };
         if let Some((reason, detail)) = authorizer::refusal(provider, &answer) {
-            return Err(self.fail(7, "auth", detail, reason));
+            return Err(self.fail(Phase::Auth, detail, reason));
         }
         let Answer::Allow { context } = answer else {
             return Err(Outcome::Reject(crate::dialect::Reason::Internal));

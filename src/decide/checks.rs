@@ -4,7 +4,9 @@ use super::request;
 use super::Client;
 use super::{Outcome, Pipeline, Routed, Verdict};
 use crate::auth::Verified;
-use crate::compile::{Check, ParamCheck, ParamTy, QuotaRule, RateRule, Route, Service};
+use crate::check::Phase;
+use crate::check::{protocol::Protocols, type_check, Batch, TypeCheck};
+use crate::compile::{Check, ParamCheck, QuotaRule, RateRule, Route, Service};
 use crate::dialect::{limit_headers, AuthFailure, LimitKind, Reason, Standing};
 use crate::limits::{calendar, Count, Limit};
 use crate::vocab::{ParamLocation, Protocol};
@@ -19,23 +21,22 @@ impl Pipeline<'_, '_> {
     ) -> Result<(), Outcome> {
         let head = self.head;
         match check {
-            Check::Protocol(allowed) => {
-                if !allowed.contains(&used) {
+            Check::Protocol(allowed @ Protocols(list)) => {
+                if !list.contains(&used) {
                     return Err(self.fail(
-                        3,
-                        "protocol",
+                        Phase::Protocol,
                         format_args!(
                             "{} not allowed (route takes {})",
                             used.upper(),
-                            names(allowed)
+                            allowed.names()
                         ),
                         Reason::ProtocolNotAllowed {
                             used,
-                            allowed: allowed.clone(),
+                            allowed: list.clone(),
                         },
                     ));
                 }
-                self.step(3, "protocol", Verdict::Pass, used.upper());
+                self.step(Phase::Protocol, Verdict::Pass, used.upper());
             }
             Check::ClientCertificate => {
                 if !head.client_cert {
@@ -45,15 +46,13 @@ impl Pipeline<'_, '_> {
                         "a client certificate needs HTTPS"
                     };
                     return Err(self.fail(
-                        3,
-                        "client-cert",
+                        Phase::ClientCert,
                         detail,
                         Reason::ClientCertificateRequired,
                     ));
                 }
                 self.step(
-                    3,
-                    "client-cert",
+                    Phase::ClientCert,
                     Verdict::Pass,
                     "verified client certificate",
                 );
@@ -69,8 +68,7 @@ impl Pipeline<'_, '_> {
                         let detail =
                             format!("cross-origin request from {origin} and the route has no cors");
                         return Err(self.fail(
-                            4,
-                            "cors",
+                            Phase::Cors,
                             detail,
                             Reason::CrossOriginWithoutCors {
                                 uri: head.path().to_string(),
@@ -78,7 +76,11 @@ impl Pipeline<'_, '_> {
                         ));
                     }
                 }
-                self.step(4, "cors", Verdict::Pass, "same-origin or no Origin header");
+                self.step(
+                    Phase::Cors,
+                    Verdict::Pass,
+                    "same-origin or no Origin header",
+                );
             }
             Check::ClientIp(rules) => {
                 let ip = self.client_ip(r.service);
@@ -86,15 +88,13 @@ impl Pipeline<'_, '_> {
                 // could be any address, on every deny list
                 if !ip.ip().is_some_and(|a| rules.admits(a)) {
                     return Err(self.fail(
-                        5,
-                        "client-ip",
+                        Phase::ClientIp,
                         format!("{ip} refused by {rules}"),
                         Reason::ClientIpDenied,
                     ));
                 }
                 self.step(
-                    5,
-                    "client-ip",
+                    Phase::ClientIp,
                     Verdict::Pass,
                     format_args!("{ip} admitted by {rules}"),
                 );
@@ -102,28 +102,25 @@ impl Pipeline<'_, '_> {
             Check::WebSocket => {
                 if head.header(http::header::SEC_WEBSOCKET_KEY).is_none() {
                     return Err(self.fail(
-                        6,
-                        "websocket",
+                        Phase::WebSocket,
                         "no Sec-WebSocket-Key header",
                         Reason::WebSocketKeyMissing,
                     ));
                 }
                 if head.header(http::header::SEC_WEBSOCKET_VERSION).is_none() {
                     return Err(self.fail(
-                        6,
-                        "websocket",
+                        Phase::WebSocket,
                         "no Sec-WebSocket-Version header",
                         Reason::WebSocketVersionMissing,
                     ));
                 }
-                self.step(6, "websocket", Verdict::Pass, "handshake headers present");
+                self.step(Phase::WebSocket, Verdict::Pass, "handshake headers present");
             }
             Check::Auth(auth) => {
                 let provider = &r.service.providers[auth.provider];
                 if head.body.is_none() && crate::auth::needs_body(provider, head) {
                     self.step(
-                        7,
-                        "auth",
+                        Phase::Auth,
                         Verdict::Done,
                         format_args!(
                             "provider {}: the signature covers the body; read it first",
@@ -142,7 +139,7 @@ impl Pipeline<'_, '_> {
                 ) {
                     Verified::Caller(p) => p,
                     Verified::Refused(refusal) => {
-                        return Err(self.fail(7, "auth", refusal.detail, refusal.reason))
+                        return Err(self.fail(Phase::Auth, refusal.detail, refusal.reason))
                     }
                     Verified::External(settings) => {
                         self.authorizer(auth.provider, provider, settings, r)?
@@ -156,8 +153,7 @@ impl Pipeline<'_, '_> {
                         Some(false) => {
                             let detail = format!("nonce {} already used", nonce.value);
                             return Err(self.fail(
-                                7,
-                                "auth",
+                                Phase::Auth,
                                 &detail,
                                 Reason::Auth(AuthFailure::Replayed {
                                     detail: detail.clone(),
@@ -166,8 +162,7 @@ impl Pipeline<'_, '_> {
                         }
                         None => {
                             self.step(
-                                7,
-                                "auth",
+                                Phase::Auth,
                                 Verdict::Done,
                                 "the nonce is looked up in the shared store first",
                             );
@@ -180,8 +175,7 @@ impl Pipeline<'_, '_> {
                     self.d.app = Some(app_index);
                     if app.outside_plans {
                         return Err(self.fail(
-                            7,
-                            "auth",
+                            Phase::Auth,
                             format_args!(
                                 "app {} is in none of this service's usage plans",
                                 app.name
@@ -195,16 +189,14 @@ impl Pipeline<'_, '_> {
                         .is_some_and(|bound| !bound.contains(&app_index))
                     {
                         return Err(self.fail(
-                            7,
-                            "auth",
+                            Phase::Auth,
                             format_args!("app {} is not bound to this route", app.name),
                             Reason::AppNotBound,
                         ));
                     }
                     if app.frozen {
                         return Err(self.fail(
-                            7,
-                            "auth",
+                            Phase::Auth,
                             format!("app {} is frozen", app.name),
                             Reason::AppFrozen,
                         ));
@@ -213,7 +205,7 @@ impl Pipeline<'_, '_> {
                     if !app.trusted_ips.is_empty() && !ip.in_any(&app.trusted_ips) {
                         let detail =
                             format!("{ip} is not among app {}'s trusted addresses", app.name);
-                        return Err(self.fail(7, "auth", detail, Reason::AppIpUntrusted));
+                        return Err(self.fail(Phase::Auth, detail, Reason::AppIpUntrusted));
                     }
                 }
                 for (claim, allowed) in &auth.claims {
@@ -223,14 +215,13 @@ impl Pipeline<'_, '_> {
                         .is_some_and(|c| crate::auth::jwt::claim_allows(c, claim, allowed));
                     if !ok {
                         return Err(self.fail(
-                            7,
-                            "auth",
+                            Phase::Auth,
                             format_args!("claim {claim} holds none of {}", allowed.join(", ")),
                             Reason::Auth(AuthFailure::ClaimsDenied),
                         ));
                     }
                 }
-                self.step(7, "auth", Verdict::Pass, principal.describe);
+                self.step(Phase::Auth, Verdict::Pass, principal.describe);
             }
             Check::Param(p) => self.param(p, r)?,
             Check::BodySize(limit) => {
@@ -243,37 +234,26 @@ impl Pipeline<'_, '_> {
                 match size {
                     Some(n) if n > *limit => {
                         return Err(self.fail(
-                            9,
-                            "body-size",
+                            Phase::BodySize,
                             format!("body is {n} bytes, limit {limit}"),
                             Reason::BodyTooLarge,
                         ));
                     }
                     Some(n) => self.step(
-                        9,
-                        "body-size",
+                        Phase::BodySize,
                         Verdict::Pass,
                         format_args!("{n} ≤ {limit} bytes"),
                     ),
                     None => self.step(
-                        9,
-                        "body-size",
+                        Phase::BodySize,
                         Verdict::Pass,
                         format_args!("streamed; cut at {limit} bytes"),
                     ),
                 }
             }
-            Check::Rate(_) | Check::Quota => {
-                // All of a request's limits are counted as one batch, at the first of them.
-                let first = r
-                    .route
-                    .program
-                    .iter()
-                    .find(|c| matches!(c, Check::Rate(_) | Check::Quota));
-                if first.is_some_and(|f| std::ptr::eq(f, check)) {
-                    self.limits(r)?;
-                }
-            }
+            // All of a request's limits are counted as one batch, at the first of them.
+            Check::Rate(_, Batch::Counts) | Check::Quota(Batch::Counts) => self.limits(r)?,
+            Check::Rate(_, Batch::Counted) | Check::Quota(Batch::Counted) => {}
         }
         Ok(())
     }
@@ -306,7 +286,9 @@ impl Pipeline<'_, '_> {
                 });
             };
         for check in &r.route.program {
-            let Check::Rate(rule) = check else { continue };
+            let Check::Rate(rule, _) = check else {
+                continue;
+            };
             let value = match &rule.key {
                 RateKey::App => self
                     .d
@@ -322,7 +304,7 @@ impl Pipeline<'_, '_> {
         let app = self
             .d
             .app
-            .filter(|_| r.route.program.iter().any(|c| matches!(c, Check::Quota)))
+            .filter(|_| r.route.program.iter().any(|c| matches!(c, Check::Quota(_))))
             .map(|a| (a, &service.apps[a]));
         let mut quotas: Vec<(&QuotaRule, Label<'_>)> = Vec::new();
         if let Some((index, app)) = app {
@@ -369,8 +351,7 @@ impl Pipeline<'_, '_> {
             Some(Err(e)) => return self.store_failed(&what, &counts, &e),
             None => {
                 self.step(
-                    10,
-                    "rate",
+                    Phase::Rate,
                     Verdict::Done,
                     "counted in the shared store: ask it, then decide again",
                 );
@@ -395,18 +376,16 @@ impl Pipeline<'_, '_> {
         for (w, t) in what.iter().zip(&tallies) {
             match (w.kind, t.allowed) {
                 (LimitKind::Quota, true) => self.step(
-                    10,
-                    "quota",
+                    Phase::Quota,
                     Verdict::Pass,
                     format_args!("{}: {} of {} left", w.label, t.remaining, w.limit),
                 ),
                 (LimitKind::Quota, false) => {
                     let detail = format_args!("{} quota of {} used up", w.label, w.limit);
-                    return Err(self.fail(10, "quota", detail, Reason::QuotaExceeded));
+                    return Err(self.fail(Phase::Quota, detail, Reason::QuotaExceeded));
                 }
                 (_, true) => self.step(
-                    10,
-                    "rate",
+                    Phase::Rate,
                     Verdict::Pass,
                     format_args!("{}: {} left", w.label, t.remaining),
                 ),
@@ -416,7 +395,7 @@ impl Pipeline<'_, '_> {
                         .headers
                         .push(("Retry-After".to_string(), secs.to_string()));
                     let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
-                    return Err(self.fail(10, "rate", detail, Reason::RateLimited));
+                    return Err(self.fail(Phase::Rate, detail, Reason::RateLimited));
                 }
             }
         }
@@ -434,8 +413,7 @@ impl Pipeline<'_, '_> {
     ) -> Result<(), Outcome> {
         let Some(w) = counts.iter().position(|c| !c.fail_open).map(|i| &what[i]) else {
             self.step(
-                10,
-                "rate",
+                Phase::Rate,
                 Verdict::Pass,
                 format_args!("not counted: {e}; every limit here allows on store error"),
             );
@@ -443,12 +421,12 @@ impl Pipeline<'_, '_> {
         };
         let detail = format_args!("{}: not counted: {e}; on store error deny", w.label);
         if w.kind == LimitKind::Quota {
-            return Err(self.fail(10, "quota", detail, Reason::QuotaExceeded));
+            return Err(self.fail(Phase::Quota, detail, Reason::QuotaExceeded));
         }
         self.d
             .headers
             .push(("Retry-After".to_string(), "1".to_string()));
-        Err(self.fail(10, "rate", detail, Reason::RateLimited))
+        Err(self.fail(Phase::Rate, detail, Reason::RateLimited))
     }
 
     fn param(&mut self, p: &ParamCheck, r: &Routed<'_, '_>) -> Result<(), Outcome> {
@@ -467,8 +445,7 @@ impl Pipeline<'_, '_> {
             ParamLocation::Form => {
                 let Some(body) = head.body else {
                     self.step(
-                        8,
-                        "param",
+                        Phase::Param,
                         Verdict::Done,
                         format_args!("form parameter {:?}: read the body first", p.name),
                     );
@@ -485,8 +462,7 @@ impl Pipeline<'_, '_> {
                     });
                 if !is_form {
                     return Err(self.fail(
-                        8,
-                        "param",
+                        Phase::Param,
                         format_args!(
                             "form parameter {:?} needs an application/x-www-form-urlencoded body",
                             p.name
@@ -502,8 +478,7 @@ impl Pipeline<'_, '_> {
         };
         match value {
             None if p.required => Err(self.fail(
-                8,
-                "param",
+                Phase::Param,
                 format_args!("{} parameter {:?} is missing", p.location, p.name),
                 Reason::ParamMissing {
                     location: p.location,
@@ -512,8 +487,7 @@ impl Pipeline<'_, '_> {
             )),
             None => {
                 self.step(
-                    8,
-                    "param",
+                    Phase::Param,
                     Verdict::Pass,
                     format_args!("optional {} parameter {:?} absent", p.location, p.name),
                 );
@@ -528,16 +502,14 @@ impl Pipeline<'_, '_> {
                 match verdict {
                     TypeCheck::Ok => {
                         self.step(
-                            8,
-                            "param",
+                            Phase::Param,
                             Verdict::Pass,
                             format_args!("{location} {name:?} = {shown} is {expected}"),
                         );
                         Ok(())
                     }
                     TypeCheck::WrongType => Err(self.fail(
-                        8,
-                        "param",
+                        Phase::Param,
                         format_args!("{location} {name:?} = {shown} is not {expected}"),
                         Reason::ParamInvalid {
                             location,
@@ -546,8 +518,7 @@ impl Pipeline<'_, '_> {
                         },
                     )),
                     TypeCheck::OutOfRange => Err(self.fail(
-                        8,
-                        "param",
+                        Phase::Param,
                         format_args!("{location} {name:?} = {shown} is outside {expected}"),
                         Reason::ParamOutOfRange {
                             location,
@@ -576,8 +547,7 @@ impl Pipeline<'_, '_> {
         let Some(cors) = &r.route.cors else {
             if r.service.dialect.semantics().cross_origin_needs_cors {
                 return self.fail(
-                    4,
-                    "cors",
+                    Phase::Cors,
                     format_args!("preflight from {origin}, and the route has no cors"),
                     Reason::CrossOriginWithoutCors {
                         uri: head.path().to_string(),
@@ -585,8 +555,7 @@ impl Pipeline<'_, '_> {
                 );
             }
             return self.fail(
-                4,
-                "cors",
+                Phase::Cors,
                 format_args!("preflight from {origin}, and the route has no cors"),
                 Reason::MethodNotAllowed {
                     method: head.method.to_string(),
@@ -613,15 +582,13 @@ impl Pipeline<'_, '_> {
                 headers.push(("Access-Control-Max-Age".into(), age.to_string()));
             }
             self.step(
-                4,
-                "cors",
+                Phase::Cors,
                 Verdict::Done,
                 format_args!("preflight from {origin} answered"),
             );
         } else {
             self.step(
-                4,
-                "cors",
+                Phase::Cors,
                 Verdict::Done,
                 format_args!("preflight from {origin}: origin not allowed, no CORS headers"),
             );
@@ -640,7 +607,7 @@ impl Pipeline<'_, '_> {
     pub(super) fn cors_headers(&mut self, route: &Route) {
         let Some(cors) = &route.cors else { return };
         let Some(origin) = self.head.header(http::header::ORIGIN) else {
-            self.step(4, "cors", Verdict::Pass, "no Origin header");
+            self.step(Phase::Cors, Verdict::Pass, "no Origin header");
             return;
         };
         let mut headers = Vec::new();
@@ -653,15 +620,13 @@ impl Pipeline<'_, '_> {
                 ));
             }
             self.step(
-                4,
-                "cors",
+                Phase::Cors,
                 Verdict::Pass,
                 format_args!("origin {origin} allowed"),
             );
         } else {
             self.step(
-                4,
-                "cors",
+                Phase::Cors,
                 Verdict::Pass,
                 format_args!("origin {origin} not allowed: no CORS headers"),
             );
@@ -710,56 +675,6 @@ fn push_origin(headers: &mut Vec<(String, String)>, cors: &crate::compile::Cors,
     if cors.credentials {
         headers.push(("Access-Control-Allow-Credentials".into(), "true".into()));
     }
-}
-
-fn names(p: &[Protocol]) -> String {
-    p.iter().map(|p| p.upper()).collect::<Vec<_>>().join(",")
-}
-
-/// How a parameter value measures up to its declared type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TypeCheck {
-    Ok,
-    /// Not a value of the type at all (`abc` for an int).
-    WrongType,
-    /// A value of the type outside the declared range, length or enumeration.
-    OutOfRange,
-}
-
-/// Check a parameter value against its declared type and range.
-pub fn type_check(ty: &ParamTy, v: &str) -> TypeCheck {
-    fn within<T: PartialOrd>(x: T, min: &Option<T>, max: &Option<T>) -> TypeCheck {
-        if min.as_ref().is_none_or(|m| x >= *m) && max.as_ref().is_none_or(|m| x <= *m) {
-            TypeCheck::Ok
-        } else {
-            TypeCheck::OutOfRange
-        }
-    }
-    match ty {
-        ParamTy::Any => TypeCheck::Ok,
-        ParamTy::String { min_len, max_len } => within(v.chars().count() as u64, min_len, max_len),
-        ParamTy::Int { min, max } => v
-            .parse::<i64>()
-            .map_or(TypeCheck::WrongType, |x| within(x, min, max)),
-        ParamTy::Decimal { min, max } => match v.parse::<f64>() {
-            Ok(x) if is_decimal(v) && x.is_finite() => within(x, min, max),
-            _ => TypeCheck::WrongType,
-        },
-        ParamTy::Bool if v == "true" || v == "false" => TypeCheck::Ok,
-        ParamTy::Bool => TypeCheck::WrongType,
-        ParamTy::Enum(values) if values.iter().any(|x| x == v) => TypeCheck::Ok,
-        ParamTy::Enum(_) => TypeCheck::OutOfRange,
-    }
-}
-
-/// `-12`, `3.50`: plain decimal notation only (no `inf`, `NaN`, exponents or hex).
-fn is_decimal(v: &str) -> bool {
-    let digits = v.strip_prefix('-').unwrap_or(v);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
-    !int.is_empty()
-        && !frac.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A parameter's value as the trace shows it: quoted, or `undecodable`.

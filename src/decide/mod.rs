@@ -28,6 +28,7 @@ pub use request::{Arrival, HostFrom, RequestHead};
 pub use request_id::RequestId;
 pub use response::{render_response, respond_headers, Response};
 
+use crate::check::Phase;
 use crate::compile::{Action, Check, Route, Service, Snapshot, StageSelector};
 use crate::dialect::Reason;
 use crate::vocab::{Dialect, Method, Protocol};
@@ -211,25 +212,19 @@ impl<'a, 'r> Pipeline<'a, 'r> {
     /// Record a step. The detail is formatted only when the environment keeps a trace
     /// (`explain`, `test`); `serve` does not, so call sites pass `format_args!`, which costs
     /// nothing until it is written.
-    fn step(&mut self, n: u8, name: &'static str, verdict: Verdict, detail: impl fmt::Display) {
+    fn step(&mut self, phase: Phase, verdict: Verdict, detail: impl fmt::Display) {
         if self.tracing {
             self.d.trace.push(Step {
-                n,
-                name,
+                n: phase.n(),
+                name: phase.name(),
                 verdict,
                 detail: detail.to_string(),
             });
         }
     }
 
-    fn fail(
-        &mut self,
-        n: u8,
-        name: &'static str,
-        detail: impl fmt::Display,
-        reason: Reason,
-    ) -> Outcome {
-        self.step(n, name, Verdict::Fail, detail);
+    fn fail(&mut self, phase: Phase, detail: impl fmt::Display, reason: Reason) -> Outcome {
+        self.step(phase, Verdict::Fail, detail);
         Outcome::Reject(reason)
     }
 
@@ -238,7 +233,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         // An ambiguous host selects no service: the default dialect refuses it.
         if let Some(conflict) = head.host_conflict() {
             self.d.request_id = self.request_id(None);
-            return self.fail(1, "sanity", conflict, Reason::BadRequest);
+            return self.fail(Phase::Sanity, conflict, Reason::BadRequest);
         }
         let host = head.host.map(normalize_host);
         let service_index = host.as_deref().and_then(|h| self.snap.hosts.find(h));
@@ -254,8 +249,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             .unwrap_or(self.snap.default_limits);
         if head.target.len() as u64 > limits.uri {
             return self.fail(
-                1,
-                "sanity",
+                Phase::Sanity,
                 format_args!("URI is {} bytes, limit {}", head.target.len(), limits.uri),
                 Reason::UriTooLarge,
             );
@@ -265,8 +259,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             let size = (name.as_str().len() + value.len()) as u64;
             if size > limits.header {
                 return self.fail(
-                    1,
-                    "sanity",
+                    Phase::Sanity,
                     format_args!("header {name} is {size} bytes, limit {}", limits.header),
                     Reason::HeaderTooLarge,
                 );
@@ -275,31 +268,27 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         }
         if total > limits.headers {
             return self.fail(
-                1,
-                "sanity",
+                Phase::Sanity,
                 format_args!("headers are {total} bytes, limit {}", limits.headers),
                 Reason::HeadersTooLarge,
             );
         }
         let Some(host) = host.filter(|h| valid_host(h)) else {
             return self.fail(
-                1,
-                "sanity",
+                Phase::Sanity,
                 format_args!("missing or malformed Host {:?}", head.host.unwrap_or("")),
                 Reason::BadRequest,
             );
         };
         if !head.target.starts_with('/') {
             return self.fail(
-                1,
-                "sanity",
+                Phase::Sanity,
                 format_args!("request target {:?} is not a path", head.target),
                 Reason::BadRequest,
             );
         }
         self.step(
-            1,
-            "sanity",
+            Phase::Sanity,
             Verdict::Pass,
             format_args!(
                 "URI {} B, headers {total} B within limits",
@@ -310,8 +299,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         // 2. service, stage, route, method
         let (Some(service_index), Some(service)) = (service_index, service) else {
             return self.fail(
-                2,
-                "host",
+                Phase::Host,
                 format_args!("no service serves host {host:?}"),
                 Reason::NoHost {
                     host: host.to_string(),
@@ -320,8 +308,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         };
         self.d.service = Some(service_index);
         self.step(
-            2,
-            "host",
+            Phase::Host,
             Verdict::Pass,
             format_args!("{host} → service {}", service.name),
         );
@@ -336,8 +323,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     // arrives, raw or encoded, could climb out of a rewritten backend path.
                     Some(d) if d == "." || d == ".." => {
                         return self.fail(
-                            2,
-                            "route",
+                            Phase::Route,
                             format_args!("path segment {s:?} is a dot segment"),
                             Reason::BadRequest,
                         );
@@ -346,7 +332,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     None => {
                         let detail =
                             format!("path segment {s:?} is not valid percent-encoded UTF-8");
-                        return self.fail(2, "route", detail, Reason::BadRequest);
+                        return self.fail(Phase::Route, detail, Reason::BadRequest);
                     }
                 }
             }
@@ -360,8 +346,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         let tree = &service.trees[stage.unwrap_or(0)];
         let Some(found) = tree.lookup(segments) else {
             return self.fail(
-                2,
-                "route",
+                Phase::Route,
                 format_args!("no route matches {raw_path}"),
                 Reason::NoRoute {
                     uri: raw_path.to_string(),
@@ -384,8 +369,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             .resolve(if preflight { requested } else { method })
         else {
             return self.fail(
-                2,
-                "method",
+                Phase::Method,
                 format_args!("{} is not routed for {raw_path}", head.method),
                 Reason::MethodNotAllowed {
                     method: head.method.to_string(),
@@ -405,8 +389,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             }))
             .collect();
         self.step(
-            2,
-            "route",
+            Phase::Route,
             Verdict::Pass,
             format_args!("{} ({}){}", route.label, route.location, ShownVars(&vars)),
         );
@@ -499,8 +482,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             } => match self.head.header(header) {
                 None => {
                     self.step(
-                        2,
-                        "stage",
+                        Phase::Stage,
                         Verdict::Pass,
                         format_args!("{} (default: no {header} header)", names[*default]),
                     );
@@ -509,16 +491,14 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 Some(v) => match names.iter().position(|n| n.eq_ignore_ascii_case(v.trim())) {
                     Some(i) => {
                         self.step(
-                            2,
-                            "stage",
+                            Phase::Stage,
                             Verdict::Pass,
                             format_args!("{} (from {header})", names[i]),
                         );
                         Ok((Some(i), raw_path, 0))
                     }
                     None => Err(self.fail(
-                        2,
-                        "stage",
+                        Phase::Stage,
                         format_args!("{header}: {v:?} names no stage of this service"),
                         Reason::NoStage {
                             stage: v.to_string(),
@@ -532,8 +512,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 match names.iter().position(|n| n.eq_ignore_ascii_case(first)) {
                     Some(i) => {
                         self.step(
-                            2,
-                            "stage",
+                            Phase::Stage,
                             Verdict::Pass,
                             format_args!("{} (from the path)", names[i]),
                         );
@@ -547,8 +526,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                         let detail =
                             format!("path prefix {mapping:?} names no stage of this service");
                         Err(self.fail(
-                            2,
-                            "stage",
+                            Phase::Stage,
                             detail,
                             Reason::NoStage {
                                 stage: mapping,
@@ -565,8 +543,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         match &r.route.action {
             Action::Mock(m) => {
                 self.step(
-                    11,
-                    "action",
+                    Phase::Action,
                     Verdict::Done,
                     format_args!("mock {}", m.answer.status),
                 );
@@ -583,8 +560,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 };
                 let backend = &r.service.backends[f.backend];
                 self.step(
-                    11,
-                    "action",
+                    Phase::Action,
                     Verdict::Done,
                     format_args!("forward to backend {} as {target}", backend.name),
                 );
@@ -634,8 +610,7 @@ impl Pipeline<'_, '_> {
                      or add a segment to it"
                 );
                 return Err(self.fail(
-                    2,
-                    "route",
+                    Phase::Route,
                     detail,
                     Reason::ParamInvalid {
                         location: crate::vocab::ParamLocation::Path,

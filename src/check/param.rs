@@ -1,0 +1,139 @@
+//! Step 8: the route's `require` / `optional` parameters (path, header, query, form), each
+//! with its type and range.
+
+use super::Phase;
+use crate::vocab::ParamLocation;
+use std::fmt;
+
+pub const PHASE: Phase = Phase::Param;
+
+#[derive(Debug, Clone)]
+pub struct ParamCheck {
+    pub required: bool,
+    pub location: ParamLocation,
+    pub name: String,
+    pub ty: ParamTy,
+}
+
+impl fmt::Display for ParamCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.required { "require" } else { "optional" };
+        write!(f, "{kind} {} {:?} {}", self.location, self.name, self.ty)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamTy {
+    Any,
+    String {
+        min_len: Option<u64>,
+        max_len: Option<u64>,
+    },
+    Int {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Decimal {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    Bool,
+    Enum(Vec<String>),
+}
+
+impl fmt::Display for ParamTy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn range<T: fmt::Display>(
+            f: &mut fmt::Formatter<'_>,
+            min: &Option<T>,
+            max: &Option<T>,
+        ) -> fmt::Result {
+            if min.is_none() && max.is_none() {
+                return Ok(());
+            }
+            f.write_str(" ")?;
+            if let Some(m) = min {
+                write!(f, "{m}")?;
+            }
+            f.write_str("..")?;
+            if let Some(m) = max {
+                write!(f, "{m}")?;
+            }
+            Ok(())
+        }
+        match self {
+            ParamTy::Any => f.write_str("string"),
+            ParamTy::String { min_len, max_len } => {
+                f.write_str("string")?;
+                range(f, min_len, max_len)
+            }
+            ParamTy::Int { min, max } => {
+                f.write_str("int")?;
+                range(f, min, max)
+            }
+            ParamTy::Decimal { min, max } => {
+                f.write_str("decimal")?;
+                range(f, min, max)
+            }
+            ParamTy::Bool => f.write_str("bool"),
+            ParamTy::Enum(v) => write!(f, "enum {}", v.join("|")),
+        }
+    }
+}
+
+impl ParamCheck {
+    /// A path variable is there whenever the route matched: only its type can refuse; any
+    /// other parameter refuses when required or typed.
+    pub fn can_refuse(&self) -> bool {
+        match self.location {
+            ParamLocation::Path => self.ty != ParamTy::Any,
+            _ => self.required || self.ty != ParamTy::Any,
+        }
+    }
+}
+
+/// How a parameter value measures up to its declared type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeCheck {
+    Ok,
+    /// Not a value of the type at all (`abc` for an int).
+    WrongType,
+    /// A value of the type outside the declared range, length or enumeration.
+    OutOfRange,
+}
+
+/// Check a parameter value against its declared type and range.
+pub fn type_check(ty: &ParamTy, v: &str) -> TypeCheck {
+    fn within<T: PartialOrd>(x: T, min: &Option<T>, max: &Option<T>) -> TypeCheck {
+        if min.as_ref().is_none_or(|m| x >= *m) && max.as_ref().is_none_or(|m| x <= *m) {
+            TypeCheck::Ok
+        } else {
+            TypeCheck::OutOfRange
+        }
+    }
+    match ty {
+        ParamTy::Any => TypeCheck::Ok,
+        ParamTy::String { min_len, max_len } => within(v.chars().count() as u64, min_len, max_len),
+        ParamTy::Int { min, max } => v
+            .parse::<i64>()
+            .map_or(TypeCheck::WrongType, |x| within(x, min, max)),
+        ParamTy::Decimal { min, max } => match v.parse::<f64>() {
+            Ok(x) if is_decimal(v) && x.is_finite() => within(x, min, max),
+            _ => TypeCheck::WrongType,
+        },
+        ParamTy::Bool if v == "true" || v == "false" => TypeCheck::Ok,
+        ParamTy::Bool => TypeCheck::WrongType,
+        ParamTy::Enum(values) if values.iter().any(|x| x == v) => TypeCheck::Ok,
+        ParamTy::Enum(_) => TypeCheck::OutOfRange,
+    }
+}
+
+/// `-12`, `3.50`: plain decimal notation only (no `inf`, `NaN`, exponents or hex).
+fn is_decimal(v: &str) -> bool {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
