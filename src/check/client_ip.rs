@@ -1,7 +1,8 @@
 //! Step 5: the service's and the route's `allow ips` / `deny ips`, against the client address
 //! (the peer, or what a trusted proxy says).
 
-use super::Phase;
+use super::{Cx, Phase, Verdict};
+use crate::dialect::Reason;
 use crate::request::canonical_ip;
 use ipnet::IpNet;
 use std::fmt;
@@ -48,5 +49,23 @@ impl fmt::Display for IpRules {
             (false, true) => write!(f, "allow [{}]", list(&self.allow)),
             (true, _) => write!(f, "deny [{}]", list(&self.deny)),
         }
+    }
+}
+
+impl IpRules {
+    pub fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
+        let ip = cx.client_ip();
+        // an address a trusted proxy did not name is on no allow list and, as it could be any
+        // address, on every deny list
+        if !ip.ip().is_some_and(|a| self.admits(a)) {
+            let detail = format!("{ip} refused by {self}");
+            return Err(cx.fail(PHASE, detail, Reason::ClientIpDenied));
+        }
+        cx.step(
+            PHASE,
+            Verdict::Pass,
+            format_args!("{ip} admitted by {self}"),
+        );
+        Ok(())
     }
 }

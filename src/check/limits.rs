@@ -4,7 +4,7 @@
 //! refuses; a remote store is asked once), at the first limit check of the program. The
 //! compiler marks that check with [`Batch::Counts`]: the pipeline need not search for it.
 
-use super::Phase;
+use super::{Cx, Phase};
 
 pub const RATE: Phase = Phase::Rate;
 pub const QUOTA: Phase = Phase::Quota;
@@ -18,4 +18,12 @@ pub enum Batch {
     Counts,
     /// Counted with the first.
     Counted,
+}
+
+/// The batch is counted at the check that [`Batch::Counts`]; the others pass silently.
+pub fn run<'a, C: Cx<'a>>(batch: Batch, cx: &mut C) -> Result<(), C::Stop> {
+    match batch {
+        Batch::Counts => cx.count_limits(),
+        Batch::Counted => Ok(()),
+    }
 }

@@ -36,8 +36,45 @@ pub use client_ip::IpRules;
 pub use limits::Batch;
 pub use param::{type_check, ParamCheck, ParamTy, TypeCheck};
 
+use crate::dialect::Reason;
+use crate::request::{Client, RequestHead};
 use crate::vocab::RateRule;
 use std::fmt;
+
+/// What a check's run needs from the pipeline that runs it (`decide::Pipeline` implements it).
+///
+/// A trait, not `decide`'s types, so a check's run lives with the check without `check`
+/// depending on `decide`; the runs are generic over it (monomorphised: one implementation, no
+/// dynamic dispatch on the request path). `'a` is the request's lifetime.
+pub trait Cx<'a> {
+    /// What stops the pipeline: a refusal, or a request for more (the body, counts, an
+    /// authorizer's answer).
+    type Stop;
+    fn head(&self) -> &'a RequestHead<'a>;
+    /// Record a step in the trace (formatted only when the trace is kept).
+    fn step(&mut self, phase: Phase, verdict: Verdict, detail: impl fmt::Display);
+    /// Record a failed step and refuse with `reason`'s row.
+    fn fail(&mut self, phase: Phase, detail: impl fmt::Display, reason: Reason) -> Self::Stop;
+    /// Stop until the body is read (at most the route's body limit).
+    fn need_body(&mut self) -> Self::Stop;
+    /// The client address (the peer, or what a trusted proxy names), recorded in the decision.
+    fn client_ip(&mut self) -> Client;
+    /// A path variable's decoded value.
+    fn path_var(&self, name: &str) -> Option<String>;
+    /// Step 7, run by the pipeline for now: verification goes through its env (authorizer
+    /// calls, nonces in the shared store) and sets the decision's app.
+    fn authenticate(&mut self, check: &AuthCheck) -> Result<(), Self::Stop>;
+    /// Step 10: count the request's whole batch of limits (see [`limits`]).
+    fn count_limits(&mut self) -> Result<(), Self::Stop>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// A step that decided the outcome without refusing (a preflight answer, the action).
+    Done,
+}
 
 /// A phase of the pipeline (DESIGN.md §4): its row in [`PIPELINE`] gives its number and its
 /// name in traces.
@@ -134,6 +171,21 @@ impl Check {
         match self {
             Check::ClientCertificate => protocol::PHASE.name(),
             c => c.phase().name(),
+        }
+    }
+
+    /// Run the check on the request `cx` holds.
+    pub fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
+        match self {
+            Check::Protocol(p) => p.run(cx),
+            Check::ClientCertificate => client_cert::run(cx),
+            Check::CrossOrigin => cross_origin::run(cx),
+            Check::ClientIp(r) => r.run(cx),
+            Check::WebSocket => websocket::run(cx),
+            Check::Auth(a) => cx.authenticate(a),
+            Check::Param(p) => p.run(cx),
+            Check::BodySize(limit) => body_size::run(*limit, cx),
+            Check::Rate(_, batch) | Check::Quota(batch) => limits::run(*batch, cx),
         }
     }
 

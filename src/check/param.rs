@@ -1,7 +1,9 @@
 //! Step 8: the route's `require` / `optional` parameters (path, header, query, form), each
 //! with its type and range.
 
-use super::Phase;
+use super::{Cx, Phase, Verdict};
+use crate::dialect::Reason;
+use crate::request::head::form_value;
 use crate::vocab::ParamLocation;
 use std::fmt;
 
@@ -136,4 +138,115 @@ fn is_decimal(v: &str) -> bool {
         && !frac.is_empty()
         && int.bytes().all(|b| b.is_ascii_digit())
         && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl ParamCheck {
+    /// Refuse a missing required parameter, or a value not of its type or outside its range.
+    pub fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
+        let (p, head) = (self, cx.head());
+        let value: Option<Option<String>> = match p.location {
+            ParamLocation::Path => cx.path_var(&p.name).map(Some),
+            ParamLocation::Header => head
+                .headers
+                .get(p.name.as_str())
+                .map(|v| v.to_str().ok().map(|s| s.trim().to_string())),
+            ParamLocation::Query => head.query().and_then(|q| form_value(q, &p.name)),
+            ParamLocation::Form => {
+                let Some(body) = head.body else {
+                    cx.step(
+                        PHASE,
+                        Verdict::Done,
+                        format_args!("form parameter {:?}: read the body first", p.name),
+                    );
+                    return Err(cx.need_body());
+                };
+                let is_form = head
+                    .header(http::header::CONTENT_TYPE)
+                    .and_then(|ct| ct.split(';').next())
+                    .is_some_and(|ct| {
+                        ct.trim()
+                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                    });
+                if !is_form {
+                    return Err(cx.fail(
+                        PHASE,
+                        format_args!(
+                            "form parameter {:?} needs an application/x-www-form-urlencoded body",
+                            p.name
+                        ),
+                        Reason::FormContentTypeRequired,
+                    ));
+                }
+                match std::str::from_utf8(body) {
+                    Ok(text) => form_value(text, &p.name),
+                    Err(_) => Some(None),
+                }
+            }
+        };
+        match value {
+            None if p.required => Err(cx.fail(
+                PHASE,
+                format_args!("{} parameter {:?} is missing", p.location, p.name),
+                Reason::ParamMissing {
+                    location: p.location,
+                    name: p.name.clone(),
+                },
+            )),
+            None => {
+                cx.step(
+                    PHASE,
+                    Verdict::Pass,
+                    format_args!("optional {} parameter {:?} absent", p.location, p.name),
+                );
+                Ok(())
+            }
+            Some(v) => {
+                let verdict = v
+                    .as_deref()
+                    .map_or(TypeCheck::WrongType, |v| type_check(&p.ty, v));
+                let shown = Shown(v.as_deref());
+                let (location, name, expected) = (p.location, &p.name, &p.ty);
+                match verdict {
+                    TypeCheck::Ok => {
+                        cx.step(
+                            PHASE,
+                            Verdict::Pass,
+                            format_args!("{location} {name:?} = {shown} is {expected}"),
+                        );
+                        Ok(())
+                    }
+                    TypeCheck::WrongType => Err(cx.fail(
+                        PHASE,
+                        format_args!("{location} {name:?} = {shown} is not {expected}"),
+                        Reason::ParamInvalid {
+                            location,
+                            name: name.clone(),
+                            expected: expected.to_string(),
+                        },
+                    )),
+                    TypeCheck::OutOfRange => Err(cx.fail(
+                        PHASE,
+                        format_args!("{location} {name:?} = {shown} is outside {expected}"),
+                        Reason::ParamOutOfRange {
+                            location,
+                            name: name.clone(),
+                            expected: expected.to_string(),
+                        },
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// A parameter's value as the trace shows it: quoted, or `undecodable`.
+struct Shown<'a>(Option<&'a str>);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => write!(f, "{v:?}"),
+            None => f.write_str("undecodable"),
+        }
+    }
 }

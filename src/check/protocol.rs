@@ -1,6 +1,7 @@
 //! Step 3: the protocols a route takes (a narrowing of its service's `protocols`).
 
-use super::Phase;
+use super::{Cx, Phase, Verdict};
+use crate::dialect::Reason;
 use crate::vocab::Protocol;
 use std::fmt;
 
@@ -30,5 +31,32 @@ impl fmt::Display for Protocols {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p: Vec<&str> = self.0.iter().map(|p| p.name()).collect();
         write!(f, "protocol in [{}]", p.join(", "))
+    }
+}
+
+impl Protocols {
+    /// Refuse a request over a protocol the route does not take.
+    pub fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
+        let used = if cx.head().tls {
+            Protocol::Https
+        } else {
+            Protocol::Http
+        };
+        if !self.0.contains(&used) {
+            return Err(cx.fail(
+                PHASE,
+                format_args!(
+                    "{} not allowed (route takes {})",
+                    used.upper(),
+                    self.names()
+                ),
+                Reason::ProtocolNotAllowed {
+                    used,
+                    allowed: self.0.clone(),
+                },
+            ));
+        }
+        cx.step(PHASE, Verdict::Pass, used.upper());
+        Ok(())
     }
 }

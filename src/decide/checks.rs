@@ -1,260 +1,164 @@
-//! Steps 3–10: running one check of a route's program, and the CORS answers of step 4.
+//! Steps 3–10 as the pipeline runs them: the context a check runs in ([`Running`], the
+//! pipeline's side of [`Cx`]), the two runs that still go through the pipeline's env (step 7's
+//! verification, step 10's batch of limits), and the CORS answers of step 4. The checks
+//! themselves live in `crate::check`.
 
-use super::request;
-use super::Client;
-use super::{Outcome, Pipeline, Routed, Verdict};
+use super::{Client, Outcome, Pipeline, RequestHead, Routed, Verdict};
 use crate::auth::Verified;
-use crate::check::Phase;
-use crate::check::{protocol::Protocols, type_check, Batch, TypeCheck};
-use crate::compile::{Check, ParamCheck, QuotaRule, RateRule, Route, Service};
+use crate::check::{AuthCheck, Cx, Phase};
+use crate::compile::{Check, QuotaRule, RateRule, Route, Service};
 use crate::dialect::{limit_headers, AuthFailure, LimitKind, Reason, Standing};
 use crate::limits::{calendar, Count, Limit};
-use crate::vocab::{ParamLocation, Protocol};
 use crate::vocab::{QuotaPeriod, RateKey, StoreErrorPolicy};
 
+/// The pipeline as a check sees it (see [`Cx`]): the request, the route it matched and the
+/// decision so far. Built on the stack for each check.
+pub(super) struct Running<'x, 'a, 'r, 's, 'v> {
+    pub p: &'x mut Pipeline<'a, 'r>,
+    pub r: &'x Routed<'s, 'v>,
+}
+
+impl<'a, 'r: 'a> Cx<'a> for Running<'_, 'a, 'r, '_, '_> {
+    type Stop = Outcome;
+
+    fn head(&self) -> &'a RequestHead<'a> {
+        self.p.head
+    }
+
+    fn step(&mut self, phase: Phase, verdict: Verdict, detail: impl std::fmt::Display) {
+        self.p.step(phase, verdict, detail)
+    }
+
+    fn fail(&mut self, phase: Phase, detail: impl std::fmt::Display, reason: Reason) -> Outcome {
+        self.p.fail(phase, detail, reason)
+    }
+
+    fn need_body(&mut self) -> Outcome {
+        Outcome::NeedBody {
+            limit: self.r.route.body_limit,
+        }
+    }
+
+    fn client_ip(&mut self) -> Client {
+        self.p.client_ip(self.r.service)
+    }
+
+    fn path_var(&self, name: &str) -> Option<String> {
+        let (_, value) = self.r.vars.iter().find(|(k, _)| *k == name)?;
+        Some(value.clone())
+    }
+
+    fn authenticate(&mut self, check: &AuthCheck) -> Result<(), Outcome> {
+        self.p.auth(check, self.r)
+    }
+
+    fn count_limits(&mut self) -> Result<(), Outcome> {
+        self.p.limits(self.r)
+    }
+}
+
 impl Pipeline<'_, '_> {
-    pub(super) fn check(
-        &mut self,
-        check: &Check,
-        r: &Routed<'_, '_>,
-        used: Protocol,
-    ) -> Result<(), Outcome> {
+    /// Step 7: verify the caller with the route's provider, spend its nonce, then check the
+    /// app's standing and the token's claims.
+    fn auth(&mut self, auth: &AuthCheck, r: &Routed<'_, '_>) -> Result<(), Outcome> {
         let head = self.head;
-        match check {
-            Check::Protocol(allowed @ Protocols(list)) => {
-                if !list.contains(&used) {
+        let provider = &r.service.providers[auth.provider];
+        if head.body.is_none() && crate::auth::needs_body(provider, head) {
+            self.step(
+                Phase::Auth,
+                Verdict::Done,
+                format_args!(
+                    "provider {}: the signature covers the body; read it first",
+                    provider.name
+                ),
+            );
+            return Err(Outcome::NeedBody {
+                limit: r.route.body_limit,
+            });
+        }
+        let principal =
+            match crate::auth::authenticate(r.service.view(), provider, head, self.env.now_ms()) {
+                Verified::Caller(p) => p,
+                Verified::Refused(refusal) => {
+                    return Err(self.fail(Phase::Auth, refusal.detail, refusal.reason))
+                }
+                Verified::External(settings) => {
+                    self.authorizer(auth.provider, provider, settings, r)?
+                }
+            };
+        // Only a correctly signed request spends its nonce: a forger cannot burn them.
+        if let Some(nonce) = &principal.nonce {
+            let now = self.env.now_ms();
+            match self.env.limiter().first_use(&nonce.key, nonce.ttl_ms, now) {
+                Some(true) => {}
+                Some(false) => {
+                    let detail = format!("nonce {} already used", nonce.value);
                     return Err(self.fail(
-                        Phase::Protocol,
-                        format_args!(
-                            "{} not allowed (route takes {})",
-                            used.upper(),
-                            allowed.names()
-                        ),
-                        Reason::ProtocolNotAllowed {
-                            used,
-                            allowed: list.clone(),
-                        },
+                        Phase::Auth,
+                        &detail,
+                        Reason::Auth(AuthFailure::Replayed {
+                            detail: detail.clone(),
+                        }),
                     ));
                 }
-                self.step(Phase::Protocol, Verdict::Pass, used.upper());
-            }
-            Check::ClientCertificate => {
-                if !head.client_cert {
-                    let detail = if head.tls {
-                        "no verified client certificate"
-                    } else {
-                        "a client certificate needs HTTPS"
-                    };
-                    return Err(self.fail(
-                        Phase::ClientCert,
-                        detail,
-                        Reason::ClientCertificateRequired,
-                    ));
-                }
-                self.step(
-                    Phase::ClientCert,
-                    Verdict::Pass,
-                    "verified client certificate",
-                );
-            }
-            Check::CrossOrigin => {
-                if let Some(origin) = head.header(http::header::ORIGIN) {
-                    let own = format!(
-                        "{}://{}",
-                        if head.tls { "https" } else { "http" },
-                        head.host.unwrap_or("")
-                    );
-                    if !origin.eq_ignore_ascii_case(&own) {
-                        let detail =
-                            format!("cross-origin request from {origin} and the route has no cors");
-                        return Err(self.fail(
-                            Phase::Cors,
-                            detail,
-                            Reason::CrossOriginWithoutCors {
-                                uri: head.path().to_string(),
-                            },
-                        ));
-                    }
-                }
-                self.step(
-                    Phase::Cors,
-                    Verdict::Pass,
-                    "same-origin or no Origin header",
-                );
-            }
-            Check::ClientIp(rules) => {
-                let ip = self.client_ip(r.service);
-                // an address a trusted proxy did not name is on no allow list and, as it
-                // could be any address, on every deny list
-                if !ip.ip().is_some_and(|a| rules.admits(a)) {
-                    return Err(self.fail(
-                        Phase::ClientIp,
-                        format!("{ip} refused by {rules}"),
-                        Reason::ClientIpDenied,
-                    ));
-                }
-                self.step(
-                    Phase::ClientIp,
-                    Verdict::Pass,
-                    format_args!("{ip} admitted by {rules}"),
-                );
-            }
-            Check::WebSocket => {
-                if head.header(http::header::SEC_WEBSOCKET_KEY).is_none() {
-                    return Err(self.fail(
-                        Phase::WebSocket,
-                        "no Sec-WebSocket-Key header",
-                        Reason::WebSocketKeyMissing,
-                    ));
-                }
-                if head.header(http::header::SEC_WEBSOCKET_VERSION).is_none() {
-                    return Err(self.fail(
-                        Phase::WebSocket,
-                        "no Sec-WebSocket-Version header",
-                        Reason::WebSocketVersionMissing,
-                    ));
-                }
-                self.step(Phase::WebSocket, Verdict::Pass, "handshake headers present");
-            }
-            Check::Auth(auth) => {
-                let provider = &r.service.providers[auth.provider];
-                if head.body.is_none() && crate::auth::needs_body(provider, head) {
+                None => {
                     self.step(
                         Phase::Auth,
                         Verdict::Done,
-                        format_args!(
-                            "provider {}: the signature covers the body; read it first",
-                            provider.name
-                        ),
+                        "the nonce is looked up in the shared store first",
                     );
-                    return Err(Outcome::NeedBody {
-                        limit: r.route.body_limit,
-                    });
-                }
-                let principal = match crate::auth::authenticate(
-                    r.service.view(),
-                    provider,
-                    head,
-                    self.env.now_ms(),
-                ) {
-                    Verified::Caller(p) => p,
-                    Verified::Refused(refusal) => {
-                        return Err(self.fail(Phase::Auth, refusal.detail, refusal.reason))
-                    }
-                    Verified::External(settings) => {
-                        self.authorizer(auth.provider, provider, settings, r)?
-                    }
-                };
-                // Only a correctly signed request spends its nonce: a forger cannot burn them.
-                if let Some(nonce) = &principal.nonce {
-                    let now = self.env.now_ms();
-                    match self.env.limiter().first_use(&nonce.key, nonce.ttl_ms, now) {
-                        Some(true) => {}
-                        Some(false) => {
-                            let detail = format!("nonce {} already used", nonce.value);
-                            return Err(self.fail(
-                                Phase::Auth,
-                                &detail,
-                                Reason::Auth(AuthFailure::Replayed {
-                                    detail: detail.clone(),
-                                }),
-                            ));
-                        }
-                        None => {
-                            self.step(
-                                Phase::Auth,
-                                Verdict::Done,
-                                "the nonce is looked up in the shared store first",
-                            );
-                            return Err(Outcome::NeedCounts);
-                        }
-                    }
-                }
-                if let Some(app_index) = principal.app {
-                    let app = &r.service.apps[app_index];
-                    self.d.app = Some(app_index);
-                    if app.outside_plans {
-                        return Err(self.fail(
-                            Phase::Auth,
-                            format_args!(
-                                "app {} is in none of this service's usage plans",
-                                app.name
-                            ),
-                            Reason::NoUsagePlan,
-                        ));
-                    }
-                    if auth
-                        .apps
-                        .as_ref()
-                        .is_some_and(|bound| !bound.contains(&app_index))
-                    {
-                        return Err(self.fail(
-                            Phase::Auth,
-                            format_args!("app {} is not bound to this route", app.name),
-                            Reason::AppNotBound,
-                        ));
-                    }
-                    if app.frozen {
-                        return Err(self.fail(
-                            Phase::Auth,
-                            format!("app {} is frozen", app.name),
-                            Reason::AppFrozen,
-                        ));
-                    }
-                    let ip = self.client_ip(r.service);
-                    if !app.trusted_ips.is_empty() && !ip.in_any(&app.trusted_ips) {
-                        let detail =
-                            format!("{ip} is not among app {}'s trusted addresses", app.name);
-                        return Err(self.fail(Phase::Auth, detail, Reason::AppIpUntrusted));
-                    }
-                }
-                for (claim, allowed) in &auth.claims {
-                    let ok = principal
-                        .claims
-                        .as_ref()
-                        .is_some_and(|c| crate::auth::jwt::claim_allows(c, claim, allowed));
-                    if !ok {
-                        return Err(self.fail(
-                            Phase::Auth,
-                            format_args!("claim {claim} holds none of {}", allowed.join(", ")),
-                            Reason::Auth(AuthFailure::ClaimsDenied),
-                        ));
-                    }
-                }
-                self.step(Phase::Auth, Verdict::Pass, principal.describe);
-            }
-            Check::Param(p) => self.param(p, r)?,
-            Check::BodySize(limit) => {
-                let size = match head.body {
-                    Some(b) => Some(b.len() as u64),
-                    None => head
-                        .header(http::header::CONTENT_LENGTH)
-                        .and_then(|v| v.trim().parse::<u64>().ok()),
-                };
-                match size {
-                    Some(n) if n > *limit => {
-                        return Err(self.fail(
-                            Phase::BodySize,
-                            format!("body is {n} bytes, limit {limit}"),
-                            Reason::BodyTooLarge,
-                        ));
-                    }
-                    Some(n) => self.step(
-                        Phase::BodySize,
-                        Verdict::Pass,
-                        format_args!("{n} ≤ {limit} bytes"),
-                    ),
-                    None => self.step(
-                        Phase::BodySize,
-                        Verdict::Pass,
-                        format_args!("streamed; cut at {limit} bytes"),
-                    ),
+                    return Err(Outcome::NeedCounts);
                 }
             }
-            // All of a request's limits are counted as one batch, at the first of them.
-            Check::Rate(_, Batch::Counts) | Check::Quota(Batch::Counts) => self.limits(r)?,
-            Check::Rate(_, Batch::Counted) | Check::Quota(Batch::Counted) => {}
         }
+        if let Some(app_index) = principal.app {
+            let app = &r.service.apps[app_index];
+            self.d.app = Some(app_index);
+            if app.outside_plans {
+                return Err(self.fail(
+                    Phase::Auth,
+                    format_args!("app {} is in none of this service's usage plans", app.name),
+                    Reason::NoUsagePlan,
+                ));
+            }
+            if auth
+                .apps
+                .as_ref()
+                .is_some_and(|bound| !bound.contains(&app_index))
+            {
+                return Err(self.fail(
+                    Phase::Auth,
+                    format_args!("app {} is not bound to this route", app.name),
+                    Reason::AppNotBound,
+                ));
+            }
+            if app.frozen {
+                return Err(self.fail(
+                    Phase::Auth,
+                    format!("app {} is frozen", app.name),
+                    Reason::AppFrozen,
+                ));
+            }
+            let ip = self.client_ip(r.service);
+            if !app.trusted_ips.is_empty() && !ip.in_any(&app.trusted_ips) {
+                let detail = format!("{ip} is not among app {}'s trusted addresses", app.name);
+                return Err(self.fail(Phase::Auth, detail, Reason::AppIpUntrusted));
+            }
+        }
+        for (claim, allowed) in &auth.claims {
+            let ok = principal
+                .claims
+                .as_ref()
+                .is_some_and(|c| crate::auth::jwt::claim_allows(c, claim, allowed));
+            if !ok {
+                return Err(self.fail(
+                    Phase::Auth,
+                    format_args!("claim {claim} holds none of {}", allowed.join(", ")),
+                    Reason::Auth(AuthFailure::ClaimsDenied),
+                ));
+            }
+        }
+        self.step(Phase::Auth, Verdict::Pass, principal.describe);
         Ok(())
     }
 
@@ -429,108 +333,6 @@ impl Pipeline<'_, '_> {
         Err(self.fail(Phase::Rate, detail, Reason::RateLimited))
     }
 
-    fn param(&mut self, p: &ParamCheck, r: &Routed<'_, '_>) -> Result<(), Outcome> {
-        let head = self.head;
-        let value: Option<Option<String>> = match p.location {
-            ParamLocation::Path => r
-                .vars
-                .iter()
-                .find(|(k, _)| *k == p.name)
-                .map(|(_, v)| Some(v.clone())),
-            ParamLocation::Header => head
-                .headers
-                .get(p.name.as_str())
-                .map(|v| v.to_str().ok().map(|s| s.trim().to_string())),
-            ParamLocation::Query => head.query().and_then(|q| request::form_value(q, &p.name)),
-            ParamLocation::Form => {
-                let Some(body) = head.body else {
-                    self.step(
-                        Phase::Param,
-                        Verdict::Done,
-                        format_args!("form parameter {:?}: read the body first", p.name),
-                    );
-                    return Err(Outcome::NeedBody {
-                        limit: r.route.body_limit,
-                    });
-                };
-                let is_form = head
-                    .header(http::header::CONTENT_TYPE)
-                    .and_then(|ct| ct.split(';').next())
-                    .is_some_and(|ct| {
-                        ct.trim()
-                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                    });
-                if !is_form {
-                    return Err(self.fail(
-                        Phase::Param,
-                        format_args!(
-                            "form parameter {:?} needs an application/x-www-form-urlencoded body",
-                            p.name
-                        ),
-                        Reason::FormContentTypeRequired,
-                    ));
-                }
-                match std::str::from_utf8(body) {
-                    Ok(text) => request::form_value(text, &p.name),
-                    Err(_) => Some(None),
-                }
-            }
-        };
-        match value {
-            None if p.required => Err(self.fail(
-                Phase::Param,
-                format_args!("{} parameter {:?} is missing", p.location, p.name),
-                Reason::ParamMissing {
-                    location: p.location,
-                    name: p.name.clone(),
-                },
-            )),
-            None => {
-                self.step(
-                    Phase::Param,
-                    Verdict::Pass,
-                    format_args!("optional {} parameter {:?} absent", p.location, p.name),
-                );
-                Ok(())
-            }
-            Some(v) => {
-                let verdict = v
-                    .as_deref()
-                    .map_or(TypeCheck::WrongType, |v| type_check(&p.ty, v));
-                let shown = Shown(v.as_deref());
-                let (location, name, expected) = (p.location, &p.name, &p.ty);
-                match verdict {
-                    TypeCheck::Ok => {
-                        self.step(
-                            Phase::Param,
-                            Verdict::Pass,
-                            format_args!("{location} {name:?} = {shown} is {expected}"),
-                        );
-                        Ok(())
-                    }
-                    TypeCheck::WrongType => Err(self.fail(
-                        Phase::Param,
-                        format_args!("{location} {name:?} = {shown} is not {expected}"),
-                        Reason::ParamInvalid {
-                            location,
-                            name: name.clone(),
-                            expected: expected.to_string(),
-                        },
-                    )),
-                    TypeCheck::OutOfRange => Err(self.fail(
-                        Phase::Param,
-                        format_args!("{location} {name:?} = {shown} is outside {expected}"),
-                        Reason::ParamOutOfRange {
-                            location,
-                            name: name.clone(),
-                            expected: expected.to_string(),
-                        },
-                    )),
-                }
-            }
-        }
-    }
-
     /// The client address: the peer, or — when the peer is a trusted proxy — what its
     /// proxies' address list says (see [`super::client`]).
     pub(super) fn client_ip(&mut self, service: &Service) -> Client {
@@ -674,17 +476,5 @@ fn push_origin(headers: &mut Vec<(String, String)>, cors: &crate::compile::Cors,
     headers.push(("Access-Control-Allow-Origin".into(), value.to_string()));
     if cors.credentials {
         headers.push(("Access-Control-Allow-Credentials".into(), "true".into()));
-    }
-}
-
-/// A parameter's value as the trace shows it: quoted, or `undecodable`.
-struct Shown<'a>(Option<&'a str>);
-
-impl std::fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(v) => write!(f, "{v:?}"),
-            None => f.write_str("undecodable"),
-        }
     }
 }

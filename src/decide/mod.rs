@@ -21,6 +21,7 @@ mod response;
 mod token_endpoint;
 
 // The request's own vocabulary lives in `crate::request`; named here too, as before.
+pub use crate::check::Verdict;
 pub use crate::request::{client, head as request};
 pub use client::Client;
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
@@ -31,7 +32,7 @@ pub use response::{render_response, respond_headers, Response};
 use crate::check::Phase;
 use crate::compile::{Action, Check, Route, Service, Snapshot, StageSelector};
 use crate::dialect::Reason;
-use crate::vocab::{Dialect, Method, Protocol};
+use crate::vocab::{Dialect, Method};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
@@ -104,14 +105,6 @@ pub struct Step {
     pub name: &'static str,
     pub verdict: Verdict,
     pub detail: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    Fail,
-    /// A step that decided the outcome without refusing (a preflight answer, the action).
-    Done,
 }
 
 impl fmt::Display for Step {
@@ -428,16 +421,15 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         }
 
         // 3–10: the route's program.
-        let used = if head.tls {
-            Protocol::Https
-        } else {
-            Protocol::Http
-        };
         for (i, check) in route.program.iter().enumerate() {
             if preflight && !matches!(check, Check::Protocol(_)) {
                 break;
             }
-            if let Err(outcome) = self.check(check, &routed, used) {
+            let mut cx = checks::Running {
+                p: self,
+                r: &routed,
+            };
+            if let Err(outcome) = check.run(&mut cx) {
                 self.d.check = Some(i);
                 return outcome;
             }
