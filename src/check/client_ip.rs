@@ -1,16 +1,13 @@
 //! Step 5: the service's and the route's `allow ips` / `deny ips`, against the client address
 //! (the peer, or what a trusted proxy says).
 
-use super::{Cx, Phase, Verdict};
+use super::{Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use crate::policy::ast::RouteItem;
 use crate::dialect::Reason;
 use crate::request::canonical_ip;
 use ipnet::IpNet;
 use std::fmt;
 use std::net::IpAddr;
-
-pub const PHASE: Phase = Phase::ClientIp;
-/// Compiled only when a list is not empty.
-pub const CAN_REFUSE: bool = true;
 
 /// Allow and deny lists; deny wins, and a non-empty allow list admits only its members.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,19 +49,53 @@ impl fmt::Display for IpRules {
     }
 }
 
-impl IpRules {
-    pub fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
+/// The check: one set of rules (the service's or the route's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIp(pub IpRules);
+
+impl fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "client ip {}", self.0)
+    }
+}
+
+impl RouteCheck for ClientIp {
+    const PHASE: Phase = Phase::ClientIp;
+
+    /// The service's rules, then the route's `allow ips` / `deny ips`: each when not empty.
+    fn compile(r: &RouteFacts<'_>, _: &mut dyn Build) -> Vec<Self> {
+        let mut route = IpRules::default();
+        for item in &r.route.items {
+            match &item.value {
+                RouteItem::AllowIps(a) => route.allow.extend(a.iter().map(|n| n.value)),
+                RouteItem::DenyIps(d) => route.deny.extend(d.iter().map(|n| n.value)),
+                _ => {}
+            }
+        }
+        [r.service_ips.clone(), route]
+            .into_iter()
+            .filter(|rules| !rules.is_empty())
+            .map(ClientIp)
+            .collect()
+    }
+
+    fn can_refuse(&self, _: u64) -> bool {
+        true
+    }
+
+    fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
         let ip = cx.client_ip();
         // an address a trusted proxy did not name is on no allow list and, as it could be any
         // address, on every deny list
-        if !ip.ip().is_some_and(|a| self.admits(a)) {
-            let detail = format!("{ip} refused by {self}");
-            return Err(cx.fail(PHASE, detail, Reason::ClientIpDenied));
+        let rules = &self.0;
+        if !ip.ip().is_some_and(|a| rules.admits(a)) {
+            let detail = format!("{ip} refused by {rules}");
+            return Err(cx.fail(Self::PHASE, detail, Reason::ClientIpDenied));
         }
         cx.step(
-            PHASE,
+            Self::PHASE,
             Verdict::Pass,
-            format_args!("{ip} admitted by {self}"),
+            format_args!("{ip} admitted by {rules}"),
         );
         Ok(())
     }

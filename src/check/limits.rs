@@ -1,15 +1,10 @@
-//! Step 10: the route's rates, then the authenticated app's and its plans' rates and quotas.
-//!
-//! Every limit of a request is counted in one batch (a store moves no counter when one limit
-//! refuses; a remote store is asked once), at the first limit check of the program. The
-//! compiler marks that check with [`Batch::Counts`]: the pipeline need not search for it.
+//! Step 10's batch: the route's rates, then the authenticated app's and its plans' rates and
+//! quotas, all counted at once (a store moves no counter when one limit refuses; a remote
+//! store is asked once), at the first limit check of the program. The compiler marks that
+//! check with [`Batch::Counts`]: the pipeline need not search for it. The checks are
+//! [`super::rate`] and [`super::quota`].
 
-use super::{Cx, Phase};
-
-pub const RATE: Phase = Phase::Rate;
-pub const QUOTA: Phase = Phase::Quota;
-pub const QUOTA_TEXT: &str = "the app's and its plans' rates and quotas";
-pub const CAN_REFUSE: bool = true;
+use super::{Check, Cx};
 
 /// Where a limit check stands in the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,10 +15,24 @@ pub enum Batch {
     Counted,
 }
 
-/// The batch is counted at the check that [`Batch::Counts`]; the others pass silently.
-pub fn run<'a, C: Cx<'a>>(batch: Batch, cx: &mut C) -> Result<(), C::Stop> {
-    match batch {
-        Batch::Counts => cx.count_limits(),
-        Batch::Counted => Ok(()),
+impl Batch {
+    /// Count the batch at the check that [`Batch::Counts`]; the others pass silently.
+    pub fn run<'a, C: Cx<'a>>(self, cx: &mut C) -> Result<(), C::Stop> {
+        match self {
+            Batch::Counts => cx.count_limits(),
+            Batch::Counted => Ok(()),
+        }
+    }
+}
+
+/// Mark the program's first limit check as the one that counts the batch.
+pub fn mark_batch(program: &mut [Check]) {
+    let first = program.iter_mut().find_map(|c| match c {
+        Check::Rate(r) => Some(&mut r.batch),
+        Check::Quota(q) => Some(&mut q.batch),
+        _ => None,
+    });
+    if let Some(batch) = first {
+        *batch = Batch::Counts;
     }
 }

@@ -21,15 +21,7 @@
 //! `decide` (which runs them), above the per-scheme and per-limit pieces it names; it imports
 //! neither `compile` nor `decide`.
 
-pub mod auth;
-pub mod body_size;
-pub mod client_cert;
-pub mod client_ip;
-pub mod cross_origin;
 pub mod limits;
-pub mod param;
-pub mod protocol;
-pub mod websocket;
 
 pub use auth::AuthCheck;
 pub use client_ip::IpRules;
@@ -37,8 +29,10 @@ pub use limits::Batch;
 pub use param::{type_check, ParamCheck, ParamTy, TypeCheck};
 
 use crate::dialect::Reason;
+use crate::policy::ast::{self, AuthKind};
+use crate::policy::diag::{self, Diagnostic};
 use crate::request::{Client, RequestHead};
-use crate::vocab::RateRule;
+use crate::vocab::{Dialect, Method, Protocol, RateRule};
 use std::fmt;
 
 /// What a check's run needs from the pipeline that runs it (`decide::Pipeline` implements it).
@@ -131,110 +125,162 @@ impl Phase {
     }
 }
 
-/// One step of a route's program.
-#[derive(Debug)]
-pub enum Check {
+/// What every route check provides; its module's type implements this and one line of
+/// [`checks!`] registers it as a variant of [`Check`].
+pub trait RouteCheck: fmt::Display + Sized {
+    /// Its phase: its place in the program and its step in traces.
+    const PHASE: Phase;
+    /// The check(s) the route's statements ask for (none when the route needs none), with
+    /// their diagnostics. Checks compile in registry order, which is the pipeline's.
+    fn compile(route: &RouteFacts<'_>, b: &mut dyn Build) -> Vec<Self>;
+    /// Run the check on the request `cx` holds.
+    fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop>;
+    /// Whether it can refuse some request: a branch for `rulegate test`'s coverage.
+    /// `service_body` is the service's body limit, which every route's program repeats.
+    fn can_refuse(&self, service_body: u64) -> bool;
+}
+
+/// What a check's compilation reads of its route and service (built by `compile`).
+pub struct RouteFacts<'r> {
+    pub route: &'r ast::Route,
+    pub methods: &'r [Method],
+    /// The path's variables, in order.
+    pub vars: &'r [String],
+    pub dialect: Dialect,
+    /// The service's protocols.
+    pub protocols: &'r [Protocol],
+    pub client_cert_required: bool,
+    /// The service's `allow ips` / `deny ips`.
+    pub service_ips: &'r IpRules,
+    /// The route's body limit (its `limits { body … }`, else its service's).
+    pub body_limit: u64,
+    pub has_cors: bool,
+}
+
+/// What a check's compilation needs from the compiler (`compile` implements it): diagnostics
+/// and name lookups. `dyn`: compilation is not on the request path.
+pub trait Build {
+    fn error(&mut self, d: Diagnostic);
+    /// A provider by name, marked used; `None` (with a diagnostic) when undefined.
+    fn provider(&mut self, name: &ast::Ident) -> Option<(usize, AuthKind)>;
+    /// An app by name; `None` (with a diagnostic) when undefined.
+    fn app(&mut self, name: &ast::Ident) -> Option<usize>;
+    /// Whether the route's provider (resolved by the auth check, compiled before the limits)
+    /// identifies an app.
+    fn yields_app(&self) -> bool;
+    /// The route's `n`th rate statement as a rule with its counter id.
+    fn rate_rule(&mut self, rate: &ast::Rate, n: usize) -> Option<RateRule>;
+}
+
+/// The statements `pick` selects that may appear once in a route: the first, with an error at
+/// each later one.
+pub fn once<'r, T>(
+    route: &'r ast::Route,
+    b: &mut dyn Build,
+    what: &str,
+    pick: fn(&ast::RouteItem) -> Option<&T>,
+) -> Option<&'r T> {
+    let mut first: Option<(&T, ast::Span)> = None;
+    for item in &route.items {
+        let Some(value) = pick(&item.value) else {
+            continue;
+        };
+        match first {
+            None => first = Some((value, item.span)),
+            Some((_, prev)) => b.error(
+                Diagnostic::error(
+                    diag::REPEATED_STATEMENT,
+                    item.span,
+                    format!("`{what}` appears twice"),
+                )
+                .label("second occurrence")
+                .related(prev, "first occurrence")
+                .help(format!(
+                    "`{what}` may appear once in this block; merge the two"
+                )),
+            ),
+        }
+    }
+    first.map(|(v, _)| v)
+}
+
+/// The registry: `Variant(module::Type)`, one line a check, in pipeline order. It declares the
+/// module and generates [`Check`] and its one-line delegations, exhaustive over the variants.
+macro_rules! checks {
+    ($($(#[$doc:meta])* $variant:ident($module:ident::$ty:ident),)*) => {
+        $(pub mod $module;)*
+
+        /// One step of a route's program.
+        #[derive(Debug)]
+        pub enum Check {
+            $($(#[$doc])* $variant($module::$ty),)*
+        }
+
+        impl Check {
+            /// The phase a check belongs to: its place in the program and its step in traces.
+            pub fn phase(&self) -> Phase {
+                match self {
+                    $(Check::$variant(_) => <$module::$ty as RouteCheck>::PHASE,)*
+                }
+            }
+
+            /// Run the check on the request `cx` holds.
+            pub fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
+                match self {
+                    $(Check::$variant(c) => c.run(cx),)*
+                }
+            }
+
+            /// Whether the check can refuse some request (see [`RouteCheck::can_refuse`]).
+            pub fn can_refuse(&self, service_body: u64) -> bool {
+                match self {
+                    $(Check::$variant(c) => c.can_refuse(service_body),)*
+                }
+            }
+        }
+
+        impl fmt::Display for Check {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Check::$variant(c) => c.fmt(f),)*
+                }
+            }
+        }
+
+        /// A route's program: every registered check compiled from its statements, in
+        /// pipeline order.
+        pub fn compile(route: &RouteFacts<'_>, b: &mut dyn Build) -> Vec<Check> {
+            let mut program = Vec::new();
+            $(program.extend(
+                <$module::$ty as RouteCheck>::compile(route, b).into_iter().map(Check::$variant),
+            );)*
+            arrange(&mut program);
+            program
+        }
+    };
+}
+
+checks! {
     Protocol(protocol::Protocols),
     /// The service requires a verified TLS client certificate.
-    ClientCertificate,
+    ClientCertificate(client_cert::ClientCert),
     /// Cross-origin handling for a route without CORS (the dialect decides what that means).
-    CrossOrigin,
-    ClientIp(IpRules),
-    WebSocket,
-    Auth(AuthCheck),
-    Param(ParamCheck),
-    BodySize(u64),
-    Rate(RateRule, Batch),
-    Quota(Batch),
+    CrossOrigin(cross_origin::CrossOrigin),
+    ClientIp(client_ip::ClientIp),
+    WebSocket(websocket::WebSocket),
+    Auth(auth::AuthCheck),
+    Param(param::ParamCheck),
+    BodySize(body_size::BodySize),
+    Rate(rate::Rate),
+    Quota(quota::Quota),
 }
 
-impl Check {
-    /// The phase a check belongs to: its place in the program and its step in traces.
-    pub fn phase(&self) -> Phase {
-        match self {
-            Check::Protocol(_) => protocol::PHASE,
-            Check::ClientCertificate => client_cert::PHASE,
-            Check::CrossOrigin => cross_origin::PHASE,
-            Check::ClientIp(_) => client_ip::PHASE,
-            Check::WebSocket => websocket::PHASE,
-            Check::Auth(_) => auth::PHASE,
-            Check::Param(_) => param::PHASE,
-            Check::BodySize(_) => body_size::PHASE,
-            Check::Rate(..) => limits::RATE,
-            Check::Quota(_) => limits::QUOTA,
-        }
-    }
-
-    /// The pipeline step a check belongs to (DESIGN.md §4), for `check --print-tree`: the
-    /// protocol and the client certificate are both "protocol" there.
-    pub fn step(&self) -> &'static str {
-        match self {
-            Check::ClientCertificate => protocol::PHASE.name(),
-            c => c.phase().name(),
-        }
-    }
-
-    /// Run the check on the request `cx` holds.
-    pub fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
-        match self {
-            Check::Protocol(p) => p.run(cx),
-            Check::ClientCertificate => client_cert::run(cx),
-            Check::CrossOrigin => cross_origin::run(cx),
-            Check::ClientIp(r) => r.run(cx),
-            Check::WebSocket => websocket::run(cx),
-            Check::Auth(a) => cx.authenticate(a),
-            Check::Param(p) => p.run(cx),
-            Check::BodySize(limit) => body_size::run(*limit, cx),
-            Check::Rate(_, batch) | Check::Quota(batch) => limits::run(*batch, cx),
-        }
-    }
-
-    /// Whether the check can refuse some request: a branch for coverage. `service_body` is
-    /// the service's body limit, which every route's program repeats (not a branch of its own).
-    pub fn can_refuse(&self, service_body: u64) -> bool {
-        match self {
-            Check::Protocol(p) => p.can_refuse(),
-            Check::ClientCertificate => client_cert::CAN_REFUSE,
-            Check::CrossOrigin => cross_origin::CAN_REFUSE,
-            Check::ClientIp(_) => client_ip::CAN_REFUSE,
-            Check::WebSocket => websocket::CAN_REFUSE,
-            Check::Auth(_) => auth::CAN_REFUSE,
-            Check::Param(p) => p.can_refuse(),
-            Check::BodySize(limit) => body_size::can_refuse(*limit, service_body),
-            Check::Rate(..) | Check::Quota(_) => limits::CAN_REFUSE,
-        }
-    }
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Check::Protocol(p) => p.fmt(f),
-            Check::ClientCertificate => f.write_str(client_cert::TEXT),
-            Check::CrossOrigin => f.write_str(cross_origin::TEXT),
-            Check::ClientIp(r) => write!(f, "client ip {r}"),
-            Check::WebSocket => f.write_str(websocket::TEXT),
-            Check::Auth(a) => a.fmt(f),
-            Check::Param(p) => p.fmt(f),
-            Check::BodySize(n) => body_size::fmt(*n, f),
-            Check::Rate(r, _) => r.fmt(f),
-            Check::Quota(_) => f.write_str(limits::QUOTA_TEXT),
-        }
-    }
-}
-
-/// Put a route's checks in pipeline order (by [`PIPELINE`], keeping the compiler's order
-/// within a phase: the service's address rules before the route's, parameters by location)
-/// and mark the first limit check as the one that counts the batch.
+/// Put a route's checks in pipeline order (by [`PIPELINE`], keeping the compile order within
+/// a phase: the service's address rules before the route's, parameters by location) and mark
+/// the first limit check as the one that counts the batch.
 pub fn arrange(program: &mut [Check]) {
     program.sort_by_key(Check::phase);
-    let first_limit = program.iter_mut().find_map(|c| match c {
-        Check::Rate(_, batch) | Check::Quota(batch) => Some(batch),
-        _ => None,
-    });
-    if let Some(batch) = first_limit {
-        *batch = Batch::Counts;
-    }
+    limits::mark_batch(program);
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! Step 8: the route's `require` / `optional` parameters (path, header, query, form), each
 //! with its type and range.
 
-use super::{Cx, Phase, Verdict};
+use super::{Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use crate::policy::ast::{self, RouteItem};
+use crate::policy::diag::{self, did_you_mean, Diagnostic};
 use crate::dialect::Reason;
 use crate::request::head::form_value;
 use crate::vocab::ParamLocation;
 use std::fmt;
 
-pub const PHASE: Phase = Phase::Param;
+const PHASE: Phase = Phase::Param;
 
 #[derive(Debug, Clone)]
 pub struct ParamCheck {
@@ -83,14 +85,103 @@ impl fmt::Display for ParamTy {
     }
 }
 
-impl ParamCheck {
+impl RouteCheck for ParamCheck {
+    const PHASE: Phase = PHASE;
+
+    /// Each declared parameter, by location (path, header, query, form), in declaration order
+    /// within one; a parameter declared twice, or a path variable not in the path, is refused.
+    fn compile(r: &RouteFacts<'_>, b: &mut dyn Build) -> Vec<Self> {
+        let mut seen: Vec<(&ast::Param, ast::Span)> = Vec::new();
+        for item in &r.route.items {
+            let RouteItem::Param(p) = &item.value else {
+                continue;
+            };
+            let twice = seen.iter().find(|(q, _)| {
+                q.location.value == p.location.value
+                    && q.name.value.eq_ignore_ascii_case(&p.name.value)
+            });
+            match twice {
+                Some((_, prev)) => b.error(
+                    Diagnostic::error(
+                        diag::REPEATED_STATEMENT,
+                        item.span,
+                        format!(
+                            "{} parameter {:?} is declared twice",
+                            p.location.value, p.name.value
+                        ),
+                    )
+                    .label("second declaration")
+                    .related(*prev, "first declaration"),
+                ),
+                None => seen.push((p, item.span)),
+            }
+        }
+        let mut out: Vec<ParamCheck> = Vec::new();
+        for (p, _) in seen {
+            if p.location.value == ParamLocation::Path && !r.vars.contains(&p.name.value) {
+                b.error(undeclared_path_var(r, p));
+                continue;
+            }
+            out.push(ParamCheck {
+                required: p.required,
+                location: p.location.value,
+                name: p.name.value.clone(),
+                ty: p.ty.as_ref().map_or(ParamTy::Any, |t| param_ty(&t.value)),
+            });
+        }
+        out.sort_by_key(|p| p.location);
+        out
+    }
+
     /// A path variable is there whenever the route matched: only its type can refuse; any
     /// other parameter refuses when required or typed.
-    pub fn can_refuse(&self) -> bool {
+    fn can_refuse(&self, _: u64) -> bool {
         match self.location {
             ParamLocation::Path => self.ty != ParamTy::Any,
             _ => self.required || self.ty != ParamTy::Any,
         }
+    }
+
+    fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
+        self.check(cx)
+    }
+}
+
+fn undeclared_path_var(r: &RouteFacts<'_>, p: &ast::Param) -> Diagnostic {
+    let template = &r.route.path.value;
+    Diagnostic::error(
+        diag::UNDECLARED_PATH_VAR,
+        p.name.span,
+        format!("path variable `{}` is not in the route's path", p.name.value),
+    )
+    .label("not declared")
+    .related(r.route.path.span, "the route's path")
+    .help(
+        did_you_mean(&p.name.value, r.vars.iter().map(String::as_str)).unwrap_or_else(|| {
+            format!(
+                "declare it in the path, e.g. `{template}/{{{}}}`",
+                p.name.value
+            )
+        }),
+    )
+}
+
+fn param_ty(t: &ast::ParamType) -> ParamTy {
+    match t {
+        ast::ParamType::String { len } => ParamTy::String {
+            min_len: len.and_then(|r| r.min),
+            max_len: len.and_then(|r| r.max),
+        },
+        ast::ParamType::Int { range } => ParamTy::Int {
+            min: range.and_then(|r| r.min),
+            max: range.and_then(|r| r.max),
+        },
+        ast::ParamType::Decimal { range } => ParamTy::Decimal {
+            min: range.and_then(|r| r.min),
+            max: range.and_then(|r| r.max),
+        },
+        ast::ParamType::Bool => ParamTy::Bool,
+        ast::ParamType::Enum(v) => ParamTy::Enum(v.iter().map(|s| s.value.clone()).collect()),
     }
 }
 
@@ -142,7 +233,7 @@ fn is_decimal(v: &str) -> bool {
 
 impl ParamCheck {
     /// Refuse a missing required parameter, or a value not of its type or outside its range.
-    pub fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
+    fn check<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
         let (p, head) = (self, cx.head());
         let value: Option<Option<String>> = match p.location {
             ParamLocation::Path => cx.path_var(&p.name).map(Some),

@@ -190,7 +190,7 @@ impl Pipeline<'_, '_> {
                 });
             };
         for check in &r.route.program {
-            let Check::Rate(rule, _) = check else {
+            let Check::Rate(crate::check::rate::Rate { rule, .. }) = check else {
                 continue;
             };
             let value = match &rule.key {
