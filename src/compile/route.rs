@@ -63,70 +63,10 @@ impl RouteCx<'_> {
             }
         }
 
-        // --- terminal action
-        let action = match actions.as_slice() {
-            [] => {
-                if !cx.poisoned(span) {
-                    cx.diags.push(
-                        Diagnostic::error(diag::NO_ACTION, r.path.span, format!("route {} has no terminal action", label(&methods, template)))
-                            .label("requests that reach this route have nowhere to go")
-                            .help("end the route with `mock STATUS …`, `forward BACKEND` or `issue tokens PROVIDER`"),
-                    );
-                }
-                None
-            }
-            [(a, _)] => self.action(cx, a, &vars),
-            [(_, first), (_, second), ..] => {
-                cx.diags.push(
-                    Diagnostic::error(
-                        diag::TWO_ACTIONS,
-                        *second,
-                        "a route has one terminal action",
-                    )
-                    .label("second action")
-                    .related(*first, "first action")
-                    .help("split the route, or keep one of `mock`, `forward`, `issue tokens`"),
-                );
-                None
-            }
-        };
+        let action = self.terminal(cx, r, span, &methods, &actions, &vars);
 
         // --- stages this route is published in
-        let stage_indices: Vec<usize> = match (stages.take(), self.stages) {
-            (None, sel) => (0..sel.names().len().max(1)).collect(),
-            (Some(list), StageSelector::None) => {
-                if let Some(first) = list.first() {
-                    cx.diags.push(
-                        Diagnostic::error(diag::NOT_APPLICABLE, first.span, "the service declares no stages")
-                            .label("route stages need service stages")
-                            .help("add `stages release test from header \"X-Stage\"` (or `from path`) to the service"),
-                    );
-                }
-                vec![0]
-            }
-            (Some(list), sel) => {
-                let names = sel.names();
-                let mut out = Vec::new();
-                for s in &list {
-                    match names.iter().position(|n| n.eq_ignore_ascii_case(&s.value)) {
-                        Some(i) => out.push(i),
-                        None => cx.diags.push(
-                            Diagnostic::error(
-                                diag::UNDEFINED,
-                                s.span,
-                                format!("undefined stage `{}`", s.value),
-                            )
-                            .label("not a stage of this service")
-                            .help(
-                                did_you_mean(&s.value, names.iter().map(String::as_str))
-                                    .unwrap_or_else(|| format!("stages: {}", names.join(", "))),
-                            ),
-                        ),
-                    }
-                }
-                dedup(out)
-            }
-        };
+        let stage_indices = self.stage_indices(cx, stages.take());
 
         // --- the check program (steps 3–10), each check from its own statements
         let cors = cors.take().map(|c| self.cors(&c, &methods));
@@ -167,7 +107,113 @@ impl RouteCx<'_> {
             return;
         }
 
-        // --- place in the trees; a clash is a duplicate route
+        self.place(cx, r, &methods, &stage_indices, index);
+        self.route_spans.push(r.path.span);
+        let route_label: Arc<str> = route_label.into();
+        *self.label_uses.entry(route_label.clone()).or_insert(0) += 1;
+        self.routes.push(Route {
+            label: route_label,
+            location,
+            methods,
+            template: template.clone(),
+            vars,
+            program,
+            action,
+            response_headers,
+            cors,
+            needs_form_body,
+            body_limit: route_limits.body,
+        });
+    }
+
+    /// The route's one terminal action (`mock`, `forward` or `issue tokens`).
+    fn terminal(
+        &mut self,
+        cx: &mut Cx<'_>,
+        r: &ast::Route,
+        span: Span,
+        methods: &[Method],
+        actions: &[(&ast::RouteItem, Span)],
+        vars: &[String],
+    ) -> Option<Action> {
+        let template = &r.path.value;
+        match actions {
+            [] => {
+                if !cx.poisoned(span) {
+                    cx.diags.push(
+                        Diagnostic::error(diag::NO_ACTION, r.path.span, format!("route {} has no terminal action", label(methods, template)))
+                            .label("requests that reach this route have nowhere to go")
+                            .help("end the route with `mock STATUS …`, `forward BACKEND` or `issue tokens PROVIDER`"),
+                    );
+                }
+                None
+            }
+            [(a, _)] => self.action(cx, a, vars),
+            [(_, first), (_, second), ..] => {
+                cx.diags.push(
+                    Diagnostic::error(
+                        diag::TWO_ACTIONS,
+                        *second,
+                        "a route has one terminal action",
+                    )
+                    .label("second action")
+                    .related(*first, "first action")
+                    .help("split the route, or keep one of `mock`, `forward`, `issue tokens`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The stages a route is published in: its `stages`, else all of its service's.
+    fn stage_indices(&self, cx: &mut Cx<'_>, stages: Option<Vec<ast::Ident>>) -> Vec<usize> {
+        match (stages, self.stages) {
+            (None, sel) => (0..sel.names().len().max(1)).collect(),
+            (Some(list), StageSelector::None) => {
+                if let Some(first) = list.first() {
+                    cx.diags.push(
+                        Diagnostic::error(diag::NOT_APPLICABLE, first.span, "the service declares no stages")
+                            .label("route stages need service stages")
+                            .help("add `stages release test from header \"X-Stage\"` (or `from path`) to the service"),
+                    );
+                }
+                vec![0]
+            }
+            (Some(list), sel) => {
+                let names = sel.names();
+                let mut out = Vec::new();
+                for s in &list {
+                    match names.iter().position(|n| n.eq_ignore_ascii_case(&s.value)) {
+                        Some(i) => out.push(i),
+                        None => cx.diags.push(
+                            Diagnostic::error(
+                                diag::UNDEFINED,
+                                s.span,
+                                format!("undefined stage `{}`", s.value),
+                            )
+                            .label("not a stage of this service")
+                            .help(
+                                did_you_mean(&s.value, names.iter().map(String::as_str))
+                                    .unwrap_or_else(|| format!("stages: {}", names.join(", "))),
+                            ),
+                        ),
+                    }
+                }
+                dedup(out)
+            }
+        }
+    }
+
+    /// Place the route in each of its stages' trees; a clash is a duplicate route.
+    fn place(
+        &mut self,
+        cx: &mut Cx<'_>,
+        r: &ast::Route,
+        methods: &[Method],
+        stage_indices: &[usize],
+        index: usize,
+    ) {
+        let template = &r.path.value;
         let shape: Vec<Shape<'_>> = template
             .segments
             .iter()
@@ -178,8 +224,8 @@ impl RouteCx<'_> {
             })
             .collect();
         let mut clashed = false;
-        for &stage in &stage_indices {
-            for &m in &methods {
+        for &stage in stage_indices {
+            for &m in methods {
                 if let Err(existing) = self.trees[stage].insert(&shape, m, index as u32) {
                     if clashed {
                         continue;
@@ -203,22 +249,6 @@ impl RouteCx<'_> {
                 }
             }
         }
-        self.route_spans.push(r.path.span);
-        let route_label: Arc<str> = route_label.into();
-        *self.label_uses.entry(route_label.clone()).or_insert(0) += 1;
-        self.routes.push(Route {
-            label: route_label,
-            location,
-            methods,
-            template: template.clone(),
-            vars,
-            program,
-            action,
-            response_headers,
-            cors,
-            needs_form_body,
-            body_limit: route_limits.body,
-        });
     }
 
     /// The owner part of the counter ids of a route's rates. A rate's counters are keyed by

@@ -236,49 +236,90 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         }
         self.d.request_id = self.request_id(service);
 
-        // 1. request sanity
+        let host = match self.sanity(service, host) {
+            Ok(host) => host,
+            Err(outcome) => return outcome,
+        };
+        let (routed, preflight) = match self.route(service_index.zip(service), &host) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        self.program(&routed, preflight)
+    }
+
+    /// Steps 3–11: the route's program, then its action (a preflight stops after the
+    /// protocol and is answered at step 4).
+    fn program(&mut self, routed: &Routed<'a, 'r>, preflight: bool) -> Outcome {
+        let route = routed.route;
+        // 3–10: the route's program.
+        for (i, check) in route.program.iter().enumerate() {
+            if preflight && !matches!(check, Check::Protocol(_)) {
+                break;
+            }
+            let mut cx = checks::Running { p: self, r: routed };
+            if let Err(outcome) = check.run(&mut cx) {
+                self.d.check = Some(i);
+                return outcome;
+            }
+        }
+        if preflight {
+            return self.preflight(routed);
+        }
+
+        // 11. the action
+        self.action(routed)
+    }
+
+    /// Step 1: the URI and header sizes within the service's (or the default) limits, a
+    /// sane Host and a path target. Returns the normalised host.
+    fn sanity(
+        &mut self,
+        service: Option<&Service>,
+        host: Option<Cow<'r, str>>,
+    ) -> Result<Cow<'r, str>, Outcome> {
+        let head = self.head;
         let limits = service
             .map(|s| s.limits)
             .unwrap_or(self.snap.default_limits);
         if head.target.len() as u64 > limits.uri {
-            return self.fail(
+            return Err(self.fail(
                 Phase::Sanity,
                 format_args!("URI is {} bytes, limit {}", head.target.len(), limits.uri),
                 Reason::UriTooLarge,
-            );
+            ));
         }
         let mut total = 0u64;
         for (name, value) in head.headers {
             let size = (name.as_str().len() + value.len()) as u64;
             if size > limits.header {
-                return self.fail(
+                return Err(self.fail(
                     Phase::Sanity,
                     format_args!("header {name} is {size} bytes, limit {}", limits.header),
                     Reason::HeaderTooLarge,
-                );
+                ));
             }
             total += size;
         }
         if total > limits.headers {
-            return self.fail(
+            return Err(self.fail(
                 Phase::Sanity,
                 format_args!("headers are {total} bytes, limit {}", limits.headers),
                 Reason::HeadersTooLarge,
-            );
+            ));
         }
         let Some(host) = host.filter(|h| valid_host(h)) else {
-            return self.fail(
+            return Err(self.fail(
                 Phase::Sanity,
                 format_args!("missing or malformed Host {:?}", head.host.unwrap_or("")),
                 Reason::BadRequest,
-            );
+            ));
         };
         if !head.target.starts_with('/') {
-            return self.fail(
+            return Err(self.fail(
                 Phase::Sanity,
                 format_args!("request target {:?} is not a path", head.target),
                 Reason::BadRequest,
-            );
+            ));
         }
         self.step(
             Phase::Sanity,
@@ -288,16 +329,53 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 head.target.len()
             ),
         );
+        Ok(host)
+    }
 
-        // 2. service, stage, route, method
-        let (Some(service_index), Some(service)) = (service_index, service) else {
-            return self.fail(
+    /// The path's segments, decoded; a dot segment or an undecodable one is refused.
+    fn segments(&mut self, raw_path: &'r str) -> Result<SmallVec<[Cow<'r, str>; 8]>, Outcome> {
+        // Most paths have a few segments: kept on the stack.
+        let mut segments: SmallVec<[Cow<'r, str>; 8]> = SmallVec::new();
+        if raw_path != "/" {
+            for s in raw_path[1..].split('/') {
+                match request::decode_segment(s) {
+                    // Clients remove dot segments before sending (RFC 3986 §5.2.4); one that
+                    // arrives, raw or encoded, could climb out of a rewritten backend path.
+                    Some(d) if d == "." || d == ".." => {
+                        return Err(self.fail(
+                            Phase::Route,
+                            format_args!("path segment {s:?} is a dot segment"),
+                            Reason::BadRequest,
+                        ));
+                    }
+                    Some(s) => segments.push(s),
+                    None => {
+                        let detail =
+                            format!("path segment {s:?} is not valid percent-encoded UTF-8");
+                        return Err(self.fail(Phase::Route, detail, Reason::BadRequest));
+                    }
+                }
+            }
+        }
+        Ok(segments)
+    }
+
+    /// Step 2: the service by Host, its stage, the route by path and method. Returns the
+    /// routed request and whether it is a CORS preflight.
+    fn route(
+        &mut self,
+        service: Option<(usize, &'a Service)>,
+        host: &str,
+    ) -> Result<(Routed<'a, 'r>, bool), Outcome> {
+        let head = self.head;
+        let Some((service_index, service)) = service else {
+            return Err(self.fail(
                 Phase::Host,
                 format_args!("no service serves host {host:?}"),
                 Reason::NoHost {
                     host: host.to_string(),
                 },
-            );
+            ));
         };
         self.d.service = Some(service_index);
         self.step(
@@ -307,44 +385,19 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         );
 
         let raw_path = head.path();
-        // Most paths have a few segments: kept on the stack.
-        let mut segments: SmallVec<[Cow<'r, str>; 8]> = SmallVec::new();
-        if raw_path != "/" {
-            for s in raw_path[1..].split('/') {
-                match request::decode_segment(s) {
-                    // Clients remove dot segments before sending (RFC 3986 §5.2.4); one that
-                    // arrives, raw or encoded, could climb out of a rewritten backend path.
-                    Some(d) if d == "." || d == ".." => {
-                        return self.fail(
-                            Phase::Route,
-                            format_args!("path segment {s:?} is a dot segment"),
-                            Reason::BadRequest,
-                        );
-                    }
-                    Some(s) => segments.push(s),
-                    None => {
-                        let detail =
-                            format!("path segment {s:?} is not valid percent-encoded UTF-8");
-                        return self.fail(Phase::Route, detail, Reason::BadRequest);
-                    }
-                }
-            }
-        }
-        let (stage, path, skip) = match self.stage(service, raw_path, &segments) {
-            Ok(found) => found,
-            Err(outcome) => return outcome,
-        };
+        let segments = self.segments(raw_path)?;
+        let (stage, path, skip) = self.stage(service, raw_path, &segments)?;
         let segments = segments.get(skip..).unwrap_or_default();
         self.d.stage = stage;
         let tree = &service.trees[stage.unwrap_or(0)];
         let Some(found) = tree.lookup(segments) else {
-            return self.fail(
+            return Err(self.fail(
                 Phase::Route,
                 format_args!("no route matches {raw_path}"),
                 Reason::NoRoute {
                     uri: raw_path.to_string(),
                 },
-            );
+            ));
         };
         let method = Method::parse(head.method).filter(|m| *m != Method::Any);
         let preflight = method == Some(Method::Options)
@@ -361,14 +414,14 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             .methods
             .resolve(if preflight { requested } else { method })
         else {
-            return self.fail(
+            return Err(self.fail(
                 Phase::Method,
                 format_args!("{} is not routed for {raw_path}", head.method),
                 Reason::MethodNotAllowed {
                     method: head.method.to_string(),
                     uri: raw_path.to_string(),
                 },
-            );
+            ));
         };
         let route = &service.routes[route_index as usize];
         self.d.route = Some(route_index as usize);
@@ -409,9 +462,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         };
         // Before any check counts or calls out: a forward must not expose a variable.
         if let Action::Forward(f) = &route.action {
-            if let Err(outcome) = self.upstream_vars_safe(&routed, f.path.as_ref()) {
-                return outcome;
-            }
+            self.upstream_vars_safe(&routed, f.path.as_ref())?;
         }
 
         // A route with cors gives its CORS headers to every answer, refusals included, so a
@@ -419,27 +470,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         if route.cors.is_some() && !preflight {
             self.cors_headers(route);
         }
-
-        // 3–10: the route's program.
-        for (i, check) in route.program.iter().enumerate() {
-            if preflight && !matches!(check, Check::Protocol(_)) {
-                break;
-            }
-            let mut cx = checks::Running {
-                p: self,
-                r: &routed,
-            };
-            if let Err(outcome) = check.run(&mut cx) {
-                self.d.check = Some(i);
-                return outcome;
-            }
-        }
-        if preflight {
-            return self.preflight(&routed);
-        }
-
-        // 11. the action
-        self.action(&routed)
+        Ok((routed, preflight))
     }
 
     fn request_id(&self, service: Option<&Service>) -> RequestId {
