@@ -165,10 +165,74 @@ impl Pipeline<'_, '_> {
     /// Step 10: the route's rates, then the authenticated app's and its plans' rates, then
     /// their quotas, counted as one batch: a store moves none of the counters when one limit
     /// refuses, and a remote store is asked once for all of them.
-    fn limits<'s>(&mut self, r: &Routed<'s, '_>) -> Result<(), Outcome> {
+    fn limits(&mut self, r: &Routed<'_, '_>) -> Result<(), Outcome> {
+        let head = self.head;
+        let now = self.env.now_ms();
+        let (what, counts) = self.batch(r, now);
+        if counts.is_empty() {
+            return Ok(());
+        }
+
+        let tallies = match self.env.limiter().count(&counts, now) {
+            Some(Ok(tallies)) => tallies,
+            Some(Err(e)) => return self.store_failed(&what, &counts, &e),
+            None => {
+                self.step(
+                    Phase::Rate,
+                    Verdict::Done,
+                    "counted in the shared store: ask it, then decide again",
+                );
+                return Err(Outcome::NeedCounts);
+            }
+        };
+        let debug = head
+            .header("x-apig-mode")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("debug"));
+        let standings: Vec<Standing<'_>> = what
+            .iter()
+            .zip(&tallies)
+            .map(|(w, t)| Standing {
+                kind: w.kind,
+                limit: w.limit,
+                remaining: t.remaining,
+                period: w.period,
+            })
+            .collect();
+        let headers = limit_headers(self.d.dialect, debug, &standings);
+        self.d.headers.extend(headers);
+        for (w, t) in what.iter().zip(&tallies) {
+            match (w.kind, t.allowed) {
+                (LimitKind::Quota, true) => self.step(
+                    Phase::Quota,
+                    Verdict::Pass,
+                    format_args!("{}: {} of {} left", w.label, t.remaining, w.limit),
+                ),
+                (LimitKind::Quota, false) => {
+                    let detail = format_args!("{} quota of {} used up", w.label, w.limit);
+                    return Err(self.fail(Phase::Quota, detail, Reason::QuotaExceeded));
+                }
+                (_, true) => self.step(
+                    Phase::Rate,
+                    Verdict::Pass,
+                    format_args!("{}: {} left", w.label, t.remaining),
+                ),
+                (_, false) => {
+                    let secs = t.retry_after_ms.div_ceil(1000).max(1);
+                    self.d
+                        .headers
+                        .push(("Retry-After".to_string(), secs.to_string()));
+                    let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
+                    return Err(self.fail(Phase::Rate, detail, Reason::RateLimited));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch: what each count is (for the trace and the limit headers) and the counts.
+    fn batch<'s>(&mut self, r: &Routed<'s, '_>, now: i64) -> (Vec<Limited<'s>>, Vec<Count>) {
         let head = self.head;
         let service: &'s Service = r.service;
-        let now = self.env.now_ms();
         let mut what: Vec<Limited<'s>> = Vec::new();
         let mut counts: Vec<Count> = Vec::new();
         let mut rate =
@@ -246,64 +310,7 @@ impl Pipeline<'_, '_> {
                 },
             });
         }
-        if counts.is_empty() {
-            return Ok(());
-        }
-
-        let tallies = match self.env.limiter().count(&counts, now) {
-            Some(Ok(tallies)) => tallies,
-            Some(Err(e)) => return self.store_failed(&what, &counts, &e),
-            None => {
-                self.step(
-                    Phase::Rate,
-                    Verdict::Done,
-                    "counted in the shared store: ask it, then decide again",
-                );
-                return Err(Outcome::NeedCounts);
-            }
-        };
-        let debug = head
-            .header("x-apig-mode")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("debug"));
-        let standings: Vec<Standing<'_>> = what
-            .iter()
-            .zip(&tallies)
-            .map(|(w, t)| Standing {
-                kind: w.kind,
-                limit: w.limit,
-                remaining: t.remaining,
-                period: w.period,
-            })
-            .collect();
-        let headers = limit_headers(self.d.dialect, debug, &standings);
-        self.d.headers.extend(headers);
-        for (w, t) in what.iter().zip(&tallies) {
-            match (w.kind, t.allowed) {
-                (LimitKind::Quota, true) => self.step(
-                    Phase::Quota,
-                    Verdict::Pass,
-                    format_args!("{}: {} of {} left", w.label, t.remaining, w.limit),
-                ),
-                (LimitKind::Quota, false) => {
-                    let detail = format_args!("{} quota of {} used up", w.label, w.limit);
-                    return Err(self.fail(Phase::Quota, detail, Reason::QuotaExceeded));
-                }
-                (_, true) => self.step(
-                    Phase::Rate,
-                    Verdict::Pass,
-                    format_args!("{}: {} left", w.label, t.remaining),
-                ),
-                (_, false) => {
-                    let secs = t.retry_after_ms.div_ceil(1000).max(1);
-                    self.d
-                        .headers
-                        .push(("Retry-After".to_string(), secs.to_string()));
-                    let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
-                    return Err(self.fail(Phase::Rate, detail, Reason::RateLimited));
-                }
-            }
-        }
-        Ok(())
+        (what, counts)
     }
 
     /// The store could not count: each limit's `on store error` decides. One that denies

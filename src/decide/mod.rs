@@ -30,6 +30,7 @@ pub use request_id::RequestId;
 pub use response::{render_response, respond_headers, Response};
 
 use crate::check::Phase;
+use crate::compile::tree::Capture;
 use crate::compile::{Action, Check, Route, Service, Snapshot, StageSelector};
 use crate::dialect::Reason;
 use crate::vocab::{Dialect, Method};
@@ -425,15 +426,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         };
         let route = &service.routes[route_index as usize];
         self.d.route = Some(route_index as usize);
-        let vars: Vec<(&str, String)> = route
-            .vars
-            .iter()
-            .map(String::as_str)
-            .zip(found.captures.iter().map(|c| match c {
-                crate::compile::tree::Capture::One(s) => s.to_string(),
-                crate::compile::tree::Capture::Rest(s) => s.join("/"),
-            }))
-            .collect();
+        let vars = path_vars(route, &found.captures);
         self.step(
             Phase::Route,
             Verdict::Pass,
@@ -442,17 +435,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         self.d
             .response_headers
             .extend(route.response_headers.iter().cloned());
-        let rest = route
-            .vars
-            .iter()
-            .zip(found.captures.iter())
-            .find_map(|(name, c)| match c {
-                crate::compile::tree::Capture::Rest(segments) => Some((
-                    name.as_str(),
-                    segments.iter().map(|s| s.to_string()).collect(),
-                )),
-                crate::compile::tree::Capture::One(_) => None,
-            });
+        let rest = rest_var(route, &found.captures);
         let routed = Routed {
             service,
             route,
@@ -645,6 +628,31 @@ impl Pipeline<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// The route's path variables with their decoded values, in path order; a `{rest+}` value is
+/// its segments joined by `/`.
+fn path_vars<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Vec<(&'s str, String)> {
+    let values = captures.iter().map(|c| match c {
+        Capture::One(s) => s.to_string(),
+        Capture::Rest(s) => s.join("/"),
+    });
+    route.vars.iter().map(String::as_str).zip(values).collect()
+}
+
+/// The `{rest+}` variable and its segments, if the route has one.
+fn rest_var<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Option<(&'s str, Vec<String>)> {
+    route
+        .vars
+        .iter()
+        .zip(captures)
+        .find_map(|(name, c)| match c {
+            Capture::Rest(segments) => Some((
+                name.as_str(),
+                segments.iter().map(|s| s.to_string()).collect(),
+            )),
+            Capture::One(_) => None,
+        })
 }
 
 /// Path variables as the trace shows them: ` name="value"` each.
