@@ -286,6 +286,85 @@ pub fn arrange(program: &mut [Check]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::{RateKey, RatePeriod, StoreErrorPolicy};
+
+    fn rate(id: &str) -> Check {
+        Check::Rate(rate::Rate {
+            rule: RateRule {
+                id: id.into(),
+                limit: 1,
+                period: RatePeriod::Second,
+                key: RateKey::Route,
+                burst: 1,
+                on_store_error: StoreErrorPolicy::Allow,
+            },
+            batch: Batch::Counted,
+        })
+    }
+
+    fn batches(program: &[Check]) -> Vec<Option<Batch>> {
+        program
+            .iter()
+            .map(|c| match c {
+                Check::Rate(r) => Some(r.batch),
+                Check::Quota(q) => Some(q.batch),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_program_runs_in_the_order_of_the_pipeline_table_whatever_order_it_was_compiled_in() {
+        let mut program = vec![
+            rate("r/0"),
+            Check::BodySize(body_size::BodySize(10)),
+            Check::WebSocket(websocket::WebSocket),
+            rate("r/1"),
+            Check::ClientCertificate(client_cert::ClientCert),
+        ];
+        arrange(&mut program);
+        let order: Vec<String> = program.iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            order,
+            [
+                "verified client certificate",
+                "websocket handshake headers",
+                "body ≤ 10 bytes",
+                "rate 1 per second per route burst 1",
+                "rate 1 per second per route burst 1",
+            ]
+        );
+        let ids: Vec<&str> = program
+            .iter()
+            .filter_map(|c| match c {
+                Check::Rate(r) => Some(r.rule.id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, ["r/0", "r/1"], "a phase keeps its compile order");
+    }
+
+    #[test]
+    fn the_first_limit_check_counts_the_batch_and_the_later_ones_are_counted_with_it() {
+        let mut program = vec![
+            Check::Quota(quota::Quota {
+                batch: Batch::Counted,
+            }),
+            rate("r/0"),
+            Check::BodySize(body_size::BodySize(10)),
+            rate("r/1"),
+        ];
+        arrange(&mut program);
+        assert_eq!(
+            batches(&program),
+            [
+                None,
+                Some(Batch::Counts),
+                Some(Batch::Counted),
+                Some(Batch::Counted)
+            ]
+        );
+    }
 
     #[test]
     fn each_phase_is_its_own_row_of_the_pipeline_table_in_order() {

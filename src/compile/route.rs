@@ -1,5 +1,6 @@
 //! Compiling one route: references, path variables, its terminal action, its place in the
-//! path trees (where duplicates are caught), and its check program in pipeline order.
+//! path trees (where duplicates are caught), and its check program, which each check of
+//! `crate::check` compiles from its own statements through [`Building`].
 
 use super::snapshot::*;
 use super::tree::{Shape, TreeBuilder};
