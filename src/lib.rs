@@ -16,11 +16,13 @@
 //! | 0 | `vocab`, `request` | the words every stage shares (dialect, method, path template, …) and the request as every stage sees it (head, client); they import nothing |
 //! | 1 | `policy` | the language: text → AST, diagnostics, formatting |
 //! | 2 | `dialect`, `limits`, `auth` | per-vendor, per-limit and per-scheme pieces |
-//! | 3 | `compile` | AST → `Snapshot`: assembles the pieces into a decision tree |
-//! | 4 | `decide` | the pure per-request pipeline over a `Snapshot` |
-//! | 5 | `server`, `testing`, `import`, `explain`, `main` | what runs the pipeline: the server, policy tests, the CLI |
+//! | 3 | `check` | the route checks, one module each (compiled form, phase, trace text, whether it can refuse), and the pipeline's order as one table |
+//! | 4 | `compile` | AST → `Snapshot`: assembles the pieces into a decision tree |
+//! | 5 | `decide` | the pure per-request pipeline over a `Snapshot` |
+//! | 6 | `server`, `testing`, `import`, `explain`, `main` | what runs the pipeline: the server, policy tests, the CLI |
 
 pub mod auth;
+pub mod check;
 pub mod compile;
 pub mod decide;
 pub mod dialect;

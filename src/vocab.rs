@@ -8,10 +8,12 @@ use std::fmt;
 pub mod limits;
 pub mod path;
 pub mod response;
+pub mod target;
 
-pub use limits::{QuotaPeriod, RateKey, RatePeriod, StoreErrorPolicy};
+pub use limits::{QuotaPeriod, QuotaRule, RateKey, RatePeriod, RateRule, StoreErrorPolicy};
 pub use path::{PathTemplate, Segment};
 pub use response::Response;
+pub use target::{HttpTarget, Target};
 
 /// Which vendor's error catalogue and wire format a service answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

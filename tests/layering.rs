@@ -21,16 +21,7 @@ use std::path::{Path, PathBuf};
 
 /// Upward edges (importer, imported) that exist today, known and waiting to be removed.
 /// A new upward edge or cycle fails the test; one listed here that is gone fails it too.
-const KNOWN_BACK_EDGES: &[(&str, &str)] = &[
-    // The schemes read their settings from `compile::Provider` (and `TokenFrom`, `Secret`) and
-    // their apps from `compile::Service` / `compile::App`: gone when each scheme owns its
-    // config type in `auth/<scheme>.rs` (issue 12, item 2).
-    ("auth", "compile"),
-    // `auth` still names `RequestHead`, `Client` and `request::{form_value, decode_component}`
-    // by `decide`'s re-exports (they live in `crate::request` now: change the paths), and
-    // `authenticate` takes `&dyn decide::Env` for the clock only (pass `now_ms` instead).
-    ("auth", "decide"),
-];
+const KNOWN_BACK_EDGES: &[(&str, &str)] = &[];
 
 /// Where each import of one module by another happens: "file:line".
 type Sites = BTreeMap<(String, String), Vec<String>>;

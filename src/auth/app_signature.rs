@@ -11,8 +11,8 @@ use super::sig::{
 };
 use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
-use crate::compile::{Provider, Service};
-use crate::decide::{Env, RequestHead};
+use crate::auth::{Provider, ServiceView};
+use crate::request::RequestHead;
 use crate::policy::ast::{AuthItem, Spanned};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -59,12 +59,12 @@ impl Scheme for Config {
 
     fn verify<'p>(
         &'p self,
-        service: &Service,
+        service: ServiceView<'_>,
         _: &Provider,
         head: &RequestHead<'_>,
-        env: &dyn Env,
+        now_ms: i64,
     ) -> Verified<'p> {
-        verify(service, self, head, env.now_ms()).into()
+        verify(service, self, head, now_ms).into()
     }
 }
 
@@ -133,7 +133,7 @@ fn app_code<'h>(c: &Config, head: &'h RequestHead<'_>) -> Option<&'h str> {
 /// bearer secret, so it is accepted over HTTPS only, and every code of every app is compared
 /// in constant time.
 fn verify_app_code(
-    service: &Service,
+    service: ServiceView<'_>,
     head: &RequestHead<'_>,
     code: &str,
 ) -> Result<Principal, Refusal> {
@@ -160,7 +160,7 @@ fn verify_app_code(
 }
 
 pub fn verify(
-    service: &Service,
+    service: ServiceView<'_>,
     c: &Config,
     head: &RequestHead<'_>,
     now_ms: i64,

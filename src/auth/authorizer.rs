@@ -36,9 +36,10 @@
 //! request would share one answer.
 
 use super::{Compiler, Scheme, Settings, Verified};
-use crate::compile::{HttpTarget, Provider, Service, Target};
-use crate::decide::RequestHead;
-use crate::decide::{Client, Env};
+use crate::auth::{Provider, ServiceView};
+use crate::vocab::{HttpTarget, Target};
+use crate::request::RequestHead;
+use crate::request::Client;
 use crate::dialect::{AuthFailure, Reason};
 use crate::policy::ast::{AuthItem, Spanned};
 use std::fmt;
@@ -101,10 +102,10 @@ impl Scheme for Config {
     /// The pipeline asks the authorizer through its env (see the module's doc).
     fn verify<'p>(
         &'p self,
-        _: &Service,
+        _: ServiceView<'_>,
         _: &Provider,
         _: &RequestHead<'_>,
-        _: &dyn Env,
+        _: i64,
     ) -> Verified<'p> {
         Verified::External(self)
     }
@@ -496,7 +497,7 @@ mod tests {
             path: "/a".into(),
             query: None,
             host: "h".into(),
-            client_ip: crate::decide::Client::Known([127, 0, 0, 1].into()),
+            client_ip: crate::request::Client::Known([127, 0, 0, 1].into()),
         };
         let shown = format!("{call:?}");
         assert!(!shown.contains("s3cret"), "{shown}");

@@ -13,8 +13,8 @@ use super::sig::{
 };
 use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
-use crate::compile::{Provider, Service};
-use crate::decide::{Env, RequestHead};
+use crate::auth::{Provider, ServiceView};
+use crate::request::RequestHead;
 use crate::policy::ast::{AuthItem, Spanned};
 use sha2::{Digest, Sha256};
 
@@ -67,12 +67,12 @@ impl Scheme for Config {
 
     fn verify<'p>(
         &'p self,
-        service: &Service,
+        service: ServiceView<'_>,
         _: &Provider,
         head: &RequestHead<'_>,
-        env: &dyn Env,
+        now_ms: i64,
     ) -> Verified<'p> {
-        verify(service, self, head, env).into()
+        verify(service, self, head, now_ms).into()
     }
 }
 
@@ -175,10 +175,10 @@ fn parse(value: &str) -> Option<Credential<'_>> {
 }
 
 pub fn verify(
-    service: &Service,
+    service: ServiceView<'_>,
     settings: &Config,
     head: &RequestHead<'_>,
-    env: &dyn Env,
+    now_ms: i64,
 ) -> Result<Principal, Refusal> {
     let Some(authorization) = head.header(http::header::AUTHORIZATION) else {
         return Err(refuse("authorization header not found"));
@@ -213,7 +213,7 @@ pub fn verify(
     if date.get(..8) != Some(c.date) {
         return Err(refuse("the credential date is not the x-jdcloud-date day"));
     }
-    let now = env.now_ms();
+    let now = now_ms;
     match parse_sdk_date(date) {
         None => return Err(refuse("x-jdcloud-date is not yyyymmddThhmmssZ")),
         Some(t) if (now - t).unsigned_abs() > settings.clock_skew_ms => {

@@ -7,8 +7,8 @@
 //! virtual one.
 
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
-use crate::compile::{Provider, Secret, Service, TokenFrom};
-use crate::decide::{Env, RequestHead};
+use crate::auth::{Provider, Secret, ServiceView, TokenFrom};
+use crate::request::RequestHead;
 use crate::dialect::{AuthFailure, Reason};
 use crate::policy::ast::{AuthItem, AuthKind, Spanned};
 use crate::policy::diag::{self, Diagnostic};
@@ -119,12 +119,12 @@ impl Scheme for Config {
 
     fn verify<'p>(
         &'p self,
-        _: &Service,
+        _: ServiceView<'_>,
         provider: &Provider,
         head: &RequestHead<'_>,
-        env: &dyn Env,
+        now_ms: i64,
     ) -> Verified<'p> {
-        verify(provider, self, head, env.now_ms()).into()
+        verify(provider, self, head, now_ms).into()
     }
 }
 
@@ -331,7 +331,7 @@ pub(crate) fn token<'a>(
         // decoded like every query parameter the pipeline reads
         TokenFrom::Query(name) => head
             .query()
-            .and_then(|q| crate::decide::request::form_value(q, name).flatten())
+            .and_then(|q| crate::request::head::form_value(q, name).flatten())
             .filter(|t| !t.is_empty())
             .map(Cow::Owned)
             .ok_or_else(|| {

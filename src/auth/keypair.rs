@@ -8,8 +8,8 @@
 
 use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
-use crate::compile::{Provider, Service};
-use crate::decide::{Env, RequestHead};
+use crate::auth::{Provider, ServiceView};
+use crate::request::RequestHead;
 use crate::dialect::{AuthFailure, Reason};
 use crate::policy::ast::{AuthItem, AuthKind, Spanned};
 use base64::Engine as _;
@@ -64,12 +64,12 @@ impl Scheme for Config {
 
     fn verify<'p>(
         &'p self,
-        service: &Service,
+        service: ServiceView<'_>,
         provider: &Provider,
         head: &RequestHead<'_>,
-        env: &dyn Env,
+        now_ms: i64,
     ) -> Verified<'p> {
-        verify(service, provider, self, head, env.now_ms()).into()
+        verify(service, provider, self, head, now_ms).into()
     }
 }
 
@@ -140,7 +140,7 @@ pub fn parse(value: &str) -> Option<Params> {
 
 /// Verify a request. The app's binding, trusted IPs and frozen state are the pipeline's.
 pub fn verify(
-    service: &Service,
+    service: ServiceView<'_>,
     provider: &Provider,
     c: &Config,
     head: &RequestHead<'_>,

@@ -18,14 +18,16 @@
 //! compile. Dispatch is a `match`, never a trait object: the request path costs what it did
 //! when each scheme was called by name.
 
+mod compiled;
 pub(crate) mod sig;
 pub mod signing;
 
-use crate::compile::{Provider, Secret, Service};
-use crate::decide::{Env, RequestHead};
+pub use compiled::{App, Plan, Provider, Secret, ServiceView, TokenFrom};
+
 use crate::dialect::Reason;
 use crate::policy::ast::{AuthItem, AuthKind, Spanned};
 use crate::policy::diag::Diagnostic;
+use crate::request::RequestHead;
 use signing::Signing;
 
 /// What every scheme provides: its module's `Config` implements this, and one line of
@@ -54,10 +56,10 @@ pub trait Scheme: Sized {
     /// Verify a request.
     fn verify<'p>(
         &'p self,
-        service: &Service,
+        service: ServiceView<'_>,
         provider: &Provider,
         head: &RequestHead<'_>,
-        env: &dyn Env,
+        now_ms: i64,
     ) -> Verified<'p>;
 }
 
@@ -134,13 +136,13 @@ macro_rules! schemes {
 
             fn verify(
                 &self,
-                service: &Service,
+                service: ServiceView<'_>,
                 provider: &Provider,
                 head: &RequestHead<'_>,
-                env: &dyn Env,
+                now_ms: i64,
             ) -> Verified<'_> {
                 match self {
-                    $(Settings::$kind(c) => c.verify(service, provider, head, env),)*
+                    $(Settings::$kind(c) => c.verify(service, provider, head, now_ms),)*
                 }
             }
         }
@@ -238,12 +240,12 @@ pub fn needs_body(provider: &Provider, head: &RequestHead<'_>) -> bool {
 
 /// Verify a request against a provider.
 pub fn authenticate<'p>(
-    service: &Service,
+    service: ServiceView<'_>,
     provider: &'p Provider,
     head: &RequestHead<'_>,
-    env: &dyn Env,
+    now_ms: i64,
 ) -> Verified<'p> {
-    provider.settings.verify(service, provider, head, env)
+    provider.settings.verify(service, provider, head, now_ms)
 }
 
 /// The schemes a statement applies to, for the diagnostic that refuses it elsewhere.
@@ -319,8 +321,7 @@ fn pinned_algorithms(
 }
 
 /// Where a token is read from, as `token from` says.
-fn token_from(t: &crate::policy::ast::TokenSource) -> crate::compile::TokenFrom {
-    use crate::compile::TokenFrom;
+fn token_from(t: &crate::policy::ast::TokenSource) -> crate::auth::TokenFrom {
     use crate::policy::ast::TokenSource;
     match t {
         TokenSource::Header { name, bearer } => TokenFrom::Header {

@@ -16,10 +16,10 @@
 
 use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Settings, Verified};
-use crate::compile::{App, Provider, Secret, Service, TokenFrom};
-use crate::decide::{Client, Env};
+use crate::auth::{App, Provider, Secret, ServiceView, TokenFrom};
+use crate::request::Client;
 use crate::policy::ast::{AuthItem, Spanned};
-use crate::decide::{request::form_value, RequestHead};
+use crate::request::{head::form_value, RequestHead};
 use crate::dialect::{OAuth2Failure as F, Reason};
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -108,12 +108,12 @@ impl Scheme for Config {
 
     fn verify<'p>(
         &'p self,
-        service: &Service,
+        service: ServiceView<'_>,
         provider: &Provider,
         head: &RequestHead<'_>,
-        env: &dyn Env,
+        now_ms: i64,
     ) -> Verified<'p> {
-        verify(service, provider, self, head, env.now_ms()).into()
+        verify(service, provider, self, head, now_ms).into()
     }
 }
 
@@ -167,7 +167,7 @@ fn refuse(failure: F, detail: impl Into<String>) -> Refusal {
 }
 
 /// The issuer claim of the provider's tokens.
-pub fn issuer(service: &Service, provider: &Provider) -> String {
+pub fn issuer(service: ServiceView<'_>, provider: &Provider) -> String {
     format!("rulegate/{}/{}", service.name, provider.name)
 }
 
@@ -205,7 +205,7 @@ impl Form<'_> {
             .split('&')
             .filter(|pair| {
                 let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
-                crate::decide::request::decode_component(key).as_deref() == Some(name)
+                crate::request::head::decode_component(key).as_deref() == Some(name)
             })
             .count();
         if count > 1 {
@@ -244,8 +244,8 @@ fn basic_credentials(head: &RequestHead<'_>) -> Result<Option<(String, String)>,
         .map_err(|_| malformed())?;
     let text = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = text.split_once(':').ok_or_else(malformed)?;
-    let id = crate::decide::request::decode_component(id).ok_or_else(malformed)?;
-    let secret = crate::decide::request::decode_component(secret).ok_or_else(malformed)?;
+    let id = crate::request::head::decode_component(id).ok_or_else(malformed)?;
+    let secret = crate::request::head::decode_component(secret).ok_or_else(malformed)?;
     Ok(Some((id, secret)))
 }
 
@@ -256,7 +256,7 @@ fn same_secret(app: &App, presented: &str) -> bool {
 
 /// Answer a token request whose head passed [`check_head`] and whose body has been read.
 pub fn issue(
-    service: &Service,
+    service: ServiceView<'_>,
     provider: &Provider,
     head: &RequestHead<'_>,
     client_ip: Client,
@@ -464,7 +464,7 @@ fn decode(key: &[u8], iss: &str, token: &str, token_use: &str) -> Result<Claims,
 /// Verify a route's `Authorization: Bearer <access token>` (or wherever the provider's `token
 /// from` says) and identify its app.
 pub fn verify(
-    service: &Service,
+    service: ServiceView<'_>,
     provider: &Provider,
     c: &Config,
     head: &RequestHead<'_>,
@@ -604,7 +604,7 @@ mod tests {
         let app = App {
             name: "a".into(),
             key: "k".into(),
-            secret: crate::compile::Secret(b"s3cret".to_vec()),
+            secret: crate::auth::Secret(b"s3cret".to_vec()),
             app_codes: Vec::new(),
             trusted_ips: Vec::new(),
             frozen: false,

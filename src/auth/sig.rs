@@ -2,8 +2,8 @@
 //! dates of the Huawei and JD schemes, and how they refuse.
 
 use super::Refusal;
-use crate::decide::RequestHead;
 use crate::dialect::{AuthFailure, Reason};
+use crate::request::RequestHead;
 
 /// The `k=v` pairs of a query as written (a pair without `=` has an empty value).
 pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {

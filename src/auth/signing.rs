@@ -2,14 +2,14 @@
 //! it is signed as (see [`super::Scheme::SIGN`]). The signers live beside their verifiers, so
 //! they build the very canonical forms the verifiers check.
 
-use crate::compile::{App, Service};
-use crate::decide::RequestHead;
+use crate::auth::{App, ServiceView};
+use crate::request::RequestHead;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
 pub struct Signing<'a> {
     /// The service the request's host selects.
-    pub service: &'a Service,
+    pub service: ServiceView<'a>,
     /// The app signing, with its key and secret from the compiled policy.
     pub app: &'a App,
     pub method: &'a str,

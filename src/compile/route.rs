@@ -1,9 +1,11 @@
 //! Compiling one route: references, path variables, its terminal action, its place in the
-//! path trees (where duplicates are caught), and its check program in pipeline order.
+//! path trees (where duplicates are caught), and its check program, which each check of
+//! `crate::check` compiles from its own statements through [`Building`].
 
 use super::snapshot::*;
 use super::tree::{Shape, TreeBuilder};
 use super::{dedup, Cx, Names, Once};
+use crate::check;
 use crate::policy::ast::{self, AuthKind, Segment, Span, Spanned};
 use crate::policy::diag::{self, did_you_mean, Diagnostic};
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
@@ -40,14 +42,8 @@ impl RouteCx<'_> {
         let vars: Vec<String> = template.vars().map(String::from).collect();
 
         let mut stages = Once::new("stages");
-        let mut protocols = Once::new("protocols");
-        let mut auth = Once::new("auth");
         let mut cors = Once::new("cors");
-        let mut websocket = Once::new("websocket");
         let mut limits = Once::new("limits");
-        let mut params: Vec<(&ast::Param, Span)> = Vec::new();
-        let mut ip = IpRules::default();
-        let mut rates: Vec<(&ast::Rate, Span)> = Vec::new();
         let mut response_headers = Vec::new();
         let mut actions: Vec<(&ast::RouteItem, Span)> = Vec::new();
 
@@ -55,34 +51,7 @@ impl RouteCx<'_> {
             use ast::RouteItem as I;
             match &item.value {
                 I::Stages(s) => stages.set(cx, s.clone(), item.span),
-                I::Protocols(p) => protocols.set(cx, p.clone(), item.span),
-                I::Auth(a) => auth.set(cx, a.clone(), item.span),
-                I::Param(p) => {
-                    if let Some((_, prev)) = params.iter().find(|(q, _)| {
-                        q.location.value == p.location.value
-                            && q.name.value.eq_ignore_ascii_case(&p.name.value)
-                    }) {
-                        cx.diags.push(
-                            Diagnostic::error(
-                                diag::REPEATED_STATEMENT,
-                                item.span,
-                                format!(
-                                    "{} parameter {:?} is declared twice",
-                                    p.location.value, p.name.value
-                                ),
-                            )
-                            .label("second declaration")
-                            .related(*prev, "first declaration"),
-                        );
-                    } else {
-                        params.push((p, item.span));
-                    }
-                }
                 I::Cors(c) => cors.set(cx, c.clone(), item.span),
-                I::AllowIps(a) => ip.allow.extend(a.iter().map(|n| n.value)),
-                I::DenyIps(d) => ip.deny.extend(d.iter().map(|n| n.value)),
-                I::Rate(rate) => rates.push((rate, item.span)),
-                I::WebSocket => websocket.set(cx, (), item.span),
                 I::Limits(l) => limits.set(cx, l.clone(), item.span),
                 I::ResponseHeader { name, value } => {
                     response_headers.push((name.value.clone(), value.value.clone()))
@@ -90,22 +59,97 @@ impl RouteCx<'_> {
                 I::Mock(_) | I::Forward(_) | I::IssueTokens(_) => {
                     actions.push((&item.value, item.span))
                 }
+                // The route checks read their own statements (`crate::check`).
+                _ => {}
             }
         }
 
-        // --- terminal action
-        let action = match actions.as_slice() {
+        let action = self.terminal(cx, r, span, &methods, &actions, &vars);
+
+        // --- stages this route is published in
+        let stage_indices = self.stage_indices(cx, stages.take());
+
+        // --- the check program (steps 3–10), each check from its own statements
+        let cors = cors.take().map(|c| self.cors(&c, &methods));
+        let mut route_limits = self.limits;
+        if let Some(l) = limits.take() {
+            cx.limits(&l, &mut route_limits, true);
+        }
+        let index = self.routes.len();
+        let route_label = label(&methods, template);
+        let facts = check::RouteFacts {
+            route: r,
+            methods: &methods,
+            vars: &vars,
+            dialect: self.dialect,
+            protocols: self.protocols,
+            client_cert_required: self.client_cert_required,
+            service_ips: self.ip,
+            body_limit: route_limits.body,
+            has_cors: cors.is_some(),
+        };
+        let rate_owner = self.rate_owner(&route_label);
+        let program = check::compile(
+            &facts,
+            &mut Building {
+                route: self,
+                cx,
+                rate_owner,
+                yields_app: false,
+            },
+        );
+        let needs_form_body = program
+            .iter()
+            .any(|c| matches!(c, Check::Param(p) if p.location == ParamLocation::Form));
+
+        let location = cx.sources.location(r.path.span);
+        let Some(action) = action else { return };
+        if methods.is_empty() {
+            return;
+        }
+
+        self.place(cx, r, &methods, &stage_indices, index);
+        self.route_spans.push(r.path.span);
+        let route_label: Arc<str> = route_label.into();
+        *self.label_uses.entry(route_label.clone()).or_insert(0) += 1;
+        self.routes.push(Route {
+            label: route_label,
+            location,
+            methods,
+            template: template.clone(),
+            vars,
+            program,
+            action,
+            response_headers,
+            cors,
+            needs_form_body,
+            body_limit: route_limits.body,
+        });
+    }
+
+    /// The route's one terminal action (`mock`, `forward` or `issue tokens`).
+    fn terminal(
+        &mut self,
+        cx: &mut Cx<'_>,
+        r: &ast::Route,
+        span: Span,
+        methods: &[Method],
+        actions: &[(&ast::RouteItem, Span)],
+        vars: &[String],
+    ) -> Option<Action> {
+        let template = &r.path.value;
+        match actions {
             [] => {
                 if !cx.poisoned(span) {
                     cx.diags.push(
-                        Diagnostic::error(diag::NO_ACTION, r.path.span, format!("route {} has no terminal action", label(&methods, template)))
+                        Diagnostic::error(diag::NO_ACTION, r.path.span, format!("route {} has no terminal action", label(methods, template)))
                             .label("requests that reach this route have nowhere to go")
                             .help("end the route with `mock STATUS …`, `forward BACKEND` or `issue tokens PROVIDER`"),
                     );
                 }
                 None
             }
-            [(a, _)] => self.action(cx, a, &vars),
+            [(a, _)] => self.action(cx, a, vars),
             [(_, first), (_, second), ..] => {
                 cx.diags.push(
                     Diagnostic::error(
@@ -119,10 +163,12 @@ impl RouteCx<'_> {
                 );
                 None
             }
-        };
+        }
+    }
 
-        // --- stages this route is published in
-        let stage_indices: Vec<usize> = match (stages.take(), self.stages) {
+    /// The stages a route is published in: its `stages`, else all of its service's.
+    fn stage_indices(&self, cx: &mut Cx<'_>, stages: Option<Vec<ast::Ident>>) -> Vec<usize> {
+        match (stages, self.stages) {
             (None, sel) => (0..sel.names().len().max(1)).collect(),
             (Some(list), StageSelector::None) => {
                 if let Some(first) = list.first() {
@@ -156,155 +202,19 @@ impl RouteCx<'_> {
                 }
                 dedup(out)
             }
-        };
+        }
+    }
 
-        // --- protocols
-        let route_protocols = match protocols.take() {
-            None => self.protocols.to_vec(),
-            Some(list) => {
-                let mut out = Vec::new();
-                for p in list {
-                    if !self.protocols.contains(&p.value) {
-                        cx.diags.push(
-                            Diagnostic::error(
-                                diag::CONFLICT,
-                                p.span,
-                                format!("the service does not accept {}", p.value),
-                            )
-                            .label("not among the service's protocols")
-                            .help("a route can narrow the service's protocols, not widen them"),
-                        );
-                    } else {
-                        out.push(p.value);
-                    }
-                }
-                dedup(out)
-            }
-        };
-
-        // --- build the program in pipeline order (DESIGN.md §4, steps 3–10)
-        let mut program = Vec::new();
-        if route_protocols.len() < Protocol::ALL.len() {
-            program.push(Check::Protocol(route_protocols));
-        }
-        if self.client_cert_required {
-            program.push(Check::ClientCertificate);
-        }
-        let cors = cors.take().map(|c| self.cors(&c, &methods));
-        if cors.is_none() && self.dialect.semantics().cross_origin_needs_cors {
-            program.push(Check::CrossOrigin);
-        }
-        if !self.ip.is_empty() {
-            program.push(Check::ClientIp(self.ip.clone()));
-        }
-        if !ip.is_empty() {
-            program.push(Check::ClientIp(ip));
-        }
-        if websocket.get().is_some() {
-            if methods.iter().any(|m| *m != Method::Get) {
-                cx.diags.push(
-                    Diagnostic::error(
-                        diag::CONFLICT,
-                        r.methods[0].span,
-                        "a websocket route takes GET only",
-                    )
-                    .label("the handshake is a GET request")
-                    .help("write `route GET \"/path\" { websocket … }`"),
-                );
-            }
-            program.push(Check::WebSocket);
-        }
-        let mut yields_app = false;
-        if let Some(a) = auth.get() {
-            if let Some(check) = self.auth(cx, a) {
-                yields_app = crate::auth::yields_app(self.provider_kinds[check.provider]);
-                program.push(Check::Auth(check));
-            }
-        }
-        let mut param_checks = Vec::new();
-        for (p, _) in &params {
-            if p.location.value == ParamLocation::Path && !vars.contains(&p.name.value) {
-                cx.diags.push(
-                    Diagnostic::error(
-                        diag::UNDECLARED_PATH_VAR,
-                        p.name.span,
-                        format!(
-                            "path variable `{}` is not in the route's path",
-                            p.name.value
-                        ),
-                    )
-                    .label("not declared")
-                    .related(r.path.span, "the route's path")
-                    .help(
-                        did_you_mean(&p.name.value, vars.iter().map(String::as_str))
-                            .unwrap_or_else(|| {
-                                format!(
-                                    "declare it in the path, e.g. `{template}/{{{}}}`",
-                                    p.name.value
-                                )
-                            }),
-                    ),
-                );
-                continue;
-            }
-            param_checks.push(ParamCheck {
-                required: p.required,
-                location: p.location.value,
-                name: p.name.value.clone(),
-                ty: p
-                    .ty
-                    .as_ref()
-                    .map(|t| param_ty(&t.value))
-                    .unwrap_or(ParamTy::Any),
-            });
-        }
-        // path, header, query, form; declaration order within each
-        param_checks.sort_by_key(|p| p.location);
-        let needs_form_body = param_checks
-            .iter()
-            .any(|p| p.location == ParamLocation::Form);
-        program.extend(param_checks.into_iter().map(Check::Param));
-        let mut route_limits = self.limits;
-        if let Some(l) = limits.take() {
-            cx.limits(&l, &mut route_limits, true);
-        }
-        program.push(Check::BodySize(route_limits.body));
-        let index = self.routes.len();
-        let route_label = label(&methods, template);
-        // A rate's counters are keyed by its route's label, not its position, so a reload that
-        // adds or removes other routes keeps them; a label used again (another stage's route)
-        // is told apart by how many came before it.
-        let same_label = self.label_uses.get(&*route_label).copied().unwrap_or(0);
-        let rate_owner = match same_label {
-            0 => format!("{}/route:{route_label}", self.service),
-            n => format!("{}/route:{route_label}#{n}", self.service),
-        };
-        for (i, (rate, rspan)) in rates.iter().enumerate() {
-            if matches!(rate.key.as_ref().map(|k| &k.value), Some(ast::RateKey::App)) && !yields_app
-            {
-                cx.diags.push(
-                    Diagnostic::error(diag::CONFLICT, *rspan, "`per app` needs an authenticated app")
-                        .label("this route does not identify an app")
-                        .help("authenticate with a keypair, app-signature, jd-signature or oauth2 provider, or count `per ip`"),
-                );
-                continue;
-            }
-            let id = format!("{rate_owner}/{i}");
-            if let Some(rule) = cx.rate_rule(rate, id, true) {
-                program.push(Check::Rate(rule));
-            }
-        }
-        if yields_app {
-            program.push(Check::Quota);
-        }
-
-        let location = cx.sources.location(r.path.span);
-        let Some(action) = action else { return };
-        if methods.is_empty() {
-            return;
-        }
-
-        // --- place in the trees; a clash is a duplicate route
+    /// Place the route in each of its stages' trees; a clash is a duplicate route.
+    fn place(
+        &mut self,
+        cx: &mut Cx<'_>,
+        r: &ast::Route,
+        methods: &[Method],
+        stage_indices: &[usize],
+        index: usize,
+    ) {
+        let template = &r.path.value;
         let shape: Vec<Shape<'_>> = template
             .segments
             .iter()
@@ -315,8 +225,8 @@ impl RouteCx<'_> {
             })
             .collect();
         let mut clashed = false;
-        for &stage in &stage_indices {
-            for &m in &methods {
+        for &stage in stage_indices {
+            for &m in methods {
                 if let Err(existing) = self.trees[stage].insert(&shape, m, index as u32) {
                     if clashed {
                         continue;
@@ -340,22 +250,17 @@ impl RouteCx<'_> {
                 }
             }
         }
-        self.route_spans.push(r.path.span);
-        let route_label: Arc<str> = route_label.into();
-        *self.label_uses.entry(route_label.clone()).or_insert(0) += 1;
-        self.routes.push(Route {
-            label: route_label,
-            location,
-            methods,
-            template: template.clone(),
-            vars,
-            program,
-            action,
-            response_headers,
-            cors,
-            needs_form_body,
-            body_limit: route_limits.body,
-        });
+    }
+
+    /// The owner part of the counter ids of a route's rates. A rate's counters are keyed by
+    /// its route's label, not its position, so a reload that adds or removes other routes
+    /// keeps them; a label used again (another stage's route) is told apart by how many came
+    /// before it.
+    fn rate_owner(&self, route_label: &str) -> String {
+        match self.label_uses.get(route_label).copied().unwrap_or(0) {
+            0 => format!("{}/route:{route_label}", self.service),
+            n => format!("{}/route:{route_label}#{n}", self.service),
+        }
     }
 
     fn methods(&mut self, cx: &mut Cx<'_>, given: &[Spanned<Method>]) -> Vec<Method> {
@@ -434,81 +339,6 @@ impl RouteCx<'_> {
         }
     }
 
-    fn auth(&mut self, cx: &mut Cx<'_>, a: &ast::RouteAuth) -> Option<AuthCheck> {
-        let ast::RouteAuth::Provider {
-            provider,
-            apps,
-            claims,
-        } = a
-        else {
-            return None;
-        };
-        let index = self.providers.resolve(cx, provider)?;
-        self.used_providers[index] = true;
-        let kind = self.provider_kinds[index];
-        let apps = match apps {
-            None => None,
-            Some(list) => {
-                if !crate::auth::yields_app(kind) {
-                    cx.diags.push(
-                        Diagnostic::error(
-                            diag::NOT_APPLICABLE,
-                            list[0].span,
-                            format!("a {} provider does not identify apps", kind.name()),
-                        )
-                        .label("apps are callers with access keys")
-                        .help(format!(
-                            "bind apps to routes that use {}",
-                            crate::auth::names(crate::auth::yields_app, "or")
-                        )),
-                    );
-                }
-                Some(dedup(
-                    list.iter()
-                        .filter_map(|a| self.apps.resolve(cx, a))
-                        .collect(),
-                ))
-            }
-        };
-        if let Some(c) = claims.first() {
-            if !crate::auth::carries_claims(kind) {
-                cx.diags.push(
-                    Diagnostic::error(
-                        diag::NOT_APPLICABLE,
-                        c.name.span,
-                        format!("a {} provider carries no claims", kind.name()),
-                    )
-                    .label("claims come from tokens")
-                    .help(format!(
-                        "claim rules apply to {} providers",
-                        crate::auth::names(crate::auth::carries_claims, "and")
-                    )),
-                );
-            }
-        }
-        let app_names = match a {
-            ast::RouteAuth::Provider {
-                apps: Some(list), ..
-            } => list.iter().map(|a| a.value.clone()).collect(),
-            _ => Vec::new(),
-        };
-        Some(AuthCheck {
-            provider: index,
-            provider_name: provider.value.clone(),
-            apps,
-            app_names,
-            claims: claims
-                .iter()
-                .map(|c| {
-                    (
-                        c.name.value.clone(),
-                        c.values.iter().map(|v| v.value.clone()).collect(),
-                    )
-                })
-                .collect(),
-        })
-    }
-
     fn cors(&self, clauses: &[Spanned<ast::CorsClause>], route_methods: &[Method]) -> Cors {
         let mut cors = Cors {
             origins: Vec::new(),
@@ -577,22 +407,39 @@ fn mock(m: &ast::Mock) -> MockResponse {
     }
 }
 
-fn param_ty(t: &ast::ParamType) -> ParamTy {
-    match t {
-        ast::ParamType::String { len } => ParamTy::String {
-            min_len: len.and_then(|r| r.min),
-            max_len: len.and_then(|r| r.max),
-        },
-        ast::ParamType::Int { range } => ParamTy::Int {
-            min: range.and_then(|r| r.min),
-            max: range.and_then(|r| r.max),
-        },
-        ast::ParamType::Decimal { range } => ParamTy::Decimal {
-            min: range.and_then(|r| r.min),
-            max: range.and_then(|r| r.max),
-        },
-        ast::ParamType::Bool => ParamTy::Bool,
-        ast::ParamType::Enum(v) => ParamTy::Enum(v.iter().map(|s| s.value.clone()).collect()),
+/// What a check's compilation asks of the compiler (see [`check::Build`]).
+struct Building<'x, 'c, 's> {
+    route: &'x mut RouteCx<'s>,
+    cx: &'x mut Cx<'c>,
+    rate_owner: String,
+    /// Set when the auth check resolves its provider.
+    yields_app: bool,
+}
+
+impl check::Build for Building<'_, '_, '_> {
+    fn error(&mut self, d: Diagnostic) {
+        self.cx.diags.push(d);
+    }
+
+    fn provider(&mut self, name: &ast::Ident) -> Option<(usize, AuthKind)> {
+        let index = self.route.providers.resolve(self.cx, name)?;
+        self.route.used_providers[index] = true;
+        let kind = self.route.provider_kinds[index];
+        self.yields_app = crate::auth::yields_app(kind);
+        Some((index, kind))
+    }
+
+    fn app(&mut self, name: &ast::Ident) -> Option<usize> {
+        self.route.apps.resolve(self.cx, name)
+    }
+
+    fn yields_app(&self) -> bool {
+        self.yields_app
+    }
+
+    fn rate_rule(&mut self, rate: &ast::Rate, n: usize) -> Option<RateRule> {
+        let id = format!("{}/{n}", self.rate_owner);
+        self.cx.rate_rule(rate, id, true)
     }
 }
 
@@ -617,7 +464,7 @@ mod tests {
             .iter()
             .flat_map(|r| &r.program)
             .filter_map(|c| match c {
-                Check::Rate(rule) => Some(rule.id.as_str()),
+                Check::Rate(rate) => Some(rate.rule.id.as_str()),
                 _ => None,
             })
             .collect()

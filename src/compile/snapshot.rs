@@ -5,12 +5,15 @@
 //! is looked up by name at request time.
 
 use super::tree::PathTree;
-use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
-use crate::vocab::{PathTemplate, QuotaPeriod, RateKey, RatePeriod, StoreErrorPolicy};
+use crate::vocab::PathTemplate;
+use crate::vocab::{Dialect, Method};
+// Compiled here, but owned by the layer that reads them: named here too, as before.
+pub use crate::auth::{App, Plan, Provider, Secret, ServiceView, TokenFrom};
+pub use crate::check::{AuthCheck, Batch, Check, IpRules, ParamCheck, ParamTy};
+pub use crate::request::canonical_ip;
+pub use crate::vocab::{HttpTarget, QuotaRule, RateRule, Target};
 use ipnet::IpNet;
 use std::collections::HashMap;
-use std::fmt;
-use std::net::IpAddr;
 
 /// The whole compiled policy set, swapped in as one unit.
 #[derive(Debug)]
@@ -111,6 +114,18 @@ pub struct Service {
     pub client_cert_required: bool,
 }
 
+impl Service {
+    /// What the auth schemes may see of this service.
+    pub fn view(&self) -> ServiceView<'_> {
+        ServiceView {
+            name: &self.name,
+            apps: &self.apps,
+            app_by_key: &self.app_by_key,
+            providers: &self.providers,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageSelector {
     /// No stages: every route is live.
@@ -155,231 +170,6 @@ pub struct Route {
     /// Form parameters are declared: the body must be read before `decide` can finish.
     pub needs_form_body: bool,
     pub body_limit: u64,
-}
-
-/// One step of a route's program.
-#[derive(Debug)]
-pub enum Check {
-    Protocol(Vec<Protocol>),
-    /// The service requires a verified TLS client certificate.
-    ClientCertificate,
-    /// Cross-origin handling for a route without CORS (the dialect decides what that means).
-    CrossOrigin,
-    ClientIp(IpRules),
-    WebSocket,
-    Auth(AuthCheck),
-    Param(ParamCheck),
-    BodySize(u64),
-    Rate(RateRule),
-    Quota,
-}
-
-impl Check {
-    /// The pipeline step a check belongs to (DESIGN.md §4), for traces.
-    pub fn step(&self) -> &'static str {
-        match self {
-            Check::Protocol(_) | Check::ClientCertificate => "protocol",
-            Check::CrossOrigin => "cors",
-            Check::ClientIp(_) => "client-ip",
-            Check::WebSocket => "websocket",
-            Check::Auth(_) => "auth",
-            Check::Param(_) => "param",
-            Check::BodySize(_) => "body-size",
-            Check::Rate(_) => "rate",
-            Check::Quota => "quota",
-        }
-    }
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Check::Protocol(p) => {
-                let p: Vec<&str> = p.iter().map(|p| p.name()).collect();
-                write!(f, "protocol in [{}]", p.join(", "))
-            }
-            Check::ClientCertificate => f.write_str("verified client certificate"),
-            Check::CrossOrigin => f.write_str("cross-origin requests refused (no cors)"),
-            Check::ClientIp(r) => write!(f, "client ip {r}"),
-            Check::WebSocket => f.write_str("websocket handshake headers"),
-            Check::Auth(a) => write!(f, "{a}"),
-            Check::Param(p) => write!(f, "{p}"),
-            Check::BodySize(n) => write!(f, "body ≤ {n} bytes"),
-            Check::Rate(r) => write!(f, "{r}"),
-            Check::Quota => f.write_str("the app's and its plans' rates and quotas"),
-        }
-    }
-}
-
-/// Allow and deny lists; deny wins, and a non-empty allow list admits only its members.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IpRules {
-    pub allow: Vec<IpNet>,
-    pub deny: Vec<IpNet>,
-}
-
-impl IpRules {
-    pub fn is_empty(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty()
-    }
-
-    pub fn admits(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        !self.deny.iter().any(|n| n.contains(&ip))
-            && (self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip)))
-    }
-}
-
-// Named here too, as the compiler's and the server's address checks use it.
-pub use crate::request::canonical_ip;
-
-impl fmt::Display for IpRules {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |v: &[IpNet]| {
-            v.iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        match (self.allow.is_empty(), self.deny.is_empty()) {
-            (false, false) => write!(
-                f,
-                "allow [{}] deny [{}]",
-                list(&self.allow),
-                list(&self.deny)
-            ),
-            (false, true) => write!(f, "allow [{}]", list(&self.allow)),
-            (true, _) => write!(f, "deny [{}]", list(&self.deny)),
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct AuthCheck {
-    pub provider: usize,
-    pub provider_name: String,
-    /// `None`: any app of the service; otherwise the apps bound to this route.
-    pub apps: Option<Vec<usize>>,
-    /// The same apps by name, for traces.
-    pub app_names: Vec<String>,
-    pub claims: Vec<(String, Vec<String>)>,
-}
-
-impl fmt::Display for AuthCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "auth {}", self.provider_name)?;
-        if self.apps.is_some() {
-            write!(f, " apps {}", self.app_names.join(" "))?;
-        }
-        for (name, values) in &self.claims {
-            write!(f, " claim {name} in {values:?}")?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ParamCheck {
-    pub required: bool,
-    pub location: ParamLocation,
-    pub name: String,
-    pub ty: ParamTy,
-}
-
-impl fmt::Display for ParamCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.required { "require" } else { "optional" };
-        write!(f, "{kind} {} {:?} {}", self.location, self.name, self.ty)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ParamTy {
-    Any,
-    String {
-        min_len: Option<u64>,
-        max_len: Option<u64>,
-    },
-    Int {
-        min: Option<i64>,
-        max: Option<i64>,
-    },
-    Decimal {
-        min: Option<f64>,
-        max: Option<f64>,
-    },
-    Bool,
-    Enum(Vec<String>),
-}
-
-impl fmt::Display for ParamTy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn range<T: fmt::Display>(
-            f: &mut fmt::Formatter<'_>,
-            min: &Option<T>,
-            max: &Option<T>,
-        ) -> fmt::Result {
-            if min.is_none() && max.is_none() {
-                return Ok(());
-            }
-            f.write_str(" ")?;
-            if let Some(m) = min {
-                write!(f, "{m}")?;
-            }
-            f.write_str("..")?;
-            if let Some(m) = max {
-                write!(f, "{m}")?;
-            }
-            Ok(())
-        }
-        match self {
-            ParamTy::Any => f.write_str("string"),
-            ParamTy::String { min_len, max_len } => {
-                f.write_str("string")?;
-                range(f, min_len, max_len)
-            }
-            ParamTy::Int { min, max } => {
-                f.write_str("int")?;
-                range(f, min, max)
-            }
-            ParamTy::Decimal { min, max } => {
-                f.write_str("decimal")?;
-                range(f, min, max)
-            }
-            ParamTy::Bool => f.write_str("bool"),
-            ParamTy::Enum(v) => write!(f, "enum {}", v.join("|")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateRule {
-    /// Unique within the snapshot, and stable across reloads that leave its owner alone:
-    /// `service/route:LABEL/n`, `service/app:NAME/n`, `service/plan:NAME/n`.
-    pub id: String,
-    pub limit: u64,
-    pub period: RatePeriod,
-    pub key: RateKey,
-    pub burst: u64,
-    pub on_store_error: StoreErrorPolicy,
-}
-
-impl fmt::Display for RateRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = match &self.key {
-            RateKey::App => "app".to_string(),
-            RateKey::Ip => "ip".to_string(),
-            RateKey::Route => "route".to_string(),
-            RateKey::Header(h) => format!("header {h:?}"),
-        };
-        write!(
-            f,
-            "rate {} per {} per {key} burst {}",
-            self.limit,
-            self.period.name(),
-            self.burst
-        )
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -427,69 +217,6 @@ pub struct ForwardAction {
     pub path: Option<PathTemplate>,
 }
 
-/// A backend target, split once when the policy compiles rather than on every request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub url: String,
-    /// `None` for a URL that is neither `http://` nor `https://` (the parser refuses those).
-    pub http: Option<HttpTarget>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpTarget {
-    pub host: String,
-    pub port: u16,
-    /// The target's path prefix, without a trailing slash.
-    pub base: String,
-    /// `host[:port]` as written: the Host header sent upstream.
-    pub authority: String,
-    /// `https://`: the name the backend's certificate must carry (the host, also sent as SNI).
-    pub tls: Option<std::sync::Arc<str>>,
-}
-
-impl Target {
-    pub fn parse(url: &str) -> Target {
-        Target {
-            url: url.to_string(),
-            http: HttpTarget::parse(url),
-        }
-    }
-}
-
-impl HttpTarget {
-    fn parse(url: &str) -> Option<HttpTarget> {
-        let (rest, tls, default_port) = match url.strip_prefix("https://") {
-            Some(rest) => (rest, true, 443),
-            None => (url.strip_prefix("http://")?, false, 80),
-        };
-        let (authority, base) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']')?;
-            (
-                h,
-                after
-                    .strip_prefix(':')
-                    .map_or(Some(default_port), |p| p.parse().ok())?,
-            )
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, p.parse().ok()?),
-                None => (authority, default_port),
-            }
-        };
-        Some(HttpTarget {
-            host: host.to_string(),
-            port,
-            base: base.to_string(),
-            authority: authority.to_string(),
-            tls: tls.then(|| host.into()),
-        })
-    }
-}
-
 #[derive(Debug)]
 pub struct Backend {
     pub name: String,
@@ -499,77 +226,4 @@ pub struct Backend {
     pub retries: u32,
     pub deny: Vec<IpNet>,
     pub except: Vec<IpNet>,
-}
-
-/// Key material that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub Vec<u8>);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<secret>")
-    }
-}
-
-#[derive(Debug)]
-pub struct App {
-    pub name: String,
-    pub key: String,
-    pub secret: Secret,
-    /// Huawei AppCodes: `X-Apig-AppCode` values that identify this app without a signature.
-    pub app_codes: Vec<Secret>,
-    pub trusted_ips: Vec<IpNet>,
-    pub frozen: bool,
-    /// In a Tencent service with usage plans, the app is in none of them (403 "Found no
-    /// validate usage plan.").
-    pub outside_plans: bool,
-    pub quota: Option<QuotaRule>,
-    pub rates: Vec<RateRule>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotaRule {
-    pub limit: u64,
-    pub period: QuotaPeriod,
-    /// Where the day or month is counted: its midnight resets the quota.
-    pub zone: jiff::tz::TimeZone,
-    pub on_store_error: StoreErrorPolicy,
-}
-
-#[derive(Debug)]
-pub struct Plan {
-    pub name: String,
-    pub apps: Vec<usize>,
-    pub rates: Vec<RateRule>,
-    pub quota: Option<QuotaRule>,
-}
-
-/// An authentication provider: its name and its scheme's settings (see [`crate::auth`]).
-#[derive(Debug)]
-pub struct Provider {
-    pub name: String,
-    pub settings: crate::auth::Settings,
-}
-
-impl Provider {
-    pub fn kind(&self) -> crate::policy::ast::AuthKind {
-        self.settings.kind()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenFrom {
-    Header { name: String, bearer: bool },
-    Query(String),
-    Cookie(String),
-}
-
-/// `Authorization: Bearer <token>`.
-impl Default for TokenFrom {
-    fn default() -> TokenFrom {
-        TokenFrom::Header {
-            name: "Authorization".into(),
-            bearer: true,
-        }
-    }
 }

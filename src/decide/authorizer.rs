@@ -5,6 +5,7 @@
 use super::{Outcome, Pipeline, Routed, Verdict};
 use crate::auth::authorizer::{self, Answer, Redacted};
 use crate::auth::Principal;
+use crate::check::Phase;
 use crate::compile::Provider;
 
 impl Pipeline<'_, '_> {
@@ -23,14 +24,13 @@ impl Pipeline<'_, '_> {
                 let call = authorizer::call(index, provider, settings, &self.head, client_ip);
                 let call = match call {
                     Ok(call) => call,
-                    Err((reason, detail)) => return Err(self.fail(7, "auth", detail, reason)),
+                    Err((reason, detail)) => return Err(self.fail(Phase::Auth, detail, reason)),
                 };
                 match self.env.authorizer_answer(provider, &call) {
                     Some(answer) => (call, answer),
                     None => {
                         self.step(
-                            7,
-                            "auth",
+                            Phase::Auth,
                             Verdict::Done,
                             format_args!(
                                 "provider {}: ask the authorizer ({}), then decide again",
@@ -44,7 +44,7 @@ impl Pipeline<'_, '_> {
             }
         };
         if let Some((reason, detail)) = authorizer::refusal(provider, &answer) {
-            return Err(self.fail(7, "auth", detail, reason));
+            return Err(self.fail(Phase::Auth, detail, reason));
         }
         let Answer::Allow { context } = answer else {
             return Err(Outcome::Reject(crate::dialect::Reason::Internal));

@@ -1,293 +1,243 @@
-//! Steps 3–10: running one check of a route's program, and the CORS answers of step 4.
+//! Steps 3–10 as the pipeline runs them: the context a check runs in ([`Running`], the
+//! pipeline's side of [`Cx`]), the two runs that still go through the pipeline's env (step 7's
+//! verification, step 10's batch of limits), and the CORS answers of step 4. The checks
+//! themselves live in `crate::check`.
 
-use super::request;
-use super::Client;
-use super::{Outcome, Pipeline, Routed, Verdict};
+use super::{Client, Outcome, Pipeline, RequestHead, Routed, Verdict};
 use crate::auth::Verified;
-use crate::compile::{Check, ParamCheck, ParamTy, QuotaRule, RateRule, Route, Service};
+use crate::check::{AuthCheck, Cx, Phase};
+use crate::compile::{Check, QuotaRule, RateRule, Route, Service};
 use crate::dialect::{limit_headers, AuthFailure, LimitKind, Reason, Standing};
 use crate::limits::{calendar, Count, Limit};
-use crate::vocab::{ParamLocation, Protocol};
 use crate::vocab::{QuotaPeriod, RateKey, StoreErrorPolicy};
 
+/// The pipeline as a check sees it (see [`Cx`]): the request, the route it matched and the
+/// decision so far. Built on the stack for each check.
+pub(super) struct Running<'x, 'a, 'r, 's, 'v> {
+    pub p: &'x mut Pipeline<'a, 'r>,
+    pub r: &'x Routed<'s, 'v>,
+}
+
+impl<'r> Cx<'r> for Running<'_, '_, 'r, '_, '_> {
+    type Stop = Outcome;
+
+    fn head(&self) -> RequestHead<'r> {
+        self.p.head
+    }
+
+    fn step(&mut self, phase: Phase, verdict: Verdict, detail: impl std::fmt::Display) {
+        self.p.step(phase, verdict, detail)
+    }
+
+    fn fail(&mut self, phase: Phase, detail: impl std::fmt::Display, reason: Reason) -> Outcome {
+        self.p.fail(phase, detail, reason)
+    }
+
+    fn need_body(&mut self) -> Outcome {
+        Outcome::NeedBody {
+            limit: self.r.route.body_limit,
+        }
+    }
+
+    fn client_ip(&mut self) -> Client {
+        self.p.client_ip(self.r.service)
+    }
+
+    fn path_var(&self, name: &str) -> Option<String> {
+        let (_, value) = self.r.vars.iter().find(|(k, _)| *k == name)?;
+        Some(value.clone())
+    }
+
+    fn authenticate(&mut self, check: &AuthCheck) -> Result<(), Outcome> {
+        self.p.auth(check, self.r)
+    }
+
+    fn count_limits(&mut self) -> Result<(), Outcome> {
+        self.p.limits(self.r)
+    }
+}
+
 impl Pipeline<'_, '_> {
-    pub(super) fn check(
-        &mut self,
-        check: &Check,
-        r: &Routed<'_, '_>,
-        used: Protocol,
-    ) -> Result<(), Outcome> {
+    /// Step 7: verify the caller with the route's provider, spend its nonce, then check the
+    /// app's standing and the token's claims.
+    fn auth(&mut self, auth: &AuthCheck, r: &Routed<'_, '_>) -> Result<(), Outcome> {
         let head = self.head;
-        match check {
-            Check::Protocol(allowed) => {
-                if !allowed.contains(&used) {
+        let provider = &r.service.providers[auth.provider];
+        let resumed = self.resume.verified(); // verified before the nonce's lookup
+        if resumed.is_none() && head.body.is_none() && crate::auth::needs_body(provider, &head) {
+            self.step(
+                Phase::Auth,
+                Verdict::Done,
+                format_args!(
+                    "provider {}: the signature covers the body; read it first",
+                    provider.name
+                ),
+            );
+            return Err(Outcome::NeedBody {
+                limit: r.route.body_limit,
+            });
+        }
+        let verified = resumed.map_or_else(
+            || crate::auth::authenticate(r.service.view(), provider, &head, self.env.now_ms()),
+            Verified::Caller,
+        );
+        let principal = match verified {
+            Verified::Caller(p) => p,
+            Verified::Refused(refusal) => {
+                return Err(self.fail(Phase::Auth, refusal.detail, refusal.reason))
+            }
+            Verified::External(settings) => {
+                self.authorizer(auth.provider, provider, settings, r)?
+            }
+        };
+        // Only a correctly signed request spends its nonce: a forger cannot burn them.
+        if let Some(nonce) = &principal.nonce {
+            let now = self.env.now_ms();
+            match self.env.limiter().first_use(&nonce.key, nonce.ttl_ms, now) {
+                Some(true) => {}
+                Some(false) => {
+                    let detail = format!("nonce {} already used", nonce.value);
                     return Err(self.fail(
-                        3,
-                        "protocol",
-                        format_args!(
-                            "{} not allowed (route takes {})",
-                            used.upper(),
-                            names(allowed)
-                        ),
-                        Reason::ProtocolNotAllowed {
-                            used,
-                            allowed: allowed.clone(),
-                        },
+                        Phase::Auth,
+                        &detail,
+                        Reason::Auth(AuthFailure::Replayed {
+                            detail: detail.clone(),
+                        }),
                     ));
                 }
-                self.step(3, "protocol", Verdict::Pass, used.upper());
-            }
-            Check::ClientCertificate => {
-                if !head.client_cert {
-                    let detail = if head.tls {
-                        "no verified client certificate"
-                    } else {
-                        "a client certificate needs HTTPS"
-                    };
-                    return Err(self.fail(
-                        3,
-                        "client-cert",
-                        detail,
-                        Reason::ClientCertificateRequired,
-                    ));
-                }
-                self.step(
-                    3,
-                    "client-cert",
-                    Verdict::Pass,
-                    "verified client certificate",
-                );
-            }
-            Check::CrossOrigin => {
-                if let Some(origin) = head.header(http::header::ORIGIN) {
-                    let own = format!(
-                        "{}://{}",
-                        if head.tls { "https" } else { "http" },
-                        head.host.unwrap_or("")
-                    );
-                    if !origin.eq_ignore_ascii_case(&own) {
-                        let detail =
-                            format!("cross-origin request from {origin} and the route has no cors");
-                        return Err(self.fail(
-                            4,
-                            "cors",
-                            detail,
-                            Reason::CrossOriginWithoutCors {
-                                uri: head.path().to_string(),
-                            },
-                        ));
-                    }
-                }
-                self.step(4, "cors", Verdict::Pass, "same-origin or no Origin header");
-            }
-            Check::ClientIp(rules) => {
-                let ip = self.client_ip(r.service);
-                // an address a trusted proxy did not name is on no allow list and, as it
-                // could be any address, on every deny list
-                if !ip.ip().is_some_and(|a| rules.admits(a)) {
-                    return Err(self.fail(
-                        5,
-                        "client-ip",
-                        format!("{ip} refused by {rules}"),
-                        Reason::ClientIpDenied,
-                    ));
-                }
-                self.step(
-                    5,
-                    "client-ip",
-                    Verdict::Pass,
-                    format_args!("{ip} admitted by {rules}"),
-                );
-            }
-            Check::WebSocket => {
-                if head.header(http::header::SEC_WEBSOCKET_KEY).is_none() {
-                    return Err(self.fail(
-                        6,
-                        "websocket",
-                        "no Sec-WebSocket-Key header",
-                        Reason::WebSocketKeyMissing,
-                    ));
-                }
-                if head.header(http::header::SEC_WEBSOCKET_VERSION).is_none() {
-                    return Err(self.fail(
-                        6,
-                        "websocket",
-                        "no Sec-WebSocket-Version header",
-                        Reason::WebSocketVersionMissing,
-                    ));
-                }
-                self.step(6, "websocket", Verdict::Pass, "handshake headers present");
-            }
-            Check::Auth(auth) => {
-                let provider = &r.service.providers[auth.provider];
-                let resumed = self.resume.verified(); // verified before the nonce's lookup
-                if resumed.is_none()
-                    && head.body.is_none()
-                    && crate::auth::needs_body(provider, &head)
-                {
+                None => {
                     self.step(
-                        7,
-                        "auth",
+                        Phase::Auth,
                         Verdict::Done,
-                        format_args!(
-                            "provider {}: the signature covers the body; read it first",
-                            provider.name
-                        ),
+                        "the nonce is looked up in the shared store first",
                     );
-                    return Err(Outcome::NeedBody {
-                        limit: r.route.body_limit,
-                    });
-                }
-                let principal = match resumed.map_or_else(
-                    || crate::auth::authenticate(r.service, provider, &head, self.env),
-                    Verified::Caller,
-                ) {
-                    Verified::Caller(p) => p,
-                    Verified::Refused(refusal) => {
-                        return Err(self.fail(7, "auth", refusal.detail, refusal.reason))
-                    }
-                    Verified::External(settings) => {
-                        self.authorizer(auth.provider, provider, settings, r)?
-                    }
-                };
-                // Only a correctly signed request spends its nonce: a forger cannot burn them.
-                if let Some(nonce) = &principal.nonce {
-                    let now = self.env.now_ms();
-                    match self.env.limiter().first_use(&nonce.key, nonce.ttl_ms, now) {
-                        Some(true) => {}
-                        Some(false) => {
-                            let detail = format!("nonce {} already used", nonce.value);
-                            return Err(self.fail(
-                                7,
-                                "auth",
-                                &detail,
-                                Reason::Auth(AuthFailure::Replayed {
-                                    detail: detail.clone(),
-                                }),
-                            ));
-                        }
-                        None => {
-                            self.step(
-                                7,
-                                "auth",
-                                Verdict::Done,
-                                "the nonce is looked up in the shared store first",
-                            );
-                            self.resume = super::drive::Resume::Verified(principal);
-                            return Err(Outcome::NeedCounts);
-                        }
-                    }
-                }
-                if let Some(app_index) = principal.app {
-                    let app = &r.service.apps[app_index];
-                    self.d.app = Some(app_index);
-                    if app.outside_plans {
-                        return Err(self.fail(
-                            7,
-                            "auth",
-                            format_args!(
-                                "app {} is in none of this service's usage plans",
-                                app.name
-                            ),
-                            Reason::NoUsagePlan,
-                        ));
-                    }
-                    if auth
-                        .apps
-                        .as_ref()
-                        .is_some_and(|bound| !bound.contains(&app_index))
-                    {
-                        return Err(self.fail(
-                            7,
-                            "auth",
-                            format_args!("app {} is not bound to this route", app.name),
-                            Reason::AppNotBound,
-                        ));
-                    }
-                    if app.frozen {
-                        return Err(self.fail(
-                            7,
-                            "auth",
-                            format!("app {} is frozen", app.name),
-                            Reason::AppFrozen,
-                        ));
-                    }
-                    let ip = self.client_ip(r.service);
-                    if !app.trusted_ips.is_empty() && !ip.in_any(&app.trusted_ips) {
-                        let detail =
-                            format!("{ip} is not among app {}'s trusted addresses", app.name);
-                        return Err(self.fail(7, "auth", detail, Reason::AppIpUntrusted));
-                    }
-                }
-                for (claim, allowed) in &auth.claims {
-                    let ok = principal
-                        .claims
-                        .as_ref()
-                        .is_some_and(|c| crate::auth::jwt::claim_allows(c, claim, allowed));
-                    if !ok {
-                        return Err(self.fail(
-                            7,
-                            "auth",
-                            format_args!("claim {claim} holds none of {}", allowed.join(", ")),
-                            Reason::Auth(AuthFailure::ClaimsDenied),
-                        ));
-                    }
-                }
-                self.step(7, "auth", Verdict::Pass, principal.describe);
-            }
-            Check::Param(p) => self.param(p, r)?,
-            Check::BodySize(limit) => {
-                let size = match head.body {
-                    Some(b) => Some(b.len() as u64),
-                    None => head
-                        .header(http::header::CONTENT_LENGTH)
-                        .and_then(|v| v.trim().parse::<u64>().ok()),
-                };
-                match size {
-                    Some(n) if n > *limit => {
-                        return Err(self.fail(
-                            9,
-                            "body-size",
-                            format!("body is {n} bytes, limit {limit}"),
-                            Reason::BodyTooLarge,
-                        ));
-                    }
-                    Some(n) => self.step(
-                        9,
-                        "body-size",
-                        Verdict::Pass,
-                        format_args!("{n} ≤ {limit} bytes"),
-                    ),
-                    None => self.step(
-                        9,
-                        "body-size",
-                        Verdict::Pass,
-                        format_args!("streamed; cut at {limit} bytes"),
-                    ),
-                }
-            }
-            Check::Rate(_) | Check::Quota => {
-                // All of a request's limits are counted as one batch, at the first of them.
-                let first = r
-                    .route
-                    .program
-                    .iter()
-                    .find(|c| matches!(c, Check::Rate(_) | Check::Quota));
-                if first.is_some_and(|f| std::ptr::eq(f, check)) {
-                    self.limits(r)?;
+                    self.resume = super::drive::Resume::Verified(principal);
+                    return Err(Outcome::NeedCounts);
                 }
             }
         }
+        if let Some(app_index) = principal.app {
+            let app = &r.service.apps[app_index];
+            self.d.app = Some(app_index);
+            if app.outside_plans {
+                return Err(self.fail(
+                    Phase::Auth,
+                    format_args!("app {} is in none of this service's usage plans", app.name),
+                    Reason::NoUsagePlan,
+                ));
+            }
+            if auth
+                .apps
+                .as_ref()
+                .is_some_and(|bound| !bound.contains(&app_index))
+            {
+                return Err(self.fail(
+                    Phase::Auth,
+                    format_args!("app {} is not bound to this route", app.name),
+                    Reason::AppNotBound,
+                ));
+            }
+            if app.frozen {
+                return Err(self.fail(
+                    Phase::Auth,
+                    format!("app {} is frozen", app.name),
+                    Reason::AppFrozen,
+                ));
+            }
+            let ip = self.client_ip(r.service);
+            if !app.trusted_ips.is_empty() && !ip.in_any(&app.trusted_ips) {
+                let detail = format!("{ip} is not among app {}'s trusted addresses", app.name);
+                return Err(self.fail(Phase::Auth, detail, Reason::AppIpUntrusted));
+            }
+        }
+        for (claim, allowed) in &auth.claims {
+            let ok = principal
+                .claims
+                .as_ref()
+                .is_some_and(|c| crate::auth::jwt::claim_allows(c, claim, allowed));
+            if !ok {
+                return Err(self.fail(
+                    Phase::Auth,
+                    format_args!("claim {claim} holds none of {}", allowed.join(", ")),
+                    Reason::Auth(AuthFailure::ClaimsDenied),
+                ));
+            }
+        }
+        self.step(Phase::Auth, Verdict::Pass, principal.describe);
         Ok(())
     }
 
     /// Step 10: the route's rates, then the authenticated app's and its plans' rates, then
     /// their quotas, counted as one batch: a store moves none of the counters when one limit
     /// refuses, and a remote store is asked once for all of them.
-    fn limits<'s>(&mut self, r: &Routed<'s, '_>) -> Result<(), Outcome> {
+    fn limits(&mut self, r: &Routed<'_, '_>) -> Result<(), Outcome> {
+        let head = self.head;
+        let now = self.env.now_ms();
+        let (what, counts) = self.batch(r, now);
+        if counts.is_empty() {
+            return Ok(());
+        }
+
+        let tallies = match self.env.limiter().count(&counts, now) {
+            Some(Ok(tallies)) => tallies,
+            Some(Err(e)) => return self.store_failed(&what, &counts, &e),
+            None => {
+                self.step(
+                    Phase::Rate,
+                    Verdict::Done,
+                    "counted in the shared store: ask it, then decide again",
+                );
+                return Err(Outcome::NeedCounts);
+            }
+        };
+        let debug = head
+            .header("x-apig-mode")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("debug"));
+        let standings: Vec<Standing<'_>> = what
+            .iter()
+            .zip(&tallies)
+            .map(|(w, t)| Standing {
+                kind: w.kind,
+                limit: w.limit,
+                remaining: t.remaining,
+                period: w.period,
+            })
+            .collect();
+        let headers = limit_headers(self.d.dialect, debug, &standings);
+        self.d.headers.extend(headers);
+        for (w, t) in what.iter().zip(&tallies) {
+            match (w.kind, t.allowed) {
+                (LimitKind::Quota, true) => self.step(
+                    Phase::Quota,
+                    Verdict::Pass,
+                    format_args!("{}: {} of {} left", w.label, t.remaining, w.limit),
+                ),
+                (LimitKind::Quota, false) => {
+                    let detail = format_args!("{} quota of {} used up", w.label, w.limit);
+                    return Err(self.fail(Phase::Quota, detail, Reason::QuotaExceeded));
+                }
+                (_, true) => self.step(
+                    Phase::Rate,
+                    Verdict::Pass,
+                    format_args!("{}: {} left", w.label, t.remaining),
+                ),
+                (_, false) => {
+                    let secs = t.retry_after_ms.div_ceil(1000).max(1);
+                    self.d
+                        .headers
+                        .push(("Retry-After".to_string(), secs.to_string()));
+                    let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
+                    return Err(self.fail(Phase::Rate, detail, Reason::RateLimited));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch: what each count is (for the trace and the limit headers) and the counts.
+    fn batch<'s>(&mut self, r: &Routed<'s, '_>, now: i64) -> (Vec<Limited<'s>>, Vec<Count>) {
         let head = self.head;
         let service: &'s Service = r.service;
-        let now = self.env.now_ms();
         let mut what: Vec<Limited<'s>> = Vec::new();
         let mut counts: Vec<Count> = Vec::new();
         let mut rate =
@@ -309,7 +259,9 @@ impl Pipeline<'_, '_> {
                 });
             };
         for check in &r.route.program {
-            let Check::Rate(rule) = check else { continue };
+            let Check::Rate(crate::check::rate::Rate { rule, .. }) = check else {
+                continue;
+            };
             let value = match &rule.key {
                 RateKey::App => self
                     .d
@@ -325,7 +277,7 @@ impl Pipeline<'_, '_> {
         let app = self
             .d
             .app
-            .filter(|_| r.route.program.iter().any(|c| matches!(c, Check::Quota)))
+            .filter(|_| r.route.program.iter().any(|c| matches!(c, Check::Quota(_))))
             .map(|a| (a, &service.apps[a]));
         let mut quotas: Vec<(&QuotaRule, Label<'_>)> = Vec::new();
         if let Some((index, app)) = app {
@@ -363,67 +315,7 @@ impl Pipeline<'_, '_> {
                 },
             });
         }
-        if counts.is_empty() {
-            return Ok(());
-        }
-
-        let tallies = match self.env.limiter().count(&counts, now) {
-            Some(Ok(tallies)) => tallies,
-            Some(Err(e)) => return self.store_failed(&what, &counts, &e),
-            None => {
-                self.step(
-                    10,
-                    "rate",
-                    Verdict::Done,
-                    "counted in the shared store: ask it, then decide again",
-                );
-                return Err(Outcome::NeedCounts);
-            }
-        };
-        let debug = head
-            .header("x-apig-mode")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("debug"));
-        let standings: Vec<Standing<'_>> = what
-            .iter()
-            .zip(&tallies)
-            .map(|(w, t)| Standing {
-                kind: w.kind,
-                limit: w.limit,
-                remaining: t.remaining,
-                period: w.period,
-            })
-            .collect();
-        let headers = limit_headers(self.d.dialect, debug, &standings);
-        self.d.headers.extend(headers);
-        for (w, t) in what.iter().zip(&tallies) {
-            match (w.kind, t.allowed) {
-                (LimitKind::Quota, true) => self.step(
-                    10,
-                    "quota",
-                    Verdict::Pass,
-                    format_args!("{}: {} of {} left", w.label, t.remaining, w.limit),
-                ),
-                (LimitKind::Quota, false) => {
-                    let detail = format_args!("{} quota of {} used up", w.label, w.limit);
-                    return Err(self.fail(10, "quota", detail, Reason::QuotaExceeded));
-                }
-                (_, true) => self.step(
-                    10,
-                    "rate",
-                    Verdict::Pass,
-                    format_args!("{}: {} left", w.label, t.remaining),
-                ),
-                (_, false) => {
-                    let secs = t.retry_after_ms.div_ceil(1000).max(1);
-                    self.d
-                        .headers
-                        .push(("Retry-After".to_string(), secs.to_string()));
-                    let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
-                    return Err(self.fail(10, "rate", detail, Reason::RateLimited));
-                }
-            }
-        }
-        Ok(())
+        (what, counts)
     }
 
     /// The store could not count: each limit's `on store error` decides. One that denies
@@ -437,8 +329,7 @@ impl Pipeline<'_, '_> {
     ) -> Result<(), Outcome> {
         let Some(w) = counts.iter().position(|c| !c.fail_open).map(|i| &what[i]) else {
             self.step(
-                10,
-                "rate",
+                Phase::Rate,
                 Verdict::Pass,
                 format_args!("not counted: {e}; every limit here allows on store error"),
             );
@@ -446,121 +337,12 @@ impl Pipeline<'_, '_> {
         };
         let detail = format_args!("{}: not counted: {e}; on store error deny", w.label);
         if w.kind == LimitKind::Quota {
-            return Err(self.fail(10, "quota", detail, Reason::QuotaExceeded));
+            return Err(self.fail(Phase::Quota, detail, Reason::QuotaExceeded));
         }
         self.d
             .headers
             .push(("Retry-After".to_string(), "1".to_string()));
-        Err(self.fail(10, "rate", detail, Reason::RateLimited))
-    }
-
-    fn param(&mut self, p: &ParamCheck, r: &Routed<'_, '_>) -> Result<(), Outcome> {
-        let head = self.head;
-        let value: Option<Option<String>> = match p.location {
-            ParamLocation::Path => r
-                .vars
-                .iter()
-                .find(|(k, _)| *k == p.name)
-                .map(|(_, v)| Some(v.clone())),
-            ParamLocation::Header => head
-                .headers
-                .get(p.name.as_str())
-                .map(|v| v.to_str().ok().map(|s| s.trim().to_string())),
-            ParamLocation::Query => head.query().and_then(|q| request::form_value(q, &p.name)),
-            ParamLocation::Form => {
-                let Some(body) = head.body else {
-                    self.step(
-                        8,
-                        "param",
-                        Verdict::Done,
-                        format_args!("form parameter {:?}: read the body first", p.name),
-                    );
-                    return Err(Outcome::NeedBody {
-                        limit: r.route.body_limit,
-                    });
-                };
-                let is_form = head
-                    .header(http::header::CONTENT_TYPE)
-                    .and_then(|ct| ct.split(';').next())
-                    .is_some_and(|ct| {
-                        ct.trim()
-                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                    });
-                if !is_form {
-                    return Err(self.fail(
-                        8,
-                        "param",
-                        format_args!(
-                            "form parameter {:?} needs an application/x-www-form-urlencoded body",
-                            p.name
-                        ),
-                        Reason::FormContentTypeRequired,
-                    ));
-                }
-                match std::str::from_utf8(body) {
-                    Ok(text) => request::form_value(text, &p.name),
-                    Err(_) => Some(None),
-                }
-            }
-        };
-        match value {
-            None if p.required => Err(self.fail(
-                8,
-                "param",
-                format_args!("{} parameter {:?} is missing", p.location, p.name),
-                Reason::ParamMissing {
-                    location: p.location,
-                    name: p.name.clone(),
-                },
-            )),
-            None => {
-                self.step(
-                    8,
-                    "param",
-                    Verdict::Pass,
-                    format_args!("optional {} parameter {:?} absent", p.location, p.name),
-                );
-                Ok(())
-            }
-            Some(v) => {
-                let verdict = v
-                    .as_deref()
-                    .map_or(TypeCheck::WrongType, |v| type_check(&p.ty, v));
-                let shown = Shown(v.as_deref());
-                let (location, name, expected) = (p.location, &p.name, &p.ty);
-                match verdict {
-                    TypeCheck::Ok => {
-                        self.step(
-                            8,
-                            "param",
-                            Verdict::Pass,
-                            format_args!("{location} {name:?} = {shown} is {expected}"),
-                        );
-                        Ok(())
-                    }
-                    TypeCheck::WrongType => Err(self.fail(
-                        8,
-                        "param",
-                        format_args!("{location} {name:?} = {shown} is not {expected}"),
-                        Reason::ParamInvalid {
-                            location,
-                            name: name.clone(),
-                            expected: expected.to_string(),
-                        },
-                    )),
-                    TypeCheck::OutOfRange => Err(self.fail(
-                        8,
-                        "param",
-                        format_args!("{location} {name:?} = {shown} is outside {expected}"),
-                        Reason::ParamOutOfRange {
-                            location,
-                            name: name.clone(),
-                            expected: expected.to_string(),
-                        },
-                    )),
-                }
-            }
-        }
+        Err(self.fail(Phase::Rate, detail, Reason::RateLimited))
     }
 
     /// The client address: the peer, or — when the peer is a trusted proxy — what its
@@ -579,8 +361,7 @@ impl Pipeline<'_, '_> {
         let Some(cors) = &r.route.cors else {
             if r.service.dialect.semantics().cross_origin_needs_cors {
                 return self.fail(
-                    4,
-                    "cors",
+                    Phase::Cors,
                     format_args!("preflight from {origin}, and the route has no cors"),
                     Reason::CrossOriginWithoutCors {
                         uri: head.path().to_string(),
@@ -588,8 +369,7 @@ impl Pipeline<'_, '_> {
                 );
             }
             return self.fail(
-                4,
-                "cors",
+                Phase::Cors,
                 format_args!("preflight from {origin}, and the route has no cors"),
                 Reason::MethodNotAllowed {
                     method: head.method.to_string(),
@@ -616,15 +396,13 @@ impl Pipeline<'_, '_> {
                 headers.push(("Access-Control-Max-Age".into(), age.to_string()));
             }
             self.step(
-                4,
-                "cors",
+                Phase::Cors,
                 Verdict::Done,
                 format_args!("preflight from {origin} answered"),
             );
         } else {
             self.step(
-                4,
-                "cors",
+                Phase::Cors,
                 Verdict::Done,
                 format_args!("preflight from {origin}: origin not allowed, no CORS headers"),
             );
@@ -643,7 +421,7 @@ impl Pipeline<'_, '_> {
     pub(super) fn cors_headers(&mut self, route: &Route) {
         let Some(cors) = &route.cors else { return };
         let Some(origin) = self.head.header(http::header::ORIGIN) else {
-            self.step(4, "cors", Verdict::Pass, "no Origin header");
+            self.step(Phase::Cors, Verdict::Pass, "no Origin header");
             return;
         };
         let mut headers = Vec::new();
@@ -656,15 +434,13 @@ impl Pipeline<'_, '_> {
                 ));
             }
             self.step(
-                4,
-                "cors",
+                Phase::Cors,
                 Verdict::Pass,
                 format_args!("origin {origin} allowed"),
             );
         } else {
             self.step(
-                4,
-                "cors",
+                Phase::Cors,
                 Verdict::Pass,
                 format_args!("origin {origin} not allowed: no CORS headers"),
             );
@@ -712,67 +488,5 @@ fn push_origin(headers: &mut Vec<(String, String)>, cors: &crate::compile::Cors,
     headers.push(("Access-Control-Allow-Origin".into(), value.to_string()));
     if cors.credentials {
         headers.push(("Access-Control-Allow-Credentials".into(), "true".into()));
-    }
-}
-
-fn names(p: &[Protocol]) -> String {
-    p.iter().map(|p| p.upper()).collect::<Vec<_>>().join(",")
-}
-
-/// How a parameter value measures up to its declared type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TypeCheck {
-    Ok,
-    /// Not a value of the type at all (`abc` for an int).
-    WrongType,
-    /// A value of the type outside the declared range, length or enumeration.
-    OutOfRange,
-}
-
-/// Check a parameter value against its declared type and range.
-pub fn type_check(ty: &ParamTy, v: &str) -> TypeCheck {
-    fn within<T: PartialOrd>(x: T, min: &Option<T>, max: &Option<T>) -> TypeCheck {
-        if min.as_ref().is_none_or(|m| x >= *m) && max.as_ref().is_none_or(|m| x <= *m) {
-            TypeCheck::Ok
-        } else {
-            TypeCheck::OutOfRange
-        }
-    }
-    match ty {
-        ParamTy::Any => TypeCheck::Ok,
-        ParamTy::String { min_len, max_len } => within(v.chars().count() as u64, min_len, max_len),
-        ParamTy::Int { min, max } => v
-            .parse::<i64>()
-            .map_or(TypeCheck::WrongType, |x| within(x, min, max)),
-        ParamTy::Decimal { min, max } => match v.parse::<f64>() {
-            Ok(x) if is_decimal(v) && x.is_finite() => within(x, min, max),
-            _ => TypeCheck::WrongType,
-        },
-        ParamTy::Bool if v == "true" || v == "false" => TypeCheck::Ok,
-        ParamTy::Bool => TypeCheck::WrongType,
-        ParamTy::Enum(values) if values.iter().any(|x| x == v) => TypeCheck::Ok,
-        ParamTy::Enum(_) => TypeCheck::OutOfRange,
-    }
-}
-
-/// `-12`, `3.50`: plain decimal notation only (no `inf`, `NaN`, exponents or hex).
-fn is_decimal(v: &str) -> bool {
-    let digits = v.strip_prefix('-').unwrap_or(v);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
-    !int.is_empty()
-        && !frac.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// A parameter's value as the trace shows it: quoted, or `undecodable`.
-struct Shown<'a>(Option<&'a str>);
-
-impl std::fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(v) => write!(f, "{v:?}"),
-            None => f.write_str("undecodable"),
-        }
     }
 }

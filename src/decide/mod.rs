@@ -23,6 +23,7 @@ mod response;
 mod token_endpoint;
 
 // The request's own vocabulary lives in `crate::request`; named here too, as before.
+pub use crate::check::Verdict;
 pub use crate::request::{client, head as request};
 pub use client::Client;
 pub use drive::{decide_with_body, Drive, Effect, Next};
@@ -31,9 +32,11 @@ pub use request::{Arrival, HostFrom, RequestHead};
 pub use request_id::RequestId;
 pub use response::{render_response, respond_headers, Response};
 
+use crate::check::Phase;
+use crate::compile::tree::Capture;
 use crate::compile::{Action, Check, Route, Service, Snapshot, StageSelector};
 use crate::dialect::Reason;
-use crate::vocab::{Dialect, Method, Protocol};
+use crate::vocab::{Dialect, Method};
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
@@ -106,14 +109,6 @@ pub struct Step {
     pub name: &'static str,
     pub verdict: Verdict,
     pub detail: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    Fail,
-    /// A step that decided the outcome without refusing (a preflight answer, the action).
-    Done,
 }
 
 impl fmt::Display for Step {
@@ -209,25 +204,19 @@ impl<'a, 'r> Pipeline<'a, 'r> {
     /// Record a step. The detail is formatted only when the environment keeps a trace
     /// (`explain`, `test`); `serve` does not, so call sites pass `format_args!`, which costs
     /// nothing until it is written.
-    fn step(&mut self, n: u8, name: &'static str, verdict: Verdict, detail: impl fmt::Display) {
+    fn step(&mut self, phase: Phase, verdict: Verdict, detail: impl fmt::Display) {
         if self.tracing {
             self.d.trace.push(Step {
-                n,
-                name,
+                n: phase.n(),
+                name: phase.name(),
                 verdict,
                 detail: detail.to_string(),
             });
         }
     }
 
-    fn fail(
-        &mut self,
-        n: u8,
-        name: &'static str,
-        detail: impl fmt::Display,
-        reason: Reason,
-    ) -> Outcome {
-        self.step(n, name, Verdict::Fail, detail);
+    fn fail(&mut self, phase: Phase, detail: impl fmt::Display, reason: Reason) -> Outcome {
+        self.step(phase, Verdict::Fail, detail);
         Outcome::Reject(reason)
     }
 
@@ -237,7 +226,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         // An ambiguous host selects no service: the default dialect refuses it.
         if let Some(conflict) = head.host_conflict() {
             self.d.request_id = self.request_id(None);
-            return Err(self.fail(1, "sanity", conflict, Reason::BadRequest));
+            return Err(self.fail(Phase::Sanity, conflict, Reason::BadRequest));
         }
         let host = head.host.map(normalize_host);
         let service_index = host.as_deref().and_then(|h| self.snap.hosts.find(h));
@@ -246,15 +235,60 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             self.d.dialect = s.dialect;
         }
         self.d.request_id = self.request_id(service);
+        let host = self.sanity(service, host)?;
+        self.routing(service_index.zip(service), &host)
+    }
 
-        // 1. request sanity
+    /// Steps 3–11 from check `from` of the route's program (0, or where a resumed pipeline
+    /// stopped): the checks, then the preflight's answer or the action (a preflight stops
+    /// after the protocol and is answered at step 4).
+    fn proceed(&mut self, routed: &Routed<'a, 'r>, from: usize) -> Outcome {
+        let route = routed.route;
+        // 3–10: the route's program.
+        for (i, check) in route.program.iter().enumerate().skip(from) {
+            if routed.preflight && !matches!(check, Check::Protocol(_)) {
+                break;
+            }
+            if self.head.body.is_none() && matches!(check, Check::BodySize(_)) {
+                self.bodyless = Some(self.mark(i));
+            }
+            let mut cx = checks::Running { p: self, r: routed };
+            if let Err(outcome) = check.run(&mut cx) {
+                self.d.check = Some(i);
+                return outcome;
+            }
+        }
+        if routed.preflight {
+            return self.preflight(routed);
+        }
+
+        // 11. the action
+        self.action(routed)
+    }
+
+    /// Where the pipeline stands before check `check` runs.
+    fn mark(&self, check: usize) -> drive::Mark {
+        drive::Mark {
+            check,
+            trace: self.d.trace.len(),
+            headers: self.d.headers.len(),
+        }
+    }
+
+    /// Step 1: the URI and header sizes within the service's (or the default) limits, a
+    /// sane Host and a path target. Returns the normalised host.
+    fn sanity(
+        &mut self,
+        service: Option<&Service>,
+        host: Option<Cow<'r, str>>,
+    ) -> Result<Cow<'r, str>, Outcome> {
+        let head = self.head;
         let limits = service
             .map(|s| s.limits)
             .unwrap_or(self.snap.default_limits);
         if head.target.len() as u64 > limits.uri {
             return Err(self.fail(
-                1,
-                "sanity",
+                Phase::Sanity,
                 format_args!("URI is {} bytes, limit {}", head.target.len(), limits.uri),
                 Reason::UriTooLarge,
             ));
@@ -264,8 +298,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             let size = (name.as_str().len() + value.len()) as u64;
             if size > limits.header {
                 return Err(self.fail(
-                    1,
-                    "sanity",
+                    Phase::Sanity,
                     format_args!("header {name} is {size} bytes, limit {}", limits.header),
                     Reason::HeaderTooLarge,
                 ));
@@ -274,58 +307,38 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         }
         if total > limits.headers {
             return Err(self.fail(
-                1,
-                "sanity",
+                Phase::Sanity,
                 format_args!("headers are {total} bytes, limit {}", limits.headers),
                 Reason::HeadersTooLarge,
             ));
         }
         let Some(host) = host.filter(|h| valid_host(h)) else {
             return Err(self.fail(
-                1,
-                "sanity",
+                Phase::Sanity,
                 format_args!("missing or malformed Host {:?}", head.host.unwrap_or("")),
                 Reason::BadRequest,
             ));
         };
         if !head.target.starts_with('/') {
             return Err(self.fail(
-                1,
-                "sanity",
+                Phase::Sanity,
                 format_args!("request target {:?} is not a path", head.target),
                 Reason::BadRequest,
             ));
         }
         self.step(
-            1,
-            "sanity",
+            Phase::Sanity,
             Verdict::Pass,
             format_args!(
                 "URI {} B, headers {total} B within limits",
                 head.target.len()
             ),
         );
+        Ok(host)
+    }
 
-        // 2. service, stage, route, method
-        let (Some(service_index), Some(service)) = (service_index, service) else {
-            return Err(self.fail(
-                2,
-                "host",
-                format_args!("no service serves host {host:?}"),
-                Reason::NoHost {
-                    host: host.to_string(),
-                },
-            ));
-        };
-        self.d.service = Some(service_index);
-        self.step(
-            2,
-            "host",
-            Verdict::Pass,
-            format_args!("{host} → service {}", service.name),
-        );
-
-        let raw_path = head.path();
+    /// The path's segments, decoded; a dot segment or an undecodable one is refused.
+    fn segments(&mut self, raw_path: &'r str) -> Result<SmallVec<[Cow<'r, str>; 8]>, Outcome> {
         // Most paths have a few segments: kept on the stack.
         let mut segments: SmallVec<[Cow<'r, str>; 8]> = SmallVec::new();
         if raw_path != "/" {
@@ -335,8 +348,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     // arrives, raw or encoded, could climb out of a rewritten backend path.
                     Some(d) if d == "." || d == ".." => {
                         return Err(self.fail(
-                            2,
-                            "route",
+                            Phase::Route,
                             format_args!("path segment {s:?} is a dot segment"),
                             Reason::BadRequest,
                         ));
@@ -345,19 +357,46 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     None => {
                         let detail =
                             format!("path segment {s:?} is not valid percent-encoded UTF-8");
-                        return Err(self.fail(2, "route", detail, Reason::BadRequest));
+                        return Err(self.fail(Phase::Route, detail, Reason::BadRequest));
                     }
                 }
             }
         }
+        Ok(segments)
+    }
+
+    /// Step 2: the service by Host, its stage, the route by path and method.
+    fn routing(
+        &mut self,
+        service: Option<(usize, &'a Service)>,
+        host: &str,
+    ) -> Result<Routed<'a, 'r>, Outcome> {
+        let head = self.head;
+        let Some((service_index, service)) = service else {
+            return Err(self.fail(
+                Phase::Host,
+                format_args!("no service serves host {host:?}"),
+                Reason::NoHost {
+                    host: host.to_string(),
+                },
+            ));
+        };
+        self.d.service = Some(service_index);
+        self.step(
+            Phase::Host,
+            Verdict::Pass,
+            format_args!("{host} → service {}", service.name),
+        );
+
+        let raw_path = head.path();
+        let segments = self.segments(raw_path)?;
         let (stage, path, skip) = self.stage(service, raw_path, &segments)?;
         let segments = segments.get(skip..).unwrap_or_default();
         self.d.stage = stage;
         let tree = &service.trees[stage.unwrap_or(0)];
         let Some(found) = tree.lookup(segments) else {
             return Err(self.fail(
-                2,
-                "route",
+                Phase::Route,
                 format_args!("no route matches {raw_path}"),
                 Reason::NoRoute {
                     uri: raw_path.to_string(),
@@ -380,8 +419,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             .resolve(if preflight { requested } else { method })
         else {
             return Err(self.fail(
-                2,
-                "method",
+                Phase::Method,
                 format_args!("{} is not routed for {raw_path}", head.method),
                 Reason::MethodNotAllowed {
                     method: head.method.to_string(),
@@ -391,35 +429,16 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         };
         let route = &service.routes[route_index as usize];
         self.d.route = Some(route_index as usize);
-        let vars: Vec<(&str, String)> = route
-            .vars
-            .iter()
-            .map(String::as_str)
-            .zip(found.captures.iter().map(|c| match c {
-                crate::compile::tree::Capture::One(s) => s.to_string(),
-                crate::compile::tree::Capture::Rest(s) => s.join("/"),
-            }))
-            .collect();
+        let vars = path_vars(route, &found.captures);
         self.step(
-            2,
-            "route",
+            Phase::Route,
             Verdict::Pass,
             format_args!("{} ({}){}", route.label, route.location, ShownVars(&vars)),
         );
         self.d
             .response_headers
             .extend(route.response_headers.iter().cloned());
-        let rest = route
-            .vars
-            .iter()
-            .zip(found.captures.iter())
-            .find_map(|(name, c)| match c {
-                crate::compile::tree::Capture::Rest(segments) => Some((
-                    name.as_str(),
-                    segments.iter().map(|s| s.to_string()).collect(),
-                )),
-                crate::compile::tree::Capture::One(_) => None,
-            });
+        let rest = rest_var(route, &found.captures);
         let routed = Routed {
             service,
             route,
@@ -439,43 +458,6 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             self.cors_headers(route);
         }
         Ok(routed)
-    }
-
-    /// Steps 3–11 from check `from` of the route's program (0, or where a resumed pipeline
-    /// stopped): the checks, then the preflight's answer or the action.
-    fn proceed(&mut self, r: &Routed<'_, '_>, from: usize) -> Outcome {
-        let used = if self.head.tls {
-            Protocol::Https
-        } else {
-            Protocol::Http
-        };
-        for (i, check) in r.route.program.iter().enumerate().skip(from) {
-            if r.preflight && !matches!(check, Check::Protocol(_)) {
-                break;
-            }
-            if self.head.body.is_none() && matches!(check, Check::BodySize(_)) {
-                self.bodyless = Some(self.mark(i));
-            }
-            if let Err(outcome) = self.check(check, r, used) {
-                self.d.check = Some(i);
-                return outcome;
-            }
-        }
-        if r.preflight {
-            return self.preflight(r);
-        }
-
-        // 11. the action
-        self.action(r)
-    }
-
-    /// Where the pipeline stands before check `check` runs.
-    fn mark(&self, check: usize) -> drive::Mark {
-        drive::Mark {
-            check,
-            trace: self.d.trace.len(),
-            headers: self.d.headers.len(),
-        }
     }
 
     fn request_id(&self, service: Option<&Service>) -> RequestId {
@@ -510,8 +492,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             } => match self.head.header(header) {
                 None => {
                     self.step(
-                        2,
-                        "stage",
+                        Phase::Stage,
                         Verdict::Pass,
                         format_args!("{} (default: no {header} header)", names[*default]),
                     );
@@ -520,16 +501,14 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 Some(v) => match names.iter().position(|n| n.eq_ignore_ascii_case(v.trim())) {
                     Some(i) => {
                         self.step(
-                            2,
-                            "stage",
+                            Phase::Stage,
                             Verdict::Pass,
                             format_args!("{} (from {header})", names[i]),
                         );
                         Ok((Some(i), raw_path, 0))
                     }
                     None => Err(self.fail(
-                        2,
-                        "stage",
+                        Phase::Stage,
                         format_args!("{header}: {v:?} names no stage of this service"),
                         Reason::NoStage {
                             stage: v.to_string(),
@@ -543,8 +522,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 match names.iter().position(|n| n.eq_ignore_ascii_case(first)) {
                     Some(i) => {
                         self.step(
-                            2,
-                            "stage",
+                            Phase::Stage,
                             Verdict::Pass,
                             format_args!("{} (from the path)", names[i]),
                         );
@@ -558,8 +536,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                         let detail =
                             format!("path prefix {mapping:?} names no stage of this service");
                         Err(self.fail(
-                            2,
-                            "stage",
+                            Phase::Stage,
                             detail,
                             Reason::NoStage {
                                 stage: mapping,
@@ -576,8 +553,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         match &r.route.action {
             Action::Mock(m) => {
                 self.step(
-                    11,
-                    "action",
+                    Phase::Action,
                     Verdict::Done,
                     format_args!("mock {}", m.answer.status),
                 );
@@ -594,8 +570,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 };
                 let backend = &r.service.backends[f.backend];
                 self.step(
-                    11,
-                    "action",
+                    Phase::Action,
                     Verdict::Done,
                     format_args!("forward to backend {} as {target}", backend.name),
                 );
@@ -645,8 +620,7 @@ impl Pipeline<'_, '_> {
                      or add a segment to it"
                 );
                 return Err(self.fail(
-                    2,
-                    "route",
+                    Phase::Route,
                     detail,
                     Reason::ParamInvalid {
                         location: crate::vocab::ParamLocation::Path,
@@ -658,6 +632,31 @@ impl Pipeline<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// The route's path variables with their decoded values, in path order; a `{rest+}` value is
+/// its segments joined by `/`.
+fn path_vars<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Vec<(&'s str, String)> {
+    let values = captures.iter().map(|c| match c {
+        Capture::One(s) => s.to_string(),
+        Capture::Rest(s) => s.join("/"),
+    });
+    route.vars.iter().map(String::as_str).zip(values).collect()
+}
+
+/// The `{rest+}` variable and its segments, if the route has one.
+fn rest_var<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Option<(&'s str, Vec<String>)> {
+    route
+        .vars
+        .iter()
+        .zip(captures)
+        .find_map(|(name, c)| match c {
+            Capture::Rest(segments) => Some((
+                name.as_str(),
+                segments.iter().map(|s| s.to_string()).collect(),
+            )),
+            Capture::One(_) => None,
+        })
 }
 
 /// Path variables as the trace shows them: ` name="value"` each.

@@ -6,22 +6,21 @@
 
 use super::{Outcome, Pipeline, Response, Routed, Verdict};
 use crate::auth::oauth2;
+use crate::check::Phase;
 
 impl Pipeline<'_, '_> {
     pub(super) fn issue_tokens(&mut self, r: &Routed<'_, '_>, provider: usize) -> Outcome {
         let provider = &r.service.providers[provider];
         if let Err(refusal) = oauth2::check_head(&self.head) {
             return self.fail(
-                11,
-                "action",
+                Phase::Action,
                 format_args!("issue tokens ({}): {}", provider.name, refusal.detail),
                 refusal.reason,
             );
         }
         if self.head.body.is_none() {
             self.step(
-                11,
-                "action",
+                Phase::Action,
                 Verdict::Done,
                 format_args!(
                     "issue tokens ({}): read the token request first",
@@ -35,7 +34,7 @@ impl Pipeline<'_, '_> {
         let client_ip = self.client_ip(r.service);
         let now = self.env.now_ms();
         match oauth2::issue(
-            r.service,
+            r.service.view(),
             provider,
             &self.head,
             client_ip,
@@ -45,8 +44,7 @@ impl Pipeline<'_, '_> {
             Ok(issued) => {
                 self.d.app = Some(issued.app);
                 self.step(
-                    11,
-                    "action",
+                    Phase::Action,
                     Verdict::Done,
                     format_args!("issue tokens ({}): {}", provider.name, issued.describe),
                 );
@@ -57,8 +55,7 @@ impl Pipeline<'_, '_> {
                 }))
             }
             Err(refusal) => self.fail(
-                11,
-                "action",
+                Phase::Action,
                 format_args!("issue tokens ({}): {}", provider.name, refusal.detail),
                 refusal.reason,
             ),

@@ -7,9 +7,8 @@
 //! both http and https) has no rejection branch to cover, and neither has the service-wide
 //! body limit that every route's program repeats.
 
-use crate::compile::{Check, ParamTy, Service, Snapshot};
+use crate::compile::Snapshot;
 use crate::decide::{Decision, Outcome};
-use crate::vocab::{ParamLocation, Protocol};
 
 /// Hit counts of every branch of a snapshot.
 #[derive(Debug, Clone, Default)]
@@ -59,7 +58,7 @@ impl Coverage {
                         .program
                         .iter()
                         .enumerate()
-                        .filter(|(_, c)| can_refuse(c, s))
+                        .filter(|(_, c)| c.can_refuse(s.limits.body))
                         .map(|(n, c)| (n + 1, c.to_string(), false))
                         .collect(),
                     action: s.describe_action(&r.action),
@@ -148,18 +147,5 @@ impl Coverage {
             }
         }
         out
-    }
-}
-
-/// Whether a check is a branch of its own: one that can refuse some request, and is not the
-/// service's body limit repeated in every route (a route's own `limits { body … }` counts).
-fn can_refuse(c: &Check, s: &Service) -> bool {
-    match c {
-        Check::BodySize(limit) => *limit != s.limits.body,
-        Check::Protocol(p) => !(p.contains(&Protocol::Http) && p.contains(&Protocol::Https)),
-        // A path variable is there whenever the route matched: only its type can refuse.
-        Check::Param(p) if p.location == ParamLocation::Path => p.ty != ParamTy::Any,
-        Check::Param(p) => p.required || p.ty != ParamTy::Any,
-        _ => true,
     }
 }

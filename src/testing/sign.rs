@@ -20,7 +20,7 @@ pub fn sign(
 ) -> Result<(), String> {
     let (service, app) = find_app(snap, host, &s.app)?;
     let mut signing = Signing {
-        service,
+        service: service.view(),
         app,
         method: &e.method,
         target: &e.target,

@@ -7,6 +7,7 @@
 //! the counters.
 
 use jiff::tz::TimeZone;
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaPeriod {
@@ -80,4 +81,44 @@ fn fixed_offset(s: &str) -> Option<jiff::tz::Offset> {
         return None;
     }
     jiff::tz::Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()
+}
+
+/// A rate as compiled: the route's, an app's or a plan's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateRule {
+    /// Unique within the snapshot, and stable across reloads that leave its owner alone:
+    /// `service/route:LABEL/n`, `service/app:NAME/n`, `service/plan:NAME/n`.
+    pub id: String,
+    pub limit: u64,
+    pub period: RatePeriod,
+    pub key: RateKey,
+    pub burst: u64,
+    pub on_store_error: StoreErrorPolicy,
+}
+
+impl fmt::Display for RateRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = match &self.key {
+            RateKey::App => "app".to_string(),
+            RateKey::Ip => "ip".to_string(),
+            RateKey::Route => "route".to_string(),
+            RateKey::Header(h) => format!("header {h:?}"),
+        };
+        write!(
+            f,
+            "rate {} per {} per {key} burst {}",
+            self.limit,
+            self.period.name(),
+            self.burst
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaRule {
+    pub limit: u64,
+    pub period: QuotaPeriod,
+    /// Where the day or month is counted: its midnight resets the quota.
+    pub zone: TimeZone,
+    pub on_store_error: StoreErrorPolicy,
 }

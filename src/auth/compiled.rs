@@ -1,0 +1,84 @@
+//! The compiled forms a scheme reads: the service's apps (and the usage plans that group
+//! them), its providers, their secrets and where a token is taken from. They live here, below
+//! `compile`, so that the schemes and the route checks can read them without depending on the
+//! compiler that builds them (`compile` re-exports them).
+
+use crate::vocab::{QuotaRule, RateRule};
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Key material that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub name: String,
+    pub key: String,
+    pub secret: Secret,
+    /// Huawei AppCodes: `X-Apig-AppCode` values that identify this app without a signature.
+    pub app_codes: Vec<Secret>,
+    pub trusted_ips: Vec<IpNet>,
+    pub frozen: bool,
+    /// In a Tencent service with usage plans, the app is in none of them (403 "Found no
+    /// validate usage plan.").
+    pub outside_plans: bool,
+    pub quota: Option<QuotaRule>,
+    pub rates: Vec<RateRule>,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    pub apps: Vec<usize>,
+    pub rates: Vec<RateRule>,
+    pub quota: Option<QuotaRule>,
+}
+
+/// An authentication provider: its name and its scheme's settings (see [`crate::auth`]).
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub settings: crate::auth::Settings,
+}
+
+impl Provider {
+    pub fn kind(&self) -> crate::policy::ast::AuthKind {
+        self.settings.kind()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFrom {
+    Header { name: String, bearer: bool },
+    Query(String),
+    Cookie(String),
+}
+
+/// `Authorization: Bearer <token>`.
+impl Default for TokenFrom {
+    fn default() -> TokenFrom {
+        TokenFrom::Header {
+            name: "Authorization".into(),
+            bearer: true,
+        }
+    }
+}
+
+/// What a scheme may know of the service it verifies for: its name, its apps and how an
+/// access key finds one, and its providers. Borrowed from the compiled service (four
+/// references, built on the stack per verification), so `auth` need not know `compile`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceView<'s> {
+    pub name: &'s str,
+    pub apps: &'s [App],
+    pub app_by_key: &'s HashMap<String, usize>,
+    pub providers: &'s [Provider],
+}

@@ -1,0 +1,59 @@
+//! Step 10: a route's `rate N per PERIOD [per KEY] [burst B]`, counted in the request's batch
+//! (see [`super::limits`]).
+
+use super::{Batch, Build, Cx, Phase, RouteCheck, RouteFacts};
+use crate::policy::ast::{self, RouteItem};
+use crate::policy::diag::{self, Diagnostic};
+use crate::vocab::RateRule;
+use std::fmt;
+
+#[derive(Debug)]
+pub struct Rate {
+    pub rule: RateRule,
+    pub batch: Batch,
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.rule.fmt(f)
+    }
+}
+
+impl RouteCheck for Rate {
+    const PHASE: Phase = Phase::Rate;
+
+    /// Each `rate` statement; `per app` only on a route whose provider identifies apps.
+    fn compile(r: &RouteFacts<'_>, b: &mut dyn Build) -> Vec<Self> {
+        let rates = r.route.items.iter().filter_map(|i| match &i.value {
+            RouteItem::Rate(rate) => Some((rate, i.span)),
+            _ => None,
+        });
+        let mut out = Vec::new();
+        for (n, (rate, span)) in rates.enumerate() {
+            let per_app = matches!(rate.key.as_ref().map(|k| &k.value), Some(ast::RateKey::App));
+            if per_app && !b.yields_app() {
+                b.error(
+                    Diagnostic::error(diag::CONFLICT, span, "`per app` needs an authenticated app")
+                        .label("this route does not identify an app")
+                        .help("authenticate with a keypair, app-signature, jd-signature or oauth2 provider, or count `per ip`"),
+                );
+                continue;
+            }
+            if let Some(rule) = b.rate_rule(rate, n) {
+                out.push(Rate {
+                    rule,
+                    batch: Batch::Counted,
+                });
+            }
+        }
+        out
+    }
+
+    fn can_refuse(&self, _: u64) -> bool {
+        true
+    }
+
+    fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
+        self.batch.run(cx)
+    }
+}
