@@ -37,6 +37,12 @@ pub struct Compiled {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// A service that declares its dialect, and the service when it is valid.
+type Declared = (Dialect, Option<validate::Valid>);
+
+/// Each host claimed, with the index of its service among the [`Declared`] ones.
+type HostClaims = Vec<(String, usize)>;
+
 /// Compile a loaded policy set. Parse diagnostics are carried over; compilation still runs
 /// on what parsed so that one `check` reports everything.
 pub fn compile(loaded: &Loaded, secrets: &dyn SecretStore) -> Compiled {
@@ -109,10 +115,7 @@ impl<'a> Cx<'a> {
     fn services(
         &mut self,
         services: &[(&ast::Service, Span, &'a Path)],
-    ) -> (
-        Vec<(Dialect, Option<validate::Valid>)>,
-        Vec<(String, usize)>,
-    ) {
+    ) -> (Vec<Declared>, HostClaims) {
         let mut out = Vec::new();
         let mut claims = Vec::new();
         let mut owners: HashMap<String, (String, Span)> = HashMap::new();
@@ -145,11 +148,7 @@ impl<'a> Cx<'a> {
 
     /// With no `default dialect`: the services' one dialect, Huawei's when there is no
     /// service, else an error.
-    fn default_dialect(
-        &mut self,
-        loaded: &Loaded,
-        services: &[(Dialect, Option<validate::Valid>)],
-    ) -> Option<Dialect> {
+    fn default_dialect(&mut self, loaded: &Loaded, services: &[Declared]) -> Option<Dialect> {
         // A broken service counts too: it declared its dialect.
         let mut dialects: Vec<Dialect> = services.iter().map(|(d, _)| *d).collect();
         dialects.sort();
