@@ -40,6 +40,14 @@ pub(crate) struct Checked {
     pub(crate) service: Option<Valid>,
 }
 
+/// The routes of a service: its trees (to build), and which backends and providers they use.
+struct Routed {
+    trees: Vec<tree::TreeBuilder>,
+    routes: Vec<Route>,
+    used_backends: Vec<bool>,
+    used_providers: Vec<bool>,
+}
+
 /// The service-wide settings, validated.
 struct Settings {
     dialect: Dialect,
@@ -66,36 +74,12 @@ impl<'a> Cx<'a> {
             .map(|(b, span)| self.backend(b, span))
             .collect();
 
-        let tree_count = settings.stages.names().len().max(1);
-        let mut rc = route::RouteCx {
-            service: &s.name.value,
-            dialect,
-            protocols: &settings.protocols,
-            client_cert_required: st.client_cert.get().is_some(),
-            stages: &settings.stages,
-            limits: settings.limits,
-            ip: &st.ip,
-            backends: &st.backend_names,
-            apps: &st.app_names,
-            providers: &st.provider_names,
-            provider_kinds: providers.iter().map(|p: &Provider| p.kind()).collect(),
-            trees: vec![tree::TreeBuilder::default(); tree_count],
-            routes: Vec::new(),
-            route_spans: Vec::new(),
-            used_backends: vec![false; backends.len()],
-            used_providers: vec![false; providers.len()],
-            label_uses: HashMap::new(),
-        };
-        for (r, span) in std::mem::take(&mut st.routes) {
-            rc.route(self, r, span);
-        }
-        let route::RouteCx {
+        let Routed {
             trees,
             routes,
             used_backends,
             used_providers,
-            ..
-        } = rc;
+        } = self.routes(&mut st, s, &settings, &providers, backends.len());
         if !self.errors_within(span, diags_before) {
             self.unused(&st.backend_names, &used_backends, "backend", UNUSED_BACKEND);
             self.unused(
@@ -131,6 +115,47 @@ impl<'a> Cx<'a> {
             hosts: settings.hosts,
             service: backends.zip(apps).map(|(b, a)| valid(b, a)),
         })
+    }
+
+    /// Every route, resolved, checked and entered in its stages' trees.
+    fn routes(
+        &mut self,
+        st: &mut Statements<'_>,
+        s: &ast::Service,
+        settings: &Settings,
+        providers: &[Provider],
+        backends: usize,
+    ) -> Routed {
+        let dialect = settings.dialect;
+        let tree_count = settings.stages.names().len().max(1);
+        let mut rc = route::RouteCx {
+            service: &s.name.value,
+            dialect,
+            protocols: &settings.protocols,
+            client_cert_required: st.client_cert.get().is_some(),
+            stages: &settings.stages,
+            limits: settings.limits,
+            ip: &st.ip,
+            backends: &st.backend_names,
+            apps: &st.app_names,
+            providers: &st.provider_names,
+            provider_kinds: providers.iter().map(|p: &Provider| p.kind()).collect(),
+            trees: vec![tree::TreeBuilder::default(); tree_count],
+            routes: Vec::new(),
+            route_spans: Vec::new(),
+            used_backends: vec![false; backends],
+            used_providers: vec![false; providers.len()],
+            label_uses: HashMap::new(),
+        };
+        for (r, span) in std::mem::take(&mut st.routes) {
+            rc.route(self, r, span);
+        }
+        Routed {
+            trees: rc.trees,
+            routes: rc.routes,
+            used_backends: rc.used_backends,
+            used_providers: rc.used_providers,
+        }
     }
 
     fn settings(&mut self, st: &mut Statements<'_>, s: &ast::Service, span: Span) -> Settings {
