@@ -244,100 +244,23 @@ fn init_logging(json: bool) {
     };
 }
 
+/// Start the gateway, serve until SIGTERM or SIGINT, then drain: the phases in order, each a
+/// function below.
 async fn serve(opts: Options) -> Result<(), String> {
-    let snapshot = Gateway::compile(&opts.policy_dir)
-        .map_err(|d| format!("the policy does not compile:\n{d}"))?;
-    let gateway = Arc::new(Gateway::new(&opts, snapshot)?);
-    flush_access_log_periodically(gateway.clone());
+    let gateway = start(&opts)?;
     // Signals are registered before anything is served: a SIGHUP or SIGTERM that arrives as
     // soon as the gateway answers must reload or drain, not kill it.
-    let mut shutdown = std::pin::pin!(shutdown_signal(terminate_signal()?));
+    let shutdown = shutdown_signal(terminate_signal()?);
     reload::watch(gateway.clone())?;
-
-    let listener = TcpListener::bind(opts.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-
-    let tls = match &opts.tls {
-        None => None,
-        Some(t) => Some(bind_tls(t).await?),
-    };
-
-    // Admin last: /healthz answers only once traffic can be served.
-    if let Some(addr) = opts.admin {
-        let admin = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
-        tracing::info!(admin = %addr, "admin endpoints: /healthz /readyz /config /metrics");
-        tokio::spawn(admin::serve(gateway.clone(), admin, opts.header_timeout));
-    }
-    tracing::info!(listen = %local, policy = %opts.policy_dir.display(), limits = gateway.stores.describe(), "rulegate serving");
-
-    let timer = gateway.bodies.timer.clone();
-    let mut builders = Builders::new(timer.clone(), opts.header_timeout);
+    let listeners = Listeners::bind(&opts, &gateway).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let tls_accept = async |tls: &Option<(TcpListener, tokio_rustls::TlsAcceptor)>| match tls {
-        Some((listener, _)) => listener.accept().await,
-        None => std::future::pending().await,
+    let acceptor = Acceptor {
+        builders: Builders::new(gateway.bodies.timer.clone(), opts.header_timeout),
+        gateway: gateway.clone(),
+        stopping,
+        idle_timeout: opts.header_timeout,
     };
-    let idle_timeout = opts.header_timeout;
-
-    loop {
-        tokio::select! {
-            accepted = tls_accept(&tls) => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let opened = std::time::Instant::now();
-                let _ = stream.set_nodelay(true);
-                let acceptor = tls.as_ref().map(|(_, a)| a.clone()).expect("TLS listener has an acceptor");
-                let gw = gateway.clone();
-                let builder = builders.current(&gateway.snapshot.load());
-                let (timer, stopping) = (timer.clone(), stopping.clone());
-                tokio::spawn(async move {
-                    // the idle deadline runs from accept: the handshake is part of it
-                    let handshake = tokio::time::timeout(idle_timeout, acceptor.accept(stream)).await;
-                    let stream = match handshake {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    };
-                    // rustls has verified any certificate it accepted; its presence is what counts.
-                    let client_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
-                    let conn = handler::Conn::new(peer, true, client_cert);
-                    if let Err(e) = serve_connection(gw, &builder, stream, conn, opened, idle_timeout, &timer, stopping).await {
-                        tracing::debug!(%peer, "TLS connection ended: {e}");
-                    }
-                });
-            }
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let opened = std::time::Instant::now();
-                let _ = stream.set_nodelay(true);
-                let gw = gateway.clone();
-                let conn = handler::Conn::new(peer, false, false);
-                let builder = builders.current(&gateway.snapshot.load());
-                let (timer, stopping) = (timer.clone(), stopping.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = serve_connection(gw, &builder, stream, conn, opened, idle_timeout, &timer, stopping).await {
-                        tracing::debug!(%peer, "connection ended: {e}");
-                    }
-                });
-            }
-            _ = &mut shutdown => {
-                tracing::info!("shutting down: draining in-flight requests");
-                break;
-            }
-        }
-    }
-    drop(listener);
-    drop(stopping);
+    acceptor.run(listeners, shutdown).await;
     let _ = stop.send(true);
     tokio::select! {
         _ = stop.closed() => tracing::info!("drained"),
@@ -345,6 +268,155 @@ async fn serve(opts: Options) -> Result<(), String> {
     }
     gateway.access_log.flush();
     Ok(())
+}
+
+/// Compile the policy, open the limit stores and build the shared state; the access log is
+/// flushed on a timer from here on.
+fn start(opts: &Options) -> Result<Arc<Gateway>, String> {
+    let snapshot = Gateway::compile(&opts.policy_dir)
+        .map_err(|d| format!("the policy does not compile:\n{d}"))?;
+    let gateway = Arc::new(Gateway::new(opts, snapshot)?);
+    flush_access_log_periodically(gateway.clone());
+    Ok(gateway)
+}
+
+/// The traffic listeners: plain HTTP, and TLS when configured.
+struct Listeners {
+    plain: TcpListener,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+}
+
+impl Listeners {
+    /// Bind traffic first and admin last: /healthz answers only once traffic can be served.
+    async fn bind(opts: &Options, gateway: &Arc<Gateway>) -> Result<Listeners, String> {
+        let plain = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+        let local = plain.local_addr().map_err(|e| e.to_string())?;
+        let tls = match &opts.tls {
+            None => None,
+            Some(t) => Some(bind_tls(t).await?),
+        };
+        if let Some(addr) = opts.admin {
+            let admin = TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (admin): {e}"))?;
+            tracing::info!(admin = %addr, "admin endpoints: /healthz /readyz /config /metrics");
+            tokio::spawn(admin::serve(gateway.clone(), admin, opts.header_timeout));
+        }
+        tracing::info!(listen = %local, policy = %opts.policy_dir.display(), limits = gateway.stores.describe(), "rulegate serving");
+        Ok(Listeners { plain, tls })
+    }
+}
+
+/// Accepts connections and spawns one task each, until shutdown.
+struct Acceptor {
+    gateway: Arc<Gateway>,
+    builders: Builders,
+    /// Cloned into each connection; the drain waits until every clone is dropped.
+    stopping: tokio::sync::watch::Receiver<bool>,
+    idle_timeout: Duration,
+}
+
+impl Acceptor {
+    /// Accept until `shutdown` completes; the listeners are closed on return.
+    async fn run(mut self, listeners: Listeners, shutdown: impl std::future::Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let tls_accept = async |tls: &Option<(TcpListener, tokio_rustls::TlsAcceptor)>| match tls {
+            Some((listener, _)) => listener.accept().await,
+            None => std::future::pending().await,
+        };
+        loop {
+            tokio::select! {
+                accepted = tls_accept(&listeners.tls) => {
+                    let Ok((stream, peer)) = accepted else { continue };
+                    let acceptor = listeners.tls.as_ref().map(|(_, a)| a.clone()).expect("TLS listener has an acceptor");
+                    self.spawn_tls(stream, peer, acceptor);
+                }
+                accepted = listeners.plain.accept() => match accepted {
+                    Ok((stream, peer)) => self.spawn_plain(stream, peer),
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = &mut shutdown => {
+                    tracing::info!("shutting down: draining in-flight requests");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn spawn_plain(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let opened = std::time::Instant::now();
+        let _ = stream.set_nodelay(true);
+        let gw = self.gateway.clone();
+        let conn = handler::Conn::new(peer, false, false);
+        let builder = self.builders.current(&self.gateway.snapshot.load());
+        let (timer, stopping) = (self.gateway.bodies.timer.clone(), self.stopping.clone());
+        let idle_timeout = self.idle_timeout;
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(
+                gw,
+                &builder,
+                stream,
+                conn,
+                opened,
+                idle_timeout,
+                &timer,
+                stopping,
+            )
+            .await
+            {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+
+    fn spawn_tls(
+        &mut self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) {
+        let opened = std::time::Instant::now();
+        let _ = stream.set_nodelay(true);
+        let gw = self.gateway.clone();
+        let builder = self.builders.current(&self.gateway.snapshot.load());
+        let (timer, stopping) = (self.gateway.bodies.timer.clone(), self.stopping.clone());
+        let idle_timeout = self.idle_timeout;
+        tokio::spawn(async move {
+            // the idle deadline runs from accept: the handshake is part of it
+            let handshake = tokio::time::timeout(idle_timeout, acceptor.accept(stream)).await;
+            let stream = match handshake {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            // rustls has verified any certificate it accepted; its presence is what counts.
+            let client_cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .is_some_and(|c| !c.is_empty());
+            let conn = handler::Conn::new(peer, true, client_cert);
+            if let Err(e) = serve_connection(
+                gw,
+                &builder,
+                stream,
+                conn,
+                opened,
+                idle_timeout,
+                &timer,
+                stopping,
+            )
+            .await
+            {
+                tracing::debug!(%peer, "TLS connection ended: {e}");
+            }
+        });
+    }
 }
 
 impl Gateway {
