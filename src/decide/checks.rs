@@ -190,9 +190,7 @@ impl Pipeline<'_, '_> {
                 return Err(Outcome::NeedCounts);
             }
         };
-        let debug = head
-            .header("x-apig-mode")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("debug"));
+        let debug = (self.d.dialect.profile().debug_requested)(head.headers);
         let standings: Vec<Standing<'_>> = what
             .iter()
             .zip(&tallies)

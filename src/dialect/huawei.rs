@@ -17,6 +17,7 @@ pub static PROFILE: Profile = Profile {
     placeholders: &[Placeholder::anywhere("{xxx}")],
     appends_detail: true,
     limit_headers,
+    debug_requested,
     rows: Rows {
         row: catalogue::huawei_row,
         undocumented: &catalogue::HUAWEI_UNDOCUMENTED,
@@ -38,6 +39,14 @@ fn write_body(out: &mut String, a: &Answer<'_>) {
     out.push_str("\", \"request_id\": \"");
     escape_json(a.request_id, out);
     out.push_str("\"}");
+}
+
+/// `X-Apig-Mode: debug` asks for Huawei's debugging headers.
+fn debug_requested(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("x-apig-mode")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("debug"))
 }
 
 /// None, unless the request carries `X-Apig-Mode: debug`; then `X-Apig-RateLimit-api` (per

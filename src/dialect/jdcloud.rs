@@ -15,6 +15,7 @@ pub static PROFILE: Profile = Profile {
     placeholders: &[Placeholder::word("argument"), Placeholder::word("a format")],
     appends_detail: false,
     limit_headers,
+    debug_requested: |_| false,
     rows: Rows {
         row: catalogue::jdcloud_row,
         undocumented: &catalogue::JDCLOUD_UNDOCUMENTED,

@@ -37,6 +37,8 @@ pub struct Profile {
     /// The header(s) that show one limit's standing; `debug`: the request asked for debug
     /// headers (`X-Apig-Mode: debug`).
     pub limit_headers: fn(standing: &Standing<'_>, debug: bool, out: &mut LimitHeaders),
+    /// Whether the request asks for the vendor's debug headers (Huawei: `X-Apig-Mode: debug`).
+    pub debug_requested: fn(headers: &http::HeaderMap) -> bool,
     pub rows: Rows,
     pub semantics: Semantics,
 }

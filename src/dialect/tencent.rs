@@ -20,6 +20,7 @@ pub static PROFILE: Profile = Profile {
     ],
     appends_detail: false,
     limit_headers,
+    debug_requested: |_| false,
     rows: Rows {
         row: catalogue::tencent_row,
         undocumented: &catalogue::TENCENT_UNDOCUMENTED,
