@@ -13,6 +13,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use hyper::Response;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -74,6 +75,10 @@ impl Upstream {
 }
 
 /// Forward the request; on failure, the canonical reason to answer with.
+///
+/// In three phases: what the request allows (the loop guard, how many attempts), then one
+/// attempt per target in turn (resolve, send under the backend's timeout), each settled by
+/// [`settle`] into an answer, a refusal, or a reason to try the next target.
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
     gw: &Gateway,
@@ -83,34 +88,16 @@ pub async fn forward(
     parts: &http::request::Parts,
     tls: bool,
     body: Body,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    mut client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response<Body>, Reason> {
     let service = &snap.services[d.service.ok_or(Reason::Internal)?];
     let backend = &service.backends[plan.backend];
-    let hops: u32 = parts
-        .headers
-        .get(HOPS_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    if hops >= MAX_HOPS {
-        tracing::warn!(request_id = %d.request_id, hops, "loop detected: the request has passed through rulegate {hops} times");
-        return Err(Reason::LoopDetected);
-    }
+    let hops = hops(d, parts)?;
     let targets = gw.upstream.order(backend);
     if targets.is_empty() {
         return Err(Reason::NoBackendAvailable);
     }
-    // A body can be sent once; retries are for requests without one and idempotent methods.
-    let idempotent = matches!(
-        parts.method.as_str(),
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
-    );
-    let attempts = if idempotent && is_empty_body(parts) {
-        1 + backend.retries as usize
-    } else {
-        1
-    };
+    let attempts = attempts(backend, parts);
     // While the client's body is still arriving, a late answer is the client's doing.
     let client_waiting = match &body {
         Body::Client(b) => Some(b.waiting()),
@@ -131,68 +118,125 @@ pub async fn forward(
                 continue;
             }
         };
-        let this_body = match body.take() {
-            Some(b) => b,
-            None => super::handler::full(bytes::Bytes::new()),
-        };
+        let this_body = body
+            .take()
+            .unwrap_or_else(|| super::handler::full(bytes::Bytes::new()));
         let request = upstream_request(d, parts, tls, target, &plan.target, hops, this_body)?;
+        let endpoint = super::pool::Endpoint {
+            addr,
+            tls: target.tls.clone(),
+        };
         let connect_timeout = Duration::from_millis(backend.connect_timeout_ms);
         let sent = tokio::time::timeout(
             Duration::from_millis(backend.timeout_ms),
-            gw.upstream.pool.send(
-                &super::pool::Endpoint {
-                    addr,
-                    tls: target.tls.clone(),
-                },
-                connect_timeout,
-                request,
-            ),
+            gw.upstream.pool.send(&endpoint, connect_timeout, request),
         )
-        .await;
-        match sent {
-            Ok(Ok(mut response)) => {
-                gw.upstream.mark(target_url, true);
-                if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                    if let Some(client) = client_upgrade {
-                        tunnel(
-                            d.request_id.clone(),
-                            client,
-                            hyper::upgrade::on(&mut response),
-                        );
-                    }
-                }
-                return Ok(downstream_response(d, response));
-            }
-            Ok(Err(SendError::Connect(e))) => {
-                tracing::warn!(target = %target_url, "backend refused the connection: {e}");
-                gw.upstream.mark(target_url, false);
-                last = Reason::BackendUnavailable;
-                continue;
-            }
-            Ok(Err(SendError::Http(e))) => {
-                // the client's body failed (too large, malformed, late, abandoned): its fault
-                if let Some(reason) = super::client_body::failure_in(&e) {
-                    tracing::debug!(request_id = %d.request_id, "request body: {e}");
-                    return Err(reason);
-                }
-                tracing::warn!(target = %target_url, "backend failed: {e}");
-                return Err(Reason::BackendUnavailable);
-            }
-            Ok(Err(SendError::Timeout)) | Err(_)
-                if client_waiting
-                    .as_ref()
-                    .is_some_and(|w| w.load(std::sync::atomic::Ordering::Relaxed)) =>
-            {
-                tracing::debug!(request_id = %d.request_id, "the backend timeout passed while the client's body was still arriving");
-                return Err(Reason::BodyTimeout);
-            }
-            Ok(Err(SendError::Timeout)) | Err(_) => {
-                tracing::warn!(target = %target_url, timeout_ms = backend.timeout_ms, "backend timed out");
-                return Err(Reason::BackendTimeout);
-            }
+        .await
+        .unwrap_or(Err(SendError::Timeout));
+        let attempt = Attempt {
+            gw,
+            d,
+            backend,
+            target_url,
+            client_waiting: client_waiting.as_deref(),
+        };
+        match attempt.settle(sent, &mut client_upgrade) {
+            ControlFlow::Break(answer) => return answer,
+            ControlFlow::Continue(reason) => last = reason,
         }
     }
     Err(last)
+}
+
+/// The hops the request has made through rulegate; a loop once there are too many.
+fn hops(d: &Decision, parts: &http::request::Parts) -> Result<u32, Reason> {
+    let hops: u32 = parts
+        .headers
+        .get(HOPS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if hops >= MAX_HOPS {
+        tracing::warn!(request_id = %d.request_id, hops, "loop detected: the request has passed through rulegate {hops} times");
+        return Err(Reason::LoopDetected);
+    }
+    Ok(hops)
+}
+
+/// How many targets the request may try. A body can be sent once; retries are for requests
+/// without one and idempotent methods.
+fn attempts(backend: &Backend, parts: &http::request::Parts) -> usize {
+    let idempotent = matches!(
+        parts.method.as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
+    );
+    match idempotent && is_empty_body(parts) {
+        true => 1 + backend.retries as usize,
+        false => 1,
+    }
+}
+
+/// One attempt at one target, as [`Attempt::settle`] needs it.
+struct Attempt<'a> {
+    gw: &'a Gateway,
+    d: &'a Decision,
+    backend: &'a Backend,
+    target_url: &'a str,
+    /// Set while the client's body is still arriving.
+    client_waiting: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl Attempt<'_> {
+    /// What an attempt's result means: the answer (the target is up; a protocol switch is
+    /// tunnelled), a refusal, or `Continue` with the reason to give if no later target
+    /// answers (only a refused connection moves on, marking the target down).
+    fn settle(
+        &self,
+        sent: Result<Response<PooledBody>, SendError>,
+        client_upgrade: &mut Option<hyper::upgrade::OnUpgrade>,
+    ) -> ControlFlow<Result<Response<Body>, Reason>, Reason> {
+        let (d, target_url) = (self.d, self.target_url);
+        ControlFlow::Break(Err(match sent {
+            Ok(mut response) => {
+                self.gw.upstream.mark(target_url, true);
+                if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client) = client_upgrade.take() {
+                        let backend = hyper::upgrade::on(&mut response);
+                        tunnel(d.request_id.clone(), client, backend);
+                    }
+                }
+                return ControlFlow::Break(Ok(downstream_response(d, response)));
+            }
+            Err(SendError::Connect(e)) => {
+                tracing::warn!(target = %target_url, "backend refused the connection: {e}");
+                self.gw.upstream.mark(target_url, false);
+                return ControlFlow::Continue(Reason::BackendUnavailable);
+            }
+            // the client's body failed (too large, malformed, late, abandoned): its fault
+            Err(SendError::Http(e)) => match super::client_body::failure_in(&e) {
+                Some(reason) => {
+                    tracing::debug!(request_id = %d.request_id, "request body: {e}");
+                    reason
+                }
+                None => {
+                    tracing::warn!(target = %target_url, "backend failed: {e}");
+                    Reason::BackendUnavailable
+                }
+            },
+            Err(SendError::Timeout)
+                if self
+                    .client_waiting
+                    .is_some_and(|w| w.load(std::sync::atomic::Ordering::Relaxed)) =>
+            {
+                tracing::debug!(request_id = %d.request_id, "the backend timeout passed while the client's body was still arriving");
+                Reason::BodyTimeout
+            }
+            Err(SendError::Timeout) => {
+                tracing::warn!(target = %target_url, timeout_ms = self.backend.timeout_ms, "backend timed out");
+                Reason::BackendTimeout
+            }
+        }))
+    }
 }
 
 /// `Connection: upgrade` with an `Upgrade` header: a protocol switch such as a websocket.
