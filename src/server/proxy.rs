@@ -3,7 +3,7 @@
 //! header hygiene, timeouts, and the mapping of upstream failures to canonical reasons.
 
 use super::handler::Body;
-use super::pool::{PooledBody, SendError};
+use super::pool::{PolicyKeys, PooledBody, SendError};
 
 use super::Gateway;
 use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot, Target};
@@ -26,16 +26,16 @@ const DOWN_FOR: Duration = Duration::from_secs(10);
 /// Connection pools and target state, shared by all requests and kept across reloads.
 pub struct Upstream {
     pool: super::pool::Pool,
-    next: Mutex<HashMap<String, usize>>,
-    down: Mutex<HashMap<String, Instant>>,
+    next: Mutex<HashMap<String, usize, PolicyKeys>>,
+    down: Mutex<HashMap<String, Instant, PolicyKeys>>,
 }
 
 impl Upstream {
     pub fn new(tls: std::sync::Arc<rustls::ClientConfig>) -> Upstream {
         Upstream {
             pool: super::pool::Pool::new(tls),
-            next: Mutex::new(HashMap::new()),
-            down: Mutex::new(HashMap::new()),
+            next: Mutex::default(),
+            down: Mutex::default(),
         }
     }
 
@@ -67,7 +67,10 @@ impl Upstream {
     fn mark(&self, target: &str, up: bool) {
         let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
         if up {
-            down.remove(target);
+            // every answer marks its target up: most find nothing to remove
+            if !down.is_empty() {
+                down.remove(target);
+            }
         } else {
             down.insert(target.to_string(), Instant::now() + DOWN_FOR);
         }
