@@ -324,7 +324,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1). Names, not
 /// strings: removing by a string parses it on every call.
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -404,28 +404,22 @@ pub fn upstream_headers(
     original_host: &str,
     hops: u32,
 ) -> http::HeaderMap {
-    let upgrade = is_upgrade(client)
+    // without a Connection header, nothing is listed in one and there is no upgrade
+    let connection = client.contains_key(header::CONNECTION);
+    let upgrade = (connection && is_upgrade(client))
         .then(|| client.get(header::UPGRADE).cloned())
         .flatten();
     let id_name = d.dialect.profile().request_id.name.clone();
     // The client's headers minus those of its connection and those set below: copied
     // one by one rather than cloned and then pruned, which costs a lookup per name removed.
-    let listed = match client.contains_key(header::CONNECTION) {
+    let listed = match connection {
         true => connection_listed(client),
         false => Vec::new(),
     };
     let mut headers = http::HeaderMap::with_capacity(client.len() + 6);
     for (name, value) in client {
-        let replaced = [
-            header::HOST,
-            header::TRANSFER_ENCODING,
-            X_FORWARDED_FOR,
-            X_FORWARDED_PROTO,
-            X_FORWARDED_HOST,
-            HOPS_HEADER,
-        ];
         if !HOP_BY_HOP.contains(name)
-            && !replaced.contains(name)
+            && !REPLACED.contains(name)
             && *name != id_name
             && !listed.contains(name)
             && !is_context_header(name)
@@ -455,7 +449,8 @@ pub fn upstream_headers(
         }
     };
     set(&mut headers, header::HOST, authority);
-    if let Ok(chain) = HeaderValue::from_bytes(&forwarded_for(client, d.peer)) {
+    let chain = bytes::Bytes::from(forwarded_for(client, d.peer));
+    if let Ok(chain) = HeaderValue::from_maybe_shared(chain) {
         headers.insert(X_FORWARDED_FOR, chain);
     }
     if let Some(chain) = forwarded(client, d.peer, tls) {
@@ -467,8 +462,28 @@ pub fn upstream_headers(
     );
     set(&mut headers, X_FORWARDED_HOST, original_host);
     set(&mut headers, id_name, &d.request_id);
-    headers.insert(HOPS_HEADER, HeaderValue::from(hops + 1));
+    headers.insert(HOPS_HEADER, hops_value(hops + 1));
     headers
+}
+
+/// The headers [`upstream_headers`] writes anew, whatever the client sent.
+static REPLACED: [HeaderName; 6] = [
+    header::HOST,
+    header::TRANSFER_ENCODING,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    HOPS_HEADER,
+];
+
+/// The hop count as a header value; those below the loop limit without formatting one.
+fn hops_value(hops: u32) -> HeaderValue {
+    const TEXT: [&str; MAX_HOPS as usize + 1] =
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
+    match TEXT.get(hops as usize) {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(hops),
+    }
 }
 
 /// The chain the backend receives: every `X-Forwarded-For` line the request carried, in
@@ -476,8 +491,30 @@ pub fn upstream_headers(
 /// computed (which may sit further left).
 fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Vec<u8> {
     let mut chain = lines_joined(headers, &X_FORWARDED_FOR);
-    chain.extend_from_slice(crate::compile::canonical_ip(peer).to_string().as_bytes());
+    push_ip(&mut chain, crate::compile::canonical_ip(peer));
     chain
+}
+
+/// `ip` as `Display` writes it, appended to `out`: IPv4, on every forwarded request, digit
+/// by digit rather than through the formatting machinery.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => out.extend_from_slice(v6.to_string().as_bytes()),
+    }
 }
 
 /// RFC 7239's `Forwarded`, when the request carried one: its elements, every line in order
@@ -550,4 +587,35 @@ fn downstream_response(d: &Decision, response: Response<PooledBody>) -> Response
         }
     }
     Response::from_parts(parts, Body::Upstream(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_appended_as_display_writes_it() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.99.100",
+            "127.0.0.1",
+            "255.255.255.255",
+            "192.168.10.9",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = b"a, ".to_vec();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("a, {ip}"));
+        }
+    }
+
+    #[test]
+    fn every_hop_count_reads_as_its_number() {
+        for hops in 0..=MAX_HOPS + 2 {
+            assert_eq!(hops_value(hops), HeaderValue::from(hops), "{hops}");
+        }
+    }
 }
