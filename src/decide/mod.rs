@@ -717,8 +717,9 @@ fn normalize_host(h: &str) -> Cow<'_, str> {
             None => h,
         }
     } else {
-        match h.rsplit_once(':') {
-            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        // a byte search: `rsplit_once(':')` costs several times as much on every request
+        match h.bytes().rposition(|b| b == b':') {
+            Some(at) if h[at + 1..].bytes().all(|b| b.is_ascii_digit()) => &h[..at],
             _ => h,
         }
     };

@@ -111,11 +111,17 @@ impl<'a> RequestHead<'a> {
     }
 
     pub fn path(&self) -> &'a str {
-        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+        self.query_at().map_or(self.target, |at| &self.target[..at])
     }
 
     pub fn query(&self) -> Option<&'a str> {
-        self.target.split_once('?').map(|(_, q)| q)
+        self.query_at().map(|at| &self.target[at + 1..])
+    }
+
+    /// Where the target's `?` is. A byte search: `split_once('?')` goes through the generic
+    /// char searcher, which costs several times as much on a short target, on every request.
+    fn query_at(&self) -> Option<usize> {
+        self.target.bytes().position(|b| b == b'?')
     }
 }
 
@@ -146,7 +152,8 @@ pub fn target_of(uri: &http::Uri) -> &str {
 
 /// Percent-decode one path segment. `None` for malformed escapes or non-UTF-8 results.
 pub fn decode_segment(s: &str) -> Option<std::borrow::Cow<'_, str>> {
-    if !s.contains('%') {
+    // a byte search: `contains('%')` costs several times as much on a short segment
+    if !s.bytes().any(|b| b == b'%') {
         return Some(s.into());
     }
     percent_decode(s.as_bytes(), false).map(Into::into)

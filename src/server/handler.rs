@@ -520,7 +520,8 @@ impl<'a> Record<'a> {
             code,
             latency,
         );
-        let path = self.target.split('?').next().unwrap_or(self.target);
+        let end = self.target.bytes().position(|b| b == b'?');
+        let path = &self.target[..end.unwrap_or(self.target.len())];
         // a 40 KiB URI is a rejection worth logging, not worth copying whole
         let (path, cut) = match path.char_indices().nth(256) {
             Some((at, _)) => (&path[..at], "…"),

@@ -25,7 +25,67 @@ const MAX_IDLE: usize = 512;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_FOR: Duration = Duration::from_secs(60);
 
-type Idle = Arc<Mutex<HashMap<Endpoint, Vec<(SendRequest<Body>, Instant)>>>>;
+type Idle = Arc<Mutex<HashMap<Endpoint, Vec<(SendRequest<Body>, Instant)>, PolicyKeys>>>;
+
+/// The hashing of maps whose keys the policy names, never a client: endpoints resolved from
+/// its backends here, backend names and target URLs in `proxy.rs`. They are looked up on every
+/// forwarded request (the pool twice), and std's SipHash, whose point is that a client cannot
+/// choose keys that collide, cost more than the rest of each lookup. A client chooses none of
+/// these keys, and there are as many as the policy has targets, so a multiply-rotate over
+/// whole words is enough.
+pub type PolicyKeys = std::hash::BuildHasherDefault<WordHasher>;
+
+/// See [`PolicyKeys`].
+#[derive(Default, Clone, Copy)]
+pub struct WordHasher(u64);
+
+impl WordHasher {
+    /// An odd constant with its bits spread (2^64 / the golden ratio).
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.mix(u64::from_le_bytes(w.try_into().unwrap_or_default()));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(n as u64);
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.mix(n as u64);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.mix(n as u64);
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Where a pooled connection goes: an address and, over TLS, the name the peer's certificate
 /// must carry (also sent as SNI). Connections to the same address under different names are

@@ -3,7 +3,7 @@
 //! header hygiene, timeouts, and the mapping of upstream failures to canonical reasons.
 
 use super::handler::Body;
-use super::pool::{PooledBody, SendError};
+use super::pool::{PolicyKeys, PooledBody, SendError};
 
 use super::Gateway;
 use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot, Target};
@@ -13,6 +13,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use hyper::Response;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,16 +26,16 @@ const DOWN_FOR: Duration = Duration::from_secs(10);
 /// Connection pools and target state, shared by all requests and kept across reloads.
 pub struct Upstream {
     pool: super::pool::Pool,
-    next: Mutex<HashMap<String, usize>>,
-    down: Mutex<HashMap<String, Instant>>,
+    next: Mutex<HashMap<String, usize, PolicyKeys>>,
+    down: Mutex<HashMap<String, Instant, PolicyKeys>>,
 }
 
 impl Upstream {
     pub fn new(tls: std::sync::Arc<rustls::ClientConfig>) -> Upstream {
         Upstream {
             pool: super::pool::Pool::new(tls),
-            next: Mutex::new(HashMap::new()),
-            down: Mutex::new(HashMap::new()),
+            next: Mutex::default(),
+            down: Mutex::default(),
         }
     }
 
@@ -66,7 +67,10 @@ impl Upstream {
     fn mark(&self, target: &str, up: bool) {
         let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
         if up {
-            down.remove(target);
+            // every answer marks its target up: most find nothing to remove
+            if !down.is_empty() {
+                down.remove(target);
+            }
         } else {
             down.insert(target.to_string(), Instant::now() + DOWN_FOR);
         }
@@ -74,6 +78,10 @@ impl Upstream {
 }
 
 /// Forward the request; on failure, the canonical reason to answer with.
+///
+/// In three phases: what the request allows (the loop guard, how many attempts), then one
+/// attempt per target in turn (resolve, send under the backend's timeout), each settled by
+/// [`settle`] into an answer, a refusal, or a reason to try the next target.
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
     gw: &Gateway,
@@ -83,34 +91,16 @@ pub async fn forward(
     parts: &http::request::Parts,
     tls: bool,
     body: Body,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    mut client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response<Body>, Reason> {
     let service = &snap.services[d.service.ok_or(Reason::Internal)?];
     let backend = &service.backends[plan.backend];
-    let hops: u32 = parts
-        .headers
-        .get(HOPS_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    if hops >= MAX_HOPS {
-        tracing::warn!(request_id = %d.request_id, hops, "loop detected: the request has passed through rulegate {hops} times");
-        return Err(Reason::LoopDetected);
-    }
+    let hops = hops(d, parts)?;
     let targets = gw.upstream.order(backend);
     if targets.is_empty() {
         return Err(Reason::NoBackendAvailable);
     }
-    // A body can be sent once; retries are for requests without one and idempotent methods.
-    let idempotent = matches!(
-        parts.method.as_str(),
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
-    );
-    let attempts = if idempotent && is_empty_body(parts) {
-        1 + backend.retries as usize
-    } else {
-        1
-    };
+    let attempts = attempts(backend, parts);
     // While the client's body is still arriving, a late answer is the client's doing.
     let client_waiting = match &body {
         Body::Client(b) => Some(b.waiting()),
@@ -131,68 +121,125 @@ pub async fn forward(
                 continue;
             }
         };
-        let this_body = match body.take() {
-            Some(b) => b,
-            None => super::handler::full(bytes::Bytes::new()),
-        };
+        let this_body = body
+            .take()
+            .unwrap_or_else(|| super::handler::full(bytes::Bytes::new()));
         let request = upstream_request(d, parts, tls, target, &plan.target, hops, this_body)?;
+        let endpoint = super::pool::Endpoint {
+            addr,
+            tls: target.tls.clone(),
+        };
         let connect_timeout = Duration::from_millis(backend.connect_timeout_ms);
         let sent = tokio::time::timeout(
             Duration::from_millis(backend.timeout_ms),
-            gw.upstream.pool.send(
-                &super::pool::Endpoint {
-                    addr,
-                    tls: target.tls.clone(),
-                },
-                connect_timeout,
-                request,
-            ),
+            gw.upstream.pool.send(&endpoint, connect_timeout, request),
         )
-        .await;
-        match sent {
-            Ok(Ok(mut response)) => {
-                gw.upstream.mark(target_url, true);
-                if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                    if let Some(client) = client_upgrade {
-                        tunnel(
-                            d.request_id.clone(),
-                            client,
-                            hyper::upgrade::on(&mut response),
-                        );
-                    }
-                }
-                return Ok(downstream_response(d, response));
-            }
-            Ok(Err(SendError::Connect(e))) => {
-                tracing::warn!(target = %target_url, "backend refused the connection: {e}");
-                gw.upstream.mark(target_url, false);
-                last = Reason::BackendUnavailable;
-                continue;
-            }
-            Ok(Err(SendError::Http(e))) => {
-                // the client's body failed (too large, malformed, late, abandoned): its fault
-                if let Some(reason) = super::client_body::failure_in(&e) {
-                    tracing::debug!(request_id = %d.request_id, "request body: {e}");
-                    return Err(reason);
-                }
-                tracing::warn!(target = %target_url, "backend failed: {e}");
-                return Err(Reason::BackendUnavailable);
-            }
-            Ok(Err(SendError::Timeout)) | Err(_)
-                if client_waiting
-                    .as_ref()
-                    .is_some_and(|w| w.load(std::sync::atomic::Ordering::Relaxed)) =>
-            {
-                tracing::debug!(request_id = %d.request_id, "the backend timeout passed while the client's body was still arriving");
-                return Err(Reason::BodyTimeout);
-            }
-            Ok(Err(SendError::Timeout)) | Err(_) => {
-                tracing::warn!(target = %target_url, timeout_ms = backend.timeout_ms, "backend timed out");
-                return Err(Reason::BackendTimeout);
-            }
+        .await
+        .unwrap_or(Err(SendError::Timeout));
+        let attempt = Attempt {
+            gw,
+            d,
+            backend,
+            target_url,
+            client_waiting: client_waiting.as_deref(),
+        };
+        match attempt.settle(sent, &mut client_upgrade) {
+            ControlFlow::Break(answer) => return answer,
+            ControlFlow::Continue(reason) => last = reason,
         }
     }
     Err(last)
+}
+
+/// The hops the request has made through rulegate; a loop once there are too many.
+fn hops(d: &Decision, parts: &http::request::Parts) -> Result<u32, Reason> {
+    let hops: u32 = parts
+        .headers
+        .get(HOPS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if hops >= MAX_HOPS {
+        tracing::warn!(request_id = %d.request_id, hops, "loop detected: the request has passed through rulegate {hops} times");
+        return Err(Reason::LoopDetected);
+    }
+    Ok(hops)
+}
+
+/// How many targets the request may try. A body can be sent once; retries are for requests
+/// without one and idempotent methods.
+fn attempts(backend: &Backend, parts: &http::request::Parts) -> usize {
+    let idempotent = matches!(
+        parts.method.as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
+    );
+    match idempotent && is_empty_body(parts) {
+        true => 1 + backend.retries as usize,
+        false => 1,
+    }
+}
+
+/// One attempt at one target, as [`Attempt::settle`] needs it.
+struct Attempt<'a> {
+    gw: &'a Gateway,
+    d: &'a Decision,
+    backend: &'a Backend,
+    target_url: &'a str,
+    /// Set while the client's body is still arriving.
+    client_waiting: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl Attempt<'_> {
+    /// What an attempt's result means: the answer (the target is up; a protocol switch is
+    /// tunnelled), a refusal, or `Continue` with the reason to give if no later target
+    /// answers (only a refused connection moves on, marking the target down).
+    fn settle(
+        &self,
+        sent: Result<Response<PooledBody>, SendError>,
+        client_upgrade: &mut Option<hyper::upgrade::OnUpgrade>,
+    ) -> ControlFlow<Result<Response<Body>, Reason>, Reason> {
+        let (d, target_url) = (self.d, self.target_url);
+        ControlFlow::Break(Err(match sent {
+            Ok(mut response) => {
+                self.gw.upstream.mark(target_url, true);
+                if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client) = client_upgrade.take() {
+                        let backend = hyper::upgrade::on(&mut response);
+                        tunnel(d.request_id.clone(), client, backend);
+                    }
+                }
+                return ControlFlow::Break(Ok(downstream_response(d, response)));
+            }
+            Err(SendError::Connect(e)) => {
+                tracing::warn!(target = %target_url, "backend refused the connection: {e}");
+                self.gw.upstream.mark(target_url, false);
+                return ControlFlow::Continue(Reason::BackendUnavailable);
+            }
+            // the client's body failed (too large, malformed, late, abandoned): its fault
+            Err(SendError::Http(e)) => match super::client_body::failure_in(&e) {
+                Some(reason) => {
+                    tracing::debug!(request_id = %d.request_id, "request body: {e}");
+                    reason
+                }
+                None => {
+                    tracing::warn!(target = %target_url, "backend failed: {e}");
+                    Reason::BackendUnavailable
+                }
+            },
+            Err(SendError::Timeout)
+                if self
+                    .client_waiting
+                    .is_some_and(|w| w.load(std::sync::atomic::Ordering::Relaxed)) =>
+            {
+                tracing::debug!(request_id = %d.request_id, "the backend timeout passed while the client's body was still arriving");
+                Reason::BodyTimeout
+            }
+            Err(SendError::Timeout) => {
+                tracing::warn!(target = %target_url, timeout_ms = self.backend.timeout_ms, "backend timed out");
+                Reason::BackendTimeout
+            }
+        }))
+    }
 }
 
 /// `Connection: upgrade` with an `Upgrade` header: a protocol switch such as a websocket.
@@ -277,7 +324,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1). Names, not
 /// strings: removing by a string parses it on every call.
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -357,28 +404,22 @@ pub fn upstream_headers(
     original_host: &str,
     hops: u32,
 ) -> http::HeaderMap {
-    let upgrade = is_upgrade(client)
+    // without a Connection header, nothing is listed in one and there is no upgrade
+    let connection = client.contains_key(header::CONNECTION);
+    let upgrade = (connection && is_upgrade(client))
         .then(|| client.get(header::UPGRADE).cloned())
         .flatten();
     let id_name = d.dialect.profile().request_id.name.clone();
     // The client's headers minus those of its connection and those set below: copied
     // one by one rather than cloned and then pruned, which costs a lookup per name removed.
-    let listed = match client.contains_key(header::CONNECTION) {
+    let listed = match connection {
         true => connection_listed(client),
         false => Vec::new(),
     };
     let mut headers = http::HeaderMap::with_capacity(client.len() + 6);
     for (name, value) in client {
-        let replaced = [
-            header::HOST,
-            header::TRANSFER_ENCODING,
-            X_FORWARDED_FOR,
-            X_FORWARDED_PROTO,
-            X_FORWARDED_HOST,
-            HOPS_HEADER,
-        ];
         if !HOP_BY_HOP.contains(name)
-            && !replaced.contains(name)
+            && !REPLACED.contains(name)
             && *name != id_name
             && !listed.contains(name)
             && !is_context_header(name)
@@ -408,7 +449,8 @@ pub fn upstream_headers(
         }
     };
     set(&mut headers, header::HOST, authority);
-    if let Ok(chain) = HeaderValue::from_bytes(&forwarded_for(client, d.peer)) {
+    let chain = bytes::Bytes::from(forwarded_for(client, d.peer));
+    if let Ok(chain) = HeaderValue::from_maybe_shared(chain) {
         headers.insert(X_FORWARDED_FOR, chain);
     }
     if let Some(chain) = forwarded(client, d.peer, tls) {
@@ -420,8 +462,28 @@ pub fn upstream_headers(
     );
     set(&mut headers, X_FORWARDED_HOST, original_host);
     set(&mut headers, id_name, &d.request_id);
-    headers.insert(HOPS_HEADER, HeaderValue::from(hops + 1));
+    headers.insert(HOPS_HEADER, hops_value(hops + 1));
     headers
+}
+
+/// The headers [`upstream_headers`] writes anew, whatever the client sent.
+static REPLACED: [HeaderName; 6] = [
+    header::HOST,
+    header::TRANSFER_ENCODING,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    HOPS_HEADER,
+];
+
+/// The hop count as a header value; those below the loop limit without formatting one.
+fn hops_value(hops: u32) -> HeaderValue {
+    const TEXT: [&str; MAX_HOPS as usize + 1] =
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
+    match TEXT.get(hops as usize) {
+        Some(text) => HeaderValue::from_static(text),
+        None => HeaderValue::from(hops),
+    }
 }
 
 /// The chain the backend receives: every `X-Forwarded-For` line the request carried, in
@@ -429,8 +491,30 @@ pub fn upstream_headers(
 /// computed (which may sit further left).
 fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Vec<u8> {
     let mut chain = lines_joined(headers, &X_FORWARDED_FOR);
-    chain.extend_from_slice(crate::compile::canonical_ip(peer).to_string().as_bytes());
+    push_ip(&mut chain, crate::compile::canonical_ip(peer));
     chain
+}
+
+/// `ip` as `Display` writes it, appended to `out`: IPv4, on every forwarded request, digit
+/// by digit rather than through the formatting machinery.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => out.extend_from_slice(v6.to_string().as_bytes()),
+    }
 }
 
 /// RFC 7239's `Forwarded`, when the request carried one: its elements, every line in order
@@ -503,4 +587,35 @@ fn downstream_response(d: &Decision, response: Response<PooledBody>) -> Response
         }
     }
     Response::from_parts(parts, Body::Upstream(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_is_appended_as_display_writes_it() {
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.99.100",
+            "127.0.0.1",
+            "255.255.255.255",
+            "192.168.10.9",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = b"a, ".to_vec();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("a, {ip}"));
+        }
+    }
+
+    #[test]
+    fn every_hop_count_reads_as_its_number() {
+        for hops in 0..=MAX_HOPS + 2 {
+            assert_eq!(hops_value(hops), HeaderValue::from(hops), "{hops}");
+        }
+    }
 }

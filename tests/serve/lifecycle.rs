@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn sigterm_finishes_the_request_in_flight_refuses_new_connections_and_exits_zero() {
-    let backend = Backend::start(|_, s| {
-        std::thread::sleep(Duration::from_secs(1));
+    // the backend answers once the test has seen new connections refused: the request is
+    // in flight for as long as that takes, and no longer
+    let gate = Gate::new();
+    let held = gate.clone();
+    let backend = Backend::start(move |_, s| {
+        held.wait(WAIT);
         respond(s, 200, &[("Content-Type", "text/plain")], b"slow but sure")
     });
     let dir = forward_policy(&backend.url());
@@ -35,6 +39,7 @@ fn sigterm_finishes_the_request_in_flight_refuses_new_connections_and_exits_zero
         signalled.elapsed() < Duration::from_secs(1),
         "refused while the backend still works on the request in flight"
     );
+    gate.open();
 
     let r = in_flight
         .read_response()
