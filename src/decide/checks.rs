@@ -117,38 +117,7 @@ impl Pipeline<'_, '_> {
             }
         }
         if let Some(app_index) = principal.app {
-            let app = &r.service.apps[app_index];
-            self.d.app = Some(app_index);
-            if app.outside_plans {
-                return Err(self.fail(
-                    Phase::Auth,
-                    format_args!("app {} is in none of this service's usage plans", app.name),
-                    Reason::NoUsagePlan,
-                ));
-            }
-            if auth
-                .apps
-                .as_ref()
-                .is_some_and(|bound| !bound.contains(&app_index))
-            {
-                return Err(self.fail(
-                    Phase::Auth,
-                    format_args!("app {} is not bound to this route", app.name),
-                    Reason::AppNotBound,
-                ));
-            }
-            if app.frozen {
-                return Err(self.fail(
-                    Phase::Auth,
-                    format!("app {} is frozen", app.name),
-                    Reason::AppFrozen,
-                ));
-            }
-            let ip = self.client_ip(r.service);
-            if !app.trusted_ips.is_empty() && !ip.in_any(&app.trusted_ips) {
-                let detail = format!("{ip} is not among app {}'s trusted addresses", app.name);
-                return Err(self.fail(Phase::Auth, detail, Reason::AppIpUntrusted));
-            }
+            self.app_standing(auth, app_index, r)?;
         }
         for (claim, allowed) in &auth.claims {
             let ok = principal
@@ -164,6 +133,49 @@ impl Pipeline<'_, '_> {
             }
         }
         self.step(Phase::Auth, Verdict::Pass, principal.describe);
+        Ok(())
+    }
+
+    /// Step 7, once the caller is an app: its usage plans, its binding to the route, whether
+    /// it is frozen, its trusted addresses. Records the app in the decision.
+    fn app_standing(
+        &mut self,
+        auth: &AuthCheck,
+        app_index: usize,
+        r: &Routed<'_, '_>,
+    ) -> Result<(), Outcome> {
+        let app = &r.service.apps[app_index];
+        self.d.app = Some(app_index);
+        if app.outside_plans {
+            return Err(self.fail(
+                Phase::Auth,
+                format_args!("app {} is in none of this service's usage plans", app.name),
+                Reason::NoUsagePlan,
+            ));
+        }
+        if auth
+            .apps
+            .as_ref()
+            .is_some_and(|bound| !bound.contains(&app_index))
+        {
+            return Err(self.fail(
+                Phase::Auth,
+                format_args!("app {} is not bound to this route", app.name),
+                Reason::AppNotBound,
+            ));
+        }
+        if app.frozen {
+            return Err(self.fail(
+                Phase::Auth,
+                format!("app {} is frozen", app.name),
+                Reason::AppFrozen,
+            ));
+        }
+        let ip = self.client_ip(r.service);
+        if !app.trusted_ips.is_empty() && !ip.in_any(&app.trusted_ips) {
+            let detail = format!("{ip} is not among app {}'s trusted addresses", app.name);
+            return Err(self.fail(Phase::Auth, detail, Reason::AppIpUntrusted));
+        }
         Ok(())
     }
 
