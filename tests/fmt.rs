@@ -54,6 +54,25 @@ fn example_files() -> Vec<PathBuf> {
     files
 }
 
+/// Issue 13's statements (backend parameters, policy backends, orchestration, signing).
+const BACKEND_REQUESTS: &str = include_str!("syntax/backend-requests.policy");
+
+#[test]
+fn backend_request_statements_format_canonically() {
+    insta::assert_snapshot!("backend_requests", format_ok(BACKEND_REQUESTS));
+}
+
+#[test]
+fn backend_request_statements_round_trip() {
+    let formatted = format_ok(BACKEND_REQUESTS);
+    assert_eq!(parse_ok(&formatted), parse_ok(BACKEND_REQUESTS));
+    assert_eq!(format_ok(&formatted), formatted);
+    assert_eq!(
+        parse_ok(&format_ast(&parse_ok(BACKEND_REQUESTS))),
+        parse_ok(BACKEND_REQUESTS)
+    );
+}
+
 #[test]
 fn covering_policy_snapshot() {
     insta::assert_snapshot!("covering", format_ok(COVERING));
@@ -544,6 +563,168 @@ fn route_item() -> impl Strategy<Value = RouteItem> {
             })
         }),
         1 => ident().prop_map(RouteItem::IssueTokens),
+        3 => upstream().prop_map(RouteItem::Upstream),
+    ]
+}
+
+// --- the backend request (issue 13)
+
+/// A backend parameter's name at `location`: what the parser accepts there.
+fn upstream_name(location: UpstreamLocation) -> impl Strategy<Value = Spanned<String>> {
+    let name = match location {
+        UpstreamLocation::Header => token().boxed(),
+        _ => text().prop_filter("empty", |t| !t.is_empty()).boxed(),
+    };
+    name.prop_filter("reserved", move |n| {
+        rulegate::policy::parse::reserved_backend_name(location, n).is_none()
+    })
+    .prop_map(sp)
+}
+
+fn located_name(
+    locations: Vec<UpstreamLocation>,
+) -> impl Strategy<Value = (Spanned<UpstreamLocation>, Spanned<String>)> {
+    prop::sample::select(locations).prop_flat_map(|l| (Just(sp(l)), upstream_name(l)))
+}
+
+/// A frontend parameter: header names are tokens, other names any text.
+fn frontend_param() -> impl Strategy<Value = (Spanned<ParamLocation>, Spanned<String>)> {
+    prop::sample::select(ParamLocation::ALL.to_vec()).prop_flat_map(|l| {
+        let name = match l {
+            ParamLocation::Header => token().boxed(),
+            _ => text().boxed(),
+        };
+        (Just(sp(l)), name.prop_map(sp))
+    })
+}
+
+fn system_value() -> impl Strategy<Value = SystemValue> {
+    prop_oneof![
+        prop::sample::select(SystemValue::PLAIN.to_vec()).prop_map(|(_, v)| v),
+        text().prop_map(|t| SystemValue::Claim(sp(t))),
+        text().prop_map(|t| SystemValue::Authorizer(sp(t))),
+    ]
+}
+
+fn param_value() -> impl Strategy<Value = ParamValue> {
+    prop_oneof![
+        frontend_param().prop_map(|(location, name)| ParamValue::Request { location, name }),
+        text().prop_map(|t| ParamValue::Constant(sp(t))),
+        system_value().prop_map(ParamValue::System),
+    ]
+}
+
+/// The one-line statements, valid in a route and in a policy.
+fn upstream_line() -> impl Strategy<Value = Upstream> {
+    use UpstreamLocation as L;
+    prop_oneof![
+        3 => (located_name(L::ALL.to_vec()), param_value()).prop_map(|((location, name), v)| {
+            Upstream::Param(BackendParam { location, name, value: sp(v) })
+        }),
+        1 => located_name(vec![L::Query, L::Header])
+            .prop_map(|(location, name)| Upstream::Remove { location, name }),
+        1 => Just(Upstream::ParametersOnly),
+        1 => (prop::sample::select(HeaderEdit::ALL.to_vec()), token(), text()).prop_map(
+            |(edit, name, value)| Upstream::ResponseHeader(ResponseHeaderEdit {
+                edit: sp(edit),
+                name: sp(name),
+                value: (edit != HeaderEdit::Remove).then(|| sp(value)),
+            })
+        ),
+    ]
+}
+
+fn condition() -> impl Strategy<Value = Condition> {
+    let test = prop_oneof![
+        text().prop_map(|t| ValueTest::Is(sp(t))),
+        texts(3).prop_map(ValueTest::In),
+        text().prop_map(|t| ValueTest::Matches(sp(t))),
+    ];
+    let subject = prop_oneof![
+        frontend_param().prop_map(|(l, n)| (sp(Subject::Param(l.value)), n)),
+        text().prop_map(|n| (sp(Subject::Claim), sp(n))),
+        text().prop_map(|n| (sp(Subject::Authorizer), sp(n))),
+    ];
+    prop_oneof![
+        nets().prop_map(Condition::Source),
+        (subject, test).prop_map(|((subject, name), test)| Condition::Value {
+            subject,
+            name,
+            test: sp(test)
+        }),
+    ]
+}
+
+fn policy_backend() -> impl Strategy<Value = PolicyBackend> {
+    let item = prop_oneof![
+        3 => condition().prop_map(PolicyItem::When),
+        2 => upstream_line().prop_map(PolicyItem::Upstream),
+        1 => (ident(), prop::option::of(template())).prop_map(|(backend, path)| {
+            PolicyItem::Forward(Forward { backend, path: path.map(sp) })
+        }),
+        1 => (100u16..=599, prop::option::of(text()))
+            .prop_map(|(status, body)| PolicyItem::Mock(Mock {
+                status: sp(status),
+                body: body.map(|t| MockBody::Text(sp(t))),
+            })),
+    ];
+    (
+        ident(),
+        any::<bool>(),
+        prop::collection::vec(item.prop_map(sp), 0..5),
+    )
+        .prop_map(|(name, any, items)| PolicyBackend { name, any, items })
+}
+
+fn orchestration() -> impl Strategy<Value = Orchestration> {
+    let bucket = || {
+        range(any::<i64>()).prop_map(|r| {
+            sp(r.unwrap_or(Range {
+                min: None,
+                max: None,
+            }))
+        })
+    };
+    let kind = prop_oneof![
+        (texts(3), text()).prop_map(|(values, to)| OrchestrationKind::List { values, to: sp(to) }),
+        (bucket(), text()).prop_map(|(range, to)| OrchestrationKind::Range { range, to: sp(to) }),
+        Just(OrchestrationKind::Hash),
+        (bucket(), text())
+            .prop_map(|(range, to)| OrchestrationKind::HashRange { range, to: sp(to) }),
+        (1u32..=4096).prop_map(|n| OrchestrationKind::Head(sp(n))),
+        (1u32..=4096).prop_map(|n| OrchestrationKind::Tail(sp(n))),
+        text().prop_map(|t| OrchestrationKind::Empty(sp(t))),
+        text().prop_map(|t| OrchestrationKind::Default(sp(t))),
+    ];
+    let rule = (any::<bool>(), kind).prop_map(|(pre, kind)| OrchestrationRule {
+        pre: pre
+            && !matches!(
+                kind,
+                OrchestrationKind::Empty(_) | OrchestrationKind::Default(_)
+            ),
+        kind,
+    });
+    (
+        frontend_param(),
+        located_name(vec![UpstreamLocation::Header, UpstreamLocation::Query]),
+        prop::collection::vec(rule.prop_map(sp), 0..5),
+    )
+        .prop_map(
+            |((from_location, from), (into_location, into), rules)| Orchestration {
+                from_location,
+                from,
+                into_location,
+                into,
+                rules,
+            },
+        )
+}
+
+fn upstream() -> impl Strategy<Value = Upstream> {
+    prop_oneof![
+        4 => upstream_line(),
+        1 => policy_backend().prop_map(Upstream::Policy),
+        1 => orchestration().prop_map(Upstream::Orchestrate),
     ]
 }
 
@@ -568,6 +749,16 @@ fn backend() -> impl Strategy<Value = Backend> {
         (0u32..=10).prop_map(|n| BackendItem::Retries(sp(n))),
         (nets(), prop::collection::vec(net(), 0..3))
             .prop_map(|(deny, except)| BackendItem::DenyIps { deny, except }),
+        (
+            prop::sample::select(SigningKind::ALL.to_vec()),
+            text().prop_filter("empty", |k| !k.is_empty()),
+            secret()
+        )
+            .prop_map(|(kind, key, secret)| BackendItem::Sign(Signing {
+                kind: sp(kind),
+                key: sp(key),
+                secret
+            })),
     ];
     (ident(), prop::collection::vec(item.prop_map(sp), 0..5))
         .prop_map(|(name, items)| Backend { name, items })

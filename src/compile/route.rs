@@ -59,6 +59,7 @@ impl RouteCx<'_> {
                 I::Mock(_) | I::Forward(_) | I::IssueTokens(_) => {
                     actions.push((&item.value, item.span))
                 }
+                I::Upstream(u) => cx.diags.push(u.not_supported(item.span)),
                 // The route checks read their own statements (`crate::check`).
                 _ => {}
             }

@@ -480,6 +480,7 @@ impl<'a> Cx<'a> {
                     deny.extend(d.iter().map(|n| n.value));
                     except.extend(e.iter().map(|n| n.value));
                 }
+                ast::BackendItem::Sign(s) => self.diags.push(s.not_supported(item.span)),
             }
         }
         let Some(targets) = targets.take() else {

@@ -271,6 +271,9 @@ pub enum BackendItem {
         deny: Vec<Spanned<IpNet>>,
         except: Vec<Spanned<IpNet>>,
     },
+    /// `sign hmac|basic key "KEY" secret env|file "NAME"`: every request forwarded here is
+    /// signed, so the backend can tell it came through the gateway.
+    Sign(Signing),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -466,6 +469,9 @@ pub enum RouteItem {
     Mock(Mock),
     Forward(Forward),
     IssueTokens(Ident),
+    /// What the backend request carries (issue 13). One variant for the whole family, so a
+    /// consumer that does not know it yet has a single arm to refuse it with.
+    Upstream(Upstream),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -577,4 +583,296 @@ pub enum MockBody {
 pub struct Forward {
     pub backend: Ident,
     pub path: Option<Spanned<PathTemplate>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend request (issue 13)
+
+/// A statement that shapes the request sent to the backend, or the answer it gives back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Upstream {
+    /// `backend query "uid" from path "id"`, `… constant "…"`, `… system client-ip`.
+    Param(BackendParam),
+    /// `remove header "Cookie"`, `remove query "debug"`.
+    Remove {
+        location: Spanned<UpstreamLocation>,
+        name: Spanned<String>,
+    },
+    /// `backend parameters only`: frontend parameters not mapped are not passed on.
+    ParametersOnly,
+    /// `backend response header add|set|remove …`: edits of a forwarded answer's headers.
+    ResponseHeader(ResponseHeaderEdit),
+    /// `policy NAME [all|any] { … }`: an alternative backend chosen by conditions.
+    Policy(PolicyBackend),
+    /// `orchestrate query "a" into header "B" { … }`.
+    Orchestrate(Orchestration),
+}
+
+impl Upstream {
+    /// The statement as its first words read, for diagnostics.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Upstream::Param(_) => "backend parameter",
+            Upstream::Remove { .. } => "remove",
+            Upstream::ParametersOnly => "backend parameters only",
+            Upstream::ResponseHeader(_) => "backend response header",
+            Upstream::Policy(_) => "policy",
+            Upstream::Orchestrate(_) => "orchestrate",
+        }
+    }
+
+    /// What the compiler reports until it runs these statements (see
+    /// [`super::diag::not_supported_yet`]).
+    pub fn not_supported(&self, span: Span) -> super::diag::Diagnostic {
+        super::diag::not_supported_yet(self.keyword(), span)
+    }
+}
+
+/// Where a parameter of the backend request lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamLocation {
+    /// A variable of the `forward … path` template.
+    Path,
+    Query,
+    Header,
+}
+
+impl UpstreamLocation {
+    pub const ALL: [UpstreamLocation; 3] = [
+        UpstreamLocation::Path,
+        UpstreamLocation::Query,
+        UpstreamLocation::Header,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            UpstreamLocation::Path => "path",
+            UpstreamLocation::Query => "query",
+            UpstreamLocation::Header => "header",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendParam {
+    pub location: Spanned<UpstreamLocation>,
+    pub name: Spanned<String>,
+    pub value: Spanned<ParamValue>,
+}
+
+/// Where a backend parameter's value comes from (the vendors' REQUEST / CONSTANT / SYSTEM).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    /// A frontend parameter, possibly of another location and name.
+    Request {
+        location: Spanned<ParamLocation>,
+        name: Spanned<String>,
+    },
+    Constant(Spanned<String>),
+    System(SystemValue),
+}
+
+/// A value the gateway knows about the request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SystemValue {
+    ClientIp,
+    RequestId,
+    Stage,
+    Service,
+    /// The route's label (`GET /orders/{id}`), the vendors' API name.
+    Route,
+    AppKey,
+    AppName,
+    /// When the gateway received the request (RFC 3339, UTC).
+    RequestTime,
+    /// A claim of the verified JWT.
+    Claim(Spanned<String>),
+    /// A field of the external authorizer's context.
+    Authorizer(Spanned<String>),
+}
+
+impl SystemValue {
+    /// The names of the values that take no argument, as written after `system`.
+    pub const PLAIN: [(&'static str, SystemValue); 8] = [
+        ("client-ip", SystemValue::ClientIp),
+        ("request-id", SystemValue::RequestId),
+        ("stage", SystemValue::Stage),
+        ("service", SystemValue::Service),
+        ("route", SystemValue::Route),
+        ("app-key", SystemValue::AppKey),
+        ("app-name", SystemValue::AppName),
+        ("request-time", SystemValue::RequestTime),
+    ];
+    /// The values that name a field: `system claim "sub"`, `system authorizer "tenant"`.
+    pub const NAMED: [&'static str; 2] = ["claim", "authorizer"];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            SystemValue::Claim(_) => "claim",
+            SystemValue::Authorizer(_) => "authorizer",
+            plain => SystemValue::PLAIN
+                .iter()
+                .find(|(_, v)| v == plain)
+                .map_or("", |(n, _)| n),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderEdit {
+    /// Another value, after the backend's own.
+    Add,
+    /// This value, replacing the backend's.
+    Set,
+    Remove,
+}
+
+impl HeaderEdit {
+    pub const ALL: [HeaderEdit; 3] = [HeaderEdit::Add, HeaderEdit::Set, HeaderEdit::Remove];
+    pub fn name(self) -> &'static str {
+        match self {
+            HeaderEdit::Add => "add",
+            HeaderEdit::Set => "set",
+            HeaderEdit::Remove => "remove",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseHeaderEdit {
+    pub edit: Spanned<HeaderEdit>,
+    pub name: Spanned<String>,
+    /// Absent exactly for `remove`.
+    pub value: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyBackend {
+    pub name: Ident,
+    /// `any`: one condition suffices; `all` (the default): every one must hold.
+    pub any: bool,
+    pub items: Vec<Spanned<PolicyItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyItem {
+    When(Condition),
+    /// A backend parameter, removal or response edit of this policy only.
+    Upstream(Upstream),
+    Forward(Forward),
+    Mock(Mock),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// `when source CIDR…`: the client's address.
+    Source(Vec<Spanned<IpNet>>),
+    /// `when header|query|path|claim|authorizer "NAME" is|in|matches …`.
+    Value {
+        subject: Spanned<Subject>,
+        name: Spanned<String>,
+        test: Spanned<ValueTest>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Param(ParamLocation),
+    Claim,
+    Authorizer,
+}
+
+impl Subject {
+    pub fn name(self) -> &'static str {
+        match self {
+            Subject::Param(l) => l.name(),
+            Subject::Claim => "claim",
+            Subject::Authorizer => "authorizer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueTest {
+    Is(Spanned<String>),
+    In(Vec<Spanned<String>>),
+    /// A regular expression matched against the whole value.
+    Matches(Spanned<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Orchestration {
+    pub from_location: Spanned<ParamLocation>,
+    pub from: Spanned<String>,
+    pub into_location: Spanned<UpstreamLocation>,
+    pub into: Spanned<String>,
+    /// In order: the first rule that matches decides.
+    pub rules: Vec<Spanned<OrchestrationRule>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrchestrationRule {
+    /// `pre`: the rule's result is not the new parameter but the value later rules see.
+    pub pre: bool,
+    pub kind: OrchestrationKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrchestrationKind {
+    /// `list "a" "b" to "x"`.
+    List {
+        values: Vec<Spanned<String>>,
+        to: Spanned<String>,
+    },
+    /// `range 1..100 to "x"` (integers, inclusive).
+    Range {
+        range: Spanned<Range<i64>>,
+        to: Spanned<String>,
+    },
+    /// `hash`: the value's hash is the result.
+    Hash,
+    /// `hash range 0..49 to "x"`: the value's hash, bucketed by range.
+    HashRange {
+        range: Spanned<Range<i64>>,
+        to: Spanned<String>,
+    },
+    /// `head N`: the first N characters.
+    Head(Spanned<u32>),
+    /// `tail N`: the last N characters.
+    Tail(Spanned<u32>),
+    /// `empty to "x"`: the value when the parameter is absent or empty.
+    Empty(Spanned<String>),
+    /// `default "x"`: the value when no rule matched.
+    Default(Spanned<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signing {
+    pub kind: Spanned<SigningKind>,
+    /// The key id (HMAC) or user name (Basic), not secret.
+    pub key: Spanned<String>,
+    pub secret: SecretRef,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningKind {
+    /// Huawei's SDK-HMAC-SHA256, as app authentication verifies it.
+    Hmac,
+    Basic,
+}
+
+impl Signing {
+    /// What the compiler reports until it signs backend requests.
+    pub fn not_supported(&self, span: Span) -> super::diag::Diagnostic {
+        super::diag::not_supported_yet("sign", span)
+    }
+}
+
+impl SigningKind {
+    pub const ALL: [SigningKind; 2] = [SigningKind::Hmac, SigningKind::Basic];
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningKind::Hmac => "hmac",
+            SigningKind::Basic => "basic",
+        }
+    }
 }

@@ -41,6 +41,7 @@ codes! {
     BAD_JSON = "E0107", "a mock's JSON body does not parse";
     BAD_HEADER_NAME = "E0108", "a header name is not a valid HTTP token";
     BAD_URL = "E0110", "a backend target or authorizer URL is malformed";
+    RESERVED_NAME = "E0111", "a backend parameter uses a name the gateway or a vendor reserves";
     UNDEFINED = "APIGATEWAY_NOT_FOUND", "a name refers to nothing defined in this service";
     DUPLICATE_NAME = "E0202", "two definitions of the same kind share a name";
     DUPLICATE_SERVICE = "APIGATEWAY_APIGROUPNAME_ISREPEAT", "two services share a name";
@@ -51,6 +52,7 @@ codes! {
     MISSING_STATEMENT = "E0203", "a block lacks a statement it requires";
     REPEATED_STATEMENT = "E0204", "a statement that may appear once appears again";
     NOT_APPLICABLE = "E0205", "a statement does not apply in this block or to this kind";
+    NOT_SUPPORTED = "E0206", "a statement parses but this version cannot run it yet";
     UNDECLARED_PATH_VAR = "APIGATEWAY_PATH_PARAMETERS_MUST_BE_DEFINED", "a path variable is used but not declared in the route's path";
     MISSING_SECRET = "E0301", "a referenced secret (environment variable or file) is missing";
     BAD_KEY = "E0302", "key material (a PEM key or a JWKS document) does not parse";
@@ -58,6 +60,18 @@ codes! {
     TWO_ACTIONS = "E0402", "a route has more than one terminal action";
     CONFLICT = "E0403", "two settings contradict each other";
     UNUSED = "W0001", "a definition is never used";
+}
+
+/// The one diagnostic for a statement the language has but the compiler does not run yet
+/// (issue 13's backend requests): a policy using it is refused, never half applied.
+pub fn not_supported_yet(what: &str, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        NOT_SUPPORTED,
+        span,
+        format!("`{what}` is not supported yet"),
+    )
+    .label("parsed, but this version of rulegate cannot apply it")
+    .help("remove the statement, or run a rulegate that implements backend requests (issue 13)")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

@@ -360,6 +360,12 @@ fn backend_item(item: &Spanned<BackendItem>) -> Node {
             }
             head
         }
+        BackendItem::Sign(sg) => format!(
+            "sign {} key {} secret {}",
+            sg.kind.value.name(),
+            quote(&sg.key.value),
+            secret(&sg.secret)
+        ),
     };
     Node::line(head, item.span)
 }
@@ -484,28 +490,143 @@ fn route_item(item: &Spanned<RouteItem>) -> Node {
             quote(&name.value),
             quote(&value.value)
         ),
-        RouteItem::Mock(m) => {
-            let mut head = format!("mock {}", m.status.value);
-            match &m.body {
-                None => {}
-                Some(MockBody::Json(v)) => {
-                    head.push_str(" json ");
-                    json(&mut head, v);
-                }
-                Some(MockBody::Text(t)) => write!(head, " text {}", quote(&t.value)).unwrap(),
-            }
-            head
-        }
-        RouteItem::Forward(f) => {
-            let mut head = format!("forward {}", f.backend.value);
-            if let Some(p) = &f.path {
-                write!(head, " path {}", quote(&p.value.to_string())).ok();
-            }
-            head
-        }
+        RouteItem::Mock(m) => mock(m),
+        RouteItem::Forward(f) => forward(f),
         RouteItem::IssueTokens(p) => format!("issue tokens {}", p.value),
+        RouteItem::Upstream(u) => return upstream(u, item.span),
     };
     Node::line(head, item.span)
+}
+
+fn forward(f: &Forward) -> String {
+    let mut head = format!("forward {}", f.backend.value);
+    if let Some(p) = &f.path {
+        write!(head, " path {}", quote(&p.value.to_string())).ok();
+    }
+    head
+}
+
+fn mock(m: &Mock) -> String {
+    let mut head = format!("mock {}", m.status.value);
+    match &m.body {
+        None => {}
+        Some(MockBody::Json(v)) => {
+            head.push_str(" json ");
+            json(&mut head, v);
+        }
+        Some(MockBody::Text(t)) => write!(head, " text {}", quote(&t.value)).unwrap(),
+    }
+    head
+}
+
+/// A backend-request statement: one line, or a block for policies and orchestration.
+fn upstream(u: &Upstream, span: Span) -> Node {
+    let head = match u {
+        Upstream::Param(p) => {
+            let value = match &p.value.value {
+                ParamValue::Request { location, name } => {
+                    format!("from {} {}", location.value, quote(&name.value))
+                }
+                ParamValue::Constant(c) => format!("constant {}", quote(&c.value)),
+                ParamValue::System(v) => match v {
+                    SystemValue::Claim(n) | SystemValue::Authorizer(n) => {
+                        format!("system {} {}", v.name(), quote(&n.value))
+                    }
+                    _ => format!("system {}", v.name()),
+                },
+            };
+            format!(
+                "backend {} {} {value}",
+                p.location.value.name(),
+                quote(&p.name.value)
+            )
+        }
+        Upstream::Remove { location, name } => {
+            format!("remove {} {}", location.value.name(), quote(&name.value))
+        }
+        Upstream::ParametersOnly => "backend parameters only".to_string(),
+        Upstream::ResponseHeader(e) => {
+            let mut head = format!(
+                "backend response header {} {}",
+                e.edit.value.name(),
+                quote(&e.name.value)
+            );
+            if let Some(v) = &e.value {
+                write!(head, " {}", quote(&v.value)).ok();
+            }
+            head
+        }
+        Upstream::Policy(p) => {
+            let head = format!("policy {}{}", p.name.value, if p.any { " any" } else { "" });
+            return Node::block(head, span, p.items.iter().map(policy_item).collect());
+        }
+        Upstream::Orchestrate(o) => {
+            let head = format!(
+                "orchestrate {} {} into {} {}",
+                o.from_location.value,
+                quote(&o.from.value),
+                o.into_location.value.name(),
+                quote(&o.into.value)
+            );
+            let body = o
+                .rules
+                .iter()
+                .map(|r| Node::line(orchestration_rule(&r.value), r.span))
+                .collect();
+            return Node::block(head, span, body);
+        }
+    };
+    Node::line(head, span)
+}
+
+fn policy_item(item: &Spanned<PolicyItem>) -> Node {
+    let head = match &item.value {
+        PolicyItem::When(Condition::Source(a)) => format!("when source{}", addrs(a)),
+        PolicyItem::When(Condition::Value {
+            subject,
+            name,
+            test,
+        }) => {
+            let test = match &test.value {
+                ValueTest::Is(v) => format!("is {}", quote(&v.value)),
+                ValueTest::In(v) => format!("in{}", strings(v)),
+                ValueTest::Matches(v) => format!("matches {}", quote(&v.value)),
+            };
+            format!(
+                "when {} {} {test}",
+                subject.value.name(),
+                quote(&name.value)
+            )
+        }
+        PolicyItem::Upstream(u) => return upstream(u, item.span),
+        PolicyItem::Forward(f) => forward(f),
+        PolicyItem::Mock(m) => mock(m),
+    };
+    Node::line(head, item.span)
+}
+
+fn orchestration_rule(r: &OrchestrationRule) -> String {
+    let rule = match &r.kind {
+        OrchestrationKind::List { values, to } => {
+            format!("list{} to {}", strings(values), quote(&to.value))
+        }
+        OrchestrationKind::Range { range, to } => {
+            format!("range {} to {}", range.value, quote(&to.value))
+        }
+        OrchestrationKind::Hash => "hash".to_string(),
+        OrchestrationKind::HashRange { range, to } => {
+            format!("hash range {} to {}", range.value, quote(&to.value))
+        }
+        OrchestrationKind::Head(n) => format!("head {}", n.value),
+        OrchestrationKind::Tail(n) => format!("tail {}", n.value),
+        OrchestrationKind::Empty(v) => format!("empty to {}", quote(&v.value)),
+        OrchestrationKind::Default(v) => format!("default {}", quote(&v.value)),
+    };
+    if r.pre {
+        format!("pre {rule}")
+    } else {
+        rule
+    }
 }
 
 /// ` a b c`: each value after a space, so callers write `format!("hosts{}", …)`.

@@ -4,11 +4,16 @@
 
 use super::ast::*;
 use super::diag::{self, did_you_mean, Diagnostic};
+use super::fmt::quote;
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
 use ipnet::IpNet;
 use pest::iterators::Pair;
 use pest::Parser as _;
 use std::net::IpAddr;
+
+mod upstream;
+use upstream::is_upstream;
+pub use upstream::reserved as reserved_backend_name;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/policy.pest"]
@@ -137,6 +142,8 @@ enum Block {
     Plan,
     Auth,
     Route,
+    Policy,
+    Orchestrate,
 }
 
 impl Block {
@@ -149,6 +156,8 @@ impl Block {
             Block::Plan => "in a plan block",
             Block::Auth => "in an auth block",
             Block::Route => "in a route block",
+            Block::Policy => "in a policy block",
+            Block::Orchestrate => "in an orchestrate block",
         }
     }
 
@@ -183,6 +192,7 @@ impl Block {
                 ("connect", "connect timeout DURATION"),
                 ("retries", "retries N"),
                 ("deny", "deny ips CIDR… [except CIDR…]"),
+                ("sign", "sign hmac|basic key \"KEY\" secret env|file \"NAME\""),
             ],
             Block::App => &[
                 ("key", "key \"ACCESS-KEY\""),
@@ -236,11 +246,32 @@ impl Block {
                 ("mock", "mock STATUS [json JSON | text \"TEXT\"]"),
                 ("forward", "forward BACKEND [path \"/PATH/{var}\"]"),
                 ("issue", "issue tokens PROVIDER"),
+                ("backend", BACKEND_USAGE),
+                ("remove", "remove header|query \"NAME\""),
+                ("policy", "policy NAME [all|any] { when …  forward BACKEND … | mock … }"),
+                ("orchestrate", "orchestrate header|query|path|form \"NAME\" into header|query \"NAME\" { [pre] list|range|hash|head|tail|empty|default … }"),
+            ],
+            Block::Policy => &[
+                ("when", "when header|query|path|form|claim|authorizer \"NAME\" is \"V\" | in \"V\"… | matches \"REGEX\"  |  when source CIDR…"),
+                ("backend", BACKEND_USAGE),
+                ("remove", "remove header|query \"NAME\""),
+                ("forward", "forward BACKEND [path \"/PATH/{var}\"]"),
+                ("mock", "mock STATUS [json JSON | text \"TEXT\"]"),
+            ],
+            Block::Orchestrate => &[
+                ("pre", "pre list|range|hash|head|tail …"),
+                ("list", "list \"VALUE\"… to \"RESULT\""),
+                ("range", "range MIN..MAX to \"RESULT\""),
+                ("hash", "hash  |  hash range MIN..MAX to \"RESULT\""),
+                ("head", "head N"),
+                ("tail", "tail N"),
+                ("empty", "empty to \"RESULT\""),
+                ("default", "default \"RESULT\""),
             ],
         }
     }
 
-    const ALL: [Block; 7] = [
+    const ALL: [Block; 9] = [
         Block::Top,
         Block::Service,
         Block::Backend,
@@ -248,8 +279,12 @@ impl Block {
         Block::Plan,
         Block::Auth,
         Block::Route,
+        Block::Policy,
+        Block::Orchestrate,
     ];
 }
+
+const BACKEND_USAGE: &str = "backend path|query|header \"NAME\" from LOCATION \"NAME\" | constant \"VALUE\" | system VALUE  |  backend parameters only  |  backend response header add|set \"NAME\" \"VALUE\"  |  backend response header remove \"NAME\"";
 
 // ---------------------------------------------------------------------------------------------
 
@@ -798,6 +833,7 @@ impl Lower {
                 Rule::retries_stmt => self
                     .int(child(&c, Rule::int).unwrap(), "retries", 0, 10)
                     .map(BackendItem::Retries),
+                Rule::sign_stmt => self.signing(&c).map(BackendItem::Sign),
                 Rule::backend_deny_stmt => Some(BackendItem::DenyIps {
                     deny: self.addrs(&child(&c, Rule::deny_list).unwrap()),
                     except: child(&c, Rule::except_list)
@@ -1121,24 +1157,21 @@ impl Lower {
                     Some(RouteItem::ResponseHeader { name, value })
                 }
                 Rule::mock_stmt => self.mock(&c).map(RouteItem::Mock),
-                Rule::forward_stmt => {
-                    let backend = self.ident(child(&c, Rule::ident).unwrap());
-                    let path = match child(&c, Rule::string) {
-                        Some(s) => {
-                            let s = self.string(s);
-                            Some(self.path_template(&s)?)
-                        }
-                        None => None,
-                    };
-                    Some(RouteItem::Forward(Forward { backend, path }))
-                }
+                Rule::forward_stmt => self.forward(&c).map(RouteItem::Forward),
                 Rule::issue_tokens_stmt => Some(RouteItem::IssueTokens(
                     self.ident(child(&c, Rule::ident).unwrap()),
                 )),
+                Rule::policy_block => self
+                    .policy(c)
+                    .map(|p| RouteItem::Upstream(Upstream::Policy(p))),
+                Rule::orchestrate_block => self
+                    .orchestrate(c)
+                    .map(|o| RouteItem::Upstream(Upstream::Orchestrate(o))),
                 Rule::bad_stmt => {
                     self.bad(c, Block::Route);
                     None
                 }
+                _ if is_upstream(c.as_rule()) => self.upstream(&c).map(RouteItem::Upstream),
                 _ => None,
             };
             if let Some(item) = item {
