@@ -16,7 +16,7 @@
 //! | 0 | `vocab`, `request` | the words every stage shares (dialect, method, path template, …) and the request as every stage sees it (head, client); they import nothing |
 //! | 1 | `policy` | the language: text → AST, diagnostics, formatting |
 //! | 2 | `dialect`, `limits`, `auth` | per-vendor, per-limit and per-scheme pieces |
-//! | 3 | `check` | the route checks, one module each (compiled form, phase, trace text, whether it can refuse), and the pipeline's order as one table |
+//! | 3 | `check`, `upstream` | the route checks, one module each (compiled form, phase, trace text, whether it can refuse), and the pipeline's order as one table; the backend request: what a forward sends and how its answer comes back |
 //! | 4 | `compile` | AST → `Snapshot`: assembles the pieces into a decision tree |
 //! | 5 | `decide` | the pure per-request pipeline over a `Snapshot` |
 //! | 6 | `server`, `testing`, `import`, `explain`, `main` | what runs the pipeline: the server, policy tests, the CLI |
@@ -33,4 +33,5 @@ pub mod policy;
 pub mod request;
 pub mod server;
 pub mod testing;
+pub mod upstream;
 pub mod vocab;

@@ -60,6 +60,10 @@ codes! {
     TWO_ACTIONS = "E0402", "a route has more than one terminal action";
     CONFLICT = "E0403", "two settings contradict each other";
     UNUSED = "W0001", "a definition is never used";
+    BAD_PATTERN = "E0120", "a condition's `matches` pattern is not a valid regular expression";
+    TOO_MANY_POLICIES = "E0410", "a route has more than five policy backends";
+    POLICY_NEVER_HOLDS = "W0101", "a policy backend's conditions can never hold on its route";
+    POLICY_UNREACHABLE = "W0102", "an earlier policy backend takes every request a later one would";
 }
 
 /// The one diagnostic for a statement the language has but the compiler does not run yet

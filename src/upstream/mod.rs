@@ -1,0 +1,3 @@
+//! The backend request: what a forward sends and how its answer comes back (issue 13).
+
+pub mod policy;
