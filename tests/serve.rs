@@ -35,6 +35,8 @@ mod limits_support;
 mod oauth2;
 #[path = "serve/observability.rs"]
 mod observability;
+#[path = "serve/policy_backends.rs"]
+mod policy_backends;
 #[path = "serve/reload.rs"]
 mod reload;
 #[path = "serve/reload_inputs.rs"]

@@ -8,6 +8,7 @@ use super::{dedup, Cx, Names, Once};
 use crate::check;
 use crate::policy::ast::{self, AuthKind, Segment, Span, Spanned};
 use crate::policy::diag::{self, did_you_mean, Diagnostic};
+use crate::upstream::policy::{self, Policy};
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +60,8 @@ impl RouteCx<'_> {
                 I::Mock(_) | I::Forward(_) | I::IssueTokens(_) => {
                     actions.push((&item.value, item.span))
                 }
+                // policies are compiled with the action, below
+                I::Upstream(ast::Upstream::Policy(_)) => {}
                 I::Upstream(u) => cx.diags.push(u.not_supported(item.span)),
                 // The route checks read their own statements (`crate::check`).
                 _ => {}
@@ -99,6 +102,7 @@ impl RouteCx<'_> {
                 yields_app: false,
             },
         );
+        let policies = self.policies(cx, r, &vars, &program, action.as_ref());
         let needs_form_body = program
             .iter()
             .any(|c| matches!(c, Check::Param(p) if p.location == ParamLocation::Form));
@@ -121,6 +125,7 @@ impl RouteCx<'_> {
             vars,
             program,
             action,
+            policies,
             response_headers,
             cors,
             needs_form_body,
@@ -292,33 +297,7 @@ impl RouteCx<'_> {
     fn action(&mut self, cx: &mut Cx<'_>, a: &ast::RouteItem, vars: &[String]) -> Option<Action> {
         match a {
             ast::RouteItem::Mock(m) => Some(Action::Mock(mock(m))),
-            ast::RouteItem::Forward(f) => {
-                let backend = self.backends.resolve(cx, &f.backend);
-                if let Some(b) = backend {
-                    self.used_backends[b] = true;
-                }
-                if let Some(p) = &f.path {
-                    for v in p.value.vars() {
-                        if !vars.iter().any(|x| x == v) {
-                            cx.diags.push(
-                                Diagnostic::error(
-                                    diag::UNDECLARED_PATH_VAR,
-                                    p.span,
-                                    format!("`{{{v}}}` is not a variable of the route's path"),
-                                )
-                                .label("used here")
-                                .help(did_you_mean(v, vars.iter().map(String::as_str))
-                                    .unwrap_or_else(|| "only the route path's variables can be used when forwarding".to_string())),
-                            );
-                            return None;
-                        }
-                    }
-                }
-                Some(Action::Forward(ForwardAction {
-                    backend: backend?,
-                    path: f.path.as_ref().map(|p| p.value.clone()),
-                }))
-            }
+            ast::RouteItem::Forward(f) => self.forward(cx, f, vars).map(Action::Forward),
             ast::RouteItem::IssueTokens(p) => {
                 let provider = self.providers.resolve(cx, p)?;
                 self.used_providers[provider] = true;
@@ -338,6 +317,85 @@ impl RouteCx<'_> {
             }
             _ => None,
         }
+    }
+
+    /// A forward: its backend, and its path rewrite's variables, which must be the route's.
+    fn forward(
+        &mut self,
+        cx: &mut Cx<'_>,
+        f: &ast::Forward,
+        vars: &[String],
+    ) -> Option<ForwardAction> {
+        let backend = self.backends.resolve(cx, &f.backend);
+        if let Some(b) = backend {
+            self.used_backends[b] = true;
+        }
+        if let Some(p) = &f.path {
+            for v in p.value.vars() {
+                if !vars.iter().any(|x| x == v) {
+                    cx.diags.push(
+                        Diagnostic::error(
+                            diag::UNDECLARED_PATH_VAR,
+                            p.span,
+                            format!("`{{{v}}}` is not a variable of the route's path"),
+                        )
+                        .label("used here")
+                        .help(
+                            did_you_mean(v, vars.iter().map(String::as_str)).unwrap_or_else(|| {
+                                "only the route path's variables can be used when forwarding"
+                                    .to_string()
+                            }),
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(ForwardAction {
+            backend: backend?,
+            path: f.path.as_ref().map(|p| p.value.clone()),
+        })
+    }
+
+    /// The route's policy backends (see [`crate::upstream::policy`]); a route that issues
+    /// tokens has no backend to choose.
+    fn policies(
+        &mut self,
+        cx: &mut Cx<'_>,
+        r: &ast::Route,
+        vars: &[String],
+        program: &[Check],
+        action: Option<&Action>,
+    ) -> Vec<Policy<Action>> {
+        let blocks = policy::blocks(r);
+        let Some((_, first)) = blocks.first() else {
+            return Vec::new();
+        };
+        if let Some(Action::IssueTokens { .. }) = action {
+            cx.diags.push(
+                Diagnostic::error(
+                    diag::NOT_APPLICABLE,
+                    *first,
+                    "a route that issues tokens has no backend to choose",
+                )
+                .label("policy backends choose between forwards and mocks")
+                .help("remove the policy, or move it to a route that forwards"),
+            );
+        }
+        let auth = program.iter().find_map(|c| match c {
+            Check::Auth(a) => Some(self.provider_kinds[a.provider]),
+            _ => None,
+        });
+        let facts = policy::RouteFacts { vars, auth };
+        policy::compile(
+            &blocks,
+            &facts,
+            &mut PolicyBuilding {
+                route: self,
+                cx,
+                vars,
+            },
+        )
     }
 
     fn cors(&self, clauses: &[Spanned<ast::CorsClause>], route_methods: &[Method]) -> Cors {
@@ -405,6 +463,35 @@ fn mock(m: &ast::Mock) -> MockResponse {
             headers,
             body,
         }),
+    }
+}
+
+/// What compiling a route's policies asks of the compiler: a policy's forward is compiled as
+/// the route's is.
+struct PolicyBuilding<'x, 'c, 's> {
+    route: &'x mut RouteCx<'s>,
+    cx: &'x mut Cx<'c>,
+    vars: &'x [String],
+}
+
+impl policy::Build for PolicyBuilding<'_, '_, '_> {
+    type Action = Action;
+
+    fn report(&mut self, d: Diagnostic) {
+        self.cx.diags.push(d);
+    }
+
+    fn forward(&mut self, f: &ast::Forward, upstream: &[(&ast::Upstream, Span)]) -> Option<Action> {
+        for (u, span) in upstream {
+            self.cx.diags.push(u.not_supported(*span));
+        }
+        self.route
+            .forward(self.cx, f, self.vars)
+            .map(Action::Forward)
+    }
+
+    fn mock(&mut self, m: &ast::Mock) -> Action {
+        Action::Mock(mock(m))
     }
 }
 

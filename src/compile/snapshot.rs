@@ -163,6 +163,9 @@ pub struct Route {
     pub vars: Vec<String>,
     pub program: Vec<Check>,
     pub action: Action,
+    /// Policy backends, in order: the first whose conditions hold takes the request instead
+    /// of `action` (see [`crate::upstream::policy`]).
+    pub policies: Vec<crate::upstream::policy::Policy<Action>>,
     /// Extra headers on every response this route produces.
     pub response_headers: Vec<(String, String)>,
     /// The route has a CORS configuration (used for preflight answers).

@@ -133,6 +133,10 @@ impl Pipeline<'_, '_> {
             }
         }
         self.step(Phase::Auth, Verdict::Pass, principal.describe);
+        // kept only for the policies that read them (a move, no copy)
+        if !r.route.policies.is_empty() {
+            self.claims = principal.claims;
+        }
         Ok(())
     }
 

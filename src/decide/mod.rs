@@ -99,6 +99,9 @@ pub struct ForwardPlan {
     pub backend: usize,
     /// The upstream request target: rewritten path plus the original query.
     pub target: String,
+    /// The policy backend that chose this forward (its index among the route's policies);
+    /// `None`: the route's own forward.
+    pub policy: Option<usize>,
 }
 
 /// One pipeline step as it happened.
@@ -151,6 +154,8 @@ struct Pipeline<'a, 'r> {
     resume: drive::Resume,
     /// Where the body-size check judged the request without its body (see `drive.rs`).
     bodyless: Option<drive::Mark>,
+    /// The verified token's claims, kept after step 7 for the route's policies.
+    claims: Option<serde_json::Value>,
 }
 
 /// Decide what to do with one request, as far as the pipeline goes without an effect: a
@@ -198,6 +203,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             d: Decision::new(snap, &head),
             resume: drive::Resume::Nothing,
             bodyless: None,
+            claims: None,
         }
     }
 
@@ -451,6 +457,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         if let Action::Forward(f) = &route.action {
             self.upstream_vars_safe(&routed, f.path.as_ref())?;
         }
+        // and so must any forward a policy may choose
+        for policy in &route.policies {
+            if let Action::Forward(f) = &policy.action {
+                self.upstream_vars_safe(&routed, f.path.as_ref())?;
+            }
+        }
 
         // A route with cors gives its CORS headers to every answer, refusals included, so a
         // browser page can read why it was refused; a preflight is answered at step 4.
@@ -550,12 +562,19 @@ impl<'a, 'r> Pipeline<'a, 'r> {
     }
 
     fn action(&mut self, r: &Routed<'_, '_>) -> Outcome {
-        match &r.route.action {
+        let chosen = match r.route.policies.is_empty() {
+            true => None,
+            false => self.policy(r),
+        };
+        let index = chosen.as_ref().map(|(i, _)| *i);
+        let action = index.map_or(&r.route.action, |i| &r.route.policies[i].action);
+        let because = Because(chosen.as_ref().and_then(|(_, why)| why.as_deref()));
+        match action {
             Action::Mock(m) => {
                 self.step(
                     Phase::Action,
                     Verdict::Done,
-                    format_args!("mock {}", m.answer.status),
+                    format_args!("mock {}{because}", m.answer.status),
                 );
                 Outcome::Respond(m.answer.clone())
             }
@@ -572,14 +591,43 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 self.step(
                     Phase::Action,
                     Verdict::Done,
-                    format_args!("forward to backend {} as {target}", backend.name),
+                    format_args!("forward to backend {} as {target}{because}", backend.name),
                 );
                 Outcome::Forward(ForwardPlan {
                     backend: f.backend,
                     target,
+                    policy: index,
                 })
             }
             Action::IssueTokens { provider } => self.issue_tokens(r, *provider),
+        }
+    }
+
+    /// The route's first policy backend whose conditions hold, and why (when tracing).
+    fn policy(&mut self, r: &Routed<'_, '_>) -> Option<(usize, Option<String>)> {
+        let client = self.client_ip(r.service);
+        let seen = crate::upstream::policy::Seen {
+            head: self.head,
+            vars: &r.vars,
+            client,
+            claims: self.claims.as_ref(),
+            authorizer: self.d.authorizer_context.as_deref(),
+        };
+        let policies = &r.route.policies;
+        let i = crate::upstream::policy::choose(policies, &seen)?;
+        let why = self.tracing.then(|| policies[i].why(&seen).to_string());
+        Some((i, why))
+    }
+}
+
+/// Why the action step took a policy's action, if it did: ` (policy canary: …)`.
+struct Because<'a>(Option<&'a str>);
+
+impl fmt::Display for Because<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(why) => write!(f, " ({why})"),
+            None => Ok(()),
         }
     }
 }
