@@ -474,3 +474,13 @@ fn a_tests_file_signs_as_a_jd_app() {
     assert!(out.contains("3 passed, 0 failed"), "{out}");
     assert!(!out.contains("station-secret"), "{out}");
 }
+
+/// Policy backends: `expect forward … to BACKEND` names the backend a policy chose, and the
+/// action step says which policy and why.
+#[test]
+fn a_tests_file_checks_which_policy_backend_a_request_takes() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/policy-backends"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
+}
