@@ -482,5 +482,5 @@ fn a_tests_file_checks_which_policy_backend_a_request_takes() {
     let o = rulegate(&["test", "tests/fixtures/policy-test/policy-backends"]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
-    assert!(out.contains("5 passed, 0 failed"), "{out}");
+    assert!(out.contains("6 passed, 0 failed"), "{out}");
 }
