@@ -554,21 +554,102 @@ fn encode(s: &str) -> String {
     out
 }
 
+fn mock_outcome(m: &ast::Mock) -> RefOutcome {
+    let body = match &m.body {
+        None => Vec::new(),
+        Some(ast::MockBody::Text(t)) => t.value.as_bytes().to_vec(),
+        Some(ast::MockBody::Json(v)) => serde_json::to_vec(v).unwrap(),
+    };
+    RefOutcome::Respond {
+        status: m.status.value,
+        body,
+    }
+}
+
+/// The route's policy blocks, in order.
+fn policies(route: &ast::Route) -> impl Iterator<Item = &ast::PolicyBackend> {
+    route.items.iter().filter_map(|i| match &i.value {
+        ast::RouteItem::Upstream(ast::Upstream::Policy(p)) => Some(p),
+        _ => None,
+    })
+}
+
+/// The action (`mock` or `forward`) of the first policy whose conditions hold (all, or any):
+/// a header's first value, a query parameter's decoded value, the peer's address; an absent
+/// value holds nothing.
+fn policy_action<'r>(route: &'r ast::Route, req: &Req<'_>) -> Option<&'r ast::PolicyItem> {
+    let holds = |c: &ast::Condition| match c {
+        ast::Condition::Source(nets) => admitted(
+            req.peer,
+            &nets.iter().map(|n| n.value).collect::<Vec<_>>(),
+            &[],
+        ),
+        ast::Condition::Value {
+            subject,
+            name,
+            test,
+        } => {
+            let value = match subject.value {
+                ast::Subject::Param(ParamLocation::Header) => {
+                    req.header(&name.value).map(String::from)
+                }
+                ast::Subject::Param(ParamLocation::Query) => req
+                    .query()
+                    .and_then(|q| form_value(q, &name.value))
+                    .flatten(),
+                _ => None,
+            };
+            value.is_some_and(|v| match &test.value {
+                ast::ValueTest::Is(x) => x.value == v,
+                ast::ValueTest::In(xs) => xs.iter().any(|x| x.value == v),
+                ast::ValueTest::Matches(_) => false,
+            })
+        }
+    };
+    policies(route).find_map(|p| {
+        let mut conditions = p.items.iter().filter_map(|i| match &i.value {
+            ast::PolicyItem::When(c) => Some(c),
+            _ => None,
+        });
+        let chosen = if p.any {
+            conditions.any(holds)
+        } else {
+            conditions.all(holds)
+        };
+        let action = p
+            .items
+            .iter()
+            .map(|i| &i.value)
+            .find(|i| matches!(i, ast::PolicyItem::Mock(_) | ast::PolicyItem::Forward(_)));
+        action.filter(|_| chosen)
+    })
+}
+
 /// A forward writes captured variables into the upstream path (the rewrite's, or all of them
-/// when the path is forwarded as sent); the first whose value, decoded again any number of
+/// when the path is forwarded as sent; any of the route's forwards, its own or a policy's);
+/// the first whose value, decoded again any number of
 /// times, holds a dot segment (dots only, before any `;`), or — for a one-segment `{var}` —
 /// a `/`, `\` or NUL, or that needs more than eight decodings or stops being UTF-8, is refused.
 fn exposed_variable(route: &ast::Route, vars: &Captures) -> Option<Reason> {
-    let forward = route.items.iter().find_map(|i| match &i.value {
+    let own = route.items.iter().filter_map(|i| match &i.value {
         ast::RouteItem::Forward(f) => Some(f),
         _ => None,
-    })?;
-    let in_rewrite = |name: &str| match &forward.path {
-        None => true,
-        Some(t) => t.value.segments.iter().any(|s| match s {
-            Segment::Var(v) | Segment::Rest(v) => v == name,
-            Segment::Literal(_) => false,
-        }),
+    });
+    let chosen = policies(route).flat_map(|p| {
+        p.items.iter().filter_map(|i| match &i.value {
+            ast::PolicyItem::Forward(f) => Some(f),
+            _ => None,
+        })
+    });
+    let forwards: Vec<&ast::Forward> = own.chain(chosen).collect();
+    let in_rewrite = |name: &str| {
+        forwards.iter().any(|forward| match &forward.path {
+            None => true,
+            Some(t) => t.value.segments.iter().any(|s| match s {
+                Segment::Var(v) | Segment::Rest(v) => v == name,
+                Segment::Literal(_) => false,
+            }),
+        })
     };
     for (name, values) in vars.iter().filter(|(n, _)| in_rewrite(n)) {
         let rest = route
@@ -978,20 +1059,23 @@ fn reference_steps(all: &[&ast::Service], req: &Req<'_>, d: &mut RefDecision) ->
         }
     }
 
-    // 11. the action
+    // 11. the action: the first policy whose conditions hold, else the route's
+    if let Some(action) = policy_action(route, req) {
+        return match action {
+            ast::PolicyItem::Mock(m) => mock_outcome(m),
+            ast::PolicyItem::Forward(f) => RefOutcome::Forward {
+                backend: backend_index(service, &f.backend.value),
+                target: match req.query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                },
+            },
+            _ => RefOutcome::Other("no modelled policy action".into()),
+        };
+    }
     for item in &route.items {
         match &item.value {
-            ast::RouteItem::Mock(m) => {
-                let body = match &m.body {
-                    None => Vec::new(),
-                    Some(ast::MockBody::Text(t)) => t.value.as_bytes().to_vec(),
-                    Some(ast::MockBody::Json(v)) => serde_json::to_vec(v).unwrap(),
-                };
-                return RefOutcome::Respond {
-                    status: m.status.value,
-                    body,
-                };
-            }
+            ast::RouteItem::Mock(m) => return mock_outcome(m),
             ast::RouteItem::Forward(f) => {
                 let mut target = match &f.path {
                     None => path.clone(),
@@ -1104,6 +1188,8 @@ struct RawRoute {
     body_limit: u8,
     websocket: bool,
     action: (bool, u8, u8, u8),
+    /// Policy backends: (conditions, a, b, c).
+    policies: Vec<(u8, u8, u8, u8)>,
 }
 
 #[derive(Debug, Clone)]
@@ -1157,11 +1243,16 @@ fn route_strategy() -> impl Strategy<Value = RawRoute> {
             prop::bool::weighted(0.1),
             (any::<bool>(), any::<u8>(), any::<u8>(), any::<u8>()),
         ),
+        prop_oneof![
+            1 => Just(Vec::new()),
+            1 => prop::collection::vec((0u8..4, any::<u8>(), any::<u8>(), any::<u8>()), 1..=2),
+        ],
     )
         .prop_map(
             |(
                 (methods, segs, stages, protocols),
                 (allow, deny, params, body_limit, websocket, action),
+                policies,
             )| {
                 RawRoute {
                     methods,
@@ -1174,6 +1265,7 @@ fn route_strategy() -> impl Strategy<Value = RawRoute> {
                     body_limit,
                     websocket,
                     action,
+                    policies,
                 }
             },
         )
@@ -1227,6 +1319,35 @@ fn policy_strategy() -> impl Strategy<Value = RawPolicy> {
                 services,
             },
         )
+}
+
+/// A policy backend: conditions on a header, a query parameter or the source (all, or any of
+/// a header and the source), then a mock or a forward of the path as sent.
+fn policy_text(i: usize, (kind, a, b, c): (u8, u8, u8, u8), backends: u8) -> String {
+    let value = |x: u8| quote(VALUES[x as usize % VALUES.len()]);
+    let header = format!(
+        "when header {} is {}",
+        quote(HEADER_PARAMS[a as usize % 2]),
+        value(b)
+    );
+    let source = format!("when source {}", CIDRS[b as usize % CIDRS.len()]);
+    let conditions = match kind {
+        0 => header,
+        1 => format!(
+            "when query {} in {} {}",
+            quote(QUERY_PARAMS[a as usize % 2]),
+            value(b),
+            value(c)
+        ),
+        2 => source,
+        _ => format!("{header}; {source}"),
+    };
+    let mode = if kind == 3 && c % 2 == 0 { " any" } else { "" };
+    let action = match c % 3 {
+        0 => format!("mock {}", STATUSES[a as usize % STATUSES.len()]),
+        _ => format!("forward b{}", c % backends),
+    };
+    format!("policy p{i}{mode} {{ {conditions}; {action} }}")
 }
 
 fn quote(s: &str) -> String {
@@ -1499,6 +1620,9 @@ fn print_policy(p: &RawPolicy) -> (Vec<String>, PolicyInfo) {
                 0 => {}
                 1 => line(&mut out, 2, "limits { body 100B }"),
                 _ => line(&mut out, 2, "limits { body 1KiB }"),
+            }
+            for (i, policy) in r.policies.iter().enumerate() {
+                line(&mut out, 2, &policy_text(i, *policy, s.backends));
             }
             let (mock, a, b, c) = r.action;
             if mock {
@@ -2010,7 +2134,29 @@ impl Tally {
             RefOutcome::Other(o) => o,
         };
         *self.outcomes.entry(kind).or_default() += 1;
+        if chosen_by_a_policy(c, r) {
+            *self.outcomes.entry("by a policy".into()).or_default() += 1;
+        }
     }
+}
+
+/// Whether the compiled pipeline's action step took a policy's action.
+fn chosen_by_a_policy(c: &Checked, r: &GenRequest) -> bool {
+    let head = RequestHead {
+        method: r.method,
+        target: &r.target,
+        host: r.host.as_deref(),
+        host_from: Default::default(),
+        headers: &r.headers,
+        peer: r.peer,
+        tls: r.tls,
+        client_cert: false,
+        body: None,
+    };
+    let d = decide(&c.snapshot, &head, &VirtualEnv::new(1_700_000_000_000));
+    d.trace
+        .last()
+        .is_some_and(|s| s.name == "action" && s.detail.contains(" (policy p"))
 }
 
 const POLICIES: u32 = 300;
@@ -2074,6 +2220,7 @@ fn compiled_tree_decides_like_the_reference() {
         "reject HeaderTooLarge",
         "reject UriTooLarge",
         "reject BodyTooLarge",
+        "by a policy",
     ] {
         assert!(
             tally.outcomes.get(kind).copied().unwrap_or(0) > 0,

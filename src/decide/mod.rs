@@ -454,14 +454,9 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             preflight,
         };
         // Before any check counts or calls out: a forward must not expose a variable.
-        if let Action::Forward(f) = &route.action {
-            self.upstream_vars_safe(&routed, f.path.as_ref())?;
-        }
-        // and so must any forward a policy may choose
-        for policy in &route.policies {
-            if let Action::Forward(f) = &policy.action {
-                self.upstream_vars_safe(&routed, f.path.as_ref())?;
-            }
+        // (the route's forward, or one a policy may choose)
+        if forwards(route).next().is_some() {
+            self.upstream_vars_safe(&routed)?;
         }
 
         // A route with cors gives its CORS headers to every answer, refusals included, so a
@@ -633,20 +628,19 @@ impl fmt::Display for Because<'_> {
 }
 
 impl Pipeline<'_, '_> {
-    /// Refuse a variable that the forwarded path would expose as a dot segment or an extra
-    /// separator (see [`path_safety`]): those of the rewrite, or every capture when the path
-    /// is forwarded as sent.
-    fn upstream_vars_safe(
-        &mut self,
-        r: &Routed<'_, '_>,
-        template: Option<&crate::vocab::PathTemplate>,
-    ) -> Result<(), Outcome> {
+    /// Refuse a variable that a forwarded path would expose as a dot segment or an extra
+    /// separator (see [`path_safety`]): those of a rewrite, or every capture when the path
+    /// is forwarded as sent; one pass, in path order, over what any of the route's forwards
+    /// (its own, its policies') exposes.
+    fn upstream_vars_safe(&mut self, r: &Routed<'_, '_>) -> Result<(), Outcome> {
         use crate::vocab::Segment;
         let exposed = |name: &str| {
-            template.is_none_or(|t| {
-                t.segments
-                    .iter()
-                    .any(|s| matches!(s, Segment::Var(v) | Segment::Rest(v) if v == name))
+            forwards(r.route).any(|f| {
+                f.path.as_ref().is_none_or(|t| {
+                    t.segments
+                        .iter()
+                        .any(|s| matches!(s, Segment::Var(v) | Segment::Rest(v) if v == name))
+                })
             })
         };
         for (name, value) in r.vars.iter().filter(|(name, _)| exposed(name)) {
@@ -680,6 +674,16 @@ impl Pipeline<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// The forwards a route may take: its own action's, then its policies'.
+fn forwards(route: &Route) -> impl Iterator<Item = &crate::compile::ForwardAction> {
+    std::iter::once(&route.action)
+        .chain(route.policies.iter().map(|p| &p.action))
+        .filter_map(|a| match a {
+            Action::Forward(f) => Some(f),
+            _ => None,
+        })
 }
 
 /// The route's path variables with their decoded values, in path order; a `{rest+}` value is
