@@ -483,4 +483,10 @@ fn a_tests_file_checks_which_policy_backend_a_request_takes() {
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("6 passed, 0 failed"), "{out}");
+    // each policy is a branch of coverage of its own, apart from the route's own action
+    assert!(!out.contains("never chosen"), "{out}");
+    assert!(
+        out.contains("GET /carts/{id} (orders.policy:46:15): the action is never reached"),
+        "{out}"
+    );
 }

@@ -76,6 +76,10 @@ impl Service {
             for (n, check) in r.program.iter().enumerate() {
                 let _ = writeln!(out, "    {}. {check}", n + 1);
             }
+            for policy in &r.policies {
+                let action = self.describe_action(&policy.action);
+                let _ = writeln!(out, "    ↳ {policy} → {action}");
+            }
             let _ = writeln!(out, "    → {}", self.describe_action(&r.action));
         }
     }

@@ -72,6 +72,9 @@ pub struct Decision {
     /// asked for the body); `None` when routing decided or every check passed. Policy tests
     /// measure coverage of the program's rejection branches with it.
     pub check: Option<usize>,
+    /// The policy backend whose action the action step took (its index among the route's
+    /// policies); `None` when the route's own action ran or the action was not reached.
+    pub policy: Option<usize>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -189,6 +192,7 @@ impl Decision {
             authorizer_context: None,
             trace: Vec::new(),
             check: None,
+            policy: None,
         }
     }
 }
@@ -562,6 +566,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             false => self.policy(r),
         };
         let index = chosen.as_ref().map(|(i, _)| *i);
+        self.d.policy = index;
         let action = index.map_or(&r.route.action, |i| &r.route.policies[i].action);
         let because = Because(chosen.as_ref().and_then(|(_, why)| why.as_deref()));
         match action {

@@ -1,7 +1,8 @@
 //! Coverage of the decision tree: for every route, whether a test reached it, which of its
-//! check program's rejection branches a test took, and whether a test got through to its
-//! action (mock, forward, token endpoint). The branches are the program's steps as
-//! `check --print-tree` numbers them, so a gap reads as "route #3, step 2 never refused".
+//! check program's rejection branches a test took, whether a test got through to its action
+//! (mock, forward, token endpoint) and which of its policy backends a test chose (each a
+//! branch of its own). The branches are the program's steps as `check --print-tree` numbers
+//! them, so a gap reads as "route #3, step 2 never refused".
 //!
 //! A check that cannot refuse (an optional parameter of any value, a protocol list that takes
 //! both http and https) has no rejection branch to cover, and neither has the service-wide
@@ -29,7 +30,10 @@ pub struct RouteCoverage {
     /// (step number in the program, 1-based; the check as printed; taken)
     pub rejections: Vec<(usize, String, bool)>,
     pub action: String,
+    /// The route's own action was reached.
     pub acted: bool,
+    /// Its policy backends: (the policy and its action as printed, chosen by a test).
+    pub policies: Vec<(String, bool)>,
 }
 
 /// One branch no test took.
@@ -63,6 +67,11 @@ impl Coverage {
                         .collect(),
                     action: s.describe_action(&r.action),
                     acted: false,
+                    policies: r
+                        .policies
+                        .iter()
+                        .map(|p| (format!("{p} → {}", s.describe_action(&p.action)), false))
+                        .collect(),
                 });
             }
         }
@@ -95,7 +104,10 @@ impl Coverage {
                     b.2 = true;
                 }
             }
-            _ if by_action => rc.acted = true,
+            _ if by_action => match d.policy.and_then(|p| rc.policies.get_mut(p)) {
+                Some(policy) => policy.1 = true,
+                None => rc.acted = true,
+            },
             _ => {}
         }
     }
@@ -105,10 +117,11 @@ impl Coverage {
         let mut hit = 0;
         let mut all = 0;
         for r in &self.routes {
-            all += 2 + r.rejections.len();
+            all += 2 + r.rejections.len() + r.policies.len();
             hit += usize::from(r.reached)
                 + usize::from(r.acted)
-                + r.rejections.iter().filter(|b| b.2).count();
+                + r.rejections.iter().filter(|b| b.2).count()
+                + r.policies.iter().filter(|p| p.1).count();
         }
         (hit, all)
     }
@@ -140,6 +153,11 @@ impl Coverage {
             for (n, check, taken) in &r.rejections {
                 if !taken {
                     miss(format!("step {n} never refuses: {check}"));
+                }
+            }
+            for (policy, chosen) in &r.policies {
+                if !chosen {
+                    miss(format!("never chosen: {policy}"));
                 }
             }
             if !r.acted {

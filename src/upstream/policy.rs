@@ -483,6 +483,44 @@ fn implies(x: &Cond, y: &Cond) -> bool {
     }
 }
 
+/// The policy as `check --print-tree` and coverage show it: `policy canary: header X-Canary
+/// is "1" and …` (`or` for `any`).
+impl<A> fmt::Display for Policy<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "policy {}: ", self.name)?;
+        for (i, c) in self.conditions.iter().enumerate() {
+            if i > 0 {
+                f.write_str(if self.any { " or " } else { " and " })?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Cond {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cond::Source(nets) => {
+                f.write_str("source")?;
+                nets.iter().try_for_each(|n| write!(f, " {n}"))
+            }
+            Cond::Value {
+                subject,
+                name,
+                test,
+            } => {
+                write!(f, "{} {name} ", subject.name())?;
+                match test {
+                    Test::Is(x) => write!(f, "is {x:?}"),
+                    Test::In(xs) => write!(f, "in {xs:?}"),
+                    Test::Matches { pattern, .. } => write!(f, "matches {pattern:?}"),
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Choosing
 
@@ -895,6 +933,22 @@ mod tests {
             r#"policy canary { when header "X-Canary" is "1"; forward c; backend header "X-Canary" constant "1"; remove query "debug" }"#,
         );
         assert_eq!(p[0].action, "forward c +2");
+    }
+
+    #[test]
+    fn a_policy_prints_its_conditions_joined_by_its_combiner() {
+        let p = ok(
+            r#"policy p any { when header "A" in "1" "2"; when source 10.0.0.0/8 192.168.0.0/16; when query "r" matches "cn-.*"; mock 204 }
+            policy q { when path "id" is "7"; when claim "role" is "x"; mock 204 }"#,
+        );
+        assert_eq!(
+            p[0].to_string(),
+            r#"policy p: header A in ["1", "2"] or source 10.0.0.0/8 192.168.0.0/16 or query r matches "cn-.*""#
+        );
+        assert_eq!(
+            p[1].to_string(),
+            r#"policy q: path id is "7" and claim role is "x""#
+        );
     }
 
     #[test]
