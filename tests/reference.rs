@@ -1747,6 +1747,23 @@ struct GenRequest {
     tls: bool,
 }
 
+impl GenRequest {
+    /// The request as the compiled pipeline reads it.
+    fn head(&self) -> RequestHead<'_> {
+        RequestHead {
+            method: self.method,
+            target: &self.target,
+            host: self.host.as_deref(),
+            host_from: Default::default(),
+            headers: &self.headers,
+            peer: self.peer,
+            tls: self.tls,
+            client_cert: false,
+            body: None,
+        }
+    }
+}
+
 impl fmt::Debug for GenRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let short = |s: &str| {
@@ -2063,17 +2080,7 @@ fn load(texts: &[String]) -> Result<Checked, String> {
 
 /// Run both interpretations on one request; `Err` describes a difference.
 fn compare(c: &Checked, r: &GenRequest) -> Result<(), String> {
-    let head = RequestHead {
-        method: r.method,
-        target: &r.target,
-        host: r.host.as_deref(),
-        host_from: Default::default(),
-        headers: &r.headers,
-        peer: r.peer,
-        tls: r.tls,
-        client_cert: false,
-        body: None,
-    };
+    let head = r.head();
     let env = VirtualEnv::new(1_700_000_000_000);
     let d = decide(&c.snapshot, &head, &env);
     let got = RefDecision {
@@ -2142,17 +2149,7 @@ impl Tally {
 
 /// Whether the compiled pipeline's action step took a policy's action.
 fn chosen_by_a_policy(c: &Checked, r: &GenRequest) -> bool {
-    let head = RequestHead {
-        method: r.method,
-        target: &r.target,
-        host: r.host.as_deref(),
-        host_from: Default::default(),
-        headers: &r.headers,
-        peer: r.peer,
-        tls: r.tls,
-        client_cert: false,
-        body: None,
-    };
+    let head = r.head();
     let d = decide(&c.snapshot, &head, &VirtualEnv::new(1_700_000_000_000));
     d.trace
         .last()
@@ -2243,17 +2240,7 @@ fn decide_one(policy: &str, method: &'static str, target: &str) -> (Decision, Re
         peer: "10.0.0.1".parse().unwrap(),
         tls: false,
     };
-    let head = RequestHead {
-        method: r.method,
-        target: &r.target,
-        host: r.host.as_deref(),
-        host_from: Default::default(),
-        headers: &r.headers,
-        peer: r.peer,
-        tls: r.tls,
-        client_cert: false,
-        body: None,
-    };
+    let head = r.head();
     let d = decide(&checked.snapshot, &head, &VirtualEnv::new(0));
     let req = Req {
         method: r.method,
