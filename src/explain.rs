@@ -106,6 +106,41 @@ impl Asked {
     }
 }
 
+/// The request the backend receives, as `serve` builds it (one function for both: the
+/// headers come from `server::upstream_headers`), for the backend's first target;
+/// printed for forwards with backend-request statements.
+fn upstream_request(
+    out: &mut String,
+    head: &RequestHead<'_>,
+    d: &Decision,
+    backend: &crate::compile::Backend,
+    target: &str,
+) {
+    let Some(http) = backend.targets.first().and_then(|t| t.http.as_ref()) else {
+        return;
+    };
+    let headers = crate::server::upstream_headers(
+        d,
+        head.headers,
+        head.tls,
+        &http.authority,
+        head.host.unwrap_or(""),
+        0,
+    );
+    let _ = writeln!(out, "\nupstream {} {target} HTTP/1.1", head.method);
+    let mut names: Vec<&http::HeaderName> = headers.keys().collect();
+    names.sort_by_key(|n| n.as_str());
+    for name in names {
+        for value in headers.get_all(name) {
+            let _ = writeln!(
+                out,
+                "  {name}: {}",
+                String::from_utf8_lossy(value.as_bytes())
+            );
+        }
+    }
+}
+
 /// The pipeline trace and the outcome of a decision, as text.
 pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String {
     let mut out = String::new();
@@ -150,6 +185,9 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
                     t.url.trim_end_matches('/'),
                     plan.target
                 );
+            }
+            if plan.shaped.is_some() {
+                upstream_request(&mut out, head, d, backend, &plan.target);
             }
         }
         Outcome::NeedBody { limit } => {

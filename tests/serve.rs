@@ -9,6 +9,8 @@ mod common;
 
 #[path = "serve/authorizer.rs"]
 mod authorizer;
+#[path = "serve/backend_params.rs"]
+mod backend_params;
 #[path = "serve/backends.rs"]
 mod backends;
 #[path = "serve/cors.rs"]

@@ -9,6 +9,7 @@ use crate::check;
 use crate::policy::ast::{self, AuthKind, Segment, Span, Spanned};
 use crate::policy::diag::{self, did_you_mean, Diagnostic};
 use crate::upstream::policy::{self, Policy};
+use crate::upstream::shape::Shaping;
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ impl RouteCx<'_> {
         let mut limits = Once::new("limits");
         let mut response_headers = Vec::new();
         let mut actions: Vec<(&ast::RouteItem, Span)> = Vec::new();
+        // what the route's forward sends (its policies' forwards too), see `upstream::shape`
+        let mut upstream: Vec<(&ast::Upstream, Span)> = Vec::new();
 
         for item in &r.items {
             use ast::RouteItem as I;
@@ -62,13 +65,16 @@ impl RouteCx<'_> {
                 }
                 // policies are compiled with the action, below
                 I::Upstream(ast::Upstream::Policy(_)) => {}
-                I::Upstream(u) => cx.diags.push(u.not_supported(item.span)),
+                I::Upstream(u @ ast::Upstream::Orchestrate(_)) => {
+                    cx.diags.push(u.not_supported(item.span))
+                }
+                I::Upstream(u) => upstream.push((u, item.span)),
                 // The route checks read their own statements (`crate::check`).
                 _ => {}
             }
         }
 
-        let action = self.terminal(cx, r, span, &methods, &actions, &vars);
+        let action = self.terminal(cx, r, span, &methods, (&actions, &upstream), &vars);
 
         // --- stages this route is published in
         let stage_indices = self.stage_indices(cx, stages.take());
@@ -102,7 +108,8 @@ impl RouteCx<'_> {
                 yields_app: false,
             },
         );
-        let policies = self.policies(cx, r, &vars, &program, action.as_ref());
+        let shaping: Vec<&ast::Upstream> = upstream.iter().map(|(u, _)| *u).collect();
+        let policies = self.policies(cx, r, &vars, &program, action.as_ref(), &shaping);
         let needs_form_body = program
             .iter()
             .any(|c| matches!(c, Check::Param(p) if p.location == ParamLocation::Form));
@@ -140,7 +147,7 @@ impl RouteCx<'_> {
         r: &ast::Route,
         span: Span,
         methods: &[Method],
-        actions: &[(&ast::RouteItem, Span)],
+        (actions, upstream): Ending<'_, '_>,
         vars: &[String],
     ) -> Option<Action> {
         let template = &r.path.value;
@@ -155,7 +162,7 @@ impl RouteCx<'_> {
                 }
                 None
             }
-            [(a, _)] => self.action(cx, a, vars),
+            [(a, _)] => self.action(cx, a, vars, upstream),
             [(_, first), (_, second), ..] => {
                 cx.diags.push(
                     Diagnostic::error(
@@ -294,10 +301,31 @@ impl RouteCx<'_> {
         out
     }
 
-    fn action(&mut self, cx: &mut Cx<'_>, a: &ast::RouteItem, vars: &[String]) -> Option<Action> {
+    fn action(
+        &mut self,
+        cx: &mut Cx<'_>,
+        a: &ast::RouteItem,
+        vars: &[String],
+        upstream: &[(&ast::Upstream, Span)],
+    ) -> Option<Action> {
+        let shaping: Vec<&ast::Upstream> = upstream.iter().map(|(u, _)| *u).collect();
+        if let (Some((_, span)), false) =
+            (upstream.first(), matches!(a, ast::RouteItem::Forward(_)))
+        {
+            let has_policies = upstream
+                .iter()
+                .any(|(u, _)| matches!(u, ast::Upstream::Policy(_)));
+            if !has_policies {
+                cx.diags.push(
+                    Diagnostic::error(diag::NOT_APPLICABLE, *span, "backend-request statements apply to a forward")
+                        .label("this route does not forward")
+                        .help("end the route with `forward BACKEND`, or move the statement into a `policy` block that forwards"),
+                );
+            }
+        }
         match a {
             ast::RouteItem::Mock(m) => Some(Action::Mock(mock(m))),
-            ast::RouteItem::Forward(f) => self.forward(cx, f, vars).map(Action::Forward),
+            ast::RouteItem::Forward(f) => self.forward(cx, f, vars, &shaping).map(Action::Forward),
             ast::RouteItem::IssueTokens(p) => {
                 let provider = self.providers.resolve(cx, p)?;
                 self.used_providers[provider] = true;
@@ -325,14 +353,18 @@ impl RouteCx<'_> {
         cx: &mut Cx<'_>,
         f: &ast::Forward,
         vars: &[String],
+        upstream: &[&ast::Upstream],
     ) -> Option<ForwardAction> {
         let backend = self.backends.resolve(cx, &f.backend);
         if let Some(b) = backend {
             self.used_backends[b] = true;
         }
+        let shaping = Shaping::compile(upstream);
+        let mapped: Vec<&str> = shaping.iter().flat_map(|s| s.path_names()).collect();
+        self.mapped_path_vars(cx, f, upstream, &mapped);
         if let Some(p) = &f.path {
             for v in p.value.vars() {
-                if !vars.iter().any(|x| x == v) {
+                if !vars.iter().any(|x| x == v) && !mapped.contains(&v) {
                     cx.diags.push(
                         Diagnostic::error(
                             diag::UNDECLARED_PATH_VAR,
@@ -354,7 +386,45 @@ impl RouteCx<'_> {
         Some(ForwardAction {
             backend: backend?,
             path: f.path.as_ref().map(|p| p.value.clone()),
+            shaping,
         })
+    }
+
+    /// A `backend path "x" …` must name a variable of the forward's path template.
+    fn mapped_path_vars(
+        &self,
+        cx: &mut Cx<'_>,
+        f: &ast::Forward,
+        upstream: &[&ast::Upstream],
+        mapped: &[&str],
+    ) {
+        let template_vars: Vec<&str> = f.path.iter().flat_map(|p| p.value.vars()).collect();
+        for u in upstream {
+            let ast::Upstream::Param(p) = u else { continue };
+            if p.location.value != ast::UpstreamLocation::Path
+                || template_vars.contains(&p.name.value.as_str())
+            {
+                continue;
+            }
+            let help = match &f.path {
+                Some(_) => format!(
+                    "use `{{{}}}` in the forward's `path`, or map a query parameter or header",
+                    p.name.value
+                ),
+                None => "give the forward a `path \"…\"` that uses the variable".to_string(),
+            };
+            cx.diags.push(
+                Diagnostic::error(
+                    diag::UNDECLARED_PATH_VAR,
+                    p.name.span,
+                    format!("the forward's path has no variable `{{{}}}`", p.name.value),
+                )
+                .label("mapped here")
+                .related(f.backend.span, "the forward")
+                .help(help),
+            );
+        }
+        let _ = mapped;
     }
 
     /// The route's policy backends (see [`crate::upstream::policy`]); a route that issues
@@ -366,6 +436,7 @@ impl RouteCx<'_> {
         vars: &[String],
         program: &[Check],
         action: Option<&Action>,
+        upstream: &[&ast::Upstream],
     ) -> Vec<Policy<Action>> {
         let blocks = policy::blocks(r);
         let Some((_, first)) = blocks.first() else {
@@ -394,6 +465,7 @@ impl RouteCx<'_> {
                 route: self,
                 cx,
                 vars,
+                upstream,
             },
         )
     }
@@ -472,6 +544,8 @@ struct PolicyBuilding<'x, 'c, 's> {
     route: &'x mut RouteCx<'s>,
     cx: &'x mut Cx<'c>,
     vars: &'x [String],
+    /// The route's own backend-request statements, which a policy's forward applies first.
+    upstream: &'x [&'x ast::Upstream],
 }
 
 impl policy::Build for PolicyBuilding<'_, '_, '_> {
@@ -482,11 +556,16 @@ impl policy::Build for PolicyBuilding<'_, '_, '_> {
     }
 
     fn forward(&mut self, f: &ast::Forward, upstream: &[(&ast::Upstream, Span)]) -> Option<Action> {
+        // the route's statements first, then the policy's (a later mapping of a name wins)
+        let mut all: Vec<&ast::Upstream> = self.upstream.to_vec();
         for (u, span) in upstream {
-            self.cx.diags.push(u.not_supported(*span));
+            match u {
+                ast::Upstream::Orchestrate(_) => self.cx.diags.push(u.not_supported(*span)),
+                _ => all.push(u),
+            }
         }
         self.route
-            .forward(self.cx, f, self.vars)
+            .forward(self.cx, f, self.vars, &all)
             .map(Action::Forward)
     }
 
@@ -494,6 +573,13 @@ impl policy::Build for PolicyBuilding<'_, '_, '_> {
         Action::Mock(mock(m))
     }
 }
+
+/// How a route ends: its terminal statements, and the backend-request statements its forward
+/// (or its policies' forwards) apply.
+type Ending<'x, 'a> = (
+    &'x [(&'a ast::RouteItem, Span)],
+    &'x [(&'a ast::Upstream, Span)],
+);
 
 /// What a check's compilation asks of the compiler (see [`check::Build`]).
 struct Building<'x, 'c, 's> {

@@ -218,6 +218,9 @@ pub struct ForwardAction {
     pub backend: usize,
     /// `None`: the request path as received (minus a path-selected stage prefix).
     pub path: Option<PathTemplate>,
+    /// What the forward adds to, removes from and maps into the backend request, and its
+    /// edits of the answer (`None` for a forward with none: it costs nothing per request).
+    pub shaping: Option<std::sync::Arc<crate::upstream::shape::Shaping>>,
 }
 
 #[derive(Debug)]

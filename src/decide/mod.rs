@@ -21,6 +21,7 @@ mod path_safety;
 mod request_id;
 mod response;
 mod token_endpoint;
+mod upstream;
 
 // The request's own vocabulary lives in `crate::request`; named here too, as before.
 pub use crate::check::Verdict;
@@ -105,6 +106,9 @@ pub struct ForwardPlan {
     /// The policy backend that chose this forward (its index among the route's policies);
     /// `None`: the route's own forward.
     pub policy: Option<usize>,
+    /// What the backend request gains and loses beyond the forwarding rules (backend
+    /// parameters, removals, response edits); `None` for a forward without them.
+    pub shaped: Option<Box<crate::upstream::shape::Shaped>>,
 }
 
 /// One pipeline step as it happened.
@@ -579,13 +583,12 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 Outcome::Respond(m.answer.clone())
             }
             Action::Forward(f) => {
-                let path = match &f.path {
-                    None => r.path.to_string(),
-                    Some(t) => rewrite(t, &r.vars, r.rest.as_ref()),
-                };
-                let target = match self.head.query() {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path,
+                let (target, shaped) = match &f.shaping {
+                    None => (self.target(r, f), None),
+                    Some(s) => match self.shaped(r, f, s) {
+                        Ok((target, shaped)) => (target, Some(shaped)),
+                        Err(refused) => return refused,
+                    },
                 };
                 let backend = &r.service.backends[f.backend];
                 self.step(
@@ -597,9 +600,22 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     backend: f.backend,
                     target,
                     policy: index,
+                    shaped,
                 })
             }
             Action::IssueTokens { provider } => self.issue_tokens(r, *provider),
+        }
+    }
+
+    /// The backend request's target: the path (rewritten, or as received) and the query.
+    fn target(&self, r: &Routed<'_, '_>, f: &crate::compile::ForwardAction) -> String {
+        let path = match &f.path {
+            None => r.path.to_string(),
+            Some(t) => rewrite(t, &r.vars, r.rest.as_ref()),
+        };
+        match self.head.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
         }
     }
 

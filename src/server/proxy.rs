@@ -416,6 +416,10 @@ pub fn upstream_headers(
         true => connection_listed(client),
         false => Vec::new(),
     };
+    let shaped = match &d.outcome {
+        crate::decide::Outcome::Forward(plan) => plan.shaped.as_deref(),
+        _ => None,
+    };
     let mut headers = http::HeaderMap::with_capacity(client.len() + 6);
     for (name, value) in client {
         if !HOP_BY_HOP.contains(name)
@@ -423,8 +427,18 @@ pub fn upstream_headers(
             && *name != id_name
             && !listed.contains(name)
             && !is_context_header(name)
+            && shaped.is_none_or(|s| s.passes(name.as_str()))
         {
             headers.append(name.clone(), value.clone());
+        }
+    }
+    // the route's backend parameters (their names are never ones the gateway writes below)
+    for (name, value) in shaped.iter().flat_map(|s| s.headers.iter()) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(n, v);
         }
     }
     for (key, value) in d.authorizer_context.iter().flatten() {
@@ -560,6 +574,30 @@ fn is_context_header(name: &HeaderName) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
 }
 
+/// One `backend response header` edit of a forwarded answer.
+fn edit_header(headers: &mut http::HeaderMap, edit: &crate::upstream::shape::ResponseEdit) {
+    use crate::policy::ast::HeaderEdit;
+    let Ok(name) = HeaderName::from_bytes(edit.name.as_bytes()) else {
+        return;
+    };
+    let value = edit
+        .value
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok());
+    match (edit.edit, value) {
+        (HeaderEdit::Remove, _) => {
+            headers.remove(&name);
+        }
+        (HeaderEdit::Set, Some(v)) => {
+            headers.insert(name, v);
+        }
+        (HeaderEdit::Add, Some(v)) => {
+            headers.append(name, v);
+        }
+        _ => {}
+    }
+}
+
 fn downstream_response(d: &Decision, response: Response<PooledBody>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
     let switching = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
@@ -571,6 +609,11 @@ fn downstream_response(d: &Decision, response: Response<PooledBody>) -> Response
             http::HeaderValue::from_static("upgrade"),
         );
         parts.headers.insert(http::header::UPGRADE, protocol);
+    }
+    if let crate::decide::Outcome::Forward(plan) = &d.outcome {
+        for edit in plan.shaped.iter().flat_map(|s| s.shaping.response.iter()) {
+            edit_header(&mut parts.headers, edit);
+        }
     }
     for (k, v) in d.response_headers.iter().chain(d.headers.iter()) {
         if let (Ok(k), Ok(v)) = (

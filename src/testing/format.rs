@@ -147,6 +147,14 @@ pub enum Expectation {
     Route(String),
     /// A forward: the upstream target (rewritten path and query), and the backend when given.
     Forward(String, Option<String>),
+    /// The backend request carries this header with this value (`expect upstream header`).
+    UpstreamHeader(String, String),
+    /// The backend request carries no such header (`expect upstream no header`).
+    UpstreamNoHeader(String),
+    /// The backend request's query has this parameter with this value (decoded).
+    UpstreamQuery(String, String),
+    /// The backend request's query has no such parameter.
+    UpstreamNoQuery(String),
 }
 
 impl std::fmt::Display for Expectation {
@@ -164,6 +172,10 @@ impl std::fmt::Display for Expectation {
             Expectation::Route(r) => write!(f, "route {r:?}"),
             Expectation::Forward(t, None) => write!(f, "forward {t}"),
             Expectation::Forward(t, Some(b)) => write!(f, "forward {t} to {b}"),
+            Expectation::UpstreamHeader(n, v) => write!(f, "upstream header {n}: {v}"),
+            Expectation::UpstreamNoHeader(n) => write!(f, "upstream no header {n}"),
+            Expectation::UpstreamQuery(n, v) => write!(f, "upstream query {n}={v}"),
+            Expectation::UpstreamNoQuery(n) => write!(f, "upstream no query {n}"),
         }
     }
 }
@@ -341,7 +353,7 @@ const TEST_KEYWORDS: &[&str] = &[
     "authorizer",
 ];
 const EXPECTS: &[&str] = &[
-    "status", "code", "message", "header", "no", "body", "step", "route", "forward",
+    "status", "code", "message", "header", "no", "body", "step", "route", "forward", "upstream",
 ];
 
 struct Parser<'a> {
@@ -916,6 +928,18 @@ impl Parser<'_> {
             [(k, _), (v, _), (t, _), (b, _)] if k == "forward" && t == "to" => {
                 Expectation::Forward(v.clone(), Some(b.clone()))
             }
+            [(k, _), (w, _), (n, _), (v, _)] if k == "upstream" && w == "header" => {
+                Expectation::UpstreamHeader(n.clone(), v.clone())
+            }
+            [(k, _), (no, _), (w, _), (n, _)] if k == "upstream" && no == "no" && w == "header" => {
+                Expectation::UpstreamNoHeader(n.clone())
+            }
+            [(k, _), (w, _), (n, _), (v, _)] if k == "upstream" && w == "query" => {
+                Expectation::UpstreamQuery(n.clone(), v.clone())
+            }
+            [(k, _), (no, _), (w, _), (n, _)] if k == "upstream" && no == "no" && w == "query" => {
+                Expectation::UpstreamNoQuery(n.clone())
+            }
             [(k, _), (j, _), _, ..] if k == "body" && j == "json" => match self.json(words, 2) {
                 Some((v, _)) => Expectation::BodyJson(v),
                 None => return,
@@ -927,7 +951,7 @@ impl Parser<'_> {
             _ => {
                 return self.malformed(
                     span,
-                    "expect status N | code C | message M | header NAME VALUE | no header NAME | body B | body json {…} | step NAME [DETAIL] | route \"GET /path\" | forward TARGET [to BACKEND]",
+                    "expect status N | code C | message M | header NAME VALUE | no header NAME | body B | body json {…} | step NAME [DETAIL] | route \"GET /path\" | forward TARGET [to BACKEND] | upstream [no] header NAME [VALUE] | upstream [no] query NAME [VALUE]",
                 )
             }
         };

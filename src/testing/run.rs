@@ -19,6 +19,8 @@ pub struct Sent {
     pub response: Option<Response>,
     /// The `explain` text: request, pipeline trace, the forward plan or the exact response.
     pub explain: String,
+    /// For a forward, the headers its backend's first target receives, as `serve` builds them.
+    pub upstream: Option<http::HeaderMap>,
 }
 
 impl Sent {
@@ -82,11 +84,35 @@ pub fn send(
         world.stub_authorizer(name, None);
     }
     let explain = crate::explain::explain(snap, &head, &d);
+    let upstream = upstream_headers(snap, &head, &d);
     Ok(Sent {
         response: render_response(&d),
         decision: d,
         explain,
+        upstream,
     })
+}
+
+/// The headers a forward's backend receives (its first target's authority as `Host`).
+fn upstream_headers(
+    snap: &Snapshot,
+    head: &RequestHead<'_>,
+    d: &Decision,
+) -> Option<http::HeaderMap> {
+    let Outcome::Forward(plan) = &d.outcome else {
+        return None;
+    };
+    let backend = &snap.services[d.service?].backends[plan.backend];
+    let http = backend.targets.first()?.http.as_ref()?;
+    let host = head.host.unwrap_or("");
+    Some(crate::server::upstream_headers(
+        d,
+        head.headers,
+        head.tls,
+        &http.authority,
+        host,
+        0,
+    ))
 }
 
 /// A failed expectation: what was wanted and what happened, as text.
@@ -218,6 +244,10 @@ pub fn judge(snap: &Snapshot, what: &Expectation, sent: &Sent) -> Option<Mismatc
                     snap.services[s].routes[r].label.to_string()
                 }),
         ),
+        Expectation::UpstreamHeader(..)
+        | Expectation::UpstreamNoHeader(_)
+        | Expectation::UpstreamQuery(..)
+        | Expectation::UpstreamNoQuery(_) => judge_upstream(what, sent),
         Expectation::Forward(target, backend) => {
             let expected = match backend {
                 Some(b) => format!("a forward of {target} to backend {b}"),
@@ -235,6 +265,60 @@ pub fn judge(snap: &Snapshot, what: &Expectation, sent: &Sent) -> Option<Mismatc
             })
         }
     }
+}
+
+/// An `expect upstream …`: the backend request's header or query parameter.
+fn judge_upstream(what: &Expectation, sent: &Sent) -> Option<Mismatch> {
+    let Some(headers) = &sent.upstream else {
+        return Some(Mismatch {
+            expected: what.to_string(),
+            actual: outcome_name(sent).to_string(),
+        });
+    };
+    let target = match &sent.decision.outcome {
+        Outcome::Forward(plan) => plan.target.as_str(),
+        _ => "",
+    };
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let header = |n: &str| -> Vec<String> {
+        headers
+            .get_all(n)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    };
+    let (expected, actual, ok) = match what {
+        Expectation::UpstreamHeader(n, v) => {
+            let got = header(n);
+            (format!("{n}: {v}"), got.join(", "), got.contains(v))
+        }
+        Expectation::UpstreamNoHeader(n) => {
+            let got = header(n);
+            (format!("no {n}"), got.join(", "), got.is_empty())
+        }
+        Expectation::UpstreamQuery(n, v) => {
+            let got = crate::request::head::form_value(query, n).flatten();
+            let ok = got.as_deref() == Some(v.as_str());
+            (
+                format!("{n}={v}"),
+                got.unwrap_or_else(|| format!("no {n}")),
+                ok,
+            )
+        }
+        Expectation::UpstreamNoQuery(n) => {
+            let got = crate::request::head::form_value(query, n).flatten();
+            (
+                format!("no {n}"),
+                format!("{n}={}", got.clone().unwrap_or_default()),
+                got.is_none(),
+            )
+        }
+        _ => return None,
+    };
+    (!ok).then_some(Mismatch {
+        expected: format!("upstream {expected}"),
+        actual: format!("upstream {actual}"),
+    })
 }
 
 /// The headers of rulegate's own answer, or, for a forward, those it adds to the backend's.

@@ -1,3 +1,4 @@
 //! The backend request: what a forward sends and how its answer comes back (issue 13).
 
 pub mod policy;
+pub mod shape;

@@ -1,0 +1,82 @@
+//! Step 11 for a forward with backend-request statements: the request the backend receives
+//! (see [`crate::upstream::shape`]), planned here so `serve`, `explain` and `rulegate test`
+//! read one plan. A forward without such statements never comes here.
+
+use super::{path_safety, rewrite, Outcome, Pipeline, Routed};
+use crate::check::Phase;
+use crate::compile::ForwardAction;
+use crate::dialect::Reason;
+use crate::upstream::shape::{Known, Shaped, Shaping, Source, Unsendable};
+use crate::vocab::ParamLocation;
+use std::sync::Arc;
+
+impl Pipeline<'_, '_> {
+    /// The backend request's target (path and query) and the shaping plan, or a refusal for
+    /// a mapped value that cannot be sent.
+    pub(super) fn shaped(
+        &mut self,
+        r: &Routed<'_, '_>,
+        f: &ForwardAction,
+        shaping: &Arc<Shaping>,
+    ) -> Result<(String, Box<Shaped>), Outcome> {
+        let service = r.service;
+        let client = self.client_ip(service);
+        let app = self.d.app.map(|a| &service.apps[a]);
+        let stage = self.d.stage.and_then(|s| service.stages.names().get(s));
+        let known = Known {
+            head: self.head,
+            vars: &r.vars,
+            client,
+            request_id: &self.d.request_id,
+            stage: stage.map(String::as_str),
+            service: &service.name,
+            route: &r.route.label,
+            app: app.map(|a| (a.key.as_str(), a.name.as_str())),
+            now_ms: self.env.now_ms(),
+            claims: self.claims.as_ref(),
+            authorizer: self.d.authorizer_context.as_deref(),
+        };
+        let shaped = match shaping.apply(&known) {
+            Ok(s) => s,
+            // named as the client sent it when it sent it
+            Err(Unsendable(p)) => {
+                let (location, name) = match &p.source {
+                    Source::Request(location, name) => (*location, name.as_str()),
+                    _ => (ParamLocation::Header, p.name.as_str()),
+                };
+                return Err(self.unsendable(&p.to_string(), location, name));
+            }
+        };
+        for (name, value) in &shaped.path {
+            if !path_safety::segment_is_safe(value) {
+                let what = format!("path {name:?}");
+                return Err(self.unsendable(&what, ParamLocation::Path, name));
+            }
+        }
+        let path = match &f.path {
+            None => r.path.to_string(),
+            Some(t) => {
+                let mut vars = r.vars.clone();
+                vars.extend(shaped.path.iter().map(|(k, v)| (k.as_str(), v.clone())));
+                rewrite(t, &vars, r.rest.as_ref())
+            }
+        };
+        let target = match shaped.query_string(self.head.query()) {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        Ok((target, Box::new(shaped)))
+    }
+
+    fn unsendable(&mut self, what: &str, location: ParamLocation, name: &str) -> Outcome {
+        self.fail(
+            Phase::Action,
+            format_args!("backend parameter {what}: its value cannot be sent"),
+            Reason::ParamInvalid {
+                location,
+                name: name.to_string(),
+                expected: "a value without control characters".to_string(),
+            },
+        )
+    }
+}
