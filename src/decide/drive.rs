@@ -137,6 +137,7 @@ impl Resume {
 
 impl<'a, 'r> Drive<'a, 'r> {
     /// Start deciding `head` (its body, if any, is ignored: the pipeline asks for it).
+    #[inline]
     pub fn new(snap: &'a Snapshot, mut head: RequestHead<'r>, env: &'a dyn Env) -> Self {
         head.body = None;
         Drive {
@@ -148,9 +149,10 @@ impl<'a, 'r> Drive<'a, 'r> {
 
     /// The request has no body (its stream has already ended): a direct answer has nothing
     /// to drain, and [`Effect::DrainBody`] is not asked for.
-    pub fn without_body(mut self) -> Self {
+    /// By `&mut`: the `Drive` (pipeline and decision) is large, and a by-value setter moved
+    /// it once more per request.
+    pub fn without_body(&mut self) {
         self.no_body = true;
-        self
     }
 
     /// Run the pipeline until it decides or needs an effect: [`Drive::resume`], then
@@ -252,9 +254,12 @@ impl<'a, 'r> Drive<'a, 'r> {
     }
 
     /// The decision, as it stands: final after [`Next::Done`]; otherwise its outcome names
-    /// the effect still wanted.
-    pub fn finish(self) -> Decision {
-        self.p.d
+    /// the effect still wanted. Taken out by `&mut` rather than by consuming the `Drive`:
+    /// `serve` keeps the `Drive` in its per-request state, and moving it out to consume it
+    /// copied the whole pipeline once more per request. A fresh decision is left behind.
+    pub fn finish(&mut self) -> Decision {
+        let fresh = Decision::new(self.p.snap, &self.p.head);
+        std::mem::replace(&mut self.p.d, fresh)
     }
 
     /// One pass: from the start, or from where the pipeline stopped.

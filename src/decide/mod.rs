@@ -168,6 +168,7 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
 
 impl Decision {
     /// Before the first step: nothing found yet, the peer as the client.
+    #[inline]
     fn new(snap: &Snapshot, head: &RequestHead<'_>) -> Decision {
         Decision {
             request_id: RequestId::default(),
@@ -189,6 +190,7 @@ impl Decision {
 }
 
 impl<'a, 'r> Pipeline<'a, 'r> {
+    #[inline]
     fn new(snap: &'a Snapshot, head: RequestHead<'r>, env: &'a dyn Env) -> Self {
         Pipeline {
             snap,
