@@ -111,7 +111,7 @@ impl Pipeline<'_, '_> {
                         Verdict::Done,
                         "the nonce is looked up in the shared store first",
                     );
-                    self.resume = super::drive::Resume::Verified(principal);
+                    self.resume = super::drive::Resume::Verified(Box::new(principal));
                     return Err(Outcome::NeedCounts);
                 }
             }

@@ -82,7 +82,9 @@ enum At<'a, 'r> {
     Start,
     /// Stopped for the effect its outcome names; `answered` once the caller gave the answer.
     Stopped {
-        routed: Routed<'a, 'r>,
+        /// Boxed: only a request that stops pays for it, and the `Drive` every request moves
+        /// stays small.
+        routed: Box<Routed<'a, 'r>>,
         from: Mark,
         answered: bool,
     },
@@ -106,16 +108,18 @@ pub(super) enum Resume {
     #[default]
     Nothing,
     /// The caller, verified; its nonce was to be looked up in the shared store.
-    Verified(Principal),
+    /// (Boxed, as the next variant: the pipeline carries a `Resume` on every request, and
+    /// these are rare; a small enum keeps the per-request state small to move.)
+    Verified(Box<Principal>),
     /// The authorizer's answer to the call the pipeline stopped with.
-    Authorized(Box<Call>, Answer),
+    Authorized(Box<(Box<Call>, Answer)>),
 }
 
 impl Resume {
     /// The verified caller, if the auth check is resuming after its nonce's lookup.
     pub(super) fn verified(&mut self) -> Option<Principal> {
         match std::mem::take(self) {
-            Resume::Verified(p) => Some(p),
+            Resume::Verified(p) => Some(*p),
             other => {
                 *self = other;
                 None
@@ -126,7 +130,7 @@ impl Resume {
     /// The authorizer's answer, if the auth check is resuming after the call.
     pub(super) fn authorized(&mut self) -> Option<(Box<Call>, Answer)> {
         match std::mem::take(self) {
-            Resume::Authorized(call, answer) => Some((call, answer)),
+            Resume::Authorized(pair) => Some(*pair),
             other => {
                 *self = other;
                 None
@@ -171,7 +175,7 @@ impl<'a, 'r> Drive<'a, 'r> {
                 routed,
                 from,
                 answered: true,
-            } => self.pass(Some((routed, from))),
+            } => self.pass(Some((*routed, from))),
             waiting => self.at = waiting,
         }
     }
@@ -230,7 +234,7 @@ impl<'a, 'r> Drive<'a, 'r> {
         let outcome = std::mem::replace(&mut self.p.d.outcome, Outcome::Reject(Reason::Internal));
         match outcome {
             Outcome::NeedAuthorization(call) => {
-                self.p.resume = Resume::Authorized(call, answer);
+                self.p.resume = Resume::Authorized(Box::new((call, answer)));
                 *answered = true;
             }
             other => self.p.d.outcome = other,
@@ -295,7 +299,7 @@ impl<'a, 'r> Drive<'a, 'r> {
         self.at = if stopped {
             let from = self.stop_mark(&routed);
             At::Stopped {
-                routed,
+                routed: Box::new(routed),
                 from,
                 answered: false,
             }
