@@ -72,13 +72,15 @@ impl Default for TokenFrom {
     }
 }
 
-/// What a scheme may know of the service it verifies for: its name, its apps and how an
-/// access key finds one, and its providers. Borrowed from the compiled service (four
-/// references, built on the stack per verification), so `auth` need not know `compile`.
+/// What a scheme, and the checks that follow it, may know of the service: its name, its apps
+/// and how an access key finds one, its providers and its usage plans. Borrowed from the
+/// compiled service (five references, built on the stack), so `auth` and `check` need not
+/// know `compile`.
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceView<'s> {
     pub name: &'s str,
     pub apps: &'s [App],
     pub app_by_key: &'s HashMap<String, usize>,
     pub providers: &'s [Provider],
+    pub plans: &'s [Plan],
 }

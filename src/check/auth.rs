@@ -1,8 +1,15 @@
 //! Step 7: the route's `auth PROVIDER [apps …] [claim …]`: the provider verifies the caller
-//! (see `crate::auth`), then the app's standing (usage plans, binding, frozen, trusted
-//! addresses) and the token's claims are checked.
+//! (see `crate::auth`), the caller spends its nonce, then the app's standing (usage plans,
+//! binding, frozen, trusted addresses) and the token's claims are checked.
+//!
+//! Two effects may stop it, and it resumes where it stopped (see `decide/drive.rs`): an
+//! external authorizer's answer ([`Cx::external`]), and a nonce looked up in a shared store
+//! ([`Cx::need_counts`], the verified caller handed back so the signature is not verified
+//! twice).
 
-use super::{once, Build, Cx, Phase, RouteCheck, RouteFacts};
+use super::{once, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use crate::auth::{Principal, Verified};
+use crate::dialect::{AuthFailure, Reason};
 use crate::policy::ast::{self, RouteItem};
 use crate::policy::diag::{self, Diagnostic};
 use std::fmt;
@@ -112,9 +119,104 @@ impl RouteCheck for AuthCheck {
         true
     }
 
-    /// Verification goes through the pipeline's env (an authorizer's call, a nonce in the
-    /// shared store): the pipeline runs it (see [`Cx::authenticate`]).
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
-        cx.authenticate(self)
+        let principal = self.verify(cx)?;
+        // Only a correctly signed request spends its nonce: a forger cannot burn them.
+        if let Some(nonce) = &principal.nonce {
+            match cx.limiter().first_use(&nonce.key, nonce.ttl_ms, cx.now_ms()) {
+                Some(true) => {}
+                Some(false) => {
+                    let detail = format!("nonce {} already used", nonce.value);
+                    let failure = AuthFailure::Replayed {
+                        detail: detail.clone(),
+                    };
+                    return Err(cx.fail(Phase::Auth, detail, Reason::Auth(failure)));
+                }
+                None => {
+                    let detail = "the nonce is looked up in the shared store first";
+                    cx.step(Phase::Auth, Verdict::Done, detail);
+                    return Err(cx.need_counts(Some(principal)));
+                }
+            }
+        }
+        if let Some(app) = principal.app {
+            self.app_standing(cx, app)?;
+        }
+        for (claim, allowed) in &self.claims {
+            let ok = principal
+                .claims
+                .as_ref()
+                .is_some_and(|c| crate::auth::jwt::claim_allows(c, claim, allowed));
+            if !ok {
+                return Err(cx.fail(
+                    Phase::Auth,
+                    format_args!("claim {claim} holds none of {}", allowed.join(", ")),
+                    Reason::Auth(AuthFailure::ClaimsDenied),
+                ));
+            }
+        }
+        cx.step(Phase::Auth, Verdict::Pass, principal.describe);
+        cx.keep_claims(principal.claims);
+        Ok(())
+    }
+}
+
+impl AuthCheck {
+    /// The caller as the provider verifies it: handed back when the check resumes after its
+    /// nonce's lookup; else, once the body is read if the signature covers it, verified.
+    fn verify<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<Principal, C::Stop> {
+        if let Some(caller) = cx.resumed_caller() {
+            return Ok(caller);
+        }
+        let head = cx.head();
+        let service = cx.service();
+        let provider = &service.providers[self.provider];
+        if head.body.is_none() && crate::auth::needs_body(provider, &head) {
+            cx.step(
+                Phase::Auth,
+                Verdict::Done,
+                format_args!(
+                    "provider {}: the signature covers the body; read it first",
+                    provider.name
+                ),
+            );
+            return Err(cx.need_body());
+        }
+        match crate::auth::authenticate(service, provider, &head, cx.now_ms()) {
+            Verified::Caller(p) => Ok(p),
+            Verified::Refused(refusal) => Err(cx.fail(Phase::Auth, refusal.detail, refusal.reason)),
+            Verified::External(settings) => cx.external(self.provider, settings),
+        }
+    }
+
+    /// Once the caller is an app: its usage plans, its binding to the route, whether it is
+    /// frozen, its trusted addresses. Records the app in the decision.
+    fn app_standing<'a, C: Cx<'a>>(&self, cx: &mut C, index: usize) -> Result<(), C::Stop> {
+        let app = &cx.service().apps[index];
+        cx.set_app(index);
+        if app.outside_plans {
+            return Err(cx.fail(
+                Phase::Auth,
+                format_args!("app {} is in none of this service's usage plans", app.name),
+                Reason::NoUsagePlan,
+            ));
+        }
+        if self.apps.as_ref().is_some_and(|bound| !bound.contains(&index)) {
+            return Err(cx.fail(
+                Phase::Auth,
+                format_args!("app {} is not bound to this route", app.name),
+                Reason::AppNotBound,
+            ));
+        }
+        if app.frozen {
+            let detail = format_args!("app {} is frozen", app.name);
+            return Err(cx.fail(Phase::Auth, detail, Reason::AppFrozen));
+        }
+        let ip = cx.client_ip();
+        if !app.trusted_ips.is_empty() && !ip.in_any(&app.trusted_ips) {
+            let detail = format_args!("{ip} is not among app {}'s trusted addresses", app.name);
+            return Err(cx.fail(Phase::Auth, detail, Reason::AppIpUntrusted));
+        }
+        Ok(())
     }
 }

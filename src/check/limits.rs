@@ -4,7 +4,12 @@
 //! check with [`Batch::Counts`]: the pipeline need not search for it. The checks are
 //! [`super::rate`] and [`super::quota`].
 
-use super::{Check, Cx};
+use super::{Check, Cx, Phase, Verdict};
+use crate::auth::ServiceView;
+use crate::dialect::{limit_headers, LimitKind, Reason, Standing};
+use crate::limits::{calendar, Count, Limit, StoreError};
+use crate::vocab::{QuotaPeriod, QuotaRule, RateKey, RateRule, StoreErrorPolicy};
+use std::fmt;
 
 /// Where a limit check stands in the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,10 +24,214 @@ impl Batch {
     /// Count the batch at the check that [`Batch::Counts`]; the others pass silently.
     pub fn run<'a, C: Cx<'a>>(self, cx: &mut C) -> Result<(), C::Stop> {
         match self {
-            Batch::Counts => cx.count_limits(),
+            Batch::Counts => count(cx),
             Batch::Counted => Ok(()),
         }
     }
+}
+
+/// The route's rates, then the authenticated app's and its plans' rates, then their quotas,
+/// counted as one batch: a store moves none of the counters when one limit refuses, and a
+/// remote store is asked once for all of them.
+fn count<'a, C: Cx<'a>>(cx: &mut C) -> Result<(), C::Stop> {
+    let now = cx.now_ms();
+    let (what, counts) = batch(cx, now);
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let tallies = match cx.limiter().count(&counts, now) {
+        Some(Ok(tallies)) => tallies,
+        Some(Err(e)) => return store_failed(cx, &what, &counts, &e),
+        None => {
+            let detail = "counted in the shared store: ask it, then decide again";
+            cx.step(Phase::Rate, Verdict::Done, detail);
+            return Err(cx.need_counts(None));
+        }
+    };
+    let dialect = cx.dialect();
+    let debug = (dialect.profile().debug_requested)(cx.head().headers);
+    let standings: Vec<Standing<'_>> = what
+        .iter()
+        .zip(&tallies)
+        .map(|(w, t)| Standing {
+            kind: w.kind,
+            limit: w.limit,
+            remaining: t.remaining,
+            period: w.period,
+        })
+        .collect();
+    for (name, value) in limit_headers(dialect, debug, &standings) {
+        cx.add_header(name, value);
+    }
+    for (w, t) in what.iter().zip(&tallies) {
+        match (w.kind, t.allowed) {
+            (LimitKind::Quota, true) => cx.step(
+                Phase::Quota,
+                Verdict::Pass,
+                format_args!("{}: {} of {} left", w.label, t.remaining, w.limit),
+            ),
+            (LimitKind::Quota, false) => {
+                let detail = format_args!("{} quota of {} used up", w.label, w.limit);
+                return Err(cx.fail(Phase::Quota, detail, Reason::QuotaExceeded));
+            }
+            (_, true) => cx.step(
+                Phase::Rate,
+                Verdict::Pass,
+                format_args!("{}: {} left", w.label, t.remaining),
+            ),
+            (_, false) => {
+                let secs = t.retry_after_ms.div_ceil(1000).max(1);
+                cx.add_header("Retry-After", secs.to_string());
+                let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
+                return Err(cx.fail(Phase::Rate, detail, Reason::RateLimited));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The batch: what each count is (for the trace and the limit headers) and the counts.
+fn batch<'a, C: Cx<'a>>(cx: &mut C, now: i64) -> (Vec<Limited<'a>>, Vec<Count>) {
+    let mut b = Batched::default();
+    let head = cx.head();
+    for check in cx.program() {
+        let Check::Rate(super::rate::Rate { rule, .. }) = check else {
+            continue;
+        };
+        let value = match &rule.key {
+            RateKey::App => cx
+                .app()
+                .map(|a| cx.service().apps[a].key.clone())
+                .unwrap_or_default(),
+            RateKey::Ip => cx.client_ip().to_string(),
+            RateKey::Route => String::new(),
+            RateKey::Header(h) => head.header(h).unwrap_or("").to_string(),
+        };
+        b.rate(rule, LimitKind::RouteRate(&rule.key), &value);
+    }
+    let has_quota = cx.program().iter().any(|c| matches!(c, Check::Quota(_)));
+    if let Some(index) = cx.app().filter(|_| has_quota) {
+        b.app(cx.service(), index, now);
+    }
+    (b.what, b.counts)
+}
+
+/// The batch as it is gathered.
+#[derive(Default)]
+struct Batched<'s> {
+    what: Vec<Limited<'s>>,
+    counts: Vec<Count>,
+}
+
+impl<'s> Batched<'s> {
+    fn rate(&mut self, rule: &'s RateRule, kind: LimitKind<'s>, value: &str) {
+        self.counts.push(Count {
+            key: format!("rate|{}|{value}", rule.id),
+            limit: Limit::Rate {
+                limit: rule.limit,
+                period_ms: rule.period.millis(),
+                burst: rule.burst,
+            },
+            fail_open: rule.on_store_error == StoreErrorPolicy::Allow,
+        });
+        self.what.push(Limited {
+            label: Label::Rate(rule),
+            kind,
+            limit: rule.limit,
+            period: rule.period.name(),
+        });
+    }
+
+    /// The app's and its plans' rates, then their quotas.
+    fn app(&mut self, service: ServiceView<'s>, index: usize, now: i64) {
+        let app = &service.apps[index];
+        let plans = service.plans.iter().filter(|p| p.apps.contains(&index));
+        for rule in app
+            .rates
+            .iter()
+            .chain(plans.clone().flat_map(|p| p.rates.iter()))
+        {
+            self.rate(rule, LimitKind::AppRate, &app.key);
+        }
+        let quotas = app.quota.iter().map(|q| (q, Label::App(&app.name)));
+        let plan_quotas = plans.filter_map(|p| p.quota.as_ref().map(|q| (q, Label::Plan(&p.name))));
+        for (rule, owner) in quotas.chain(plan_quotas) {
+            self.quota(service.name, rule, owner, &app.key, now);
+        }
+    }
+
+    fn quota(&mut self, service: &str, rule: &QuotaRule, owner: Label<'s>, key: &str, now: i64) {
+        let (start_ms, end_ms) = calendar::window(rule.period, &rule.zone, now);
+        self.counts.push(Count {
+            key: format!("quota|{service}/{owner}|{key}"),
+            limit: Limit::Quota {
+                limit: rule.limit,
+                start_ms,
+                end_ms,
+            },
+            fail_open: rule.on_store_error == StoreErrorPolicy::Allow,
+        });
+        self.what.push(Limited {
+            label: owner,
+            kind: LimitKind::Quota,
+            limit: rule.limit,
+            period: match rule.period {
+                QuotaPeriod::Day => "day",
+                QuotaPeriod::Month => "month",
+            },
+        });
+    }
+}
+
+/// The store could not count: each limit's `on store error` decides. One that denies refuses
+/// the request with its own row (a rate's with `Retry-After: 1`); when all allow, the request
+/// passes uncounted.
+fn store_failed<'a, C: Cx<'a>>(
+    cx: &mut C,
+    what: &[Limited<'_>],
+    counts: &[Count],
+    e: &StoreError,
+) -> Result<(), C::Stop> {
+    let Some(w) = counts.iter().position(|c| !c.fail_open).map(|i| &what[i]) else {
+        cx.step(
+            Phase::Rate,
+            Verdict::Pass,
+            format_args!("not counted: {e}; every limit here allows on store error"),
+        );
+        return Ok(());
+    };
+    let detail = format_args!("{}: not counted: {e}; on store error deny", w.label);
+    if w.kind == LimitKind::Quota {
+        return Err(cx.fail(Phase::Quota, detail, Reason::QuotaExceeded));
+    }
+    cx.add_header("Retry-After", "1".to_string());
+    Err(cx.fail(Phase::Rate, detail, Reason::RateLimited))
+}
+
+/// A limit as the trace names it: the rule as written (rates) or its owner (quotas).
+#[derive(Clone, Copy)]
+enum Label<'s> {
+    Rate(&'s RateRule),
+    App(&'s str),
+    Plan(&'s str),
+}
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Label::Rate(r) => write!(f, "{r}"),
+            Label::App(name) => write!(f, "app:{name}"),
+            Label::Plan(name) => write!(f, "plan:{name}"),
+        }
+    }
+}
+
+/// What one count of the batch is, for the trace and the limit headers.
+struct Limited<'s> {
+    label: Label<'s>,
+    kind: LimitKind<'s>,
+    limit: u64,
+    period: &'static str,
 }
 
 /// Mark the program's first limit check as the one that counts the batch.

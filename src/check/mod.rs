@@ -28,7 +28,9 @@ pub use client_ip::IpRules;
 pub use limits::Batch;
 pub use param::{type_check, ParamCheck, ParamTy, TypeCheck};
 
+use crate::auth::{Principal, ServiceView};
 use crate::dialect::Reason;
+use crate::limits::Limiter;
 use crate::policy::ast::{self, AuthKind};
 use crate::policy::diag::{self, Diagnostic};
 use crate::request::{Client, RequestHead};
@@ -39,7 +41,9 @@ use std::fmt;
 ///
 /// A trait, not `decide`'s types, so a check's run lives with the check without `check`
 /// depending on `decide`; the runs are generic over it (monomorphised: one implementation, no
-/// dynamic dispatch on the request path). `'a` is the request's lifetime.
+/// dynamic dispatch on the request path). `'a` is how long what it hands out lives: the request
+/// and the snapshot both outlive it, so a run may hold the head, the service or the program
+/// while it records steps.
 pub trait Cx<'a> {
     /// What stops the pipeline: a refusal, or a request for more (the body, counts, an
     /// authorizer's answer).
@@ -56,11 +60,42 @@ pub trait Cx<'a> {
     fn client_ip(&mut self) -> Client;
     /// A path variable's decoded value.
     fn path_var(&self, name: &str) -> Option<String>;
-    /// Step 7, run by the pipeline for now: verification goes through its env (authorizer
-    /// calls, nonces in the shared store) and sets the decision's app.
-    fn authenticate(&mut self, check: &AuthCheck) -> Result<(), Self::Stop>;
-    /// Step 10: count the request's whole batch of limits (see [`limits`]).
-    fn count_limits(&mut self) -> Result<(), Self::Stop>;
+
+    // What step 7 (auth) and step 10 (the limits batch) read and write besides the head.
+
+    /// The route's service: its name, apps, providers and usage plans.
+    fn service(&self) -> ServiceView<'a>;
+    /// The route's program (the limits batch reads every rate check of it).
+    fn program(&self) -> &'a [Check];
+    /// The dialect that answers this request.
+    fn dialect(&self) -> Dialect;
+    /// Milliseconds since the epoch, from the pipeline's clock (virtual in policy tests).
+    fn now_ms(&self) -> i64;
+    /// The store that counts limits and spends nonces (in memory, a state file, Redis).
+    fn limiter(&self) -> &dyn Limiter;
+    /// The app step 7 identified, if any.
+    fn app(&self) -> Option<usize>;
+    /// Record the app step 7 identified in the decision.
+    fn set_app(&mut self, app: usize);
+    /// Add a header to whatever answer results (limit headers, `Retry-After`).
+    fn add_header(&mut self, name: impl Into<String>, value: String);
+    /// The caller this check verified before it stopped for its nonce's lookup in the shared
+    /// store, handed back once when it runs again (it is not verified twice).
+    fn resumed_caller(&mut self) -> Option<Principal>;
+    /// Stop until the shared store has fetched what the limiter asks (counts, or a nonce);
+    /// `caller` is handed back by [`Cx::resumed_caller`] when the check runs again.
+    fn need_counts(&mut self, caller: Option<Principal>) -> Self::Stop;
+    /// The verified token's claims, kept for the route's policy backends and backend
+    /// parameters when it has any (a move, no copy; dropped otherwise).
+    fn keep_claims(&mut self, claims: Option<serde_json::Value>);
+    /// An external authorizer's verdict: from the env's answer (stubbed or cached), or a stop
+    /// to ask for one, resumed with the answer the driver fetched (`decide/authorizer.rs`).
+    /// Allowed, its context goes to the decision.
+    fn external(
+        &mut self,
+        provider: usize,
+        settings: &crate::auth::authorizer::Config,
+    ) -> Result<Principal, Self::Stop>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

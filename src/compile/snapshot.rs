@@ -122,6 +122,7 @@ impl Service {
             apps: &self.apps,
             app_by_key: &self.app_by_key,
             providers: &self.providers,
+            plans: &self.plans,
         }
     }
 }

@@ -12,10 +12,10 @@ impl Pipeline<'_, '_> {
     pub(super) fn authorizer(
         &mut self,
         index: usize,
-        provider: &Provider,
         settings: &authorizer::Config,
         r: &Routed<'_, '_>,
     ) -> Result<Principal, Outcome> {
+        let provider: &Provider = &r.service.providers[index];
         let (call, answer) = match self.resume.authorized() {
             // resumed with the answer to the call this check stopped with
             Some((call, answer)) => (*call, answer),

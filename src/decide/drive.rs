@@ -82,7 +82,9 @@ enum At<'a, 'r> {
     Start,
     /// Stopped for the effect its outcome names; `answered` once the caller gave the answer.
     Stopped {
-        routed: Routed<'a, 'r>,
+        /// Boxed: only a request that stops pays for it, and the `Drive` every request moves
+        /// stays small.
+        routed: Box<Routed<'a, 'r>>,
         from: Mark,
         answered: bool,
     },
@@ -106,16 +108,18 @@ pub(super) enum Resume {
     #[default]
     Nothing,
     /// The caller, verified; its nonce was to be looked up in the shared store.
-    Verified(Principal),
+    /// (Boxed, as the next variant: the pipeline carries a `Resume` on every request, and
+    /// these are rare; a small enum keeps the per-request state small to move.)
+    Verified(Box<Principal>),
     /// The authorizer's answer to the call the pipeline stopped with.
-    Authorized(Box<Call>, Answer),
+    Authorized(Box<(Box<Call>, Answer)>),
 }
 
 impl Resume {
     /// The verified caller, if the auth check is resuming after its nonce's lookup.
     pub(super) fn verified(&mut self) -> Option<Principal> {
         match std::mem::take(self) {
-            Resume::Verified(p) => Some(p),
+            Resume::Verified(p) => Some(*p),
             other => {
                 *self = other;
                 None
@@ -126,7 +130,7 @@ impl Resume {
     /// The authorizer's answer, if the auth check is resuming after the call.
     pub(super) fn authorized(&mut self) -> Option<(Box<Call>, Answer)> {
         match std::mem::take(self) {
-            Resume::Authorized(call, answer) => Some((call, answer)),
+            Resume::Authorized(pair) => Some(*pair),
             other => {
                 *self = other;
                 None
@@ -137,6 +141,7 @@ impl Resume {
 
 impl<'a, 'r> Drive<'a, 'r> {
     /// Start deciding `head` (its body, if any, is ignored: the pipeline asks for it).
+    #[inline]
     pub fn new(snap: &'a Snapshot, mut head: RequestHead<'r>, env: &'a dyn Env) -> Self {
         head.body = None;
         Drive {
@@ -148,9 +153,10 @@ impl<'a, 'r> Drive<'a, 'r> {
 
     /// The request has no body (its stream has already ended): a direct answer has nothing
     /// to drain, and [`Effect::DrainBody`] is not asked for.
-    pub fn without_body(mut self) -> Self {
+    /// By `&mut`: the `Drive` (pipeline and decision) is large, and a by-value setter moved
+    /// it once more per request.
+    pub fn without_body(&mut self) {
         self.no_body = true;
-        self
     }
 
     /// Run the pipeline until it decides or needs an effect: [`Drive::resume`], then
@@ -169,7 +175,7 @@ impl<'a, 'r> Drive<'a, 'r> {
                 routed,
                 from,
                 answered: true,
-            } => self.pass(Some((routed, from))),
+            } => self.pass(Some((*routed, from))),
             waiting => self.at = waiting,
         }
     }
@@ -228,7 +234,7 @@ impl<'a, 'r> Drive<'a, 'r> {
         let outcome = std::mem::replace(&mut self.p.d.outcome, Outcome::Reject(Reason::Internal));
         match outcome {
             Outcome::NeedAuthorization(call) => {
-                self.p.resume = Resume::Authorized(call, answer);
+                self.p.resume = Resume::Authorized(Box::new((call, answer)));
                 *answered = true;
             }
             other => self.p.d.outcome = other,
@@ -252,9 +258,12 @@ impl<'a, 'r> Drive<'a, 'r> {
     }
 
     /// The decision, as it stands: final after [`Next::Done`]; otherwise its outcome names
-    /// the effect still wanted.
-    pub fn finish(self) -> Decision {
-        self.p.d
+    /// the effect still wanted. Taken out by `&mut` rather than by consuming the `Drive`:
+    /// `serve` keeps the `Drive` in its per-request state, and moving it out to consume it
+    /// copied the whole pipeline once more per request. A fresh decision is left behind.
+    pub fn finish(&mut self) -> Decision {
+        let fresh = Decision::new(self.p.snap, &self.p.head);
+        std::mem::replace(&mut self.p.d, fresh)
     }
 
     /// One pass: from the start, or from where the pipeline stopped.
@@ -290,7 +299,7 @@ impl<'a, 'r> Drive<'a, 'r> {
         self.at = if stopped {
             let from = self.stop_mark(&routed);
             At::Stopped {
-                routed,
+                routed: Box::new(routed),
                 from,
                 answered: false,
             }

@@ -180,6 +180,7 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
 
 impl Decision {
     /// Before the first step: nothing found yet, the peer as the client.
+    #[inline]
     fn new(snap: &Snapshot, head: &RequestHead<'_>) -> Decision {
         Decision {
             request_id: RequestId::default(),
@@ -202,6 +203,7 @@ impl Decision {
 }
 
 impl<'a, 'r> Pipeline<'a, 'r> {
+    #[inline]
     fn new(snap: &'a Snapshot, head: RequestHead<'r>, env: &'a dyn Env) -> Self {
         Pipeline {
             snap,
@@ -698,7 +700,7 @@ impl Pipeline<'_, '_> {
 }
 
 /// The forwards a route may take: its own action's, then its policies'.
-fn forwards(route: &Route) -> impl Iterator<Item = &crate::compile::ForwardAction> {
+pub(super) fn forwards(route: &Route) -> impl Iterator<Item = &crate::compile::ForwardAction> {
     std::iter::once(&route.action)
         .chain(route.policies.iter().map(|p| &p.action))
         .filter_map(|a| match a {

@@ -117,25 +117,28 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         record: None,
         started,
     };
-    let head = head_of(&parts, &conn);
     let env = LiveEnv::new(&gw);
-    let mut drive = Drive::new(&snap, head, &env);
-    if expects_nothing {
-        drive = drive.without_body();
-    }
-    // From the first sight of the body on, the request is accounted for even if the client
-    // goes away: hyper drops this future then, and the guard's Drop writes the 499 line.
-    let account = |d: &Decision| {
-        if pending.record.is_none() {
-            pending.record = Some(Record::new(&snap, d, &parts, target, &conn));
+    // The `Drive` borrows the head (and so `parts`) until this block ends.
+    let mut decision = {
+        let mut drive = Drive::new(&snap, head_of(&parts, &conn), &env);
+        if expects_nothing {
+            drive.without_body();
         }
+        // From the first sight of the body on, the request is accounted for even if the
+        // client goes away: hyper drops this future then, and the guard's Drop writes the
+        // 499 line.
+        let account = |d: &Decision| {
+            if pending.record.is_none() {
+                pending.record = Some(Record::new(&snap, d, &parts, target, &conn));
+            }
+        };
+        effects(&gw, &env, &mut drive, &mut client, account).await;
+        drive.finish()
     };
-    effects(&gw, &env, &mut drive, &mut client, account).await;
-    let mut decision = drive.finish();
     let (mut body, mut body_failed) = (client.incoming, client.failed);
 
     let mut upstream_us = None;
-    let response = match &decision.outcome {
+    let mut response = match &decision.outcome {
         Outcome::Forward(plan) => {
             let body = upstream_body(&gw, &snap, &decision, body.take(), &buffered);
             let t = Instant::now();
@@ -168,11 +171,10 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         }
         _ => answer(&decision, &mut parts.headers),
     };
-    let response = match http1 {
-        true => settle_unread(&gw, body, expects_continue, body_failed, response),
-        // HTTP/2 resets a stream whose body is left unread; the connection stays.
-        false => response,
-    };
+    // HTTP/2 resets a stream whose body is left unread; the connection stays.
+    if http1 {
+        settle_unread(&gw, body, expects_continue, body_failed, &mut response);
+    }
     let code = match &decision.outcome {
         Outcome::Reject(reason) => dialect::row(decision.dialect, reason).code,
         _ => "-",
@@ -184,6 +186,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
 }
 
 /// What `decide` sees of the request: its head, and how it arrived.
+#[inline]
 fn head_of<'r>(parts: &'r http::request::Parts, conn: &Conn) -> RequestHead<'r> {
     let arrival = Arrival {
         peer: conn.peer.ip(),
@@ -376,8 +379,8 @@ fn settle_unread(
     body: Option<Incoming>,
     expects_continue: bool,
     body_failed: bool,
-    mut response: Response<Body>,
-) -> Response<Body> {
+    response: &mut Response<Body>,
+) {
     let closes = match body {
         Some(body) => client_body::unread(body, expects_continue, &gw.bodies),
         None => body_failed,
@@ -388,7 +391,6 @@ fn settle_unread(
             http::HeaderValue::from_static("close"),
         );
     }
-    response
 }
 
 /// The dialect's row for a refusal, with the pipeline's headers (CORS, Retry-After).
