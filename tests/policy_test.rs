@@ -490,3 +490,40 @@ fn a_tests_file_checks_which_policy_backend_a_request_takes() {
         "{out}"
     );
 }
+
+/// Backend parameters: `expect upstream …` checks the request the backend receives, and the
+/// snapshot shows it as `explain` prints it.
+#[test]
+fn a_tests_file_checks_the_request_the_backend_receives() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/backend-params"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
+}
+
+/// A failed `expect upstream` says what the backend would have received.
+#[test]
+fn a_failed_upstream_expectation_shows_what_the_backend_receives() {
+    let dir = std::env::temp_dir().join(format!("rulegate-upstream-expect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("orders.policy"),
+        "service orders {\n  dialect huawei\n  hosts \"localhost\"\n  backend b { targets \"http://127.0.0.1:9\" }\n  route GET \"/o\" {\n    backend header \"X-Tenant\" constant \"acme\"\n    forward b\n  }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("orders.tests"),
+        "test \"t\" {\n  GET http://localhost/o\n  expect upstream header X-Tenant other\n}\n",
+    )
+    .unwrap();
+    let o = rulegate(&["test", dir.to_str().unwrap()]);
+    let out = stdout(&o);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("- expected: upstream X-Tenant: other"),
+        "{out}"
+    );
+    assert!(out.contains("+ actual:   upstream X-Tenant: acme"), "{out}");
+}

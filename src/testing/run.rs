@@ -287,14 +287,18 @@ fn judge_upstream(what: &Expectation, sent: &Sent) -> Option<Mismatch> {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect()
     };
+    let shown = |n: &str, got: &[String]| match got.is_empty() {
+        true => format!("no {n}"),
+        false => format!("{n}: {}", got.join(", ")),
+    };
     let (expected, actual, ok) = match what {
         Expectation::UpstreamHeader(n, v) => {
             let got = header(n);
-            (format!("{n}: {v}"), got.join(", "), got.contains(v))
+            (format!("{n}: {v}"), shown(n, &got), got.contains(v))
         }
         Expectation::UpstreamNoHeader(n) => {
             let got = header(n);
-            (format!("no {n}"), got.join(", "), got.is_empty())
+            (format!("no {n}"), shown(n, &got), got.is_empty())
         }
         Expectation::UpstreamQuery(n, v) => {
             let got = crate::request::head::form_value(query, n).flatten();
