@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per request: rulegate serve under callgrind, driven by wrk. See bench/README.md.
 #
-#   bench/callgrind.sh [PATH]        PATH on bench/policy/bench.policy: /health (default) or /data
+#   bench/callgrind.sh [PATH]        PATH on bench/policy/bench.policy: /health (default), /data,
+#                                    or /data/mapped/7?tenant=acme (five backend parameters)
 #
 # Unlike req/s, the count does not depend on what else the machine runs, so it shows what a
 # change to the request path costs while builds run beside it. Start-up (compiling the policy,
@@ -40,7 +41,7 @@ trap cleanup EXIT
 
 mkdir -p "$TMP/policy"
 sed "s/__BACKEND_PORT__/$BACKEND_PORT/" "$BENCH_DIR/policy/bench.policy" >"$TMP/policy/bench.policy"
-if [ "$URL_PATH" = /data ]; then
+if [[ "$URL_PATH" == /data* ]]; then
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "callgrind.sh: /data needs nginx as its backend" >&2; exit 1; }
     sed -e "s|@TMP@|$TMP|g" -e "s|@BACKEND_PORT@|$BACKEND_PORT|g" "$BENCH_DIR/nginx-backend.conf" >"$TMP/backend.conf"
     mkdir -p "$TMP/backend-tmp"

@@ -39,6 +39,11 @@ pub struct Shaping {
     pub only: bool,
     /// Edits of the backend's answer's headers, in order.
     pub response: Arc<[ResponseEdit]>,
+    /// Lower-case names of the client headers that never pass: removed, mapped to, or
+    /// consumed as a source (computed once, when compiled).
+    pub drop_headers: Vec<String>,
+    /// Names of the client query parameters that never pass, likewise.
+    pub drop_query: Vec<String>,
 }
 
 /// One backend parameter: where it goes, its name, where its value comes from.
@@ -127,7 +132,33 @@ impl Shaping {
             }
         }
         s.response = response.into();
+        s.drops();
         any.then(|| Arc::new(s))
+    }
+
+    /// Whatever the client sent under a removed, mapped or consumed name is dropped.
+    fn drops(&mut self) {
+        let mut headers = self.removed_headers.clone();
+        let mut query = self.removed_query.clone();
+        for p in &self.params {
+            match p.location {
+                UpstreamLocation::Header => headers.push(p.name.to_ascii_lowercase()),
+                UpstreamLocation::Query => query.push(p.name.clone()),
+                UpstreamLocation::Path => {}
+            }
+            match &p.source {
+                Source::Request(ParamLocation::Header, name) => {
+                    headers.push(name.to_ascii_lowercase())
+                }
+                Source::Request(ParamLocation::Query, name) => query.push(name.clone()),
+                _ => {}
+            }
+        }
+        for list in [&mut headers, &mut query] {
+            list.sort();
+            list.dedup();
+        }
+        (self.drop_headers, self.drop_query) = (headers, query);
     }
 
     /// The path variables this shaping fills (`backend path "x" …`).
@@ -144,24 +175,6 @@ impl Shaping {
             shaping: self.clone(),
             ..Shaped::default()
         };
-        // Whatever the client sent under a mapped or consumed name is dropped first.
-        out.drop_headers
-            .extend(self.removed_headers.iter().cloned());
-        out.drop_query.extend(self.removed_query.iter().cloned());
-        for p in &self.params {
-            match p.location {
-                UpstreamLocation::Header => out.drop_headers.push(p.name.to_ascii_lowercase()),
-                UpstreamLocation::Query => out.drop_query.push(p.name.clone()),
-                UpstreamLocation::Path => {}
-            }
-            if let Source::Request(from, name) = &p.source {
-                match from {
-                    ParamLocation::Header => out.drop_headers.push(name.to_ascii_lowercase()),
-                    ParamLocation::Query => out.drop_query.push(name.clone()),
-                    ParamLocation::Path | ParamLocation::Form => {}
-                }
-            }
-        }
         for p in &self.params {
             let Some(value) = k.value(&p.source) else {
                 continue;
@@ -305,12 +318,9 @@ fn rfc3339(now_ms: i64) -> String {
 /// client sent. Carried by the forward's plan in the `Decision`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Shaped {
-    /// The compiled shaping (`backend parameters only`, the response edits).
+    /// The compiled shaping (what never passes, `backend parameters only`, the response
+    /// edits).
     pub shaping: Arc<Shaping>,
-    /// Lower-case names of client headers that do not pass.
-    pub drop_headers: Vec<String>,
-    /// Names of client query parameters that do not pass.
-    pub drop_query: Vec<String>,
     /// Headers the backend receives from the mapping (name as written, value).
     pub headers: Vec<(String, String)>,
     /// Query parameters the mapping adds (decoded; encoded when the query is written).
@@ -320,14 +330,11 @@ pub struct Shaped {
 }
 
 impl Shaped {
-    /// Whether a client header passes to the backend.
+    /// Whether a client header passes to the backend (`name` in lower case, as
+    /// `http::HeaderName` keeps it).
     pub fn passes(&self, name: &str) -> bool {
-        let kept_when_only = || KEPT_WHEN_ONLY.iter().any(|k| k.eq_ignore_ascii_case(name));
-        !self
-            .drop_headers
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(name))
-            && (!self.shaping.only || kept_when_only())
+        let s = &self.shaping;
+        !s.drop_headers.iter().any(|d| d == name) && (!s.only || KEPT_WHEN_ONLY.contains(&name))
     }
 
     /// The backend's query string: the client's parameters that pass, then the mapped ones;
@@ -338,7 +345,7 @@ impl Shaped {
             for pair in client.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
                 let key = pair.split_once('=').map_or(pair, |(k, _)| k);
                 let key = decode_component(key).unwrap_or_default();
-                if !self.drop_query.contains(&key) {
+                if !self.shaping.drop_query.contains(&key) {
                     push_pair(&mut out, pair);
                 }
             }
@@ -384,11 +391,13 @@ mod tests {
     use std::net::IpAddr;
 
     fn shaping(params: Vec<Param>, only: bool) -> Arc<Shaping> {
-        Arc::new(Shaping {
+        let mut s = Shaping {
             params,
             only,
             ..Shaping::default()
-        })
+        };
+        s.drops();
+        Arc::new(s)
     }
 
     fn param(location: UpstreamLocation, name: &str, source: Source) -> Param {
@@ -483,8 +492,8 @@ mod tests {
         );
         let shaped = with_known("/orders/42", &[("x-tenant", "forged")], |k| s.apply(k)).unwrap();
         assert!(shaped.headers.is_empty());
-        assert!(!shaped.passes("X-Tenant"));
-        assert!(shaped.passes("Accept"));
+        assert!(!shaped.passes("x-tenant"));
+        assert!(shaped.passes("accept"));
     }
 
     #[test]
@@ -565,6 +574,6 @@ mod tests {
             Some("q=a%20b%26c")
         );
         assert!(shaped.passes("content-type"));
-        assert!(!shaped.passes("Cookie"));
+        assert!(!shaped.passes("cookie"));
     }
 }
