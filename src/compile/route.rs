@@ -482,6 +482,9 @@ impl policy::Build for PolicyBuilding<'_, '_, '_> {
     }
 
     fn forward(&mut self, f: &ast::Forward, upstream: &[(&ast::Upstream, Span)]) -> Option<Action> {
+        // Until the route's backend-request statements compile (issue 13, items 1–2), a
+        // policy's are refused as the route's are; then the policy's forward compiles
+        // `policy::on_top(route's, policy's)` as the route's forward compiles the route's.
         for (u, span) in upstream {
             self.cx.diags.push(u.not_supported(*span));
         }

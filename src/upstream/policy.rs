@@ -136,6 +136,36 @@ pub fn blocks(route: &ast::Route) -> Vec<(&ast::PolicyBackend, Span)> {
         .collect()
 }
 
+/// The backend-request statements a policy's forward compiles: the route's, then the
+/// policy's, where a policy's mapping of a name (`backend header|query|path "N"`; header
+/// names case-insensitive) replaces the route's of the same name, and a `backend parameters
+/// only` the route already says is not said twice.
+pub fn on_top<'a>(
+    route: &[(&'a ast::Upstream, Span)],
+    policy: &[(&'a ast::Upstream, Span)],
+) -> Vec<(&'a ast::Upstream, Span)> {
+    use ast::{Upstream as U, UpstreamLocation as L};
+    let same = |a: &ast::BackendParam, b: &ast::BackendParam| {
+        a.location.value == b.location.value
+            && match a.location.value {
+                L::Header => a.name.value.eq_ignore_ascii_case(&b.name.value),
+                L::Query | L::Path => a.name.value == b.name.value,
+            }
+    };
+    let replaced = |u: &ast::Upstream| match u {
+        U::Param(r) => policy
+            .iter()
+            .any(|(p, _)| matches!(p, U::Param(p) if same(r, p))),
+        _ => false,
+    };
+    let route_only = route.iter().any(|(u, _)| matches!(u, U::ParametersOnly));
+    let kept = route.iter().filter(|(u, _)| !replaced(u));
+    let added = policy
+        .iter()
+        .filter(|(u, _)| !(route_only && matches!(u, U::ParametersOnly)));
+    kept.chain(added).copied().collect()
+}
+
 /// The route's policies, in order, with their diagnostics (errors and warnings).
 pub fn compile<B: Build>(
     policies: &[(&ast::PolicyBackend, Span)],
@@ -948,6 +978,60 @@ mod tests {
         assert_eq!(
             p[1].to_string(),
             r#"policy q: path id is "7" and claim role is "x""#
+        );
+    }
+
+    #[test]
+    fn a_policys_mapping_of_a_name_replaces_the_routes_and_the_rest_applies_on_top() {
+        let loaded = route(
+            r#"backend header "X-Tenant" constant "route"
+            backend query "uid" from path "id"
+            backend parameters only
+            remove header "Cookie"
+            policy p {
+                when header "A" is "1"
+                forward c
+                backend header "x-tenant" constant "policy"
+                backend parameters only
+                backend header "X-Canary" constant "1"
+            }"#,
+        );
+        let r = the_route(&loaded);
+        let statements = |inside: bool| -> Vec<(&ast::Upstream, Span)> {
+            let items: Vec<&Spanned<PolicyItem>> = blocks(r)[0].0.items.iter().collect();
+            let policy = items.into_iter().filter_map(|i| match &i.value {
+                PolicyItem::Upstream(u) => Some((u, i.span)),
+                _ => None,
+            });
+            let own = r.items.iter().filter_map(|i| match &i.value {
+                ast::RouteItem::Upstream(u) if !matches!(u, ast::Upstream::Policy(_)) => {
+                    Some((u, i.span))
+                }
+                _ => None,
+            });
+            if inside {
+                policy.collect()
+            } else {
+                own.collect()
+            }
+        };
+        let merged = on_top(&statements(false), &statements(true));
+        let text: Vec<String> = merged
+            .iter()
+            .map(|(u, _)| match u {
+                ast::Upstream::Param(p) => format!("{} {}", p.location.value.name(), p.name.value),
+                other => other.keyword().to_string(),
+            })
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "query uid",
+                "backend parameters only",
+                "remove",
+                "header x-tenant",
+                "header X-Canary"
+            ]
         );
     }
 
