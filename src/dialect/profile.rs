@@ -149,6 +149,15 @@ mod tests {
     }
 
     #[test]
+    fn no_backend_parameter_may_name_a_dialects_request_id_header() {
+        let reserved = crate::policy::parse::upstream::FORWARDING_HEADERS;
+        for d in Dialect::ALL {
+            let name = d.profile().request_id.name.as_str();
+            assert!(reserved.contains(&name), "{d}: {name} is not reserved");
+        }
+    }
+
+    #[test]
     fn every_profile_is_registered_under_its_own_dialect() {
         for d in Dialect::ALL {
             assert_eq!(d.profile().dialect, d);

@@ -11,7 +11,7 @@ use pest::iterators::Pair;
 use pest::Parser as _;
 use std::net::IpAddr;
 
-mod upstream;
+pub mod upstream;
 use upstream::is_upstream;
 pub use upstream::reserved as reserved_backend_name;
 

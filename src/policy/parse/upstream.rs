@@ -27,6 +27,25 @@ const GATEWAY_HEADERS: [&str; 9] = [
     "upgrade",
 ];
 
+/// Headers the gateway writes on every forward, whatever a mapping says: the forwarding
+/// chain, the request-id headers of the three dialects and the loop guard's hop count. A
+/// backend trusts them to come from the gateway. (Each dialect's profile names its request-id
+/// header; a test in `dialect/profile.rs` checks this list against them.)
+pub const FORWARDING_HEADERS: [&str; 8] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-api-requestid",
+    "x-request-id",
+    "x-jdcloud-request-id",
+    "x-rulegate-hops",
+];
+
+/// The prefix of an external authorizer's context headers: a backend trusts them to come from
+/// the authorizer, so no mapping may write one (a client's value would pass as the context).
+const AUTHORIZER_PREFIX: &str = "x-authorizer-";
+
 /// Whether a rule is one of the one-line statements that make up `Upstream`.
 pub(super) fn is_upstream(rule: Rule) -> bool {
     matches!(
@@ -56,6 +75,12 @@ pub fn reserved(location: UpstreamLocation, name: &str) -> Option<&'static str> 
     }
     if location == UpstreamLocation::Header && GATEWAY_HEADERS.contains(&lower.as_str()) {
         return Some("the gateway writes this header itself");
+    }
+    if location == UpstreamLocation::Header && FORWARDING_HEADERS.contains(&lower.as_str()) {
+        return Some("the gateway writes this header on every forward, and backends trust it");
+    }
+    if location == UpstreamLocation::Header && lower.starts_with(AUTHORIZER_PREFIX) {
+        return Some("`X-Authorizer-*` headers carry an external authorizer's context only");
     }
     None
 }
