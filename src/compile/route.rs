@@ -361,7 +361,7 @@ impl RouteCx<'_> {
         }
         let shaping = Shaping::compile(upstream);
         let mapped: Vec<&str> = shaping.iter().flat_map(|s| s.path_names()).collect();
-        self.mapped_path_vars(cx, f, upstream, &mapped);
+        mapped_path_vars(cx, f, upstream);
         if let Some(p) = &f.path {
             for v in p.value.vars() {
                 if !vars.iter().any(|x| x == v) && !mapped.contains(&v) {
@@ -388,43 +388,6 @@ impl RouteCx<'_> {
             path: f.path.as_ref().map(|p| p.value.clone()),
             shaping,
         })
-    }
-
-    /// A `backend path "x" …` must name a variable of the forward's path template.
-    fn mapped_path_vars(
-        &self,
-        cx: &mut Cx<'_>,
-        f: &ast::Forward,
-        upstream: &[&ast::Upstream],
-        mapped: &[&str],
-    ) {
-        let template_vars: Vec<&str> = f.path.iter().flat_map(|p| p.value.vars()).collect();
-        for u in upstream {
-            let ast::Upstream::Param(p) = u else { continue };
-            if p.location.value != ast::UpstreamLocation::Path
-                || template_vars.contains(&p.name.value.as_str())
-            {
-                continue;
-            }
-            let help = match &f.path {
-                Some(_) => format!(
-                    "use `{{{}}}` in the forward's `path`, or map a query parameter or header",
-                    p.name.value
-                ),
-                None => "give the forward a `path \"…\"` that uses the variable".to_string(),
-            };
-            cx.diags.push(
-                Diagnostic::error(
-                    diag::UNDECLARED_PATH_VAR,
-                    p.name.span,
-                    format!("the forward's path has no variable `{{{}}}`", p.name.value),
-                )
-                .label("mapped here")
-                .related(f.backend.span, "the forward")
-                .help(help),
-            );
-        }
-        let _ = mapped;
     }
 
     /// The route's policy backends (see [`crate::upstream::policy`]); a route that issues
@@ -614,6 +577,36 @@ impl check::Build for Building<'_, '_, '_> {
     fn rate_rule(&mut self, rate: &ast::Rate, n: usize) -> Option<RateRule> {
         let id = format!("{}/{n}", self.rate_owner);
         self.cx.rate_rule(rate, id, true)
+    }
+}
+
+/// A `backend path "x" …` must name a variable of the forward's path template.
+fn mapped_path_vars(cx: &mut Cx<'_>, f: &ast::Forward, upstream: &[&ast::Upstream]) {
+    let template_vars: Vec<&str> = f.path.iter().flat_map(|p| p.value.vars()).collect();
+    for u in upstream {
+        let ast::Upstream::Param(p) = u else { continue };
+        if p.location.value != ast::UpstreamLocation::Path
+            || template_vars.contains(&p.name.value.as_str())
+        {
+            continue;
+        }
+        let help = match &f.path {
+            Some(_) => format!(
+                "use `{{{}}}` in the forward's `path`, or map a query parameter or header",
+                p.name.value
+            ),
+            None => "give the forward a `path \"…\"` that uses the variable".to_string(),
+        };
+        cx.diags.push(
+            Diagnostic::error(
+                diag::UNDECLARED_PATH_VAR,
+                p.name.span,
+                format!("the forward's path has no variable `{{{}}}`", p.name.value),
+            )
+            .label("mapped here")
+            .related(f.backend.span, "the forward")
+            .help(help),
+        );
     }
 }
 

@@ -577,22 +577,15 @@ fn is_context_header(name: &HeaderName) -> bool {
 /// One `backend response header` edit of a forwarded answer.
 fn edit_header(headers: &mut http::HeaderMap, edit: &crate::upstream::shape::ResponseEdit) {
     use crate::policy::ast::HeaderEdit;
-    let Ok(name) = HeaderName::from_bytes(edit.name.as_bytes()) else {
-        return;
-    };
-    let value = edit
-        .value
-        .as_deref()
-        .and_then(|v| HeaderValue::from_str(v).ok());
-    match (edit.edit, value) {
+    match (edit.edit, &edit.value) {
         (HeaderEdit::Remove, _) => {
-            headers.remove(&name);
+            headers.remove(&edit.name);
         }
         (HeaderEdit::Set, Some(v)) => {
-            headers.insert(name, v);
+            headers.insert(edit.name.clone(), v.clone());
         }
         (HeaderEdit::Add, Some(v)) => {
-            headers.append(name, v);
+            headers.append(edit.name.clone(), v.clone());
         }
         _ => {}
     }

@@ -32,9 +32,6 @@ use std::sync::Arc;
 pub struct Shaping {
     /// Backend parameters, in the order written (a later one of the same name wins).
     pub params: Vec<Param>,
-    /// Lower-case header names and query names removed from what the client sent.
-    pub removed_headers: Vec<String>,
-    pub removed_query: Vec<String>,
     /// `backend parameters only`.
     pub only: bool,
     /// Edits of the backend's answer's headers, in order.
@@ -78,13 +75,14 @@ pub enum System {
     Authorizer(String),
 }
 
-/// An edit of a forwarded answer's headers.
+/// An edit of a forwarded answer's headers, its name and value parsed once, when compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseEdit {
     pub edit: HeaderEdit,
-    pub name: String,
-    /// `None` exactly for a removal.
-    pub value: Option<String>,
+    pub name: http::HeaderName,
+    /// `None` for a removal (and for a value that cannot be a header value: the edit is
+    /// then skipped, as it always was).
+    pub value: Option<http::HeaderValue>,
 }
 
 /// The client headers that pass under `backend parameters only`: they describe the body or
@@ -118,15 +116,21 @@ impl Shaping {
                     source: source(&p.value.value),
                 }),
                 ast::Upstream::Remove { location, name } => match location.value {
-                    UpstreamLocation::Query => s.removed_query.push(name.value.clone()),
-                    _ => s.removed_headers.push(name.value.to_ascii_lowercase()),
+                    UpstreamLocation::Query => s.drop_query.push(name.value.clone()),
+                    _ => s.drop_headers.push(name.value.to_ascii_lowercase()),
                 },
                 ast::Upstream::ParametersOnly => s.only = true,
-                ast::Upstream::ResponseHeader(e) => response.push(ResponseEdit {
-                    edit: e.edit.value,
-                    name: e.name.value.clone(),
-                    value: e.value.as_ref().map(|v| v.value.clone()),
-                }),
+                ast::Upstream::ResponseHeader(e) => {
+                    // the parser accepts only HTTP tokens as names
+                    if let Ok(name) = http::HeaderName::from_bytes(e.name.value.as_bytes()) {
+                        let value = e.value.as_ref();
+                        response.push(ResponseEdit {
+                            edit: e.edit.value,
+                            name,
+                            value: value.and_then(|v| http::HeaderValue::from_str(&v.value).ok()),
+                        })
+                    }
+                }
                 // compiled by their own modules
                 ast::Upstream::Policy(_) | ast::Upstream::Orchestrate(_) => {}
             }
@@ -136,10 +140,13 @@ impl Shaping {
         any.then(|| Arc::new(s))
     }
 
-    /// Whatever the client sent under a removed, mapped or consumed name is dropped.
+    /// Whatever the client sent under a mapped or consumed name is dropped, as the removed
+    /// names already are.
     fn drops(&mut self) {
-        let mut headers = self.removed_headers.clone();
-        let mut query = self.removed_query.clone();
+        let (mut headers, mut query) = (
+            std::mem::take(&mut self.drop_headers),
+            std::mem::take(&mut self.drop_query),
+        );
         for p in &self.params {
             match p.location {
                 UpstreamLocation::Header => headers.push(p.name.to_ascii_lowercase()),
@@ -476,6 +483,24 @@ mod tests {
             shaped
                 .query_string(Some("tenant=acme&keep=1&uid=forged"))
                 .as_deref(),
+            Some("keep=1&uid=42")
+        );
+    }
+
+    #[test]
+    fn a_client_query_parameter_under_a_mapped_name_is_dropped_however_it_is_encoded() {
+        let s = shaping(
+            vec![param(
+                UpstreamLocation::Query,
+                "uid",
+                Source::Request(ParamLocation::Path, "id".into()),
+            )],
+            false,
+        );
+        let client = "u%69d=forged&uid=again&%75id=third&keep=1";
+        let shaped = with_known(&format!("/orders/42?{client}"), &[], |k| s.apply(k)).unwrap();
+        assert_eq!(
+            shaped.query_string(Some(client)).as_deref(),
             Some("keep=1&uid=42")
         );
     }
