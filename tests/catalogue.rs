@@ -153,6 +153,7 @@ fn expected_fills(d: Dialect, reason: &Reason) -> Vec<(&'static str, String)> {
         (Dialect::Tencent, Reason::ParamMissing { name, .. })
         | (Dialect::Tencent, Reason::ParamInvalid { name, .. })
         | (Dialect::Tencent, Reason::ParamOutOfRange { name, .. })
+        | (Dialect::Tencent, Reason::OrchestrationFailed { name, .. })
         | (Dialect::Tencent, Reason::Auth(A::HmacHeaderMissing { name })) => {
             vec![("xxx", name.clone())]
         }
@@ -267,6 +268,21 @@ fn assert_render(d: Dialect, reason: Reason, status: u16, body: &str) {
 fn golden_tencent() {
     assert_render(
         Dialect::Tencent,
+        Reason::OrchestrationFailed {
+            location: ParamLocation::Header,
+            name: "X-Region".into(),
+        },
+        403,
+        r#"{"message":"Get X-Region params fail."}"#,
+    );
+    assert_render(
+        Dialect::Tencent,
+        Reason::BackendSigningFailed,
+        500,
+        r#"{"message":"Internal Server Error."}"#,
+    );
+    assert_render(
+        Dialect::Tencent,
         Reason::NoRoute {
             uri: "/api/v1".into(),
         },
@@ -336,6 +352,21 @@ fn golden_tencent() {
 fn golden_huawei() {
     assert_render(
         Dialect::Huawei,
+        Reason::OrchestrationFailed {
+            location: ParamLocation::Query,
+            name: "uid".into(),
+        },
+        400,
+        r#"{"error_code": "APIG.0106", "error_msg": "Orchestration error.", "request_id": "0123456789abcdef0123456789abcdef"}"#,
+    );
+    assert_render(
+        Dialect::Huawei,
+        Reason::BackendSigningFailed,
+        500,
+        r#"{"error_code": "APIG.0705", "error_msg": "Backend signature calculation failed.", "request_id": "0123456789abcdef0123456789abcdef"}"#,
+    );
+    assert_render(
+        Dialect::Huawei,
         Reason::MethodNotAllowed {
             method: "DELETE".into(),
             uri: "/orders".into(),
@@ -399,6 +430,21 @@ fn golden_huawei() {
 
 #[test]
 fn golden_jdcloud() {
+    assert_render(
+        Dialect::Jdcloud,
+        Reason::OrchestrationFailed {
+            location: ParamLocation::Query,
+            name: "uid".into(),
+        },
+        400,
+        r#"{"requestId":"0123456789abcdef0123456789abcdef","error":{"code":400,"status":"OUT_OF_RANGE","message":"The parameter value is illegal or exceeds the range"}}"#,
+    );
+    assert_render(
+        Dialect::Jdcloud,
+        Reason::BackendSigningFailed,
+        500,
+        r#"{"requestId":"0123456789abcdef0123456789abcdef","error":{"code":500,"status":"INTERNAL","message":"Internal Error"}}"#,
+    );
     assert_render(
         Dialect::Jdcloud,
         Reason::RateLimited,

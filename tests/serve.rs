@@ -37,6 +37,8 @@ mod limits_support;
 mod oauth2;
 #[path = "serve/observability.rs"]
 mod observability;
+#[path = "serve/orchestration.rs"]
+mod orchestration;
 #[path = "serve/policy_backends.rs"]
 mod policy_backends;
 #[path = "serve/reload.rs"]

@@ -8,6 +8,7 @@ use super::{dedup, Cx, Names, Once};
 use crate::check;
 use crate::policy::ast::{self, AuthKind, Segment, Span, Spanned};
 use crate::policy::diag::{self, did_you_mean, Diagnostic};
+use crate::upstream::orchestrate;
 use crate::upstream::policy::{self, Policy};
 use crate::upstream::shape::Shaping;
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
@@ -65,8 +66,9 @@ impl RouteCx<'_> {
                 }
                 // policies are compiled with the action, below
                 I::Upstream(ast::Upstream::Policy(_)) => {}
-                I::Upstream(u @ ast::Upstream::Orchestrate(_)) => {
-                    cx.diags.push(u.not_supported(item.span))
+                I::Upstream(u @ ast::Upstream::Orchestrate(o)) => {
+                    cx.diags.extend(orchestrate::validate(o, item.span, &vars));
+                    upstream.push((u, item.span))
                 }
                 I::Upstream(u) => upstream.push((u, item.span)),
                 // The route checks read their own statements (`crate::check`).
@@ -74,6 +76,8 @@ impl RouteCx<'_> {
             }
         }
 
+        let items: Vec<&ast::Upstream> = upstream.iter().map(|(u, _)| *u).collect();
+        cx.diags.extend(orchestrate::clashes(&items, 0));
         let action = self.terminal(cx, r, span, &methods, (&actions, &upstream), &vars);
 
         // --- stages this route is published in
@@ -108,8 +112,7 @@ impl RouteCx<'_> {
                 yields_app: false,
             },
         );
-        let shaping: Vec<&ast::Upstream> = upstream.iter().map(|(u, _)| *u).collect();
-        let policies = self.policies(cx, r, &vars, &program, action.as_ref(), &shaping);
+        let policies = self.policies(cx, r, &vars, &program, action.as_ref(), &items);
         let needs_form_body = program
             .iter()
             .any(|c| matches!(c, Check::Param(p) if p.location == ParamLocation::Form));
@@ -522,11 +525,14 @@ impl policy::Build for PolicyBuilding<'_, '_, '_> {
         // the route's statements first, then the policy's (a later mapping of a name wins)
         let mut all: Vec<&ast::Upstream> = self.upstream.to_vec();
         for (u, span) in upstream {
-            match u {
-                ast::Upstream::Orchestrate(_) => self.cx.diags.push(u.not_supported(*span)),
-                _ => all.push(u),
+            if let ast::Upstream::Orchestrate(o) = u {
+                let found = orchestrate::validate(o, *span, self.vars);
+                self.cx.diags.extend(found);
             }
+            all.push(u);
         }
+        let found = orchestrate::clashes(&all, self.upstream.len());
+        self.cx.diags.extend(found);
         self.route
             .forward(self.cx, f, self.vars, &all)
             .map(Action::Forward)

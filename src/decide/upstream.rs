@@ -2,11 +2,13 @@
 //! (see [`crate::upstream::shape`]), planned here so `serve`, `explain` and `rulegate test`
 //! read one plan. A forward without such statements never comes here.
 
-use super::{path_safety, rewrite, Outcome, Pipeline, Routed};
+use super::{path_safety, rewrite, Outcome, Pipeline, Routed, Verdict};
 use crate::check::Phase;
 use crate::compile::ForwardAction;
 use crate::dialect::Reason;
-use crate::upstream::shape::{Known, Shaped, Shaping, Source, Unsendable};
+use crate::policy::ast::UpstreamLocation;
+use crate::upstream::orchestrate::Orchestration;
+use crate::upstream::shape::{Known, Refused, Shaped, Shaping, Source};
 use crate::vocab::ParamLocation;
 use std::sync::Arc;
 
@@ -39,14 +41,18 @@ impl Pipeline<'_, '_> {
         let shaped = match shaping.apply(&known) {
             Ok(s) => s,
             // named as the client sent it when it sent it
-            Err(Unsendable(p)) => {
+            Err(Refused::Unsendable(p)) => {
                 let (location, name) = match &p.source {
                     Source::Request(location, name) => (*location, name.as_str()),
                     _ => (ParamLocation::Header, p.name.as_str()),
                 };
                 return Err(self.unsendable(&p.to_string(), location, name));
             }
+            Err(Refused::NoRule(i)) => return Err(self.no_rule(&shaping.orchestrations[i])),
         };
+        if self.tracing {
+            self.orchestrated(shaping, &shaped);
+        }
         for (name, value) in &shaped.path {
             if !path_safety::segment_is_safe(value) {
                 let what = format!("path {name:?}");
@@ -66,6 +72,44 @@ impl Pipeline<'_, '_> {
             None => path,
         };
         Ok((target, Box::new(shaped)))
+    }
+
+    /// A trace step per orchestration that gave a value: which rule did.
+    fn orchestrated(&mut self, shaping: &Shaping, shaped: &Shaped) {
+        for &(i, matched) in &shaped.orchestrated {
+            let o = &shaping.orchestrations[i];
+            let value = match o.into.0 {
+                UpstreamLocation::Header => &shaped.headers,
+                _ => &shaped.query,
+            }
+            .iter()
+            .find(|(n, _)| n == &o.into.1)
+            .map_or("", |(_, v)| v.as_str());
+            self.step(
+                Phase::Action,
+                Verdict::Pass,
+                format_args!(
+                    "orchestrate {} {:?}: `{}` gives {} {:?} = {value:?}",
+                    o.from.0,
+                    o.from.1,
+                    o.describe(matched),
+                    o.into.0.name(),
+                    o.into.1
+                ),
+            );
+        }
+    }
+
+    fn no_rule(&mut self, o: &Orchestration) -> Outcome {
+        let (location, name) = &o.from;
+        self.fail(
+            Phase::Action,
+            format_args!("orchestrate {location} {name:?}: the value matches no rule and there is no default"),
+            Reason::OrchestrationFailed {
+                location: *location,
+                name: name.clone(),
+            },
+        )
     }
 
     fn unsendable(&mut self, what: &str, location: ParamLocation, name: &str) -> Outcome {

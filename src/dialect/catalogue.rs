@@ -63,6 +63,7 @@
 //! | ParamInvalid | 403 `Get xxx params fail.` | 400 APIG.0201 + detail | 400 ARGUMENT_WRONG_FORMAT `Type of parameter argument shall be of a format` (a format = expected) |
 //! | ParamOutOfRange | 403 `Get xxx params fail.` | 400 APIG.0201 + detail | 400 OUT_OF_RANGE `The parameter value is illegal or exceeds the range` |
 //! | FormContentTypeRequired | 403 `req content type need application/x-www-form-urlencoded.` | 400 APIG.0201 + detail | 400 ARGUMENT_WRONG_FORMAT (argument = `Content-Type`, a format = `application/x-www-form-urlencoded`) |
+//! | OrchestrationFailed | 403 `Get xxx params fail.` (xxx = the parameter) | 400 APIG.0106 `Orchestration error.` | 400 OUT_OF_RANGE `The parameter value is illegal or exceeds the range` |
 //! | RateLimited | 429 `API rate limit exceeded.` | 429 APIG.0308 | 429 RATE_LIMIT_EXCEEDED |
 //! | QuotaExceeded | 429 `API quota exceeded.` | 405 APIG.0501 | 429 QUOTA_EXCEEDED |
 //! | BackendUnavailable | 502 `Bad Gateway.` | 502 APIG.0202 `Backend unavailable` | 502 SOURCE_UNAVAILABLE |
@@ -71,6 +72,7 @@
 //! | NoBackendAvailable | 503 `Apigw balancer error` | 502 APIG.0610 | 503 UNAVAILABLE |
 //! | BackendIpDenied | 403 `Endpoint IP address is not allowed.` | 403 APIG.0404 | 403 HTTP_FORBIDDEN |
 //! | LoopDetected | 500 `Internal Server Error.` | 500 APIG.0612 | 500 INTERNAL |
+//! | BackendSigningFailed | 500 `Internal Server Error.` | 500 APIG.0705 `Backend signature calculation failed.` | 500 INTERNAL |
 //! | ClientClosed | 499 `Client closed connection.` | — 499 APIG.0201 `Client closed request.` | 499 CANCELLED |
 //! | Internal | 500 `Internal Server Error.` | 500 APIG.0601 | 500 INTERNAL |
 //! | OAuth2(MethodInvalid) | — 400 `Bad Request.` | 400 APIG.2206 `Auth method invalid` | 400 INVALID_ARGUMENT |
@@ -125,6 +127,15 @@
 //!   slow *backend*, which would send the operator looking in the wrong place. The closest
 //!   documented answer is the request's own fault, the bad-request row; [`stand_ins`] lists it
 //!   so that `rulegate errors` marks the row as standing in for the body timeout.
+//! * **OrchestrationFailed** is Huawei's APIG.0106 (orchestration is Huawei's feature). Tencent
+//!   and JD have no orchestration and no row for it; from the client's side a value that no
+//!   rule maps is a parameter value the API does not take, so they answer their rows for that:
+//!   Tencent's parameter-check row `Get xxx params fail.` naming the parameter (Tencent has no
+//!   400 row at all; its only other parameter row, 500 `Error occurred during query params.`,
+//!   would blame the gateway), JD's OUT_OF_RANGE "the parameter value is illegal or exceeds the
+//!   range" rather than the unspecific INVALID_ARGUMENT.
+//! * **BackendSigningFailed** is Huawei's APIG.0705; Tencent and JD document no backend
+//!   signing, so their internal-error rows.
 //! * **Undocumented entries** use the standard status and, for the text, the RFC 2616 reason
 //!   phrase: Tencent's documented gateway texts are exactly those phrases plus a period
 //!   (`Bad Gateway.`, `Gateway Time-out.`, `Method Not Allowed.`), JD's texts carry no period.
@@ -401,6 +412,9 @@ mod huawei {
     );
     pub static NO_BACKEND: Row = Row::doc("APIG.0610", 502, "No backend available.");
     pub static SELF_CALL: Row = Row::doc("APIG.0612", 500, "An API cannot call itself.");
+    pub static ORCHESTRATION: Row = Row::doc("APIG.0106", 400, "Orchestration error.");
+    pub static BACKEND_SIGNATURE: Row =
+        Row::doc("APIG.0705", 500, "Backend signature calculation failed.");
     pub static THIRD_PARTY_VPC: Row = Row::doc(
         "APIG.0615",
         500,
@@ -554,7 +568,9 @@ pub(super) fn tencent_row(reason: &Reason) -> &'static Row {
             ParamLocation::Path => &t::PATH_REQUIRED,
             ParamLocation::Form => &t::BODY_REQUIRED,
         },
-        Reason::ParamInvalid { .. } | Reason::ParamOutOfRange { .. } => &t::PARAM_FAIL,
+        Reason::ParamInvalid { .. }
+        | Reason::ParamOutOfRange { .. }
+        | Reason::OrchestrationFailed { .. } => &t::PARAM_FAIL,
         Reason::FormContentTypeRequired => &t::FORM_CONTENT_TYPE,
         Reason::RateLimited => &t::RATE_LIMIT,
         Reason::QuotaExceeded => &t::QUOTA,
@@ -562,7 +578,7 @@ pub(super) fn tencent_row(reason: &Reason) -> &'static Row {
         Reason::BackendTimeout => &t::TIMEOUT,
         Reason::BackendDnsFailed | Reason::NoBackendAvailable => &t::BALANCER,
         Reason::BackendIpDenied => &t::ENDPOINT_IP,
-        Reason::LoopDetected | Reason::Internal => &t::INTERNAL,
+        Reason::LoopDetected | Reason::BackendSigningFailed | Reason::Internal => &t::INTERNAL,
         Reason::ClientClosed => &t::CLIENT_CLOSED,
         Reason::OAuth2(failure) => oauth2::tencent(*failure),
     }
@@ -630,6 +646,8 @@ pub(super) fn huawei_row(reason: &Reason) -> &'static Row {
         Reason::NoBackendAvailable => &h::NO_BACKEND,
         Reason::BackendIpDenied => &h::BACKEND_IP_DENIED,
         Reason::LoopDetected => &h::SELF_CALL,
+        Reason::OrchestrationFailed { .. } => &h::ORCHESTRATION,
+        Reason::BackendSigningFailed => &h::BACKEND_SIGNATURE,
         Reason::ClientClosed => &h::CLIENT_CLOSED,
         Reason::Internal => &h::INTERNAL,
         Reason::OAuth2(failure) => oauth2::huawei(*failure),
@@ -683,7 +701,7 @@ pub(super) fn jdcloud_row(reason: &Reason) -> &'static Row {
         | Reason::WebSocketVersionMissing
         | Reason::ParamMissing { .. } => &j::ARGUMENT_NOT_FOUND,
         Reason::ParamInvalid { .. } | Reason::FormContentTypeRequired => &j::ARGUMENT_WRONG_FORMAT,
-        Reason::ParamOutOfRange { .. } => &j::OUT_OF_RANGE,
+        Reason::ParamOutOfRange { .. } | Reason::OrchestrationFailed { .. } => &j::OUT_OF_RANGE,
         Reason::Auth(failure) => match failure {
             // JD's replay answer (APIGW_NONCE_CONFLICT, 403 in the older table) in today's enum
             AuthFailure::ClaimsDenied
@@ -706,7 +724,7 @@ pub(super) fn jdcloud_row(reason: &Reason) -> &'static Row {
         Reason::BackendUnavailable | Reason::BackendDnsFailed => &j::SOURCE_UNAVAILABLE,
         Reason::BackendTimeout => &j::DEADLINE_EXCEEDED,
         Reason::NoBackendAvailable => &j::UNAVAILABLE,
-        Reason::LoopDetected | Reason::Internal => &j::INTERNAL,
+        Reason::LoopDetected | Reason::BackendSigningFailed | Reason::Internal => &j::INTERNAL,
         Reason::ClientClosed => &j::CANCELLED,
         Reason::OAuth2(failure) => oauth2::jdcloud(*failure),
     }

@@ -89,6 +89,14 @@ pub enum Reason {
     },
     FormContentTypeRequired,
 
+    // 11. action: the backend request
+    /// A frontend parameter's value matched none of its orchestration's rules and the
+    /// orchestration has no `default` (`crate::upstream::orchestrate`).
+    OrchestrationFailed {
+        location: ParamLocation,
+        name: String,
+    },
+
     // 10. limits
     RateLimited,
     QuotaExceeded,
@@ -100,6 +108,9 @@ pub enum Reason {
     NoBackendAvailable,
     BackendIpDenied,
     LoopDetected,
+    /// The backend request could not be signed with its backend's key
+    /// (`crate::upstream::sign`).
+    BackendSigningFailed,
     ClientClosed,
     Internal,
 }
@@ -337,6 +348,7 @@ impl Reason {
             Reason::NoBackendAvailable,
             Reason::BackendIpDenied,
             Reason::LoopDetected,
+            Reason::BackendSigningFailed,
             Reason::ClientClosed,
             Reason::Internal,
         ];
@@ -354,6 +366,10 @@ impl Reason {
                 location,
                 name: "page".into(),
                 expected: "int 1..1000".into(),
+            });
+            out.push(Reason::OrchestrationFailed {
+                location,
+                name: "uid".into(),
             });
         }
         out.extend(auth.into_iter().map(Reason::Auth));
@@ -408,12 +424,14 @@ mod tests {
                 Reason::ClientCertificateRequired => 34,
                 Reason::OAuth2(_) => 35,
                 Reason::BodyTimeout => 36,
+                Reason::OrchestrationFailed { .. } => 37,
+                Reason::BackendSigningFailed => 38,
             }
         };
         let mut seen: Vec<u32> = Reason::examples().iter().map(covered).collect();
         seen.sort();
         seen.dedup();
-        assert_eq!(seen, (1..=36).collect::<Vec<_>>());
+        assert_eq!(seen, (1..=38).collect::<Vec<_>>());
     }
 
     /// `OAuth2Failure::ALL` lists every variant once (the match fails to compile when one is

@@ -98,7 +98,9 @@ fn values(reason: &Reason) -> Vec<(&'static str, String)> {
             ("argument", name.clone()),
             ("a format", expected.clone()),
         ],
-        Reason::ParamOutOfRange { name, .. } => vec![("xxx", name.clone())],
+        Reason::ParamOutOfRange { name, .. } | Reason::OrchestrationFailed { name, .. } => {
+            vec![("xxx", name.clone())]
+        }
         Reason::FormContentTypeRequired => vec![
             ("argument", "Content-Type".to_string()),
             ("a format", "application/x-www-form-urlencoded".to_string()),

@@ -64,6 +64,8 @@ codes! {
     TOO_MANY_POLICIES = "E0410", "a route has more than five policy backends";
     POLICY_NEVER_HOLDS = "W0101", "a policy backend's conditions can never hold on its route";
     POLICY_UNREACHABLE = "W0102", "an earlier policy backend takes every request a later one would";
+    ORCHESTRATION_INCOMPLETE = "E0411", "an orchestration gives no value, or a pre-processing rule feeds nothing";
+    ORCHESTRATION_RULE_NEVER_APPLIES = "W0103", "an orchestration rule can never apply";
 }
 
 /// The one diagnostic for a statement the language has but the compiler does not run yet

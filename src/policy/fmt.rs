@@ -605,7 +605,8 @@ fn policy_item(item: &Spanned<PolicyItem>) -> Node {
     Node::line(head, item.span)
 }
 
-fn orchestration_rule(r: &OrchestrationRule) -> String {
+/// An orchestration rule as written (also the trace's text for the rule that matched).
+pub fn orchestration_rule(r: &OrchestrationRule) -> String {
     let rule = match &r.kind {
         OrchestrationKind::List { values, to } => {
             format!("list{} to {}", strings(values), quote(&to.value))

@@ -20,6 +20,7 @@
 //!   client's headers only those describing the body or the client's preferences pass
 //!   ([`KEPT_WHEN_ONLY`]) besides the mapped ones and those the gateway writes itself.
 
+use super::orchestrate::{Matched, Orchestration};
 use crate::policy::ast::{self, HeaderEdit, ParamValue, SystemValue, UpstreamLocation};
 use crate::request::head::{decode_component, form_value};
 use crate::request::{Client, RequestHead};
@@ -32,6 +33,8 @@ use std::sync::Arc;
 pub struct Shaping {
     /// Backend parameters, in the order written (a later one of the same name wins).
     pub params: Vec<Param>,
+    /// Orchestrations, each adding one parameter (see [`super::orchestrate`]).
+    pub orchestrations: Vec<Orchestration>,
     /// `backend parameters only`.
     pub only: bool,
     /// Edits of the backend's answer's headers, in order.
@@ -105,10 +108,7 @@ impl Shaping {
         let mut response = Vec::new();
         let mut any = false;
         for item in items {
-            any |= !matches!(
-                item,
-                ast::Upstream::Policy(_) | ast::Upstream::Orchestrate(_)
-            );
+            any |= !matches!(item, ast::Upstream::Policy(_));
             match item {
                 ast::Upstream::Param(p) => s.params.push(Param {
                     location: p.location.value,
@@ -131,8 +131,9 @@ impl Shaping {
                         })
                     }
                 }
-                // compiled by their own modules
-                ast::Upstream::Policy(_) | ast::Upstream::Orchestrate(_) => {}
+                ast::Upstream::Orchestrate(o) => s.orchestrations.push(Orchestration::build(o)),
+                // compiled by its own module
+                ast::Upstream::Policy(_) => {}
             }
         }
         s.response = response.into();
@@ -161,6 +162,12 @@ impl Shaping {
                 _ => {}
             }
         }
+        for o in &self.orchestrations {
+            match o.into.0 {
+                UpstreamLocation::Header => headers.push(o.into.1.to_ascii_lowercase()),
+                _ => query.push(o.into.1.clone()),
+            }
+        }
         for list in [&mut headers, &mut query] {
             list.sort();
             list.dedup();
@@ -176,29 +183,50 @@ impl Shaping {
             .map(|p| p.name.as_str())
     }
 
-    /// The plan for one request, or the parameter whose value cannot be sent.
-    pub fn apply(self: &Arc<Self>, k: &Known<'_>) -> Result<Shaped, Unsendable> {
+    /// The plan for one request, or why it cannot be sent.
+    pub fn apply(self: &Arc<Self>, k: &Known<'_>) -> Result<Shaped, Refused> {
         let mut out = Shaped {
             shaping: self.clone(),
             ..Shaped::default()
         };
         for p in &self.params {
-            let Some(value) = k.value(&p.source) else {
+            if let Some(value) = k.value(&p.source) {
+                out.set(p, value)?;
+            }
+        }
+        for (i, o) in self.orchestrations.iter().enumerate() {
+            let (location, name) = &o.from;
+            let value = k.frontend(*location, name);
+            let Some((value, matched)) = o.run(value.as_deref()).map_err(|_| Refused::NoRule(i))?
+            else {
                 continue;
             };
-            if p.location == UpstreamLocation::Header && !sendable_in_header(&value) {
-                return Err(Unsendable(p.clone()));
-            }
-            let list = match p.location {
-                UpstreamLocation::Header => &mut out.headers,
-                UpstreamLocation::Query => &mut out.query,
-                UpstreamLocation::Path => &mut out.path,
+            let param = Param {
+                location: o.into.0,
+                name: o.into.1.clone(),
+                source: Source::Request(*location, name.clone()),
             };
-            // a later mapping of the same name wins
-            list.retain(|(n, _)| !same_name(p.location, n, &p.name));
-            list.push((p.name.clone(), value));
+            out.set(&param, value)?;
+            out.orchestrated.push((i, matched));
         }
         Ok(out)
+    }
+}
+
+impl Shaped {
+    /// Give the backend parameter `p` its value; a later one of the same name wins.
+    fn set(&mut self, p: &Param, value: String) -> Result<(), Refused> {
+        if p.location == UpstreamLocation::Header && !sendable_in_header(&value) {
+            return Err(Refused::Unsendable(p.clone()));
+        }
+        let list = match p.location {
+            UpstreamLocation::Header => &mut self.headers,
+            UpstreamLocation::Query => &mut self.query,
+            UpstreamLocation::Path => &mut self.path,
+        };
+        list.retain(|(n, _)| !same_name(p.location, n, &p.name));
+        list.push((p.name.clone(), value));
+        Ok(())
     }
 }
 
@@ -236,9 +264,14 @@ fn source(v: &ParamValue) -> Source {
     }
 }
 
-/// A backend parameter whose value cannot be sent (see [`sendable_in_header`]).
+/// Why a request's backend parameters cannot be sent.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Unsendable(pub Param);
+pub enum Refused {
+    /// The parameter's value cannot be a header value (see [`sendable_in_header`]).
+    Unsendable(Param),
+    /// The orchestration at this index of [`Shaping::orchestrations`] matched no rule.
+    NoRule(usize),
+}
 
 /// What the pipeline knows of the request at the action step.
 pub struct Known<'a> {
@@ -267,7 +300,7 @@ impl Known<'_> {
         }
     }
 
-    fn frontend(&self, location: ParamLocation, name: &str) -> Option<String> {
+    pub fn frontend(&self, location: ParamLocation, name: &str) -> Option<String> {
         match location {
             ParamLocation::Path => self
                 .vars
@@ -334,6 +367,8 @@ pub struct Shaped {
     pub query: Vec<(String, String)>,
     /// Path variables the mapping fills for the forward's path template.
     pub path: Vec<(String, String)>,
+    /// Which rule of each orchestration gave its parameter (by index in the shaping).
+    pub orchestrated: Vec<(usize, Matched)>,
 }
 
 impl Shaped {
@@ -580,7 +615,7 @@ mod tests {
             false,
         );
         let got = with_known("/orders/42?q=a%0d%0aX-Admin:%201", &[], |k| s.apply(k));
-        assert!(matches!(got, Err(Unsendable(p)) if p.name == "X-Q"));
+        assert!(matches!(got, Err(Refused::Unsendable(p)) if p.name == "X-Q"));
     }
 
     #[test]
