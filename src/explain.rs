@@ -106,27 +106,24 @@ impl Asked {
     }
 }
 
-/// The request the backend receives, as `serve` builds it (one function for both: the
-/// headers come from `server::upstream_headers`), for the backend's first target;
-/// printed for forwards with backend-request statements.
+/// The request the backend receives, as `serve` builds it (one function for both:
+/// `server::planned_upstream`), for the backend's first target; printed for forwards with
+/// backend-request statements or a signing backend.
 fn upstream_request(
     out: &mut String,
+    snap: &Snapshot,
     head: &RequestHead<'_>,
     d: &Decision,
-    backend: &crate::compile::Backend,
     target: &str,
 ) {
-    let Some(http) = backend.targets.first().and_then(|t| t.http.as_ref()) else {
-        return;
+    let headers = match crate::server::planned_upstream(snap, head, d) {
+        None => return,
+        Some(Ok(headers)) => headers,
+        Some(Err(reason)) => {
+            let _ = writeln!(out, "\nupstream request refused: {reason:?}");
+            return;
+        }
     };
-    let headers = crate::server::upstream_headers(
-        d,
-        head.headers,
-        head.tls,
-        &http.authority,
-        head.host.unwrap_or(""),
-        0,
-    );
     let _ = writeln!(out, "\nupstream {} {target} HTTP/1.1", head.method);
     let mut names: Vec<&http::HeaderName> = headers.keys().collect();
     names.sort_by_key(|n| n.as_str());
@@ -186,8 +183,8 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
                     plan.target
                 );
             }
-            if plan.shaped.is_some() {
-                upstream_request(&mut out, head, d, backend, &plan.target);
+            if plan.shaped.is_some() || plan.stamp.is_some() {
+                upstream_request(&mut out, snap, head, d, &plan.target);
             }
         }
         Outcome::NeedBody { limit } => {

@@ -78,18 +78,40 @@ fn sign(_: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(), Stri
         .map(|n| n.to_string())
         .collect();
     let payload = hex(&Sha256::digest(s.body));
-    let canonical = canonical_request(&s.head(), &signed, &payload);
+    let authorization = authorization(
+        &s.head(),
+        (&s.app.key, &s.app.secret.0),
+        &signed,
+        &date,
+        &payload,
+    );
+    s.insert("authorization", &authorization)
+}
+
+/// The `Authorization` value that signs `head` as `(key, secret)` at `date`
+/// (`yyyymmddThhmmssZ`): the signed headers are read from `head`, the body is represented by
+/// its hash `payload`. `rulegate test`'s signer and backend signing
+/// (`crate::upstream::sign`) both sign with it, so they build what [`verify`] checks.
+pub fn authorization(
+    head: &RequestHead<'_>,
+    (key, secret): (&str, &[u8]),
+    signed: &[String],
+    date: &str,
+    payload: &str,
+) -> String {
+    let canonical = canonical_request(head, signed, payload);
     let to_sign = format!(
         "{SCHEME}\n{date}\n{}",
         hex(&Sha256::digest(canonical.as_bytes()))
     );
-    let signature = hex(&super::sig::hmac_sha256(&s.app.secret.0, to_sign.as_bytes()));
-    let authorization = format!(
-        "{SCHEME} Access={}, SignedHeaders={}, Signature={signature}",
-        s.app.key,
-        signed.join(";")
-    );
-    s.insert("authorization", &authorization)
+    let signature = hex(&super::sig::hmac_sha256(secret, to_sign.as_bytes()));
+    let mut names: Vec<&str> = signed.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    format!(
+        "{SCHEME} Access={key}, SignedHeaders={}, Signature={signature}",
+        names.join(";")
+    )
 }
 
 /// Whether verifying needs the body: it does unless the client declared the payload unsigned

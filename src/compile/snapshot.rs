@@ -233,4 +233,6 @@ pub struct Backend {
     pub retries: u32,
     pub deny: Vec<IpNet>,
     pub except: Vec<IpNet>,
+    /// `sign …`: every request forwarded here is signed (see [`crate::upstream::sign`]).
+    pub signer: Option<crate::upstream::sign::Signer>,
 }

@@ -12,6 +12,7 @@ use super::{dedup, route, tree, Cx};
 use crate::compile::*;
 use crate::policy::ast::{self, Span, Spanned};
 use crate::policy::diag::{self, did_you_mean, Diagnostic};
+use crate::upstream::sign::Signer;
 use crate::vocab::{Dialect, Protocol};
 use std::collections::HashMap;
 
@@ -466,6 +467,7 @@ impl<'a> Cx<'a> {
         let mut retries = Once::new("retries");
         let mut deny = Vec::new();
         let mut except = Vec::new();
+        let mut sign = Once::new("sign");
         for item in &b.items {
             match &item.value {
                 ast::BackendItem::Targets(t) => targets.set(
@@ -480,7 +482,7 @@ impl<'a> Cx<'a> {
                     deny.extend(d.iter().map(|n| n.value));
                     except.extend(e.iter().map(|n| n.value));
                 }
-                ast::BackendItem::Sign(s) => self.diags.push(s.not_supported(item.span)),
+                ast::BackendItem::Sign(s) => sign.set(self, s.clone(), item.span),
             }
         }
         let Some(targets) = targets.take() else {
@@ -500,6 +502,44 @@ impl<'a> Cx<'a> {
             retries: retries.take().unwrap_or(0),
             deny,
             except,
+            signer: match sign.take() {
+                Some(s) => Some(self.signer(&s, &b.name.value)?),
+                None => None,
+            },
+        })
+    }
+
+    /// A backend's signing key: a key that can be sent as the vendors send it, and its secret.
+    fn signer(&mut self, s: &ast::Signing, backend: &str) -> Option<Signer> {
+        let key = &s.key.value;
+        let bad = match s.kind.value {
+            ast::SigningKind::Hmac => key
+                .bytes()
+                .find(|b| !b.is_ascii_graphic() || b",;=".contains(b))
+                .map(|_| "an hmac key id is printable ASCII without spaces, `,`, `;` or `=`"),
+            ast::SigningKind::Basic => key
+                .bytes()
+                .find(|b| *b == b':' || b.is_ascii_control())
+                .map(|_| "a basic user name has no `:` and no control characters (RFC 7617)"),
+        };
+        if let Some(why) = bad {
+            self.diags.push(
+                Diagnostic::error(
+                    diag::MALFORMED,
+                    s.key.span,
+                    format!("key {key:?} cannot be sent"),
+                )
+                .label(why)
+                .help("choose a key of letters, digits, `-` and `_`"),
+            );
+            return None;
+        }
+        let owner = format!("backend `{backend}`'s signing key");
+        let secret = self.secret(&s.secret, &owner, true)?;
+        Some(Signer {
+            kind: s.kind.value,
+            key: key.clone(),
+            secret,
         })
     }
 

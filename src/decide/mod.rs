@@ -109,6 +109,9 @@ pub struct ForwardPlan {
     /// What the backend request gains and loses beyond the forwarding rules (backend
     /// parameters, removals, response edits); `None` for a forward without them.
     pub shaped: Option<Box<crate::upstream::shape::Shaped>>,
+    /// What the backend's signature covers (its time, the body's hash); `None` when the
+    /// backend does not sign.
+    pub stamp: Option<Box<crate::upstream::sign::Stamp>>,
 }
 
 /// One pipeline step as it happened.
@@ -593,6 +596,13 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     },
                 };
                 let backend = &r.service.backends[f.backend];
+                let stamp = match &backend.signer {
+                    None => None,
+                    Some(signer) => match self.stamp(r, &backend.name, signer) {
+                        Ok(stamp) => Some(stamp),
+                        Err(read_first) => return read_first,
+                    },
+                };
                 self.step(
                     Phase::Action,
                     Verdict::Done,
@@ -603,6 +613,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                     target,
                     policy: index,
                     shaped,
+                    stamp,
                 })
             }
             Action::IssueTokens { provider } => self.issue_tokens(r, *provider),

@@ -9,6 +9,7 @@ use crate::dialect::Reason;
 use crate::policy::ast::UpstreamLocation;
 use crate::upstream::orchestrate::Orchestration;
 use crate::upstream::shape::{Known, Refused, Shaped, Shaping, Source};
+use crate::upstream::sign::{Signer, Stamp};
 use crate::vocab::ParamLocation;
 use std::sync::Arc;
 
@@ -72,6 +73,28 @@ impl Pipeline<'_, '_> {
             None => path,
         };
         Ok((target, Box::new(shaped)))
+    }
+
+    /// What a signing backend's signature covers: the time, and the body's hash (the body is
+    /// read first when the signature covers it).
+    pub(super) fn stamp(
+        &mut self,
+        r: &Routed<'_, '_>,
+        backend: &str,
+        signer: &Signer,
+    ) -> Result<Box<Stamp>, Outcome> {
+        if signer.needs_body() && self.head.body.is_none() {
+            self.step(
+                Phase::Action,
+                Verdict::Done,
+                format_args!("backend {backend} signs the body: read it first"),
+            );
+            return Err(Outcome::NeedBody {
+                limit: r.route.body_limit,
+            });
+        }
+        let body = self.head.body.unwrap_or_default();
+        Ok(Box::new(signer.stamp(self.env.now_ms(), body)))
     }
 
     /// A trace step per orchestration that gave a value: which rule did.

@@ -620,12 +620,6 @@ impl Upstream {
             Upstream::Orchestrate(_) => "orchestrate",
         }
     }
-
-    /// What the compiler reports until it runs these statements (see
-    /// [`super::diag::not_supported_yet`]).
-    pub fn not_supported(&self, span: Span) -> super::diag::Diagnostic {
-        super::diag::not_supported_yet(self.keyword(), span)
-    }
 }
 
 /// Where a parameter of the backend request lives.
@@ -858,13 +852,6 @@ pub enum SigningKind {
     /// Huawei's SDK-HMAC-SHA256, as app authentication verifies it.
     Hmac,
     Basic,
-}
-
-impl Signing {
-    /// What the compiler reports until it signs backend requests.
-    pub fn not_supported(&self, span: Span) -> super::diag::Diagnostic {
-        super::diag::not_supported_yet("sign", span)
-    }
 }
 
 impl SigningKind {

@@ -16,7 +16,7 @@ mod malformed;
 mod metrics;
 mod pool;
 mod proxy;
-pub use proxy::upstream_headers;
+pub use proxy::{planned_upstream, upstream_headers};
 mod reload;
 mod tls;
 

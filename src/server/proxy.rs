@@ -124,7 +124,7 @@ pub async fn forward(
         let this_body = body
             .take()
             .unwrap_or_else(|| super::handler::full(bytes::Bytes::new()));
-        let request = upstream_request(d, parts, tls, target, &plan.target, hops, this_body)?;
+        let request = upstream_request(d, parts, tls, target, plan, backend, hops, this_body)?;
         let endpoint = super::pool::Endpoint {
             addr,
             tls: target.tls.clone(),
@@ -370,12 +370,13 @@ fn upstream_request(
     parts: &http::request::Parts,
     tls: bool,
     target: &HttpTarget,
-    path: &str,
+    plan: &ForwardPlan,
+    backend: &Backend,
     hops: u32,
     body: Body,
 ) -> Result<hyper::Request<Body>, Reason> {
     // Origin form: the connection is already to the target; `Host` names it.
-    let uri = format!("{}{path}", target.base);
+    let uri = format!("{}{}", target.base, plan.target);
     let mut request = hyper::Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = uri.parse().map_err(|_| Reason::Internal)?;
@@ -388,7 +389,46 @@ fn upstream_request(
         original_host,
         hops,
     );
+    sign(plan, backend, parts.method.as_str(), request.headers_mut())?;
     Ok(request)
+}
+
+/// Sign the backend request as its backend asks, over the headers it is sent with (see
+/// [`crate::upstream::sign`]); a signature that cannot be written refuses the request.
+pub fn sign(
+    plan: &ForwardPlan,
+    backend: &Backend,
+    method: &str,
+    headers: &mut http::HeaderMap,
+) -> Result<(), Reason> {
+    let (Some(signer), Some(stamp)) = (&backend.signer, &plan.stamp) else {
+        return Ok(());
+    };
+    let mapped = plan.shaped.iter().flat_map(|s| s.headers.iter());
+    let mapped = mapped.map(|(name, _)| name.as_str());
+    signer
+        .sign(stamp, method, &plan.target, headers, mapped)
+        .map_err(|why| {
+            tracing::error!(backend = %backend.name, "backend signature calculation failed: {}", why.0);
+            Reason::BackendSigningFailed
+        })
+}
+
+/// The request a forward's backend receives at its first target, as `serve` builds it
+/// (`explain` and `rulegate test` show it): its headers, or the refusal signing gives.
+pub fn planned_upstream(
+    snap: &crate::compile::Snapshot,
+    head: &crate::request::RequestHead<'_>,
+    d: &Decision,
+) -> Option<Result<http::HeaderMap, Reason>> {
+    let crate::decide::Outcome::Forward(plan) = &d.outcome else {
+        return None;
+    };
+    let backend = &snap.services[d.service?].backends[plan.backend];
+    let http = backend.targets.first()?.http.as_ref()?;
+    let host = head.host.unwrap_or("");
+    let mut headers = upstream_headers(d, head.headers, head.tls, &http.authority, host, 0);
+    Some(sign(plan, backend, head.method, &mut headers).map(|_| headers))
 }
 
 /// The headers a backend receives: the client's, minus hop-by-hop headers, the forwarding

@@ -84,35 +84,14 @@ pub fn send(
         world.stub_authorizer(name, None);
     }
     let explain = crate::explain::explain(snap, &head, &d);
-    let upstream = upstream_headers(snap, &head, &d);
+    // a request its backend's key cannot sign has no upstream request (`serve` refuses it)
+    let upstream = crate::server::planned_upstream(snap, &head, &d).and_then(Result::ok);
     Ok(Sent {
         response: render_response(&d),
         decision: d,
         explain,
         upstream,
     })
-}
-
-/// The headers a forward's backend receives (its first target's authority as `Host`).
-fn upstream_headers(
-    snap: &Snapshot,
-    head: &RequestHead<'_>,
-    d: &Decision,
-) -> Option<http::HeaderMap> {
-    let Outcome::Forward(plan) = &d.outcome else {
-        return None;
-    };
-    let backend = &snap.services[d.service?].backends[plan.backend];
-    let http = backend.targets.first()?.http.as_ref()?;
-    let host = head.host.unwrap_or("");
-    Some(crate::server::upstream_headers(
-        d,
-        head.headers,
-        head.tls,
-        &http.authority,
-        host,
-        0,
-    ))
 }
 
 /// A failed expectation: what was wanted and what happened, as text.

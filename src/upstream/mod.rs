@@ -3,3 +3,4 @@
 pub mod orchestrate;
 pub mod policy;
 pub mod shape;
+pub mod sign;
