@@ -2,7 +2,8 @@
 # Instructions per request: rulegate serve under callgrind, driven by wrk. See bench/README.md.
 #
 #   bench/callgrind.sh [PATH]        PATH on bench/policy/bench.policy: /health (default), /data,
-#                                    or /data/mapped/7?tenant=acme (five backend parameters)
+#                                    /data/mapped/7?tenant=acme (five backend parameters), or
+#                                    /data/signed/7?tenant=acme (the same, signed)
 #
 # Unlike req/s, the count does not depend on what else the machine runs, so it shows what a
 # change to the request path costs while builds run beside it. Start-up (compiling the policy,
@@ -49,7 +50,7 @@ if [[ "$URL_PATH" == /data* ]]; then
     PIDS+=($!)
 fi
 
-valgrind --tool=callgrind --callgrind-out-file="$OUT" \
+BENCH_SIGNING_SECRET=bench-signing-secret valgrind --tool=callgrind --callgrind-out-file="$OUT" \
     "$RULEGATE" serve "$TMP/policy" --listen "127.0.0.1:$PORT" 2>"$TMP/serve.log" &
 SERVER=$!
 PIDS+=($SERVER)

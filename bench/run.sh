@@ -136,8 +136,8 @@ start_nginx() { # name config cpu → pid of the master (workers inherit the aff
 }
 
 start_rulegate() { # log mode
-    local env=()
-    [ "$1" = off ] && env=(RULEGATE_LOG=warn)
+    local env=(BENCH_SIGNING_SECRET=bench-signing-secret) # bench.policy's signing backend
+    [ "$1" = off ] && env+=(RULEGATE_LOG=warn)
     env "${env[@]}" taskset -c "$SERVER_CPU" "$RULEGATE" serve "$TMP/policy" \
         --listen "127.0.0.1:$RULEGATE_PORT" --drain 1s 2>"$TMP/rulegate-$1.log" &
     PIDS+=($!)

@@ -59,7 +59,8 @@ fn call(snap: &Snapshot, authorization: Option<&str>) -> (Outcome, Option<(u16, 
         peer: IpAddr::from([127, 0, 0, 1]),
         tls: true,
         client_cert: false,
-        body: None,
+        // a GET without a body (the orders backend signs over the body's hash)
+        body: Some(b""),
     };
     let d = decide(snap, &head, &VirtualEnv::new(NOW * 1000));
     let answer =

@@ -110,7 +110,7 @@ fn the_shipped_policies_pass_their_tests() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.ends_with("\ntest result: ok\n78 passed, 0 failed\n"),
+        out.ends_with("\ntest result: ok\n79 passed, 0 failed\n"),
         "{out}"
     );
     assert!(
@@ -155,7 +155,7 @@ fn a_changed_required_header_fails_with_a_diff_until_update() {
     assert_eq!(tree(&s.0), before, "a run without --update writes nothing");
     let out = stdout(&o);
     assert!(
-        out.ends_with("\ntest result: FAILED\n76 passed, 2 failed\n"),
+        out.ends_with("\ntest result: FAILED\n77 passed, 2 failed\n"),
         "{out}"
     );
     let failures = failures_section(&out);
@@ -183,7 +183,7 @@ fn a_changed_required_header_fails_with_a_diff_until_update() {
     ));
     let o = rulegate_in(&s.0, &["test", "policies"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).ends_with("78 passed, 0 failed\n"));
+    assert!(stdout(&o).ends_with("79 passed, 0 failed\n"));
 }
 
 #[test]
@@ -285,10 +285,10 @@ fn json_output_has_results_snapshots_and_coverage() {
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
     assert_eq!(v["ok"], true);
-    assert_eq!(v["passed"], 78);
+    assert_eq!(v["passed"], 79);
     assert_eq!(v["failed"], 0);
     let tests = v["tests"].as_array().unwrap();
-    assert_eq!(tests.len(), 78);
+    assert_eq!(tests.len(), 79);
     assert_eq!(tests[0]["file"], "policies/partners.tests");
     assert_eq!(tests[0]["name"], "ping is answered by the gateway");
     assert_eq!(tests[0]["location"], "policies/partners.tests:9:1");
@@ -321,7 +321,7 @@ fn coverage_below_the_threshold_fails() {
         .unwrap();
     assert!(pct > 50.0 && pct < 99.5, "{line}");
     assert!(
-        out.ends_with("test result: FAILED\n78 passed, 0 failed\n"),
+        out.ends_with("test result: FAILED\n79 passed, 0 failed\n"),
         "{out}"
     );
     let o = rulegate(&["test", "policies", "--fail-under", "50"]);
@@ -438,7 +438,7 @@ fn a_policy_that_does_not_compile_runs_no_test() {
         err.contains("error[APIGATEWAY_NOT_FOUND]: undefined backend `catalogue`"),
         "{err}"
     );
-    assert!(err.contains("policies/shop.policy:89:17"), "{err}");
+    assert!(err.contains("policies/shop.policy:97:17"), "{err}");
     assert!(
         err.ends_with("rulegate: the policy does not compile; no test was run\n"),
         "{err}"

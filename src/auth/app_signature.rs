@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 
 pub const SCHEME: &str = "SDK-HMAC-SHA256";
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// The SHA-256 of an empty body.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// An app-signature provider's settings.
 #[derive(Debug)]

@@ -70,20 +70,33 @@ pub fn percent_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// RFC 3986 encoding: unreserved characters as they are, every other byte `%XX` (upper case).
+/// By table rather than `format!`: signing and verifying encode every path segment and query
+/// pair of every signed request.
 pub fn encode(bytes: &[u8]) -> String {
+    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(UPPER[usize::from(b >> 4)] as char);
+            out.push(UPPER[usize::from(b & 15)] as char);
         }
     }
     out
 }
 
+/// Lower-case hex, by table (see [`encode`]).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const LOWER: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(LOWER[usize::from(b >> 4)] as char);
+        out.push(LOWER[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -107,10 +120,30 @@ pub fn parse_sdk_date(s: &str) -> Option<i64> {
     )
 }
 
+/// Milliseconds since the epoch → `20191115T033655Z` (UTC). Written digit by digit rather
+/// than through `strftime`, which parses its format on every call: backend signing stamps
+/// every request.
 pub fn format_sdk_date(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
-        .unwrap_or_default()
+    let Ok(t) = jiff::Timestamp::from_millisecond(ms) else {
+        return String::new();
+    };
+    let d = t.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+    let mut out = String::with_capacity(16);
+    push_digits(&mut out, i64::from(d.year()), 4);
+    push_digits(&mut out, i64::from(d.month()), 2);
+    push_digits(&mut out, i64::from(d.day()), 2);
+    out.push('T');
+    push_digits(&mut out, i64::from(d.hour()), 2);
+    push_digits(&mut out, i64::from(d.minute()), 2);
+    push_digits(&mut out, i64::from(d.second()), 2);
+    out.push('Z');
+    out
+}
+
+fn push_digits(out: &mut String, n: i64, width: u32) {
+    for i in (0..width).rev() {
+        out.push(char::from(b'0' + (n / 10i64.pow(i) % 10) as u8));
+    }
 }
 
 /// HMAC-SHA256 of `message` under `key`.
@@ -132,4 +165,20 @@ pub fn same(a: &[u8], b: &[u8]) -> bool {
 pub fn same_secret(known: &[u8], presented: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
     same(&Sha256::digest(known), &Sha256::digest(presented))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_hex_and_dates_write_what_the_vendors_sdks_write() {
+        assert_eq!(encode("a b/é~".as_bytes()), "a%20b%2F%C3%A9~");
+        assert_eq!(hex(&[0x00, 0x9f, 0xff]), "009fff");
+        assert_eq!(format_sdk_date(1_796_385_600_000), "20261204T120000Z");
+        assert_eq!(format_sdk_date(1_573_788_615_999), "20191115T033015Z");
+        for ms in [0, 951_782_400_000, 4_102_444_799_000] {
+            assert_eq!(parse_sdk_date(&format_sdk_date(ms)), Some(ms));
+        }
+    }
 }

@@ -79,9 +79,31 @@ impl Service {
             for policy in &r.policies {
                 let action = self.describe_action(&policy.action);
                 let _ = writeln!(out, "    ↳ {policy} → {action}");
+                for line in self.describe_upstream(&policy.action) {
+                    let _ = writeln!(out, "        {line}");
+                }
             }
             let _ = writeln!(out, "    → {}", self.describe_action(&r.action));
+            for line in self.describe_upstream(&r.action) {
+                let _ = writeln!(out, "      {line}");
+            }
         }
+    }
+
+    /// What a forward does to the backend request, one line per statement (none for other
+    /// actions and for a plain forward).
+    pub fn describe_upstream(&self, a: &Action) -> Vec<String> {
+        let Action::Forward(f) = a else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        if let Some(s) = &f.shaping {
+            lines.extend(s.describe());
+        }
+        if let Some(signer) = &self.backends[f.backend].signer {
+            lines.push(format!("signed {} as {:?}", signer.kind.name(), signer.key));
+        }
+        lines
     }
 
     /// One line describing a route's terminal action.

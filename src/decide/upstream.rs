@@ -6,7 +6,6 @@ use super::{path_safety, rewrite, Outcome, Pipeline, Routed, Verdict};
 use crate::check::Phase;
 use crate::compile::ForwardAction;
 use crate::dialect::Reason;
-use crate::policy::ast::UpstreamLocation;
 use crate::upstream::orchestrate::Orchestration;
 use crate::upstream::shape::{Known, Refused, Shaped, Shaping, Source};
 use crate::upstream::sign::{Signer, Stamp};
@@ -101,13 +100,19 @@ impl Pipeline<'_, '_> {
     fn orchestrated(&mut self, shaping: &Shaping, shaped: &Shaped) {
         for &(i, matched) in &shaped.orchestrated {
             let o = &shaping.orchestrations[i];
-            let value = match o.into.0 {
-                UpstreamLocation::Header => &shaped.headers,
-                _ => &shaped.query,
+            let value = match &shaping.orchestrated[i].header {
+                Some(name) => shaped
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .and_then(|(_, v)| v.to_str().ok()),
+                None => shaped
+                    .query
+                    .iter()
+                    .find(|(n, _)| n == &o.into.1)
+                    .map(|(_, v)| v.as_str()),
             }
-            .iter()
-            .find(|(n, _)| n == &o.into.1)
-            .map_or("", |(_, v)| v.as_str());
+            .unwrap_or("");
             self.step(
                 Phase::Action,
                 Verdict::Pass,

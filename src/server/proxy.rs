@@ -474,12 +474,7 @@ pub fn upstream_headers(
     }
     // the route's backend parameters (their names are never ones the gateway writes below)
     for (name, value) in shaped.iter().flat_map(|s| s.headers.iter()) {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.append(n, v);
-        }
+        headers.append(name.clone(), value.clone());
     }
     for (key, value) in d.authorizer_context.iter().flatten() {
         let name = format!("{}{key}", crate::auth::authorizer::CONTEXT_PREFIX);

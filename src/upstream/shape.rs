@@ -35,6 +35,8 @@ pub struct Shaping {
     pub params: Vec<Param>,
     /// Orchestrations, each adding one parameter (see [`super::orchestrate`]).
     pub orchestrations: Vec<Orchestration>,
+    /// The parameter each orchestration gives (same index), built once.
+    pub orchestrated: Vec<Param>,
     /// `backend parameters only`.
     pub only: bool,
     /// Edits of the backend's answer's headers, in order.
@@ -53,6 +55,24 @@ pub struct Param {
     /// As written; header names compare without case.
     pub name: String,
     pub source: Source,
+    /// A header's name as sent, parsed once when compiled (`None` for the query and path, and
+    /// for a name that is no header name, which the parser never lets through).
+    pub header: Option<http::HeaderName>,
+}
+
+impl Param {
+    pub fn new(location: UpstreamLocation, name: String, source: Source) -> Param {
+        let header = match location {
+            UpstreamLocation::Header => http::HeaderName::from_bytes(name.as_bytes()).ok(),
+            _ => None,
+        };
+        Param {
+            location,
+            name,
+            source,
+            header,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,11 +130,11 @@ impl Shaping {
         for item in items {
             any |= !matches!(item, ast::Upstream::Policy(_));
             match item {
-                ast::Upstream::Param(p) => s.params.push(Param {
-                    location: p.location.value,
-                    name: p.name.value.clone(),
-                    source: source(&p.value.value),
-                }),
+                ast::Upstream::Param(p) => s.params.push(Param::new(
+                    p.location.value,
+                    p.name.value.clone(),
+                    source(&p.value.value),
+                )),
                 ast::Upstream::Remove { location, name } => match location.value {
                     UpstreamLocation::Query => s.drop_query.push(name.value.clone()),
                     _ => s.drop_headers.push(name.value.to_ascii_lowercase()),
@@ -131,7 +151,15 @@ impl Shaping {
                         })
                     }
                 }
-                ast::Upstream::Orchestrate(o) => s.orchestrations.push(Orchestration::build(o)),
+                ast::Upstream::Orchestrate(o) => {
+                    let (location, name) = (o.from_location.value, o.from.value.clone());
+                    s.orchestrated.push(Param::new(
+                        o.into_location.value,
+                        o.into.value.clone(),
+                        Source::Request(location, name),
+                    ));
+                    s.orchestrations.push(Orchestration::build(o));
+                }
                 // compiled by its own module
                 ast::Upstream::Policy(_) => {}
             }
@@ -201,12 +229,7 @@ impl Shaping {
             else {
                 continue;
             };
-            let param = Param {
-                location: o.into.0,
-                name: o.into.1.clone(),
-                source: Source::Request(*location, name.clone()),
-            };
-            out.set(&param, value)?;
+            out.set(&self.orchestrated[i], value)?;
             out.orchestrated.push((i, matched));
         }
         Ok(out)
@@ -216,31 +239,22 @@ impl Shaping {
 impl Shaped {
     /// Give the backend parameter `p` its value; a later one of the same name wins.
     fn set(&mut self, p: &Param, value: String) -> Result<(), Refused> {
-        if p.location == UpstreamLocation::Header && !sendable_in_header(&value) {
-            return Err(Refused::Unsendable(p.clone()));
+        if let Some(name) = &p.header {
+            // a value with a control character (a decoded `%0d%0a`) is no header value
+            let value =
+                http::HeaderValue::try_from(value).map_err(|_| Refused::Unsendable(p.clone()))?;
+            self.headers.retain(|(n, _)| n != name);
+            self.headers.push((name.clone(), value));
+            return Ok(());
         }
         let list = match p.location {
-            UpstreamLocation::Header => &mut self.headers,
-            UpstreamLocation::Query => &mut self.query,
             UpstreamLocation::Path => &mut self.path,
+            _ => &mut self.query,
         };
-        list.retain(|(n, _)| !same_name(p.location, n, &p.name));
+        list.retain(|(n, _)| n != &p.name);
         list.push((p.name.clone(), value));
         Ok(())
     }
-}
-
-fn same_name(location: UpstreamLocation, a: &str, b: &str) -> bool {
-    match location {
-        UpstreamLocation::Header => a.eq_ignore_ascii_case(b),
-        _ => a == b,
-    }
-}
-
-/// Whether a value can be a header value as sent: no control character but tab (a decoded
-/// `%0d%0a` could otherwise start a header of its own).
-fn sendable_in_header(v: &str) -> bool {
-    v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 fn source(v: &ParamValue) -> Source {
@@ -267,7 +281,7 @@ fn source(v: &ParamValue) -> Source {
 /// Why a request's backend parameters cannot be sent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refused {
-    /// The parameter's value cannot be a header value (see [`sendable_in_header`]).
+    /// The parameter's value cannot be a header value: a control character other than tab.
     Unsendable(Param),
     /// The orchestration at this index of [`Shaping::orchestrations`] matched no rule.
     NoRule(usize),
@@ -361,8 +375,8 @@ pub struct Shaped {
     /// The compiled shaping (what never passes, `backend parameters only`, the response
     /// edits).
     pub shaping: Arc<Shaping>,
-    /// Headers the backend receives from the mapping (name as written, value).
-    pub headers: Vec<(String, String)>,
+    /// Headers the backend receives from the mapping and the orchestrations, ready to send.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Query parameters the mapping adds (decoded; encoded when the query is written).
     pub query: Vec<(String, String)>,
     /// Path variables the mapping fills for the forward's path template.
@@ -420,6 +434,68 @@ pub fn encode_query(s: &str) -> String {
     out
 }
 
+impl Shaping {
+    /// The statements as compiled, one line each, for the compiled tree's rendering.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| format!("{p} ← {}", p.source))
+            .collect();
+        for (o, p) in self.orchestrations.iter().zip(&self.orchestrated) {
+            let rules: Vec<&str> = o.rules.iter().map(|r| r.text.as_str()).collect();
+            lines.push(format!(
+                "{p} ← orchestrate {} [{}]",
+                p.source,
+                rules.join("; ")
+            ));
+        }
+        if !self.drop_headers.is_empty() {
+            lines.push(format!("drop headers {}", self.drop_headers.join(" ")));
+        }
+        if !self.drop_query.is_empty() {
+            lines.push(format!("drop query {}", self.drop_query.join(" ")));
+        }
+        if self.only {
+            lines.push("backend parameters only".to_string());
+        }
+        for e in self.response.iter() {
+            let value = e.value.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+            let line = format!("response header {} {} {value}", e.edit.name(), e.name);
+            lines.push(line.trim_end().to_string());
+        }
+        lines
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Request(location, name) => write!(f, "{location} {name:?}"),
+            Source::Constant(c) => write!(f, "constant {c:?}"),
+            Source::System(s) => write!(f, "system {s}"),
+        }
+    }
+}
+
+impl fmt::Display for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            System::ClientIp => "client-ip",
+            System::RequestId => "request-id",
+            System::Stage => "stage",
+            System::Service => "service",
+            System::Route => "route",
+            System::AppKey => "app-key",
+            System::AppName => "app-name",
+            System::RequestTime => "request-time",
+            System::Claim(c) => return write!(f, "claim {c:?}"),
+            System::Authorizer(a) => return write!(f, "authorizer {a:?}"),
+        };
+        f.write_str(name)
+    }
+}
+
 impl fmt::Display for Param {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {:?}", self.location.name(), self.name)
@@ -443,11 +519,7 @@ mod tests {
     }
 
     fn param(location: UpstreamLocation, name: &str, source: Source) -> Param {
-        Param {
-            location,
-            name: name.into(),
-            source,
-        }
+        Param::new(location, name.into(), source)
     }
 
     fn with_known<R>(uri: &str, headers: &[(&str, &str)], f: impl FnOnce(&Known<'_>) -> R) -> R {
@@ -512,7 +584,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             shaped.headers,
-            vec![("X-Tenant".to_string(), "acme".to_string())]
+            vec![(
+                http::HeaderName::from_static("x-tenant"),
+                http::HeaderValue::from_static("acme")
+            )]
         );
         assert_eq!(
             shaped
@@ -592,7 +667,7 @@ mod tests {
         let got: Vec<(&str, &str)> = shaped
             .headers
             .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .map(|(a, b)| (a.as_str(), b.to_str().unwrap()))
             .collect();
         assert_eq!(
             got,

@@ -65,9 +65,10 @@ impl Signer {
     pub fn stamp(&self, now_ms: i64, body: &[u8]) -> Stamp {
         Stamp {
             date: format_sdk_date(now_ms),
-            payload_hash: match self.needs_body() {
-                true => hex(&Sha256::digest(body)),
-                false => String::new(),
+            payload_hash: match (self.needs_body(), body.is_empty()) {
+                (false, _) => String::new(),
+                (true, true) => app_signature::EMPTY_SHA256.to_string(),
+                (true, false) => hex(&Sha256::digest(body)),
             },
         }
     }
