@@ -11,7 +11,7 @@ use crate::policy::diag::{self, did_you_mean, Diagnostic};
 use crate::upstream::orchestrate;
 use crate::upstream::policy::{self, Policy};
 use crate::upstream::shape::Shaping;
-use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
+use crate::vocab::{Dialect, Method, Protocol};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -113,9 +113,6 @@ impl RouteCx<'_> {
             },
         );
         let policies = self.policies(cx, r, &vars, &program, action.as_ref(), &items);
-        let needs_form_body = program
-            .iter()
-            .any(|c| matches!(c, Check::Param(p) if p.location == ParamLocation::Form));
 
         let location = cx.sources.location(r.path.span);
         let Some(action) = action else { return };
@@ -138,7 +135,6 @@ impl RouteCx<'_> {
             policies,
             response_headers,
             cors,
-            needs_form_body,
             body_limit: route_limits.body,
         });
     }

@@ -171,8 +171,6 @@ pub struct Route {
     pub response_headers: Vec<(String, String)>,
     /// The route has a CORS configuration (used for preflight answers).
     pub cors: Option<Cors>,
-    /// Form parameters are declared: the body must be read before `decide` can finish.
-    pub needs_form_body: bool,
     pub body_limit: u64,
 }
 

@@ -21,6 +21,16 @@ impl Pipeline<'_, '_> {
         f: &ForwardAction,
         shaping: &Arc<Shaping>,
     ) -> Result<(String, Box<Shaped>), Outcome> {
+        if shaping.reads_form && self.head.body.is_none() {
+            self.step(
+                Phase::Action,
+                Verdict::Done,
+                "a backend parameter comes from the form: read the body first",
+            );
+            return Err(Outcome::NeedBody {
+                limit: r.route.body_limit,
+            });
+        }
         let service = r.service;
         let client = self.client_ip(service);
         let app = self.d.app.map(|a| &service.apps[a]);

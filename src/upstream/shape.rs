@@ -46,6 +46,8 @@ pub struct Shaping {
     pub drop_headers: Vec<String>,
     /// Names of the client query parameters that never pass, likewise.
     pub drop_query: Vec<String>,
+    /// A value comes from a form parameter: the body is read before the plan is made.
+    pub reads_form: bool,
 }
 
 /// One backend parameter: where it goes, its name, where its value comes from.
@@ -165,6 +167,11 @@ impl Shaping {
             }
         }
         s.response = response.into();
+        s.reads_form = s
+            .params
+            .iter()
+            .chain(&s.orchestrated)
+            .any(|p| matches!(p.source, Source::Request(ParamLocation::Form, _)));
         s.drops();
         any.then(|| Arc::new(s))
     }

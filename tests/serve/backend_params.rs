@@ -162,3 +162,16 @@ fn parameters_only_sends_the_mapped_query_and_path_alone() {
     expect_status(&r, 400);
     assert_eq!(t.main.count(), 1);
 }
+
+#[test]
+fn a_form_value_is_mapped_and_the_body_still_reaches_the_backend() {
+    let t = start();
+    let body = b"sku=AB%2D12&qty=2";
+    let headers = [("Content-Type", "application/x-www-form-urlencoded")];
+    let r =
+        t.gw.send(&request("POST", "/carts", "orders.test", &headers, body));
+    expect_status(&r, 200);
+    let g = &t.main.wait_for(1)[0];
+    assert_eq!(g.header("x-sku"), Some("AB-12"));
+    assert_eq!(g.body, body);
+}
