@@ -2,11 +2,18 @@
 //!
 //! `reference` below reads the parsed `ast::File`s directly and answers a request the slow,
 //! obvious way the README's pipeline describes it: it never calls into `rulegate::compile` or
-//! the private parts of `rulegate::decide` (only the public request helpers `decode_segment`
-//! and `form_value`, and the shared vocabulary). Routing, in particular, scans *every* route of
-//! the service, keeps those published in the stage whose template matches the path, and picks
-//! the most specific template by comparing segment kinds left to right (literal > `{var}` >
-//! `{rest+}`) — the order that the tree's backtracking walk is documented to produce.
+//! the private parts of `rulegate::decide` (only the public request helpers `decode_segment`,
+//! `decode_component` and `form_value`, the query encoder `upstream::shape::encode_query`, and
+//! the shared vocabulary). Routing, in particular, scans *every* route of the service, keeps
+//! those published in the stage whose template matches the path, and picks the most specific
+//! template by comparing segment kinds left to right (literal > `{var}` > `{rest+}`) — the
+//! order that the tree's backtracking walk is documented to produce.
+//!
+//! A forward's backend request is worked out from the statements alone, without
+//! `rulegate::upstream`: the backend parameters in order (a later one of a name wins), then
+//! each orchestration's rules in order; the query the client's pairs that pass, then the mapped
+//! ones; the mapped headers; whether the backend signs (a backend that hashes the body is
+//! given an empty one, through `decide_with_body`).
 //!
 //! Policies are generated as small models, printed to policy text, parsed with `parse_texts`
 //! and compiled; every generated policy is valid by construction (and the test fails if the
@@ -23,13 +30,14 @@ use ipnet::IpNet;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use rulegate::compile::{compile, ProcessSecrets};
-use rulegate::decide::request::{decode_segment, form_value};
-use rulegate::decide::{decide, Decision, Outcome, RequestHead, VirtualEnv};
+use rulegate::compile::{compile, SecretStore};
+use rulegate::decide::request::{decode_component, decode_segment, form_value};
+use rulegate::decide::{decide, decide_with_body, Decision, Outcome, RequestHead, VirtualEnv};
 use rulegate::dialect::Reason;
 use rulegate::policy::ast::{self, Segment};
 use rulegate::policy::diag::{has_errors, render_human};
 use rulegate::policy::parse_texts;
+use rulegate::upstream::shape::encode_query;
 use rulegate::vocab::{Dialect, Method, ParamLocation, Protocol};
 
 // =============================================================================================
@@ -56,6 +64,10 @@ enum RefOutcome {
     Forward {
         backend: usize,
         target: String,
+        /// The mapped headers the backend receives (name in lower case, value), sorted.
+        headers: Vec<(String, String)>,
+        /// Whether the backend signs the request.
+        signs: bool,
     },
     /// Anything the reference does not model (token endpoints, a body to read).
     Other(String),
@@ -68,10 +80,22 @@ fn outcome_of(d: &Decision) -> RefOutcome {
             status: r.status,
             body: r.body.to_vec(),
         },
-        Outcome::Forward(f) => RefOutcome::Forward {
-            backend: f.backend,
-            target: f.target.clone(),
-        },
+        Outcome::Forward(f) => {
+            let mut headers: Vec<(String, String)> = f.shaped.as_ref().map_or(Vec::new(), |s| {
+                let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+                s.headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_string(), text(v)))
+                    .collect()
+            });
+            headers.sort();
+            RefOutcome::Forward {
+                backend: f.backend,
+                target: f.target.clone(),
+                headers,
+                signs: f.stamp.is_some(),
+            }
+        }
         other => RefOutcome::Other(format!("{other:?}")),
     }
 }
@@ -577,7 +601,10 @@ fn policies(route: &ast::Route) -> impl Iterator<Item = &ast::PolicyBackend> {
 /// The action (`mock` or `forward`) of the first policy whose conditions hold (all, or any):
 /// a header's first value, a query parameter's decoded value, the peer's address; an absent
 /// value holds nothing.
-fn policy_action<'r>(route: &'r ast::Route, req: &Req<'_>) -> Option<&'r ast::PolicyItem> {
+fn policy_action<'r>(
+    route: &'r ast::Route,
+    req: &Req<'_>,
+) -> Option<(&'r ast::PolicyBackend, &'r ast::PolicyItem)> {
     let holds = |c: &ast::Condition| match c {
         ast::Condition::Source(nets) => admitted(
             req.peer,
@@ -621,7 +648,7 @@ fn policy_action<'r>(route: &'r ast::Route, req: &Req<'_>) -> Option<&'r ast::Po
             .iter()
             .map(|i| &i.value)
             .find(|i| matches!(i, ast::PolicyItem::Mock(_) | ast::PolicyItem::Forward(_)));
-        action.filter(|_| chosen)
+        action.filter(|_| chosen).map(|a| (p, a))
     })
 }
 
@@ -1060,16 +1087,36 @@ fn reference_steps(all: &[&ast::Service], req: &Req<'_>, d: &mut RefDecision) ->
     }
 
     // 11. the action: the first policy whose conditions hold, else the route's
-    if let Some(action) = policy_action(route, req) {
+    action(service, route, vars, &path, req)
+}
+
+/// Step 11: a policy's action (a mock, or a forward of the path as sent), else the route's.
+fn action(
+    service: &ast::Service,
+    route: &ast::Route,
+    vars: &Captures,
+    path: &str,
+    req: &Req<'_>,
+) -> RefOutcome {
+    // the route's backend-request statements, then the chosen policy's
+    let mut upstream: Vec<&ast::Upstream> = route
+        .items
+        .iter()
+        .filter_map(|i| match &i.value {
+            ast::RouteItem::Upstream(u) if !matches!(u, ast::Upstream::Policy(_)) => Some(u),
+            _ => None,
+        })
+        .collect();
+    if let Some((policy, action)) = policy_action(route, req) {
         return match action {
             ast::PolicyItem::Mock(m) => mock_outcome(m),
-            ast::PolicyItem::Forward(f) => RefOutcome::Forward {
-                backend: backend_index(service, &f.backend.value),
-                target: match req.query() {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path.clone(),
-                },
-            },
+            ast::PolicyItem::Forward(f) => {
+                upstream.extend(policy.items.iter().filter_map(|i| match &i.value {
+                    ast::PolicyItem::Upstream(u) => Some(u),
+                    _ => None,
+                }));
+                forward_outcome(service, f, &upstream, vars, path.to_string(), req)
+            }
             _ => RefOutcome::Other("no modelled policy action".into()),
         };
     }
@@ -1077,47 +1124,291 @@ fn reference_steps(all: &[&ast::Service], req: &Req<'_>, d: &mut RefDecision) ->
         match &item.value {
             ast::RouteItem::Mock(m) => return mock_outcome(m),
             ast::RouteItem::Forward(f) => {
-                let mut target = match &f.path {
-                    None => path.clone(),
-                    Some(t) if t.value.segments.is_empty() => "/".to_string(),
-                    Some(t) => {
-                        let value = |name: &str| -> Vec<String> {
-                            vars.iter()
-                                .find(|(k, _)| k == name)
-                                .map(|(_, v)| v.clone())
-                                .unwrap_or_default()
-                        };
-                        let mut out = String::new();
-                        for s in &t.value.segments {
-                            out.push('/');
-                            match s {
-                                Segment::Literal(l) => out.push_str(l),
-                                // a variable expands to the segments it captured (one
-                                // for `{var}`, all of them for a rest variable, however the
-                                // forward path writes it), each encoded on its own
-                                Segment::Var(v) | Segment::Rest(v) => {
-                                    let parts: Vec<String> =
-                                        value(v).iter().map(|s| encode(s)).collect();
-                                    out.push_str(&parts.join("/"));
-                                }
-                            }
-                        }
-                        out
-                    }
+                let target = match &f.path {
+                    None => path.to_string(),
+                    Some(t) => rewritten(&t.value, vars),
                 };
-                if let Some(q) = req.query() {
-                    target.push('?');
-                    target.push_str(q);
-                }
-                return RefOutcome::Forward {
-                    backend: backend_index(service, &f.backend.value),
-                    target,
-                };
+                return forward_outcome(service, f, &upstream, vars, target, req);
             }
             _ => {}
         }
     }
     RefOutcome::Other("no modelled action".into())
+}
+
+/// Whether the backend a forward names signs what it receives.
+fn backend_signs(s: &ast::Service, name: &str) -> bool {
+    s.items.iter().any(|i| match &i.value {
+        ast::ServiceItem::Backend(b) if b.name.value == name => b
+            .items
+            .iter()
+            .any(|i| matches!(i.value, ast::BackendItem::Sign(_))),
+        _ => false,
+    })
+}
+
+/// A forward to `path`: with no backend-request statements the client's query passes as sent;
+/// with them, the backend request they describe, or why it cannot be sent.
+fn forward_outcome(
+    service: &ast::Service,
+    f: &ast::Forward,
+    upstream: &[&ast::Upstream],
+    vars: &Captures,
+    path: String,
+    req: &Req<'_>,
+) -> RefOutcome {
+    let mut target = path;
+    let mut headers = Vec::new();
+    if upstream.is_empty() {
+        if let Some(q) = req.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+    } else {
+        let mapped = match mapped(upstream, vars, req) {
+            Ok(m) => m,
+            Err(reason) => return RefOutcome::Reject(reason),
+        };
+        let query = backend_query(upstream, &mapped.query, req);
+        if !query.is_empty() {
+            target.push('?');
+            target.push_str(&query.join("&"));
+        }
+        headers = mapped.headers;
+        for (name, _) in &mut headers {
+            name.make_ascii_lowercase();
+        }
+        headers.sort();
+    }
+    RefOutcome::Forward {
+        backend: backend_index(service, &f.backend.value),
+        target,
+        headers,
+        signs: backend_signs(service, &f.backend.value),
+    }
+}
+
+/// The backend parameters a forward's statements give: (name, value) per location.
+#[derive(Default)]
+struct Mapped {
+    headers: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+impl Mapped {
+    /// A later mapping of a name replaces an earlier one (header names without case); a header
+    /// value with a control character (tab aside) is refused, named by its source.
+    fn set(
+        &mut self,
+        location: ast::UpstreamLocation,
+        name: &str,
+        value: String,
+        blame: (ParamLocation, String),
+    ) -> Result<(), Reason> {
+        let list = match location {
+            ast::UpstreamLocation::Header => {
+                if value.chars().any(|c| c != '\t' && (c < ' ' || c == '\x7f')) {
+                    return Err(Reason::ParamInvalid {
+                        location: blame.0,
+                        name: blame.1,
+                        expected: "a value without control characters".into(),
+                    });
+                }
+                self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                &mut self.headers
+            }
+            ast::UpstreamLocation::Query => {
+                self.query.retain(|(n, _)| n != name);
+                &mut self.query
+            }
+            ast::UpstreamLocation::Path => panic!("the reference does not model backend path"),
+        };
+        list.push((name.to_string(), value));
+        Ok(())
+    }
+}
+
+/// A frontend parameter's value: a path variable's decoded segments, a query parameter's
+/// decoded value (undecodable counts as absent), a header's first value.
+fn frontend(req: &Req<'_>, vars: &Captures, location: ParamLocation, name: &str) -> Option<String> {
+    match location {
+        ParamLocation::Path => vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.join("/")),
+        ParamLocation::Query => req.query().and_then(|q| form_value(q, name)).flatten(),
+        ParamLocation::Header => req.header(name).map(String::from),
+        ParamLocation::Form => None,
+    }
+}
+
+/// Every backend parameter, in order, then every orchestration, in order.
+fn mapped(upstream: &[&ast::Upstream], vars: &Captures, req: &Req<'_>) -> Result<Mapped, Reason> {
+    let mut m = Mapped::default();
+    for u in upstream {
+        let ast::Upstream::Param(p) = u else { continue };
+        let (value, blame) = match &p.value.value {
+            ast::ParamValue::Request { location, name } => (
+                frontend(req, vars, location.value, &name.value),
+                (location.value, name.value.clone()),
+            ),
+            ast::ParamValue::Constant(c) => (
+                Some(c.value.clone()),
+                (ParamLocation::Header, p.name.value.clone()),
+            ),
+            ast::ParamValue::System(_) => panic!("the reference does not model system values"),
+        };
+        if let Some(value) = value {
+            m.set(p.location.value, &p.name.value, value, blame)?;
+        }
+    }
+    for u in upstream {
+        let ast::Upstream::Orchestrate(o) = u else {
+            continue;
+        };
+        let from = (o.from_location.value, o.from.value.clone());
+        let value = frontend(req, vars, from.0, &from.1);
+        let out = orchestrated(o, value).ok_or_else(|| Reason::OrchestrationFailed {
+            location: from.0,
+            name: from.1.clone(),
+        })?;
+        if let Some(v) = out {
+            m.set(o.into_location.value, &o.into.value, v, from)?;
+        }
+    }
+    Ok(m)
+}
+
+/// An orchestration's new value: `Some(None)` omits it, `None` means no rule maps the value.
+/// The rules run in order; a `pre` rule's output is what the rules after it see.
+fn orchestrated(o: &ast::Orchestration, value: Option<String>) -> Option<Option<String>> {
+    use ast::OrchestrationKind as K;
+    let first = |want: fn(&K) -> Option<&ast::Spanned<String>>| {
+        o.rules
+            .iter()
+            .find_map(|r| want(&r.value.kind))
+            .map(|v| v.value.clone())
+    };
+    let empty = first(|k| match k {
+        K::Empty(v) => Some(v),
+        _ => None,
+    });
+    let default = first(|k| match k {
+        K::Default(v) => Some(v),
+        _ => None,
+    });
+    let Some(mut seen) = value.filter(|v| !v.is_empty()) else {
+        return Some(empty);
+    };
+    for r in &o.rules {
+        let out = match &r.value.kind {
+            K::List { values, to } => values
+                .iter()
+                .any(|x| x.value == seen)
+                .then(|| to.value.clone()),
+            K::Range { range, to } => {
+                let within = |n: i64| {
+                    range.value.min.is_none_or(|m| m <= n) && range.value.max.is_none_or(|m| n <= m)
+                };
+                seen.parse::<i64>()
+                    .ok()
+                    .filter(|n| within(*n))
+                    .map(|_| to.value.clone())
+            }
+            K::Head(n) => Some(seen.chars().take(n.value as usize).collect()),
+            K::Tail(n) => {
+                let chars: Vec<char> = seen.chars().collect();
+                Some(
+                    chars[chars.len().saturating_sub(n.value as usize)..]
+                        .iter()
+                        .collect(),
+                )
+            }
+            K::Hash | K::HashRange { .. } => panic!("the reference does not model hashes"),
+            K::Empty(_) | K::Default(_) => None,
+        };
+        match out {
+            Some(v) if r.value.pre => seen = v,
+            Some(v) => return Some(Some(v)),
+            None => {}
+        }
+    }
+    default.map(Some)
+}
+
+/// The backend's query pairs: the client's that pass (as sent), then the mapped ones encoded.
+/// A client pair passes unless `backend parameters only` is written, or its decoded name is
+/// removed, mapped to, or consumed as a mapping's source.
+fn backend_query(
+    upstream: &[&ast::Upstream],
+    mapped: &[(String, String)],
+    req: &Req<'_>,
+) -> Vec<String> {
+    use ast::UpstreamLocation as L;
+    let dropped = |key: &str| {
+        upstream.iter().any(|u| match u {
+            ast::Upstream::Param(p) => {
+                (p.location.value == L::Query && p.name.value == key)
+                    || matches!(&p.value.value, ast::ParamValue::Request { location, name }
+                        if location.value == ParamLocation::Query && name.value == key)
+            }
+            ast::Upstream::Remove { location, name } => {
+                location.value == L::Query && name.value == key
+            }
+            ast::Upstream::Orchestrate(o) => {
+                o.into_location.value == L::Query && o.into.value == key
+            }
+            _ => false,
+        })
+    };
+    let only = upstream
+        .iter()
+        .any(|u| matches!(u, ast::Upstream::ParametersOnly));
+    let mut pairs = Vec::new();
+    if !only {
+        for pair in req
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            if !dropped(&decode_component(key).unwrap_or_default()) {
+                pairs.push(pair.to_string());
+            }
+        }
+    }
+    for (name, value) in mapped {
+        pairs.push(format!("{}={}", encode_query(name), encode_query(value)));
+    }
+    pairs
+}
+
+/// A forward path template with the captured variables written in.
+fn rewritten(t: &ast::PathTemplate, vars: &Captures) -> String {
+    if t.segments.is_empty() {
+        return "/".to_string();
+    }
+    let value = |name: &str| -> Vec<String> {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut out = String::new();
+    for s in &t.segments {
+        out.push('/');
+        match s {
+            Segment::Literal(l) => out.push_str(l),
+            // a variable expands to the segments it captured (one for `{var}`, all of them
+            // for a rest variable, however the forward path writes it), each encoded on its own
+            Segment::Var(v) | Segment::Rest(v) => {
+                let parts: Vec<String> = value(v).iter().map(|s| encode(s)).collect();
+                out.push_str(&parts.join("/"));
+            }
+        }
+    }
+    out
 }
 
 // =============================================================================================
@@ -1188,8 +1479,24 @@ struct RawRoute {
     body_limit: u8,
     websocket: bool,
     action: (bool, u8, u8, u8),
-    /// Policy backends: (conditions, a, b, c).
-    policies: Vec<(u8, u8, u8, u8)>,
+    /// Policy backends: (conditions, a, b, c), and a backend-request statement of the
+    /// policy's own (for a forward).
+    policies: Vec<RawPolicyBackend>,
+    /// The route's backend-request statements (for a forward).
+    shape: Option<RawShape>,
+}
+
+/// A policy backend: (conditions, a, b, c) (see [`policy_text`]), and a backend-request
+/// statement of its own.
+type RawPolicyBackend = ((u8, u8, u8, u8), Option<u8>);
+
+/// Backend-request statements: parameters and removals (see [`shape_lines`]), an
+/// orchestration (into a header?, its rules as bits), `backend parameters only`.
+#[derive(Debug, Clone)]
+struct RawShape {
+    items: Vec<u8>,
+    orchestrate: Option<(bool, u8)>,
+    only: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1201,6 +1508,8 @@ struct RawService {
     allow: u8,
     deny: u8,
     backends: u8,
+    /// How each backend signs: 0 not, 1 `sign hmac`, 2 `sign basic`.
+    signs: (u8, u8),
     routes: Vec<RawRoute>,
 }
 
@@ -1245,14 +1554,22 @@ fn route_strategy() -> impl Strategy<Value = RawRoute> {
         ),
         prop_oneof![
             1 => Just(Vec::new()),
-            1 => prop::collection::vec((0u8..4, any::<u8>(), any::<u8>(), any::<u8>()), 1..=2),
+            1 => prop::collection::vec(
+                (
+                    (0u8..4, any::<u8>(), any::<u8>(), any::<u8>()),
+                    prop::option::weighted(0.5, 0u8..5),
+                ),
+                1..=2,
+            ),
         ],
+        prop::option::weighted(0.7, shape_strategy()),
     )
         .prop_map(
             |(
                 (methods, segs, stages, protocols),
                 (allow, deny, params, body_limit, websocket, action),
                 policies,
+                shape,
             )| {
                 RawRoute {
                     methods,
@@ -1266,6 +1583,7 @@ fn route_strategy() -> impl Strategy<Value = RawRoute> {
                     websocket,
                     action,
                     policies,
+                    shape,
                 }
             },
         )
@@ -1287,21 +1605,38 @@ fn service_strategy() -> impl Strategy<Value = RawService> {
         prop_oneof![3 => Just(0u8), 1 => 1u8..16],
         mask_strategy(),
         mask_strategy(),
-        1u8..=2,
+        (1u8..=2, (0u8..3, 0u8..3)),
         prop::collection::vec(route_strategy(), 1..=12),
     )
         .prop_map(
-            |(dialect, protocols, stages, limits, allow, deny, backends, routes)| RawService {
-                dialect,
-                protocols,
-                stages,
-                limits,
-                allow,
-                deny,
-                backends,
-                routes,
+            |(dialect, protocols, stages, limits, allow, deny, (backends, signs), routes)| {
+                RawService {
+                    dialect,
+                    protocols,
+                    stages,
+                    limits,
+                    allow,
+                    deny,
+                    backends,
+                    signs,
+                    routes,
+                }
             },
         )
+}
+
+fn shape_strategy() -> impl Strategy<Value = RawShape> {
+    (
+        // a header mapped from query `x`, which may carry a decoded line feed, half the time
+        prop::collection::vec(prop_oneof![1 => Just(3u8), 3 => 0u8..8], 1..=3),
+        prop::option::weighted(0.5, (any::<bool>(), any::<u8>())),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(|(items, orchestrate, only)| RawShape {
+            items,
+            orchestrate,
+            only,
+        })
 }
 
 fn policy_strategy() -> impl Strategy<Value = RawPolicy> {
@@ -1323,7 +1658,7 @@ fn policy_strategy() -> impl Strategy<Value = RawPolicy> {
 
 /// A policy backend: conditions on a header, a query parameter or the source (all, or any of
 /// a header and the source), then a mock or a forward of the path as sent.
-fn policy_text(i: usize, (kind, a, b, c): (u8, u8, u8, u8), backends: u8) -> String {
+fn policy_text(i: usize, ((kind, a, b, c), extra): RawPolicyBackend, backends: u8) -> String {
     let value = |x: u8| quote(VALUES[x as usize % VALUES.len()]);
     let header = format!(
         "when header {} is {}",
@@ -1343,11 +1678,81 @@ fn policy_text(i: usize, (kind, a, b, c): (u8, u8, u8, u8), backends: u8) -> Str
         _ => format!("{header}; {source}"),
     };
     let mode = if kind == 3 && c % 2 == 0 { " any" } else { "" };
-    let action = match c % 3 {
-        0 => format!("mock {}", STATUSES[a as usize % STATUSES.len()]),
-        _ => format!("forward b{}", c % backends),
+    let action = match (c % 3, extra) {
+        (0, _) => format!("mock {}", STATUSES[a as usize % STATUSES.len()]),
+        (_, None) => format!("forward b{}", c % backends),
+        (_, Some(e)) => format!("{}; forward b{}", POLICY_SHAPES[e as usize], c % backends),
     };
     format!("policy p{i}{mode} {{ {conditions}; {action} }}")
+}
+
+/// A policy's own backend-request statements: after the route's, so a later mapping wins.
+const POLICY_SHAPES: [&str; 5] = [
+    "backend header \"X-M\" constant \"p\"",
+    "backend query \"q\" from query \"x\"",
+    "remove query \"x\"",
+    "backend parameters only",
+    "backend header \"X-M\" from query \"o\"",
+];
+
+/// A route's backend-request statements, valid by construction: the mapped names (`q`,
+/// `X-M`) never clash with the orchestration's (`X-O`, `oq`); the orchestration has a rule
+/// that gives a value after any `pre`, and `default` last.
+fn shape_lines(sh: &RawShape, vars: &[(String, bool)]) -> Vec<String> {
+    let from_path = match vars.iter().find(|(_, rest)| !rest) {
+        Some((v, _)) => format!("path {}", quote(v)),
+        None => "query \"x\"".to_string(),
+    };
+    let mut out: Vec<String> = sh
+        .items
+        .iter()
+        .map(|i| match i {
+            0 => format!("backend query \"q\" from {from_path}"),
+            1 => "backend query \"q\" from query \"x\"".to_string(),
+            2 => "backend query \"q\" from header \"X-H\"".to_string(),
+            3 => "backend header \"X-M\" from query \"x\"".to_string(),
+            4 => "backend header \"X-M\" constant \"c\"".to_string(),
+            5 => "remove query \"x\"".to_string(),
+            6 => "remove header \"X-H\"".to_string(),
+            _ => "backend header \"X-M\" from header \"X-H\"".to_string(),
+        })
+        .collect();
+    if sh.only {
+        out.push("backend parameters only".into());
+    }
+    if let Some((header, bits)) = sh.orchestrate {
+        let into = match header {
+            true => "header \"X-O\"",
+            false => "query \"oq\"",
+        };
+        let bit = |n: u8| bits & (1 << n) != 0;
+        let (pre, empty, default) = (bit(0), bit(3), bit(4));
+        let range = bit(2);
+        // a rule that gives a value, after the `pre` (which `default` is not)
+        let list = bit(1) || (!range && (pre || !default));
+        let mut rules = Vec::new();
+        if pre {
+            rules.push("pre head 1");
+        }
+        let (list, range) = (
+            list.then_some("list \"a\" \"b\" to \"v\""),
+            range.then_some("range 1..5 to \"r\""),
+        );
+        match bit(5) {
+            false => rules.extend(list.into_iter().chain(range)),
+            true => rules.extend(range.into_iter().chain(list)),
+        }
+        if empty {
+            rules.push("empty to \"e\"");
+        }
+        if default {
+            rules.push("default \"d\"");
+        }
+        out.push(format!("orchestrate query \"o\" into {into} {{"));
+        out.extend(rules.iter().map(|r| format!("    {r}")));
+        out.push("}".into());
+    }
+    out
 }
 
 fn quote(s: &str) -> String {
@@ -1480,14 +1885,19 @@ fn print_policy(p: &RawPolicy) -> (Vec<String>, PolicyInfo) {
             );
         }
         for b in 0..s.backends {
-            line(
-                &mut out,
-                1,
-                &format!(
-                    "backend b{b} {{ targets \"http://127.0.0.1:{}\" }}",
-                    9000 + u16::from(b)
+            line(&mut out, 1, &format!("backend b{b} {{"));
+            let port = 9000 + u16::from(b);
+            line(&mut out, 2, &format!("targets \"http://127.0.0.1:{port}\""));
+            match [s.signs.0, s.signs.1][usize::from(b)] {
+                0 => {}
+                1 => line(
+                    &mut out,
+                    2,
+                    &format!("sign hmac key \"k{b}\" secret env \"S{b}\""),
                 ),
-            );
+                _ => line(&mut out, 2, "sign basic key \"gateway\" secret env \"SB\""),
+            }
+            line(&mut out, 1, "}");
         }
 
         // Routes, dropping each method that another route already takes on the same shape
@@ -1625,6 +2035,11 @@ fn print_policy(p: &RawPolicy) -> (Vec<String>, PolicyInfo) {
                 line(&mut out, 2, &policy_text(i, *policy, s.backends));
             }
             let (mock, a, b, c) = r.action;
+            if let (false, Some(shape)) = (mock, &r.shape) {
+                for text in shape_lines(shape, &vars) {
+                    line(&mut out, 2, &text);
+                }
+            }
             if mock {
                 let status = STATUSES[a as usize % STATUSES.len()];
                 let body = match b % 3 {
@@ -1816,7 +2231,14 @@ struct RawRequest {
     websocket: u8,
     peer: u8,
     tls: bool,
+    /// Sources the backend-request statements read: (query `x`, query `o`, header `X-H`;
+    /// a value of [`MAPPED_VALUES`]).
+    mapped: Vec<(u8, u8)>,
 }
+
+/// Values of the mapped sources: around the orchestration rules (`list "a" "b"`,
+/// `range 1..5`, `pre head 1`), empty, and a decoded line feed no header can carry.
+const MAPPED_VALUES: [&str; 10] = ["", "a", "1", "9", "b", "19", "ab", "%0A", "a%0Db", "a%zz"];
 
 fn request_strategy() -> impl Strategy<Value = RawRequest> {
     (
@@ -1861,12 +2283,20 @@ fn request_strategy() -> impl Strategy<Value = RawRequest> {
             0u8..PEERS.len() as u8,
             any::<bool>(),
         ),
+        prop::collection::vec(
+            (
+                0u8..3,
+                prop_oneof![3 => 0u8..MAPPED_VALUES.len() as u8, 1 => 7u8..9],
+            ),
+            1..=3,
+        ),
     )
         .prop_map(
             |(
                 aim,
                 (method, host, prefix, segs, trailing_slash, query),
                 (stage_header, param_headers, content_length, big, cors, websocket, peer, tls),
+                mapped,
             )| RawRequest {
                 aim,
                 method,
@@ -1883,6 +2313,7 @@ fn request_strategy() -> impl Strategy<Value = RawRequest> {
                 websocket,
                 peer,
                 tls,
+                mapped,
             },
         )
 }
@@ -1981,7 +2412,15 @@ fn build_request(r: &RawRequest, info: &PolicyInfo) -> GenRequest {
         6 => pairs.push(format!("pad={}", "x".repeat(60))),
         _ => {}
     }
-    if r.query.is_some() || r.big >= 5 {
+    for (which, value) in &r.mapped {
+        let value = MAPPED_VALUES[*value as usize];
+        match which {
+            0 => pairs.push(format!("x={value}")),
+            1 => pairs.push(format!("o={value}")),
+            _ => {}
+        }
+    }
+    if r.query.is_some() || !pairs.is_empty() {
         target.push('?');
         target.push_str(&pairs.join("&"));
     }
@@ -2006,6 +2445,11 @@ fn build_request(r: &RawRequest, info: &PolicyInfo) -> GenRequest {
     for (name, value) in &r.param_headers {
         let name = ["x-h0", "X-H1", "x-other"][*name as usize];
         add(name, VALUES[*value as usize].as_bytes());
+    }
+    for (which, value) in &r.mapped {
+        if *which == 2 {
+            add("x-h", MAPPED_VALUES[*value as usize].as_bytes());
+        }
     }
     if let Some(cl) = r.content_length {
         add("content-length", CONTENT_LENGTHS[cl as usize].as_bytes());
@@ -2064,7 +2508,7 @@ fn load(texts: &[String]) -> Result<Checked, String> {
             .map(|(i, t)| (format!("p{i}.policy"), t.clone(), PathBuf::new()))
             .collect(),
     );
-    let compiled = compile(&loaded, &ProcessSecrets);
+    let compiled = compile(&loaded, &AnySecret);
     if has_errors(&compiled.diagnostics) {
         return Err(format!(
             "a generated policy does not compile:\n{}\n{}",
@@ -2078,11 +2522,32 @@ fn load(texts: &[String]) -> Result<Checked, String> {
     })
 }
 
+/// The compiled pipeline's decision; a backend that signs the body gets an empty one.
+fn decided(c: &Checked, r: &GenRequest) -> Decision {
+    let env = VirtualEnv::new(1_700_000_000_000);
+    let d = decide(&c.snapshot, &r.head(), &env);
+    if !matches!(d.outcome, Outcome::NeedBody { .. }) {
+        return d;
+    }
+    decide_with_body(&c.snapshot, &mut r.head(), b"", &env)
+}
+
+/// Every secret a generated policy names, without touching the process environment.
+struct AnySecret;
+
+impl SecretStore for AnySecret {
+    fn env(&self, name: &str) -> Option<String> {
+        Some(format!("secret of {name}"))
+    }
+
+    fn file(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+        Ok(path.display().to_string().into_bytes())
+    }
+}
+
 /// Run both interpretations on one request; `Err` describes a difference.
 fn compare(c: &Checked, r: &GenRequest) -> Result<(), String> {
-    let head = r.head();
-    let env = VirtualEnv::new(1_700_000_000_000);
-    let d = decide(&c.snapshot, &head, &env);
+    let d = decided(c, r);
     let got = RefDecision {
         dialect: d.dialect,
         service: d.service,
@@ -2131,7 +2596,34 @@ impl Tally {
             peer: r.peer,
             tls: r.tls,
         };
-        let kind = match reference(&c.files, &req).outcome {
+        let outcome = reference(&c.files, &req).outcome;
+        for (extra, reached) in [
+            (
+                "orchestration refused",
+                matches!(
+                    &outcome,
+                    RefOutcome::Reject(Reason::OrchestrationFailed { .. })
+                ),
+            ),
+            (
+                "unsendable header",
+                matches!(&outcome, RefOutcome::Reject(Reason::ParamInvalid { expected, .. })
+                    if expected.contains("control characters")),
+            ),
+            (
+                "shaped forward",
+                matches!(&outcome, RefOutcome::Forward { headers, .. } if !headers.is_empty()),
+            ),
+            (
+                "signed forward",
+                matches!(&outcome, RefOutcome::Forward { signs: true, .. }),
+            ),
+        ] {
+            if reached {
+                *self.outcomes.entry(extra.into()).or_default() += 1;
+            }
+        }
+        let kind = match outcome {
             RefOutcome::Reject(r) => {
                 let s = format!("{r:?}");
                 format!("reject {}", s.split([' ', '(']).next().unwrap_or(""))
@@ -2149,9 +2641,8 @@ impl Tally {
 
 /// Whether the compiled pipeline's action step took a policy's action.
 fn chosen_by_a_policy(c: &Checked, r: &GenRequest) -> bool {
-    let head = r.head();
-    let d = decide(&c.snapshot, &head, &VirtualEnv::new(1_700_000_000_000));
-    d.trace
+    decided(c, r)
+        .trace
         .last()
         .is_some_and(|s| s.name == "action" && s.detail.contains(" (policy p"))
 }
@@ -2218,6 +2709,10 @@ fn compiled_tree_decides_like_the_reference() {
         "reject UriTooLarge",
         "reject BodyTooLarge",
         "by a policy",
+        "orchestration refused",
+        "unsendable header",
+        "shaped forward",
+        "signed forward",
     ] {
         assert!(
             tally.outcomes.get(kind).copied().unwrap_or(0) > 0,
@@ -2314,6 +2809,8 @@ service s {
         let expected = RefOutcome::Forward {
             backend: 0,
             target: target.to_string(),
+            headers: Vec::new(),
+            signs: false,
         };
         assert_eq!(want.outcome, expected, "the reference, {path}");
         assert_eq!(outcome_of(&d), expected, "decide, {path}");
