@@ -9,7 +9,10 @@
 //!   the backend's request-id header carries that id, once;
 //! * every `X-Authorizer-*` header the backend would get comes from the authorizer's answer;
 //! * the backend's `X-Forwarded-For` ends with the TCP peer;
-//! * a refusal is a row of the dialect's catalogue (documented, or a marked undocumented one).
+//! * a refusal is a row of the dialect's catalogue (documented, or a marked undocumented one);
+//! * a shaped forward never passes a removed header or a client's value under a mapped name,
+//!   sends each mapped header once, and a signing backend's request is signed (one
+//!   `Authorization`, the gateway's; one `X-Sdk-Date`; no client `X-Sdk-Content-Sha256`).
 //!
 //! Input: `METHOD TARGET\n` then `Name: value` lines; the first byte picks the peer and TLS.
 //! `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run decide corpus/decide seeds-decide -- -dict=decide.dict`
@@ -70,6 +73,27 @@ service edge {
     route GET "/mock" {
         mock 200 text "ok"
     }
+
+    # backend parameters, orchestrations and a signing backend
+    backend signed {
+        targets "http://127.0.0.1:9"
+        sign hmac key "fuzz-gateway" secret env "FUZZ_SIGNING_SECRET"
+    }
+    route GET POST "/mapped/{id}" {
+        backend query "uid" from path "id"
+        backend header "X-Tenant" from query "tenant"
+        backend header "X-Client" system client-ip
+        remove header "Cookie"
+        orchestrate header "X-Region" into header "X-Zone" {
+            pre head 2
+            list "eu" to "zone-eu"
+            default "zone-other"
+        }
+        orchestrate query "plan" into query "tier" {
+            list "gold" to "premium"
+        }
+        forward signed path "/m/{id}"
+    }
 }
 
 service partners {
@@ -112,9 +136,21 @@ fn snapshot() -> &'static Snapshot {
             POLICY.into(),
             std::path::PathBuf::new(),
         )]);
-        let compiled = rulegate::compile::compile(&loaded, &rulegate::compile::ProcessSecrets);
+        let compiled = rulegate::compile::compile(&loaded, &FixedSecrets);
         compiled.snapshot.expect("the fuzz policy compiles")
     })
+}
+
+/// Every environment variable holds the same secret; no file exists.
+struct FixedSecrets;
+
+impl rulegate::compile::SecretStore for FixedSecrets {
+    fn env(&self, _: &str) -> Option<String> {
+        Some("fuzz-signing-secret".into())
+    }
+    fn file(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, path.display().to_string()))
+    }
 }
 
 const PEERS: [[u8; 16]; 4] = [
@@ -183,7 +219,9 @@ fuzz_target!(|data: &[u8]| {
         tls: h.tls,
         client_cert: false,
     };
-    let head = RequestHead::of(&method, &uri, http::Version::HTTP_11, &h.headers, arrival);
+    let mut head = RequestHead::of(&method, &uri, http::Version::HTTP_11, &h.headers, arrival);
+    // no body: a signing backend's signature covers the empty one
+    head.body = Some(b"");
     let d = decide(snap, &head, &env);
 
     // the request id is the gateway's: the one a fresh environment makes first (no service
@@ -213,6 +251,7 @@ fuzz_target!(|data: &[u8]| {
                 check_rewrite(path, t, &route.template);
             }
             check_headers(&d, &h);
+            check_backend_request(snap, &d, plan, &h);
         }
         _ => {}
     }
@@ -323,4 +362,30 @@ fn check_headers(d: &rulegate::decide::Decision, h: &Head) {
         xff.as_bytes().ends_with(peer.as_bytes()),
         "X-Forwarded-For {xff:?} does not end with the peer {peer}"
     );
+}
+
+fn check_backend_request(
+    snap: &Snapshot,
+    d: &rulegate::decide::Decision,
+    plan: &rulegate::decide::ForwardPlan,
+    h: &Head,
+) {
+    let Some(shaped) = &plan.shaped else { return };
+    let mut up = rulegate::server::upstream_headers(d, &h.headers, h.tls, "127.0.0.1:9", "", 0);
+    assert!(up.get("cookie").is_none(), "a removed Cookie reached the backend");
+    for name in ["x-tenant", "x-zone"] {
+        let sent = up.get_all(name).iter().count();
+        let mapped = shaped.headers.iter().filter(|(n, _)| n == name).count();
+        assert_eq!(sent, mapped, "{name}: {sent} sent, {mapped} mapped");
+    }
+    let backend = &snap.services[d.service.unwrap()].backends[plan.backend];
+    if backend.signer.is_none() {
+        return;
+    }
+    rulegate::server::sign(plan, backend, &h.method, &mut up).expect("a signature");
+    let auth: Vec<_> = up.get_all("authorization").iter().collect();
+    assert_eq!(auth.len(), 1, "authorization headers: {auth:?}");
+    assert!(auth[0].as_bytes().starts_with(b"SDK-HMAC-SHA256 Access=fuzz-gateway, SignedHeaders="));
+    assert_eq!(up.get_all("x-sdk-date").iter().count(), 1);
+    assert!(up.get("x-sdk-content-sha256").is_none());
 }

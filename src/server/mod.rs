@@ -16,7 +16,7 @@ mod malformed;
 mod metrics;
 mod pool;
 mod proxy;
-pub use proxy::{planned_upstream, upstream_headers};
+pub use proxy::{planned_upstream, sign, upstream_headers};
 mod reload;
 mod tls;
 
