@@ -743,10 +743,32 @@ fn route() -> impl Strategy<Value = Route> {
 
 fn backend() -> impl Strategy<Value = Backend> {
     let item = prop_oneof![
-        prop::collection::vec(url(), 1..=3).prop_map(BackendItem::Targets),
+        prop::collection::vec(
+            (url(), prop::option::of((0u32..=10_000).prop_map(sp)))
+                .prop_map(|(url, weight)| WeightedTarget { url, weight }),
+            1..=3
+        )
+        .prop_map(BackendItem::Targets),
         duration().prop_map(BackendItem::Timeout),
         duration().prop_map(BackendItem::ConnectTimeout),
-        (0u32..=10).prop_map(|n| BackendItem::Retries(sp(n))),
+        (0u32..=10, prop::option::of(1u32..=100)).prop_map(|(n, b)| BackendItem::Retries {
+            count: sp(n),
+            budget: b.map(sp)
+        }),
+        balance().prop_map(|b| BackendItem::Balance(sp(b))),
+        health().prop_map(BackendItem::Health),
+        (
+            prop::option::of(1u32..=100),
+            status_range(),
+            prop::option::of(positive_duration())
+        )
+            .prop_map(|(n, status, cooldown)| BackendItem::Passive(PassiveCheck {
+                unhealthy: n.map(sp),
+                status,
+                cooldown
+            })),
+        prop::collection::vec(breaker_item().prop_map(sp), 0..5)
+            .prop_map(|items| BackendItem::Breaker(BreakerBlock { items })),
         (nets(), prop::collection::vec(net(), 0..3))
             .prop_map(|(deny, except)| BackendItem::DenyIps { deny, except }),
         (
@@ -762,6 +784,78 @@ fn backend() -> impl Strategy<Value = Backend> {
     ];
     (ident(), prop::collection::vec(item.prop_map(sp), 0..5))
         .prop_map(|(name, items)| Backend { name, items })
+}
+
+fn positive_duration() -> impl Strategy<Value = Spanned<Duration>> {
+    duration().prop_filter("zero", |d| d.value.millis > 0)
+}
+
+fn status_range() -> impl Strategy<Value = Option<Spanned<Range<u16>>>> {
+    range(100u16..=599).prop_map(|r| r.map(sp))
+}
+
+fn balance() -> impl Strategy<Value = Balance> {
+    prop_oneof![
+        Just(Balance::RoundRobin),
+        Just(Balance::LeastRequests),
+        Just(Balance::Hash(HashKey::Ip)),
+        text().prop_map(|h| Balance::Hash(HashKey::Header(sp(h)))),
+        text().prop_map(|q| Balance::Hash(HashKey::Query(sp(q)))),
+    ]
+}
+
+fn health() -> impl Strategy<Value = HealthCheck> {
+    (
+        text().prop_map(|p| format!("/{p}")),
+        prop::option::of(positive_duration()),
+        prop::option::of(positive_duration()),
+        prop::option::of(1u32..=10),
+        prop::option::of(1u32..=10),
+        status_range(),
+    )
+        .prop_map(
+            |(path, every, timeout, healthy, unhealthy, status)| HealthCheck {
+                path: sp(path),
+                every,
+                timeout,
+                healthy: healthy.map(sp),
+                unhealthy: unhealthy.map(sp),
+                status,
+            },
+        )
+}
+
+fn breaker_item() -> impl Strategy<Value = BreakerItem> {
+    let condition = prop_oneof![
+        Just(TripCondition::Timeouts),
+        Just(TripCondition::ConnectErrors),
+        status_range()
+            .prop_filter_map("open", |r| r)
+            .prop_map(|r| TripCondition::Status(r.value)),
+        positive_duration().prop_map(|d| TripCondition::SlowerThan(d.value)),
+    ];
+    prop_oneof![
+        prop::collection::vec(condition.prop_map(sp), 1..4).prop_map(BreakerItem::Trip),
+        (1u32..=1000, positive_duration()).prop_map(|(n, within)| BreakerItem::Count {
+            failures: sp(n),
+            within
+        }),
+        (1u32..=100, 1u32..=1000, positive_duration()).prop_map(|(p, m, within)| {
+            BreakerItem::Percent {
+                percent: sp(p),
+                min: sp(m),
+                within,
+            }
+        }),
+        positive_duration().prop_map(BreakerItem::Open),
+        (1u32..=100).prop_map(|n| BreakerItem::Probes(sp(n))),
+        (100u16..=599).prop_map(|status| BreakerItem::Downgrade(Downgrade::Mock(Mock {
+            status: sp(status),
+            body: None
+        }))),
+        ident().prop_map(|b| BreakerItem::Downgrade(Downgrade::Backend(b))),
+        Just(BreakerItem::Downgrade(Downgrade::Unavailable)),
+    ]
 }
 
 fn app() -> impl Strategy<Value = App> {

@@ -470,14 +470,38 @@ impl<'a> Cx<'a> {
         let mut sign = Once::new("sign");
         for item in &b.items {
             match &item.value {
-                ast::BackendItem::Targets(t) => targets.set(
-                    self,
-                    t.iter().map(|t| t.value.clone()).collect::<Vec<_>>(),
-                    item.span,
-                ),
+                ast::BackendItem::Targets(t) => {
+                    for w in t.iter().filter_map(|t| t.weight.as_ref()) {
+                        self.diags.push(diag::not_supported_yet("weight", w.span));
+                    }
+                    targets.set(
+                        self,
+                        t.iter().map(|t| t.url.value.clone()).collect::<Vec<_>>(),
+                        item.span,
+                    )
+                }
                 ast::BackendItem::Timeout(d) => timeout.set(self, d.value.millis, item.span),
                 ast::BackendItem::ConnectTimeout(d) => connect.set(self, d.value.millis, item.span),
-                ast::BackendItem::Retries(r) => retries.set(self, r.value, item.span),
+                ast::BackendItem::Retries { count, budget } => {
+                    if let Some(b) = budget {
+                        self.diags
+                            .push(diag::not_supported_yet("retries … budget", b.span));
+                    }
+                    retries.set(self, count.value, item.span)
+                }
+                // parsed and formatted; refused until they run (issue 14)
+                ast::BackendItem::Balance(_) => self
+                    .diags
+                    .push(diag::not_supported_yet("balance", item.span)),
+                ast::BackendItem::Health(_) => self
+                    .diags
+                    .push(diag::not_supported_yet("health", item.span)),
+                ast::BackendItem::Passive(_) => self
+                    .diags
+                    .push(diag::not_supported_yet("passive", item.span)),
+                ast::BackendItem::Breaker(_) => self
+                    .diags
+                    .push(diag::not_supported_yet("breaker", item.span)),
                 ast::BackendItem::DenyIps { deny: d, except: e } => {
                     deny.extend(d.iter().map(|n| n.value));
                     except.extend(e.iter().map(|n| n.value));

@@ -263,10 +263,24 @@ pub struct Backend {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackendItem {
-    Targets(Vec<Spanned<String>>),
+    /// `targets "URL" [weight N]…`.
+    Targets(Vec<WeightedTarget>),
     Timeout(Spanned<Duration>),
     ConnectTimeout(Spanned<Duration>),
-    Retries(Spanned<u32>),
+    /// `retries N [budget P%]`.
+    Retries {
+        count: Spanned<u32>,
+        /// At most this percentage of the requests in flight may be retries.
+        budget: Option<Spanned<u32>>,
+    },
+    /// `balance round-robin | least-requests | hash ip|header "H"|query "q"`.
+    Balance(Spanned<Balance>),
+    /// `health http "/PATH" [every D] [timeout D] [healthy N] [unhealthy N] [status A..B]`.
+    Health(HealthCheck),
+    /// `passive [unhealthy N] [status A..B] [cooldown D]`.
+    Passive(PassiveCheck),
+    /// `breaker { … }`.
+    Breaker(BreakerBlock),
     DenyIps {
         deny: Vec<Spanned<IpNet>>,
         except: Vec<Spanned<IpNet>>,
@@ -274,6 +288,96 @@ pub enum BackendItem {
     /// `sign hmac|basic key "KEY" secret env|file "NAME"`: every request forwarded here is
     /// signed, so the backend can tell it came through the gateway.
     Sign(Signing),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightedTarget {
+    pub url: Spanned<String>,
+    /// `None`: weight 1. Zero drains the target.
+    pub weight: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Balance {
+    RoundRobin,
+    LeastRequests,
+    Hash(HashKey),
+}
+
+impl Balance {
+    /// The strategies' names, as written after `balance`.
+    pub const NAMES: [&'static str; 3] = ["round-robin", "least-requests", "hash"];
+}
+
+/// What `balance hash` hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HashKey {
+    /// The client's address (as the checks see it, through trusted proxies).
+    Ip,
+    Header(Spanned<String>),
+    Query(Spanned<String>),
+}
+
+/// An active health check; options left out take their defaults when compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub path: Spanned<String>,
+    pub every: Option<Spanned<Duration>>,
+    pub timeout: Option<Spanned<Duration>>,
+    pub healthy: Option<Spanned<u32>>,
+    pub unhealthy: Option<Spanned<u32>>,
+    pub status: Option<Spanned<Range<u16>>>,
+}
+
+/// Passive health: what forwarded requests' failures say about a target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassiveCheck {
+    pub unhealthy: Option<Spanned<u32>>,
+    pub status: Option<Spanned<Range<u16>>>,
+    pub cooldown: Option<Spanned<Duration>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerBlock {
+    pub items: Vec<Spanned<BreakerItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BreakerItem {
+    /// `trip timeouts connect-errors status A..B slower than D`: what counts as a failure.
+    Trip(Vec<Spanned<TripCondition>>),
+    /// `count N in D`: trip at N failures within the window.
+    Count {
+        failures: Spanned<u32>,
+        within: Spanned<Duration>,
+    },
+    /// `percent P min N in D`: trip when at least N requests were seen and P % failed.
+    Percent {
+        percent: Spanned<u32>,
+        min: Spanned<u32>,
+        within: Spanned<Duration>,
+    },
+    /// `open D`: how long the breaker stays open before probing.
+    Open(Spanned<Duration>),
+    /// `probes N`: the requests let through while half-open.
+    Probes(Spanned<u32>),
+    /// `downgrade mock … | backend NAME | unavailable`: the answer while open.
+    Downgrade(Downgrade),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TripCondition {
+    Timeouts,
+    ConnectErrors,
+    Status(Range<u16>),
+    SlowerThan(Duration),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Downgrade {
+    Mock(Mock),
+    Backend(Ident),
+    Unavailable,
 }
 
 #[derive(Debug, Clone, PartialEq)]

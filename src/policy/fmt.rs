@@ -349,10 +349,44 @@ fn limits(items: &[LimitItem], span: Span) -> Node {
 
 fn backend_item(item: &Spanned<BackendItem>) -> Node {
     let head = match &item.value {
-        BackendItem::Targets(t) => format!("targets{}", strings(t)),
+        BackendItem::Targets(t) => t.iter().fold("targets".to_string(), |mut s, t| {
+            write!(s, " {}", quote(&t.url.value)).ok();
+            if let Some(w) = &t.weight {
+                write!(s, " weight {}", w.value).ok();
+            }
+            s
+        }),
         BackendItem::Timeout(d) => format!("timeout {}", d.value),
         BackendItem::ConnectTimeout(d) => format!("connect timeout {}", d.value),
-        BackendItem::Retries(n) => format!("retries {}", n.value),
+        BackendItem::Retries { count, budget } => match budget {
+            Some(b) => format!("retries {} budget {}%", count.value, b.value),
+            None => format!("retries {}", count.value),
+        },
+        BackendItem::Balance(b) => match &b.value {
+            Balance::RoundRobin => "balance round-robin".to_string(),
+            Balance::LeastRequests => "balance least-requests".to_string(),
+            Balance::Hash(HashKey::Ip) => "balance hash ip".to_string(),
+            Balance::Hash(HashKey::Header(h)) => format!("balance hash header {}", quote(&h.value)),
+            Balance::Hash(HashKey::Query(q)) => format!("balance hash query {}", quote(&q.value)),
+        },
+        BackendItem::Health(h) => health(h),
+        BackendItem::Passive(c) => {
+            let mut head = "passive".to_string();
+            if let Some(n) = &c.unhealthy {
+                write!(head, " unhealthy {}", n.value).ok();
+            }
+            if let Some(r) = &c.status {
+                write!(head, " status {}", r.value).ok();
+            }
+            if let Some(d) = &c.cooldown {
+                write!(head, " cooldown {}", d.value).ok();
+            }
+            head
+        }
+        BackendItem::Breaker(b) => {
+            let body = b.items.iter().map(breaker_item).collect();
+            return Node::block("breaker".to_string(), item.span, body);
+        }
         BackendItem::DenyIps { deny, except } => {
             let mut head = format!("deny ips{}", addrs(deny));
             if !except.is_empty() {
@@ -366,6 +400,57 @@ fn backend_item(item: &Spanned<BackendItem>) -> Node {
             quote(&sg.key.value),
             secret(&sg.secret)
         ),
+    };
+    Node::line(head, item.span)
+}
+
+fn health(h: &HealthCheck) -> String {
+    let mut head = format!("health http {}", quote(&h.path.value));
+    if let Some(d) = &h.every {
+        write!(head, " every {}", d.value).ok();
+    }
+    if let Some(d) = &h.timeout {
+        write!(head, " timeout {}", d.value).ok();
+    }
+    if let Some(n) = &h.healthy {
+        write!(head, " healthy {}", n.value).ok();
+    }
+    if let Some(n) = &h.unhealthy {
+        write!(head, " unhealthy {}", n.value).ok();
+    }
+    if let Some(r) = &h.status {
+        write!(head, " status {}", r.value).ok();
+    }
+    head
+}
+
+fn breaker_item(item: &Spanned<BreakerItem>) -> Node {
+    let head = match &item.value {
+        BreakerItem::Trip(conditions) => conditions.iter().fold("trip".to_string(), |mut s, c| {
+            match &c.value {
+                TripCondition::Timeouts => s.push_str(" timeouts"),
+                TripCondition::ConnectErrors => s.push_str(" connect-errors"),
+                TripCondition::Status(r) => write!(s, " status {r}").unwrap_or(()),
+                TripCondition::SlowerThan(d) => write!(s, " slower than {d}").unwrap_or(()),
+            }
+            s
+        }),
+        BreakerItem::Count { failures, within } => {
+            format!("count {} in {}", failures.value, within.value)
+        }
+        BreakerItem::Percent {
+            percent,
+            min,
+            within,
+        } => format!(
+            "percent {} min {} in {}",
+            percent.value, min.value, within.value
+        ),
+        BreakerItem::Open(d) => format!("open {}", d.value),
+        BreakerItem::Probes(n) => format!("probes {}", n.value),
+        BreakerItem::Downgrade(Downgrade::Mock(m)) => format!("downgrade {}", mock(m)),
+        BreakerItem::Downgrade(Downgrade::Backend(b)) => format!("downgrade backend {}", b.value),
+        BreakerItem::Downgrade(Downgrade::Unavailable) => "downgrade unavailable".to_string(),
     };
     Node::line(head, item.span)
 }

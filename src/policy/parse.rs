@@ -11,6 +11,7 @@ use pest::iterators::Pair;
 use pest::Parser as _;
 use std::net::IpAddr;
 
+mod backend;
 pub mod upstream;
 use upstream::is_upstream;
 pub use upstream::reserved as reserved_backend_name;
@@ -144,6 +145,7 @@ enum Block {
     Route,
     Policy,
     Orchestrate,
+    Breaker,
 }
 
 impl Block {
@@ -158,6 +160,7 @@ impl Block {
             Block::Route => "in a route block",
             Block::Policy => "in a policy block",
             Block::Orchestrate => "in an orchestrate block",
+            Block::Breaker => "in a breaker block",
         }
     }
 
@@ -187,10 +190,14 @@ impl Block {
                 ("client", "client certificate required"),
             ],
             Block::Backend => &[
-                ("targets", "targets \"http://HOST:PORT\"…"),
+                ("targets", "targets \"http://HOST:PORT\" [weight N]…"),
                 ("timeout", "timeout DURATION"),
                 ("connect", "connect timeout DURATION"),
-                ("retries", "retries N"),
+                ("retries", "retries N [budget P%]"),
+                ("balance", backend::BALANCE_USAGE),
+                ("health", "health http \"/PATH\" [every DURATION] [timeout DURATION] [healthy N] [unhealthy N] [status MIN..MAX]"),
+                ("passive", "passive [unhealthy N] [status MIN..MAX] [cooldown DURATION]"),
+                ("breaker", "breaker { trip …  count N in DURATION | percent P min N in DURATION  open DURATION  probes N  downgrade … }"),
                 ("deny", "deny ips CIDR… [except CIDR…]"),
                 ("sign", "sign hmac|basic key \"KEY\" secret env|file \"NAME\""),
             ],
@@ -268,10 +275,18 @@ impl Block {
                 ("empty", "empty to \"RESULT\""),
                 ("default", "default \"RESULT\""),
             ],
+            Block::Breaker => &[
+                ("trip", "trip timeouts | connect-errors | status MIN..MAX | slower than DURATION…"),
+                ("count", "count N in DURATION"),
+                ("percent", "percent P min N in DURATION"),
+                ("open", "open DURATION"),
+                ("probes", "probes N"),
+                ("downgrade", "downgrade mock STATUS [json JSON | text \"TEXT\"] | downgrade backend NAME | downgrade unavailable"),
+            ],
         }
     }
 
-    const ALL: [Block; 9] = [
+    const ALL: [Block; 10] = [
         Block::Top,
         Block::Service,
         Block::Backend,
@@ -281,6 +296,7 @@ impl Block {
         Block::Route,
         Block::Policy,
         Block::Orchestrate,
+        Block::Breaker,
     ];
 }
 
@@ -819,20 +835,18 @@ impl Lower {
         for c in p.into_inner() {
             let span = self.span(&c);
             let item = match c.as_rule() {
-                Rule::targets_stmt => {
-                    let targets = self.strings(&c);
-                    targets.iter().for_each(|t| self.url(t));
-                    Some(BackendItem::Targets(targets))
-                }
+                Rule::targets_stmt => Some(BackendItem::Targets(self.targets(&c))),
+                Rule::balance_stmt => self.balance(&c).map(BackendItem::Balance),
+                Rule::health_stmt => self.health(&c).map(BackendItem::Health),
+                Rule::passive_stmt => Some(BackendItem::Passive(self.passive(&c))),
+                Rule::breaker_block => Some(BackendItem::Breaker(self.breaker(c))),
                 Rule::timeout_stmt => self
                     .duration(child(&c, Rule::quantity).unwrap())
                     .map(BackendItem::Timeout),
                 Rule::connect_timeout_stmt => self
                     .duration(child(&c, Rule::quantity).unwrap())
                     .map(BackendItem::ConnectTimeout),
-                Rule::retries_stmt => self
-                    .int(child(&c, Rule::int).unwrap(), "retries", 0, 10)
-                    .map(BackendItem::Retries),
+                Rule::retries_stmt => self.retries(&c),
                 Rule::sign_stmt => self.signing(&c).map(BackendItem::Sign),
                 Rule::backend_deny_stmt => Some(BackendItem::DenyIps {
                     deny: self.addrs(&child(&c, Rule::deny_list).unwrap()),
