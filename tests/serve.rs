@@ -49,6 +49,8 @@ mod reload_inputs;
 mod request_head;
 #[path = "serve/routing.rs"]
 mod routing;
+#[path = "serve/system_values.rs"]
+mod system_values;
 #[path = "serve/timeouts.rs"]
 mod timeouts;
 #[path = "serve/tls.rs"]
