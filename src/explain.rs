@@ -175,10 +175,15 @@ pub fn explain(snap: &Snapshot, head: &RequestHead<'_>, d: &Decision) -> String 
                 "forward  {} {} to backend {}",
                 head.method, plan.target, backend.name
             );
-            for t in &backend.targets {
+            let several = backend.targets.len() > 1;
+            for (i, t) in backend.targets.iter().enumerate() {
+                let chosen = match several && i == plan.pick.target {
+                    true => "  ← this request",
+                    false => "",
+                };
                 let _ = writeln!(
                     out,
-                    "  target {}{}",
+                    "  target {}{}{chosen}",
                     t.url.trim_end_matches('/'),
                     plan.target
                 );

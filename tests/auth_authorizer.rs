@@ -128,6 +128,9 @@ impl Env for Remote {
     fn limiter(&self) -> &dyn Limiter {
         self.inner.limiter()
     }
+    fn upstreams(&self) -> &rulegate::decide::env::Upstreams {
+        self.inner.upstreams()
+    }
     fn authorizer_answer(&self, _provider: &Provider, call: &Call) -> Option<Answer> {
         self.asked.lock().unwrap().push(call.clone());
         self.fetched.clone()

@@ -8,6 +8,7 @@ mod support;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rulegate::auth::authorizer::{Answer, Call};
 use rulegate::compile::{Provider, Snapshot};
+use rulegate::decide::env::Upstreams;
 use rulegate::decide::{
     decide, decide_with_body, Decision, Drive, Effect, Env, Limiter, MemoryLimiter, Next, Outcome,
     RequestHead, RequestId, VirtualEnv,
@@ -120,6 +121,9 @@ impl Env for Remote {
     fn limiter(&self) -> &dyn Limiter {
         self
     }
+    fn upstreams(&self) -> &Upstreams {
+        self.inner.upstreams()
+    }
     fn authorizer_answer(&self, _provider: &Provider, _call: &Call) -> Option<Answer> {
         self.asked.fetch_add(1, Ordering::SeqCst);
         None
@@ -131,6 +135,7 @@ impl Env for Remote {
 struct AtHand {
     counts: MemoryLimiter,
     answer: Option<Answer>,
+    upstreams: Upstreams,
 }
 
 impl Env for AtHand {
@@ -142,6 +147,9 @@ impl Env for AtHand {
     }
     fn limiter(&self) -> &dyn Limiter {
         &self.counts
+    }
+    fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
     }
     fn authorizer_answer(&self, _provider: &Provider, _call: &Call) -> Option<Answer> {
         self.answer.clone()
@@ -224,6 +232,7 @@ fn at_hand<'r>(
     let env = AtHand {
         counts: MemoryLimiter::new(),
         answer,
+        upstreams: Upstreams::new(),
     };
     let d = decide(snap, &head, &env);
     if !matches!(d.outcome, Outcome::NeedBody { .. }) {

@@ -474,7 +474,7 @@ fn label(methods: &[Method], template: &ast::PathTemplate) -> String {
     format!("{} {template}", m.join(" "))
 }
 
-fn mock(m: &ast::Mock) -> MockResponse {
+pub(crate) fn mock(m: &ast::Mock) -> MockResponse {
     let (content_type, body): (_, bytes::Bytes) = match &m.body {
         None => (None, bytes::Bytes::new()),
         Some(ast::MockBody::Json(v)) => (

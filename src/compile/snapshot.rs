@@ -233,4 +233,20 @@ pub struct Backend {
     pub except: Vec<IpNet>,
     /// `sign …`: every request forwarded here is signed (see [`crate::upstream::sign`]).
     pub signer: Option<crate::upstream::sign::Signer>,
+    /// How its targets take requests: weights, balancing, health, breaker, retry budget
+    /// (the state they drive is the gateway's: see [`crate::upstream::state`]).
+    pub targeting: crate::upstream::state::Targeting,
+    /// What a request gets while the breaker is open (`Unavailable` without a breaker).
+    pub downgrade: Downgrade,
+}
+
+/// What a request gets while its backend's breaker is open.
+#[derive(Debug)]
+pub enum Downgrade {
+    Mock(MockResponse),
+    /// The same forward, sent to this other backend of the service (whose own breaker, if
+    /// open, answers the unavailable row: a downgrade never chains).
+    Backend(usize),
+    /// The dialect's "no backend available" row.
+    Unavailable,
 }

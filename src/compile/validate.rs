@@ -12,7 +12,11 @@ use super::{dedup, route, tree, Cx};
 use crate::compile::*;
 use crate::policy::ast::{self, Span, Spanned};
 use crate::policy::diag::{self, did_you_mean, Diagnostic};
+use crate::upstream::balance::{HashOn, Strategy};
+use crate::upstream::breaker::{self, Rule, Trip};
+use crate::upstream::health::{Active, Passive};
 use crate::upstream::sign::Signer;
+use crate::upstream::state::Targeting;
 use crate::vocab::{Dialect, Protocol};
 use std::collections::HashMap;
 
@@ -70,17 +74,27 @@ impl<'a> Cx<'a> {
         let apps = self.apps(&mut st, &s.name.value);
         let providers = self.providers(&st, s, dialect);
         let plans = self.plans(&mut st, &s.name.value);
-        let backends: Vec<Option<Backend>> = std::mem::take(&mut st.backends)
-            .into_iter()
-            .map(|(b, span)| self.backend(b, span))
+        let around = Around {
+            service: &s.name.value,
+            backends: &st.backend_names,
+        };
+        let backends: Vec<Option<Backend>> = st
+            .backends
+            .iter()
+            .map(|&(b, span)| self.backend(b, span, &around))
             .collect();
 
         let Routed {
             trees,
             routes,
-            used_backends,
+            mut used_backends,
             used_providers,
         } = self.routes(&mut st, s, &settings, &providers, backends.len());
+        for b in backends.iter().flatten() {
+            if let Downgrade::Backend(other) = b.downgrade {
+                used_backends[other] = true;
+            }
+        }
         if !self.errors_within(span, diags_before) {
             self.unused(&st.backend_names, &used_backends, "backend", UNUSED_BACKEND);
             self.unused(
@@ -460,48 +474,32 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn backend(&mut self, b: &ast::Backend, span: Span) -> Option<Backend> {
+    fn backend(&mut self, b: &ast::Backend, span: Span, around: &Around<'_>) -> Option<Backend> {
         let mut targets = Once::new("targets");
         let mut timeout = Once::new("timeout");
         let mut connect = Once::new("connect timeout");
         let mut retries = Once::new("retries");
+        let mut balance = Once::new("balance");
+        let mut health = Once::new("health");
+        let mut passive = Once::new("passive");
+        let mut breaker = Once::new("breaker");
         let mut deny = Vec::new();
         let mut except = Vec::new();
         let mut sign = Once::new("sign");
         for item in &b.items {
             match &item.value {
-                ast::BackendItem::Targets(t) => {
-                    for w in t.iter().filter_map(|t| t.weight.as_ref()) {
-                        self.diags.push(diag::not_supported_yet("weight", w.span));
-                    }
-                    targets.set(
-                        self,
-                        t.iter().map(|t| t.url.value.clone()).collect::<Vec<_>>(),
-                        item.span,
-                    )
-                }
+                ast::BackendItem::Targets(t) => targets.set(self, t.clone(), item.span),
                 ast::BackendItem::Timeout(d) => timeout.set(self, d.value.millis, item.span),
                 ast::BackendItem::ConnectTimeout(d) => connect.set(self, d.value.millis, item.span),
-                ast::BackendItem::Retries { count, budget } => {
-                    if let Some(b) = budget {
-                        self.diags
-                            .push(diag::not_supported_yet("retries … budget", b.span));
-                    }
-                    retries.set(self, count.value, item.span)
-                }
-                // parsed and formatted; refused until they run (issue 14)
-                ast::BackendItem::Balance(_) => self
-                    .diags
-                    .push(diag::not_supported_yet("balance", item.span)),
-                ast::BackendItem::Health(_) => self
-                    .diags
-                    .push(diag::not_supported_yet("health", item.span)),
-                ast::BackendItem::Passive(_) => self
-                    .diags
-                    .push(diag::not_supported_yet("passive", item.span)),
-                ast::BackendItem::Breaker(_) => self
-                    .diags
-                    .push(diag::not_supported_yet("breaker", item.span)),
+                ast::BackendItem::Retries { count, budget } => retries.set(
+                    self,
+                    (count.value, budget.as_ref().map(|b| b.value)),
+                    item.span,
+                ),
+                ast::BackendItem::Balance(x) => balance.set(self, x.value.clone(), item.span),
+                ast::BackendItem::Health(h) => health.set(self, h.clone(), item.span),
+                ast::BackendItem::Passive(p) => passive.set(self, p.clone(), item.span),
+                ast::BackendItem::Breaker(x) => breaker.set(self, x, item.span),
                 ast::BackendItem::DenyIps { deny: d, except: e } => {
                     deny.extend(d.iter().map(|n| n.value));
                     except.extend(e.iter().map(|n| n.value));
@@ -518,12 +516,45 @@ impl<'a> Cx<'a> {
             );
             return None;
         };
+        let urls: Vec<&str> = targets.iter().map(|t| t.url.value.as_str()).collect();
+        let weights: Vec<u32> = targets
+            .iter()
+            .map(|t| t.weight.as_ref().map_or(1, |w| w.value))
+            .collect();
+        let balance = balance.take().map_or(Strategy::RoundRobin, strategy);
+        let timeout_ms = timeout.take().unwrap_or(60_000);
+        let (retries, retry_budget) = retries.take().unwrap_or((0, None));
+        let breaker = match breaker.take() {
+            Some(x) => Some(self.breaker(x, b, around)?),
+            None => None,
+        };
+        let (breaker, downgrade) = match breaker {
+            Some((config, downgrade)) => (Some(config), downgrade),
+            None => (None, Downgrade::Unavailable),
+        };
+        let health = match health.take() {
+            Some(h) => Some(self.active_check(&h)?),
+            None => None,
+        };
         Some(Backend {
             name: b.name.value.clone(),
-            targets: targets.iter().map(|t: &String| Target::parse(t)).collect(),
-            timeout_ms: timeout.take().unwrap_or(60_000),
+            targets: urls.iter().map(|t| Target::parse(t)).collect(),
+            targeting: Targeting::new(
+                format!("{}/{}", around.service, b.name.value),
+                urls.iter().map(|u| u.to_string()).collect(),
+                weights,
+                balance,
+                health,
+                passive
+                    .take()
+                    .map_or(Passive::IMPLICIT, |p| passive_check(&p)),
+                breaker,
+                retry_budget,
+            ),
+            downgrade,
+            timeout_ms,
             connect_timeout_ms: connect.take().unwrap_or(5_000),
-            retries: retries.take().unwrap_or(0),
+            retries,
             deny,
             except,
             signer: match sign.take() {
@@ -531,6 +562,121 @@ impl<'a> Cx<'a> {
                 None => None,
             },
         })
+    }
+
+    /// `health http …` with Huawei's defaults; its timeout must be shorter than its interval,
+    /// as Huawei requires.
+    fn active_check(&mut self, h: &ast::HealthCheck) -> Option<Active> {
+        let every_ms = h
+            .every
+            .as_ref()
+            .map_or(Active::EVERY_MS, |d| d.value.millis);
+        let timeout_ms = h
+            .timeout
+            .as_ref()
+            .map_or(Active::TIMEOUT_MS, |d| d.value.millis);
+        if timeout_ms >= every_ms {
+            let at = h
+                .timeout
+                .as_ref()
+                .or(h.every.as_ref())
+                .map_or(h.path.span, |d| d.span);
+            self.diags.push(
+                Diagnostic::error(
+                    diag::CONFLICT,
+                    at,
+                    format!(
+                        "a health check's timeout ({timeout_ms} ms) must be shorter than its interval ({every_ms} ms)"
+                    ),
+                )
+                .label("probes would overlap")
+                .help("lower `timeout` or raise `every` (defaults: every 10s, timeout 5s)"),
+            );
+            return None;
+        }
+        Some(Active {
+            path: h.path.value.clone(),
+            every_ms,
+            timeout_ms,
+            healthy: h.healthy.as_ref().map_or(Active::HEALTHY, |n| n.value),
+            unhealthy: h.unhealthy.as_ref().map_or(Active::UNHEALTHY, |n| n.value),
+            status: h
+                .status
+                .as_ref()
+                .map_or(Active::STATUS, |r| status_range(&r.value)),
+        })
+    }
+
+    /// `breaker { … }` with its defaults, its downgrade resolved.
+    fn breaker(
+        &mut self,
+        x: &ast::BreakerBlock,
+        b: &ast::Backend,
+        around: &Around<'_>,
+    ) -> Option<(breaker::Config, Downgrade)> {
+        let mut trip = Once::new("trip");
+        let mut rule = Once::new("count or percent");
+        let mut open = Once::new("open");
+        let mut probes = Once::new("probes");
+        let mut downgrade = Once::new("downgrade");
+        for item in &x.items {
+            match &item.value {
+                ast::BreakerItem::Trip(t) => trip.set(self, t, item.span),
+                ast::BreakerItem::Count { failures, within } => rule.set(
+                    self,
+                    Rule::Count {
+                        failures: failures.value,
+                        within_ms: within.value.millis,
+                    },
+                    item.span,
+                ),
+                ast::BreakerItem::Percent {
+                    percent,
+                    min,
+                    within,
+                } => rule.set(
+                    self,
+                    Rule::Percent {
+                        percent: percent.value,
+                        min: min.value,
+                        within_ms: within.value.millis,
+                    },
+                    item.span,
+                ),
+                ast::BreakerItem::Open(d) => open.set(self, d.value.millis, item.span),
+                ast::BreakerItem::Probes(n) => probes.set(self, n.value, item.span),
+                ast::BreakerItem::Downgrade(d) => downgrade.set(self, (d, item.span), item.span),
+            }
+        }
+        let downgrade = match downgrade.take() {
+            None | Some((ast::Downgrade::Unavailable, _)) => Downgrade::Unavailable,
+            Some((ast::Downgrade::Mock(m), _)) => Downgrade::Mock(super::route::mock(m)),
+            Some((ast::Downgrade::Backend(name), at)) => {
+                let other = around.backends.resolve(self, name)?;
+                if name.value == b.name.value {
+                    self.diags.push(
+                        Diagnostic::error(
+                            diag::CONFLICT,
+                            at,
+                            format!("backend `{}` cannot downgrade to itself", name.value),
+                        )
+                        .label("the backend whose breaker is open")
+                        .help("name another backend of the service, or `downgrade unavailable`"),
+                    );
+                    return None;
+                }
+                Downgrade::Backend(other)
+            }
+        };
+        let config = breaker::Config {
+            trip: trip
+                .take()
+                .map_or_else(Trip::default_conditions, trip_conditions),
+            rule: rule.take().unwrap_or(breaker::Config::RULE),
+            open_ms: open.take().unwrap_or(breaker::Config::OPEN_MS),
+            probes: probes.take().unwrap_or(breaker::Config::PROBES),
+        };
+        Some((config, downgrade))
     }
 
     /// A backend's signing key: a key that can be sent as the vendors send it, and its secret.
@@ -786,4 +932,58 @@ fn quota_rule(q: &ast::Quota) -> QuotaRule {
             .as_ref()
             .map_or(ast::StoreErrorPolicy::Allow, |e| e.value),
     }
+}
+
+/// What a backend's statements may refer to beyond the backend itself.
+struct Around<'s> {
+    service: &'s str,
+    /// The service's backends, for a breaker's `downgrade backend NAME`.
+    backends: &'s Names,
+}
+
+fn strategy(b: ast::Balance) -> Strategy {
+    match b {
+        ast::Balance::RoundRobin => Strategy::RoundRobin,
+        ast::Balance::LeastRequests => Strategy::LeastRequests,
+        ast::Balance::Hash(ast::HashKey::Ip) => Strategy::Hash(HashOn::ClientIp),
+        ast::Balance::Hash(ast::HashKey::Header(h)) => {
+            Strategy::Hash(HashOn::Header(h.value.to_ascii_lowercase()))
+        }
+        ast::Balance::Hash(ast::HashKey::Query(q)) => Strategy::Hash(HashOn::Query(q.value)),
+    }
+}
+
+/// `A..B` as written for statuses: both ends included, an open end the last status of HTTP.
+fn status_range(r: &ast::Range<u16>) -> std::ops::RangeInclusive<u16> {
+    r.min.unwrap_or(100)..=r.max.unwrap_or(599)
+}
+
+fn passive_check(p: &ast::PassiveCheck) -> Passive {
+    Passive {
+        unhealthy: p.unhealthy.as_ref().map_or(Passive::UNHEALTHY, |n| n.value),
+        status: p.status.as_ref().map(|r| status_range(&r.value)),
+        cooldown_ms: p
+            .cooldown
+            .as_ref()
+            .map_or(Passive::COOLDOWN_MS, |d| d.value.millis),
+        resets_and_timeouts: true,
+    }
+}
+
+fn trip_conditions(t: &Vec<Spanned<ast::TripCondition>>) -> Trip {
+    let mut trip = Trip {
+        timeouts: false,
+        connect_errors: false,
+        status: Vec::new(),
+        slower_than_ms: None,
+    };
+    for c in t {
+        match &c.value {
+            ast::TripCondition::Timeouts => trip.timeouts = true,
+            ast::TripCondition::ConnectErrors => trip.connect_errors = true,
+            ast::TripCondition::Status(r) => trip.status.push(status_range(r)),
+            ast::TripCondition::SlowerThan(d) => trip.slower_than_ms = Some(d.millis),
+        }
+    }
+    trip
 }

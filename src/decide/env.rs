@@ -7,6 +7,7 @@ use crate::compile::Provider;
 use crate::limits::memory::MemoryStore;
 // Declared by the counters it abstracts over; named here too, as `Env` hands one out.
 pub use crate::limits::Limiter;
+pub use crate::upstream::state::Upstreams;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -19,6 +20,8 @@ pub trait Env: Sync {
     /// A fresh request id: 32 lower-case hex characters.
     fn request_id(&self) -> super::RequestId;
     fn limiter(&self) -> &dyn Limiter;
+    /// The backends' targets: health, balancing, breakers (see [`crate::upstream::state`]).
+    fn upstreams(&self) -> &Upstreams;
     /// Whether `decide` records its steps in `Decision::trace`. `explain` and `test` show
     /// them; `serve` answers without, since formatting each step's detail costs more than
     /// deciding.
@@ -57,6 +60,7 @@ pub struct VirtualEnv {
     now_ms: AtomicI64,
     next_id: AtomicU64,
     limiter: MemoryStore,
+    upstreams: Upstreams,
     /// Authorizer answers declared by a test, by provider name.
     authorizers: Mutex<HashMap<String, Answer>>,
 }
@@ -67,6 +71,7 @@ impl VirtualEnv {
             now_ms: AtomicI64::new(now_ms),
             next_id: AtomicU64::new(1),
             limiter: MemoryStore::new(),
+            upstreams: Upstreams::new(),
             authorizers: Mutex::new(HashMap::new()),
         }
     }
@@ -101,6 +106,10 @@ impl Env for VirtualEnv {
 
     fn limiter(&self) -> &dyn Limiter {
         &self.limiter
+    }
+
+    fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
     }
 
     fn authorizer_answer(&self, provider: &Provider, _call: &Call) -> Option<Answer> {

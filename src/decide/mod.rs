@@ -112,6 +112,9 @@ pub struct ForwardPlan {
     /// What the backend's signature covers (its time, the body's hash); `None` when the
     /// backend does not sign.
     pub stamp: Option<Box<crate::upstream::sign::Stamp>>,
+    /// The backend's target that takes the request (the first attempt; a retry picks
+    /// another), and whether it is a half-open breaker's probe.
+    pub pick: crate::upstream::state::Pick,
 }
 
 /// One pipeline step as it happened.
@@ -587,35 +590,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
                 );
                 Outcome::Respond(m.answer.clone())
             }
-            Action::Forward(f) => {
-                let (target, shaped) = match &f.shaping {
-                    None => (self.target(r, f), None),
-                    Some(s) => match self.shaped(r, f, s) {
-                        Ok((target, shaped)) => (target, Some(shaped)),
-                        Err(refused) => return refused,
-                    },
-                };
-                let backend = &r.service.backends[f.backend];
-                let stamp = match &backend.signer {
-                    None => None,
-                    Some(signer) => match self.stamp(r, &backend.name, signer) {
-                        Ok(stamp) => Some(stamp),
-                        Err(read_first) => return read_first,
-                    },
-                };
-                self.step(
-                    Phase::Action,
-                    Verdict::Done,
-                    format_args!("forward to backend {} as {target}{because}", backend.name),
-                );
-                Outcome::Forward(ForwardPlan {
-                    backend: f.backend,
-                    target,
-                    policy: index,
-                    shaped,
-                    stamp,
-                })
-            }
+            Action::Forward(f) => self.forward(r, f, index, because),
             Action::IssueTokens { provider } => self.issue_tokens(r, *provider),
         }
     }
@@ -650,7 +625,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
 }
 
 /// Why the action step took a policy's action, if it did: ` (policy canary: …)`.
-struct Because<'a>(Option<&'a str>);
+pub(super) struct Because<'a>(Option<&'a str>);
 
 impl fmt::Display for Because<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -2,17 +2,190 @@
 //! (see [`crate::upstream::shape`]), planned here so `serve`, `explain` and `rulegate test`
 //! read one plan. A forward without such statements never comes here.
 
-use super::{path_safety, rewrite, Outcome, Pipeline, Routed, Verdict};
+use super::{path_safety, rewrite, Because, ForwardPlan, Outcome, Pipeline, Routed, Verdict};
 use crate::check::Phase;
-use crate::compile::ForwardAction;
+use crate::compile::{Backend, Downgrade, ForwardAction};
 use crate::dialect::Reason;
+use crate::upstream::balance::{HashOn, Strategy};
 use crate::upstream::orchestrate::Orchestration;
 use crate::upstream::shape::{Known, Refused, Shaped, Shaping, Source};
-use crate::upstream::sign::{Signer, Stamp};
+use crate::upstream::state::{Choice, Chosen, Pick};
 use crate::vocab::ParamLocation;
 use std::sync::Arc;
 
 impl Pipeline<'_, '_> {
+    /// Step 11 for a forward: the backend request, then the backend and target that take it
+    /// (the breaker may downgrade it), then what a signing backend's signature covers.
+    ///
+    /// The target is chosen last, once nothing can send the pipeline back for the body: a
+    /// choice moves the round robin and spends a half-open breaker's probes, so it is made
+    /// once per request.
+    pub(super) fn forward(
+        &mut self,
+        r: &Routed<'_, '_>,
+        f: &ForwardAction,
+        policy: Option<usize>,
+        because: Because<'_>,
+    ) -> Outcome {
+        let (target, shaped) = match &f.shaping {
+            None => (self.target(r, f), None),
+            Some(s) => match self.shaped(r, f, s) {
+                Ok((target, shaped)) => (target, Some(shaped)),
+                Err(refused) => return refused,
+            },
+        };
+        let backends = &r.service.backends;
+        let fallback = match backends[f.backend].downgrade {
+            Downgrade::Backend(other) => Some(other),
+            _ => None,
+        };
+        for b in std::iter::once(f.backend).chain(fallback) {
+            if let Err(read_first) = self.body_for_signing(r, &backends[b]) {
+                return read_first;
+            }
+        }
+        let (b, pick) = match self.place(r, f.backend) {
+            Ok(placed) => placed,
+            Err(answered) => return answered,
+        };
+        let backend = &backends[b];
+        let stamp = backend.signer.as_ref().map(|signer| {
+            let body = self.head.body.unwrap_or_default();
+            Box::new(signer.stamp(self.env.now_ms(), body))
+        });
+        self.step(
+            Phase::Action,
+            Verdict::Done,
+            format_args!("forward to backend {} as {target}{because}", backend.name),
+        );
+        Outcome::Forward(ForwardPlan {
+            backend: b,
+            target,
+            policy,
+            shaped,
+            stamp,
+            pick,
+        })
+    }
+
+    /// The backend and target for a forward to backend `b`: its breaker and its targets'
+    /// health decide, and an open breaker's downgrade answers instead (a mock, the unavailable
+    /// row, or another backend, whose own breaker is not downgraded again).
+    fn place(&mut self, r: &Routed<'_, '_>, b: usize) -> Result<(usize, Pick), Outcome> {
+        let backend = &r.service.backends[b];
+        let chosen = self.choose(r, backend);
+        match chosen.choice {
+            Choice::Target(pick) => return Ok((b, pick)),
+            Choice::NoTarget => return Err(self.no_target(backend)),
+            Choice::BreakerOpen => {}
+        }
+        match &backend.downgrade {
+            Downgrade::Mock(m) => {
+                self.step(
+                    Phase::Action,
+                    Verdict::Done,
+                    format_args!("downgrade: mock {}", m.answer.status),
+                );
+                Err(Outcome::Respond(m.answer.clone()))
+            }
+            Downgrade::Unavailable => Err(self.fail(
+                Phase::Action,
+                "downgrade: no backend available",
+                Reason::NoBackendAvailable,
+            )),
+            Downgrade::Backend(other) => {
+                let fallback = &r.service.backends[*other];
+                match self.choose(r, fallback).choice {
+                    Choice::Target(pick) => Ok((*other, pick)),
+                    Choice::NoTarget => Err(self.no_target(fallback)),
+                    Choice::BreakerOpen => Err(self.fail(
+                        Phase::Action,
+                        format_args!(
+                            "downgrade backend {} has its breaker open too: no backend available",
+                            fallback.name
+                        ),
+                        Reason::NoBackendAvailable,
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Ask the backends' state for a target, and trace what its breaker said.
+    fn choose(&mut self, r: &Routed<'_, '_>, backend: &Backend) -> Chosen {
+        let key = self.balance_key(r, &backend.targeting.balance);
+        let now = self.env.now_ms();
+        let chosen = self
+            .env
+            .upstreams()
+            .choose(&backend.targeting, key.as_deref(), now);
+        if let (Some(phase), true) = (chosen.breaker, self.tracing) {
+            let verdict = match chosen.choice {
+                Choice::BreakerOpen => Verdict::Fail,
+                _ => Verdict::Pass,
+            };
+            let probe = matches!(chosen.choice, Choice::Target(Pick { probe: true, .. }));
+            self.step(
+                Phase::Action,
+                verdict,
+                format_args!(
+                    "breaker of backend {}: {}{}",
+                    backend.name,
+                    crate::upstream::breaker::Shown(phase, now),
+                    if probe { ", this request probes" } else { "" }
+                ),
+            );
+        }
+        chosen
+    }
+
+    fn no_target(&mut self, backend: &Backend) -> Outcome {
+        self.fail(
+            Phase::Action,
+            format_args!(
+                "backend {}: no target can take the request (drained, unhealthy or ejected)",
+                backend.name
+            ),
+            Reason::NoBackendAvailable,
+        )
+    }
+
+    /// The request's key for `balance hash`; `None` when it has none.
+    fn balance_key(&mut self, r: &Routed<'_, '_>, balance: &Strategy) -> Option<Vec<u8>> {
+        let Strategy::Hash(on) = balance else {
+            return None;
+        };
+        match on {
+            HashOn::ClientIp => {
+                let ip = self.client_ip(r.service).ip()?;
+                Some(ip.to_string().into_bytes())
+            }
+            HashOn::Header(h) => self.head.header(h.as_str()).map(|v| v.as_bytes().to_vec()),
+            HashOn::Query(q) => {
+                let v = crate::request::head::form_value(self.head.query()?, q)??;
+                Some(v.into_bytes())
+            }
+        }
+    }
+
+    /// Have the body read first when `backend` signs over it.
+    fn body_for_signing(&mut self, r: &Routed<'_, '_>, backend: &Backend) -> Result<(), Outcome> {
+        let Some(signer) = &backend.signer else {
+            return Ok(());
+        };
+        if signer.needs_body() && self.head.body.is_none() {
+            self.step(
+                Phase::Action,
+                Verdict::Done,
+                format_args!("backend {} signs the body: read it first", backend.name),
+            );
+            return Err(Outcome::NeedBody {
+                limit: r.route.body_limit,
+            });
+        }
+        Ok(())
+    }
+
     /// The backend request's target (path and query) and the shaping plan, or a refusal for
     /// a mapped value that cannot be sent.
     pub(super) fn shaped(
@@ -82,28 +255,6 @@ impl Pipeline<'_, '_> {
             None => path,
         };
         Ok((target, Box::new(shaped)))
-    }
-
-    /// What a signing backend's signature covers: the time, and the body's hash (the body is
-    /// read first when the signature covers it).
-    pub(super) fn stamp(
-        &mut self,
-        r: &Routed<'_, '_>,
-        backend: &str,
-        signer: &Signer,
-    ) -> Result<Box<Stamp>, Outcome> {
-        if signer.needs_body() && self.head.body.is_none() {
-            self.step(
-                Phase::Action,
-                Verdict::Done,
-                format_args!("backend {backend} signs the body: read it first"),
-            );
-            return Err(Outcome::NeedBody {
-                limit: r.route.body_limit,
-            });
-        }
-        let body = self.head.body.unwrap_or_default();
-        Ok(Box::new(signer.stamp(self.env.now_ms(), body)))
     }
 
     /// A trace step per orchestration that gave a value: which rule did.

@@ -52,7 +52,6 @@ codes! {
     MISSING_STATEMENT = "E0203", "a block lacks a statement it requires";
     REPEATED_STATEMENT = "E0204", "a statement that may appear once appears again";
     NOT_APPLICABLE = "E0205", "a statement does not apply in this block or to this kind";
-    NOT_SUPPORTED = "E0206", "a statement parses but this version cannot run it yet";
     UNDECLARED_PATH_VAR = "APIGATEWAY_PATH_PARAMETERS_MUST_BE_DEFINED", "a path variable is used but not declared in the route's path";
     MISSING_SECRET = "E0301", "a referenced secret (environment variable or file) is missing";
     BAD_KEY = "E0302", "key material (a PEM key or a JWKS document) does not parse";
@@ -66,19 +65,6 @@ codes! {
     POLICY_UNREACHABLE = "W0102", "an earlier policy backend takes every request a later one would";
     ORCHESTRATION_INCOMPLETE = "E0411", "an orchestration gives no value, or a pre-processing rule feeds nothing";
     ORCHESTRATION_RULE_NEVER_APPLIES = "W0103", "an orchestration rule can never apply";
-}
-
-/// The one diagnostic for a statement the language has but the compiler does not run yet
-/// (issue 14's backend health and breakers, while they are built): a policy using it is
-/// refused, never half applied.
-pub fn not_supported_yet(what: &str, span: Span) -> Diagnostic {
-    Diagnostic::error(
-        NOT_SUPPORTED,
-        span,
-        format!("`{what}` is not supported yet"),
-    )
-    .label("parsed, but this version of rulegate cannot apply it")
-    .help("remove the statement, or run a rulegate that implements it (issue 14)")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

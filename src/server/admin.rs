@@ -77,6 +77,7 @@ fn route(gw: &Gateway, path: &str) -> Response<Body> {
                 "watching": watch.watching,
                 "watched": watch.watched,
                 "watch_problems": watch.problems,
+                "backends": backends(&gw.upstream.state.views(super::access_log::unix_micros() / 1000)),
             });
             text(
                 200,
@@ -89,7 +90,14 @@ fn route(gw: &Gateway, path: &str) -> Response<Body> {
             text(
                 200,
                 "text/plain; version=0.0.4",
-                gw.metrics.render(state.ok, state.failed, state.version),
+                gw.metrics.render(
+                    state.ok,
+                    state.failed,
+                    state.version,
+                    &gw.upstream
+                        .state
+                        .views(super::access_log::unix_micros() / 1000),
+                ),
             )
         }
         _ => text(404, "text/plain; charset=utf-8", "not found\n".into()),
@@ -118,4 +126,33 @@ fn text(status: u16, content_type: &str, body: String) -> Response<Body> {
         r.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
     r
+}
+
+/// The backends' state as `/config` shows it: each breaker's phase, each target's health.
+fn backends(views: &[crate::upstream::state::BackendView]) -> serde_json::Value {
+    use crate::upstream::breaker::Phase;
+    let breaker = |p: &Option<Phase>| match p {
+        None => serde_json::Value::Null,
+        Some(Phase::Closed) => serde_json::json!({"state": "closed"}),
+        Some(Phase::Open { until }) => serde_json::json!({"state": "open", "until_ms": until}),
+        Some(Phase::HalfOpen { sent, passed, .. }) => {
+            serde_json::json!({"state": "half-open", "probes_sent": sent, "probes_passed": passed})
+        }
+    };
+    views
+        .iter()
+        .map(|v| {
+            serde_json::json!({
+                "backend": v.key,
+                "breaker": breaker(&v.breaker),
+                "targets": v.targets.iter().map(|t| serde_json::json!({
+                    "url": t.url,
+                    "available": t.available,
+                    "healthy": t.healthy,
+                    "ejected_until_ms": t.ejected_until,
+                    "in_flight": t.inflight,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }

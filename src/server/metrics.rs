@@ -82,6 +82,8 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
     /// canonical reason (snake case) → count
     upstream_errors: DashMap<String, AtomicU64>,
+    /// (backend key, phase entered) → count
+    breaker_transitions: DashMap<(String, &'static str), AtomicU64>,
 }
 
 impl Metrics {
@@ -118,7 +120,95 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self, reloads_ok: u64, reloads_failed: u64, version: u64) -> String {
+    /// A breaker changed phase (rare: a map entry per backend and phase is fine).
+    pub fn breaker_transition(&self, backend: &str, t: crate::upstream::breaker::Transition) {
+        use crate::upstream::breaker::Transition;
+        let to = match t {
+            Transition::Opened { .. } => "open",
+            Transition::HalfOpened => "half-open",
+            Transition::Closed => "closed",
+        };
+        self.breaker_transitions
+            .entry((backend.to_string(), to))
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The backends' breakers and targets as gauges, and the breakers' transitions.
+    fn render_backends(&self, out: &mut String, backends: &[crate::upstream::state::BackendView]) {
+        use crate::upstream::breaker::Phase;
+        out.push_str(
+            "# HELP rulegate_breaker_state Each breaker's phase: 1 for the phase it is in.\n",
+        );
+        out.push_str("# TYPE rulegate_breaker_state gauge\n");
+        for b in backends {
+            let Some(phase) = b.breaker else { continue };
+            let now = match phase {
+                Phase::Closed => "closed",
+                Phase::Open { .. } => "open",
+                Phase::HalfOpen { .. } => "half-open",
+            };
+            for state in ["closed", "open", "half-open"] {
+                let _ = writeln!(
+                    out,
+                    "rulegate_breaker_state{{backend=\"{}\",state=\"{state}\"}} {}",
+                    escape(&b.key),
+                    u8::from(state == now)
+                );
+            }
+        }
+        out.push_str("# HELP rulegate_breaker_transitions_total Breaker phase changes, by the phase entered.\n");
+        out.push_str("# TYPE rulegate_breaker_transitions_total counter\n");
+        let mut rows: Vec<_> = self
+            .breaker_transitions
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
+            .collect();
+        rows.sort();
+        for ((backend, to), n) in rows {
+            let _ = writeln!(
+                out,
+                "rulegate_breaker_transitions_total{{backend=\"{}\",to=\"{to}\"}} {n}",
+                escape(&backend)
+            );
+        }
+        out.push_str("# HELP rulegate_target_available Whether a target takes requests (healthy, not ejected).\n");
+        out.push_str("# TYPE rulegate_target_available gauge\n");
+        for b in backends {
+            for t in &b.targets {
+                let _ = writeln!(
+                    out,
+                    "rulegate_target_available{{backend=\"{}\",target=\"{}\"}} {}",
+                    escape(&b.key),
+                    escape(&t.url),
+                    u8::from(t.available)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP rulegate_target_requests_in_flight Requests waiting on a target's answer.\n",
+        );
+        out.push_str("# TYPE rulegate_target_requests_in_flight gauge\n");
+        for b in backends {
+            for t in &b.targets {
+                let _ = writeln!(
+                    out,
+                    "rulegate_target_requests_in_flight{{backend=\"{}\",target=\"{}\"}} {}",
+                    escape(&b.key),
+                    escape(&t.url),
+                    t.inflight
+                );
+            }
+        }
+    }
+
+    pub fn render(
+        &self,
+        reloads_ok: u64,
+        reloads_failed: u64,
+        version: u64,
+        backends: &[crate::upstream::state::BackendView],
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP rulegate_requests_total Requests answered, by service, route, status and vendor code.\n");
         out.push_str("# TYPE rulegate_requests_total counter\n");
@@ -187,6 +277,7 @@ impl Metrics {
         out.push_str("# HELP rulegate_snapshot_version The version of the policy being served.\n");
         out.push_str("# TYPE rulegate_snapshot_version gauge\n");
         let _ = writeln!(out, "rulegate_snapshot_version {version}");
+        self.render_backends(&mut out, backends);
         out
     }
 }

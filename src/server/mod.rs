@@ -11,6 +11,7 @@ mod authorizer;
 mod client_body;
 mod handler;
 mod header_timer;
+mod health;
 mod idle;
 mod malformed;
 mod metrics;
@@ -137,6 +138,13 @@ impl Gateway {
             Ok(snapshot) => {
                 // The policy texts and every file they reference: a rotated secret is a change.
                 if !snapshot.same_sources(&self.snapshot.load()) {
+                    // the state of backends that stay is kept (see upstream::state)
+                    let keys: Vec<&str> = snapshot
+                        .services
+                        .iter()
+                        .flat_map(|s| s.backends.iter().map(|b| b.targeting.key.as_str()))
+                        .collect();
+                    self.upstream.state.retain(&keys);
                     self.snapshot.store(Arc::new(snapshot));
                     state.version += 1;
                     state.loaded_at = jiff::Timestamp::now().to_string();
@@ -174,6 +182,7 @@ struct LiveEnv<'a> {
     /// Made up front: cheaper than deciding whether it will be needed.
     request_id: crate::decide::RequestId,
     authorizers: &'a authorizer::Authorizers,
+    upstreams: &'a crate::upstream::state::Upstreams,
 }
 
 impl LiveEnv<'_> {
@@ -182,6 +191,7 @@ impl LiveEnv<'_> {
             limiter: RequestLimiter::new(&gw.stores),
             request_id: crate::decide::RequestId::random(),
             authorizers: &gw.authorizers,
+            upstreams: &gw.upstream.state,
         }
     }
 }
@@ -201,6 +211,10 @@ impl Env for LiveEnv<'_> {
 
     fn keeps_trace(&self) -> bool {
         false
+    }
+
+    fn upstreams(&self) -> &crate::upstream::state::Upstreams {
+        self.upstreams
     }
 
     /// A cached answer; otherwise the driver's effects ask the authorizer.
@@ -277,6 +291,7 @@ fn start(opts: &Options) -> Result<Arc<Gateway>, String> {
         .map_err(|d| format!("the policy does not compile:\n{d}"))?;
     let gateway = Arc::new(Gateway::new(opts, snapshot)?);
     flush_access_log_periodically(gateway.clone());
+    health::start(gateway.clone());
     Ok(gateway)
 }
 

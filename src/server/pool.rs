@@ -133,30 +133,38 @@ impl Pool {
 
     /// Send `request` to `to` on an idle connection or a new one. A request that a reused
     /// connection could not take (the backend closed it while it sat idle) is sent once more
-    /// on a new connection; hyper hands such a request back unsent.
-    pub async fn send(
-        &self,
-        to: &Endpoint,
-        connect_timeout: Duration,
-        request: Request<Body>,
-    ) -> Result<Response<PooledBody>, SendError> {
-        self.send_by(to, connect_timeout, None, request).await
-    }
-
-    /// [`Pool::send`], and when `answer_by` is given, [`SendError::Timeout`] if the response
-    /// head has not arrived by then: callers that answer a slow peer differently from one that
-    /// cannot be reached (the external authorizer) tell the two apart this way.
+    /// on a new connection; hyper hands such a request back unsent. When `answer_by` is
+    /// given, [`SendError::Timeout`] if the response head has not arrived by then: callers
+    /// that answer a slow peer differently from one that cannot be reached (the external
+    /// authorizer, the health probes) tell the two apart this way.
     pub async fn send_by(
         &self,
         to: &Endpoint,
         connect_timeout: Duration,
         answer_by: Option<tokio::time::Instant>,
-        mut request: Request<Body>,
+        request: Request<Body>,
     ) -> Result<Response<PooledBody>, SendError> {
+        self.send_or_return(to, connect_timeout, answer_by, request)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Pool::send_by`], handing the request back when no connection could be made: nothing
+    /// of it was sent, so it may go to another target (the forward's retries).
+    pub async fn send_or_return(
+        &self,
+        to: &Endpoint,
+        connect_timeout: Duration,
+        answer_by: Option<tokio::time::Instant>,
+        mut request: Request<Body>,
+    ) -> Result<Response<PooledBody>, (SendError, Option<Request<Body>>)> {
         loop {
             let (mut sender, reused) = match self.checkout(to).await {
                 Some(sender) => (sender, true),
-                None => (self.connect(to, connect_timeout).await?, false),
+                None => match self.connect(to, connect_timeout).await {
+                    Ok(sender) => (sender, false),
+                    Err(e) => return Err((e, Some(request))),
+                },
             };
             let sent = match answer_by {
                 None => sender.try_send_request(request).await,
@@ -164,7 +172,7 @@ impl Pool {
                     match tokio::time::timeout_at(deadline, sender.try_send_request(request)).await
                     {
                         Ok(sent) => sent,
-                        Err(_) => return Err(SendError::Timeout),
+                        Err(_) => return Err((SendError::Timeout, None)),
                     }
                 }
             };
@@ -181,7 +189,7 @@ impl Pool {
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => request = unsent,
-                    _ => return Err(SendError::Http(e.into_error())),
+                    _ => return Err((SendError::Http(e.into_error()), None)),
                 },
             }
         }

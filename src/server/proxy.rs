@@ -1,78 +1,39 @@
-//! Forwarding to backends: target choice (round robin, passive health), name resolution with
-//! the backend's IP deny list checked on the resolved address (SSRF guard), the loop guard,
-//! header hygiene, timeouts, and the mapping of upstream failures to canonical reasons.
+//! Forwarding to backends: the attempts (the target `decide` chose, then retries on other
+//! targets), name resolution with the backend's IP deny list checked on the resolved address
+//! (SSRF guard), the loop guard, header hygiene, timeouts, the mapping of upstream failures to
+//! canonical reasons, and the count of each attempt's result in the targets' health and the
+//! breaker (see [`crate::upstream::state`]).
 
 use super::handler::Body;
-use super::pool::{PolicyKeys, PooledBody, SendError};
+use super::pool::{PooledBody, SendError};
 
 use super::Gateway;
-use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot, Target};
+use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot};
 use crate::decide::{Decision, ForwardPlan};
 use crate::dialect::Reason;
+use crate::upstream::health::Attempted;
+use crate::upstream::state::{Pick, Settled, Upstreams};
 use http::header::{self, HeaderName, HeaderValue};
 use hyper::Response;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::ControlFlow;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A request that has passed this many rulegate hops is a loop.
 const MAX_HOPS: u32 = 10;
 const HOPS_HEADER: HeaderName = HeaderName::from_static("x-rulegate-hops");
-/// How long a target that refused a connection is skipped.
-const DOWN_FOR: Duration = Duration::from_secs(10);
 
-/// Connection pools and target state, shared by all requests and kept across reloads.
+/// Connection pools and the targets' state, shared by all requests and kept across reloads.
 pub struct Upstream {
-    pool: super::pool::Pool,
-    next: Mutex<HashMap<String, usize, PolicyKeys>>,
-    down: Mutex<HashMap<String, Instant, PolicyKeys>>,
+    pub(super) pool: super::pool::Pool,
+    pub(super) state: Upstreams,
 }
 
 impl Upstream {
     pub fn new(tls: std::sync::Arc<rustls::ClientConfig>) -> Upstream {
         Upstream {
             pool: super::pool::Pool::new(tls),
-            next: Mutex::default(),
-            down: Mutex::default(),
-        }
-    }
-
-    /// Targets in round-robin order starting after the last one used, skipping those marked
-    /// down.
-    fn order<'b>(&self, backend: &'b Backend) -> Vec<&'b Target> {
-        let start = {
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            match next.get_mut(&backend.name) {
-                Some(n) => {
-                    *n = n.wrapping_add(1);
-                    *n
-                }
-                None => *next.entry(backend.name.clone()).or_insert(0),
-            }
-        };
-        let down = self.down.lock().unwrap_or_else(|e| e.into_inner());
-        let count = backend.targets.len();
-        let in_turn = (0..count).map(|i| &backend.targets[(start + i) % count]);
-        if down.is_empty() {
-            return in_turn.collect();
-        }
-        let now = Instant::now();
-        in_turn
-            .filter(|t| down.get(t.url.as_str()).is_none_or(|until| *until <= now))
-            .collect()
-    }
-
-    fn mark(&self, target: &str, up: bool) {
-        let mut down = self.down.lock().unwrap_or_else(|e| e.into_inner());
-        if up {
-            // every answer marks its target up: most find nothing to remove
-            if !down.is_empty() {
-                down.remove(target);
-            }
-        } else {
-            down.insert(target.to_string(), Instant::now() + DOWN_FOR);
+            state: Upstreams::new(),
         }
     }
 }
@@ -80,8 +41,13 @@ impl Upstream {
 /// Forward the request; on failure, the canonical reason to answer with.
 ///
 /// In three phases: what the request allows (the loop guard, how many attempts), then one
-/// attempt per target in turn (resolve, send under the backend's timeout), each settled by
-/// [`settle`] into an answer, a refusal, or a reason to try the next target.
+/// attempt per target (the one `decide` chose, then, for a retry, another the targets' state
+/// and retry budget allow), each counted in the targets' health and the breaker and settled
+/// by [`Attempt::settle`] into an answer, a refusal, or a reason to try another target.
+///
+/// A retry follows a failed connection, which sent nothing, for any request; and a
+/// connection that failed before an answer, for an idempotent request without a body. A
+/// timeout is never retried: the backend may still be working on the request.
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
     gw: &Gateway,
@@ -96,59 +62,68 @@ pub async fn forward(
     let service = &snap.services[d.service.ok_or(Reason::Internal)?];
     let backend = &service.backends[plan.backend];
     let hops = hops(d, parts)?;
-    let targets = gw.upstream.order(backend);
-    if targets.is_empty() {
-        return Err(Reason::NoBackendAvailable);
-    }
-    let attempts = attempts(backend, parts);
+    let attempts = 1 + backend.retries as usize;
+    let replayable = idempotent(parts) && is_empty_body(parts);
     // While the client's body is still arriving, a late answer is the client's doing.
     let client_waiting = match &body {
         Body::Client(b) => Some(b.waiting()),
         _ => None,
     };
+    let state = &gw.upstream.state;
     let mut body = Some(body);
-    let mut last = Reason::BackendUnavailable;
-    for target in targets.iter().take(attempts) {
-        let target_url = &target.url;
-        let Some(target) = &target.http else {
-            tracing::error!(target = %target_url, "not an http:// or https:// URL");
-            return Err(Reason::BackendUnavailable);
-        };
-        let addr = match resolve(target, backend).await {
-            Ok(a) => a,
-            Err(reason) => {
-                last = reason;
-                continue;
-            }
-        };
-        let this_body = body
-            .take()
-            .unwrap_or_else(|| super::handler::full(bytes::Bytes::new()));
-        let request = upstream_request(d, parts, tls, target, plan, backend, hops, this_body)?;
-        let endpoint = super::pool::Endpoint {
-            addr,
-            tls: target.tls.clone(),
-        };
-        let connect_timeout = Duration::from_millis(backend.connect_timeout_ms);
-        let sent = tokio::time::timeout(
-            Duration::from_millis(backend.timeout_ms),
-            gw.upstream.pool.send(&endpoint, connect_timeout, request),
-        )
-        .await
-        .unwrap_or(Err(SendError::Timeout));
+    let mut tried: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
+    let mut pick = plan.pick;
+    let mut last;
+    loop {
+        tried.push(pick.target);
         let attempt = Attempt {
             gw,
             d,
             backend,
-            target_url,
+            pick,
             client_waiting: client_waiting.as_deref(),
         };
-        match attempt.settle(sent, &mut client_upgrade) {
-            ControlFlow::Break(answer) => return answer,
-            ControlFlow::Continue(reason) => last = reason,
+        let this_body = body
+            .take()
+            .unwrap_or_else(|| super::handler::full(bytes::Bytes::new()));
+        let (settled, unsent) = attempt
+            .send(parts, tls, plan, hops, this_body, tried.len() > 1)
+            .await?;
+        let retry = match settled.map(|sent| attempt.settle(sent, &mut client_upgrade)) {
+            Ok(ControlFlow::Break(answer)) => return answer,
+            Ok(ControlFlow::Continue(reason)) => {
+                last = reason;
+                replayable
+            }
+            // no connection: nothing was sent, and the body is still ours
+            Err(reason) => {
+                last = reason;
+                body = unsent;
+                true
+            }
+        };
+        if !retry || tried.len() >= attempts {
+            return Err(last);
+        }
+        let now = super::access_log::unix_micros() / 1000;
+        match state.retry(&backend.targeting, &tried, now) {
+            Some(next) => {
+                tracing::debug!(request_id = %d.request_id, backend = %backend.name, target = %backend.targeting.urls[next], "retrying on another target");
+                pick = Pick {
+                    target: next,
+                    probe: false,
+                };
+            }
+            None => return Err(last),
         }
     }
-    Err(last)
+}
+
+fn idempotent(parts: &http::request::Parts) -> bool {
+    matches!(
+        parts.method.as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
+    )
 }
 
 /// The hops the request has made through rulegate; a loop once there are too many.
@@ -166,42 +141,127 @@ fn hops(d: &Decision, parts: &http::request::Parts) -> Result<u32, Reason> {
     Ok(hops)
 }
 
-/// How many targets the request may try. A body can be sent once; retries are for requests
-/// without one and idempotent methods.
-fn attempts(backend: &Backend, parts: &http::request::Parts) -> usize {
-    let idempotent = matches!(
-        parts.method.as_str(),
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
-    );
-    match idempotent && is_empty_body(parts) {
-        true => 1 + backend.retries as usize,
-        false => 1,
-    }
-}
-
-/// One attempt at one target, as [`Attempt::settle`] needs it.
+/// One attempt at one target.
 struct Attempt<'a> {
     gw: &'a Gateway,
     d: &'a Decision,
     backend: &'a Backend,
-    target_url: &'a str,
+    pick: Pick,
     /// Set while the client's body is still arriving.
     client_waiting: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
+/// What sending gave: the result, or (no connection could be made) the reason, with the
+/// request's body back when it was never sent.
+type Sent = Result<Result<Response<PooledBody>, SendError>, Reason>;
+
 impl Attempt<'_> {
-    /// What an attempt's result means: the answer (the target is up; a protocol switch is
-    /// tunnelled), a refusal, or `Continue` with the reason to give if no later target
-    /// answers (only a refused connection moves on, marking the target down).
+    fn url(&self) -> &str {
+        &self.backend.targeting.urls[self.pick.target]
+    }
+
+    /// Resolve the target and send the request under the backend's timeouts, counting the
+    /// request in flight while it waits for the answer and its result in the targets' state.
+    /// `Err`: the request cannot be built (a signature that cannot be written).
+    async fn send(
+        &self,
+        parts: &http::request::Parts,
+        tls: bool,
+        plan: &ForwardPlan,
+        hops: u32,
+        body: Body,
+        retry: bool,
+    ) -> Result<(Sent, Option<Body>), Reason> {
+        let (gw, backend) = (self.gw, self.backend);
+        let Some(target) = &backend.targets[self.pick.target].http else {
+            tracing::error!(target = %self.url(), "not an http:// or https:// URL");
+            return Err(Reason::BackendUnavailable);
+        };
+        let addr = match resolve(target, backend).await {
+            Ok(a) => a,
+            // a name that does not resolve, or an address the deny list refuses, says nothing
+            // of the target's health
+            Err(reason) => return Ok((Err(reason), Some(body))),
+        };
+        let request = upstream_request(self.d, parts, tls, target, plan, backend, hops, body)?;
+        let endpoint = super::pool::Endpoint {
+            addr,
+            tls: target.tls.clone(),
+        };
+        let _inflight = gw
+            .upstream
+            .state
+            .begin(&backend.targeting, self.pick.target, retry);
+        let started = Instant::now();
+        let connect_timeout = Duration::from_millis(backend.connect_timeout_ms);
+        let sent = tokio::time::timeout(
+            Duration::from_millis(backend.timeout_ms),
+            gw.upstream
+                .pool
+                .send_or_return(&endpoint, connect_timeout, None, request),
+        )
+        .await
+        .unwrap_or(Err((SendError::Timeout, None)));
+        let ms = started.elapsed().as_millis() as u64;
+        match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                self.count(Attempted::Answered { status, ms });
+                Ok((Ok(Ok(response)), None))
+            }
+            Err((SendError::Connect(e), unsent)) => {
+                tracing::warn!(target = %self.url(), "backend refused the connection: {e}");
+                self.count(Attempted::ConnectFailed);
+                let body = unsent.map(|r| r.into_body());
+                Ok((Err(Reason::BackendUnavailable), body))
+            }
+            Err((e, _)) => {
+                let client_fault = match &e {
+                    SendError::Http(h) => super::client_body::failure_in(h).is_some(),
+                    _ => self.client_late(),
+                };
+                if !client_fault {
+                    let how = match e {
+                        SendError::Timeout => Attempted::TimedOut,
+                        SendError::Connect(_) => Attempted::ConnectFailed,
+                        SendError::Http(_) => Attempted::Reset,
+                    };
+                    self.count(how);
+                }
+                Ok((Ok(Err(e)), None))
+            }
+        }
+    }
+
+    fn client_late(&self) -> bool {
+        self.client_waiting
+            .is_some_and(|w| w.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Count the attempt's result in the target's health and the breaker; log what changed.
+    fn count(&self, how: Attempted) {
+        let now = super::access_log::unix_micros() / 1000;
+        let t = &self.backend.targeting;
+        let Settled { health, breaker } = self.gw.upstream.state.settle(t, self.pick, how, now);
+        if let Some(change) = health {
+            tracing::warn!(backend = %self.backend.name, target = %self.url(), ?change, "target health changed");
+        }
+        if let Some(transition) = breaker {
+            tracing::warn!(backend = %self.backend.name, ?transition, "circuit breaker changed");
+            self.gw.metrics.breaker_transition(&t.key, transition);
+        }
+    }
+
+    /// What an attempt's result means: the answer (a protocol switch is tunnelled), or a
+    /// reason to answer with, which `Continue` marks as one a replayable request may retry.
     fn settle(
         &self,
         sent: Result<Response<PooledBody>, SendError>,
         client_upgrade: &mut Option<hyper::upgrade::OnUpgrade>,
     ) -> ControlFlow<Result<Response<Body>, Reason>, Reason> {
-        let (d, target_url) = (self.d, self.target_url);
+        let (d, target_url) = (self.d, self.url());
         ControlFlow::Break(Err(match sent {
             Ok(mut response) => {
-                self.gw.upstream.mark(target_url, true);
                 if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client) = client_upgrade.take() {
                         let backend = hyper::upgrade::on(&mut response);
@@ -210,11 +270,7 @@ impl Attempt<'_> {
                 }
                 return ControlFlow::Break(Ok(downstream_response(d, response)));
             }
-            Err(SendError::Connect(e)) => {
-                tracing::warn!(target = %target_url, "backend refused the connection: {e}");
-                self.gw.upstream.mark(target_url, false);
-                return ControlFlow::Continue(Reason::BackendUnavailable);
-            }
+            Err(SendError::Connect(_)) => Reason::BackendUnavailable,
             // the client's body failed (too large, malformed, late, abandoned): its fault
             Err(SendError::Http(e)) => match super::client_body::failure_in(&e) {
                 Some(reason) => {
@@ -223,14 +279,10 @@ impl Attempt<'_> {
                 }
                 None => {
                     tracing::warn!(target = %target_url, "backend failed: {e}");
-                    Reason::BackendUnavailable
+                    return ControlFlow::Continue(Reason::BackendUnavailable);
                 }
             },
-            Err(SendError::Timeout)
-                if self
-                    .client_waiting
-                    .is_some_and(|w| w.load(std::sync::atomic::Ordering::Relaxed)) =>
-            {
+            Err(SendError::Timeout) if self.client_late() => {
                 tracing::debug!(request_id = %d.request_id, "the backend timeout passed while the client's body was still arriving");
                 Reason::BodyTimeout
             }
@@ -287,7 +339,7 @@ fn is_empty_body(parts: &http::request::Parts) -> bool {
 }
 
 /// Resolve the target and apply the backend's deny list to the resolved addresses.
-async fn resolve(target: &HttpTarget, backend: &Backend) -> Result<SocketAddr, Reason> {
+pub(super) async fn resolve(target: &HttpTarget, backend: &Backend) -> Result<SocketAddr, Reason> {
     let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, target.port)],
         Err(_) => match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
@@ -414,7 +466,7 @@ pub fn sign(
         })
 }
 
-/// The request a forward's backend receives at its first target, as `serve` builds it
+/// The request a forward's backend receives at its chosen target, as `serve` builds it
 /// (`explain` and `rulegate test` show it): its headers, or the refusal signing gives.
 pub fn planned_upstream(
     snap: &crate::compile::Snapshot,
@@ -425,7 +477,7 @@ pub fn planned_upstream(
         return None;
     };
     let backend = &snap.services[d.service?].backends[plan.backend];
-    let http = backend.targets.first()?.http.as_ref()?;
+    let http = backend.targets.get(plan.pick.target)?.http.as_ref()?;
     let host = head.host.unwrap_or("");
     let mut headers = upstream_headers(d, head.headers, head.tls, &http.authority, host, 0);
     Some(sign(plan, backend, head.method, &mut headers).map(|_| headers))

@@ -1,0 +1,650 @@
+//! The gateway's knowledge of its backends' targets: which are healthy, how busy, where the
+//! round robin stands, whether a breaker is open. `decide` reads and moves it through
+//! [`crate::decide::Env`], so `serve` keeps one [`Upstreams`] for the process and `explain`
+//! and `rulegate test` keep one on their virtual clock.
+//!
+//! A backend's state is kept under its key (`service/backend`) across reloads. A reload that
+//! changes the backend realigns it ([`Targeting::fingerprint`] differs): a target that stays
+//! (same URL) keeps its health; the round robin restarts; the breaker keeps its phase and
+//! window only if its definition is unchanged. State is per gateway process: two gateways
+//! behind one load balancer each count what they see (documented in the README).
+//!
+//! Each backend's state sits behind its own mutex, held only to pick or to count: a few
+//! hundred instructions, never across an await.
+
+use super::balance::{self, Ring, Smooth, Strategy};
+use super::breaker::{self, Admit, Transition};
+use super::health::{Active, Attempted, Change, Passive, TargetHealth};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// How a backend's targets take requests, as compiled.
+#[derive(Debug, Clone)]
+pub struct Targeting {
+    /// `service/backend`.
+    pub key: String,
+    pub urls: Vec<String>,
+    /// Per target; zero drains it (no new requests; those in flight finish).
+    pub weights: Vec<u32>,
+    pub balance: Strategy,
+    /// For `balance hash …`.
+    pub ring: Option<Ring>,
+    pub health: Option<Active>,
+    pub passive: Passive,
+    pub breaker: Option<breaker::Config>,
+    /// `retries N budget P%`.
+    pub retry_budget: Option<u32>,
+    /// Of everything above but the key: equal fingerprints need no realignment.
+    pub fingerprint: u64,
+}
+
+impl Targeting {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        key: String,
+        urls: Vec<String>,
+        weights: Vec<u32>,
+        balance: Strategy,
+        health: Option<Active>,
+        passive: Passive,
+        breaker: Option<breaker::Config>,
+        retry_budget: Option<u32>,
+    ) -> Targeting {
+        let ring = matches!(balance, Strategy::Hash(_)).then(|| {
+            let refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+            Ring::new(&refs, &weights)
+        });
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            &urls,
+            &weights,
+            &balance,
+            &health,
+            &passive,
+            &breaker,
+            retry_budget,
+        )
+            .hash(&mut h);
+        Targeting {
+            key,
+            urls,
+            weights,
+            balance,
+            ring,
+            health,
+            passive,
+            breaker,
+            retry_budget,
+            fingerprint: h.finish(),
+        }
+    }
+}
+
+/// At least this many retries may be in flight to a backend whatever its budget says, so a
+/// quiet backend can still retry (Envoy's `min_retry_concurrency` default).
+pub const MIN_RETRY_CONCURRENCY: u64 = 3;
+
+/// Every backend's state, by key.
+#[derive(Default)]
+pub struct Upstreams {
+    backends: RwLock<HashMap<String, Arc<Mutex<BackendState>>>>,
+}
+
+/// One backend's state.
+#[derive(Debug)]
+struct BackendState {
+    fingerprint: u64,
+    urls: Vec<String>,
+    smooth: Smooth,
+    targets: Vec<TargetState>,
+    /// Requests in flight to any target, and how many of them are retries.
+    live: u64,
+    retries: u64,
+    breaker: Option<(breaker::Config, breaker::State)>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TargetState {
+    health: TargetHealth,
+    inflight: u64,
+    /// When the next active probe is due; `None` until the first is scheduled.
+    next_probe: Option<i64>,
+}
+
+/// A target chosen for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pick {
+    pub target: usize,
+    /// The request is one of a half-open breaker's probes.
+    pub probe: bool,
+}
+
+/// What the backend's state says about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    Target(Pick),
+    /// The breaker is open (or half-open with its probes out): the downgrade answers.
+    BreakerOpen,
+    /// No target can take it: every one is drained, down or ejected.
+    NoTarget,
+}
+
+/// A choice and what it changed, for the trace, the log and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chosen {
+    pub choice: Choice,
+    pub breaker: Option<breaker::Phase>,
+    pub transition: Option<Transition>,
+}
+
+/// What counting a result changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub health: Option<Change>,
+    pub breaker: Option<Transition>,
+}
+
+/// A target as `/config` and `/metrics` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetView {
+    pub url: String,
+    pub available: bool,
+    /// The active checks' verdict.
+    pub healthy: bool,
+    pub ejected_until: Option<i64>,
+    pub inflight: u64,
+}
+
+/// A backend as `/config` and `/metrics` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendView {
+    pub key: String,
+    pub breaker: Option<breaker::Phase>,
+    pub targets: Vec<TargetView>,
+}
+
+impl BackendState {
+    fn new(t: &Targeting) -> BackendState {
+        BackendState {
+            fingerprint: t.fingerprint,
+            urls: t.urls.clone(),
+            smooth: Smooth::default(),
+            targets: vec![TargetState::default(); t.urls.len()],
+            live: 0,
+            retries: 0,
+            breaker: t.breaker.clone().map(|c| (c, breaker::State::default())),
+        }
+    }
+
+    /// Bring the state in line with a (re)compiled backend: targets that stay keep their
+    /// health and counts; the breaker keeps its state if its definition is unchanged.
+    fn align(&mut self, t: &Targeting) {
+        if self.fingerprint == t.fingerprint {
+            return;
+        }
+        let mut old: HashMap<String, TargetState> =
+            self.urls.drain(..).zip(self.targets.drain(..)).collect();
+        self.targets = t
+            .urls
+            .iter()
+            .map(|u| old.remove(u).unwrap_or_default())
+            .collect();
+        self.urls = t.urls.clone();
+        self.smooth = Smooth::default();
+        self.breaker = match (self.breaker.take(), &t.breaker) {
+            (Some((c, s)), Some(new)) if c == *new => Some((c, s)),
+            (_, new) => new.clone().map(|c| (c, breaker::State::default())),
+        };
+        self.fingerprint = t.fingerprint;
+    }
+
+    fn pick(
+        &mut self,
+        t: &Targeting,
+        key: Option<&[u8]>,
+        now: i64,
+        skip: &[usize],
+    ) -> Option<usize> {
+        let targets = &self.targets;
+        let eligible = |i: usize| !skip.contains(&i) && targets[i].health.available(now);
+        match (&t.balance, &t.ring, key) {
+            (Strategy::Hash(_), Some(ring), Some(key)) => ring.owner(key, eligible),
+            (Strategy::LeastRequests, _, _) => {
+                let inflight: Vec<u64> = targets.iter().map(|s| s.inflight).collect();
+                balance::least_requests(&mut self.smooth, &t.weights, &inflight, eligible)
+            }
+            _ => self.smooth.pick(&t.weights, eligible),
+        }
+    }
+}
+
+impl Upstreams {
+    pub fn new() -> Upstreams {
+        Upstreams::default()
+    }
+
+    fn state(&self, t: &Targeting) -> Arc<Mutex<BackendState>> {
+        let found = self
+            .backends
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&t.key)
+            .cloned();
+        match found {
+            Some(s) => s,
+            None => self
+                .backends
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(t.key.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(BackendState::new(t))))
+                .clone(),
+        }
+    }
+
+    fn with<R>(&self, t: &Targeting, f: impl FnOnce(&mut BackendState) -> R) -> R {
+        let state = self.state(t);
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        s.align(t);
+        f(&mut s)
+    }
+
+    /// Whether a request may go to the backend now, and to which target. `key` is the
+    /// request's balancing key for `balance hash` (`None`: it has none, and the round robin
+    /// places it).
+    pub fn choose(&self, t: &Targeting, key: Option<&[u8]>, now: i64) -> Chosen {
+        self.with(t, |s| {
+            let (admit, transition) = match &mut s.breaker {
+                Some((c, b)) => b.admit(c, now),
+                None => (Admit::Pass, None),
+            };
+            let choice = match admit {
+                Admit::Refuse => Choice::BreakerOpen,
+                _ => match s.pick(t, key, now, &[]) {
+                    Some(target) => Choice::Target(Pick {
+                        target,
+                        probe: admit == Admit::Probe,
+                    }),
+                    None => {
+                        // a probe that finds no target has failed
+                        if let (Admit::Probe, Some((c, b))) = (admit, &mut s.breaker) {
+                            b.record(c, Attempted::ConnectFailed, true, now);
+                        }
+                        Choice::NoTarget
+                    }
+                },
+            };
+            Chosen {
+                choice,
+                breaker: s.breaker.as_ref().map(|(_, b)| b.phase),
+                transition,
+            }
+        })
+    }
+
+    /// Another target for a retry, none of `tried`, if the retry budget allows one.
+    pub fn retry(&self, t: &Targeting, tried: &[usize], now: i64) -> Option<usize> {
+        self.with(t, |s| {
+            if let Some(percent) = t.retry_budget {
+                let allowed = (s.live * u64::from(percent) / 100).max(MIN_RETRY_CONCURRENCY);
+                if s.retries >= allowed {
+                    return None;
+                }
+            }
+            s.pick(t, None, now, tried)
+        })
+    }
+
+    /// Count a request going to `target` until the returned guard is dropped.
+    pub fn begin(&self, t: &Targeting, target: usize, retry: bool) -> InFlight {
+        let state = self.state(t);
+        {
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            s.align(t);
+            if let Some(ts) = s.targets.get_mut(target) {
+                ts.inflight += 1;
+            }
+            s.live += 1;
+            s.retries += u64::from(retry);
+        }
+        InFlight {
+            state,
+            url: t.urls.get(target).cloned().unwrap_or_default(),
+            retry,
+        }
+    }
+
+    /// Count how an attempt ended: the target's passive health and the breaker.
+    pub fn settle(&self, t: &Targeting, pick: Pick, how: Attempted, now: i64) -> Settled {
+        self.with(t, |s| {
+            let health = s
+                .targets
+                .get_mut(pick.target)
+                .and_then(|ts| ts.health.forwarded(how, &t.passive, now));
+            let breaker = match &mut s.breaker {
+                Some((c, b)) => b.record(c, how, pick.probe, now),
+                None => None,
+            };
+            Settled { health, breaker }
+        })
+    }
+
+    /// The targets whose active probe is due at `now`, each scheduled for its next round. A
+    /// target's first probe is due when the backend is first seen.
+    pub fn due_probes(&self, t: &Targeting, now: i64) -> Vec<usize> {
+        let Some(check) = &t.health else {
+            return Vec::new();
+        };
+        self.with(t, |s| {
+            let mut due = Vec::new();
+            for (i, ts) in s.targets.iter_mut().enumerate() {
+                let at = *ts.next_probe.get_or_insert(now);
+                if at <= now {
+                    due.push(i);
+                    ts.next_probe = Some(now + check.every_ms as i64);
+                }
+            }
+            due
+        })
+    }
+
+    /// Count an active probe's result for the target at `url` (if it is still a target).
+    pub fn probed(&self, t: &Targeting, url: &str, ok: bool) -> Option<Change> {
+        let check = t.health.as_ref()?;
+        self.with(t, |s| {
+            let i = s.urls.iter().position(|u| u == url)?;
+            s.targets[i].health.probed(ok, check)
+        })
+    }
+
+    /// Every backend's state, by key, for `/config` and `/metrics`.
+    pub fn views(&self, now: i64) -> Vec<BackendView> {
+        let backends = self.backends.read().unwrap_or_else(|e| e.into_inner());
+        let mut views: Vec<BackendView> = backends
+            .iter()
+            .map(|(key, state)| {
+                let s = state.lock().unwrap_or_else(|e| e.into_inner());
+                BackendView {
+                    key: key.clone(),
+                    breaker: s.breaker.as_ref().map(|(_, b)| b.phase),
+                    targets: s
+                        .urls
+                        .iter()
+                        .zip(&s.targets)
+                        .map(|(url, ts)| TargetView {
+                            url: url.clone(),
+                            available: ts.health.available(now),
+                            healthy: ts.health.active_up,
+                            ejected_until: ts.health.ejected_until,
+                            inflight: ts.inflight,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        views.sort_by(|a, b| a.key.cmp(&b.key));
+        views
+    }
+
+    /// Forget backends no longer in `keys` (after a reload removed them).
+    pub fn retain(&self, keys: &[&str]) {
+        self.backends
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| keys.contains(&k.as_str()));
+    }
+}
+
+/// A request in flight to a target; dropping it ends the count.
+pub struct InFlight {
+    state: Arc<Mutex<BackendState>>,
+    /// By URL: the target's index may change if a reload realigns the backend meanwhile.
+    url: String,
+    retry: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = s.urls.iter().position(|u| *u == self.url) {
+            let ts = &mut s.targets[i];
+            ts.inflight = ts.inflight.saturating_sub(1);
+        }
+        s.live = s.live.saturating_sub(1);
+        if self.retry {
+            s.retries = s.retries.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::breaker::{Config, Phase, Rule, Trip};
+
+    fn targeting(weights: &[u32]) -> Targeting {
+        let urls = (0..weights.len())
+            .map(|i| format!("http://10.0.0.{i}"))
+            .collect();
+        Targeting::new(
+            "shop/orders".into(),
+            urls,
+            weights.to_vec(),
+            Strategy::RoundRobin,
+            None,
+            Passive::IMPLICIT,
+            None,
+            None,
+        )
+    }
+
+    fn with_breaker(mut t: Targeting) -> Targeting {
+        t = Targeting::new(
+            t.key,
+            t.urls,
+            t.weights,
+            t.balance,
+            t.health,
+            t.passive,
+            Some(Config {
+                trip: Trip::default_conditions(),
+                rule: Rule::Count {
+                    failures: 2,
+                    within_ms: 10_000,
+                },
+                open_ms: 5_000,
+                probes: 1,
+            }),
+            t.retry_budget,
+        );
+        t
+    }
+
+    fn target(c: Chosen) -> usize {
+        match c.choice {
+            Choice::Target(p) => p.target,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const E503: Attempted = Attempted::Answered { status: 503, ms: 1 };
+    const OK: Attempted = Attempted::Answered { status: 200, ms: 1 };
+
+    #[test]
+    fn ninety_ten_weights_give_exactly_ninety_ten_over_each_hundred() {
+        let u = Upstreams::new();
+        let t = targeting(&[90, 10]);
+        let picks: Vec<usize> = (0..1000).map(|_| target(u.choose(&t, None, 0))).collect();
+        assert_eq!(picks.iter().filter(|&&i| i == 1).count(), 100);
+    }
+
+    #[test]
+    fn a_refused_connection_takes_a_target_out_for_ten_seconds() {
+        let u = Upstreams::new();
+        let t = targeting(&[1, 1]);
+        let first = target(u.choose(&t, None, 0));
+        let pick = Pick {
+            target: first,
+            probe: false,
+        };
+        u.settle(&t, pick, Attempted::ConnectFailed, 0);
+        for now in [1, 2, 9_999] {
+            assert_ne!(target(u.choose(&t, None, now)), first);
+        }
+        let back: Vec<usize> = (0..2).map(|_| target(u.choose(&t, None, 10_000))).collect();
+        assert!(back.contains(&first));
+    }
+
+    #[test]
+    fn with_every_target_out_there_is_no_target() {
+        let u = Upstreams::new();
+        let t = targeting(&[1]);
+        let pick = Pick {
+            target: 0,
+            probe: false,
+        };
+        u.settle(&t, pick, Attempted::ConnectFailed, 0);
+        assert_eq!(u.choose(&t, None, 1).choice, Choice::NoTarget);
+        let drained = targeting(&[0, 0]);
+        assert_eq!(u.choose(&drained, None, 0).choice, Choice::NoTarget);
+    }
+
+    #[test]
+    fn an_open_breaker_refuses_then_probes_then_closes() {
+        let u = Upstreams::new();
+        let t = with_breaker(targeting(&[1]));
+        let pick = Pick {
+            target: 0,
+            probe: false,
+        };
+        u.choose(&t, None, 0);
+        u.settle(&t, pick, E503, 0);
+        u.choose(&t, None, 1);
+        let s = u.settle(&t, pick, E503, 1);
+        assert_eq!(s.breaker, Some(Transition::Opened { until: 5_001 }));
+        let c = u.choose(&t, None, 2);
+        assert_eq!(c.choice, Choice::BreakerOpen);
+        assert_eq!(c.breaker, Some(Phase::Open { until: 5_001 }));
+        let c = u.choose(&t, None, 5_001);
+        assert_eq!(c.transition, Some(Transition::HalfOpened));
+        let Choice::Target(probe) = c.choice else {
+            panic!("{c:?}")
+        };
+        assert!(probe.probe);
+        assert_eq!(u.choose(&t, None, 5_002).choice, Choice::BreakerOpen);
+        assert_eq!(
+            u.settle(&t, probe, OK, 5_003).breaker,
+            Some(Transition::Closed)
+        );
+        assert_eq!(u.choose(&t, None, 5_004).breaker, Some(Phase::Closed));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_health_of_targets_that_stay_and_an_unchanged_breaker() {
+        let u = Upstreams::new();
+        let t = with_breaker(targeting(&[1, 1]));
+        let pick = Pick {
+            target: 1,
+            probe: false,
+        };
+        u.settle(&t, pick, Attempted::ConnectFailed, 0);
+        u.settle(&t, pick, Attempted::ConnectFailed, 0);
+        // target 1 (10.0.0.1) is ejected and the breaker is open; a reload adds a target
+        let mut urls = t.urls.clone();
+        urls.insert(0, "http://10.0.0.9".into());
+        let t2 = Targeting::new(
+            t.key.clone(),
+            urls,
+            vec![1, 1, 1],
+            Strategy::RoundRobin,
+            None,
+            Passive::IMPLICIT,
+            t.breaker.clone(),
+            None,
+        );
+        let v = &u.views(1)[0];
+        assert_eq!(v.targets.len(), 2);
+        u.choose(&t2, None, 1);
+        let v = &u.views(1)[0];
+        assert_eq!(v.breaker, Some(Phase::Open { until: 5_000 }));
+        let ejected: Vec<_> = v.targets.iter().filter(|t| !t.available).collect();
+        assert_eq!(ejected.len(), 1);
+        assert_eq!(ejected[0].url, "http://10.0.0.1");
+        // a changed breaker starts closed
+        let t3 = Targeting::new(
+            t.key.clone(),
+            t2.urls.clone(),
+            vec![1, 1, 1],
+            Strategy::RoundRobin,
+            None,
+            Passive::IMPLICIT,
+            t.breaker.clone().map(|c| Config { open_ms: 1, ..c }),
+            None,
+        );
+        assert_eq!(u.choose(&t3, None, 2).breaker, Some(Phase::Closed));
+    }
+
+    #[test]
+    fn the_retry_budget_caps_retries_in_flight_but_allows_a_minimum() {
+        let u = Upstreams::new();
+        let mut t = targeting(&[1, 1]);
+        t.retry_budget = Some(20);
+        let mut held = Vec::new();
+        for _ in 0..10 {
+            held.push(u.begin(&t, 0, false));
+        }
+        // 10 live requests: 20 % is 2, below the minimum of 3
+        for _ in 0..3 {
+            assert_eq!(u.retry(&t, &[0], 0), Some(1));
+            held.push(u.begin(&t, 1, true));
+        }
+        assert_eq!(u.retry(&t, &[0], 0), None);
+        held.pop();
+        assert_eq!(u.retry(&t, &[0], 0), Some(1));
+    }
+
+    #[test]
+    fn a_retry_never_goes_to_a_target_already_tried() {
+        let u = Upstreams::new();
+        let t = targeting(&[1, 1, 1]);
+        assert_eq!(u.retry(&t, &[0, 1], 0), Some(2));
+        assert_eq!(u.retry(&t, &[0, 1, 2], 0), None);
+    }
+
+    #[test]
+    fn least_requests_avoids_the_busy_target() {
+        let u = Upstreams::new();
+        let mut t = targeting(&[1, 1]);
+        t.balance = Strategy::LeastRequests;
+        let _busy = u.begin(&t, 0, false);
+        for _ in 0..3 {
+            assert_eq!(target(u.choose(&t, None, 0)), 1);
+        }
+    }
+
+    #[test]
+    fn probes_are_due_at_first_sight_then_every_interval() {
+        let u = Upstreams::new();
+        let mut t = targeting(&[1, 1]);
+        t.health = Some(Active {
+            path: "/healthz".into(),
+            every_ms: 10_000,
+            timeout_ms: 2_000,
+            healthy: 1,
+            unhealthy: 1,
+            status: 200..=200,
+        });
+        assert_eq!(u.due_probes(&t, 0), vec![0, 1]);
+        assert!(u.due_probes(&t, 9_999).is_empty());
+        assert_eq!(u.due_probes(&t, 10_000), vec![0, 1]);
+        assert_eq!(
+            u.probed(&t, "http://10.0.0.0", false),
+            Some(Change::WentDown)
+        );
+        for _ in 0..3 {
+            assert_eq!(target(u.choose(&t, None, 10_001)), 1);
+        }
+        assert_eq!(u.probed(&t, "http://gone", true), None);
+    }
+}
