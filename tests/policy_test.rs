@@ -110,7 +110,7 @@ fn the_shipped_policies_pass_their_tests() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.ends_with("\ntest result: ok\n79 passed, 0 failed\n"),
+        out.ends_with("\ntest result: ok\n83 passed, 0 failed\n"),
         "{out}"
     );
     assert!(
@@ -155,12 +155,12 @@ fn a_changed_required_header_fails_with_a_diff_until_update() {
     assert_eq!(tree(&s.0), before, "a run without --update writes nothing");
     let out = stdout(&o);
     assert!(
-        out.ends_with("\ntest result: FAILED\n77 passed, 2 failed\n"),
+        out.ends_with("\ntest result: FAILED\n81 passed, 2 failed\n"),
         "{out}"
     );
     let failures = failures_section(&out);
     for needle in [
-        "FAIL \"an order without a tenant is refused\" (policies/shop.tests:91:1)",
+        "FAIL \"an order without a tenant is refused\" (policies/shop.tests:136:1)",
         "decided by: 8 param      FAIL  header parameter \"X-Shop-Tenant\" is missing",
         "-   8 param      FAIL  header parameter \"X-Tenant\" is missing",
         "+   8 param      FAIL  header parameter \"X-Shop-Tenant\" is missing",
@@ -183,7 +183,7 @@ fn a_changed_required_header_fails_with_a_diff_until_update() {
     ));
     let o = rulegate_in(&s.0, &["test", "policies"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).ends_with("79 passed, 0 failed\n"));
+    assert!(stdout(&o).ends_with("83 passed, 0 failed\n"));
 }
 
 #[test]
@@ -285,10 +285,10 @@ fn json_output_has_results_snapshots_and_coverage() {
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
     assert_eq!(v["ok"], true);
-    assert_eq!(v["passed"], 79);
+    assert_eq!(v["passed"], 83);
     assert_eq!(v["failed"], 0);
     let tests = v["tests"].as_array().unwrap();
-    assert_eq!(tests.len(), 79);
+    assert_eq!(tests.len(), 83);
     assert_eq!(tests[0]["file"], "policies/partners.tests");
     assert_eq!(tests[0]["name"], "ping is answered by the gateway");
     assert_eq!(tests[0]["location"], "policies/partners.tests:9:1");
@@ -321,7 +321,7 @@ fn coverage_below_the_threshold_fails() {
         .unwrap();
     assert!(pct > 50.0 && pct < 99.5, "{line}");
     assert!(
-        out.ends_with("test result: FAILED\n79 passed, 0 failed\n"),
+        out.ends_with("test result: FAILED\n83 passed, 0 failed\n"),
         "{out}"
     );
     let o = rulegate(&["test", "policies", "--fail-under", "50"]);
@@ -438,7 +438,7 @@ fn a_policy_that_does_not_compile_runs_no_test() {
         err.contains("error[APIGATEWAY_NOT_FOUND]: undefined backend `catalogue`"),
         "{err}"
     );
-    assert!(err.contains("policies/shop.policy:97:17"), "{err}");
+    assert!(err.contains("policies/shop.policy:109:17"), "{err}");
     assert!(
         err.ends_with("rulegate: the policy does not compile; no test was run\n"),
         "{err}"
@@ -526,4 +526,13 @@ fn a_failed_upstream_expectation_shows_what_the_backend_receives() {
         "{out}"
     );
     assert!(out.contains("+ actual:   upstream X-Tenant: acme"), "{out}");
+}
+
+/// Scripted backends (`backend NAME answers|times out|target N down|up`) drive breakers,
+/// downgrades, health checks and retries on the virtual clock, in all three dialects.
+#[test]
+fn scripted_backends_trip_breakers_and_health_on_the_virtual_clock() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/backends"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    insta::assert_snapshot!("backends", stdout(&o));
 }

@@ -100,10 +100,26 @@ impl Service {
         if let Some(s) = &f.shaping {
             lines.extend(s.describe());
         }
-        if let Some(signer) = &self.backends[f.backend].signer {
+        let backend = &self.backends[f.backend];
+        if let Some(signer) = &backend.signer {
             lines.push(format!("signed {} as {:?}", signer.kind.name(), signer.key));
         }
+        lines.extend(backend.targeting.describe());
+        if backend.targeting.breaker.is_some() {
+            lines.push(format!(
+                "downgrade {}",
+                self.describe_downgrade(&backend.downgrade)
+            ));
+        }
         lines
+    }
+
+    fn describe_downgrade(&self, d: &Downgrade) -> String {
+        match d {
+            Downgrade::Mock(m) => self.describe_action(&Action::Mock(m.clone())),
+            Downgrade::Backend(b) => format!("to backend {}", self.backends[*b].name),
+            Downgrade::Unavailable => "unavailable (the dialect's no-backend row)".to_string(),
+        }
     }
 
     /// One line describing a route's terminal action.

@@ -119,7 +119,14 @@ impl Pipeline<'_, '_> {
             .env
             .upstreams()
             .choose(&backend.targeting, key.as_deref(), now);
-        if let (Some(phase), true) = (chosen.breaker, self.tracing) {
+        if self.tracing {
+            self.unavailable_targets(backend, now);
+        }
+        // a closed breaker that stayed closed is not worth a line
+        let shown = chosen.breaker.filter(|p| {
+            chosen.transition.is_some() || *p != crate::upstream::breaker::Phase::Closed
+        });
+        if let (Some(phase), true) = (shown, self.tracing) {
             let verdict = match chosen.choice {
                 Choice::BreakerOpen => Verdict::Fail,
                 _ => Verdict::Pass,
@@ -137,6 +144,24 @@ impl Pipeline<'_, '_> {
             );
         }
         chosen
+    }
+
+    /// A trace step naming the backend's targets that cannot take requests, if any.
+    fn unavailable_targets(&mut self, backend: &Backend, now: i64) {
+        let t = &backend.targeting;
+        let out = self.env.upstreams().unavailable(t, now);
+        if out.is_empty() {
+            return;
+        }
+        let listed: Vec<String> = out
+            .iter()
+            .map(|(i, why)| format!("target {} ({}) {why}", i + 1, t.urls[*i]))
+            .collect();
+        self.step(
+            Phase::Action,
+            Verdict::Pass,
+            format_args!("backend {}: {}", backend.name, listed.join("; ")),
+        );
     }
 
     fn no_target(&mut self, backend: &Backend) -> Outcome {

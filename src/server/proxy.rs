@@ -12,7 +12,7 @@ use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot};
 use crate::decide::{Decision, ForwardPlan};
 use crate::dialect::Reason;
 use crate::upstream::health::Attempted;
-use crate::upstream::state::{Pick, Settled, Upstreams};
+use crate::upstream::state::{retryable, Pick, Settled, Upstreams};
 use http::header::{self, HeaderName, HeaderValue};
 use hyper::Response;
 use std::net::{IpAddr, SocketAddr};
@@ -45,9 +45,7 @@ impl Upstream {
 /// and retry budget allow), each counted in the targets' health and the breaker and settled
 /// by [`Attempt::settle`] into an answer, a refusal, or a reason to try another target.
 ///
-/// A retry follows a failed connection, which sent nothing, for any request; and a
-/// connection that failed before an answer, for an idempotent request without a body. A
-/// timeout is never retried: the backend may still be working on the request.
+/// Which failures are retried is [`retryable`]'s rule, shared with `rulegate test`.
 #[allow(clippy::too_many_arguments)]
 pub async fn forward(
     gw: &Gateway,
@@ -93,13 +91,13 @@ pub async fn forward(
             Ok(ControlFlow::Break(answer)) => return answer,
             Ok(ControlFlow::Continue(reason)) => {
                 last = reason;
-                replayable
+                retryable(Attempted::Reset, replayable)
             }
             // no connection: nothing was sent, and the body is still ours
             Err(reason) => {
                 last = reason;
                 body = unsent;
-                true
+                retryable(Attempted::ConnectFailed, replayable)
             }
         };
         if !retry || tried.len() >= attempts {

@@ -97,7 +97,13 @@ impl Coverage {
             return;
         };
         rc.reached = true;
-        let by_action = d.trace.last().is_some_and(|step| step.name == "action");
+        // a scripted backend's attempts follow the action that forwarded
+        let by_action = d
+            .trace
+            .iter()
+            .rev()
+            .find(|step| step.name != "backend")
+            .is_some_and(|step| step.name == "action");
         match (&d.outcome, d.check) {
             (Outcome::Reject(_), Some(i)) => {
                 if let Some(b) = rc.rejections.iter_mut().find(|b| b.0 == i + 1) {

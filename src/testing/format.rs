@@ -107,6 +107,9 @@ pub struct Exchange {
     /// `authorizer NAME …`: what provider NAME's external authorizer answers this request
     /// (nothing is ever called; without a stub it answers as unreachable).
     pub authorizers: Vec<(String, crate::auth::authorizer::Answer)>,
+    /// `backend NAME …` written since the previous request: what a backend does from this
+    /// request on (see [`super::backends`]).
+    pub backends: Vec<super::backends::Script>,
     /// The virtual time of the first sending (ms since the epoch).
     pub at_ms: i64,
     pub times: u32,
@@ -351,6 +354,7 @@ const TEST_KEYWORDS: &[&str] = &[
     "wait",
     "expect",
     "authorizer",
+    "backend",
 ];
 const EXPECTS: &[&str] = &[
     "status", "code", "message", "header", "no", "body", "step", "route", "forward", "upstream",
@@ -571,6 +575,7 @@ impl Parser<'_> {
             started: false,
             snapshot_all: false,
             exchanges: Vec::new(),
+            pending_backends: Vec::new(),
         };
         loop {
             let (tok, span) = self.token();
@@ -683,6 +688,7 @@ impl Parser<'_> {
                 },
                 _ => self.malformed(span, "wait 12s"),
             },
+            "backend" => self.backend(span, words, b),
             "body" | "sign" | "expect" | "client" | "authorizer" => {
                 let Some(e) = b.exchanges.last_mut() else {
                     self.diags.push(
@@ -800,12 +806,27 @@ impl Parser<'_> {
             client_cert: false,
             sign: None,
             authorizers: Vec::new(),
+            backends: std::mem::take(&mut b.pending_backends),
             at_ms: b.clock_ms,
             times,
             every_ms,
             snapshot: b.snapshot_all,
             expects: Vec::new(),
         });
+    }
+
+    /// `backend NAME …`: a scripted backend, from the next request on (like `wait`, it is a
+    /// change in the world between requests).
+    fn backend(&mut self, span: Span, words: &Words, b: &mut TestBuilder) {
+        let vals: Vec<String> = values(words).into_iter().map(|(v, _)| v).collect();
+        match super::backends::parse(&vals, parse_duration) {
+            Ok(script) => b.pending_backends.push(script),
+            Err(why) => self.diags.push(
+                Diagnostic::error(codes::BAD_VALUE, span, "malformed backend script")
+                    .label(why)
+                    .help(format!("expected: {}", super::backends::USAGE)),
+            ),
+        }
     }
 
     /// `authorizer NAME allow [json {CONTEXT}] | deny | forbidden | unreachable | unresolved |
@@ -966,6 +987,8 @@ struct TestBuilder {
     started: bool,
     snapshot_all: bool,
     exchanges: Vec<Exchange>,
+    /// `backend` statements since the last request: they apply from the next one on.
+    pending_backends: Vec<super::backends::Script>,
 }
 
 /// Words and strings of a statement as text, with spans.

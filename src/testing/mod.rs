@@ -8,6 +8,7 @@
 //! reported for people or for CI ([`report`]). Hermetic: the policy set and its secrets are
 //! read, nothing is sent anywhere, and only `--update` writes files.
 
+pub mod backends;
 pub mod coverage;
 pub mod format;
 pub mod report;
@@ -299,6 +300,7 @@ fn run_test(
 ) -> Vec<Failure> {
     // Each test starts from a fresh world: its own clock, request ids and counters.
     let world = VirtualEnv::new(0);
+    let mut scripted = backends::Backends::default();
     let mut snapshotted = Vec::new();
     let mut requests = Vec::new();
     let of = t.exchanges.len();
@@ -314,7 +316,8 @@ fn run_test(
                 explain: sent.map(|s| s.explain.clone()).unwrap_or_default(),
             };
             let at = e.at_ms + e.every_ms * i64::from(k);
-            let sent = match run::send(snap, e, at, &world) {
+            let scripts = if k == 0 { e.backends.as_slice() } else { &[] };
+            let sent = match run::send(snap, e, at, &world, &mut scripted, scripts) {
                 Ok(s) => s,
                 Err(message) => {
                     return vec![Failure::Error {

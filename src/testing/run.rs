@@ -6,8 +6,10 @@
 //! wire, so a test pins the bytes a client would get. Nothing leaves the process: a forward is
 //! reported as its plan (backend, upstream target), never sent.
 
+use super::backends::Backends;
 use super::format::{Exchange, Expectation};
 use crate::compile::Snapshot;
+use crate::decide::Env as _;
 use crate::decide::{decide_with_body, render_response, Decision, Outcome, Response};
 use crate::decide::{Arrival, RequestHead, VirtualEnv};
 use crate::dialect;
@@ -41,8 +43,12 @@ pub fn send(
     e: &Exchange,
     now_ms: i64,
     world: &VirtualEnv,
+    backends: &mut Backends,
+    scripts: &[super::backends::Script],
 ) -> Result<Sent, String> {
     world.set_now_ms(now_ms);
+    backends.script(snap, scripts)?;
+    backends.probe_due(snap, world.upstreams(), now_ms);
     let mut headers = http::HeaderMap::new();
     for (name, value) in &e.headers {
         // The parser has validated both.
@@ -79,15 +85,30 @@ pub fn send(
         world.stub_authorizer(name, Some(answer.clone()));
     }
     // The driver `serve` uses, its effects answered from the test's body and stubs.
-    let d = decide_with_body(snap, &mut head, &e.body, world);
+    let mut d = decide_with_body(snap, &mut head, &e.body, world);
     for (name, _) in &e.authorizers {
         world.stub_authorizer(name, None);
     }
-    let explain = crate::explain::explain(snap, &head, &d);
     // a request its backend's key cannot sign has no upstream request (`serve` refuses it)
     let upstream = crate::server::planned_upstream(snap, &head, &d).and_then(Result::ok);
+    let replayable = matches!(
+        e.method.as_str(),
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
+    ) && e.body.is_empty();
+    let answered = backends.forward(snap, &mut d, replayable, world.upstreams(), now_ms);
+    let mut explain = crate::explain::explain(snap, &head, &d);
+    let response = match (&d.outcome, answered) {
+        (Outcome::Forward(_), Some(backend)) => {
+            explain.push_str(&format!(
+                "\nthe backend answered {} (scripted)\n",
+                backend.status
+            ));
+            Some(backend)
+        }
+        _ => render_response(&d),
+    };
     Ok(Sent {
-        response: render_response(&d),
+        response,
         decision: d,
         explain,
         upstream,

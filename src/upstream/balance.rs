@@ -47,6 +47,16 @@ pub enum HashOn {
     Query(String),
 }
 
+impl std::fmt::Display for HashOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashOn::ClientIp => f.write_str("ip"),
+            HashOn::Header(h) => write!(f, "header {h:?}"),
+            HashOn::Query(q) => write!(f, "query {q:?}"),
+        }
+    }
+}
+
 /// The running scores of smooth weighted round robin, one per target.
 #[derive(Debug, Clone, Default)]
 pub struct Smooth {

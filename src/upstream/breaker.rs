@@ -50,6 +50,44 @@ impl Config {
     };
 }
 
+/// `count 5 in 10s, open 30s, probes 1, failures: timeouts connect-errors status 500..599`.
+impl std::fmt::Display for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use super::state::ms;
+        match self.rule {
+            Rule::Count {
+                failures,
+                within_ms,
+            } => write!(f, "count {failures} in {}", ms(within_ms))?,
+            Rule::Percent {
+                percent,
+                min,
+                within_ms,
+            } => write!(f, "percent {percent} min {min} in {}", ms(within_ms))?,
+        }
+        write!(
+            f,
+            ", open {}, probes {}, failures:",
+            ms(self.open_ms),
+            self.probes
+        )?;
+        let t = &self.trip;
+        if t.timeouts {
+            f.write_str(" timeouts")?;
+        }
+        if t.connect_errors {
+            f.write_str(" connect-errors")?;
+        }
+        for r in &t.status {
+            write!(f, " status {}..{}", r.start(), r.end())?;
+        }
+        if let Some(bound) = t.slower_than_ms {
+            write!(f, " slower than {}", ms(bound))?;
+        }
+        Ok(())
+    }
+}
+
 /// What counts as a failure.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Trip {
@@ -166,7 +204,8 @@ impl std::fmt::Display for Shown {
                 }
             }
             Phase::HalfOpen { sent, passed, .. } => {
-                write!(f, "half-open, {sent} probes sent, {passed} passed")
+                let s = if sent == 1 { "" } else { "s" };
+                write!(f, "half-open, {sent} probe{s} sent, {passed} passed")
             }
         }
     }

@@ -81,9 +81,76 @@ impl Targeting {
     }
 }
 
+impl Targeting {
+    /// What differs from a plain round robin over equal targets, one line per statement, for
+    /// the compiled tree.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.weights.iter().any(|w| *w != 1) {
+            let w: Vec<String> = self.weights.iter().map(u32::to_string).collect();
+            lines.push(format!("weights {}", w.join(" ")));
+        }
+        match &self.balance {
+            Strategy::RoundRobin => {}
+            Strategy::LeastRequests => lines.push("balance least-requests".into()),
+            Strategy::Hash(on) => lines.push(format!("balance hash {on}")),
+        }
+        if let Some(h) = &self.health {
+            lines.push(format!(
+                "health http {} every {} timeout {} healthy {} unhealthy {} status {}..{}",
+                h.path,
+                ms(h.every_ms),
+                ms(h.timeout_ms),
+                h.healthy,
+                h.unhealthy,
+                h.status.start(),
+                h.status.end()
+            ));
+        }
+        if self.passive != Passive::IMPLICIT {
+            let p = &self.passive;
+            let status = p.status.as_ref().map_or(String::new(), |r| {
+                format!(" status {}..{}", r.start(), r.end())
+            });
+            lines.push(format!(
+                "passive unhealthy {}{status} cooldown {}",
+                p.unhealthy,
+                ms(p.cooldown_ms)
+            ));
+        }
+        if let Some(b) = &self.breaker {
+            lines.push(format!("breaker {b}"));
+        }
+        if let Some(p) = self.retry_budget {
+            lines.push(format!("retry budget {p}%"));
+        }
+        lines
+    }
+}
+
+/// `1500ms`, `10s`: a duration as the policy language writes it.
+pub fn ms(ms: u64) -> String {
+    match ms % 1000 {
+        0 => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
 /// At least this many retries may be in flight to a backend whatever its budget says, so a
 /// quiet backend can still retry (Envoy's `min_retry_concurrency` default).
 pub const MIN_RETRY_CONCURRENCY: u64 = 3;
+
+/// Whether an attempt that ended so may be retried on another target (within the backend's
+/// `retries` and budget): a refused connection sent nothing, so any request may; a connection
+/// lost before the answer, only a `replayable` request (idempotent, without a body); a
+/// timeout never (the backend may still be working on it), nor an answer.
+pub fn retryable(how: Attempted, replayable: bool) -> bool {
+    match how {
+        Attempted::ConnectFailed => true,
+        Attempted::Reset => replayable,
+        Attempted::TimedOut | Attempted::Answered { .. } => false,
+    }
+}
 
 /// Every backend's state, by key.
 #[derive(Default)]
@@ -349,12 +416,41 @@ impl Upstreams {
         })
     }
 
+    /// When the backend's next active probe is due, a target never probed being due `now`
+    /// (`None`: the backend has no active check).
+    pub fn earliest_probe(&self, t: &Targeting, now: i64) -> Option<i64> {
+        t.health.as_ref()?;
+        self.with(t, |s| {
+            s.targets
+                .iter()
+                .map(|ts| ts.next_probe.unwrap_or(now))
+                .min()
+        })
+    }
+
     /// Count an active probe's result for the target at `url` (if it is still a target).
     pub fn probed(&self, t: &Targeting, url: &str, ok: bool) -> Option<Change> {
         let check = t.health.as_ref()?;
         self.with(t, |s| {
             let i = s.urls.iter().position(|u| u == url)?;
             s.targets[i].health.probed(ok, check)
+        })
+    }
+
+    /// The targets that cannot take a request now, and why: for the trace.
+    pub fn unavailable(&self, t: &Targeting, now: i64) -> Vec<(usize, String)> {
+        self.with(t, |s| {
+            let mut out = Vec::new();
+            for (i, ts) in s.targets.iter().enumerate() {
+                if !ts.health.active_up {
+                    out.push((i, "unhealthy (active checks)".to_string()));
+                } else if let Some(until) = ts.health.ejected_until.filter(|u| now < *u) {
+                    out.push((i, format!("ejected for {}ms more (passive)", until - now)));
+                } else if t.weights.get(i) == Some(&0) {
+                    out.push((i, "drained (weight 0)".to_string()));
+                }
+            }
+            out
         })
     }
 
