@@ -536,3 +536,19 @@ fn scripted_backends_trip_breakers_and_health_on_the_virtual_clock() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     insta::assert_snapshot!("backends", stdout(&o));
 }
+
+/// A whole incident (trip, downgrade, half-open, recovery) plays out the same way every time:
+/// the virtual clock and the scripted backends leave nothing to chance.
+#[test]
+fn a_scripted_incident_gives_the_same_report_a_hundred_times() {
+    let first = rulegate(&["test", "tests/fixtures/policy-test/backends"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    for run in 1..100 {
+        let again = rulegate(&["test", "tests/fixtures/policy-test/backends"]);
+        assert_eq!(
+            (again.status.code(), stdout(&again)),
+            (first.status.code(), stdout(&first)),
+            "run {run} differs"
+        );
+    }
+}

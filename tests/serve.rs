@@ -13,12 +13,18 @@ mod authorizer;
 mod backend_params;
 #[path = "serve/backends.rs"]
 mod backends;
+#[path = "serve/balancing.rs"]
+mod balancing;
+#[path = "serve/breaker.rs"]
+mod breaker;
 #[path = "serve/cors.rs"]
 mod cors;
 #[path = "serve/forward.rs"]
 mod forward;
 #[path = "serve/front_door.rs"]
 mod front_door;
+#[path = "serve/health.rs"]
+mod health;
 #[path = "serve/http2.rs"]
 mod http2;
 #[path = "serve/lifecycle.rs"]

@@ -82,8 +82,6 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
     /// canonical reason (snake case) → count
     upstream_errors: DashMap<String, AtomicU64>,
-    /// (backend key, phase entered) → count
-    breaker_transitions: DashMap<(String, &'static str), AtomicU64>,
 }
 
 impl Metrics {
@@ -120,22 +118,8 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A breaker changed phase (rare: a map entry per backend and phase is fine).
-    pub fn breaker_transition(&self, backend: &str, t: crate::upstream::breaker::Transition) {
-        use crate::upstream::breaker::Transition;
-        let to = match t {
-            Transition::Opened { .. } => "open",
-            Transition::HalfOpened => "half-open",
-            Transition::Closed => "closed",
-        };
-        self.breaker_transitions
-            .entry((backend.to_string(), to))
-            .or_default()
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
     /// The backends' breakers and targets as gauges, and the breakers' transitions.
-    fn render_backends(&self, out: &mut String, backends: &[crate::upstream::state::BackendView]) {
+    fn render_backends(out: &mut String, backends: &[crate::upstream::state::BackendView]) {
         use crate::upstream::breaker::Phase;
         out.push_str(
             "# HELP rulegate_breaker_state Each breaker's phase: 1 for the phase it is in.\n",
@@ -159,18 +143,14 @@ impl Metrics {
         }
         out.push_str("# HELP rulegate_breaker_transitions_total Breaker phase changes, by the phase entered.\n");
         out.push_str("# TYPE rulegate_breaker_transitions_total counter\n");
-        let mut rows: Vec<_> = self
-            .breaker_transitions
-            .iter()
-            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
-            .collect();
-        rows.sort();
-        for ((backend, to), n) in rows {
-            let _ = writeln!(
-                out,
-                "rulegate_breaker_transitions_total{{backend=\"{}\",to=\"{to}\"}} {n}",
-                escape(&backend)
-            );
+        for b in backends.iter().filter(|b| b.breaker.is_some()) {
+            for (to, n) in ["open", "half-open", "closed"].iter().zip(b.transitions) {
+                let _ = writeln!(
+                    out,
+                    "rulegate_breaker_transitions_total{{backend=\"{}\",to=\"{to}\"}} {n}",
+                    escape(&b.key)
+                );
+            }
         }
         out.push_str("# HELP rulegate_target_available Whether a target takes requests (healthy, not ejected).\n");
         out.push_str("# TYPE rulegate_target_available gauge\n");
@@ -277,7 +257,7 @@ impl Metrics {
         out.push_str("# HELP rulegate_snapshot_version The version of the policy being served.\n");
         out.push_str("# TYPE rulegate_snapshot_version gauge\n");
         let _ = writeln!(out, "rulegate_snapshot_version {version}");
-        self.render_backends(&mut out, backends);
+        Self::render_backends(&mut out, backends);
         out
     }
 }

@@ -139,12 +139,12 @@ impl Gateway {
                 // The policy texts and every file they reference: a rotated secret is a change.
                 if !snapshot.same_sources(&self.snapshot.load()) {
                     // the state of backends that stay is kept (see upstream::state)
-                    let keys: Vec<&str> = snapshot
+                    let backends: Vec<_> = snapshot
                         .services
                         .iter()
-                        .flat_map(|s| s.backends.iter().map(|b| b.targeting.key.as_str()))
+                        .flat_map(|s| s.backends.iter().map(|b| &b.targeting))
                         .collect();
-                    self.upstream.state.retain(&keys);
+                    self.upstream.state.adopt(&backends);
                     self.snapshot.store(Arc::new(snapshot));
                     state.version += 1;
                     state.loaded_at = jiff::Timestamp::now().to_string();

@@ -236,17 +236,14 @@ impl Attempt<'_> {
             .is_some_and(|w| w.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// Count the attempt's result in the target's health and the breaker; log what changed.
+    /// Count the attempt's result in the target's health and the breaker; log a health change.
     fn count(&self, how: Attempted) {
         let now = super::access_log::unix_micros() / 1000;
         let t = &self.backend.targeting;
-        let Settled { health, breaker } = self.gw.upstream.state.settle(t, self.pick, how, now);
+        // a breaker's change is counted and logged where it happens (upstream::state)
+        let Settled { health, .. } = self.gw.upstream.state.settle(t, self.pick, how, now);
         if let Some(change) = health {
             tracing::warn!(backend = %self.backend.name, target = %self.url(), ?change, "target health changed");
-        }
-        if let Some(transition) = breaker {
-            tracing::warn!(backend = %self.backend.name, ?transition, "circuit breaker changed");
-            self.gw.metrics.breaker_transition(&t.key, transition);
         }
     }
 

@@ -111,6 +111,12 @@ impl TargetHealth {
         self.active_up && self.ejected_until.is_none_or(|until| now_ms >= until)
     }
 
+    /// Drop what active probes said (the backend no longer has an active check).
+    pub fn forget_probes(&mut self) {
+        self.active_up = true;
+        self.run = 0;
+    }
+
     /// Count one active probe's result.
     pub fn probed(&mut self, ok: bool, check: &Active) -> Option<Change> {
         if ok == self.active_up {

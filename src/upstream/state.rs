@@ -6,8 +6,11 @@
 //! A backend's state is kept under its key (`service/backend`) across reloads. A reload that
 //! changes the backend realigns it ([`Targeting::fingerprint`] differs): a target that stays
 //! (same URL) keeps its health; the round robin restarts; the breaker keeps its phase and
-//! window only if its definition is unchanged. State is per gateway process: two gateways
-//! behind one load balancer each count what they see (documented in the README).
+//! window only if its definition is unchanged. Realignment only goes forward
+//! ([`Targeting::generation`]): a request still running on the replaced snapshot counts in its
+//! target's health but never turns the state back to the old definition. State is per
+//! gateway process: two gateways behind one load balancer each count what they see
+//! (documented in the README).
 //!
 //! Each backend's state sits behind its own mutex, held only to pick or to count: a few
 //! hundred instructions, never across an await.
@@ -37,7 +40,14 @@ pub struct Targeting {
     pub retry_budget: Option<u32>,
     /// Of everything above but the key: equal fingerprints need no realignment.
     pub fingerprint: u64,
+    /// Which compile made it: a later compile's definition wins over an earlier one's, so
+    /// requests still running on the previous snapshot after a reload never turn the state
+    /// back to the old definition.
+    pub generation: u64,
 }
+
+/// Compiles, counted: see [`Targeting::generation`].
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Targeting {
     #[allow(clippy::too_many_arguments)]
@@ -77,6 +87,7 @@ impl Targeting {
             breaker,
             retry_budget,
             fingerprint: h.finish(),
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -162,6 +173,7 @@ pub struct Upstreams {
 #[derive(Debug)]
 struct BackendState {
     fingerprint: u64,
+    generation: u64,
     urls: Vec<String>,
     smooth: Smooth,
     targets: Vec<TargetState>,
@@ -169,6 +181,8 @@ struct BackendState {
     live: u64,
     retries: u64,
     breaker: Option<(breaker::Config, breaker::State)>,
+    /// How often the breaker entered each phase: open, half-open, closed.
+    transitions: [u64; 3],
 }
 
 #[derive(Debug, Clone, Default)]
@@ -228,6 +242,8 @@ pub struct TargetView {
 pub struct BackendView {
     pub key: String,
     pub breaker: Option<breaker::Phase>,
+    /// How often the breaker entered open, half-open and closed.
+    pub transitions: [u64; 3],
     pub targets: Vec<TargetView>,
 }
 
@@ -235,20 +251,42 @@ impl BackendState {
     fn new(t: &Targeting) -> BackendState {
         BackendState {
             fingerprint: t.fingerprint,
+            generation: t.generation,
             urls: t.urls.clone(),
             smooth: Smooth::default(),
             targets: vec![TargetState::default(); t.urls.len()],
             live: 0,
             retries: 0,
             breaker: t.breaker.clone().map(|c| (c, breaker::State::default())),
+            transitions: [0; 3],
         }
     }
 
+    /// Count (and log) a breaker's change of phase; every change passes here, whichever call
+    /// made it.
+    fn noted(&mut self, key: &str, t: Option<Transition>) -> Option<Transition> {
+        let t = t?;
+        let (i, to) = match t {
+            Transition::Opened { .. } => (0, "open"),
+            Transition::HalfOpened => (1, "half-open"),
+            Transition::Closed => (2, "closed"),
+        };
+        self.transitions[i] += 1;
+        tracing::warn!(backend = %key, to, "circuit breaker changed");
+        Some(t)
+    }
+
     /// Bring the state in line with a (re)compiled backend: targets that stay keep their
-    /// health and counts; the breaker keeps its state if its definition is unchanged.
-    fn align(&mut self, t: &Targeting) {
+    /// health and counts; the breaker keeps its state if its definition is unchanged. Whether
+    /// the state now follows `t`: `false` for an older definition than the state's (a request
+    /// still running on the snapshot a reload replaced), which leaves the state alone.
+    fn align(&mut self, t: &Targeting) -> bool {
         if self.fingerprint == t.fingerprint {
-            return;
+            self.generation = self.generation.max(t.generation);
+            return true;
+        }
+        if t.generation < self.generation {
+            return false;
         }
         let mut old: HashMap<String, TargetState> =
             self.urls.drain(..).zip(self.targets.drain(..)).collect();
@@ -263,7 +301,34 @@ impl BackendState {
             (Some((c, s)), Some(new)) if c == *new => Some((c, s)),
             (_, new) => new.clone().map(|c| (c, breaker::State::default())),
         };
+        // without active checks, only passive ones judge a target: what probes said goes
+        if t.health.is_none() {
+            for ts in &mut self.targets {
+                ts.health.forget_probes();
+                ts.next_probe = None;
+            }
+        }
         self.fingerprint = t.fingerprint;
+        self.generation = t.generation;
+        true
+    }
+
+    /// The index of the target at `url`, if it is one.
+    fn index(&self, url: &str) -> Option<usize> {
+        self.urls.iter().position(|u| u == url)
+    }
+
+    /// For a definition older than the state's: the first of its targets, none of `skip`, that
+    /// the state knows as available (no round robin, no breaker: only for the moments a
+    /// reload overlaps requests).
+    fn stale_pick(&self, t: &Targeting, now: i64, skip: &[usize]) -> Option<usize> {
+        (0..t.urls.len()).find(|&i| {
+            t.weights[i] > 0
+                && !skip.contains(&i)
+                && self
+                    .index(&t.urls[i])
+                    .is_none_or(|j| self.targets[j].health.available(now))
+        })
     }
 
     fn pick(
@@ -310,22 +375,39 @@ impl Upstreams {
         }
     }
 
-    fn with<R>(&self, t: &Targeting, f: impl FnOnce(&mut BackendState) -> R) -> R {
+    /// Run `f` on the backend's state, aligned with `t`; `f` learns whether the state follows
+    /// `t` (see [`BackendState::align`]).
+    fn with<R>(&self, t: &Targeting, f: impl FnOnce(&mut BackendState, bool) -> R) -> R {
         let state = self.state(t);
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        s.align(t);
-        f(&mut s)
+        let current = s.align(t);
+        f(&mut s, current)
     }
 
     /// Whether a request may go to the backend now, and to which target. `key` is the
     /// request's balancing key for `balance hash` (`None`: it has none, and the round robin
     /// places it).
     pub fn choose(&self, t: &Targeting, key: Option<&[u8]>, now: i64) -> Chosen {
-        self.with(t, |s| {
-            let (admit, transition) = match &mut s.breaker {
+        self.with(t, |s, current| {
+            if !current {
+                let choice = match s.stale_pick(t, now, &[]) {
+                    Some(target) => Choice::Target(Pick {
+                        target,
+                        probe: false,
+                    }),
+                    None => Choice::NoTarget,
+                };
+                return Chosen {
+                    choice,
+                    breaker: None,
+                    transition: None,
+                };
+            }
+            let (admit, admitted) = match &mut s.breaker {
                 Some((c, b)) => b.admit(c, now),
                 None => (Admit::Pass, None),
             };
+            let mut transition = s.noted(&t.key, admitted);
             let choice = match admit {
                 Admit::Refuse => Choice::BreakerOpen,
                 _ => match s.pick(t, key, now, &[]) {
@@ -336,7 +418,8 @@ impl Upstreams {
                     None => {
                         // a probe that finds no target has failed
                         if let (Admit::Probe, Some((c, b))) = (admit, &mut s.breaker) {
-                            b.record(c, Attempted::ConnectFailed, true, now);
+                            let reopened = b.record(c, Attempted::ConnectFailed, true, now);
+                            transition = s.noted(&t.key, reopened).or(transition);
                         }
                         Choice::NoTarget
                     }
@@ -352,47 +435,46 @@ impl Upstreams {
 
     /// Another target for a retry, none of `tried`, if the retry budget allows one.
     pub fn retry(&self, t: &Targeting, tried: &[usize], now: i64) -> Option<usize> {
-        self.with(t, |s| {
+        self.with(t, |s, current| {
             if let Some(percent) = t.retry_budget {
                 let allowed = (s.live * u64::from(percent) / 100).max(MIN_RETRY_CONCURRENCY);
                 if s.retries >= allowed {
                     return None;
                 }
             }
-            s.pick(t, None, now, tried)
+            match current {
+                true => s.pick(t, None, now, tried),
+                false => s.stale_pick(t, now, tried),
+            }
         })
     }
 
     /// Count a request going to `target` until the returned guard is dropped.
     pub fn begin(&self, t: &Targeting, target: usize, retry: bool) -> InFlight {
         let state = self.state(t);
+        let url = t.urls.get(target).cloned().unwrap_or_default();
         {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             s.align(t);
-            if let Some(ts) = s.targets.get_mut(target) {
-                ts.inflight += 1;
+            if let Some(i) = s.index(&url) {
+                s.targets[i].inflight += 1;
             }
             s.live += 1;
             s.retries += u64::from(retry);
         }
-        InFlight {
-            state,
-            url: t.urls.get(target).cloned().unwrap_or_default(),
-            retry,
-        }
+        InFlight { state, url, retry }
     }
 
     /// Count how an attempt ended: the target's passive health and the breaker.
     pub fn settle(&self, t: &Targeting, pick: Pick, how: Attempted, now: i64) -> Settled {
-        self.with(t, |s| {
-            let health = s
-                .targets
-                .get_mut(pick.target)
-                .and_then(|ts| ts.health.forwarded(how, &t.passive, now));
-            let breaker = match &mut s.breaker {
-                Some((c, b)) => b.record(c, how, pick.probe, now),
-                None => None,
+        self.with(t, |s, current| {
+            let i = t.urls.get(pick.target).and_then(|url| s.index(url));
+            let health = i.and_then(|i| s.targets[i].health.forwarded(how, &t.passive, now));
+            let recorded = match &mut s.breaker {
+                Some((c, b)) if current => b.record(c, how, pick.probe, now),
+                _ => None,
             };
+            let breaker = s.noted(&t.key, recorded);
             Settled { health, breaker }
         })
     }
@@ -403,8 +485,11 @@ impl Upstreams {
         let Some(check) = &t.health else {
             return Vec::new();
         };
-        self.with(t, |s| {
+        self.with(t, |s, current| {
             let mut due = Vec::new();
+            if !current {
+                return due;
+            }
             for (i, ts) in s.targets.iter_mut().enumerate() {
                 let at = *ts.next_probe.get_or_insert(now);
                 if at <= now {
@@ -420,7 +505,10 @@ impl Upstreams {
     /// (`None`: the backend has no active check).
     pub fn earliest_probe(&self, t: &Targeting, now: i64) -> Option<i64> {
         t.health.as_ref()?;
-        self.with(t, |s| {
+        self.with(t, |s, current| {
+            if !current {
+                return None;
+            }
             s.targets
                 .iter()
                 .map(|ts| ts.next_probe.unwrap_or(now))
@@ -431,16 +519,20 @@ impl Upstreams {
     /// Count an active probe's result for the target at `url` (if it is still a target).
     pub fn probed(&self, t: &Targeting, url: &str, ok: bool) -> Option<Change> {
         let check = t.health.as_ref()?;
-        self.with(t, |s| {
-            let i = s.urls.iter().position(|u| u == url)?;
+        self.with(t, |s, current| {
+            // a probe sent for a definition a reload has replaced counts for nothing
+            let i = s.index(url).filter(|_| current)?;
             s.targets[i].health.probed(ok, check)
         })
     }
 
     /// The targets that cannot take a request now, and why: for the trace.
     pub fn unavailable(&self, t: &Targeting, now: i64) -> Vec<(usize, String)> {
-        self.with(t, |s| {
+        self.with(t, |s, current| {
             let mut out = Vec::new();
+            if !current {
+                return out;
+            }
             for (i, ts) in s.targets.iter().enumerate() {
                 if !ts.health.active_up {
                     out.push((i, "unhealthy (active checks)".to_string()));
@@ -464,6 +556,7 @@ impl Upstreams {
                 BackendView {
                     key: key.clone(),
                     breaker: s.breaker.as_ref().map(|(_, b)| b.phase),
+                    transitions: s.transitions,
                     targets: s
                         .urls
                         .iter()
@@ -483,12 +576,17 @@ impl Upstreams {
         views
     }
 
-    /// Forget backends no longer in `keys` (after a reload removed them).
-    pub fn retain(&self, keys: &[&str]) {
-        self.backends
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| keys.contains(&k.as_str()));
+    /// After a reload: forget backends the policy no longer has, and bring the others in line
+    /// with their new definitions now (not at their next request), so `/config` and
+    /// `/metrics` show the new state at once.
+    pub fn adopt(&self, backends: &[&Targeting]) {
+        let mut map = self.backends.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, _| backends.iter().any(|t| t.key == *k));
+        for t in backends {
+            if let Some(state) = map.get(&t.key) {
+                state.lock().unwrap_or_else(|e| e.into_inner()).align(t);
+            }
+        }
     }
 }
 
@@ -679,6 +777,37 @@ mod tests {
             None,
         );
         assert_eq!(u.choose(&t3, None, 2).breaker, Some(Phase::Closed));
+    }
+
+    #[test]
+    fn a_request_on_the_replaced_definition_never_turns_the_state_back() {
+        let u = Upstreams::new();
+        let old = with_breaker(targeting(&[1, 1]));
+        let new = Targeting::new(
+            old.key.clone(),
+            old.urls.clone(),
+            vec![1, 1],
+            Strategy::RoundRobin,
+            None,
+            Passive::IMPLICIT,
+            old.breaker.clone().map(|c| Config {
+                open_ms: 9_000,
+                ..c
+            }),
+            None,
+        );
+        u.choose(&new, None, 0);
+        // two failures that would trip the old breaker land after the reload
+        let pick = Pick {
+            target: 0,
+            probe: false,
+        };
+        u.settle(&old, pick, E503, 1);
+        u.settle(&old, pick, E503, 2);
+        assert_eq!(u.choose(&new, None, 3).breaker, Some(Phase::Closed));
+        // the old definition still gets a target it can use
+        assert!(matches!(u.choose(&old, None, 4).choice, Choice::Target(_)));
+        assert_eq!(u.choose(&new, None, 5).breaker, Some(Phase::Closed));
     }
 
     #[test]
