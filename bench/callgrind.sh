@@ -2,7 +2,8 @@
 # Instructions per request: rulegate serve under callgrind, driven by wrk. See bench/README.md.
 #
 #   bench/callgrind.sh [PATH]        PATH on bench/policy/bench.policy: /health (default), /data,
-#                                    /data/guarded (a health check and a breaker, idle),
+#                                    /data/guarded (a health check and a breaker, idle) and
+#                                    /data/plain (its control: the same route, a plain backend),
 #                                    /data/mapped/7?tenant=acme (five backend parameters), or
 #                                    /data/signed/7?tenant=acme (the same, signed)
 #

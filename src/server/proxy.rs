@@ -12,7 +12,7 @@ use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot};
 use crate::decide::{Decision, ForwardPlan};
 use crate::dialect::Reason;
 use crate::upstream::health::Attempted;
-use crate::upstream::state::{retryable, Pick, Settled, Upstreams};
+use crate::upstream::state::{retryable, InFlight, Pick, Settled, Upstreams};
 use http::header::{self, HeaderName, HeaderValue};
 use hyper::Response;
 use std::net::{IpAddr, SocketAddr};
@@ -186,11 +186,11 @@ impl Attempt<'_> {
             addr,
             tls: target.tls.clone(),
         };
-        let _inflight = gw
+        let inflight = gw
             .upstream
             .state
             .begin(&backend.targeting, self.pick.target, retry);
-        let started = Instant::now();
+        let started = backend.targeting.times_answers().then(Instant::now);
         let connect_timeout = Duration::from_millis(backend.connect_timeout_ms);
         let sent = tokio::time::timeout(
             Duration::from_millis(backend.timeout_ms),
@@ -200,16 +200,16 @@ impl Attempt<'_> {
         )
         .await
         .unwrap_or(Err((SendError::Timeout, None)));
-        let ms = started.elapsed().as_millis() as u64;
         match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
-                self.count(Attempted::Answered { status, ms });
+                let ms = started.map_or(0, |s| s.elapsed().as_millis() as u64);
+                self.count(inflight, Attempted::Answered { status, ms });
                 Ok((Ok(Ok(response)), None))
             }
             Err((SendError::Connect(e), unsent)) => {
                 tracing::warn!(target = %self.url(), "backend refused the connection: {e}");
-                self.count(Attempted::ConnectFailed);
+                self.count(inflight, Attempted::ConnectFailed);
                 let body = unsent.map(|r| r.into_body());
                 Ok((Err(Reason::BackendUnavailable), body))
             }
@@ -224,7 +224,7 @@ impl Attempt<'_> {
                         SendError::Connect(_) => Attempted::ConnectFailed,
                         SendError::Http(_) => Attempted::Reset,
                     };
-                    self.count(how);
+                    self.count(inflight, how);
                 }
                 Ok((Ok(Err(e)), None))
             }
@@ -236,12 +236,13 @@ impl Attempt<'_> {
             .is_some_and(|w| w.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// Count the attempt's result in the target's health and the breaker; log a health change.
-    fn count(&self, how: Attempted) {
+    /// End the request's count and count its result in the target's health and the breaker;
+    /// log a health change.
+    fn count(&self, inflight: InFlight, how: Attempted) {
         let now = super::access_log::unix_micros() / 1000;
         let t = &self.backend.targeting;
         // a breaker's change is counted and logged where it happens (upstream::state)
-        let Settled { health, .. } = self.gw.upstream.state.settle(t, self.pick, how, now);
+        let Settled { health, .. } = inflight.settle(t, self.pick, how, now);
         if let Some(change) = health {
             tracing::warn!(backend = %self.backend.name, target = %self.url(), ?change, "target health changed");
         }

@@ -296,6 +296,10 @@ impl State {
             Phase::Closed if !probe => {
                 let width = (c.rule.within_ms() / SLICES as u64).max(1) as i64;
                 self.window.record(width, now, failed);
+                // a success never trips a count (a percent's minimum may be reached by one)
+                if !failed && matches!(c.rule, Rule::Count { .. }) {
+                    return None;
+                }
                 let (total, failures) = self.window.counts(width, now);
                 c.rule.met(total, failures).then(|| self.open(c, now))
             }

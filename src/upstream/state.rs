@@ -23,7 +23,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// How a backend's targets take requests, as compiled.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Targeting {
     /// `service/backend`.
     pub key: String,
@@ -44,6 +44,17 @@ pub struct Targeting {
     /// requests still running on the previous snapshot after a reload never turn the state
     /// back to the old definition.
     pub generation: u64,
+    /// The state this backend was first found under, and in which [`Upstreams`]: looked up
+    /// by key once, not on every request (`serve` has one `Upstreams`; a policy test's other
+    /// worlds look up by key).
+    found: std::sync::OnceLock<Found>,
+}
+
+#[derive(Debug)]
+struct Found {
+    /// [`Upstreams::id`].
+    owner: u64,
+    state: Arc<Mutex<BackendState>>,
 }
 
 /// Compiles, counted: see [`Targeting::generation`].
@@ -88,11 +99,20 @@ impl Targeting {
             retry_budget,
             fingerprint: h.finish(),
             generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            found: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl Targeting {
+    /// Whether an answer's latency counts (a breaker trips on answers slower than a bound):
+    /// otherwise the forward does not time it.
+    pub fn times_answers(&self) -> bool {
+        self.breaker
+            .as_ref()
+            .is_some_and(|b| b.trip.slower_than_ms.is_some())
+    }
+
     /// What differs from a plain round robin over equal targets, one line per statement, for
     /// the compiled tree.
     pub fn describe(&self) -> Vec<String> {
@@ -164,9 +184,20 @@ pub fn retryable(how: Attempted, replayable: bool) -> bool {
 }
 
 /// Every backend's state, by key.
-#[derive(Default)]
 pub struct Upstreams {
+    /// Unique in the process: what a [`Targeting`]'s cached state is checked against.
+    id: u64,
     backends: RwLock<HashMap<String, Arc<Mutex<BackendState>>>>,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Upstreams {
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            backends: RwLock::default(),
+        }
+    }
 }
 
 /// One backend's state.
@@ -174,7 +205,7 @@ pub struct Upstreams {
 struct BackendState {
     fingerprint: u64,
     generation: u64,
-    urls: Vec<String>,
+    urls: Vec<Arc<str>>,
     smooth: Smooth,
     targets: Vec<TargetState>,
     /// Requests in flight to any target, and how many of them are retries.
@@ -252,7 +283,7 @@ impl BackendState {
         BackendState {
             fingerprint: t.fingerprint,
             generation: t.generation,
-            urls: t.urls.clone(),
+            urls: t.urls.iter().map(|u| Arc::from(u.as_str())).collect(),
             smooth: Smooth::default(),
             targets: vec![TargetState::default(); t.urls.len()],
             live: 0,
@@ -264,8 +295,13 @@ impl BackendState {
 
     /// Count (and log) a breaker's change of phase; every change passes here, whichever call
     /// made it.
+    #[inline]
     fn noted(&mut self, key: &str, t: Option<Transition>) -> Option<Transition> {
-        let t = t?;
+        t.map(|t| self.count_transition(key, t))
+    }
+
+    #[cold]
+    fn count_transition(&mut self, key: &str, t: Transition) -> Transition {
         let (i, to) = match t {
             Transition::Opened { .. } => (0, "open"),
             Transition::HalfOpened => (1, "half-open"),
@@ -273,29 +309,35 @@ impl BackendState {
         };
         self.transitions[i] += 1;
         tracing::warn!(backend = %key, to, "circuit breaker changed");
-        Some(t)
+        t
     }
 
     /// Bring the state in line with a (re)compiled backend: targets that stay keep their
     /// health and counts; the breaker keeps its state if its definition is unchanged. Whether
     /// the state now follows `t`: `false` for an older definition than the state's (a request
     /// still running on the snapshot a reload replaced), which leaves the state alone.
+    #[inline]
     fn align(&mut self, t: &Targeting) -> bool {
         if self.fingerprint == t.fingerprint {
             self.generation = self.generation.max(t.generation);
             return true;
         }
+        self.realign(t)
+    }
+
+    #[cold]
+    fn realign(&mut self, t: &Targeting) -> bool {
         if t.generation < self.generation {
             return false;
         }
-        let mut old: HashMap<String, TargetState> =
+        let mut old: HashMap<Arc<str>, TargetState> =
             self.urls.drain(..).zip(self.targets.drain(..)).collect();
         self.targets = t
             .urls
             .iter()
-            .map(|u| old.remove(u).unwrap_or_default())
+            .map(|u| old.remove(u.as_str()).unwrap_or_default())
             .collect();
-        self.urls = t.urls.clone();
+        self.urls = t.urls.iter().map(|u| Arc::from(u.as_str())).collect();
         self.smooth = Smooth::default();
         self.breaker = match (self.breaker.take(), &t.breaker) {
             (Some((c, s)), Some(new)) if c == *new => Some((c, s)),
@@ -313,9 +355,29 @@ impl BackendState {
         true
     }
 
+    /// Count how an attempt at `pick` ended: the target's passive health, and (when the state
+    /// follows `t`) the breaker.
+    fn settle(
+        &mut self,
+        t: &Targeting,
+        pick: Pick,
+        how: Attempted,
+        now: i64,
+        current: bool,
+    ) -> Settled {
+        let i = t.urls.get(pick.target).and_then(|url| self.index(url));
+        let health = i.and_then(|i| self.targets[i].health.forwarded(how, &t.passive, now));
+        let recorded = match &mut self.breaker {
+            Some((c, b)) if current => b.record(c, how, pick.probe, now),
+            _ => None,
+        };
+        let breaker = self.noted(&t.key, recorded);
+        Settled { health, breaker }
+    }
+
     /// The index of the target at `url`, if it is one.
     fn index(&self, url: &str) -> Option<usize> {
-        self.urls.iter().position(|u| u == url)
+        self.urls.iter().position(|u| &**u == url)
     }
 
     /// For a definition older than the state's: the first of its targets, none of `skip`, that
@@ -357,6 +419,18 @@ impl Upstreams {
     }
 
     fn state(&self, t: &Targeting) -> Arc<Mutex<BackendState>> {
+        if let Some(f) = t.found.get().filter(|f| f.owner == self.id) {
+            return f.state.clone();
+        }
+        let state = self.look_up(t);
+        let _ = t.found.set(Found {
+            owner: self.id,
+            state: state.clone(),
+        });
+        state
+    }
+
+    fn look_up(&self, t: &Targeting) -> Arc<Mutex<BackendState>> {
         let found = self
             .backends
             .read()
@@ -452,31 +526,28 @@ impl Upstreams {
     /// Count a request going to `target` until the returned guard is dropped.
     pub fn begin(&self, t: &Targeting, target: usize, retry: bool) -> InFlight {
         let state = self.state(t);
-        let url = t.urls.get(target).cloned().unwrap_or_default();
-        {
+        let url = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             s.align(t);
-            if let Some(i) = s.index(&url) {
+            let i = t.urls.get(target).and_then(|u| s.index(u));
+            if let Some(i) = i {
                 s.targets[i].inflight += 1;
             }
             s.live += 1;
             s.retries += u64::from(retry);
+            i.map(|i| s.urls[i].clone())
+        };
+        InFlight {
+            state,
+            url,
+            retry,
+            ended: false,
         }
-        InFlight { state, url, retry }
     }
 
     /// Count how an attempt ended: the target's passive health and the breaker.
     pub fn settle(&self, t: &Targeting, pick: Pick, how: Attempted, now: i64) -> Settled {
-        self.with(t, |s, current| {
-            let i = t.urls.get(pick.target).and_then(|url| s.index(url));
-            let health = i.and_then(|i| s.targets[i].health.forwarded(how, &t.passive, now));
-            let recorded = match &mut s.breaker {
-                Some((c, b)) if current => b.record(c, how, pick.probe, now),
-                _ => None,
-            };
-            let breaker = s.noted(&t.key, recorded);
-            Settled { health, breaker }
-        })
+        self.with(t, |s, current| s.settle(t, pick, how, now, current))
     }
 
     /// The targets whose active probe is due at `now`, each scheduled for its next round. A
@@ -562,7 +633,7 @@ impl Upstreams {
                         .iter()
                         .zip(&s.targets)
                         .map(|(url, ts)| TargetView {
-                            url: url.clone(),
+                            url: url.to_string(),
                             available: ts.health.available(now),
                             healthy: ts.health.active_up,
                             ejected_until: ts.health.ejected_until,
@@ -590,18 +661,23 @@ impl Upstreams {
     }
 }
 
-/// A request in flight to a target; dropping it ends the count.
-pub struct InFlight {
-    state: Arc<Mutex<BackendState>>,
-    /// By URL: the target's index may change if a reload realigns the backend meanwhile.
-    url: String,
-    retry: bool,
-}
+impl InFlight {
+    /// End the count and count how the attempt ended (see [`Upstreams::settle`]), under one
+    /// lock.
+    pub fn settle(mut self, t: &Targeting, pick: Pick, how: Attempted, now: i64) -> Settled {
+        let state = self.state.clone();
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        self.end(&mut s);
+        let current = s.align(t);
+        s.settle(t, pick, how, now, current)
+    }
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = s.urls.iter().position(|u| *u == self.url) {
+    fn end(&mut self, s: &mut BackendState) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if let Some(i) = self.url.as_deref().and_then(|u| s.index(u)) {
             let ts = &mut s.targets[i];
             ts.inflight = ts.inflight.saturating_sub(1);
         }
@@ -609,6 +685,23 @@ impl Drop for InFlight {
         if self.retry {
             s.retries = s.retries.saturating_sub(1);
         }
+    }
+}
+
+/// A request in flight to a target; dropping it (or settling it) ends the count.
+pub struct InFlight {
+    state: Arc<Mutex<BackendState>>,
+    /// By URL: the target's index may change if a reload realigns the backend meanwhile.
+    url: Option<Arc<str>>,
+    retry: bool,
+    ended: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let state = self.state.clone();
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        self.end(&mut s);
     }
 }
 
