@@ -8,7 +8,7 @@ use crate::decide::{
 };
 use crate::dialect::{self, Reason};
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::Full;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
@@ -136,6 +136,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         drive.finish()
     };
     let (mut body, mut body_failed) = (client.incoming, client.failed);
+    let debug = (decision.dialect.profile().debug_requested)(&parts.headers);
 
     let mut upstream_us = None;
     let mut response = match &decision.outcome {
@@ -179,10 +180,30 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         Outcome::Reject(reason) => dialect::row(decision.dialect, reason).code,
         _ => "-",
     };
+    if debug {
+        debug_latencies(response.headers_mut(), started, upstream_us);
+    }
     if let Some(record) = pending.record.take() {
         record.write(&gw, response.status().as_u16(), code, started, upstream_us);
     }
     response
+}
+
+/// Huawei's debug mode (`X-Apig-Mode: debug`): the gateway's latency and, for a forward, the
+/// backend's, in whole milliseconds (the rate-limit headers come with the dialect's limit
+/// headers, see `dialect::huawei`).
+fn debug_latencies(headers: &mut HeaderMap, started: Instant, upstream_us: Option<u64>) {
+    let ms = |us: u128| HeaderValue::from(us.div_ceil(1000) as u64);
+    headers.insert(
+        HeaderName::from_static("x-apig-latency"),
+        ms(started.elapsed().as_micros()),
+    );
+    if let Some(us) = upstream_us {
+        headers.insert(
+            HeaderName::from_static("x-apig-upstream-latency"),
+            ms(u128::from(us)),
+        );
+    }
 }
 
 /// What `decide` sees of the request: its head, and how it arrived.

@@ -216,3 +216,39 @@ fn route_response_headers_stay_off_rejection_rows() {
         "Request entity too large.",
     );
 }
+
+/// Huawei's debug mode on a forward: `X-Apig-Latency` and `X-Apig-Upstream-Latency` (whole
+/// milliseconds; the backend takes 150 ms here, so both are at least that), and neither
+/// without `X-Apig-Mode: debug`; the header is the client's question, never sent upstream as
+/// an answer.
+#[test]
+fn huawei_debug_mode_adds_the_gateways_and_the_backends_latency() {
+    let backend = Backend::start(|_, s| {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        respond(s, 200, &[("Content-Type", "text/plain")], b"slow")
+    });
+    let dir = forward_policy(&backend.url());
+    let gw = Gateway::start(dir.path());
+    let debug = [("X-Apig-Mode", "debug")];
+    let r = gw.send(&request("GET", "/plain/x", "shop.test", &debug, b""));
+    expect_status(&r, 200);
+    let ms = |name: &str| -> u64 {
+        let v = r.header(name).unwrap_or_else(|| panic!("no {name}"));
+        v.parse().unwrap_or_else(|_| panic!("{name}: {v:?}"))
+    };
+    let (total, upstream) = (ms("x-apig-latency"), ms("x-apig-upstream-latency"));
+    assert!(upstream >= 150, "upstream {upstream} ms");
+    assert!(
+        total >= upstream && total < 10_000,
+        "total {total}, upstream {upstream}"
+    );
+    let r = gw.get("shop.test", "/plain/x");
+    expect_status(&r, 200);
+    assert!(r.header("x-apig-latency").is_none());
+    assert!(r.header("x-apig-upstream-latency").is_none());
+    // a refusal in debug mode carries the gateway's latency, and no backend's
+    let r = gw.send(&request("GET", "/nowhere", "shop.test", &debug, b""));
+    expect_status(&r, 404);
+    assert!(r.header("x-apig-latency").is_some());
+    assert!(r.header("x-apig-upstream-latency").is_none());
+}

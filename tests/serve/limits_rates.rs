@@ -98,32 +98,53 @@ fn tencent_counts_down_in_x_api_ratelimit_and_refuses_with_retry_after() {
 }
 
 /// Huawei sends its `X-Apig-RateLimit-*` headers only to a request in debug mode, and none
-/// for a header-keyed rate (it has no such dimension).
+/// for a header-keyed rate (it has no such dimension); debug mode adds the gateway's latency
+/// in `X-Apig-Latency` (a mock has no upstream latency), to answers and refusals alike.
 #[test]
 fn huawei_shows_limit_headers_only_in_debug_mode() {
     let (_dir, gw) = gateway();
     let debug = [("X-Apig-Mode", "debug"), ("X-Tenant", "t1")];
     let r = gw.send(&request("GET", "/two", "shop.test", &debug, b""));
+    let latency = whole_ms(&r, "x-apig-latency");
     assert_mock(
         &r,
         200,
         "X-Request-Id",
         "text/plain; charset=utf-8",
-        &[("X-Apig-RateLimit-ip", "remain:1,limit:2,time:1 minute")],
+        &[
+            ("X-Apig-RateLimit-ip", "remain:1,limit:2,time:1 minute"),
+            ("X-Apig-Latency", &latency),
+        ],
         "ok",
     );
     let plain = [("X-Tenant", "t1")];
     let r = gw.send(&request("GET", "/two", "shop.test", &plain, b""));
     assert!(r.header("x-apig-ratelimit-ip").is_none());
+    assert!(r.header("x-apig-latency").is_none());
     expect_status(&r, 200);
+    let r = gw.send(&request("GET", "/two", "shop.test", &debug, b""));
+    let latency = whole_ms(&r, "x-apig-latency");
     assert_huawei_row(
-        &gw.send(&request("GET", "/two", "shop.test", &debug, b"")),
+        &r,
         429,
         "APIG.0308",
         "The throttling threshold has been reached.",
         &[
             ("x-apig-ratelimit-ip", "remain:0,limit:2,time:1 minute"),
             ("retry-after", "30"),
+            ("x-apig-latency", &latency),
         ],
     );
+}
+
+/// A header's value, which must be a whole number of milliseconds (under a minute).
+fn whole_ms(r: &Resp, name: &str) -> String {
+    let v = r
+        .header(name)
+        .unwrap_or_else(|| panic!("no {name} in debug mode: {:?}", r.headers_but_date()));
+    let ms: u64 = v
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: {v:?} is not whole ms"));
+    assert!(ms < 60_000, "{name}: {ms}");
+    v.to_string()
 }
