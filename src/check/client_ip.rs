@@ -86,9 +86,13 @@ impl RouteCheck for ClientIp {
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
         let ip = cx.client_ip();
         // an address a trusted proxy did not name is on no allow list and, as it could be any
-        // address, on every deny list
+        // address, on every deny list: refused, with the vendors' unknown-address row
         let rules = &self.0;
-        if !ip.ip().is_some_and(|a| rules.admits(a)) {
+        let Some(address) = ip.ip() else {
+            let detail = format!("the client's address is unknown; {rules} cannot admit it");
+            return Err(cx.fail(Self::PHASE, detail, Reason::ClientIpUnknown));
+        };
+        if !rules.admits(address) {
             let detail = format!("{ip} refused by {rules}");
             return Err(cx.fail(Self::PHASE, detail, Reason::ClientIpDenied));
         }

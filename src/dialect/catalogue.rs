@@ -28,6 +28,7 @@
 //! | ClientCertificateRequired | — 400 `Bad Request.` (the undocumented bad-request row) | 400 APIG.0205 `Verify client certificate failed` | 401 UNAUTHENTICATED `Verification Failed` |
 //! | CrossOriginWithoutCors | 429 `req is cross origin, api $uri need open cors flag on qcloud apigateway.` | 403 APIG.0306 `API access denied.` (never produced: see below) | 403 HTTP_FORBIDDEN `No Resource Permission` (never produced) |
 //! | ClientIpDenied | — 403 `Your IP address is not allowed.` | 403 APIG.0402 | 403 HTTP_FORBIDDEN |
+//! | ClientIpUnknown | 403 `Cannot identify the client IP address, unix domain sockets are not supported.` (the client's address is unknown; the row's Unix-socket clause is Tencent's cause, not the only one) | 403 APIG.0401 `Unknown client IP address.` | 403 HTTP_FORBIDDEN (JD has no row for it; as a denied address) |
 //! | WebSocketKeyMissing | 403 `need header Sec-WebSocket-Key.` | 400 APIG.0201 `API request error.` + detail | 400 ARGUMENT_NOT_FOUND (argument = `Sec-WebSocket-Key`) |
 //! | WebSocketVersionMissing | 403 `need header Sec-WebSocket-Version.` | 400 APIG.0201 + detail | 400 ARGUMENT_NOT_FOUND (argument = `Sec-WebSocket-Version`) |
 //! | Auth(HmacNoAuthorization) | — 401 `HMAC signature cannot be verified, a validate authorization header is required` | 401 APIG.0303 | 401 UNAUTHENTICATED `Verification Failed` |
@@ -316,6 +317,11 @@ mod tencent {
         "Tencent documents no 400. Standard 400 with the RFC 2616 reason phrase plus a period, the \
          form of Tencent's documented gateway texts (`Internal Server Error.`).",
     );
+    pub static IP_UNKNOWN: Row = Row::doc(
+        "403",
+        403,
+        "Cannot identify the client IP address, unix domain sockets are not supported.",
+    );
     pub static IP_DENIED: Row = Row::undoc(
         "403",
         403,
@@ -384,6 +390,7 @@ mod huawei {
         403,
         "Incorrect third-party authentication information,access deny",
     );
+    pub static IP_UNKNOWN: Row = Row::doc("APIG.0401", 403, "Unknown client IP address.");
     pub static IP_NOT_AUTHORIZED: Row = Row::doc(
         "APIG.0402",
         403,
@@ -556,6 +563,7 @@ pub(super) fn tencent_row(reason: &Reason) -> &'static Row {
         } => &t::NO_HTTPS,
         Reason::CrossOriginWithoutCors { .. } => &t::CROSS_ORIGIN,
         Reason::ClientIpDenied | Reason::AppIpUntrusted => &t::IP_DENIED,
+        Reason::ClientIpUnknown => &t::IP_UNKNOWN,
         Reason::WebSocketKeyMissing => &t::WS_KEY,
         Reason::WebSocketVersionMissing => &t::WS_VERSION,
         Reason::Auth(failure) => tencent_auth(failure),
@@ -628,6 +636,7 @@ pub(super) fn huawei_row(reason: &Reason) -> &'static Row {
         Reason::ProtocolNotAllowed { .. } => &h::PROTOCOL,
         Reason::CrossOriginWithoutCors { .. } => &h::ACCESS_DENIED,
         Reason::ClientIpDenied => &h::IP_NOT_AUTHORIZED,
+        Reason::ClientIpUnknown => &h::IP_UNKNOWN,
         Reason::WebSocketKeyMissing
         | Reason::WebSocketVersionMissing
         | Reason::ParamMissing { .. }
@@ -715,6 +724,7 @@ pub(super) fn jdcloud_row(reason: &Reason) -> &'static Row {
         Reason::AppFrozen => &j::UNAUTHENTICATED,
         Reason::CrossOriginWithoutCors { .. }
         | Reason::ClientIpDenied
+        | Reason::ClientIpUnknown
         | Reason::AppNotBound
         | Reason::AppIpUntrusted
         | Reason::NoUsagePlan

@@ -55,6 +55,9 @@ pub enum Reason {
 
     // 5. client IP
     ClientIpDenied,
+    /// The route has IP rules, and a trusted proxy named the client in a way that is not an
+    /// address: nothing can be checked against them.
+    ClientIpUnknown,
 
     // 6. websocket handshake
     WebSocketKeyMissing,
@@ -328,11 +331,16 @@ impl Reason {
                 used: Protocol::Http,
                 allowed: vec![Protocol::Https],
             },
+            Reason::ProtocolNotAllowed {
+                used: Protocol::Https,
+                allowed: vec![Protocol::Http],
+            },
             Reason::CrossOriginWithoutCors {
                 uri: "/orders".into(),
             },
             Reason::ClientCertificateRequired,
             Reason::ClientIpDenied,
+            Reason::ClientIpUnknown,
             Reason::WebSocketKeyMissing,
             Reason::WebSocketVersionMissing,
             Reason::AppNotBound,
@@ -426,12 +434,13 @@ mod tests {
                 Reason::BodyTimeout => 36,
                 Reason::OrchestrationFailed { .. } => 37,
                 Reason::BackendSigningFailed => 38,
+                Reason::ClientIpUnknown => 39,
             }
         };
         let mut seen: Vec<u32> = Reason::examples().iter().map(covered).collect();
         seen.sort();
         seen.dedup();
-        assert_eq!(seen, (1..=38).collect::<Vec<_>>());
+        assert_eq!(seen, (1..=39).collect::<Vec<_>>());
     }
 
     /// `OAuth2Failure::ALL` lists every variant once (the match fails to compile when one is

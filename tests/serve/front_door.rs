@@ -186,6 +186,11 @@ fn ip_denied(r: &Resp) -> String {
     )
 }
 
+/// Huawei's row for a client whose address is unknown (a trusted proxy did not name one).
+fn ip_unknown(r: &Resp) -> String {
+    assert_huawei(r, 403, "APIG.0401", "Unknown client IP address.")
+}
+
 #[test]
 fn a_right_most_forwarded_entry_with_a_port_is_the_client_not_skipped() {
     let backend = Backend::text("admitted");
@@ -236,7 +241,7 @@ fn a_right_most_forwarded_entry_with_a_port_is_the_client_not_skipped() {
 }
 
 #[test]
-fn an_unparseable_forwarded_entry_is_an_unknown_client_that_every_ip_list_refuses() {
+fn an_unparseable_forwarded_entry_is_an_unknown_client_that_every_ip_list_refuses_as_unknown() {
     let backend = Backend::text("admitted");
     let dir = front_door(&backend);
     let gw = Gateway::start(dir.path());
@@ -255,7 +260,7 @@ fn an_unparseable_forwarded_entry_is_an_unknown_client_that_every_ip_list_refuse
         ],
     ] {
         for route in ["/only-10-1-2-3", "/not-192-0-2"] {
-            let id = ip_denied(&get(&gw, "edge.test", route, &headers));
+            let id = ip_unknown(&get(&gw, "edge.test", route, &headers));
             assert_eq!(gw.access_line(&id)["client"], "unknown", "{headers:?}");
         }
     }
