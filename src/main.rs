@@ -497,9 +497,17 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
                 .collect()
         };
         let emitted = entries.iter().filter(|e| e.emitted).count();
+        let why = |row: &rulegate::dialect::Row| rulegate::dialect::unemitted::why(d, row);
+        // rows that describe a gateway's answer to a request (not a console's)
+        let runtime = entries
+            .iter()
+            .filter(|e| e.emitted || why(&e.row).is_some_and(|w| w.runtime()))
+            .count();
         outln!(
-            "# {d}: {} documented rows, {emitted} emitted by rulegate (✓)",
-            entries.len()
+            "# {d}: {} documented rows, {emitted} emitted by rulegate (✓); of the {runtime} that \
+             answer requests, {emitted} ({:.0} %); every other row says why",
+            entries.len(),
+            100.0 * emitted as f64 / runtime.max(1) as f64
         );
         for e in &entries {
             let mark = if e.emitted { "✓" } else { " " };
@@ -510,6 +518,9 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
                 e.row.message,
                 standing(&e.row)
             );
+            if let Some(w) = why(&e.row).filter(|_| !e.emitted) {
+                outln!("      — {w}");
+            }
         }
         let undocumented = rulegate::dialect::undocumented(d);
         if !undocumented.is_empty() {

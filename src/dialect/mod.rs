@@ -18,6 +18,7 @@ pub mod profile;
 pub mod reason;
 pub mod render;
 pub mod tencent;
+pub mod unemitted;
 
 pub use catalogue::{catalogue, row, stand_ins, undocumented, CatalogueEntry, Row, StandIn};
 pub use limit_headers::{limit_headers, LimitKind, Standing};
