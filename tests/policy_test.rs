@@ -552,3 +552,16 @@ fn a_scripted_incident_gives_the_same_report_a_hundred_times() {
         );
     }
 }
+
+/// Huawei's custom gateway responses in policy tests: the status, body and headers are the
+/// service's, `expect code` still matches Huawei's code.
+#[test]
+fn custom_gateway_responses_answer_and_expect_code_still_matches_the_vendor_code() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/gateway-responses"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).ends_with("4 passed, 0 failed\n"),
+        "{}",
+        stdout(&o)
+    );
+}

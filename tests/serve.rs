@@ -23,6 +23,8 @@ mod cors;
 mod forward;
 #[path = "serve/front_door.rs"]
 mod front_door;
+#[path = "serve/gateway_responses.rs"]
+mod gateway_responses;
 #[path = "serve/health.rs"]
 mod health;
 #[path = "serve/http2.rs"]

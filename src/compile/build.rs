@@ -96,6 +96,7 @@ fn service(v: Valid) -> Service {
         trusted_proxies: v.trusted_proxies,
         request_id_header: v.request_id_header,
         client_cert_required: v.client_cert_required,
+        gateway_responses: v.gateway_responses.into(),
     }
 }
 

@@ -223,6 +223,7 @@ pub(crate) struct Statements<'s> {
     pub(crate) plans: Vec<(&'s ast::Plan, Span)>,
     pub(crate) plan_names: Names,
     pub(crate) routes: Vec<(&'s ast::Route, Span)>,
+    pub(crate) gateway_responses: Vec<(&'s ast::GatewayResponse, Span)>,
 }
 
 pub(crate) fn statements<'s>(cx: &mut Cx<'_>, s: &'s ast::Service) -> Statements<'s> {
@@ -246,6 +247,7 @@ pub(crate) fn statements<'s>(cx: &mut Cx<'_>, s: &'s ast::Service) -> Statements
         plans: Vec::new(),
         plan_names: Names::new("plan"),
         routes: Vec::new(),
+        gateway_responses: Vec::new(),
     };
     let mut backends = Vec::new();
     for item in &s.items {
@@ -266,6 +268,7 @@ pub(crate) fn statements<'s>(cx: &mut Cx<'_>, s: &'s ast::Service) -> Statements
             I::Auth(p) => st.providers.push((p, item.span)),
             I::Plan(p) => st.plans.push((p, item.span)),
             I::Route(r) => st.routes.push((r, item.span)),
+            I::GatewayResponse(g) => st.gateway_responses.push((g, item.span)),
         }
     }
     st.backends = st

@@ -112,6 +112,8 @@ pub struct Service {
     pub request_id_header: Option<String>,
     /// Requests must arrive over TLS with a client certificate the gateway verified.
     pub client_cert_required: bool,
+    /// Huawei's custom gateway responses, by error type (empty: the dialect's rows only).
+    pub gateway_responses: std::sync::Arc<[crate::dialect::gateway_response::Custom]>,
 }
 
 impl Service {

@@ -10,6 +10,7 @@
 use super::resolve::{self, Names, Once, Statements};
 use super::{dedup, route, tree, Cx};
 use crate::compile::*;
+use crate::dialect::gateway_response::{Custom, ResponseType, Template, Var};
 use crate::policy::ast::{self, Span, Spanned};
 use crate::policy::diag::{self, did_you_mean, Diagnostic};
 use crate::upstream::balance::{HashOn, Strategy};
@@ -35,6 +36,7 @@ pub(crate) struct Valid {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) request_id_header: Option<String>,
     pub(crate) client_cert_required: bool,
+    pub(crate) gateway_responses: Vec<Custom>,
 }
 
 /// A service that declares its dialect: the hosts it claims (claimed even when the service
@@ -105,6 +107,7 @@ impl<'a> Cx<'a> {
             );
         }
 
+        let gateway_responses = self.gateway_responses(&st, dialect);
         if !settings.declared {
             return None;
         }
@@ -122,6 +125,7 @@ impl<'a> Cx<'a> {
             trusted_proxies: st.trusted_proxies,
             request_id_header: st.request_id.take(),
             client_cert_required: st.client_cert.take().is_some(),
+            gateway_responses,
         };
         let backends: Option<Vec<Backend>> = backends.into_iter().collect();
         let apps: Option<Vec<App>> = apps.into_iter().collect();
@@ -562,6 +566,122 @@ impl<'a> Cx<'a> {
                 None => None,
             },
         })
+    }
+
+    /// `gateway response TYPE { … }`: Huawei services only; a type Huawei lists, once; a
+    /// JSON body; variables Huawei documents.
+    fn gateway_responses(&mut self, st: &Statements<'_>, dialect: Dialect) -> Vec<Custom> {
+        let mut out: Vec<Custom> = Vec::new();
+        for (g, span) in &st.gateway_responses {
+            if dialect != Dialect::Huawei {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::NOT_APPLICABLE,
+                        *span,
+                        format!(
+                            "gateway responses are Huawei's; this service answers in {dialect}"
+                        ),
+                    )
+                    .help("remove the block, or make the service `dialect huawei`"),
+                );
+                continue;
+            }
+            if let Some(c) = self.gateway_response(g) {
+                if out.iter().any(|o| o.kind == c.kind) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            diag::REPEATED_STATEMENT,
+                            g.kind.span,
+                            format!("a second gateway response for {}", c.kind),
+                        )
+                        .help("one response per error type; merge the two"),
+                    );
+                    continue;
+                }
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn gateway_response(&mut self, g: &ast::GatewayResponse) -> Option<Custom> {
+        let Some(kind) = ResponseType::from_name(&g.kind.value) else {
+            let names = ResponseType::ALL.map(ResponseType::name);
+            self.diags.push(
+                Diagnostic::error(
+                    diag::UNKNOWN_VALUE,
+                    g.kind.span,
+                    format!("`{}` is not one of Huawei's error types", g.kind.value),
+                )
+                .label("not an error type")
+                .help(
+                    did_you_mean(&g.kind.value, names.iter().copied())
+                        .unwrap_or_else(|| format!("one of: {}", names.join(", "))),
+                ),
+            );
+            return None;
+        };
+        let mut answer = Once::new("mock");
+        let mut headers = Vec::new();
+        for item in &g.items {
+            match &item.value {
+                ast::GatewayResponseItem::Answer(m) => answer.set(self, (m, item.span), item.span),
+                ast::GatewayResponseItem::Header { name, value } => {
+                    let t = self.template(&value.value, value.span)?;
+                    headers.push((name.value.clone(), t));
+                }
+            }
+        }
+        let Some((m, at)) = answer.take() else {
+            self.diags.push(
+                Diagnostic::error(
+                    diag::MISSING_STATEMENT,
+                    g.kind.span,
+                    format!("gateway response {kind} has no answer"),
+                )
+                .help("add `mock STATUS json {\"error_code\": \"$context.error.code\", …}`"),
+            );
+            return None;
+        };
+        let Some(ast::MockBody::Json(body)) = &m.body else {
+            self.diags.push(
+                Diagnostic::error(
+                    diag::NOT_APPLICABLE,
+                    at,
+                    "a gateway response's body is JSON",
+                )
+                .help("write `json {…}` after the status, as Huawei requires"),
+            );
+            return None;
+        };
+        let text = serde_json::to_string(body).unwrap_or_default();
+        Some(Custom {
+            kind,
+            status: m.status.value,
+            body: self.template(&text, at)?,
+            headers,
+        })
+    }
+
+    fn template(&mut self, text: &str, at: Span) -> Option<Template> {
+        match Template::parse(text) {
+            Ok(t) => Some(t),
+            Err(unknown) => {
+                let names: Vec<String> = Var::names().map(|n| format!("$context.{n}")).collect();
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::UNKNOWN_VALUE,
+                        at,
+                        format!("{unknown} is not a variable of a gateway response"),
+                    )
+                    .help(
+                        did_you_mean(&unknown, names.iter().map(String::as_str))
+                            .unwrap_or_else(|| format!("one of: {}", names.join(", "))),
+                    ),
+                );
+                None
+            }
+        }
     }
 
     /// `health http …` with Huawei's defaults; its timeout must be shorter than its interval,

@@ -265,7 +265,9 @@ impl<'a, 'r> Drive<'a, 'r> {
     /// copied the whole pipeline once more per request. A fresh decision is left behind.
     pub fn finish(&mut self) -> Decision {
         let fresh = Decision::new(self.p.snap, &self.p.head);
-        std::mem::replace(&mut self.p.d, fresh)
+        let mut d = std::mem::replace(&mut self.p.d, fresh);
+        d.custom = super::response::customized(self.p.snap, &self.p.head, &d);
+        d
     }
 
     /// One pass: from the start, or from where the pipeline stopped.

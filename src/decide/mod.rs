@@ -31,7 +31,7 @@ pub use drive::{decide_with_body, Drive, Effect, Next};
 pub use env::{Env, Limiter, MemoryLimiter, VirtualEnv};
 pub use request::{Arrival, HostFrom, RequestHead};
 pub use request_id::RequestId;
-pub use response::{render_response, respond_headers, Response};
+pub use response::{rejection, render_response, respond_headers, Customized, Response};
 
 use crate::check::Phase;
 use crate::compile::tree::Capture;
@@ -76,6 +76,9 @@ pub struct Decision {
     /// The policy backend whose action the action step took (its index among the route's
     /// policies); `None` when the route's own action ran or the action was not reached.
     pub policy: Option<usize>,
+    /// The service's custom gateway responses (Huawei) and this request's values for their
+    /// variables; `None` when the service has none (every refusal is the dialect's row).
+    pub custom: Option<Box<response::Customized>>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -181,6 +184,7 @@ pub fn decide(snap: &Snapshot, head: &RequestHead<'_>, env: &dyn Env) -> Decisio
         Ok(routed) => p.proceed(&routed, 0),
         Err(outcome) => outcome,
     };
+    p.d.custom = response::customized(snap, head, &p.d);
     p.d
 }
 
@@ -204,6 +208,7 @@ impl Decision {
             trace: Vec::new(),
             check: None,
             policy: None,
+            custom: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{Decision, Outcome};
 use crate::dialect;
+use crate::dialect::gateway_response::{Context, Custom, ResponseType};
 
 // Shared with the compiler (a mock's answer is built once), so it lives in `vocab`.
 pub use crate::vocab::Response;
@@ -12,7 +13,7 @@ pub use crate::vocab::Response;
 pub fn render_response(d: &Decision) -> Option<Response> {
     let mut response = match &d.outcome {
         Outcome::Reject(reason) => {
-            let e = dialect::render(d.dialect, reason, &d.request_id);
+            let e = rejection(d, reason);
             Response {
                 status: e.status,
                 headers: e.headers,
@@ -65,4 +66,73 @@ impl Response {
         out.push_str(&String::from_utf8_lossy(&self.body));
         out
     }
+}
+
+/// A service's custom gateway responses and one request's values for their variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customized {
+    pub responses: std::sync::Arc<[Custom]>,
+    pub context: Context,
+}
+
+/// What a refusal of the decided request looks like: the service's custom gateway response
+/// for the refusal's type, if it has one, else the dialect's row. `serve`, `explain` and
+/// `rulegate test` all render refusals here.
+pub fn rejection(d: &Decision, reason: &crate::dialect::Reason) -> dialect::ErrorResponse {
+    let e = dialect::render(d.dialect, reason, &d.request_id);
+    let Some(c) = &d.custom else {
+        return e;
+    };
+    let kind = ResponseType::of(reason, e.status);
+    let Some(custom) = c.responses.iter().find(|r| r.kind == kind) else {
+        return e;
+    };
+    let row = dialect::row(d.dialect, reason);
+    let message = dialect::message(d.dialect, reason);
+    let (status, mut headers, body) = custom.render(&c.context, row.code, &message);
+    // the request id header, as on every answer
+    headers.extend(
+        e.headers
+            .into_iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type")),
+    );
+    dialect::ErrorResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The variables' values of a request to a service with custom gateway responses.
+pub(super) fn customized(
+    snap: &crate::compile::Snapshot,
+    head: &super::RequestHead<'_>,
+    d: &Decision,
+) -> Option<Box<Customized>> {
+    let service = &snap.services[d.service?];
+    if service.gateway_responses.is_empty() {
+        return None;
+    }
+    let app = d.app.map(|a| &service.apps[a]);
+    let context = Context {
+        request_id: d.request_id.to_string(),
+        api: d
+            .route
+            .map(|r| service.routes[r].label.to_string())
+            .unwrap_or_default(),
+        app_key: app.map(|a| a.key.clone()).unwrap_or_default(),
+        app_name: app.map(|a| a.name.clone()).unwrap_or_default(),
+        stage: d
+            .stage
+            .and_then(|s| service.stages.names().get(s).cloned())
+            .unwrap_or_default(),
+        source_ip: d.client_ip.to_string(),
+        path: head.path().to_string(),
+        uri: head.target.to_string(),
+        method: head.method.to_string(),
+    };
+    Some(Box::new(Customized {
+        responses: service.gateway_responses.clone(),
+        context,
+    }))
 }

@@ -11,6 +11,7 @@
 //! Both are pure, so `serve`, `explain`, `test` and `rulegate errors` share them.
 
 pub mod catalogue;
+pub mod gateway_response;
 pub mod huawei;
 pub mod jdcloud;
 pub mod limit_headers;

@@ -95,6 +95,26 @@ pub enum ServiceItem {
     /// `client certificate required`: HTTPS requests must present a certificate that the
     /// gateway's client CA verified.
     ClientCertificateRequired,
+    /// `gateway response TYPE { … }`: Huawei's custom gateway response for one error type.
+    GatewayResponse(GatewayResponse),
+}
+
+/// `gateway response TYPE { mock STATUS json {…}  response header "NAME" "VALUE" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayResponse {
+    /// One of Huawei's error types (`AUTH_FAILURE`, `THROTTLED`, …).
+    pub kind: Ident,
+    pub items: Vec<Spanned<GatewayResponseItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatewayResponseItem {
+    /// The status and the JSON body, whose strings may hold `$context.…` variables.
+    Answer(Mock),
+    Header {
+        name: Spanned<String>,
+        value: Spanned<String>,
+    },
 }
 
 /// `stages release test prepub from header "X-Stage" [default release]` or `… from path`.

@@ -293,6 +293,24 @@ fn service_item(item: &Spanned<ServiceItem>) -> Node {
             line(head)
         }
         ServiceItem::Limits(l) => limits(l, span),
+        ServiceItem::GatewayResponse(g) => Node::block(
+            format!("gateway response {}", g.kind.value),
+            span,
+            g.items
+                .iter()
+                .map(|i| {
+                    let text = match &i.value {
+                        GatewayResponseItem::Answer(m) => mock(m),
+                        GatewayResponseItem::Header { name, value } => format!(
+                            "response header {} {}",
+                            quote(&name.value),
+                            quote(&value.value)
+                        ),
+                    };
+                    Node::line(text, i.span)
+                })
+                .collect(),
+        ),
         ServiceItem::Backend(b) => Node::block(
             format!("backend {}", b.name.value),
             span,

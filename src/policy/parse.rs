@@ -146,6 +146,7 @@ enum Block {
     Policy,
     Orchestrate,
     Breaker,
+    GatewayResponse,
 }
 
 impl Block {
@@ -161,6 +162,7 @@ impl Block {
             Block::Policy => "in a policy block",
             Block::Orchestrate => "in an orchestrate block",
             Block::Breaker => "in a breaker block",
+            Block::GatewayResponse => "in a gateway response block",
         }
     }
 
@@ -188,6 +190,7 @@ impl Block {
                 ("trusted", "trusted proxies CIDR…"),
                 ("request", "request id from header \"NAME\""),
                 ("client", "client certificate required"),
+                ("gateway", "gateway response TYPE { mock STATUS json {…}  response header \"NAME\" \"VALUE\" }"),
             ],
             Block::Backend => &[
                 ("targets", "targets \"http://HOST:PORT\" [weight N]…"),
@@ -283,10 +286,14 @@ impl Block {
                 ("probes", "probes N"),
                 ("downgrade", "downgrade mock STATUS [json JSON | text \"TEXT\"] | downgrade backend NAME | downgrade unavailable"),
             ],
+            Block::GatewayResponse => &[
+                ("mock", "mock STATUS json {…}  (strings may hold $context.error.code and other variables)"),
+                ("response", "response header \"NAME\" \"VALUE\""),
+            ],
         }
     }
 
-    const ALL: [Block; 10] = [
+    const ALL: [Block; 11] = [
         Block::Top,
         Block::Service,
         Block::Backend,
@@ -297,6 +304,7 @@ impl Block {
         Block::Policy,
         Block::Orchestrate,
         Block::Breaker,
+        Block::GatewayResponse,
     ];
 }
 
@@ -763,6 +771,9 @@ impl Lower {
                 Rule::protocols_stmt => Some(ServiceItem::Protocols(self.protocols(&c))),
                 Rule::stages_stmt => Some(ServiceItem::Stages(self.stages(&c))),
                 Rule::limits_block => Some(ServiceItem::Limits(self.limits(&c))),
+                Rule::gateway_response_block => {
+                    Some(ServiceItem::GatewayResponse(self.gateway_response(c)))
+                }
                 Rule::backend_block => Some(ServiceItem::Backend(self.backend(c))),
                 Rule::app_block => Some(ServiceItem::App(self.app(c))),
                 Rule::auth_block => self.auth(c).map(ServiceItem::Auth),
@@ -788,6 +799,40 @@ impl Lower {
             }
         }
         Service { name, items }
+    }
+
+    fn gateway_response(&mut self, p: P<'_>) -> GatewayResponse {
+        let mut inner = p.into_inner();
+        let kind = loop {
+            match inner.next() {
+                Some(i) if i.as_rule() == Rule::ident => break self.ident(i),
+                Some(_) => continue,
+                None => unreachable!("the grammar requires the type"),
+            }
+        };
+        let mut items = Vec::new();
+        for c in inner {
+            let span = self.span(&c);
+            let item = match c.as_rule() {
+                Rule::mock_stmt => self.mock(&c).map(GatewayResponseItem::Answer),
+                Rule::response_header_stmt => {
+                    let mut s = children(&c, Rule::string);
+                    let name = self.string(s.next().unwrap());
+                    let value = self.string(s.next().unwrap());
+                    self.header_name(&name);
+                    Some(GatewayResponseItem::Header { name, value })
+                }
+                Rule::bad_stmt => {
+                    self.bad(c, Block::GatewayResponse);
+                    None
+                }
+                _ => None,
+            };
+            if let Some(item) = item {
+                items.push(Spanned::new(item, span));
+            }
+        }
+        GatewayResponse { kind, items }
     }
 
     fn protocols(&mut self, p: &P<'_>) -> Vec<Spanned<Protocol>> {

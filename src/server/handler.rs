@@ -416,7 +416,7 @@ fn settle_unread(
 
 /// The dialect's row for a refusal, with the pipeline's headers (CORS, Retry-After).
 pub fn reject(d: &Decision, reason: &Reason, map: HeaderMap) -> Response<Body> {
-    let e = dialect::render(d.dialect, reason, &d.request_id);
+    let e = crate::decide::rejection(d, reason);
     let pipeline = d.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let headers = e.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     to_hyper(e.status, headers.chain(pipeline), e.body.into(), map)
