@@ -8,6 +8,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rulegate::compile::{compile, Compiled, ProcessSecrets};
+use rulegate::dialect::gateway_response::ResponseType;
 use rulegate::policy::{self, diag};
 use rulegate::vocab::Dialect;
 use std::io::IsTerminal;
@@ -182,6 +183,9 @@ enum Command {
     Errors {
         #[arg(long, value_parser = parse_dialect)]
         dialect: Option<Dialect>,
+        /// Also mark the rows a service of this policy answers with its own gateway response.
+        #[arg(long, value_name = "PATH")]
+        policy: Option<PathBuf>,
     },
 }
 
@@ -268,7 +272,7 @@ fn main() -> ExitCode {
             at,
             client_cert,
         ),
-        Command::Errors { dialect } => errors(dialect),
+        Command::Errors { dialect, policy } => errors(dialect, policy),
         Command::Import {
             source: ImportSource::Openapi { spec, output },
         } => ExitCode::from(rulegate::import::openapi_cli(
@@ -480,7 +484,53 @@ fn explain(
     ExitCode::SUCCESS
 }
 
-fn errors(dialect: Option<Dialect>) -> ExitCode {
+/// (service, error type) of every custom gateway response of the policy at `path`.
+fn gateway_responses(path: PathBuf) -> Result<Vec<(String, ResponseType)>, ExitCode> {
+    let (loaded, compiled) = load_and_compile(&[path])?;
+    let Some(snap) = compiled.snapshot else {
+        eprint!(
+            "{}",
+            diag::render_human(&loaded.sources, &compiled.diagnostics, false)
+        );
+        eprintln!("rulegate: the policy does not compile");
+        return Err(ExitCode::from(1));
+    };
+    Ok(snap
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.gateway_responses
+                .iter()
+                .map(|r| (s.name.to_string(), r.kind))
+        })
+        .collect())
+}
+
+/// `  [answered by service S's TYPE response]` for an emitted row whose refusals are of a type
+/// some service answers its own way.
+fn answered_by(
+    d: Dialect,
+    row: &rulegate::dialect::Row,
+    custom: &[(String, ResponseType)],
+) -> String {
+    let types: Vec<ResponseType> = rulegate::dialect::Reason::examples()
+        .iter()
+        .filter(|r| rulegate::dialect::row(d, r).same_entry(row))
+        .map(|r| ResponseType::of(r, row.status))
+        .collect();
+    custom
+        .iter()
+        .filter(|(_, t)| types.contains(t))
+        .map(|(s, t)| format!("  [answered by service {s}'s {t} response]"))
+        .collect()
+}
+
+fn errors(dialect: Option<Dialect>, policy: Option<PathBuf>) -> ExitCode {
+    let custom = match policy.map(gateway_responses) {
+        None => Vec::new(),
+        Some(Ok(c)) => c,
+        Some(Err(code)) => return code,
+    };
     let dialects: Vec<Dialect> = match dialect {
         Some(d) => vec![d],
         None => Dialect::ALL.to_vec(),
@@ -512,11 +562,12 @@ fn errors(dialect: Option<Dialect>) -> ExitCode {
         for e in &entries {
             let mark = if e.emitted { "✓" } else { " " };
             outln!(
-                "{mark} {:<38} {:>3}  {}{}",
+                "{mark} {:<38} {:>3}  {}{}{}",
                 e.row.code,
                 e.row.status,
                 e.row.message,
-                standing(&e.row)
+                standing(&e.row),
+                answered_by(d, &e.row, &custom)
             );
             if let Some(w) = why(&e.row).filter(|_| !e.emitted) {
                 outln!("      — {w}");

@@ -254,3 +254,25 @@ fn every_command_exits_quietly_when_its_reader_has_gone() {
         assert!(status.success(), "rulegate {}: {status}", args.join(" "));
     }
 }
+
+/// `rulegate errors --policy DIR` marks the rows a service answers with its own gateway
+/// response, and only those.
+#[test]
+fn errors_with_a_policy_marks_the_rows_its_gateway_responses_answer() {
+    let o = rulegate(&[
+        "errors",
+        "--dialect",
+        "huawei",
+        "--policy",
+        "tests/fixtures/policy-test/gateway-responses",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let marked: Vec<&str> = out.lines().filter(|l| l.contains("[answered by")).collect();
+    assert_eq!(marked.len(), 4, "{out}");
+    assert!(marked.iter().any(|l| l.starts_with("✓ APIG.0308")
+        && l.ends_with("[answered by service shop's THROTTLED response]")));
+    // a type the fixture's service does not answer stays unmarked
+    assert!(out.lines().any(|l| l.starts_with("✓ APIG.0402")));
+    assert!(!marked.iter().any(|l| l.starts_with("✓ APIG.0402")));
+}
