@@ -565,3 +565,12 @@ fn custom_gateway_responses_answer_and_expect_code_still_matches_the_vendor_code
         stdout(&o)
     );
 }
+
+/// API keys and Basic credentials in policy tests: keys by their SHA-256, passwords by their
+/// argon2 hash, hidden from the backend; each dialect's rows.
+#[test]
+fn api_keys_and_basic_credentials_pass_hide_and_refuse() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/keys"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).ends_with("6 passed, 0 failed\n"), "{}", stdout(&o));
+}

@@ -7,6 +7,8 @@
 #[path = "serve/common.rs"]
 mod common;
 
+#[path = "serve/api_keys.rs"]
+mod api_keys;
 #[path = "serve/authorizer.rs"]
 mod authorizer;
 #[path = "serve/backend_params.rs"]

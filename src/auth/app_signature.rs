@@ -81,7 +81,14 @@ fn sign(_: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(), Stri
     let payload = hex(&Sha256::digest(s.body));
     let authorization = authorization(
         &s.head(),
-        (&s.app.key, &s.app.secret.0),
+        (
+            &s.app.key,
+            &s.app
+                .secret
+                .as_ref()
+                .ok_or_else(|| format!("cannot sign: app {:?} has no secret", s.app.name))?
+                .0,
+        ),
         &signed,
         &date,
         &payload,
@@ -239,7 +246,10 @@ pub fn verify(
             "{SCHEME}\n{date}\n{}",
             hex(&Sha256::digest(canonical.as_bytes()))
         );
-        let mut mac = match <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(&app.secret.0) {
+        let Some(secret) = &app.secret else {
+            return Err(refuse("the app has no secret to sign with"));
+        };
+        let mut mac = match <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(&secret.0) {
             Ok(m) => m,
             Err(_) => return Err(refuse("app secret unusable")),
         };

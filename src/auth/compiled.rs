@@ -22,7 +22,13 @@ impl fmt::Debug for Secret {
 pub struct App {
     pub name: String,
     pub key: String,
-    pub secret: Secret,
+    /// `None` for an app that only authenticates with API keys or a Basic password: signing
+    /// schemes then know no secret of it (they never verify with an empty one).
+    pub secret: Option<Secret>,
+    /// SHA-256 of each of its API keys.
+    pub api_keys: Vec<[u8; 32]>,
+    /// Its Basic password, as an argon2 PHC string.
+    pub password: Option<String>,
     /// Huawei AppCodes: `X-Apig-AppCode` values that identify this app without a signature.
     pub app_codes: Vec<Secret>,
     pub trusted_ips: Vec<IpNet>,
@@ -81,6 +87,8 @@ pub struct ServiceView<'s> {
     pub name: &'s str,
     pub apps: &'s [App],
     pub app_by_key: &'s HashMap<String, usize>,
+    /// An API key's SHA-256 → its app.
+    pub app_by_api_key: &'s HashMap<[u8; 32], usize>,
     pub providers: &'s [Provider],
     pub plans: &'s [Plan],
 }

@@ -119,7 +119,12 @@ fn sign(provider: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(
         "{SCHEME}\n{date}\n{scope}\n{}",
         hex(&Sha256::digest(canonical.as_bytes()))
     );
-    let key = signing_key(&s.app.secret.0, day, region, group);
+    let secret = s
+        .app
+        .secret
+        .as_ref()
+        .ok_or_else(|| format!("cannot sign: app {:?} has no secret", s.app.name))?;
+    let key = signing_key(&secret.0, day, region, group);
     let signature = hex(&hmac_sha256(&key, to_sign.as_bytes()));
     let authorization = format!(
         "{SCHEME} Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
@@ -237,7 +242,10 @@ pub fn verify(
         None => hex(&Sha256::digest(head.body.unwrap_or_default())),
     };
     let scope = format!("{}/{}/{}/jdcloud2_request", c.date, c.region, c.service);
-    let key = signing_key(&app.secret.0, c.date, c.region, c.service);
+    let Some(secret) = &app.secret else {
+        return Err(refuse("the app has no secret to sign with"));
+    };
+    let key = signing_key(&secret.0, c.date, c.region, c.service);
     let path = head.path();
     let query = head.query().unwrap_or("");
     let host = head.header(http::header::HOST).unwrap_or("").trim();

@@ -78,8 +78,9 @@ fn sign(_: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(), Stri
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(s.now_ms as u64);
     let date = httpdate::fmt_http_date(when);
     s.insert("x-date", &date)?;
+    let secret = s.app.secret.as_ref().ok_or_else(|| no_secret(&s.app.name))?;
     let signature = base64::engine::general_purpose::STANDARD.encode(super::sig::hmac_sha256(
-        &s.app.secret.0,
+        &secret.0,
         format!("x-date: {date}").as_bytes(),
     ));
     let authorization = format!(
@@ -87,6 +88,11 @@ fn sign(_: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(), Stri
         s.app.key
     );
     s.insert("authorization", &authorization)
+}
+
+/// A test signing as an app that has only API keys or a password.
+fn no_secret(app: &str) -> String {
+    format!("cannot sign: app {app:?} has no secret")
 }
 
 fn refuse(failure: AuthFailure, detail: impl Into<String>) -> Refusal {
@@ -243,7 +249,13 @@ pub fn verify(
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let matches = |s: &str| hmac_matches(algorithm, &app.secret.0, s.as_bytes(), &received);
+    let Some(secret) = &app.secret else {
+        return Err(refuse(
+            AuthFailure::HmacUnknownKey,
+            format!("app {} has no secret to sign with", app.name),
+        ));
+    };
+    let matches = |s: &str| hmac_matches(algorithm, &secret.0, s.as_bytes(), &received);
     if matches(&as_listed) || (lowered != as_listed && matches(&lowered)) {
         Ok(Principal {
             app: Some(app_index),

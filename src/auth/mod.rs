@@ -195,6 +195,8 @@ macro_rules! schemes {
 }
 
 schemes! {
+    ApiKey => apikey,
+    Basic => basic,
     Keypair => keypair,
     AppSignature => app_signature,
     JdSignature => jd_signature,
@@ -320,6 +322,22 @@ fn pinned_algorithms(
     out
 }
 
+/// Where a provider with `hide credentials` has the caller's credentials, which the backend
+/// must not receive: a header, or a query parameter.
+pub fn hidden(provider: &Provider) -> Option<(crate::vocab::ParamLocation, String)> {
+    use crate::vocab::ParamLocation;
+    match &provider.settings {
+        Settings::ApiKey(c) if c.hide => match &c.from {
+            TokenFrom::Header { name, .. } => Some((ParamLocation::Header, name.clone())),
+            TokenFrom::Query(name) => Some((ParamLocation::Query, name.clone())),
+            // a cookie is one value of a header shared with others: left as it is
+            TokenFrom::Cookie(_) => None,
+        },
+        Settings::Basic(c) if c.hide => Some((ParamLocation::Header, "authorization".to_string())),
+        _ => None,
+    }
+}
+
 /// Where a token is read from, as `token from` says.
 fn token_from(t: &crate::policy::ast::TokenSource) -> crate::auth::TokenFrom {
     use crate::policy::ast::TokenSource;
@@ -358,7 +376,7 @@ mod tests {
     fn the_schemes_with_apps_claims_and_signers_are_read_off_the_schemes() {
         assert_eq!(
             names(yields_app, "or"),
-            "keypair, app-signature, jd-signature or oauth2"
+            "keypair, app-signature, jd-signature, oauth2, apikey or basic"
         );
         assert_eq!(names(carries_claims, "and"), "jwt and oauth2");
         assert_eq!(

@@ -251,7 +251,9 @@ fn basic_credentials(head: &RequestHead<'_>) -> Result<Option<(String, String)>,
 
 /// Whether `presented` is the app's secret, compared in constant time.
 fn same_secret(app: &App, presented: &str) -> bool {
-    super::sig::same_secret(&app.secret.0, presented.as_bytes())
+    app.secret
+        .as_ref()
+        .is_some_and(|s| super::sig::same_secret(&s.0, presented.as_bytes()))
 }
 
 /// Answer a token request whose head passed [`check_head`] and whose body has been read.
@@ -604,7 +606,9 @@ mod tests {
         let app = App {
             name: "a".into(),
             key: "k".into(),
-            secret: crate::auth::Secret(b"s3cret".to_vec()),
+            secret: Some(crate::auth::Secret(b"s3cret".to_vec())),
+            api_keys: Vec::new(),
+            password: None,
             app_codes: Vec::new(),
             trusted_ips: Vec::new(),
             frozen: false,

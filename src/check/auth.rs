@@ -121,6 +121,9 @@ impl RouteCheck for AuthCheck {
 
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
         let principal = self.verify(cx)?;
+        if let Some(at) = crate::auth::hidden(&cx.service().providers[self.provider]) {
+            cx.hide_credential(at);
+        }
         // Only a correctly signed request spends its nonce: a forger cannot burn them.
         if let Some(nonce) = &principal.nonce {
             match cx.limiter().first_use(&nonce.key, nonce.ttl_ms, cx.now_ms()) {

@@ -88,6 +88,9 @@ pub trait Cx<'a> {
     /// The verified token's claims, kept for the route's policy backends and backend
     /// parameters when it has any (a move, no copy; dropped otherwise).
     fn keep_claims(&mut self, claims: Option<serde_json::Value>);
+    /// The provider hides the caller's credentials: this header or query parameter must not
+    /// reach the backend.
+    fn hide_credential(&mut self, at: (crate::vocab::ParamLocation, String));
     /// An external authorizer's verdict: from the env's answer (stubbed or cached), or a stop
     /// to ask for one, resumed with the answer the driver fetched (`decide/authorizer.rs`).
     /// Allowed, its context goes to the decision.

@@ -89,6 +89,11 @@ fn service(v: Valid) -> Service {
             .enumerate()
             .map(|(i, a)| (a.key.clone(), i))
             .collect(),
+        app_by_api_key: apps
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| a.api_keys.iter().map(move |k| (*k, i)))
+            .collect(),
         backends: v.backends,
         apps,
         providers: v.providers,

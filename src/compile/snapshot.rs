@@ -104,6 +104,8 @@ pub struct Service {
     pub backends: Vec<Backend>,
     pub apps: Vec<App>,
     pub app_by_key: HashMap<String, usize>,
+    /// An API key's SHA-256 → its app.
+    pub app_by_api_key: HashMap<[u8; 32], usize>,
     pub providers: Vec<Provider>,
     pub plans: Vec<Plan>,
     /// Peers whose X-Forwarded-For is believed.
@@ -123,6 +125,7 @@ impl Service {
             name: &self.name,
             apps: &self.apps,
             app_by_key: &self.app_by_key,
+            app_by_api_key: &self.app_by_api_key,
             providers: &self.providers,
             plans: &self.plans,
         }

@@ -236,6 +236,27 @@ impl<'a> Cx<'a> {
                 _ => None,
             });
             let mut duplicate = false;
+            // two apps with the same API key could not be told apart
+            for item in &a.items {
+                if let ast::AppItem::ApiKey(h) = &item.value {
+                    let hash = h.value.trim().to_ascii_lowercase();
+                    if let Some(prev) = key_spans.get(&format!("apikey:{hash}")) {
+                        self.diags.push(
+                            Diagnostic::error(
+                                diag::DUPLICATE_KEY,
+                                h.span,
+                                "this API key is also another app's",
+                            )
+                            .label("second use")
+                            .related(*prev, "first used here")
+                            .help("every API key belongs to one app"),
+                        );
+                        duplicate = true;
+                    } else {
+                        key_spans.insert(format!("apikey:{hash}"), h.span);
+                    }
+                }
+            }
             if let Some(k) = key {
                 if let Some(prev) = key_spans.get(&k.value) {
                     self.diags.push(
@@ -841,6 +862,8 @@ impl<'a> Cx<'a> {
         let mut frozen = false;
         let mut rates = Vec::new();
         let mut codes = Vec::new();
+        let mut api_keys = Vec::new();
+        let mut password = Once::new("password");
         let owner = format!("app `{}`", a.name.value);
         for item in &a.items {
             match &item.value {
@@ -873,6 +896,25 @@ impl<'a> Cx<'a> {
                     }
                 }
                 ast::AppItem::Frozen => frozen = true,
+                ast::AppItem::ApiKey(h) => {
+                    if let Some(k) = self.api_key_hash(h) {
+                        api_keys.push(k);
+                    }
+                }
+                ast::AppItem::Password(h) => {
+                    if crate::auth::basic::is_argon2(&h.value) {
+                        password.set(self, h.value.clone(), item.span);
+                    } else {
+                        self.diags.push(
+                            Diagnostic::error(
+                                diag::MALFORMED,
+                                h.span,
+                                "not an argon2 password hash (a PHC string such as `$argon2id$v=19$m=19456,t=2,p=1$SALT$HASH`)",
+                            )
+                            .help("hash the password with argon2 (e.g. `argon2 SALT -id -e`); rulegate never takes a plain password"),
+                        );
+                    }
+                }
             }
         }
         let Some(key) = key.take() else {
@@ -884,21 +926,28 @@ impl<'a> Cx<'a> {
             );
             return None;
         };
-        let Some(secret_ref) = secret.take() else {
-            self.missing(
-                span,
-                a.name.span,
-                format!("app `{}` has no `secret`", a.name.value),
-                "add `secret env \"VAR\"` or `secret file \"PATH\"`",
-            );
-            return None;
+        let password = password.take();
+        let secret = match secret.take() {
+            Some(r) => Some(self.secret(&r, &owner, true)?),
+            // an app of API keys or a password alone signs nothing
+            None if !api_keys.is_empty() || password.is_some() => None,
+            None => {
+                self.missing(
+                    span,
+                    a.name.span,
+                    format!("app `{}` has no `secret`", a.name.value),
+                    "add `secret env \"VAR\"` or `secret file \"PATH\"` (or, for API keys and Basic only, `apikey sha256 \"HEX\"` / `password argon2 \"PHC\"`)",
+                );
+                return None;
+            }
         };
-        let secret = self.secret(&secret_ref, &owner, true)?;
         Some((
             App {
                 name: a.name.value.clone(),
                 key: key.value,
                 secret,
+                api_keys,
+                password,
                 app_codes: codes,
                 trusted_ips: trusted,
                 frozen,
@@ -908,6 +957,33 @@ impl<'a> Cx<'a> {
             },
             key.span,
         ))
+    }
+
+    /// `apikey sha256 "HEX"`: 64 hex digits, the SHA-256 of the key.
+    fn api_key_hash(&mut self, h: &Spanned<String>) -> Option<[u8; 32]> {
+        let hex = h.value.trim();
+        let bytes: Option<Vec<u8>> = (hex.len() == 64
+            && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| {
+            (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                .collect()
+        })
+        .flatten();
+        match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+            Some(k) => Some(k),
+            None => {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::MALFORMED,
+                        h.span,
+                        "an API key is given as its SHA-256: 64 hex digits",
+                    )
+                    .help("write the key's hash, e.g. `printf %s KEY | sha256sum`; rulegate never takes a plain key"),
+                );
+                None
+            }
+        }
     }
 
     fn plan(&mut self, p: &ast::Plan, apps: &Names, service: &str) -> Plan {

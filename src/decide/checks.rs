@@ -90,6 +90,10 @@ impl<'c, 'r: 'c, 's: 'c> Cx<'c> for Running<'_, '_, 'r, 's, '_> {
         Outcome::NeedCounts
     }
 
+    fn hide_credential(&mut self, at: (crate::vocab::ParamLocation, String)) {
+        self.p.d.hidden = Some(at);
+    }
+
     fn keep_claims(&mut self, claims: Option<serde_json::Value>) {
         let route = self.r.route;
         let shaped = super::forwards(route).any(|f| f.shaping.is_some());

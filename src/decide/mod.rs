@@ -79,6 +79,9 @@ pub struct Decision {
     /// The service's custom gateway responses (Huawei) and this request's values for their
     /// variables; `None` when the service has none (every refusal is the dialect's row).
     pub custom: Option<Box<response::Customized>>,
+    /// A header or query parameter carrying the caller's credentials that the backend must not
+    /// receive (`hide credentials`).
+    pub hidden: Option<(crate::vocab::ParamLocation, String)>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -209,6 +212,7 @@ impl Decision {
             check: None,
             policy: None,
             custom: None,
+            hidden: None,
         }
     }
 }
@@ -606,10 +610,27 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             None => r.path.to_string(),
             Some(t) => rewrite(t, &r.vars, r.rest.as_ref()),
         };
-        match self.head.query() {
+        match self.visible_query() {
             Some(q) => format!("{path}?{q}"),
             None => path,
         }
+    }
+
+    /// The client's query as the backend may see it: without a parameter that carries hidden
+    /// credentials (`hide credentials`).
+    fn visible_query(&self) -> Option<Cow<'r, str>> {
+        let query = self.head.query()?;
+        let Some((crate::vocab::ParamLocation::Query, name)) = &self.d.hidden else {
+            return Some(Cow::Borrowed(query));
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+                crate::request::head::decode_component(key).as_deref() != Some(name.as_str())
+            })
+            .collect();
+        (!kept.is_empty()).then(|| Cow::Owned(kept.join("&")))
     }
 
     /// The route's first policy backend whose conditions hold, and why (when tracing).

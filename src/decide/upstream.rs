@@ -275,7 +275,7 @@ impl Pipeline<'_, '_> {
                 rewrite(t, &vars, r.rest.as_ref())
             }
         };
-        let target = match shaped.query_string(self.head.query()) {
+        let target = match shaped.query_string(self.visible_query().as_deref()) {
             Some(q) => format!("{path}?{q}"),
             None => path,
         };

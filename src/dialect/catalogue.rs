@@ -49,6 +49,9 @@
 //! | Auth(TokenMissing) | 401 `Oauth found no id_token.` | 401 APIG.0301 | 401 UNAUTHENTICATED |
 //! | Auth(TokenInvalid) | 401 `Oauth id_token verify error.` | 401 APIG.0301 + detail | 401 UNAUTHENTICATED |
 //! | Auth(TokenExpired) | 401 `Oauth id_token verify error.` | 401 APIG.0307 `The token must be updated.` | 401 UNAUTHENTICATED |
+//! | Auth(ApiKeyMissing) | — 401 `No API key found in request.` (Kong key-auth) | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(BasicMissing) | — 401 `Unauthorized.` (Kong basic-auth) | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(CredentialsInvalid) | — 401 `Invalid authentication credentials.` (Kong) | 401 APIG.0303 | 401 UNAUTHENTICATED |
 //! | Auth(ClaimsDenied) | 401 `Oauth id_token verify error.` | 403 APIG.0302 `The IAM user is not authorized to access the API.` | 403 HTTP_FORBIDDEN |
 //! | Auth(AuthorizerDenied) | 401 `Oauth call authentication server fail.` | 401 APIG.0312 `…,auth fail` | 401 UNAUTHENTICATED |
 //! | Auth(AuthorizerIdentityMissing) | 401 `Oauth signature cannot be verified, a validate authorization header is required.` | 401 APIG.0313 `…,identities error` | 401 UNAUTHENTICATED |
@@ -322,6 +325,27 @@ mod tencent {
         403,
         "Cannot identify the client IP address, unix domain sockets are not supported.",
     );
+    pub static KEY_MISSING: Row = Row::undoc(
+        "401",
+        401,
+        "No API key found in request.",
+        "Tencent documents no API-key authentication. Text of Kong's key-auth plugin (Tencent's \
+         gateway descends from Kong) with the trailing period Tencent's table adds to Kong texts.",
+    );
+    pub static BASIC_MISSING: Row = Row::undoc(
+        "401",
+        401,
+        "Unauthorized.",
+        "Tencent documents no Basic authentication. Text of Kong's basic-auth plugin for a \
+         request without credentials, with Tencent's trailing period.",
+    );
+    pub static CREDENTIALS_INVALID: Row = Row::undoc(
+        "401",
+        401,
+        "Invalid authentication credentials.",
+        "Tencent documents no API-key or Basic authentication. Text of Kong's key-auth and \
+         basic-auth plugins for credentials no consumer has, with Tencent's trailing period.",
+    );
     pub static IP_DENIED: Row = Row::undoc(
         "403",
         403,
@@ -513,13 +537,16 @@ mod jdcloud {
     );
 }
 
-pub(super) static TENCENT_UNDOCUMENTED: [&Row; 6] = [
+pub(super) static TENCENT_UNDOCUMENTED: [&Row; 9] = [
     &tencent::HMAC_NO_AUTHORIZATION,
     &tencent::URI_TOO_LARGE,
     &tencent::HEADERS_TOO_LARGE,
     &tencent::BODY_TOO_LARGE,
     &tencent::BAD_REQUEST,
     &tencent::IP_DENIED,
+    &tencent::KEY_MISSING,
+    &tencent::BASIC_MISSING,
+    &tencent::CREDENTIALS_INVALID,
 ];
 pub(super) static HUAWEI_UNDOCUMENTED: [&Row; 1] = [&huawei::CLIENT_CLOSED];
 pub(super) static JDCLOUD_UNDOCUMENTED: [&Row; 3] = [
@@ -612,6 +639,9 @@ fn tencent_auth(failure: &AuthFailure) -> &'static Row {
         A::TokenFormat => &t::OAUTH_HEADER_FORMAT,
         A::TokenMissing => &t::OAUTH_NO_ID_TOKEN,
         A::TokenInvalid { .. } | A::TokenExpired | A::ClaimsDenied => &t::OAUTH_VERIFY_ERROR,
+        A::ApiKeyMissing => &t::KEY_MISSING,
+        A::BasicMissing => &t::BASIC_MISSING,
+        A::CredentialsInvalid => &t::CREDENTIALS_INVALID,
         A::AuthorizerIdentityMissing => &t::OAUTH_NO_VALIDATE_HEADER,
         A::AuthorizerDenied
         | A::AuthorizerForbidden
@@ -680,7 +710,10 @@ fn huawei_auth(failure: &AuthFailure) -> &'static Row {
         | A::HmacUnknownKey
         | A::HmacMismatch
         | A::Signature { .. }
-        | A::Replayed { .. } => &h::APP_AUTH,
+        | A::Replayed { .. }
+        | A::ApiKeyMissing
+        | A::BasicMissing
+        | A::CredentialsInvalid => &h::APP_AUTH,
         A::TokenHeaderMissing | A::TokenFormat | A::TokenMissing | A::TokenInvalid { .. } => {
             &h::IAM_AUTH
         }

@@ -110,9 +110,13 @@ impl ResponseType {
             Reason::Auth(
                 A::AuthorizerUnreachable | A::AuthorizerBadResponse | A::AuthorizerUnresolved,
             ) => ResponseType::ThirdAuthConfFailure,
-            Reason::Auth(A::HmacNoAuthorization | A::TokenHeaderMissing | A::TokenMissing) => {
-                ResponseType::AuthHeaderMissing
-            }
+            Reason::Auth(
+                A::HmacNoAuthorization
+                | A::TokenHeaderMissing
+                | A::TokenMissing
+                | A::ApiKeyMissing
+                | A::BasicMissing,
+            ) => ResponseType::AuthHeaderMissing,
             Reason::Auth(_) | Reason::AppFrozen => ResponseType::AuthFailure,
             Reason::AppNotBound | Reason::NoUsagePlan => ResponseType::Unauthorized,
             Reason::ClientIpDenied

@@ -161,6 +161,14 @@ pub enum AuthFailure {
     /// The token is valid but its claims do not allow this route.
     ClaimsDenied,
 
+    // API keys and Basic credentials (Kong's key-auth and basic-auth)
+    /// No API key where the provider reads it.
+    ApiKeyMissing,
+    /// No `Authorization: Basic …` header, or one that does not decode.
+    BasicMissing,
+    /// An API key no app has, or a Basic user or password that does not match.
+    CredentialsInvalid,
+
     // External authorizer
     AuthorizerDenied,
     AuthorizerIdentityMissing,
@@ -295,6 +303,9 @@ impl Reason {
             },
             A::TokenExpired,
             A::ClaimsDenied,
+            A::ApiKeyMissing,
+            A::BasicMissing,
+            A::CredentialsInvalid,
             A::AuthorizerDenied,
             A::AuthorizerIdentityMissing,
             A::AuthorizerForbidden,

@@ -416,6 +416,10 @@ pub enum AppItem {
     Quota(Quota),
     Rate(Rate),
     Frozen,
+    /// `apikey sha256 "HEX"`: an API key of the app, as the SHA-256 of the key (never the key).
+    ApiKey(Spanned<String>),
+    /// `password argon2 "$argon2id$…"`: the app's Basic password, as an argon2 PHC string.
+    Password(Spanned<String>),
 }
 
 /// Where a secret lives. Secrets are never written in a policy, only referred to.
@@ -476,16 +480,22 @@ pub enum AuthKind {
     Authorizer,
     /// Huawei's OAuth2 token endpoint and the access tokens it issues.
     Oauth2,
+    /// An API key per app (Kong's key-auth): `apikey: KEY`, matched by its SHA-256.
+    ApiKey,
+    /// HTTP Basic credentials (Kong's basic-auth): the app's key and an argon2-hashed password.
+    Basic,
 }
 
 impl AuthKind {
-    pub const ALL: [AuthKind; 6] = [
+    pub const ALL: [AuthKind; 8] = [
         AuthKind::Keypair,
         AuthKind::AppSignature,
         AuthKind::JdSignature,
         AuthKind::Jwt,
         AuthKind::Authorizer,
         AuthKind::Oauth2,
+        AuthKind::ApiKey,
+        AuthKind::Basic,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -495,6 +505,8 @@ impl AuthKind {
             AuthKind::Jwt => "jwt",
             AuthKind::Authorizer => "authorizer",
             AuthKind::Oauth2 => "oauth2",
+            AuthKind::ApiKey => "apikey",
+            AuthKind::Basic => "basic",
         }
     }
 }
@@ -530,6 +542,8 @@ pub enum AuthItem {
     RefreshTtl(Spanned<Duration>),
     SigningKey(SecretRef),
     AllowAppcode,
+    /// `hide credentials`: the key or the Basic credentials never reach the backend.
+    HideCredentials,
 }
 
 impl AuthItem {
@@ -556,6 +570,7 @@ impl AuthItem {
             AuthItem::RefreshTtl(_) => "refresh ttl",
             AuthItem::SigningKey(_) => "signing key",
             AuthItem::AllowAppcode => "allow appcode",
+            AuthItem::HideCredentials => "hide credentials",
         }
     }
 }

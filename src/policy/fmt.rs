@@ -482,6 +482,8 @@ fn app_item(item: &Spanned<AppItem>) -> Node {
         AppItem::Quota(q) => quota(q),
         AppItem::Rate(r) => rate(r),
         AppItem::Frozen => "frozen".to_string(),
+        AppItem::ApiKey(h) => format!("apikey sha256 {}", quote(&h.value)),
+        AppItem::Password(h) => format!("password argon2 {}", quote(&h.value)),
     };
     Node::line(head, item.span)
 }
@@ -527,6 +529,7 @@ fn auth_item(item: &Spanned<AuthItem>) -> Node {
         AuthItem::RefreshTtl(d) => format!("refresh ttl {}", d.value),
         AuthItem::SigningKey(s) => format!("signing key {}", secret(s)),
         AuthItem::AllowAppcode => "allow appcode".to_string(),
+        AuthItem::HideCredentials => "hide credentials".to_string(),
     };
     Node::line(head, item.span)
 }

@@ -931,6 +931,18 @@ impl Lower {
                 Rule::quota_stmt => self.quota(&c).map(AppItem::Quota),
                 Rule::rate_stmt => self.rate(&c).map(AppItem::Rate),
                 Rule::frozen_stmt => Some(AppItem::Frozen),
+                Rule::app_apikey_stmt => {
+                    let hash = child(&c, Rule::ident).unwrap();
+                    let known = self.choice(&hash, "key hash", &[("sha256", ())]);
+                    let value = self.string(child(&c, Rule::string).unwrap());
+                    known.map(|_| AppItem::ApiKey(value))
+                }
+                Rule::password_stmt => {
+                    let hash = child(&c, Rule::ident).unwrap();
+                    let known = self.choice(&hash, "password hash", &[("argon2", ())]);
+                    let value = self.string(child(&c, Rule::string).unwrap());
+                    known.map(|_| AppItem::Password(value))
+                }
                 Rule::bad_stmt => {
                     self.bad(c, Block::App);
                     None
@@ -1143,6 +1155,7 @@ impl Lower {
                         &[("appcode", ())],
                     )
                     .map(|_| AuthItem::AllowAppcode),
+                Rule::hide_credentials_stmt => Some(AuthItem::HideCredentials),
                 Rule::bad_stmt => {
                     self.bad(c, Block::Auth);
                     None

@@ -508,6 +508,11 @@ pub fn upstream_headers(
         crate::decide::Outcome::Forward(plan) => plan.shaped.as_deref(),
         _ => None,
     };
+    // `hide credentials`: the header that carried the caller's key or Basic credentials
+    let hidden = match &d.hidden {
+        Some((crate::vocab::ParamLocation::Header, name)) => Some(name.as_str()),
+        _ => None,
+    };
     let mut headers = http::HeaderMap::with_capacity(client.len() + 6);
     for (name, value) in client {
         if !HOP_BY_HOP.contains(name)
@@ -516,6 +521,7 @@ pub fn upstream_headers(
             && !listed.contains(name)
             && !is_context_header(name)
             && shaped.is_none_or(|s| s.passes(name.as_str()))
+            && !hidden.is_some_and(|h| name.as_str().eq_ignore_ascii_case(h))
         {
             headers.append(name.clone(), value.clone());
         }
