@@ -195,6 +195,7 @@ macro_rules! schemes {
 }
 
 schemes! {
+    ApiApp => apiapp,
     ApiKey => apikey,
     Basic => basic,
     Keypair => keypair,
@@ -376,12 +377,12 @@ mod tests {
     fn the_schemes_with_apps_claims_and_signers_are_read_off_the_schemes() {
         assert_eq!(
             names(yields_app, "or"),
-            "keypair, app-signature, jd-signature, oauth2, apikey or basic"
+            "keypair, app-signature, jd-signature, oauth2, apikey, basic or apiapp"
         );
         assert_eq!(names(carries_claims, "and"), "jwt and oauth2");
         assert_eq!(
             names(signs, "and"),
-            "keypair, app-signature, jd-signature and oauth2"
+            "keypair, app-signature, jd-signature, oauth2 and apiapp"
         );
     }
 

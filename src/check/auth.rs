@@ -205,10 +205,16 @@ impl AuthCheck {
             ));
         }
         if self.apps.as_ref().is_some_and(|bound| !bound.contains(&index)) {
+            // Tencent's app authentication has its own row for an app the API does not bind
+            let apiapp = cx.service().providers[self.provider].kind() == ast::AuthKind::ApiApp;
+            let reason = match apiapp {
+                true => Reason::Auth(AuthFailure::ApiAppNotBound),
+                false => Reason::AppNotBound,
+            };
             return Err(cx.fail(
                 Phase::Auth,
                 format_args!("app {} is not bound to this route", app.name),
-                Reason::AppNotBound,
+                reason,
             ));
         }
         if app.frozen {

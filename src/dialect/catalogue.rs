@@ -52,6 +52,7 @@
 //! | Auth(ApiKeyMissing) | — 401 `No API key found in request.` (Kong key-auth) | 401 APIG.0303 | 401 UNAUTHENTICATED |
 //! | Auth(BasicMissing) | — 401 `Unauthorized.` (Kong basic-auth) | 401 APIG.0303 | 401 UNAUTHENTICATED |
 //! | Auth(CredentialsInvalid) | — 401 `Invalid authentication credentials.` (Kong) | 401 APIG.0303 | 401 UNAUTHENTICATED |
+//! | Auth(ApiAppNotBound) | 403 `Found no validate apiapp.` | 403 APIG.0304 | 403 HTTP_FORBIDDEN |
 //! | Auth(ClaimsDenied) | 401 `Oauth id_token verify error.` | 403 APIG.0302 `The IAM user is not authorized to access the API.` | 403 HTTP_FORBIDDEN |
 //! | Auth(AuthorizerDenied) | 401 `Oauth call authentication server fail.` | 401 APIG.0312 `…,auth fail` | 401 UNAUTHENTICATED |
 //! | Auth(AuthorizerIdentityMissing) | 401 `Oauth signature cannot be verified, a validate authorization header is required.` | 401 APIG.0313 `…,identities error` | 401 UNAUTHENTICATED |
@@ -325,6 +326,7 @@ mod tencent {
         403,
         "Cannot identify the client IP address, unix domain sockets are not supported.",
     );
+    pub static NO_APIAPP: Row = Row::doc("403", 403, "Found no validate apiapp.");
     pub static KEY_MISSING: Row = Row::undoc(
         "401",
         401,
@@ -642,6 +644,7 @@ fn tencent_auth(failure: &AuthFailure) -> &'static Row {
         A::ApiKeyMissing => &t::KEY_MISSING,
         A::BasicMissing => &t::BASIC_MISSING,
         A::CredentialsInvalid => &t::CREDENTIALS_INVALID,
+        A::ApiAppNotBound => &t::NO_APIAPP,
         A::AuthorizerIdentityMissing => &t::OAUTH_NO_VALIDATE_HEADER,
         A::AuthorizerDenied
         | A::AuthorizerForbidden
@@ -719,6 +722,7 @@ fn huawei_auth(failure: &AuthFailure) -> &'static Row {
         }
         A::TokenExpired => &h::TOKEN_UPDATE,
         A::ClaimsDenied => &h::IAM_FORBIDDEN,
+        A::ApiAppNotBound => &h::APP_NOT_AUTHORIZED,
         A::AuthorizerDenied => &h::THIRD_PARTY_AUTH_FAIL,
         A::AuthorizerIdentityMissing => &h::THIRD_PARTY_IDENTITIES,
         A::AuthorizerForbidden => &h::THIRD_PARTY_ACCESS_DENY,
@@ -747,6 +751,7 @@ pub(super) fn jdcloud_row(reason: &Reason) -> &'static Row {
         Reason::Auth(failure) => match failure {
             // JD's replay answer (APIGW_NONCE_CONFLICT, 403 in the older table) in today's enum
             AuthFailure::ClaimsDenied
+            | AuthFailure::ApiAppNotBound
             | AuthFailure::AuthorizerForbidden
             | AuthFailure::Replayed { .. } => &j::HTTP_FORBIDDEN,
             AuthFailure::AuthorizerUnreachable

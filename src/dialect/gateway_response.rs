@@ -117,6 +117,7 @@ impl ResponseType {
                 | A::ApiKeyMissing
                 | A::BasicMissing,
             ) => ResponseType::AuthHeaderMissing,
+            Reason::Auth(A::ApiAppNotBound) => ResponseType::Unauthorized,
             Reason::Auth(_) | Reason::AppFrozen => ResponseType::AuthFailure,
             Reason::AppNotBound | Reason::NoUsagePlan => ResponseType::Unauthorized,
             Reason::ClientIpDenied

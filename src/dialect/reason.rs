@@ -168,6 +168,8 @@ pub enum AuthFailure {
     BasicMissing,
     /// An API key no app has, or a Basic user or password that does not match.
     CredentialsInvalid,
+    /// Tencent app authentication: a signed app the API does not bind.
+    ApiAppNotBound,
 
     // External authorizer
     AuthorizerDenied,
@@ -306,6 +308,7 @@ impl Reason {
             A::ApiKeyMissing,
             A::BasicMissing,
             A::CredentialsInvalid,
+            A::ApiAppNotBound,
             A::AuthorizerDenied,
             A::AuthorizerIdentityMissing,
             A::AuthorizerForbidden,

@@ -94,7 +94,6 @@ static HUAWEI: &[Excuse] = &[
 static TENCENT: &[Excuse] = &[
     Excuse("401", 401, "Oauth found no related Oauth api.", Why::RefusedByCheck { code: UNDEFINED, what: "a route naming an undefined auth provider" }),
     Excuse("401", 401, "Oauth miss Oauth id_token.", Why::SameAs("401 Oauth found no id_token.")),
-    Excuse("403", 403, "Found no validate apiapp.", Why::NotYet("Tencent app authentication (ApiAppKey), issue 15")),
     Excuse("404", 404, "Not found micro service with key.", Why::OutOfScope("Tencent TSF micro-services")),
     Excuse("404", 404, "Not Found Host.", Why::SameAs("404 There is no api match host[$host].")),
     Excuse("404", 404, "Get Host Fail.", Why::BeforeHttp("a Host that is not text is refused by the HTTP parser")),

@@ -484,10 +484,12 @@ pub enum AuthKind {
     ApiKey,
     /// HTTP Basic credentials (Kong's basic-auth): the app's key and an argon2-hashed password.
     Basic,
+    /// Tencent's application authentication (ApiAppKey / ApiAppSecret).
+    ApiApp,
 }
 
 impl AuthKind {
-    pub const ALL: [AuthKind; 8] = [
+    pub const ALL: [AuthKind; 9] = [
         AuthKind::Keypair,
         AuthKind::AppSignature,
         AuthKind::JdSignature,
@@ -496,6 +498,7 @@ impl AuthKind {
         AuthKind::Oauth2,
         AuthKind::ApiKey,
         AuthKind::Basic,
+        AuthKind::ApiApp,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -507,6 +510,7 @@ impl AuthKind {
             AuthKind::Oauth2 => "oauth2",
             AuthKind::ApiKey => "apikey",
             AuthKind::Basic => "basic",
+            AuthKind::ApiApp => "apiapp",
         }
     }
 }

@@ -187,6 +187,42 @@ def tencent_cases():
           '{"message":"HMAC signature cannot be verified, the x-date header is out of date for HMAC Authentication."}')
 
 
+# ---- Tencent application authentication (ApiAppKey), as Tencent's Python demo signs --------
+
+def tencent_app_cases():
+    api_app_key, api_app_secret = "AKID-interop", "tencent-interop-secret"
+
+    def signed(method, path, query="", body=b"", content_type="", accept="application/json"):
+        x_date = datetime.datetime.utcnow().strftime("%a, %d %b %Y %H:%M:%S GMT")
+        # the demo's Content-MD5: base64 of the hex MD5 of the body
+        content_md5 = base64.b64encode(hashlib.md5(body).hexdigest().encode()).decode() if body else ""
+        # the path without the environment, the query parameters sorted, not re-encoded
+        path_params = path.split("/", 2)[2] if path.startswith(("/release/", "/test/", "/prepub/")) else path.lstrip("/")
+        path_params = "/" + path_params
+        if query:
+            path_params += "?" + "&".join(sorted(query.split("&")))
+        sign_str = f"x-date: {x_date}\n{method}\n{accept}\n{content_type}\n{content_md5}\n{path_params}"
+        sign = base64.b64encode(hmac.new(api_app_secret.encode(), sign_str.encode(), hashlib.sha1).digest()).decode()
+        auth = f'hmac id="{api_app_key}", algorithm="hmac-sha1", headers="x-date", signature="{sign}"'
+        h = {"Host": "partners.test", "X-Date": x_date, "Accept": accept, "Authorization": auth}
+        if content_type:
+            h["Content-Type"] = content_type
+        if content_md5:
+            h["Content-MD5"] = content_md5
+        target = path + ("?" + query if query else "")
+        return target, h
+
+    target, h = signed("GET", "/release/quotes", query="symbol=ACME&currency=EUR")
+    check("tencent app auth: a demo-signed GET with a query passes", send("GET", target, h), 200, '{"quotes":[]}')
+    body = b"symbol=ACME&qty=3"
+    target, h = signed("POST", "/release/quotes", body=body, content_type="application/x-www-form-urlencoded")
+    check("tencent app auth: a demo-signed POST with Content-MD5 passes", send("POST", target, h, body), 200, '{"quotes":[]}')
+    target, h = signed("GET", "/release/quotes", query="symbol=ACME")
+    h["Accept"] = "text/plain"
+    check("tencent app auth: a changed Accept does not match", send("GET", target, h), 401,
+          '{"message":"HMAC signature does not match."}')
+
+
 # ---- JD Cloud JDCLOUD2 with jdcloud-apim-sdk ---------------------------------------------------
 
 class _Quiet:
@@ -226,6 +262,7 @@ huawei_cases()
 jwt_cases()
 oauth2_cases()
 tencent_cases()
+tencent_app_cases()
 jd_cases()
 print(f"\n{len(failures)} failure(s)")
 sys.exit(1 if failures else 0)
