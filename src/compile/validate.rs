@@ -648,6 +648,26 @@ impl<'a> Cx<'a> {
             match &item.value {
                 ast::GatewayResponseItem::Answer(m) => answer.set(self, (m, item.span), item.span),
                 ast::GatewayResponseItem::Header { name, value } => {
+                    // the answer's framing and identity are the gateway's
+                    const RESERVED: [&str; 5] = [
+                        "content-type",
+                        "content-length",
+                        "transfer-encoding",
+                        "x-request-id",
+                        "server",
+                    ];
+                    if RESERVED.contains(&name.value.to_ascii_lowercase().as_str()) {
+                        self.diags.push(
+                            Diagnostic::error(
+                                diag::RESERVED_NAME,
+                                name.span,
+                                format!("header {:?} is the gateway's own", name.value),
+                            )
+                            .label("reserved")
+                            .help("a gateway response's body is JSON and carries the request id header; choose another name"),
+                        );
+                        continue;
+                    }
                     let t = self.template(&value.value, value.span)?;
                     headers.push((name.value.clone(), t));
                 }
