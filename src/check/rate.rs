@@ -35,7 +35,10 @@ impl RouteCheck for Rate {
                 b.error(
                     Diagnostic::error(diag::CONFLICT, span, "`per app` needs an authenticated app")
                         .label("this route does not identify an app")
-                        .help("authenticate with a keypair, app-signature, jd-signature or oauth2 provider, or count `per ip`"),
+                        .help(format!(
+                            "authenticate with a {} provider, or count `per ip`",
+                            crate::auth::names(crate::auth::yields_app, "or")
+                        )),
                 );
                 continue;
             }
