@@ -91,7 +91,7 @@ impl<'c, 'r: 'c, 's: 'c> Cx<'c> for Running<'_, '_, 'r, 's, '_> {
     }
 
     fn hide_credential(&mut self, at: (crate::vocab::ParamLocation, String)) {
-        self.p.d.hidden = Some(at);
+        self.p.d.hidden = Some(Box::new(at));
     }
 
     fn keep_claims(&mut self, claims: Option<serde_json::Value>) {

@@ -81,7 +81,7 @@ pub struct Decision {
     pub custom: Option<Box<response::Customized>>,
     /// A header or query parameter carrying the caller's credentials that the backend must not
     /// receive (`hide credentials`).
-    pub hidden: Option<(crate::vocab::ParamLocation, String)>,
+    pub hidden: Option<Box<(crate::vocab::ParamLocation, String)>>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -620,7 +620,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
     /// credentials (`hide credentials`).
     fn visible_query(&self) -> Option<Cow<'r, str>> {
         let query = self.head.query()?;
-        let Some((crate::vocab::ParamLocation::Query, name)) = &self.d.hidden else {
+        let Some((crate::vocab::ParamLocation::Query, name)) = self.d.hidden.as_deref() else {
             return Some(Cow::Borrowed(query));
         };
         let kept: Vec<&str> = query

@@ -43,8 +43,10 @@ fn write_body(out: &mut String, a: &Answer<'_>) {
 
 /// `X-Apig-Mode: debug` asks for Huawei's debugging headers.
 fn debug_requested(headers: &http::HeaderMap) -> bool {
+    // a name, not a string: a string would be parsed on every request
+    const MODE: http::HeaderName = http::HeaderName::from_static("x-apig-mode");
     headers
-        .get("x-apig-mode")
+        .get(MODE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("debug"))
 }

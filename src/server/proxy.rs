@@ -509,7 +509,7 @@ pub fn upstream_headers(
         _ => None,
     };
     // `hide credentials`: the header that carried the caller's key or Basic credentials
-    let hidden = match &d.hidden {
+    let hidden = match d.hidden.as_deref() {
         Some((crate::vocab::ParamLocation::Header, name)) => Some(name.as_str()),
         _ => None,
     };
