@@ -12,7 +12,7 @@ use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot};
 use crate::decide::{Decision, ForwardPlan};
 use crate::dialect::Reason;
 use crate::upstream::health::Attempted;
-use crate::upstream::state::{retryable, InFlight, Pick, Settled, Upstreams};
+use crate::upstream::state::{replayable, retryable, InFlight, Pick, Settled, Upstreams};
 use http::header::{self, HeaderName, HeaderValue};
 use hyper::Response;
 use std::net::{IpAddr, SocketAddr};
@@ -61,7 +61,7 @@ pub async fn forward(
     let backend = &service.backends[plan.backend];
     let hops = hops(d, parts)?;
     let attempts = 1 + backend.retries as usize;
-    let replayable = idempotent(parts) && is_empty_body(parts);
+    let replayable = replayable(parts.method.as_str(), !is_empty_body(parts));
     // While the client's body is still arriving, a late answer is the client's doing.
     let client_waiting = match &body {
         Body::Client(b) => Some(b.waiting()),
@@ -115,13 +115,6 @@ pub async fn forward(
             None => return Err(last),
         }
     }
-}
-
-fn idempotent(parts: &http::request::Parts) -> bool {
-    matches!(
-        parts.method.as_str(),
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
-    )
 }
 
 /// The hops the request has made through rulegate; a loop once there are too many.

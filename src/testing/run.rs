@@ -91,10 +91,7 @@ pub fn send(
     }
     // a request its backend's key cannot sign has no upstream request (`serve` refuses it)
     let upstream = crate::server::planned_upstream(snap, &head, &d).and_then(Result::ok);
-    let replayable = matches!(
-        e.method.as_str(),
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
-    ) && e.body.is_empty();
+    let replayable = crate::upstream::state::replayable(&e.method, !e.body.is_empty());
     let answered = backends.forward(snap, &mut d, replayable, world.upstreams(), now_ms);
     let mut explain = crate::explain::explain(snap, &head, &d);
     let response = match (&d.outcome, answered) {

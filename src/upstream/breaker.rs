@@ -197,11 +197,8 @@ impl std::fmt::Display for Shown {
         match self.0 {
             Phase::Closed => f.write_str("closed"),
             Phase::Open { until } => {
-                let left = until - self.1;
-                match left % 1000 {
-                    0 => write!(f, "open, probes in {}s", left / 1000),
-                    _ => write!(f, "open, probes in {left}ms"),
-                }
+                let left = (until - self.1).max(0) as u64;
+                write!(f, "open, probes in {}", super::state::ms(left))
             }
             Phase::HalfOpen { sent, passed, .. } => {
                 let s = if sent == 1 { "" } else { "s" };

@@ -183,6 +183,12 @@ pub fn retryable(how: Attempted, replayable: bool) -> bool {
     }
 }
 
+/// Whether a request can be sent again after its connection was lost: an idempotent method
+/// and no body (serve's attempts and the policy tests' scripted backends ask the same).
+pub fn replayable(method: &str, has_body: bool) -> bool {
+    !has_body && matches!(method, "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE")
+}
+
 /// Every backend's state, by key.
 pub struct Upstreams {
     /// Unique in the process: what a [`Targeting`]'s cached state is checked against.

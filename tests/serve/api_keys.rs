@@ -132,3 +132,29 @@ fn every_refusal_is_huaweis_app_authentication_row() {
     }
     assert_eq!(backend.count(), 0);
 }
+
+/// What a hostile client tries with hidden credentials: the key header twice (the second a
+/// forgery), the key parameter twice, and its name percent-encoded. Every copy is kept from the
+/// backend, and the first copy is the one verified.
+#[test]
+fn duplicated_and_encoded_credentials_are_all_hidden() {
+    let backend = Backend::text("ok");
+    let (_dir, gw) = start(&backend);
+    let twice = [("apikey", "k-partner-7f3a9c"), ("apikey", "forged")];
+    expect_status(
+        &gw.send(&request("GET", "/orders", "shop.test", &twice, b"")),
+        200,
+    );
+    let forged_first = [("apikey", "forged"), ("apikey", "k-partner-7f3a9c")];
+    assert_huawei(
+        &gw.send(&request("GET", "/orders", "shop.test", &forged_first, b"")),
+        401,
+        "APIG.0303",
+        "Incorrect app authentication information.",
+    );
+    let query = "/search?key=k-partner-7f3a9c&q=a&key=again&k%65y=encoded";
+    expect_status(&gw.send(&request("GET", query, "shop.test", &[], b"")), 200);
+    let got = backend.wait_for(2);
+    assert!(!got[0].has("apikey"), "{:?}", got[0].headers);
+    assert_eq!(got[1].target, "/search?q=a");
+}
