@@ -26,6 +26,7 @@ fn rate() -> Count {
             burst: u32::MAX as u64,
         },
         fail_open: true,
+        group: "g".into(),
     }
 }
 
@@ -38,6 +39,7 @@ fn quota() -> Count {
             end_ms: i64::MAX,
         },
         fail_open: true,
+        group: "g".into(),
     }
 }
 

@@ -104,9 +104,9 @@ impl Limiter for Remote {
         let fetched = self.fetched.swap(false, Ordering::SeqCst);
         fetched.then(|| self.inner.limiter().count(counts, now_ms))?
     }
-    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool> {
+    fn first_use(&self, group: &str, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool> {
         let fetched = self.fetched.swap(false, Ordering::SeqCst);
-        fetched.then(|| self.inner.limiter().first_use(key, ttl_ms, now_ms))?
+        fetched.then(|| self.inner.limiter().first_use(group, key, ttl_ms, now_ms))?
     }
 }
 

@@ -85,6 +85,8 @@ impl Default for TokenFrom {
 #[derive(Debug, Clone, Copy)]
 pub struct ServiceView<'s> {
     pub name: &'s str,
+    /// The service's counter group ([`crate::limits::Count::group`]).
+    pub group: &'s std::sync::Arc<str>,
     pub apps: &'s [App],
     pub app_by_key: &'s HashMap<String, usize>,
     /// An API key's SHA-256 → its app.

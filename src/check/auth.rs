@@ -126,7 +126,12 @@ impl RouteCheck for AuthCheck {
         }
         // Only a correctly signed request spends its nonce: a forger cannot burn them.
         if let Some(nonce) = &principal.nonce {
-            match cx.limiter().first_use(&nonce.key, nonce.ttl_ms, cx.now_ms()) {
+            match cx.limiter().first_use(
+                cx.service().group,
+                &nonce.key,
+                nonce.ttl_ms,
+                cx.now_ms(),
+            ) {
                 Some(true) => {}
                 Some(false) => {
                     let detail = format!("nonce {} already used", nonce.value);

@@ -92,7 +92,11 @@ fn count<'a, C: Cx<'a>>(cx: &mut C) -> Result<(), C::Stop> {
 
 /// The batch: what each count is (for the trace and the limit headers) and the counts.
 fn batch<'a, C: Cx<'a>>(cx: &mut C, now: i64) -> (Vec<Limited<'a>>, Vec<Count>) {
-    let mut b = Batched::default();
+    let mut b = Batched {
+        group: cx.service().group.clone(),
+        what: Vec::new(),
+        counts: Vec::new(),
+    };
     let head = cx.head();
     for check in cx.program() {
         let Check::Rate(super::rate::Rate { rule, .. }) = check else {
@@ -117,8 +121,8 @@ fn batch<'a, C: Cx<'a>>(cx: &mut C, now: i64) -> (Vec<Limited<'a>>, Vec<Count>) 
 }
 
 /// The batch as it is gathered.
-#[derive(Default)]
 struct Batched<'s> {
+    group: std::sync::Arc<str>,
     what: Vec<Limited<'s>>,
     counts: Vec<Count>,
 }
@@ -133,6 +137,7 @@ impl<'s> Batched<'s> {
                 burst: rule.burst,
             },
             fail_open: rule.on_store_error == StoreErrorPolicy::Allow,
+            group: self.group.clone(),
         });
         self.what.push(Limited {
             label: Label::Rate(rule),
@@ -170,6 +175,7 @@ impl<'s> Batched<'s> {
                 end_ms,
             },
             fail_open: rule.on_store_error == StoreErrorPolicy::Allow,
+            group: self.group.clone(),
         });
         self.what.push(Limited {
             label: owner,

@@ -95,6 +95,9 @@ impl HostTable {
 #[derive(Debug)]
 pub struct Service {
     pub name: std::sync::Arc<str>,
+    /// The counter group every count of this service's requests belongs to: the service
+    /// itself, or the services it shares a counter with (see `compile::groups`).
+    pub counter_group: std::sync::Arc<str>,
     pub dialect: Dialect,
     pub limits: Limits,
     pub stages: StageSelector,
@@ -123,6 +126,7 @@ impl Service {
     pub fn view(&self) -> ServiceView<'_> {
         ServiceView {
             name: &self.name,
+            group: &self.counter_group,
             apps: &self.apps,
             app_by_key: &self.app_by_key,
             app_by_api_key: &self.app_by_api_key,

@@ -248,6 +248,7 @@ mod tests {
                 end_ms: 86_400_000,
             },
             fail_open: true,
+            group: "g".into(),
         }]
     }
 

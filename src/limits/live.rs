@@ -79,9 +79,9 @@ pub struct RequestLimiter<'a> {
     wanted: Mutex<Option<Vec<Count>>>,
     /// Its answer, for the next `decide`.
     fetched: Mutex<Option<(Vec<Count>, Tallies)>>,
-    /// The nonce the last `decide` could not look up in Redis: key, time to live, and the
-    /// pipeline's clock then (for the memory fallback).
-    wanted_nonce: Mutex<Option<(String, u64, i64)>>,
+    /// The nonce the last `decide` could not look up in Redis: its group and key, time to
+    /// live, and the pipeline's clock then (for the memory fallback).
+    wanted_nonce: Mutex<Option<(String, String, u64, i64)>>,
     /// Nonces this request already spent: `decide` may run twice (form bodies, remote counts)
     /// and the second run must not see its own nonce as a replay.
     spent: Mutex<Vec<(String, bool)>>,
@@ -105,9 +105,9 @@ impl<'a> RequestLimiter<'a> {
             return false;
         };
         let nonce = lock(&self.wanted_nonce).take();
-        if let Some((key, ttl_ms, now_ms)) = nonce {
+        if let Some((group, key, ttl_ms, now_ms)) = nonce {
             // While Redis cannot answer, this gateway's own memory guards against replays.
-            let first = match redis.first_use_async(&key, ttl_ms).await {
+            let first = match redis.first_use_async(&group, &key, ttl_ms).await {
                 Ok(first) => first,
                 Err(e) => {
                     tracing::warn!("{e}; nonce checked in this gateway's memory only");
@@ -158,13 +158,13 @@ impl Limiter for RequestLimiter<'_> {
         )
     }
 
-    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool> {
+    fn first_use(&self, group: &str, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool> {
         let mut spent = lock(&self.spent);
         if let Some((_, first)) = spent.iter().find(|(k, _)| k == key) {
             return Some(*first);
         }
         if self.stores.redis.is_some() {
-            *lock(&self.wanted_nonce) = Some((key.to_string(), ttl_ms, now_ms));
+            *lock(&self.wanted_nonce) = Some((group.to_string(), key.to_string(), ttl_ms, now_ms));
             return None;
         }
         let first = self.stores.memory.first_use(key, ttl_ms, now_ms);

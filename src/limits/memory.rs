@@ -142,7 +142,7 @@ impl super::Limiter for MemoryStore {
         Some(Ok(self.count_now(counts, now_ms)))
     }
 
-    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool> {
+    fn first_use(&self, _group: &str, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool> {
         Some(MemoryStore::first_use(self, key, ttl_ms, now_ms))
     }
 }
@@ -160,6 +160,7 @@ mod tests {
                 burst,
             },
             fail_open: true,
+            group: "g".into(),
         }
     }
 
@@ -172,6 +173,7 @@ mod tests {
                 end_ms,
             },
             fail_open: true,
+            group: "g".into(),
         }
     }
 

@@ -43,7 +43,8 @@ pub trait Limiter {
     /// not expired — a replay. `None` when nonces are kept in a remote store and this one has
     /// not been asked yet: `decide` stops with [`Outcome::NeedCounts`](crate::decide::Outcome::NeedCounts)
     /// as for counts, and the answer is at hand the next time.
-    fn first_use(&self, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool>;
+    /// `group` is the counter group of the request's service (see [`Count::group`]).
+    fn first_use(&self, group: &str, key: &str, ttl_ms: u64, now_ms: i64) -> Option<bool>;
 }
 
 /// One counter that one request moves.
@@ -56,6 +57,11 @@ pub struct Count {
     pub limit: Limit,
     /// `on store error allow`: when the store cannot answer, pass uncounted.
     pub fail_open: bool,
+    /// The counter group: every count of one batch (and the batch's nonce) has the same
+    /// group, and no counter is ever counted under two groups. The compiler groups services
+    /// that share a counter (`compile::groups`); Redis Cluster makes the group each key's hash
+    /// tag, so one request's batch lands in one slot.
+    pub group: std::sync::Arc<str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

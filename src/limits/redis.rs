@@ -286,7 +286,13 @@ fn tallies(reply: &[(i64, i64, i64)], counts: usize) -> Tallies {
 impl RedisStore {
     /// Record a signer's nonce for `ttl_ms` (`SET … NX PX`): true on its first use, false when
     /// some gateway recorded it before and it has not expired.
-    pub async fn first_use_async(&self, key: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+    /// `group` is the request's counter group ([`Count::group`](super::Count::group)).
+    pub async fn first_use_async(
+        &self,
+        _group: &str,
+        key: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
         let inner = &self.inner;
         let call = async {
             let mut conn = inner.connection().await?;
