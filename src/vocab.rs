@@ -10,7 +10,10 @@ pub mod path;
 pub mod response;
 pub mod target;
 
-pub use limits::{QuotaPeriod, QuotaRule, RateKey, RatePeriod, RateRule, StoreErrorPolicy};
+pub use limits::{
+    Excepted, Exception, QuotaPeriod, QuotaRule, RateKey, RatePeriod, RateRule, StoreErrorPolicy,
+    Window,
+};
 pub use path::{PathTemplate, Segment};
 pub use response::Response;
 pub use target::{HttpTarget, Target};

@@ -509,7 +509,7 @@ fn an_access_token_identifies_its_app_on_routes() {
         &d,
         "APIG.0308",
         429,
-        "The throttling threshold has been reached.",
+        "The throttling threshold has been reached: policy app over ratelimit,limit:3,time:1 minute",
     );
 
     // An app not bound to the route.

@@ -447,7 +447,9 @@ fn golden_jdcloud() {
     );
     assert_render(
         Dialect::Jdcloud,
-        Reason::RateLimited,
+        Reason::RateLimited {
+            hit: Some("policy api over ratelimit,limit:1,time:1 second".into()),
+        },
         429,
         r#"{"requestId":"0123456789abcdef0123456789abcdef","error":{"code":429,"status":"RATE_LIMIT_EXCEEDED","message":"Your requests are too frequent"}}"#,
     );

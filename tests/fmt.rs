@@ -396,19 +396,25 @@ fn quota() -> impl Strategy<Value = Quota> {
         })
 }
 
+fn rate_key() -> impl Strategy<Value = RateKey> {
+    prop_oneof![
+        Just(RateKey::App),
+        Just(RateKey::Ip),
+        Just(RateKey::Route),
+        token().prop_map(RateKey::Header),
+        text().prop_map(RateKey::Query),
+    ]
+}
+
 fn rate() -> impl Strategy<Value = Rate> {
-    let period = prop::sample::select(vec![
+    let unit = prop::sample::select(vec![
         RatePeriod::Second,
         RatePeriod::Minute,
         RatePeriod::Hour,
         RatePeriod::Day,
     ]);
-    let key = prop_oneof![
-        Just(RateKey::App),
-        Just(RateKey::Ip),
-        Just(RateKey::Route),
-        token().prop_map(RateKey::Header),
-    ];
+    let period = (1u32..=30, unit).prop_map(|(count, unit)| Window { count, unit });
+    let key = rate_key();
     let store = prop::sample::select(vec![StoreErrorPolicy::Allow, StoreErrorPolicy::Deny]);
     (
         1u64..=u32::MAX as u64,
@@ -539,6 +545,7 @@ fn route_item() -> impl Strategy<Value = RouteItem> {
         1 => nets().prop_map(RouteItem::AllowIps),
         1 => nets().prop_map(RouteItem::DenyIps),
         1 => rate().prop_map(RouteItem::Rate),
+        1 => ident().prop_map(RouteItem::Throttle),
         1 => Just(RouteItem::WebSocket),
         1 => limits().prop_map(RouteItem::Limits),
         1 => (token(), text()).prop_map(|(n, v)| RouteItem::ResponseHeader {
@@ -959,7 +966,29 @@ fn service_item() -> impl Strategy<Value = ServiceItem> {
         1 => nets().prop_map(ServiceItem::TrustedProxies),
         1 => token().prop_map(|h| ServiceItem::RequestIdHeader(sp(h))),
         1 => Just(ServiceItem::ClientCertificateRequired),
+        1 => ident().prop_map(ServiceItem::Throttle),
     ]
+}
+
+fn throttle() -> impl Strategy<Value = Throttle> {
+    let who = prop_oneof![
+        ident().prop_map(ExceptWho::App),
+        net().prop_map(|n| ExceptWho::Ip(n.value)),
+    ];
+    let item = prop_oneof![
+        rate().prop_map(ThrottleItem::Rate),
+        (rate_key(), 1u64..=u32::MAX as u64).prop_map(|(k, n)| ThrottleItem::Per {
+            key: sp(k),
+            limit: sp(n),
+        }),
+        (who, 1u64..=u32::MAX as u64).prop_map(|(w, n)| ThrottleItem::Except {
+            who: sp(w),
+            limit: sp(n),
+        }),
+        Just(ThrottleItem::Shared),
+    ];
+    (ident(), prop::collection::vec(item.prop_map(sp), 0..6))
+        .prop_map(|(name, items)| Throttle { name, items })
 }
 
 fn file() -> impl Strategy<Value = File> {
@@ -971,6 +1000,7 @@ fn file() -> impl Strategy<Value = File> {
     let top = prop_oneof![
         1 => dialect().prop_map(TopItem::DefaultDialect),
         4 => service,
+        1 => throttle().prop_map(TopItem::Throttle),
     ];
     prop::collection::vec(top.prop_map(sp), 0..3).prop_map(|items| File { items })
 }

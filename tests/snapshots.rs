@@ -476,7 +476,7 @@ fn one_header_too_large_jdcloud() {
 fn until_refused(snap: &Snapshot, env: &VirtualEnv, req: &Request) -> (usize, String) {
     for passed in 0..100 {
         let (d, out) = req.run(snap, env);
-        if matches!(d.outcome, Outcome::Reject(Reason::RateLimited)) {
+        if matches!(d.outcome, Outcome::Reject(Reason::RateLimited { .. })) {
             return (passed, out);
         }
         assert!(

@@ -53,12 +53,7 @@ fn count<'a, C: Cx<'a>>(cx: &mut C) -> Result<(), C::Stop> {
     let standings: Vec<Standing<'_>> = what
         .iter()
         .zip(&tallies)
-        .map(|(w, t)| Standing {
-            kind: w.kind,
-            limit: w.limit,
-            remaining: t.remaining,
-            period: w.period,
-        })
+        .map(|(w, t)| w.standing(t.remaining))
         .collect();
     for (name, value) in limit_headers(dialect, debug, &standings) {
         cx.add_header(name, value);
@@ -83,7 +78,8 @@ fn count<'a, C: Cx<'a>>(cx: &mut C) -> Result<(), C::Stop> {
                 let secs = t.retry_after_ms.div_ceil(1000).max(1);
                 cx.add_header("Retry-After", secs.to_string());
                 let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
-                return Err(cx.fail(Phase::Rate, detail, Reason::RateLimited));
+                let hit = crate::dialect::huawei::over_ratelimit(&w.standing(0));
+                return Err(cx.fail(Phase::Rate, detail, Reason::RateLimited { hit }));
             }
         }
     }
@@ -103,13 +99,20 @@ fn batch<'a, C: Cx<'a>>(cx: &mut C, now: i64) -> (Vec<Limited<'a>>, Vec<Count>) 
             continue;
         };
         let value = match &rule.key {
-            RateKey::App => cx
-                .app()
-                .map(|a| cx.service().apps[a].key.clone())
-                .unwrap_or_default(),
+            // no app, no per-app limit (a throttle bound where some routes identify none)
+            RateKey::App => match cx.app() {
+                Some(a) => cx.service().apps[a].key.clone(),
+                None => continue,
+            },
             RateKey::Ip => cx.client_ip().to_string(),
             RateKey::Route => String::new(),
             RateKey::Header(h) => head.header(h).unwrap_or("").to_string(),
+            // the first value, decoded; absent or undecodable counts as empty
+            RateKey::Query(q) => head
+                .query()
+                .and_then(|query| crate::request::head::form_value(query, q))
+                .flatten()
+                .unwrap_or_default(),
         };
         b.rate(rule, LimitKind::RouteRate(&rule.key), &value);
     }
@@ -129,12 +132,13 @@ struct Batched<'s> {
 
 impl<'s> Batched<'s> {
     fn rate(&mut self, rule: &'s RateRule, kind: LimitKind<'s>, value: &str) {
+        let limit = rule.limit_for(value);
         self.counts.push(Count {
             key: format!("rate|{}|{value}", rule.id),
             limit: Limit::Rate {
-                limit: rule.limit,
+                limit,
                 period_ms: rule.period.millis(),
-                burst: rule.burst,
+                burst: rule.burst_for(limit),
             },
             fail_open: rule.on_store_error == StoreErrorPolicy::Allow,
             group: self.group.clone(),
@@ -142,8 +146,9 @@ impl<'s> Batched<'s> {
         self.what.push(Limited {
             label: Label::Rate(rule),
             kind,
-            limit: rule.limit,
-            period: rule.period.name(),
+            limit,
+            period: rule.period.unit.name(),
+            periods: rule.period.count,
         });
     }
 
@@ -185,6 +190,7 @@ impl<'s> Batched<'s> {
                 QuotaPeriod::Day => "day",
                 QuotaPeriod::Month => "month",
             },
+            periods: 1,
         });
     }
 }
@@ -211,7 +217,7 @@ fn store_failed<'a, C: Cx<'a>>(
         return Err(cx.fail(Phase::Quota, detail, Reason::QuotaExceeded));
     }
     cx.add_header("Retry-After", "1".to_string());
-    Err(cx.fail(Phase::Rate, detail, Reason::RateLimited))
+    Err(cx.fail(Phase::Rate, detail, Reason::RateLimited { hit: None }))
 }
 
 /// A limit as the trace names it: the rule as written (rates) or its owner (quotas).
@@ -238,6 +244,19 @@ struct Limited<'s> {
     kind: LimitKind<'s>,
     limit: u64,
     period: &'static str,
+    periods: u32,
+}
+
+impl<'s> Limited<'s> {
+    fn standing(&self, remaining: u64) -> Standing<'s> {
+        Standing {
+            kind: self.kind,
+            limit: self.limit,
+            remaining,
+            period: self.period,
+            periods: self.periods,
+        }
+    }
 }
 
 /// Mark the program's first limit check as the one that counts the batch.

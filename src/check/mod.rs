@@ -209,6 +209,9 @@ pub trait Build {
     fn yields_app(&self) -> bool;
     /// The route's `n`th rate statement as a rule with its counter id.
     fn rate_rule(&mut self, rate: &ast::Rate, n: usize) -> Option<RateRule>;
+    /// The rules of the throttle the route binds (`bound`), else of its service's; none when
+    /// neither binds one.
+    fn throttle(&mut self, bound: Option<&ast::Ident>) -> Vec<RateRule>;
 }
 
 /// The statements `pick` selects that may appear once in a route: the first, with an error at
@@ -325,17 +328,19 @@ pub fn arrange(program: &mut [Check]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::{RateKey, RatePeriod, StoreErrorPolicy};
+    use crate::vocab::{RateKey, RatePeriod, StoreErrorPolicy, Window};
 
     fn rate(id: &str) -> Check {
         Check::Rate(rate::Rate {
             rule: RateRule {
                 id: id.into(),
                 limit: 1,
-                period: RatePeriod::Second,
+                period: Window::one(RatePeriod::Second),
                 key: RateKey::Route,
                 burst: 1,
                 on_store_error: StoreErrorPolicy::Allow,
+                throttle: None,
+                except: Vec::new(),
             },
             batch: Batch::Counted,
         })

@@ -49,6 +49,15 @@ impl RouteCheck for Rate {
                 });
             }
         }
+        let bound = super::once(r.route, b, "throttle", |i| match i {
+            RouteItem::Throttle(name) => Some(name),
+            _ => None,
+        });
+        let throttled = b.throttle(bound).into_iter().map(|rule| Rate {
+            rule,
+            batch: Batch::Counted,
+        });
+        out.extend(throttled);
         out
     }
 

@@ -79,7 +79,7 @@ fn service(v: Valid) -> Service {
     }
     Service {
         name: v.name.as_str().into(),
-        counter_group: v.name.as_str().into(),
+        counter_group: v.counter_group.unwrap_or_else(|| v.name.as_str().into()),
         dialect: v.dialect,
         limits: v.limits,
         stages: v.stages,

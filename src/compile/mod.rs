@@ -16,6 +16,7 @@ mod resolve;
 mod route;
 mod secrets;
 pub mod snapshot;
+mod throttle;
 pub mod tree;
 mod validate;
 
@@ -48,7 +49,13 @@ type HostClaims = Vec<(String, usize)>;
 pub fn compile(loaded: &Loaded, secrets: &dyn SecretStore) -> Compiled {
     let mut cx = Cx::new(loaded, secrets);
     let top = resolve::top_level(&mut cx, loaded);
-    let (services, hosts) = cx.services(&top.services);
+    cx.throttles = throttle::Throttles::resolve(&mut cx, loaded);
+    let (mut services, hosts) = cx.services(&top.services);
+    cx.throttles.finish(&mut cx.diags);
+    let groups = cx.throttles.groups();
+    for v in services.iter_mut().filter_map(|(_, v)| v.as_mut()) {
+        v.counter_group = groups.get(&v.name).cloned();
+    }
     let default_dialect = match top.default_dialect {
         Some(d) => Some(d.value),
         None => cx.default_dialect(loaded, &services),
@@ -88,6 +95,8 @@ pub(crate) struct Cx<'a> {
     dir: &'a Path,
     /// Every secret file read so far and a digest of its content, for `Snapshot::inputs`.
     inputs: std::collections::BTreeMap<std::path::PathBuf, [u8; 32]>,
+    /// The policy set's throttles, which routes bind as they compile.
+    pub(crate) throttles: throttle::Throttles<'a>,
 }
 
 impl<'a> Cx<'a> {
@@ -106,6 +115,7 @@ impl<'a> Cx<'a> {
             sources: &loaded.sources,
             dir: Path::new(""),
             inputs: std::collections::BTreeMap::new(),
+            throttles: throttle::Throttles::default(),
         }
     }
 

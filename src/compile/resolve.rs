@@ -76,6 +76,11 @@ impl Names {
         }
     }
 
+    /// The index `name` is bound to, if any; no diagnostic.
+    pub(crate) fn index(&self, name: &str) -> Option<usize> {
+        self.map.get(name).map(|(i, _)| *i)
+    }
+
     /// Bind `name` to the next index; `false` (and a diagnostic) when it is already bound.
     pub(crate) fn define(&mut self, cx: &mut Cx<'_>, name: &ast::Ident, code: diag::Code) -> bool {
         if let Some((_, prev)) = self.map.get(&name.value) {
@@ -174,6 +179,8 @@ pub(crate) fn top_level<'l>(cx: &mut Cx<'_>, loaded: &'l Loaded) -> TopLevel<'l>
                     ),
                     None => default_dialect = Some(d.clone()),
                 },
+                // resolved with the throttles (`compile::throttle`)
+                ast::TopItem::Throttle(_) => {}
                 ast::TopItem::Service(s) => {
                     if let Some(prev) = names.get(s.name.value.as_str()) {
                         cx.diags.push(
@@ -209,6 +216,8 @@ pub(crate) struct Statements<'s> {
     pub(crate) limits: Once<Vec<ast::LimitItem>>,
     pub(crate) request_id: Once<String>,
     pub(crate) client_cert: Once<()>,
+    /// `throttle NAME`: the throttle every route binds unless it binds its own.
+    pub(crate) throttle: Once<ast::Ident>,
     pub(crate) ip: IpRules,
     pub(crate) trusted_proxies: Vec<IpNet>,
     pub(crate) backends: Vec<(&'s ast::Backend, Span)>,
@@ -235,6 +244,7 @@ pub(crate) fn statements<'s>(cx: &mut Cx<'_>, s: &'s ast::Service) -> Statements
         limits: Once::new("limits"),
         request_id: Once::new("request id from header"),
         client_cert: Once::new("client certificate required"),
+        throttle: Once::new("throttle"),
         ip: IpRules::default(),
         trusted_proxies: Vec::new(),
         backends: Vec::new(),
@@ -269,6 +279,7 @@ pub(crate) fn statements<'s>(cx: &mut Cx<'_>, s: &'s ast::Service) -> Statements
             I::Plan(p) => st.plans.push((p, item.span)),
             I::Route(r) => st.routes.push((r, item.span)),
             I::GatewayResponse(g) => st.gateway_responses.push((g, item.span)),
+            I::Throttle(t) => st.throttle.set(cx, t.clone(), item.span),
         }
     }
     st.backends = st

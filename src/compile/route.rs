@@ -36,6 +36,10 @@ pub(crate) struct RouteCx<'s> {
     /// How many routes so far carry each label: a rate's counter id numbers a label's later
     /// uses (`#1`, `#2`, …). A map, not a scan of the routes before: compiling stays linear.
     pub label_uses: HashMap<Arc<str>, u32>,
+    /// The service's `throttle NAME`, for routes that bind none of their own.
+    pub throttle: Option<ast::Ident>,
+    /// Each app's key, by app index (`None`: the app is broken).
+    pub app_keys: Vec<Option<String>>,
 }
 
 impl RouteCx<'_> {
@@ -579,6 +583,23 @@ impl check::Build for Building<'_, '_, '_> {
     fn rate_rule(&mut self, rate: &ast::Rate, n: usize) -> Option<RateRule> {
         let id = format!("{}/{n}", self.rate_owner);
         self.cx.rate_rule(rate, id, true)
+    }
+
+    fn throttle(&mut self, bound: Option<&ast::Ident>) -> Vec<RateRule> {
+        let Some(name) = bound.or(self.route.throttle.as_ref()) else {
+            return Vec::new();
+        };
+        let (names, keys) = (self.route.apps, &self.route.app_keys);
+        let app_key = |app: &str| names.index(app).and_then(|i| keys[i].clone());
+        let binding = super::throttle::Binding {
+            service: self.route.service,
+            owner: &self.rate_owner,
+            app_key: &app_key,
+        };
+        let Cx {
+            throttles, diags, ..
+        } = &mut *self.cx;
+        throttles.bind(diags, name, &binding).unwrap_or_default()
     }
 }
 

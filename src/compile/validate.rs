@@ -37,6 +37,8 @@ pub(crate) struct Valid {
     pub(crate) request_id_header: Option<String>,
     pub(crate) client_cert_required: bool,
     pub(crate) gateway_responses: Vec<Custom>,
+    /// Set when the service shares a counter with others (`compile::throttle`); else its own.
+    pub(crate) counter_group: Option<std::sync::Arc<str>>,
 }
 
 /// A service that declares its dialect: the hosts it claims (claimed even when the service
@@ -91,7 +93,7 @@ impl<'a> Cx<'a> {
             routes,
             mut used_backends,
             used_providers,
-        } = self.routes(&mut st, s, &settings, &providers, backends.len());
+        } = self.routes(&mut st, s, &settings, &providers, (backends.len(), &apps));
         for b in backends.iter().flatten() {
             if let Downgrade::Backend(other) = b.downgrade {
                 used_backends[other] = true;
@@ -126,6 +128,7 @@ impl<'a> Cx<'a> {
             request_id_header: st.request_id.take(),
             client_cert_required: st.client_cert.take().is_some(),
             gateway_responses,
+            counter_group: None,
         };
         let backends: Option<Vec<Backend>> = backends.into_iter().collect();
         let apps: Option<Vec<App>> = apps.into_iter().collect();
@@ -143,7 +146,7 @@ impl<'a> Cx<'a> {
         s: &ast::Service,
         settings: &Settings,
         providers: &[Provider],
-        backends: usize,
+        (backends, apps): (usize, &[Option<App>]),
     ) -> Routed {
         let dialect = settings.dialect;
         let tree_count = settings.stages.names().len().max(1);
@@ -165,6 +168,11 @@ impl<'a> Cx<'a> {
             used_backends: vec![false; backends],
             used_providers: vec![false; providers.len()],
             label_uses: HashMap::new(),
+            throttle: st.throttle.get().cloned(),
+            app_keys: apps
+                .iter()
+                .map(|a| a.as_ref().map(|a| a.key.clone()))
+                .collect(),
         };
         for (r, span) in std::mem::take(&mut st.routes) {
             rc.route(self, r, span);
@@ -1053,6 +1061,8 @@ impl<'a> Cx<'a> {
             id,
             limit: r.limit.value,
             period: r.period.value,
+            throttle: None,
+            except: Vec::new(),
             key,
             burst: r.burst.as_ref().map(|b| b.value).unwrap_or(0),
             on_store_error: r

@@ -609,7 +609,7 @@ pub(super) fn tencent_row(reason: &Reason) -> &'static Row {
         | Reason::ParamOutOfRange { .. }
         | Reason::OrchestrationFailed { .. } => &t::PARAM_FAIL,
         Reason::FormContentTypeRequired => &t::FORM_CONTENT_TYPE,
-        Reason::RateLimited => &t::RATE_LIMIT,
+        Reason::RateLimited { .. } => &t::RATE_LIMIT,
         Reason::QuotaExceeded => &t::QUOTA,
         Reason::BackendUnavailable => &t::BAD_GATEWAY,
         Reason::BackendTimeout => &t::TIMEOUT,
@@ -680,7 +680,7 @@ pub(super) fn huawei_row(reason: &Reason) -> &'static Row {
         Reason::AppNotBound | Reason::NoUsagePlan => &h::APP_NOT_AUTHORIZED,
         Reason::AppIpUntrusted => &h::APP_UNTRUSTED_IP,
         Reason::AppFrozen => &h::APP_FROZEN,
-        Reason::RateLimited => &h::THROTTLED,
+        Reason::RateLimited { .. } => &h::THROTTLED,
         Reason::QuotaExceeded => &h::APP_QUOTA,
         Reason::BackendUnavailable => &h::BACKEND_UNAVAILABLE,
         Reason::BackendTimeout => &h::BACKEND_TIMEOUT,
@@ -767,7 +767,7 @@ pub(super) fn jdcloud_row(reason: &Reason) -> &'static Row {
         | Reason::AppIpUntrusted
         | Reason::NoUsagePlan
         | Reason::BackendIpDenied => &j::HTTP_FORBIDDEN,
-        Reason::RateLimited => &j::RATE_LIMIT_EXCEEDED,
+        Reason::RateLimited { .. } => &j::RATE_LIMIT_EXCEEDED,
         Reason::QuotaExceeded => &j::QUOTA_EXCEEDED,
         Reason::BackendUnavailable | Reason::BackendDnsFailed => &j::SOURCE_UNAVAILABLE,
         Reason::BackendTimeout => &j::DEADLINE_EXCEEDED,

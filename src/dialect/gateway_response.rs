@@ -124,7 +124,7 @@ impl ResponseType {
             | Reason::ClientIpUnknown
             | Reason::AppIpUntrusted
             | Reason::CrossOriginWithoutCors { .. } => ResponseType::AccessDenied,
-            Reason::RateLimited => ResponseType::Throttled,
+            Reason::RateLimited { .. } => ResponseType::Throttled,
             Reason::NoHost { .. }
             | Reason::NoStage { .. }
             | Reason::NoRoute { .. }
@@ -384,7 +384,7 @@ mod tests {
     #[test]
     fn refusals_fall_in_their_types_and_the_rest_in_the_defaults() {
         assert_eq!(
-            ResponseType::of(&Reason::RateLimited, 429),
+            ResponseType::of(&Reason::RateLimited { hit: None }, 429),
             ResponseType::Throttled
         );
         assert_eq!(

@@ -3,10 +3,9 @@
 //! its own OAuth2 token endpoint.
 
 use super::catalogue;
-use super::limit_headers::{LimitHeaders, LimitKind, Standing};
+use super::limit_headers::{LimitHeaders, Standing};
 use super::profile::{request_id_header, Answer, Placeholder, Profile, Rows, Semantics};
 use super::render::escape_json;
-use crate::policy::ast::RateKey;
 use crate::vocab::Dialect;
 
 pub static PROFILE: Profile = Profile {
@@ -55,20 +54,28 @@ fn debug_requested(headers: &http::HeaderMap) -> bool {
 /// route), `-app` (per app) and `-ip` (per client IP) as `remain:9,limit:10,time:1 second`.
 /// Quotas and header-keyed rates have no Huawei header.
 fn limit_headers(s: &Standing<'_>, debug: bool, out: &mut LimitHeaders) {
-    let dimension = match s.kind {
-        LimitKind::RouteRate(RateKey::Route) => "api",
-        LimitKind::RouteRate(RateKey::App) | LimitKind::AppRate => "app",
-        LimitKind::RouteRate(RateKey::Ip) => "ip",
-        LimitKind::RouteRate(RateKey::Header(_)) | LimitKind::Quota => return,
+    let Some(dimension) = s.huawei_dimension() else {
+        return;
     };
     if debug {
         out.put(
             format!("X-Apig-RateLimit-{dimension}"),
             s.remaining,
             format!(
-                "remain:{},limit:{},time:1 {}",
-                s.remaining, s.limit, s.period
+                "remain:{},limit:{},time:{} {}",
+                s.remaining, s.limit, s.periods, s.period
             ),
         );
     }
+}
+
+/// The detail of Huawei's 429 for the limit that refused (wire-formats.md §1.2: `policy ip
+/// over ratelimit,limit:5,time:1 minute`, spacing as documented); `None` for limits Huawei
+/// has no dimension for.
+pub fn over_ratelimit(s: &Standing<'_>) -> Option<String> {
+    let dimension = s.huawei_dimension()?;
+    Some(format!(
+        "policy {dimension} over ratelimit,limit:{},time:{} {}",
+        s.limit, s.periods, s.period
+    ))
 }

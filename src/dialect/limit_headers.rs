@@ -17,6 +17,20 @@ pub struct Standing<'a> {
     pub remaining: u64,
     /// `second`, `minute`, `hour`, `day` or `month`.
     pub period: &'static str,
+    /// How many periods the window spans: `per 10s` is 10 seconds (1 for quotas).
+    pub periods: u32,
+}
+
+impl Standing<'_> {
+    /// Huawei's throttling dimension: `api`, `app` or `ip` (None: quotas, and rates keyed by
+    /// a header or query parameter, which Huawei has no name for).
+    pub fn huawei_dimension(&self) -> Option<&'static str> {
+        match self.kind {
+            LimitKind::RouteRate(key) => key.huawei_dimension(),
+            LimitKind::AppRate => Some("app"),
+            LimitKind::Quota => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +85,7 @@ mod tests {
             limit,
             remaining,
             period,
+            periods: 1,
         }
     }
 
@@ -87,6 +102,7 @@ mod tests {
                     limit: 10,
                     remaining: 9,
                     period: "day",
+                    periods: 1,
                 },
             ],
         );
@@ -99,6 +115,20 @@ mod tests {
                 ("x-jdcloud-limit-day", "10"),
                 ("x-jdcloud-remaining-day", "9"),
             ]
+        );
+    }
+
+    #[test]
+    fn huawei_names_a_window_of_several_periods_by_its_count() {
+        let ten_seconds = Standing {
+            periods: 10,
+            ..rate(5, 0, "second")
+        };
+        let h = limit_headers(Dialect::Huawei, true, &[ten_seconds]);
+        assert_eq!(h[0].1, "remain:0,limit:5,time:10 second");
+        assert_eq!(
+            crate::dialect::huawei::over_ratelimit(&ten_seconds).as_deref(),
+            Some("policy ip over ratelimit,limit:5,time:10 second")
         );
     }
 
@@ -126,12 +156,14 @@ mod tests {
                     limit: 10,
                     remaining: 2,
                     period: "second",
+                    periods: 1,
                 },
                 Standing {
                     kind: LimitKind::Quota,
                     limit: 50,
                     remaining: 0,
                     period: "day",
+                    periods: 1,
                 },
             ],
         );

@@ -101,7 +101,11 @@ pub enum Reason {
     },
 
     // 10. limits
-    RateLimited,
+    /// `hit`: which limit, as Huawei details it (`policy ip over ratelimit,limit:5,time:1
+    /// minute`); `None` for limits Huawei has no dimension for, and when the store failed.
+    RateLimited {
+        hit: Option<String>,
+    },
     QuotaExceeded,
 
     // 11. action / upstream (produced by the server)
@@ -265,6 +269,7 @@ impl Reason {
             Reason::Auth(AuthFailure::Signature { detail })
             | Reason::Auth(AuthFailure::TokenInvalid { detail })
             | Reason::Auth(AuthFailure::Replayed { detail }) => Some(detail.clone()),
+            Reason::RateLimited { hit } => hit.clone(),
             _ => None,
         }
     }
@@ -362,7 +367,9 @@ impl Reason {
             Reason::AppFrozen,
             Reason::NoUsagePlan,
             Reason::FormContentTypeRequired,
-            Reason::RateLimited,
+            Reason::RateLimited {
+                hit: Some("policy ip over ratelimit,limit:5,time:1 minute".into()),
+            },
             Reason::QuotaExceeded,
             Reason::BackendUnavailable,
             Reason::BackendTimeout,
@@ -432,7 +439,7 @@ mod tests {
                 Reason::ParamMissing { .. } => 20,
                 Reason::ParamInvalid { .. } => 21,
                 Reason::FormContentTypeRequired => 22,
-                Reason::RateLimited => 23,
+                Reason::RateLimited { .. } => 23,
                 Reason::QuotaExceeded => 24,
                 Reason::BackendUnavailable => 25,
                 Reason::BackendTimeout => 26,

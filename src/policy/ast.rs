@@ -7,7 +7,9 @@
 
 use crate::vocab::{Dialect, Method, ParamLocation, Protocol};
 // Shared with the runtime, so they live in `vocab`; named here too, as the AST uses them.
-pub use crate::vocab::{PathTemplate, QuotaPeriod, RateKey, RatePeriod, Segment, StoreErrorPolicy};
+pub use crate::vocab::{
+    PathTemplate, QuotaPeriod, RateKey, RatePeriod, Segment, StoreErrorPolicy, Window,
+};
 use ipnet::IpNet;
 use std::fmt;
 
@@ -68,6 +70,40 @@ pub enum TopItem {
     /// `default dialect huawei`: the dialect of answers to requests that match no service.
     DefaultDialect(Spanned<Dialect>),
     Service(Service),
+    Throttle(Throttle),
+}
+
+/// `throttle NAME { rate N per WINDOW  per app|ip|header|query … N  except app|ip … N  shared }`:
+/// a named set of limits that routes and services bind with `throttle NAME` (Huawei's request
+/// throttling policy, Tencent's special apps and parameter throttling).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throttle {
+    pub name: Ident,
+    pub items: Vec<Spanned<ThrottleItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ThrottleItem {
+    /// The total every bound API may take in the window, and the window of every limit here.
+    Rate(Rate),
+    /// `per app 100`: each app (client IP, header or query value) may take this many.
+    Per {
+        key: Spanned<RateKey>,
+        limit: Spanned<u64>,
+    },
+    /// `except app vip 800`, `except ip 198.51.100.7 2000`.
+    Except {
+        who: Spanned<ExceptWho>,
+        limit: Spanned<u64>,
+    },
+    /// One budget across everything bound, not one per API.
+    Shared,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExceptWho {
+    App(Ident),
+    Ip(IpNet),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +133,9 @@ pub enum ServiceItem {
     ClientCertificateRequired,
     /// `gateway response TYPE { … }`: Huawei's custom gateway response for one error type.
     GatewayResponse(GatewayResponse),
+    /// `throttle NAME`: every route of the service counts in this throttle (unless the route
+    /// binds its own).
+    Throttle(Ident),
 }
 
 /// `gateway response TYPE { mock STATUS json {…}  response header "NAME" "VALUE" }`.
@@ -461,7 +500,7 @@ pub struct Quota {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rate {
     pub limit: Spanned<u64>,
-    pub period: Spanned<RatePeriod>,
+    pub period: Spanned<Window>,
     pub key: Option<Spanned<RateKey>>,
     pub burst: Option<Spanned<u64>>,
     pub on_store_error: Option<Spanned<StoreErrorPolicy>>,
@@ -603,6 +642,8 @@ pub enum RouteItem {
     AllowIps(Vec<Spanned<IpNet>>),
     DenyIps(Vec<Spanned<IpNet>>),
     Rate(Rate),
+    /// `throttle NAME`: this route counts in the throttle (instead of its service's).
+    Throttle(Ident),
     WebSocket,
     Limits(Vec<LimitItem>),
     ResponseHeader {

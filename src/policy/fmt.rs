@@ -269,6 +269,11 @@ fn file_nodes(file: &File) -> Vec<Node> {
                 item.span,
                 s.items.iter().map(service_item).collect(),
             ),
+            TopItem::Throttle(t) => Node::block(
+                format!("throttle {}", t.name.value),
+                item.span,
+                t.items.iter().map(throttle_item).collect(),
+            ),
         })
         .collect()
 }
@@ -347,6 +352,7 @@ fn service_item(item: &Spanned<ServiceItem>) -> Node {
             line(format!("request id from header {}", quote(&h.value)))
         }
         ServiceItem::ClientCertificateRequired => line("client certificate required".to_string()),
+        ServiceItem::Throttle(name) => line(format!("throttle {}", name.value)),
     }
 }
 
@@ -589,6 +595,7 @@ fn route_item(item: &Spanned<RouteItem>) -> Node {
         RouteItem::AllowIps(a) => format!("allow ips{}", addrs(a)),
         RouteItem::DenyIps(a) => format!("deny ips{}", addrs(a)),
         RouteItem::Rate(r) => rate(r),
+        RouteItem::Throttle(name) => format!("throttle {}", name.value),
         RouteItem::WebSocket => "websocket".to_string(),
         RouteItem::Limits(l) => return limits(l, item.span),
         RouteItem::ResponseHeader { name, value } => format!(
@@ -751,17 +758,20 @@ fn strings(items: &[Spanned<String>]) -> String {
     })
 }
 
-/// A single address prints without its `/32` or `/128`, as it is usually written.
 fn addrs(items: &[Spanned<IpNet>]) -> String {
     items.iter().fold(String::new(), |mut s, i| {
-        let net = i.value;
-        if net.prefix_len() == net.max_prefix_len() {
-            write!(s, " {}", net.addr()).ok();
-        } else {
-            write!(s, " {net}").ok();
-        }
+        write!(s, " {}", addr(&i.value)).ok();
         s
     })
+}
+
+/// A single address prints without its `/32` or `/128`, as it is usually written.
+fn addr(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
 }
 
 fn secret(s: &SecretRef) -> String {
@@ -785,6 +795,29 @@ fn quota(q: &Quota) -> String {
     s
 }
 
+fn rate_key(k: &RateKey) -> String {
+    match k {
+        RateKey::App => "per app".to_string(),
+        RateKey::Ip => "per ip".to_string(),
+        RateKey::Route => "per route".to_string(),
+        RateKey::Header(h) => format!("per header {}", quote(h)),
+        RateKey::Query(q) => format!("per query {}", quote(q)),
+    }
+}
+
+fn throttle_item(item: &Spanned<ThrottleItem>) -> Node {
+    let text = match &item.value {
+        ThrottleItem::Rate(r) => rate(r),
+        ThrottleItem::Per { key, limit } => format!("{} {}", rate_key(&key.value), limit.value),
+        ThrottleItem::Except { who, limit } => match &who.value {
+            ExceptWho::App(app) => format!("except app {} {}", app.value, limit.value),
+            ExceptWho::Ip(ip) => format!("except ip {} {}", addr(ip), limit.value),
+        },
+        ThrottleItem::Shared => "shared".to_string(),
+    };
+    Node::line(text, item.span)
+}
+
 fn store_error(e: Option<&Spanned<StoreErrorPolicy>>) -> &'static str {
     match e.map(|e| e.value) {
         None => "",
@@ -794,14 +827,9 @@ fn store_error(e: Option<&Spanned<StoreErrorPolicy>>) -> &'static str {
 }
 
 fn rate(r: &Rate) -> String {
-    let mut s = format!("rate {} per {}", r.limit.value, r.period.value.name());
+    let mut s = format!("rate {} per {}", r.limit.value, r.period.value.written());
     if let Some(k) = &r.key {
-        match &k.value {
-            RateKey::App => s.push_str(" per app"),
-            RateKey::Ip => s.push_str(" per ip"),
-            RateKey::Route => s.push_str(" per route"),
-            RateKey::Header(h) => write!(s, " per header {}", quote(h)).unwrap(),
-        }
+        write!(s, " {}", rate_key(&k.value)).unwrap();
     }
     if let Some(b) = &r.burst {
         write!(s, " burst {}", b.value).ok();

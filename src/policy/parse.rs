@@ -147,6 +147,7 @@ enum Block {
     Orchestrate,
     Breaker,
     GatewayResponse,
+    Throttle,
 }
 
 impl Block {
@@ -163,6 +164,7 @@ impl Block {
             Block::Orchestrate => "in an orchestrate block",
             Block::Breaker => "in a breaker block",
             Block::GatewayResponse => "in a gateway response block",
+            Block::Throttle => "in a throttle block",
         }
     }
 
@@ -172,6 +174,7 @@ impl Block {
         match self {
             Block::Top => &[
                 ("service", "service NAME { … }"),
+                ("throttle", "throttle NAME { rate N per WINDOW  per app|ip|header \"NAME\"|query \"NAME\" N  except app NAME N  except ip CIDR N  shared }"),
                 ("default", "default dialect DIALECT"),
             ],
             Block::Service => &[
@@ -190,6 +193,7 @@ impl Block {
                 ("trusted", "trusted proxies CIDR…"),
                 ("request", "request id from header \"NAME\""),
                 ("client", "client certificate required"),
+                ("throttle", "throttle NAME"),
                 ("gateway", "gateway response TYPE { mock STATUS json {…}  response header \"NAME\" \"VALUE\" }"),
             ],
             Block::Backend => &[
@@ -210,12 +214,12 @@ impl Block {
                 ("appcode", "appcode env \"VAR\"  |  appcode file \"PATH\""),
                 ("trusted", "trusted ips CIDR…"),
                 ("quota", "quota N per day|month"),
-                ("rate", "rate N per second|minute|hour|day [per app|ip|route|header \"NAME\"] [burst N] [on store error allow|deny]"),
+                ("rate", RATE_USAGE),
                 ("frozen", "frozen"),
             ],
             Block::Plan => &[
                 ("apps", "apps NAME…"),
-                ("rate", "rate N per second|minute|hour|day [per app|ip|route|header \"NAME\"] [burst N] [on store error allow|deny]"),
+                ("rate", RATE_USAGE),
                 ("quota", "quota N per day|month"),
             ],
             Block::Auth => &[
@@ -249,7 +253,8 @@ impl Block {
                 ("cors", "cors origins \"ORIGIN\"… [methods METHOD…] [headers \"NAME\"…] [expose \"NAME\"…] [credentials] [max-age DURATION]"),
                 ("allow", "allow ips CIDR…"),
                 ("deny", "deny ips CIDR…"),
-                ("rate", "rate N per second|minute|hour|day [per app|ip|route|header \"NAME\"] [burst N] [on store error allow|deny]"),
+                ("rate", RATE_USAGE),
+                ("throttle", "throttle NAME"),
                 ("websocket", "websocket"),
                 ("limits", "limits { body SIZE }"),
                 ("response", "response header \"NAME\" \"VALUE\""),
@@ -290,10 +295,16 @@ impl Block {
                 ("mock", "mock STATUS json {…}  (strings may hold $context.error.code and other variables)"),
                 ("response", "response header \"NAME\" \"VALUE\""),
             ],
+            Block::Throttle => &[
+                ("rate", "rate N per WINDOW [burst N] [on store error allow|deny]  (the total each bound API may take; the window of every limit here)"),
+                ("per", "per app|ip|header \"NAME\"|query \"NAME\" N"),
+                ("except", "except app NAME N  |  except ip CIDR N"),
+                ("shared", "shared"),
+            ],
         }
     }
 
-    const ALL: [Block; 11] = [
+    const ALL: [Block; 12] = [
         Block::Top,
         Block::Service,
         Block::Backend,
@@ -305,9 +316,11 @@ impl Block {
         Block::Orchestrate,
         Block::Breaker,
         Block::GatewayResponse,
+        Block::Throttle,
     ];
 }
 
+const RATE_USAGE: &str = "rate N per second|minute|hour|day|10s|5m… [per app|ip|route|header \"NAME\"|query \"NAME\"] [burst N] [on store error allow|deny]";
 const BACKEND_USAGE: &str = "backend path|query|header \"NAME\" from LOCATION \"NAME\" | constant \"VALUE\" | system VALUE  |  backend parameters only  |  backend response header add|set \"NAME\" \"VALUE\"  |  backend response header remove \"NAME\"";
 
 // ---------------------------------------------------------------------------------------------
@@ -361,6 +374,9 @@ impl Lower {
             let span = self.span(&c);
             match c.as_rule() {
                 Rule::service => items.push(Spanned::new(TopItem::Service(self.service(c)), span)),
+                Rule::throttle_block => {
+                    items.push(Spanned::new(TopItem::Throttle(self.throttle(c)), span))
+                }
                 Rule::default_dialect_stmt => {
                     if let Some(d) = self.dialect(child(&c, Rule::ident).unwrap()) {
                         items.push(Spanned::new(TopItem::DefaultDialect(d), span));
@@ -788,6 +804,9 @@ impl Lower {
                     Some(ServiceItem::RequestIdHeader(s))
                 }
                 Rule::client_cert_stmt => Some(ServiceItem::ClientCertificateRequired),
+                Rule::throttle_bind_stmt => Some(ServiceItem::Throttle(
+                    self.ident(child(&c, Rule::ident).unwrap()),
+                )),
                 Rule::bad_stmt => {
                     self.bad(c, Block::Service);
                     None
@@ -1032,34 +1051,8 @@ impl Lower {
 
     fn rate(&mut self, p: &P<'_>) -> Option<Rate> {
         let limit = self.int(child(p, Rule::int).unwrap(), "rate", 1, u32::MAX as u64);
-        let period = self.choice(
-            &child(p, Rule::ident).unwrap(),
-            "rate period",
-            &[
-                ("second", RatePeriod::Second),
-                ("minute", RatePeriod::Minute),
-                ("hour", RatePeriod::Hour),
-                ("day", RatePeriod::Day),
-            ],
-        );
-        let key = match child(p, Rule::rate_key) {
-            None => None,
-            Some(k) => {
-                let span = self.span(&k);
-                let key = if has(&k, Rule::kw_app) {
-                    RateKey::App
-                } else if has(&k, Rule::kw_ip) {
-                    RateKey::Ip
-                } else if has(&k, Rule::kw_route) {
-                    RateKey::Route
-                } else {
-                    let s = self.string(child(&k, Rule::string).unwrap());
-                    self.header_name(&s);
-                    RateKey::Header(s.value)
-                };
-                Some(Spanned::new(key, span))
-            }
-        };
+        let period = self.window(child(p, Rule::rate_window).unwrap());
+        let key = child(p, Rule::rate_key).map(|k| self.rate_key(k));
         let burst = match child(p, Rule::rate_burst) {
             Some(b) => {
                 Some(self.int(child(&b, Rule::int).unwrap(), "burst", 0, u32::MAX as u64)?)
@@ -1074,6 +1067,147 @@ impl Lower {
             burst,
             on_store_error,
         })
+    }
+
+    fn rate_key(&mut self, k: P<'_>) -> Spanned<RateKey> {
+        let span = self.span(&k);
+        let key = if has(&k, Rule::kw_app) {
+            RateKey::App
+        } else if has(&k, Rule::kw_ip) {
+            RateKey::Ip
+        } else if has(&k, Rule::kw_route) {
+            RateKey::Route
+        } else if has(&k, Rule::kw_query) {
+            RateKey::Query(self.string(child(&k, Rule::string).unwrap()).value)
+        } else {
+            let s = self.string(child(&k, Rule::string).unwrap());
+            self.header_name(&s);
+            RateKey::Header(s.value)
+        };
+        Spanned::new(key, span)
+    }
+
+    /// `per minute`, `per 10s`, `per 5 minutes`: a count of seconds, minutes, hours or days.
+    fn window(&mut self, p: P<'_>) -> Option<Spanned<Window>> {
+        const UNITS: [(&str, RatePeriod); 16] = [
+            ("s", RatePeriod::Second),
+            ("second", RatePeriod::Second),
+            ("seconds", RatePeriod::Second),
+            ("sec", RatePeriod::Second),
+            ("m", RatePeriod::Minute),
+            ("minute", RatePeriod::Minute),
+            ("minutes", RatePeriod::Minute),
+            ("min", RatePeriod::Minute),
+            ("h", RatePeriod::Hour),
+            ("hour", RatePeriod::Hour),
+            ("hours", RatePeriod::Hour),
+            ("hr", RatePeriod::Hour),
+            ("d", RatePeriod::Day),
+            ("day", RatePeriod::Day),
+            ("days", RatePeriod::Day),
+            ("daily", RatePeriod::Day),
+        ];
+        let span = self.span(&p);
+        let Some(q) = child(&p, Rule::quantity) else {
+            // a bare unit: `per minute`
+            let word = child(&p, Rule::ident).unwrap();
+            let singular = [
+                ("second", RatePeriod::Second),
+                ("minute", RatePeriod::Minute),
+                ("hour", RatePeriod::Hour),
+                ("day", RatePeriod::Day),
+            ];
+            let unit = self.choice(&word, "rate period", &singular)?;
+            return Some(Spanned::new(Window::one(unit.value), span));
+        };
+        let text = q.as_str();
+        let digits = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (count, glued) = text.split_at(digits);
+        let unit = match child(&p, Rule::rate_unit) {
+            Some(u) if glued.is_empty() => u.as_str().trim().to_string(),
+            _ => glued.to_string(),
+        };
+        let Some(&(_, unit)) = UNITS.iter().find(|(name, _)| *name == unit) else {
+            let help = "write the window as `per minute`, `per 10s`, `per 5 minutes` (units: s, m, h, d, or their names)";
+            let what = if unit.is_empty() {
+                "a rate window without a unit".to_string()
+            } else {
+                format!("unknown rate window unit `{unit}`")
+            };
+            self.err(
+                Diagnostic::error(diag::BAD_UNIT, span, what)
+                    .label("not a window")
+                    .help(help),
+            );
+            return None;
+        };
+        let max_days = 31u64;
+        let count = count
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=max_days * 86_400).contains(n));
+        let window = count.map(|n| Window {
+            count: n as u32,
+            unit,
+        });
+        match window {
+            Some(w) if w.millis() <= max_days * 86_400_000 => Some(Spanned::new(w, span)),
+            _ => {
+                self.err(
+                    Diagnostic::error(diag::OUT_OF_RANGE, span, "rate window out of range")
+                        .label("must be from 1 second to 31 days")
+                        .help("for longer periods count a `quota N per day|month`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn throttle(&mut self, p: P<'_>) -> Throttle {
+        let name = self.ident(child(&p, Rule::ident).unwrap());
+        let mut items = Vec::new();
+        for c in p.into_inner() {
+            let span = self.span(&c);
+            let item = match c.as_rule() {
+                Rule::rate_stmt => self.rate(&c).map(ThrottleItem::Rate),
+                Rule::throttle_per_stmt => {
+                    let key = self.rate_key(child(&c, Rule::rate_key).unwrap());
+                    let limit =
+                        self.int(child(&c, Rule::int).unwrap(), "limit", 1, u32::MAX as u64);
+                    limit.map(|limit| ThrottleItem::Per { key, limit })
+                }
+                Rule::throttle_except_stmt => self.except(&c),
+                Rule::shared_stmt => Some(ThrottleItem::Shared),
+                Rule::bad_stmt => {
+                    self.bad(c, Block::Throttle);
+                    None
+                }
+                _ => None,
+            };
+            if let Some(item) = item {
+                items.push(Spanned::new(item, span));
+            }
+        }
+        Throttle { name, items }
+    }
+
+    /// `except app NAME N` or `except ip ADDR N`.
+    fn except(&mut self, c: &P<'_>) -> Option<ThrottleItem> {
+        let who = match child(c, Rule::ident) {
+            Some(app) => {
+                let app = self.ident(app);
+                let span = app.span;
+                Spanned::new(ExceptWho::App(app), span)
+            }
+            None => {
+                let ip = self.addr(child(c, Rule::addr).unwrap())?;
+                Spanned::new(ExceptWho::Ip(ip.value), ip.span)
+            }
+        };
+        let limit = self.int(child(c, Rule::int).unwrap(), "limit", 1, u32::MAX as u64)?;
+        Some(ThrottleItem::Except { who, limit })
     }
 
     fn auth(&mut self, p: P<'_>) -> Option<AuthProvider> {
@@ -1219,6 +1353,9 @@ impl Lower {
                 Rule::allow_ips_stmt => Some(RouteItem::AllowIps(self.addrs(&c))),
                 Rule::deny_ips_stmt => Some(RouteItem::DenyIps(self.addrs(&c))),
                 Rule::rate_stmt => self.rate(&c).map(RouteItem::Rate),
+                Rule::throttle_bind_stmt => Some(RouteItem::Throttle(
+                    self.ident(child(&c, Rule::ident).unwrap()),
+                )),
                 Rule::websocket_stmt => Some(RouteItem::WebSocket),
                 Rule::limits_block => Some(RouteItem::Limits(self.limits(&c))),
                 Rule::response_header_stmt => {

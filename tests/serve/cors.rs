@@ -78,7 +78,7 @@ fn every_refusal_on_a_cors_route_carries_its_cors_headers() {
         &r,
         429,
         "APIG.0308",
-        "The throttling threshold has been reached.",
+        "The throttling threshold has been reached: policy ip over ratelimit,limit:1,time:1 minute",
         &want,
     );
 

@@ -417,7 +417,7 @@ fn unknown_clients_share_one_per_ip_rate_bucket() {
         &second,
         429,
         "APIG.0308",
-        "The throttling threshold has been reached.",
+        "The throttling threshold has been reached: policy ip over ratelimit,limit:1,time:1 minute",
         &[("retry-after", "60")],
     );
     let id = second.header("x-request-id").unwrap();

@@ -128,7 +128,7 @@ fn huawei_shows_limit_headers_only_in_debug_mode() {
         &r,
         429,
         "APIG.0308",
-        "The throttling threshold has been reached.",
+        "The throttling threshold has been reached: policy ip over ratelimit,limit:2,time:1 minute",
         &[
             ("x-apig-ratelimit-ip", "remain:0,limit:2,time:1 minute"),
             ("retry-after", "30"),
