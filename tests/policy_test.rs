@@ -591,3 +591,16 @@ fn tencent_app_authentication_signs_passes_and_refuses_an_unbound_app() {
         stdout(&o)
     );
 }
+
+/// Throttling policies in policy tests: a shared budget across routes and services, excepted
+/// apps and clients, a per-API throttle keyed by a query parameter, Huawei's 429 details.
+#[test]
+fn throttles_share_except_and_detail_which_limit_was_hit() {
+    let o = rulegate(&["test", "tests/fixtures/policy-test/throttles"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stdout(&o).ends_with("6 passed, 0 failed\n"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -61,6 +61,8 @@ mod request_head;
 mod routing;
 #[path = "serve/system_values.rs"]
 mod system_values;
+#[path = "serve/throttles.rs"]
+mod throttles;
 #[path = "serve/timeouts.rs"]
 mod timeouts;
 #[path = "serve/tls.rs"]

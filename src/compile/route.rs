@@ -272,6 +272,35 @@ impl RouteCx<'_> {
     /// its route's label, not its position, so a reload that adds or removes other routes
     /// keeps them; a label used again (another stage's route) is told apart by how many came
     /// before it.
+    /// The service's `throttle NAME`, bound even when every route binds its own: an undefined
+    /// name is reported, and the throttle counts as used.
+    pub fn service_throttle(&self, cx: &mut Cx<'_>) {
+        if let Some(name) = &self.throttle {
+            let mut found = Vec::new();
+            self.bind_throttle(cx, name, &format!("{}/service", self.service), &mut found);
+            cx.diags.extend(found);
+        }
+    }
+
+    /// The rules of throttle `name` for counter owner `owner`; what is wrong with the binding
+    /// goes to `diags`.
+    fn bind_throttle(
+        &self,
+        cx: &mut Cx<'_>,
+        name: &ast::Ident,
+        owner: &str,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Vec<RateRule> {
+        let (names, keys) = (self.apps, &self.app_keys);
+        let app_key = |app: &str| names.index(app).and_then(|i| keys[i].clone());
+        let binding = super::throttle::Binding {
+            service: self.service,
+            owner,
+            app_key: &app_key,
+        };
+        cx.throttles.bind(diags, name, &binding).unwrap_or_default()
+    }
+
     fn rate_owner(&self, route_label: &str) -> String {
         match self.label_uses.get(route_label).copied().unwrap_or(0) {
             0 => format!("{}/route:{route_label}", self.service),
@@ -586,20 +615,18 @@ impl check::Build for Building<'_, '_, '_> {
     }
 
     fn throttle(&mut self, bound: Option<&ast::Ident>) -> Vec<RateRule> {
-        let Some(name) = bound.or(self.route.throttle.as_ref()) else {
-            return Vec::new();
+        // The service's binding is reported once, at the service (`service_throttle`).
+        let mut found = Vec::new();
+        let rules = match bound.or(self.route.throttle.as_ref()) {
+            Some(name) => self
+                .route
+                .bind_throttle(self.cx, name, &self.rate_owner, &mut found),
+            None => Vec::new(),
         };
-        let (names, keys) = (self.route.apps, &self.route.app_keys);
-        let app_key = |app: &str| names.index(app).and_then(|i| keys[i].clone());
-        let binding = super::throttle::Binding {
-            service: self.route.service,
-            owner: &self.rate_owner,
-            app_key: &app_key,
-        };
-        let Cx {
-            throttles, diags, ..
-        } = &mut *self.cx;
-        throttles.bind(diags, name, &binding).unwrap_or_default()
+        if bound.is_some() {
+            self.cx.diags.extend(found);
+        }
+        rules
     }
 }
 

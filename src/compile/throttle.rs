@@ -269,7 +269,7 @@ impl<'a> Def<'a> {
                 Diagnostic::error(diag::NOT_APPLICABLE, k.span, "a keyed `rate` in a throttle")
                     .label("the throttle's `rate` is each API's total")
                     .help(format!(
-                        "count per client with its own line: `{} {}`",
+                        "count per client with its own line: `per {} {}`",
                         k.value, r.limit.value
                     )),
             );

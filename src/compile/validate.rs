@@ -177,6 +177,7 @@ impl<'a> Cx<'a> {
         for (r, span) in std::mem::take(&mut st.routes) {
             rc.route(self, r, span);
         }
+        rc.service_throttle(self);
         Routed {
             trees: rc.trees,
             routes: rc.routes,
