@@ -1,6 +1,6 @@
 //! Any request head through `decide` and the forwarding headers, over a small fixed policy
 //! (one service per dialect, behind trusted proxies, with path rewrites, client address lists,
-//! a rate, a mock and an external authorizer). Besides "never panics", each run asserts:
+//! a rate, a throttle keyed by a query parameter, a mock and an external authorizer). Besides "never panics", each run asserts:
 //!
 //! * a forwarded path stays under its rewrite's literal prefix — read as a lenient backend
 //!   reads it (percent-decoded any number of times, `\` as `/`, `;params` ignored, dot
@@ -30,6 +30,14 @@ use std::sync::OnceLock;
 
 const POLICY: &str = r#"
 default dialect huawei
+
+throttle tenants {
+    rate 100000 per 10s
+    per query "tenant" 50000
+    per header "X-Tenant" 50000
+    per ip 50000
+    except ip 10.0.0.0/8 90000
+}
 
 service edge {
     dialect huawei
@@ -64,6 +72,7 @@ service edge {
     route GET "/guarded/{id}" {
         deny ips 192.0.2.0/24
         rate 1000 per second per ip
+        throttle tenants
         forward main path "/g/{id}"
     }
     route GET "/authorized/{id}" {

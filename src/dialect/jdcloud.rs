@@ -42,8 +42,12 @@ fn write_body(out: &mut String, a: &Answer<'_>) {
 }
 
 /// `x-jdcloud-limit-<period>` and `x-jdcloud-remaining-<period>`, for rates and quotas alike
-/// (`day`, `month` for quotas).
+/// (`day`, `month` for quotas). A window of several periods (`per 10s`) has none: JD names one
+/// period only, and `x-jdcloud-limit-second: 5` would promise 5 a second.
 fn limit_headers(s: &Standing<'_>, _debug: bool, out: &mut LimitHeaders) {
+    if s.periods != 1 {
+        return;
+    }
     out.put(
         format!("x-jdcloud-limit-{}", s.period),
         s.remaining,

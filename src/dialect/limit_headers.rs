@@ -133,6 +133,15 @@ mod tests {
     }
 
     #[test]
+    fn jdcloud_names_no_window_of_several_periods() {
+        let ten_seconds = Standing {
+            periods: 10,
+            ..rate(5, 4, "second")
+        };
+        assert!(limit_headers(Dialect::Jdcloud, false, &[ten_seconds]).is_empty());
+    }
+
+    #[test]
     fn huawei_only_in_debug_mode() {
         assert!(limit_headers(Dialect::Huawei, false, &[rate(5, 4, "minute")]).is_empty());
         assert_eq!(

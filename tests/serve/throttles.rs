@@ -168,3 +168,32 @@ fn a_forged_forwarded_for_does_not_escape_the_per_client_limit() {
     let r = get(&gw, "shop.test", "/orders", &forged);
     assert_eq!(r.status, 429);
 }
+
+/// A reload that binds the shared throttle to one more route keeps what was counted: the
+/// budget's ids do not depend on which routes are bound, so the new route draws on it too.
+#[test]
+fn a_reload_that_binds_one_more_route_keeps_the_shared_count() {
+    let dir = policy_dir();
+    let gw = Gateway::start(dir.path());
+    expect_status(&get(&gw, "shop.test", "/orders", &[]), 200);
+    expect_status(&get(&gw, "maps.test", "/tiles", &[]), 200);
+    let more = POLICY.replace(
+        "    route GET \"/reports\" {",
+        "    route GET \"/new\" {\n        mock 200 text \"new\"\n    }\n    route GET \"/reports\" {",
+    );
+    dir.write("throttles.policy", &more);
+    poll(std::time::Duration::from_secs(10), "the reload", || {
+        (gw.get("shop.test", "/new").status != 404).then_some(())
+    });
+    // the poll's request took the third call; the fourth is refused
+    let r = get(&gw, "shop.test", "/new", &[]);
+    assert_eq!(r.status, 429);
+    assert_eq!(
+        r.body_str(),
+        huawei_body(
+            "APIG.0308",
+            "The throttling threshold has been reached: policy api over ratelimit,limit:3,time:1 minute",
+            r.header("x-request-id").unwrap()
+        )
+    );
+}
