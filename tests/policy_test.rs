@@ -599,7 +599,7 @@ fn throttles_share_except_and_detail_which_limit_was_hit() {
     let o = rulegate(&["test", "tests/fixtures/policy-test/throttles"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(
-        stdout(&o).ends_with("6 passed, 0 failed\n"),
+        stdout(&o).ends_with("7 passed, 0 failed\n"),
         "{}",
         stdout(&o)
     );

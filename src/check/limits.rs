@@ -134,7 +134,7 @@ impl<'s> Batched<'s> {
     fn rate(&mut self, rule: &'s RateRule, kind: LimitKind<'s>, value: &str) {
         let limit = rule.limit_for(value);
         self.counts.push(Count {
-            key: format!("rate|{}|{value}", rule.id),
+            key: format!("rate|{}|{}", rule.id, key_value(value)),
             limit: Limit::Rate {
                 limit,
                 period_ms: rule.period.millis(),
@@ -193,6 +193,18 @@ impl<'s> Batched<'s> {
             periods: 1,
         });
     }
+}
+
+/// A counted value as its counter's key holds it: a value longer than 64 bytes (a header or
+/// query parameter is what the client sends, up to the URI and header limits) by its SHA-256,
+/// so a hostile client cannot make each counter it creates kilobytes long.
+fn key_value(value: &str) -> std::borrow::Cow<'_, str> {
+    use sha2::{Digest, Sha256};
+    if value.len() <= 64 {
+        return value.into();
+    }
+    let digest = Sha256::digest(value.as_bytes());
+    format!("sha256:{}", crate::auth::sig::hex(&digest)).into()
 }
 
 /// The store could not count: each limit's `on store error` decides. One that denies refuses
@@ -268,5 +280,20 @@ pub fn mark_batch(program: &mut [Check]) {
     });
     if let Some(batch) = first {
         *batch = Batch::Counts;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_value;
+
+    #[test]
+    fn a_short_value_is_its_own_key_and_a_long_one_its_digest() {
+        assert_eq!(key_value("acme"), "acme");
+        let long = "a".repeat(10_000);
+        let key = key_value(&long);
+        assert_eq!(key.len(), "sha256:".len() + 64);
+        assert_ne!(key, key_value(&format!("{long}b")));
+        assert_eq!(key, key_value(&long));
     }
 }
