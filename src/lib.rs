@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod check;
 pub mod compile;
+pub mod contract;
 pub mod decide;
 pub mod dialect;
 pub mod explain;

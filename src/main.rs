@@ -179,14 +179,33 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
-    /// Print the error catalogue and mark the rows rulegate can emit.
+    /// Print the error catalogue and mark the rows rulegate can emit; with `--route` or
+    /// `--service`, the error contract of a policy's routes instead.
     Errors {
         #[arg(long, value_parser = parse_dialect)]
         dialect: Option<Dialect>,
-        /// Also mark the rows a service of this policy answers with its own gateway response.
+        /// Also mark the rows a service of this policy answers with its own gateway response
+        /// (the policy `--route` and `--service` read).
         #[arg(long, value_name = "PATH")]
         policy: Option<PathBuf>,
+        /// Every refusal the routes `METHOD /path/{var}` can answer with (the policy's own
+        /// spelling of the path), derived from their compiled checks and actions.
+        #[arg(long, value_name = "ROUTE", requires = "policy")]
+        route: Option<String>,
+        /// The error contract of every route of this service (or, with --route, the service
+        /// whose route is meant).
+        #[arg(long, value_name = "NAME", requires = "policy")]
+        service: Option<String>,
+        /// With --route or --service: `human` or `json`.
+        #[arg(long, value_enum, default_value = "human")]
+        format: ContractFormat,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ContractFormat {
+    Human,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -272,7 +291,18 @@ fn main() -> ExitCode {
             at,
             client_cert,
         ),
-        Command::Errors { dialect, policy } => errors(dialect, policy),
+        Command::Errors {
+            policy: Some(policy),
+            route,
+            service,
+            format,
+            ..
+        } if route.is_some() || service.is_some() => {
+            contracts(policy, route.as_deref(), service.as_deref(), format)
+        }
+        Command::Errors {
+            dialect, policy, ..
+        } => errors(dialect, policy),
         Command::Import {
             source: ImportSource::Openapi { spec, output },
         } => ExitCode::from(rulegate::import::openapi_cli(
@@ -358,6 +388,21 @@ fn main() -> ExitCode {
 }
 
 /// Load and compile; `Err` is the exit code after reporting.
+/// The policy at `path` compiled; else its diagnostics on stderr and `the policy does not
+/// compile{then}`, exit 1.
+fn compiled_snapshot(path: PathBuf, then: &str) -> Result<rulegate::compile::Snapshot, ExitCode> {
+    let (loaded, compiled) = load_and_compile(&[path])?;
+    compiled.snapshot.ok_or_else(|| {
+        let color = std::io::stderr().is_terminal();
+        eprint!(
+            "{}",
+            diag::render_human(&loaded.sources, &compiled.diagnostics, color)
+        );
+        eprintln!("rulegate: the policy does not compile{then}");
+        ExitCode::from(1)
+    })
+}
+
 fn load_and_compile(paths: &[PathBuf]) -> Result<(policy::Loaded, Compiled), ExitCode> {
     let loaded = policy::load(paths).map_err(|e| {
         eprintln!("rulegate: {e}");
@@ -433,21 +478,9 @@ fn explain(
     at: Option<String>,
     client_cert: bool,
 ) -> ExitCode {
-    let (loaded, compiled) = match load_and_compile(&[path]) {
-        Ok(x) => x,
+    let snap = match compiled_snapshot(path, "; nothing to explain") {
+        Ok(snap) => snap,
         Err(code) => return code,
-    };
-    let Some(snap) = compiled.snapshot else {
-        eprint!(
-            "{}",
-            diag::render_human(
-                &loaded.sources,
-                &compiled.diagnostics,
-                std::io::stderr().is_terminal()
-            )
-        );
-        eprintln!("rulegate: the policy does not compile; nothing to explain");
-        return ExitCode::from(1);
     };
     let body = match data {
         None => Vec::new(),
@@ -486,15 +519,7 @@ fn explain(
 
 /// (service, error type) of every custom gateway response of the policy at `path`.
 fn gateway_responses(path: PathBuf) -> Result<Vec<(String, ResponseType)>, ExitCode> {
-    let (loaded, compiled) = load_and_compile(&[path])?;
-    let Some(snap) = compiled.snapshot else {
-        eprint!(
-            "{}",
-            diag::render_human(&loaded.sources, &compiled.diagnostics, false)
-        );
-        eprintln!("rulegate: the policy does not compile");
-        return Err(ExitCode::from(1));
-    };
+    let snap = compiled_snapshot(path, "")?;
     Ok(snap
         .services
         .iter()
@@ -504,6 +529,32 @@ fn gateway_responses(path: PathBuf) -> Result<Vec<(String, ResponseType)>, ExitC
                 .map(|r| (s.name.to_string(), r.kind))
         })
         .collect())
+}
+
+/// `rulegate errors --route/--service`: the error contracts of the routes meant.
+fn contracts(
+    path: PathBuf,
+    route: Option<&str>,
+    service: Option<&str>,
+    format: ContractFormat,
+) -> ExitCode {
+    let snap = match compiled_snapshot(path, "") {
+        Ok(snap) => snap,
+        Err(code) => return code,
+    };
+    let routes = match rulegate::contract::select(&snap, service, route) {
+        Ok(routes) => routes,
+        Err(e) => {
+            eprintln!("rulegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match format {
+        ContractFormat::Human => rulegate::contract::human(&snap, &routes),
+        ContractFormat::Json => rulegate::contract::json(&snap, &routes),
+    };
+    outln!("{text}");
+    ExitCode::SUCCESS
 }
 
 /// `  [answered by service S's TYPE response]` for an emitted row whose refusals are of a type

@@ -9,7 +9,8 @@
 //!   the backend's request-id header carries that id, once;
 //! * every `X-Authorizer-*` header the backend would get comes from the authorizer's answer;
 //! * the backend's `X-Forwarded-For` ends with the TCP peer;
-//! * a refusal is a row of the dialect's catalogue (documented, or a marked undocumented one);
+//! * a refusal is a row of the dialect's catalogue (documented, or a marked undocumented one),
+//!   and of its route's error contract (`rulegate::contract`);
 //! * a shaped forward never passes a removed header or a client's value under a mapped name,
 //!   sends each mapped header once, and a signing backend's request is signed (one
 //!   `Authorization`, the gateway's; one `X-Sdk-Date`; no client `X-Sdk-Content-Sha256`).
@@ -246,6 +247,12 @@ fuzz_target!(|data: &[u8]| {
                 "{reason:?} answers with a row that is not in the {:?} catalogue",
                 d.dialect
             );
+            if let (Some(s), Some(route)) = (d.service, d.route) {
+                assert!(
+                    rulegate::contract::holds(snap, s, route, reason),
+                    "{reason:?} is not in the error contract of its route"
+                );
+            }
         }
         Outcome::Forward(plan) => {
             let (Some(s), Some(r)) = (d.service, d.route) else {

@@ -61,6 +61,25 @@ impl Scheme for Config {
         out
     }
 
+    fn failures(&self) -> Vec<Reason> {
+        use AuthFailure as A;
+        [
+            A::HmacNoAuthorization,
+            A::HmacFormat,
+            A::HmacIdOrSignatureMissing,
+            A::HmacAlgorithmUnsupported {
+                algorithm: super::SOME_DETAIL.into(),
+            },
+            A::HmacBadXDate,
+            A::HmacXDateExpired,
+            A::HmacUnknownKey,
+            A::HmacMismatch,
+        ]
+        .into_iter()
+        .map(Reason::Auth)
+        .collect()
+    }
+
     fn verify<'p>(
         &'p self,
         service: ServiceView<'_>,

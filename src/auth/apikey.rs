@@ -48,6 +48,13 @@ impl Scheme for Config {
         out
     }
 
+    fn failures(&self) -> Vec<Reason> {
+        [AuthFailure::ApiKeyMissing, AuthFailure::CredentialsInvalid]
+            .into_iter()
+            .map(Reason::Auth)
+            .collect()
+    }
+
     fn verify<'p>(
         &'p self,
         service: ServiceView<'_>,

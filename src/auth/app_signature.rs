@@ -11,6 +11,7 @@ use super::sig::{
 };
 use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
+use crate::dialect::Reason;
 use crate::auth::{Provider, ServiceView};
 use crate::request::RequestHead;
 use crate::policy::ast::{AuthItem, Spanned};
@@ -56,6 +57,11 @@ impl Scheme for Config {
 
     fn needs_body(&self, head: &RequestHead<'_>) -> bool {
         needs_body(self, head)
+    }
+
+    /// Every failure is Huawei's one signature row with its detail.
+    fn failures(&self) -> Vec<Reason> {
+        vec![super::sig::signature_refusal(super::SOME_DETAIL).reason]
     }
 
     fn verify<'p>(

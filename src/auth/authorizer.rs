@@ -100,6 +100,22 @@ impl Scheme for Config {
     }
 
     /// The pipeline asks the authorizer through its env (see the module's doc).
+    fn failures(&self) -> Vec<Reason> {
+        use AuthFailure as A;
+        let mut out = Vec::new();
+        if !self.identity_headers.is_empty() {
+            out.push(A::AuthorizerIdentityMissing);
+        }
+        out.extend([
+            A::AuthorizerDenied,
+            A::AuthorizerForbidden,
+            A::AuthorizerUnreachable,
+            A::AuthorizerBadResponse,
+            A::AuthorizerUnresolved,
+        ]);
+        out.into_iter().map(Reason::Auth).collect()
+    }
+
     fn verify<'p>(
         &'p self,
         _: ServiceView<'_>,

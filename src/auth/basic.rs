@@ -49,6 +49,13 @@ impl Scheme for Config {
         }
     }
 
+    fn failures(&self) -> Vec<Reason> {
+        [AuthFailure::BasicMissing, AuthFailure::CredentialsInvalid]
+            .into_iter()
+            .map(Reason::Auth)
+            .collect()
+    }
+
     fn verify<'p>(
         &'p self,
         service: ServiceView<'_>,

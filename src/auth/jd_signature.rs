@@ -13,6 +13,7 @@ use super::sig::{
 };
 use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
+use crate::dialect::Reason;
 use crate::auth::{Provider, ServiceView};
 use crate::request::RequestHead;
 use crate::policy::ast::{AuthItem, Spanned};
@@ -63,6 +64,17 @@ impl Scheme for Config {
     /// `x-jdcloud-content-sha256`.
     fn needs_body(&self, head: &RequestHead<'_>) -> bool {
         !head.headers.contains_key("x-jdcloud-content-sha256") && carries_body(head)
+    }
+
+    /// The signature row, and the replay of a spent nonce (refused where the nonce is spent).
+    fn failures(&self) -> Vec<Reason> {
+        let replayed = crate::dialect::AuthFailure::Replayed {
+            detail: super::SOME_DETAIL.into(),
+        };
+        vec![
+            super::sig::signature_refusal(super::SOME_DETAIL).reason,
+            Reason::Auth(replayed),
+        ]
     }
 
     fn verify<'p>(

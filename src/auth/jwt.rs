@@ -117,6 +117,23 @@ impl Scheme for Config {
         out
     }
 
+    fn failures(&self) -> Vec<Reason> {
+        use AuthFailure as A;
+        let mut out = match &self.token_from {
+            TokenFrom::Header { bearer: true, .. } => vec![A::TokenHeaderMissing, A::TokenFormat],
+            TokenFrom::Header { .. } => vec![A::TokenHeaderMissing],
+            TokenFrom::Query(_) | TokenFrom::Cookie(_) => Vec::new(),
+        };
+        out.extend([
+            A::TokenMissing,
+            A::TokenInvalid {
+                detail: super::SOME_DETAIL.into(),
+            },
+            A::TokenExpired,
+        ]);
+        out.into_iter().map(Reason::Auth).collect()
+    }
+
     fn verify<'p>(
         &'p self,
         _: ServiceView<'_>,

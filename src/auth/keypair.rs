@@ -62,6 +62,29 @@ impl Scheme for Config {
         out
     }
 
+    fn failures(&self) -> Vec<Reason> {
+        use AuthFailure as A;
+        let mut out = vec![
+            A::HmacNoAuthorization,
+            A::HmacFormat,
+            A::HmacIdOrSignatureMissing,
+            A::HmacParamsMissing,
+            A::HmacAlgorithmUnsupported {
+                algorithm: super::SOME_DETAIL.into(),
+            },
+        ];
+        if !self.kong_variant {
+            let name = super::SOME_DETAIL.into();
+            out.extend([A::HmacHeaderMissing { name }, A::HmacRepeatedHeader]);
+        }
+        out.push(A::HmacNoDate);
+        if !self.kong_variant {
+            out.extend([A::HmacBadXDate, A::HmacXDateExpired]);
+        }
+        out.extend([A::HmacUnknownKey, A::HmacMismatch]);
+        out.into_iter().map(Reason::Auth).collect()
+    }
+
     fn verify<'p>(
         &'p self,
         service: ServiceView<'_>,

@@ -53,6 +53,9 @@ pub trait Scheme: Sized {
         let _ = head;
         false
     }
+    /// Every refusal [`Scheme::verify`] can give with these settings, one reason per row (a
+    /// detail the request decides is `…`): the route's error contract (`crate::contract`).
+    fn failures(&self) -> Vec<Reason>;
     /// Verify a request.
     fn verify<'p>(
         &'p self,
@@ -131,6 +134,12 @@ macro_rules! schemes {
             pub fn needs_body(&self, head: &RequestHead<'_>) -> bool {
                 match self {
                     $(Settings::$kind(c) => c.needs_body(head),)*
+                }
+            }
+
+            fn failures(&self) -> Vec<Reason> {
+                match self {
+                    $(Settings::$kind(c) => c.failures(),)*
                 }
             }
 
@@ -240,6 +249,14 @@ pub struct Refusal {
 pub fn needs_body(provider: &Provider, head: &RequestHead<'_>) -> bool {
     provider.settings.needs_body(head)
 }
+
+/// Every refusal a provider's verification can give (see [`Scheme::failures`]).
+pub fn failures(provider: &Provider) -> Vec<Reason> {
+    provider.settings.failures()
+}
+
+/// The detail of a refusal whose detail the request decides, as an error contract shows it.
+pub const SOME_DETAIL: &str = "…";
 
 /// Verify a request against a provider.
 pub fn authenticate<'p>(

@@ -106,6 +106,19 @@ impl Scheme for Config {
         out
     }
 
+    /// A route's access token: missing or malformed, invalid, expired, of no app.
+    fn failures(&self) -> Vec<Reason> {
+        [
+            F::AuthParameterInvalid,
+            F::AccessTokenInvalid,
+            F::AccessTokenExpired,
+            F::AppUnknown,
+        ]
+        .into_iter()
+        .map(Reason::OAuth2)
+        .collect()
+    }
+
     fn verify<'p>(
         &'p self,
         service: ServiceView<'_>,
@@ -157,6 +170,15 @@ fn signing(provider: &Provider) -> Option<(&Config, &Secret)> {
         return None;
     };
     Some((c, c.signing_key.as_ref()?))
+}
+
+/// Every refusal the token endpoint (`issue tokens`) can give: the route's error contract.
+pub fn token_endpoint_failures() -> Vec<Reason> {
+    let route_only = [F::AccessTokenInvalid, F::AccessTokenExpired];
+    let failures = F::ALL.into_iter().filter(|f| !route_only.contains(f));
+    let mut out: Vec<Reason> = failures.map(Reason::OAuth2).collect();
+    out.extend([Reason::AppFrozen, Reason::AppIpUntrusted, Reason::Internal]);
+    out
 }
 
 fn refuse(failure: F, detail: impl Into<String>) -> Refusal {

@@ -7,7 +7,7 @@
 //! ([`Cx::need_counts`], the verified caller handed back so the signature is not verified
 //! twice).
 
-use super::{once, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use super::{once, Answering, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
 use crate::auth::{Principal, Verified};
 use crate::dialect::{AuthFailure, Reason};
 use crate::policy::ast::{self, RouteItem};
@@ -117,6 +117,35 @@ impl RouteCheck for AuthCheck {
 
     fn can_refuse(&self, _: u64) -> bool {
         true
+    }
+
+    /// The provider's scheme's refusals, then the app's standing (usage plans, binding,
+    /// frozen, trusted addresses) where the service's apps make them possible, then claims.
+    fn answers(&self, on: &Answering<'_>) -> Vec<Reason> {
+        let s = on.service;
+        let provider = &s.providers[self.provider];
+        let mut out = crate::auth::failures(provider);
+        if crate::auth::yields_app(provider.kind()) {
+            if s.apps.iter().any(|a| a.outside_plans) {
+                out.push(Reason::NoUsagePlan);
+            }
+            if self.apps.as_ref().is_some_and(|bound| bound.len() < s.apps.len()) {
+                out.push(match provider.kind() == ast::AuthKind::ApiApp {
+                    true => Reason::Auth(AuthFailure::ApiAppNotBound),
+                    false => Reason::AppNotBound,
+                });
+            }
+            if s.apps.iter().any(|a| a.frozen) {
+                out.push(Reason::AppFrozen);
+            }
+            if s.apps.iter().any(|a| !a.trusted_ips.is_empty()) {
+                out.push(Reason::AppIpUntrusted);
+            }
+        }
+        if !self.claims.is_empty() {
+            out.push(Reason::Auth(AuthFailure::ClaimsDenied));
+        }
+        out
     }
 
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {

@@ -1,6 +1,6 @@
 //! Step 9: the body limit (the route's `limits { body … }`, else its service's).
 
-use super::{Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use super::{Answering, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
 use crate::dialect::Reason;
 use std::fmt;
 
@@ -29,6 +29,10 @@ impl RouteCheck for BodySize {
 
     /// Refuse a body over the limit: its length when read, else its declared Content-Length
     /// (a streamed body is cut at the limit by the server).
+    fn answers(&self, _: &Answering<'_>) -> Vec<Reason> {
+        vec![Reason::BodyTooLarge]
+    }
+
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
         let (limit, head) = (self.0, cx.head());
         let size = match head.body {

@@ -1,7 +1,7 @@
 //! Step 3: a service's `client certificate required`: the request came over TLS with a
 //! certificate the gateway verified.
 
-use super::{Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use super::{Answering, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
 use crate::dialect::Reason;
 
 const TEXT: &str = "verified client certificate";
@@ -30,6 +30,10 @@ impl RouteCheck for ClientCert {
 
     fn can_refuse(&self, _: u64) -> bool {
         true
+    }
+
+    fn answers(&self, _: &Answering<'_>) -> Vec<Reason> {
+        vec![Reason::ClientCertificateRequired]
     }
 
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {

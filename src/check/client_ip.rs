@@ -1,7 +1,7 @@
 //! Step 5: the service's and the route's `allow ips` / `deny ips`, against the client address
 //! (the peer, or what a trusted proxy says).
 
-use super::{Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use super::{Answering, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
 use crate::policy::ast::RouteItem;
 use crate::dialect::Reason;
 use crate::request::canonical_ip;
@@ -81,6 +81,10 @@ impl RouteCheck for ClientIp {
 
     fn can_refuse(&self, _: u64) -> bool {
         true
+    }
+
+    fn answers(&self, _: &Answering<'_>) -> Vec<Reason> {
+        vec![Reason::ClientIpDenied, Reason::ClientIpUnknown]
     }
 
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {

@@ -2,7 +2,7 @@
 //! requests then (Tencent): an `Origin` other than the request's own is refused.
 //! A route with `cors` answers preflights and adds CORS headers instead (in `decide`).
 
-use super::{Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use super::{Answering, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
 use crate::dialect::Reason;
 
 const TEXT: &str = "cross-origin requests refused (no cors)";
@@ -31,6 +31,12 @@ impl RouteCheck for CrossOrigin {
 
     fn can_refuse(&self, _: u64) -> bool {
         true
+    }
+
+    fn answers(&self, on: &Answering<'_>) -> Vec<Reason> {
+        vec![Reason::CrossOriginWithoutCors {
+            uri: on.path.to_string(),
+        }]
     }
 
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {

@@ -79,6 +79,7 @@ fn count<'a, C: Cx<'a>>(cx: &mut C) -> Result<(), C::Stop> {
                 cx.add_header("Retry-After", secs.to_string());
                 let detail = format_args!("{}: limit reached, retry after {secs}s", w.label);
                 let hit = crate::dialect::huawei::over_ratelimit(&w.standing(0));
+                // the same reason `refused_by` gives the route's error contract
                 return Err(cx.fail(Phase::Rate, detail, Reason::RateLimited { hit }));
             }
         }
@@ -193,6 +194,19 @@ impl<'s> Batched<'s> {
             periods: 1,
         });
     }
+}
+
+/// The refusal `rule` gives at `limit` (its own, or an exception's), as the batch gives it.
+pub(crate) fn refused_by(rule: &RateRule, kind: LimitKind<'_>, limit: u64) -> Reason {
+    let standing = Standing {
+        kind,
+        limit,
+        remaining: 0,
+        period: rule.period.unit.name(),
+        periods: rule.period.count,
+    };
+    let hit = crate::dialect::huawei::over_ratelimit(&standing);
+    Reason::RateLimited { hit }
 }
 
 /// A counted value as its counter's key holds it: a value longer than 64 bytes (a header or

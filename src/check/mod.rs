@@ -177,6 +177,16 @@ pub trait RouteCheck: fmt::Display + Sized {
     /// Whether it can refuse some request: a branch for `rulegate test`'s coverage.
     /// `service_body` is the service's body limit, which every route's program repeats.
     fn can_refuse(&self, service_body: u64) -> bool;
+    /// Every refusal it can give, one reason per row (an example where the reason carries
+    /// request values): the route's error contract (`crate::contract`).
+    fn answers(&self, on: &Answering<'_>) -> Vec<Reason>;
+}
+
+/// What a check's [`RouteCheck::answers`] may read: its service and its route's path
+/// template (the example of a `$uri` placeholder).
+pub struct Answering<'a> {
+    pub service: ServiceView<'a>,
+    pub path: &'a str,
 }
 
 /// What a check's compilation reads of its route and service (built by `compile`).
@@ -277,6 +287,13 @@ macro_rules! checks {
             pub fn can_refuse(&self, service_body: u64) -> bool {
                 match self {
                     $(Check::$variant(c) => c.can_refuse(service_body),)*
+                }
+            }
+
+            /// Every refusal the check can give (see [`RouteCheck::answers`]).
+            pub fn answers(&self, on: &Answering<'_>) -> Vec<Reason> {
+                match self {
+                    $(Check::$variant(c) => c.answers(on),)*
                 }
             }
         }

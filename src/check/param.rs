@@ -1,7 +1,7 @@
 //! Step 8: the route's `require` / `optional` parameters (path, header, query, form), each
 //! with its type and range.
 
-use super::{Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use super::{Answering, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
 use crate::policy::ast::{self, RouteItem};
 use crate::policy::diag::{self, did_you_mean, Diagnostic};
 use crate::dialect::Reason;
@@ -140,6 +140,41 @@ impl RouteCheck for ParamCheck {
             ParamLocation::Path => self.ty != ParamTy::Any,
             _ => self.required || self.ty != ParamTy::Any,
         }
+    }
+
+    /// Missing (when required), not of its type (an undecodable value is not of any), outside
+    /// its range, length or values, and a form parameter without a form body.
+    fn answers(&self, _: &Answering<'_>) -> Vec<Reason> {
+        let (location, name) = (self.location, self.name.clone());
+        let expected = self.ty.to_string();
+        let path = location == ParamLocation::Path;
+        let typed = matches!(
+            self.ty,
+            ParamTy::Int { .. } | ParamTy::Decimal { .. } | ParamTy::Bool
+        );
+        let ranged = match &self.ty {
+            ParamTy::String { min_len, max_len } => min_len.is_some() || max_len.is_some(),
+            ParamTy::Int { min, max } => min.is_some() || max.is_some(),
+            ParamTy::Decimal { min, max } => min.is_some() || max.is_some(),
+            ParamTy::Enum(_) => true,
+            ParamTy::Any | ParamTy::Bool => false,
+        };
+        let mut out = Vec::new();
+        if location == ParamLocation::Form {
+            out.push(Reason::FormContentTypeRequired);
+        }
+        if self.required && !path {
+            let name = name.clone();
+            out.push(Reason::ParamMissing { location, name });
+        }
+        if typed || !path {
+            let (name, expected) = (name.clone(), expected.clone());
+            out.push(Reason::ParamInvalid { location, name, expected });
+        }
+        if ranged {
+            out.push(Reason::ParamOutOfRange { location, name, expected });
+        }
+        out
     }
 
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {

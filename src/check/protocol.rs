@@ -1,6 +1,6 @@
 //! Step 3: the protocols a route takes (a narrowing of its service's `protocols`).
 
-use super::{once, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use super::{once, Answering, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
 use crate::policy::ast::RouteItem;
 use crate::policy::diag::{self, Diagnostic};
 use crate::dialect::Reason;
@@ -76,6 +76,16 @@ impl RouteCheck for Protocols {
     }
 
     /// Refuse a request over a protocol the route does not take.
+    fn answers(&self, _: &Answering<'_>) -> Vec<Reason> {
+        let refused = Protocol::ALL.into_iter().filter(|p| !self.0.contains(p));
+        refused
+            .map(|used| Reason::ProtocolNotAllowed {
+                used,
+                allowed: self.0.clone(),
+            })
+            .collect()
+    }
+
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
         let used = if cx.head().tls {
             Protocol::Https

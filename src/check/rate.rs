@@ -1,8 +1,9 @@
 //! Step 10: a route's `rate N per PERIOD [per KEY] [burst B]`, counted in the request's batch
 //! (see [`super::limits`]).
 
-use super::{Batch, Build, Cx, Phase, RouteCheck, RouteFacts};
+use super::{Answering, Batch, Build, Cx, Phase, RouteCheck, RouteFacts};
 use crate::policy::ast::{self, RouteItem};
+use crate::dialect::{LimitKind, Reason};
 use crate::policy::diag::{self, Diagnostic};
 use crate::vocab::RateRule;
 use std::fmt;
@@ -63,6 +64,13 @@ impl RouteCheck for Rate {
 
     fn can_refuse(&self, _: u64) -> bool {
         true
+    }
+
+    /// Its refusal at its own limit and at each exception's (Huawei's detail names the limit).
+    fn answers(&self, _: &Answering<'_>) -> Vec<Reason> {
+        let rule = &self.rule;
+        let limits = std::iter::once(rule.limit).chain(rule.except.iter().map(|e| e.limit));
+        limits.map(|limit| super::limits::refused_by(rule, LimitKind::RouteRate(&rule.key), limit)).collect()
     }
 
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {

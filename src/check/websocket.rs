@@ -1,7 +1,7 @@
 //! Step 6: a `websocket` route's handshake must carry `Sec-WebSocket-Key` and
 //! `Sec-WebSocket-Version`.
 
-use super::{Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
+use super::{Answering, Build, Cx, Phase, RouteCheck, RouteFacts, Verdict};
 use crate::dialect::Reason;
 use crate::policy::ast::RouteItem;
 use crate::policy::diag::{self, Diagnostic};
@@ -43,6 +43,10 @@ impl RouteCheck for WebSocket {
 
     fn can_refuse(&self, _: u64) -> bool {
         true
+    }
+
+    fn answers(&self, _: &Answering<'_>) -> Vec<Reason> {
+        vec![Reason::WebSocketKeyMissing, Reason::WebSocketVersionMissing]
     }
 
     fn run<'a, C: Cx<'a>>(&self, cx: &mut C) -> Result<(), C::Stop> {
