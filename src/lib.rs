@@ -28,6 +28,7 @@ pub mod contract;
 pub mod decide;
 pub mod dialect;
 pub mod explain;
+pub mod export;
 pub mod import;
 pub mod limits;
 pub mod policy;

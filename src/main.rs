@@ -13,7 +13,7 @@ use rulegate::policy::{self, diag};
 use rulegate::vocab::Dialect;
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// `print!` that ends the command quietly when the reader has gone (see the module doc).
@@ -179,6 +179,11 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Describe a policy for other tools.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
     /// Print the error catalogue and mark the rows rulegate can emit; with `--route` or
     /// `--service`, the error contract of a policy's routes instead.
     Errors {
@@ -233,6 +238,22 @@ enum ImportSource {
     Openapi {
         spec: PathBuf,
         /// Write the policy here, and its tests beside it (FILE with `.tests`); default: stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportTarget {
+    /// An OpenAPI 3 document of one service: its servers, operations, typed parameters,
+    /// security schemes and every refusal of each route's error contract. Exit 0 written,
+    /// 1 the policy does not compile, 2 usage.
+    Openapi {
+        path: PathBuf,
+        /// The service to describe (needed when the policy has several).
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        /// Write the document here (JSON); default: stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
@@ -303,6 +324,14 @@ fn main() -> ExitCode {
         Command::Errors {
             dialect, policy, ..
         } => errors(dialect, policy),
+        Command::Export {
+            target:
+                ExportTarget::Openapi {
+                    path,
+                    service,
+                    output,
+                },
+        } => export_openapi(path, service.as_deref(), output.as_deref()),
         Command::Import {
             source: ImportSource::Openapi { spec, output },
         } => ExitCode::from(rulegate::import::openapi_cli(
@@ -529,6 +558,33 @@ fn gateway_responses(path: PathBuf) -> Result<Vec<(String, ResponseType)>, ExitC
                 .map(|r| (s.name.to_string(), r.kind))
         })
         .collect())
+}
+
+/// `rulegate export openapi`: the document on stdout or in `output`.
+fn export_openapi(path: PathBuf, service: Option<&str>, output: Option<&Path>) -> ExitCode {
+    let snap = match compiled_snapshot(path, "; nothing to export") {
+        Ok(snap) => snap,
+        Err(code) => return code,
+    };
+    let service = match rulegate::export::pick_service(&snap, service) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rulegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let doc = rulegate::export::openapi::document(&snap, service);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    match output {
+        None => outln!("{text}"),
+        Some(file) => {
+            if let Err(e) = std::fs::write(file, format!("{text}\n")) {
+                eprintln!("rulegate: {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// `rulegate errors --route/--service`: the error contracts of the routes meant.

@@ -298,6 +298,9 @@ impl<'a> Spec<'a> {
                 raw.push(p);
             }
         }
+        // OpenAPI 3 puts form fields in the request body's schema: each a `form` parameter.
+        let form_fields = self.form_fields(op)?;
+        let raw = raw.into_iter().chain(form_fields.iter());
         let mut params = Vec::new();
         for p in raw {
             let name = p["name"].as_str().unwrap_or_default().to_string();
@@ -319,8 +322,9 @@ impl<'a> Spec<'a> {
                     "header parameter {name:?} is not a valid header name"
                 ));
             }
-            // Swagger 2 keeps the type on the parameter, OpenAPI 3 in its schema.
-            let schema = if self.version == 2 {
+            // Swagger 2 keeps the type on the parameter, OpenAPI 3 (and the form fields read
+            // from its request body) in a schema.
+            let schema = if p["schema"].is_null() {
                 p
             } else {
                 self.resolve(&p["schema"])?
@@ -363,6 +367,34 @@ impl<'a> Spec<'a> {
             from_example,
             skipped,
         })
+    }
+
+    /// An OpenAPI 3 operation's `application/x-www-form-urlencoded` body fields, as Swagger 2
+    /// `formData` parameters: `{name, in: formData, required, schema}`.
+    fn form_fields(&self, op: &Value) -> Result<Vec<Value>, String> {
+        if self.version != 3 {
+            return Ok(Vec::new());
+        }
+        let body = self.resolve(&op["requestBody"])?;
+        let form = &body["content"]["application/x-www-form-urlencoded"]["schema"];
+        let schema = self.resolve(form)?;
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let fields = schema["properties"].as_object().into_iter().flatten();
+        Ok(fields
+            .map(|(name, s)| {
+                serde_json::json!({
+                    "name": name,
+                    "in": "formData",
+                    "required": required.contains(&name.as_str()),
+                    "schema": s,
+                })
+            })
+            .collect())
     }
 
     /// The policy's type for a parameter schema, and a value it admits.
