@@ -27,6 +27,7 @@ pub mod compile;
 pub mod contract;
 pub mod decide;
 pub mod dialect;
+pub mod diff;
 pub mod explain;
 pub mod export;
 pub mod import;

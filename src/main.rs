@@ -179,6 +179,18 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Which requests two policy sets answer differently: each change with a witness request
+    /// and both answers. Exit 0 unchanged, 1 changed (or, with --fail-on, changed in one of
+    /// those ways), 2 usage or a policy that does not compile.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        #[arg(long, value_enum, default_value = "human")]
+        format: ContractFormat,
+        /// Fail only on these kinds: added, removed, moved, tightened, loosened, changed.
+        #[arg(long, value_name = "KINDS", value_delimiter = ',', value_parser = parse_kind)]
+        fail_on: Vec<rulegate::diff::Kind>,
+    },
     /// Describe a policy for other tools.
     Export {
         #[command(subcommand)]
@@ -217,6 +229,11 @@ enum ContractFormat {
 enum LogFormat {
     Text,
     Json,
+}
+
+fn parse_kind(s: &str) -> Result<rulegate::diff::Kind, String> {
+    rulegate::diff::Kind::parse(s)
+        .ok_or_else(|| format!("{s:?}: one of added, removed, moved, tightened, loosened, changed"))
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -324,6 +341,12 @@ fn main() -> ExitCode {
         Command::Errors {
             dialect, policy, ..
         } => errors(dialect, policy),
+        Command::Diff {
+            old,
+            new,
+            format,
+            fail_on,
+        } => diff(old, new, format, &fail_on),
         Command::Export {
             target:
                 ExportTarget::Openapi {
@@ -558,6 +581,34 @@ fn gateway_responses(path: PathBuf) -> Result<Vec<(String, ResponseType)>, ExitC
                 .map(|r| (s.name.to_string(), r.kind))
         })
         .collect())
+}
+
+/// `rulegate diff OLD NEW`.
+fn diff(
+    old: PathBuf,
+    new: PathBuf,
+    format: ContractFormat,
+    fail_on: &[rulegate::diff::Kind],
+) -> ExitCode {
+    let (old, new) = match (
+        compiled_snapshot(old, " (OLD)"),
+        compiled_snapshot(new, " (NEW)"),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return ExitCode::from(2),
+    };
+    let changes = rulegate::diff::changes(&old, &new, true);
+    match format {
+        ContractFormat::Human => outln!("{}", rulegate::diff::human(&changes).trim_end()),
+        ContractFormat::Json => outln!(
+            "{}",
+            serde_json::to_string_pretty(&changes).unwrap_or_default()
+        ),
+    }
+    let failing = changes
+        .iter()
+        .any(|c| fail_on.is_empty() || fail_on.contains(&c.kind));
+    ExitCode::from(u8::from(failing))
 }
 
 /// `rulegate export openapi`: the document on stdout or in `output`.

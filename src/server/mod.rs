@@ -145,10 +145,14 @@ impl Gateway {
                         .flat_map(|s| s.backends.iter().map(|b| &b.targeting))
                         .collect();
                     self.upstream.state.adopt(&backends);
+                    // which routes answer differently (no witnesses: off the request path, but
+                    // a reload of many routes should not wait on them)
+                    let changes = crate::diff::changes(&self.snapshot.load(), &snapshot, false);
+                    let diff = crate::diff::summary(&changes);
                     self.snapshot.store(Arc::new(snapshot));
                     state.version += 1;
                     state.loaded_at = jiff::Timestamp::now().to_string();
-                    tracing::info!(version = state.version, "policy reloaded");
+                    tracing::info!(version = state.version, %diff, "policy reloaded");
                 }
                 state.ok += 1;
                 state.last_error = None;

@@ -407,3 +407,20 @@ fn config_is_updated_in_one_step_by_a_reload() {
         );
     }
 }
+
+/// Each reload logs what changed for requests: a changed mock is one changed route.
+#[test]
+fn a_reload_logs_the_behaviour_diff() {
+    let dir = TempDir::new();
+    dir.write("shop.policy", &versioned(1));
+    let gw = Gateway::start(dir.path());
+    dir.write("shop.policy", &versioned(2));
+    wait_served(&gw, 2, WAIT);
+    let line = poll(WAIT, "the reload's log line", || {
+        gw.log_lines()
+            .into_iter()
+            .find(|l| l.contains("policy reloaded"))
+    });
+    let json: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(json["diff"], "behaviour: 1 changed", "{line}");
+}
