@@ -234,31 +234,62 @@ fn hosts(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
         .collect()
 }
 
-/// A snapshot's routes by identity, with their fingerprints and check lines.
+/// A snapshot's route, by identity: the digest of its fingerprint (a reload of 100k routes
+/// keeps 32 bytes a route, not the text), which is printed again only for a changed route.
 struct Known<'s> {
     service: &'s Service,
     route: &'s Route,
-    print: String,
+    shared: std::rc::Rc<Shared>,
+    stages: Vec<&'s str>,
+    digest: [u8; 32],
+}
+
+impl Known<'_> {
+    /// The fingerprint's lines.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        fingerprint(
+            &mut out,
+            &self.shared,
+            self.service,
+            self.route,
+            &self.stages,
+        );
+        out
+    }
 }
 
 fn routes(snap: &Snapshot) -> BTreeMap<RouteId, Known<'_>> {
     let mut out = BTreeMap::new();
     for s in &snap.services {
         let stages = stages_by_route(s);
-        let shared = Shared::of(snap, s);
-        for (i, r) in s.routes.iter().enumerate() {
-            let print = fingerprint(&shared, s, r, &stages[i]);
-            out.insert(
-                RouteId::of(s, i),
-                Known {
-                    service: s,
-                    route: r,
-                    print,
-                },
-            );
+        let shared = std::rc::Rc::new(Shared::of(snap, s));
+        for (i, (r, stages)) in s.routes.iter().zip(stages).enumerate() {
+            let mut hashing = Hashing(Default::default());
+            fingerprint(&mut hashing, &shared, s, r, &stages);
+            let digest = sha2::Digest::finalize(hashing.0).into();
+            let shared = shared.clone();
+            let known = Known {
+                service: s,
+                route: r,
+                shared,
+                stages,
+                digest,
+            };
+            out.insert(RouteId::of(s, i), known);
         }
     }
     out
+}
+
+/// A fingerprint written straight into its digest.
+struct Hashing(sha2::Sha256);
+
+impl std::fmt::Write for Hashing {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        sha2::Digest::update(&mut self.0, s.as_bytes());
+        Ok(())
+    }
 }
 
 fn route_changes(
@@ -276,12 +307,12 @@ fn route_changes(
         class: Class::Routes(ids),
     };
     // a removed route that an added one of its service repeats, path aside: moved
-    let unlabelled = |k: &Known<'_>| k.print.split_once('\n').map(|(_, body)| body.to_string());
+    let unlabelled = |k: &Known<'_>| k.digest;
     let mut added: Vec<&RouteId> = new.keys().filter(|id| !old.contains_key(id)).collect();
     let mut out = Vec::new();
     for (id, k) in old {
         match new.get(id) {
-            Some(n) if n.print == k.print => {}
+            Some(n) if n.digest == k.digest => {}
             Some(n) => {
                 let (kind, what) = compare(k, n);
                 out.push(change(kind, vec![id.clone()], what));
@@ -364,9 +395,15 @@ fn digest(text: &str) -> String {
 /// What a route's answers read, as text: the route (location aside), then the backends,
 /// provider, apps and plans it names, then its service's settings. Secrets print as
 /// `<secret>`; a changed secret file shows in the snapshots' inputs instead.
-fn fingerprint(shared: &Shared, s: &Service, r: &Route, stages: &[&str]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "{} {:?} {:?}", r.label, r.methods, r.template);
+/// (The route's label, methods and template are its identity, compared as such: they are
+/// not part of it, so a moved route's fingerprint is its old one.)
+fn fingerprint(
+    out: &mut impl std::fmt::Write,
+    shared: &Shared,
+    s: &Service,
+    r: &Route,
+    stages: &[&str],
+) {
     for c in &r.program {
         let _ = writeln!(out, "check {c} {c:?}");
     }
@@ -387,7 +424,6 @@ fn fingerprint(shared: &Shared, s: &Service, r: &Route, stages: &[&str]) -> Stri
         }
     }
     let _ = writeln!(out, "service {} stages {stages:?}", shared.settings);
-    out
 }
 
 /// A backend's debug text without its targeting's compile count (`generation`), which differs
@@ -479,7 +515,7 @@ fn compare(old: &Known<'_>, new: &Known<'_>) -> (Kind, Vec<String>) {
 /// provider's, the service's apps and plans.
 fn dependencies(old: &Known<'_>, new: &Known<'_>) -> Vec<String> {
     let section = |k: &Known<'_>, prefix: &str| -> Vec<String> {
-        k.print
+        k.text()
             .lines()
             .filter(|l| l.starts_with(prefix))
             .map(String::from)
