@@ -18,8 +18,8 @@
 //! | 2 | `dialect`, `limits`, `auth` | per-vendor, per-limit and per-scheme pieces |
 //! | 3 | `check`, `upstream` | the route checks, one module each (compiled form, phase, trace text, whether it can refuse), and the pipeline's order as one table; the backend request: what a forward sends and how its answer comes back |
 //! | 4 | `compile` | AST → `Snapshot`: assembles the pieces into a decision tree |
-//! | 5 | `decide` | the pure per-request pipeline over a `Snapshot` |
-//! | 6 | `server`, `testing`, `import`, `explain`, `main` | what runs the pipeline: the server, policy tests, the CLI |
+//! | 5 | `decide`, `contract` | the pure per-request pipeline over a `Snapshot`; each route's error contract, read off the same `Snapshot` |
+//! | 6 | `server`, `testing`, `import`, `export`, `diff`, `explain`, `main` | what runs the pipeline: the server, policy tests, the behaviour diff, the CLI |
 
 pub mod auth;
 pub mod check;
