@@ -74,6 +74,7 @@ fn vendor_clients_are_accepted_and_tampering_gets_the_documented_rows() {
             .env("INTEROP_HW_SECRET", "hw-app-secret-0123456789")
             .env("INTEROP_HW_OTHER_SECRET", "hw-other-secret-0123456789")
             .env("INTEROP_TC_SECRET", "tencent-interop-secret")
+            .env("INTEROP_TC_KIOSK_SECRET", "tencent-kiosk-secret")
             .env("INTEROP_JD_SECRET", "jd-interop-secret")
             .env(
                 "INTEROP_OAUTH2_KEY",

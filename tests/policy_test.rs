@@ -580,13 +580,13 @@ fn api_keys_and_basic_credentials_pass_hide_and_refuse() {
 }
 
 /// Tencent's application authentication in policy tests: `sign apiapp app NAME` signs as the
-/// app; an unbound app gets `Found no validate apiapp.`.
+/// app (a form's fields, a JSON body's MD5); an unbound app gets `Found no validate apiapp.`.
 #[test]
 fn tencent_app_authentication_signs_passes_and_refuses_an_unbound_app() {
     let o = rulegate(&["test", "tests/fixtures/policy-test/apiapp"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(
-        stdout(&o).ends_with("3 passed, 0 failed\n"),
+        stdout(&o).ends_with("5 passed, 0 failed\n"),
         "{}",
         stdout(&o)
     );

@@ -321,6 +321,22 @@ impl<'a> Cx<'a> {
                     .help("use `dialect huawei`, or a jwt provider for tokens issued elsewhere"),
                 );
             }
+            // Tencent's app authentication and its `Found no validate apiapp.` row are
+            // Tencent's: the other vendors document neither.
+            if p.kind.value == ast::AuthKind::ApiApp && dialect != Dialect::Tencent {
+                self.diags.push(
+                    Diagnostic::error(
+                        diag::NOT_APPLICABLE,
+                        p.kind.span,
+                        format!(
+                            "an apiapp provider needs a tencent service; `{}` answers in {dialect}",
+                            s.name.value
+                        ),
+                    )
+                    .label("Tencent's app authentication (ApiAppKey)")
+                    .help("use `dialect tencent`, or the dialect's own app scheme (app-signature for huawei, jd-signature for jdcloud)"),
+                );
+            }
         }
         providers
     }

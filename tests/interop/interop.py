@@ -18,6 +18,7 @@ import http.client
 import json
 import sys
 import time
+import urllib.parse
 
 import jwt  # PyJWT
 from apigateway_sdk_python import signer as apig
@@ -188,39 +189,112 @@ def tencent_cases():
 
 
 # ---- Tencent application authentication (ApiAppKey), as Tencent's Python demo signs --------
+#
+# The demo (628/40461), step by step: X-Date is the GMT date; signing_str = "x-date: " + X-Date
+# + "\n" + METHOD + "\n" + Accept + "\n" + Content-Type + "\n" + ContentMD5 + "\n" +
+# PathAndParameters; a JSON body's ContentMD5 = base64(md5(body).hexdigest()), signed but not
+# sent; a form's ContentMD5 = "" and its fields, sorted by name, follow the path as "?k=v&k=v"
+# unencoded; the path loses its /release, /test or /prepub prefix; the query, as written in the
+# URL, is split on "&" and sorted; signature = base64(hmac-sha1(ApiAppSecret, signing_str)).
 
 def tencent_app_cases():
     api_app_key, api_app_secret = "AKID-interop", "tencent-interop-secret"
 
-    def signed(method, path, query="", body=b"", content_type="", accept="application/json"):
-        x_date = datetime.datetime.utcnow().strftime("%a, %d %b %Y %H:%M:%S GMT")
-        # the demo's Content-MD5: base64 of the hex MD5 of the body
-        content_md5 = base64.b64encode(hashlib.md5(body).hexdigest().encode()).decode() if body else ""
-        # the path without the environment, the query parameters sorted, not re-encoded
-        path_params = path.split("/", 2)[2] if path.startswith(("/release/", "/test/", "/prepub/")) else path.lstrip("/")
-        path_params = "/" + path_params
-        if query:
-            path_params += "?" + "&".join(sorted(query.split("&")))
+    def signed(method, path, query="", json_body=None, form=None, accept="application/json", key=api_app_key,
+               secret=api_app_secret, algorithm="hmac-sha1", skew=0, send_md5=False, decoded_query=None):
+        x_date = (datetime.datetime.utcnow() + datetime.timedelta(seconds=skew)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        body, content_type, content_md5 = b"", "", ""
+        if json_body is not None:
+            body, content_type = json.dumps(json_body).encode(), "application/json"
+            content_md5 = base64.b64encode(hashlib.md5(body).hexdigest().encode()).decode()
+        path_params = path
+        if path.startswith(("/release", "/test", "/prepub")):
+            path_params = "/" + (path[1:].split("/", 1) + [""])[1]
+        pieces = sorted(query.split("&")) if query else []
+        if decoded_query is not None:  # the Go demo's way: decoded, sorted by name
+            pieces = sorted(f"{k}={v}" for k, v in decoded_query.items())
+        if form is not None:
+            body, content_type = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
+            pieces = sorted(pieces + [f"{k}={v}" for k, v in form.items()])
+        if pieces:
+            path_params += "?" + "&".join(pieces)
         sign_str = f"x-date: {x_date}\n{method}\n{accept}\n{content_type}\n{content_md5}\n{path_params}"
-        sign = base64.b64encode(hmac.new(api_app_secret.encode(), sign_str.encode(), hashlib.sha1).digest()).decode()
-        auth = f'hmac id="{api_app_key}", algorithm="hmac-sha1", headers="x-date", signature="{sign}"'
+        sign = base64.b64encode(hmac.new(secret.encode(), sign_str.encode(), hashlib.sha1).digest()).decode()
+        auth = f'hmac id="{key}", algorithm="{algorithm}", headers="x-date", signature="{sign}"'
         h = {"Host": "partners.test", "X-Date": x_date, "Accept": accept, "Authorization": auth}
         if content_type:
             h["Content-Type"] = content_type
-        if content_md5:
+        if send_md5:
             h["Content-MD5"] = content_md5
-        target = path + ("?" + query if query else "")
-        return target, h
+        return path + ("?" + query if query else ""), h, body
 
-    target, h = signed("GET", "/release/quotes", query="symbol=ACME&currency=EUR")
-    check("tencent app auth: a demo-signed GET with a query passes", send("GET", target, h), 200, '{"quotes":[]}')
-    body = b"symbol=ACME&qty=3"
-    target, h = signed("POST", "/release/quotes", body=body, content_type="application/x-www-form-urlencoded")
-    check("tencent app auth: a demo-signed POST with Content-MD5 passes", send("POST", target, h, body), 200, '{"quotes":[]}')
-    target, h = signed("GET", "/release/quotes", query="symbol=ACME")
+    def rejected(name, got, status, text):
+        """Tencent's row byte for byte: status, {"message":…}, JSON, and a request id."""
+        headers_ok = got[2].get("content-type") == "application/json" and len(got[2].get("x-api-requestid", "")) == 32
+        check(name, got if headers_ok else (got[0], f"{got[1]} (headers {got[2]!r})", got[2]), status,
+              json.dumps({"message": text}, separators=(",", ":")))
+
+    ok, not_match = '{"quotes":[]}', "HMAC signature does not match."
+    t, h, b = signed("GET", "/release/quotes", query="symbol=ACME&currency=EUR")
+    check("tencent app auth: a demo-signed GET with a query passes", send("GET", t, h, b), 200, ok)
+    t, h, b = signed("GET", "/test/quotes", query="q=acme%20corp&a.b=1", decoded_query={"q": "acme corp", "a.b": "1"})
+    check("tencent app auth: a GET signed decoded (the Go demo), test stage, passes", send("GET", t, h, b), 200, ok)
+    t, h, b = signed("POST", "/release/quotes", form={"symbol": "ACME", "qty": "3", "note": "a b/c", "token": "YWI="})
+    check("tencent app auth: a form POST as the demo (fields signed) passes", send("POST", t, h, b), 200, ok)
+    t, h, b = signed("POST", "/release/quotes", json_body={"arg1": "a", "arg2": "b"})
+    check("tencent app auth: a JSON POST as the demo (MD5 signed, not sent) passes", send("POST", t, h, b), 200, ok)
+    t, h, b = signed("POST", "/release/quotes", json_body={"arg1": "a", "arg2": "b"}, send_md5=True)
+    check("tencent app auth: a JSON POST with Content-MD5 sent passes", send("POST", t, h, b), 200, ok)
+
+    t, h, b = signed("POST", "/release/quotes", json_body={"arg1": "a", "arg2": "b"})
+    rejected("tencent app auth: a JSON body changed after signing", send("POST", t, h, b'{"arg1": "a", "arg2": "c"}'),
+             401, not_match)
+    t, h, b = signed("POST", "/release/quotes", json_body={"arg1": "a"}, send_md5=True)
+    rejected("tencent app auth: a sent Content-MD5 that is not the body's", send("POST", t, h, b'{"arg1": "b"}'),
+             401, not_match)
+    t, h, b = signed("POST", "/release/quotes", form={"symbol": "ACME", "qty": "3"})
+    rejected("tencent app auth: a form field changed after signing", send("POST", t, h, b"symbol=ACME&qty=300"),
+             401, not_match)
+    rejected("tencent app auth: a form field added after signing", send("POST", t, h, b + b"&admin=1"), 401, not_match)
+    t, h, b = signed("GET", "/release/quotes", query="symbol=ACME")
     h["Accept"] = "text/plain"
-    check("tencent app auth: a changed Accept does not match", send("GET", target, h), 401,
-          '{"message":"HMAC signature does not match."}')
+    rejected("tencent app auth: a changed Accept does not match", send("GET", t, h, b), 401, not_match)
+    t, h, b = signed("GET", "/release/quotes", query="a=x&b=y")
+    rejected("tencent app auth: two parameters merged into one (%26)", send("GET", "/release/quotes?a=x%26b=y", h, b),
+             401, not_match)
+    t, h, b = signed("GET", "/release/quotes", secret="not-the-secret")
+    rejected("tencent app auth: another secret does not match", send("GET", t, h, b), 401, not_match)
+
+    t, h, b = signed("GET", "/release/quotes")
+    conn = http.client.HTTPConnection(HOST, int(PORT), timeout=10)
+    conn.putrequest("GET", t, skip_host=True, skip_accept_encoding=True)
+    for k, v in list(h.items()) + [("Authorization", h["Authorization"])]:
+        conn.putheader(k, v)
+    conn.endheaders()
+    r = conn.getresponse()
+    got = (r.status, r.read().decode(), {k.lower(): v for k, v in r.getheaders()})
+    conn.close()
+    rejected("tencent app auth: a repeated Authorization", got, 401, "HMAC do not support multiple HTTP header.")
+    no_date = signed("GET", "/release/quotes")
+    del no_date[1]["X-Date"]
+    no_auth = signed("GET", "/release/quotes")
+    del no_auth[1]["Authorization"]
+    for name, (t, h, b), status, text in [
+        ("an x-date 901 s old is out of date", signed("GET", "/release/quotes", skew=-901), 401,
+         "HMAC signature cannot be verified, the x-date header is out of date for HMAC Authentication."),
+        ("no x-date", no_date, 401,
+         "HMAC signature cannot be verified, a valid x-date header is required for HMAC Authentication."),
+        ("an unknown ApiAppKey finds no apiapp", signed("GET", "/release/quotes", key="AKID-nobody"), 403,
+         "Found no validate apiapp."),
+        ("an app the API does not bind finds no apiapp",
+         signed("GET", "/release/quotes", key="AKID-kiosk", secret="tencent-kiosk-secret"), 403,
+         "Found no validate apiapp."),
+        ("hmac-sha256 is not app authentication's", signed("GET", "/release/quotes", algorithm="hmac-sha256"), 401,
+         "HMAC algorithm hmac-sha256 not supported."),
+        ("no Authorization", no_auth, 401,
+         "HMAC signature cannot be verified, a validate authorization header is required"),
+    ]:
+        rejected("tencent app auth: " + name, send("GET", t, h, b), status, text)
 
 
 # ---- JD Cloud JDCLOUD2 with jdcloud-apim-sdk ---------------------------------------------------
