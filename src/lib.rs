@@ -19,7 +19,7 @@
 //! | 3 | `check`, `upstream` | the route checks, one module each (compiled form, phase, trace text, whether it can refuse), and the pipeline's order as one table; the backend request: what a forward sends and how its answer comes back |
 //! | 4 | `compile` | AST → `Snapshot`: assembles the pieces into a decision tree |
 //! | 5 | `decide`, `contract` | the pure per-request pipeline over a `Snapshot`; each route's error contract, read off the same `Snapshot` |
-//! | 6 | `server`, `testing`, `import`, `export`, `diff`, `explain`, `main` | what runs the pipeline: the server, policy tests, the behaviour diff, the CLI |
+//! | 6 | `server`, `testing`, `import`, `export`, `diff`, `explain`, `lsp`, `main` | what runs the pipeline: the server, policy tests, the behaviour diff, the CLI, the language server |
 
 pub mod auth;
 pub mod check;
@@ -32,6 +32,7 @@ pub mod explain;
 pub mod export;
 pub mod import;
 pub mod limits;
+pub mod lsp;
 pub mod policy;
 pub mod request;
 pub mod server;

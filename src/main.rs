@@ -217,6 +217,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: ContractFormat,
     },
+    /// A Language Server Protocol server on stdio for editors: diagnostics, hover with error
+    /// rows, definitions, references, rename, completion and formatting of policy files.
+    Lsp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -388,6 +391,13 @@ fn main() -> ExitCode {
             }))
         }
         Command::Fmt { paths, check } => fmt(&paths, check),
+        Command::Lsp => match rulegate::lsp::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rulegate lsp: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Serve {
             policy_dir,
             listen,

@@ -132,10 +132,12 @@ fn rule_name(r: Rule) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Keywords and usage per block, for recovery diagnostics.
+// Keywords and usage per block, for recovery diagnostics (and the language server's hover and
+// completion, `crate::lsp`, which reads the same table).
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Block {
+/// A kind of block: where a statement stands decides which keywords it may start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
     Top,
     Service,
     Backend,
@@ -151,7 +153,8 @@ enum Block {
 }
 
 impl Block {
-    fn name(self) -> &'static str {
+    /// "in a route block": where a statement stands, for messages.
+    pub fn name(self) -> &'static str {
         match self {
             Block::Top => "at the top level of a file",
             Block::Service => "in a service block",
@@ -170,7 +173,7 @@ impl Block {
 
     /// (keyword, usage) for each statement this block takes. `DIALECT` stands for the
     /// dialects' names (see `usage_text`).
-    fn statements(self) -> &'static [(&'static str, &'static str)] {
+    pub fn statements(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Block::Top => &[
                 ("service", "service NAME { … }"),
@@ -304,7 +307,7 @@ impl Block {
         }
     }
 
-    const ALL: [Block; 12] = [
+    pub const ALL: [Block; 12] = [
         Block::Top,
         Block::Service,
         Block::Backend,
@@ -347,7 +350,8 @@ fn is_word_char(c: char) -> bool {
 
 /// A statement's usage as the help shows it: `DIALECT` becomes the dialects' names
 /// (`tencent|huawei|jdcloud`), so a new dialect needs no edit here.
-fn usage_text(usage: &str) -> String {
+/// A usage line of [`Block::statements`] as users read it (`DIALECT` spelled out).
+pub fn usage_text(usage: &str) -> String {
     usage.replace("DIALECT", &Dialect::ALL.map(Dialect::name).join("|"))
 }
 
