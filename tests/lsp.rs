@@ -51,6 +51,55 @@ fn a_real_lsp_client_gets_diagnostics_hover_definitions_completion_and_formattin
     );
 }
 
+/// Neovim's own client, configured by `editors/neovim/rulegate.lua` as a user loads it
+/// (`tests/lsp/neovim.lua`): run when `nvim` is installed (0.7 or later), skipped otherwise.
+#[test]
+fn neovim_with_the_shipped_config_gets_diagnostics_hover_definition_and_formatting() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let has_nvim = Command::new("nvim")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_nvim {
+        eprintln!("skipping the Neovim test: apt-get install neovim to run it");
+        return;
+    }
+    let cmd = format!(
+        "let g:rulegate_cmd=['{}','lsp']",
+        env!("CARGO_BIN_EXE_rulegate")
+    );
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "nvim",
+            "--headless",
+            "--clean",
+            "--cmd",
+            &cmd,
+            "--cmd",
+        ])
+        .arg(format!(
+            "luafile {}",
+            root.join("editors/neovim/rulegate.lua").display()
+        ))
+        .arg(root.join("tests/lsp/workspace/shop.policy"))
+        .arg("-c")
+        .arg(format!(
+            "luafile {}",
+            root.join("tests/lsp/neovim.lua").display()
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .expect("nvim runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("all held"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The TextMate grammar's keywords are the grammar's: every `kw_` rule of
 /// `grammar/policy.pest`, no more (regenerate the alternation when a keyword is added).
 #[test]

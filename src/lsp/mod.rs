@@ -68,6 +68,7 @@ pub fn serve(connection: &Connection) -> Result<(), String> {
     let mut server = Server {
         ws: Workspace::new(root(&params)),
         published: BTreeSet::new(),
+        names: Vec::new(),
     };
     server.publish(connection)?;
     for msg in &connection.receiver {
@@ -173,6 +174,8 @@ struct Server {
     ws: Workspace,
     /// The files whose last published diagnostics were not empty.
     published: BTreeSet<Url>,
+    /// The names completion offers: the workspace's when the file at the cursor last parsed.
+    names: Vec<names::Occurrence>,
 }
 
 impl Server {
@@ -390,8 +393,15 @@ impl Server {
         let offset = LineIndex::new(&text).offset(at.position);
         let cx = completion::context(&text, offset);
         let a = self.ws.analysis();
-        let all = names::occurrences(a.loaded.files.iter().map(|(_, f)| f));
-        Some(CompletionResponse::Array(completion::complete(&cx, &all)))
+        // While a block is being typed its braces rarely balance and the file has no AST:
+        // the names then are those of the last time it had one.
+        if a.file_id(&path).and_then(|id| a.ast(id)).is_some() {
+            self.names = names::occurrences(a.loaded.files.iter().map(|(_, f)| f));
+        }
+        Some(CompletionResponse::Array(completion::complete(
+            &cx,
+            &self.names,
+        )))
     }
 
     fn format(&mut self, uri: &Url) -> Result<Option<Vec<TextEdit>>, Failure> {

@@ -232,6 +232,16 @@ async def test_completion_of_keywords_in_a_route_and_of_backends_after_forward(c
     )
     labels = {i.label for i in (got.items if hasattr(got, "items") else got)}
     assert labels == {"orders", "catalog"}, labels
+    # a block being typed: its brace is not closed yet, the file does not parse
+    cut = typed.index("forward catalog\n        forward ")
+    unclosed = typed[:cut] + 'forward catalog\n    }\n    route GET "/new" {\n        forward '
+    change(client, POLICY_URI, unclosed, 3)
+    end = position(unclosed + "$", "$")
+    got = await client.text_document_completion_async(
+        types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=POLICY_URI), position=end)
+    )
+    labels = {i.label for i in (got.items if hasattr(got, "items") else got)}
+    assert labels == {"orders", "catalog"}, labels
 
 
 async def test_formatting_returns_what_fmt_writes(client):
@@ -262,3 +272,30 @@ async def test_a_tests_file_gets_its_parse_errors(client):
     got = await diagnostics(client, uri, lambda d: len(d) > 0)
     assert got[0].code == "T0002", got
     assert got[0].range.start == position(text, "expect forward")
+
+
+async def test_careless_requests_get_answers_not_a_crash(client):
+    open_doc(client, POLICY_URI, TEXT)
+    far = types.TextDocumentPositionParams(
+        text_document=types.TextDocumentIdentifier(uri=POLICY_URI),
+        position=types.Position(line=9999, character=9999),
+    )
+    assert await client.text_document_hover_async(types.HoverParams(**vars_of(far))) is None
+    nowhere = at(TEXT, "dialect huawei", nth=1, delta=3)
+    assert await client.text_document_definition_async(types.DefinitionParams(**vars_of(nowhere))) is None
+    with pytest.raises(Exception):
+        await client.text_document_rename_async(types.RenameParams(**vars_of(nowhere), new_name="x"))
+    change(client, POLICY_URI, TEXT + "service {\n", 2)
+    with pytest.raises(Exception) as e:
+        await client.text_document_formatting_async(
+            types.DocumentFormattingParams(
+                text_document=types.TextDocumentIdentifier(uri=POLICY_URI),
+                options=types.FormattingOptions(tab_size=4, insert_spaces=True),
+            )
+        )
+    assert "does not parse" in str(e.value), e.value
+    # a document that is not a file, and one outside the workspace, are taken in stride
+    open_doc(client, "untitled:Untitled-1", "service {")
+    change(client, POLICY_URI, TEXT, 3)
+    hover = await client.text_document_hover_async(types.HoverParams(**vars_of(at(TEXT, "require header"))))
+    assert "require" in hover.contents.value
