@@ -421,3 +421,81 @@ impl Server {
         formatting::format(&text).map(Some).map_err(failed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(id: i32, method: &str, params: serde_json::Value) -> Message {
+        Message::Request(Request::new(id.into(), method.to_string(), params))
+    }
+
+    fn answer(client: &Connection) -> Response {
+        loop {
+            match client.receiver.recv().expect("the server answers") {
+                Message::Response(r) => return r,
+                Message::Notification(_) => continue,
+                m => panic!("{m:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn early_and_malformed_requests_get_errors_and_the_session_goes_on() {
+        let (server, client) = Connection::memory();
+        let running = std::thread::spawn(move || serve(&server));
+        let hover = json!({
+            "textDocument": { "uri": "file:///nowhere/x.policy" },
+            "position": { "line": 99, "character": 99 },
+        });
+        client
+            .sender
+            .send(request(1, "textDocument/hover", hover.clone()))
+            .unwrap();
+        let r = answer(&client);
+        assert_eq!(
+            r.error.unwrap().code,
+            ErrorCode::ServerNotInitialized as i32
+        );
+
+        client
+            .sender
+            .send(request(2, "initialize", json!({ "capabilities": {} })))
+            .unwrap();
+        let r = answer(&client);
+        assert_eq!(
+            r.result.unwrap()["capabilities"]["hoverProvider"],
+            json!(true)
+        );
+        let initialized = Notification::new("initialized".to_string(), json!({}));
+        client.sender.send(initialized.into()).unwrap();
+
+        client
+            .sender
+            .send(request(3, "textDocument/hover", json!({ "x": 1 })))
+            .unwrap();
+        let r = answer(&client);
+        assert_eq!(r.error.unwrap().code, ErrorCode::InvalidParams as i32);
+        client
+            .sender
+            .send(request(4, "textDocument/hover", hover))
+            .unwrap();
+        assert_eq!(answer(&client).result, Some(serde_json::Value::Null));
+        client
+            .sender
+            .send(request(5, "workspace/symbol", json!({})))
+            .unwrap();
+        let r = answer(&client);
+        assert_eq!(r.error.unwrap().code, ErrorCode::MethodNotFound as i32);
+
+        client
+            .sender
+            .send(request(6, "shutdown", json!(null)))
+            .unwrap();
+        assert!(answer(&client).error.is_none());
+        let exit = Notification::new("exit".to_string(), json!(null));
+        client.sender.send(exit.into()).unwrap();
+        running.join().unwrap().unwrap();
+    }
+}

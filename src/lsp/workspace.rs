@@ -238,6 +238,13 @@ mod tests {
         let a = ws.analysis();
         assert!(a.compiled.diagnostics.is_empty(), "the buffer wins");
 
+        // a buffer too large is reported, not compiled
+        ws.change(dir.join("a.policy"), "#".repeat(MAX_FILE + 1));
+        let a = ws.analysis();
+        assert!(a.paths.is_empty());
+        assert!(a.unreadable.iter().any(|(_, why)| why.contains("at most")));
+        ws.change(dir.join("a.policy"), "default dialect huawei\n".to_string());
+
         // a file deleted while open keeps its buffer
         std::fs::remove_file(dir.join("a.policy")).unwrap();
         ws.touched();
