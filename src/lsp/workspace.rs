@@ -27,6 +27,9 @@ pub struct Workspace {
     pub root: Option<PathBuf>,
     /// Open documents by path, with the client's text.
     open: BTreeMap<PathBuf, String>,
+    /// The `.policy` and `.tests` files under the root: walked again only when the disk may
+    /// have changed (a save, a watched-file event), not on every keystroke.
+    listing: Option<[Vec<PathBuf>; 2]>,
     analysis: Option<Analysis>,
 }
 
@@ -84,6 +87,7 @@ impl Workspace {
     pub fn open(&mut self, path: PathBuf, text: String) {
         if self.root.is_none() {
             self.root = path.parent().map(Path::to_path_buf);
+            self.listing = None;
         }
         self.open.insert(path, text);
         self.analysis = None;
@@ -101,6 +105,7 @@ impl Workspace {
 
     /// Something changed on disk (a save, a file created or deleted).
     pub fn touched(&mut self) {
+        self.listing = None;
         self.analysis = None;
     }
 
@@ -111,6 +116,13 @@ impl Workspace {
 
     /// The workspace compiled (cached until the next change).
     pub fn analysis(&mut self) -> &Analysis {
+        if self.listing.is_none() {
+            let under = |ext| match &self.root {
+                Some(root) => policy::files_under(root, ext).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            self.listing = Some([under("policy"), under("tests")]);
+        }
         if self.analysis.is_none() {
             self.analysis = Some(self.analyse());
         }
@@ -157,10 +169,11 @@ impl Workspace {
     /// Every file with this extension: those under the root and the open ones, the open
     /// buffers' text winning over the disk's.
     fn documents(&self, ext: &str) -> Vec<Document> {
-        let mut paths: Vec<PathBuf> = match &self.root {
-            Some(root) => policy::files_under(root, ext).unwrap_or_default(),
-            None => Vec::new(),
-        };
+        let listed = self.listing.as_ref().map(|[policy, tests]| match ext {
+            "policy" => policy,
+            _ => tests,
+        });
+        let mut paths: Vec<PathBuf> = listed.cloned().unwrap_or_default();
         paths.extend(
             self.open
                 .keys()
