@@ -121,20 +121,18 @@ impl Cluster {
             .collect()
     }
 
-    /// The port of the master serving `key`'s slot now.
+    /// The port of the master serving `key`'s slot, as soon as the node asked knows one (after
+    /// a failover, gossip may reach it after the promoted replica already answers).
     fn master_of(&self, key: &str) -> u16 {
-        let port = self.live().next().expect("a live node").port;
-        let slot: u16 = cli(port, &["CLUSTER", "KEYSLOT", key])
-            .trim()
-            .parse()
-            .unwrap();
-        self.topology()
-            .into_iter()
-            .find(|(_, flags, _, slots, _)| {
-                flags.contains("master") && !flags.contains("fail") && covers(slots, slot)
-            })
-            .map(|(port, ..)| port)
-            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+        let slot: u16 = self.keyslot(key).trim().parse().unwrap();
+        poll(WAIT, &format!("a master serving slot {slot}"), || {
+            self.topology()
+                .into_iter()
+                .find(|(_, flags, _, slots, _)| {
+                    flags.contains("master") && !flags.contains("fail") && covers(slots, slot)
+                })
+                .map(|(port, ..)| port)
+        })
     }
 
     fn replica_of(&self, master: u16) -> u16 {
