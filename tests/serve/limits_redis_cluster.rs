@@ -398,12 +398,31 @@ service weather {
         mock 200 text "open"
     }
 }
+service orders {
+    dialect jdcloud
+    hosts "orders.test"
+    route GET "/closed" {
+        rate 100 per day burst 99 on store error deny
+        mock 200 text "orders"
+    }
+}
 "#;
 
 /// The Redis timeout of these gateways, and the most an answer may take beyond it on a busy
 /// two-core machine.
 const TIMEOUT: Duration = Duration::from_millis(300);
 const MARGIN: Duration = Duration::from_millis(700);
+
+/// `on store error deny`: JD's rate row with `Retry-After: 1` and no limit headers.
+fn refused_row(r: &Resp) {
+    assert_jd_row(
+        r,
+        429,
+        "RATE_LIMIT_EXCEEDED",
+        "Your requests are too frequent",
+        &[("retry-after", "1")],
+    );
+}
 
 fn counted(r: &Resp, body: &str, left: &str) {
     expect_status(r, 200);
@@ -414,9 +433,9 @@ fn counted(r: &Resp, body: &str, left: &str) {
 
 /// A request and how long its answer took, which must be within the Redis timeout (and a
 /// margin): a dead master never makes a request hang.
-fn timed(gw: &Gateway, path: &str, slowest: &mut Duration) -> Resp {
+fn timed(gw: &Gateway, host: &str, path: &str, slowest: &mut Duration) -> Resp {
     let t = Instant::now();
-    let r = gw.get("weather.test", path);
+    let r = gw.get(host, path);
     let took = t.elapsed();
     assert!(took < TIMEOUT + MARGIN, "{path} took {took:?}");
     *slowest = (*slowest).max(took);
@@ -425,7 +444,8 @@ fn timed(gw: &Gateway, path: &str, slowest: &mut Duration) -> Resp {
 
 /// The master holding `{weather}` is killed (SIGKILL). Until its replica takes over, every
 /// `/closed` answer is JD's rate row with `Retry-After: 1` and every `/open` passes — each
-/// within the timeout. Then counting resumes on the same keys: the promoted replica kept the
+/// within the timeout. `orders`, whose slot is on another master, is counted meanwhile, or
+/// (while the client re-reads the slot map) gets the store-error row, never a hang. Then counting resumes on the same keys: the promoted replica kept the
 /// count (98 left before, 97 after: nothing was charged while the master was down).
 #[test]
 fn a_master_killed_mid_run_keeps_the_store_error_promise_then_its_replica_counts_on() {
@@ -436,11 +456,43 @@ fn a_master_killed_mid_run_keeps_the_store_error_promise_then_its_replica_counts
     dir.write("weather.policy", FAILOVER);
     let gw = gateway(&dir, &cluster.seed_args(), &["--redis-timeout", "300ms"]);
     let mut slowest = Duration::ZERO;
-    counted(&timed(&gw, "/closed", &mut slowest), "closed", "99");
-    counted(&timed(&gw, "/closed", &mut slowest), "closed", "98");
-    counted(&timed(&gw, "/open", &mut slowest), "open", "99");
+    counted(
+        &timed(&gw, "weather.test", "/closed", &mut slowest),
+        "closed",
+        "99",
+    );
+    counted(
+        &timed(&gw, "weather.test", "/closed", &mut slowest),
+        "closed",
+        "98",
+    );
+    counted(
+        &timed(&gw, "weather.test", "/open", &mut slowest),
+        "open",
+        "99",
+    );
+    // `orders` is counted on another master; while the cluster client re-reads the slot map
+    // it holds every request (the `redis` crate recovers before it sends anything), so an
+    // `orders` call may fail too — within the timeout, uncounted, with the store-error row.
+    let (mut orders_left, mut orders_failed) = (99, 0);
+    let mut orders = |slowest: &mut Duration| {
+        let r = timed(&gw, "orders.test", "/closed", slowest);
+        if r.status == 429 {
+            refused_row(&r);
+            orders_failed += 1;
+            return;
+        }
+        counted(&r, "orders", &orders_left.to_string());
+        orders_left -= 1;
+    };
+    orders(&mut slowest);
 
     let master = cluster.master_of("{weather}");
+    assert_ne!(
+        cluster.master_of("{orders}"),
+        master,
+        "groups on two masters"
+    );
     let replica = cluster.replica_of(master);
     cluster.wait_replicated(master, replica);
     cluster.kill(master);
@@ -451,37 +503,39 @@ fn a_master_killed_mid_run_keeps_the_store_error_promise_then_its_replica_counts
         2 * WAIT,
         "counting to resume on the promoted replica",
         || {
-            let r = timed(&gw, "/closed", &mut slowest);
+            let r = timed(&gw, "weather.test", "/closed", &mut slowest);
             if r.status == 200 {
                 return Some(r);
             }
-            assert_jd_row(
-                &r,
-                429,
-                "RATE_LIMIT_EXCEEDED",
-                "Your requests are too frequent",
-                &[("retry-after", "1")],
-            );
+            refused_row(&r);
             refused += 1;
-            let r = timed(&gw, "/open", &mut slowest);
+            let r = timed(&gw, "weather.test", "/open", &mut slowest);
             expect_status(&r, 200);
             assert_eq!(r.body_str(), "open");
             passed_open += 1;
+            orders(&mut slowest);
             None
         },
     );
     let recovered = killed.elapsed();
     counted(&resumed, "closed", "97");
-    counted(&timed(&gw, "/closed", &mut slowest), "closed", "96");
+    counted(
+        &timed(&gw, "weather.test", "/closed", &mut slowest),
+        "closed",
+        "96",
+    );
     assert!(refused > 0, "the master's death went unnoticed");
     assert_eq!(
         cluster.master_of("{weather}"),
         replica,
         "the replica took over"
     );
+    orders(&mut slowest);
     eprintln!(
         "failover: {refused} refused and {passed_open} passed uncounted; counting again after \
-         {recovered:?}; slowest answer {slowest:?} (timeout {TIMEOUT:?})"
+         {recovered:?}; slowest answer {slowest:?} (timeout {TIMEOUT:?}); the other master's \
+         group: {} counted, {orders_failed} store errors",
+        99 - orders_left
     );
 }
 
@@ -535,14 +589,8 @@ fn a_careless_operator_gets_a_clear_error_or_the_store_error_promise() {
     );
     let mut slowest = Duration::ZERO;
     for _ in 0..3 {
-        assert_jd_row(
-            &timed(&gw, "/closed", &mut slowest),
-            429,
-            "RATE_LIMIT_EXCEEDED",
-            "Your requests are too frequent",
-            &[("retry-after", "1")],
-        );
-        let r = timed(&gw, "/open", &mut slowest);
+        refused_row(&timed(&gw, "weather.test", "/closed", &mut slowest));
+        let r = timed(&gw, "weather.test", "/open", &mut slowest);
         assert_mock(
             &r,
             200,
