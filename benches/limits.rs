@@ -97,7 +97,7 @@ fn redis_rate(bencher: Bencher) {
         .build()
         .unwrap();
     let store = RedisStore::new(&Options {
-        url: format!("redis://127.0.0.1:{port}"),
+        urls: vec![format!("redis://127.0.0.1:{port}")],
         timeout: Duration::from_secs(1),
     })
     .unwrap();

@@ -149,10 +149,13 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         state: Option<PathBuf>,
         /// Count every rate and quota in this Redis (redis://HOST:PORT/DB), shared by every
-        /// gateway pointing at it.
+        /// gateway pointing at it. For a Redis Cluster give several seed URLs (repeat
+        /// --redis) or one redis+cluster://HOST:PORT[,HOST:PORT...]; each request's counters
+        /// and nonce then share one slot (the service's counter group is their hash tag).
         #[arg(long, value_name = "URL")]
-        redis: Option<String>,
-        /// How long one Redis call may take before the limit's `on store error` applies.
+        redis: Vec<String>,
+        /// How long one Redis call may take (connecting and cluster redirects included) before
+        /// the limit's `on store error` applies.
         #[arg(long, default_value = "200ms", value_parser = parse_duration, requires = "redis")]
         redis_timeout: std::time::Duration,
     },
@@ -433,8 +436,8 @@ fn main() -> ExitCode {
                 body_timeout,
                 backend_ca,
                 state,
-                redis: redis.map(|url| rulegate::limits::redis::Options {
-                    url,
+                redis: (!redis.is_empty()).then_some(rulegate::limits::redis::Options {
+                    urls: redis,
                     timeout: redis_timeout,
                 }),
             };

@@ -41,6 +41,8 @@ mod limits_quotas;
 mod limits_rates;
 #[path = "serve/limits_redis.rs"]
 mod limits_redis;
+#[path = "serve/limits_redis_cluster.rs"]
+mod limits_redis_cluster;
 #[path = "serve/limits_support.rs"]
 mod limits_support;
 #[path = "serve/oauth2.rs"]

@@ -7,9 +7,11 @@
 //! | neither | memory | memory (lost on restart; a warning says so) |
 //! | `--state DIR` | memory | file store `DIR/counters.redb` |
 //! | `--redis URL` (with or without `--state`) | Redis | Redis |
+//! | `--redis` seeds of a Redis Cluster (several URLs, or `redis+cluster://…`) | Redis Cluster | Redis Cluster |
 //!
 //! With Redis every limit is shared, and counted in one script call per request; so are the
-//! signers' nonces (a request replayed to another gateway is still a replay).
+//! signers' nonces (a request replayed to another gateway is still a replay). In a cluster
+//! a request's counts and nonce share one slot: see [`super::redis`].
 
 use super::file::FileStore;
 use super::memory::MemoryStore;
@@ -63,6 +65,7 @@ impl Stores {
     /// A one-line account of where the counts go, for the startup log.
     pub fn describe(&self) -> &'static str {
         match (&self.redis, &self.file) {
+            (Some(r), _) if r.is_cluster() => "rates and quotas in a redis cluster",
             (Some(_), _) => "rates and quotas in redis",
             (None, Some(_)) => "rates in memory, quotas in the state file",
             (None, None) => "rates and quotas in memory (quotas restart from zero: see --state)",

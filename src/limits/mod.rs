@@ -12,7 +12,8 @@
 //! * [`file::FileStore`]: an embedded redb file under `serve --state DIR`; the default for
 //!   quotas, so a restart (even `kill -9`) loses no count.
 //! * [`redis::RedisStore`]: `serve --redis URL`, for several gateways sharing counters: one
-//!   Lua script per decision, a short timeout.
+//!   Lua script per decision, a short timeout; one node or a Redis Cluster, where each
+//!   request's keys share a slot through their [`Count::group`] hash tag.
 //!
 //! The first two answer at once, inside `decide`. Redis cannot (decide is synchronous and the
 //! server may run on a single-threaded runtime): its [`Store::count`] returns a future, `decide`

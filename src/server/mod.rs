@@ -58,7 +58,7 @@ pub struct Options {
     pub body_timeout: Duration,
     /// Where quotas are kept across restarts (`DIR/counters.redb`).
     pub state: Option<PathBuf>,
-    /// Count every rate and quota in this Redis, shared with other gateways.
+    /// Count every rate and quota in this Redis (or Redis Cluster), shared with other gateways.
     pub redis: Option<crate::limits::redis::Options>,
     /// PEM roots trusted for `https://` backends and authorizers, besides the system's.
     pub backend_ca: Option<PathBuf>,

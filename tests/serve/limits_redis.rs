@@ -138,60 +138,10 @@ fn redis_down_or_hung_gives_each_limits_store_error_answer_then_recovers() {
 #[test]
 fn a_nonce_spent_at_one_gateway_is_a_replay_at_another() {
     let Some(redis) = Redis::start() else { return };
-    let vectors: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/jdcloud.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let v = &vectors[0];
-    let policy = format!(
-        r#"service users {{
-    dialect jdcloud
-    hosts "*"
-    app sdk {{
-        key "{}"
-        secret file "sdk.secret"
-    }}
-    auth jd jd-signature {{ clock skew 3650d }}
-    route GET "/v1/users" {{
-        auth jd
-        mock 200 text "ok"
-    }}
-}}
-"#,
-        v["ak"].as_str().unwrap()
-    );
-    let start = || {
-        let dir = TempDir::new();
-        dir.write("users.policy", &policy);
-        dir.write("sdk.secret", v["sk"].as_str().unwrap());
-        let gw = Gateway::start_with(dir.path(), &["--redis", &redis.url()]);
-        (dir, gw)
-    };
-    let (_d1, a) = start();
-    let (_d2, b) = start();
-    let url = v["url"].as_str().unwrap();
-    let rest = url.split_once("://").unwrap().1;
-    let (host, target) = rest.split_at(rest.find('/').unwrap());
-    let headers: Vec<(&str, &str)> = v["headers_out"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
-        .collect();
-    let signed = request("GET", target, host, &headers, b"");
-
-    let r = a.send(&signed);
-    expect_status(&r, 200);
-    assert_eq!(r.body_str(), "ok");
-    assert_jdcloud(
-        &b.send(&signed),
-        403,
-        "HTTP_FORBIDDEN",
-        "No Resource Permission",
-    );
+    let vector = JdVector::load();
+    let (_d1, a) = vector.gateway(&["--redis", &redis.url()]);
+    let (_d2, b) = vector.gateway(&["--redis", &redis.url()]);
+    vector.spend_then_replay(&a, &b);
 }
 
 // ---------------------------------------------------------------------------------------------

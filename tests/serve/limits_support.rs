@@ -25,18 +25,7 @@ pub struct Redis {
 
 impl Redis {
     pub fn start() -> Option<Redis> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var("RULEGATE_REDIS").as_deref() != Ok("required"),
-                "RULEGATE_REDIS=required but redis-server is not installed"
-            );
-            eprintln!("skipping: redis-server is not installed (apt-get install redis-server)");
+        if !redis_installed(&["redis-server"]) {
             return None;
         }
         let dir = TempDir::new();
@@ -92,6 +81,28 @@ impl Redis {
     pub fn signal(&self, sig: i32) {
         signal_pid(self.child.as_ref().expect("running").id() as i32, sig);
     }
+}
+
+/// Whether every one of `tools` (`redis-server`, `redis-cli`) runs: false (the test skips)
+/// when one is missing, unless `RULEGATE_REDIS=required` (CI), where it fails the test.
+pub fn redis_installed(tools: &[&str]) -> bool {
+    for tool in tools {
+        let installed = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            assert!(
+                std::env::var("RULEGATE_REDIS").as_deref() != Ok("required"),
+                "RULEGATE_REDIS=required but {tool} is not installed"
+            );
+            eprintln!("skipping: {tool} is not installed (apt-get install redis-server)");
+            return false;
+        }
+    }
+    true
 }
 
 impl Drop for Redis {
@@ -176,6 +187,84 @@ pub fn signed_get(path: &str, host: &str, id: &str, secret: &str) -> Vec<u8> {
     let h = keypair_headers(id, secret);
     let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
     request("GET", path, host, &h, b"")
+}
+
+// ---------------------------------------------------------------------------------------------
+// JD Cloud's signed vector request (tests/vectors/jdcloud.json), for nonce replays
+// ---------------------------------------------------------------------------------------------
+
+/// JD's vector request (signed by the vendor's SDK in 2024) and a policy that accepts it (the
+/// provider's clock skew widened so the old date still passes). Its service is `users`.
+pub struct JdVector {
+    policy: String,
+    secret: String,
+    pub signed: Vec<u8>,
+}
+
+impl JdVector {
+    pub fn load() -> JdVector {
+        let vectors: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/jdcloud.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let v = &vectors[0];
+        let policy = format!(
+            r#"service users {{
+    dialect jdcloud
+    hosts "*"
+    app sdk {{
+        key "{}"
+        secret file "sdk.secret"
+    }}
+    auth jd jd-signature {{ clock skew 3650d }}
+    route GET "/v1/users" {{
+        auth jd
+        mock 200 text "ok"
+    }}
+}}
+"#,
+            v["ak"].as_str().unwrap()
+        );
+        let url = v["url"].as_str().unwrap();
+        let rest = url.split_once("://").unwrap().1;
+        let (host, target) = rest.split_at(rest.find('/').unwrap());
+        let headers: Vec<(&str, &str)> = v["headers_out"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+            .collect();
+        JdVector {
+            policy,
+            secret: v["sk"].as_str().unwrap().to_string(),
+            signed: request("GET", target, host, &headers, b""),
+        }
+    }
+
+    /// A gateway serving the vector's policy, started with `extra` options.
+    pub fn gateway(&self, extra: &[&str]) -> (TempDir, Gateway) {
+        let dir = TempDir::new();
+        dir.write("users.policy", &self.policy);
+        dir.write("sdk.secret", &self.secret);
+        let gw = Gateway::start_with(dir.path(), extra);
+        (dir, gw)
+    }
+
+    /// The signed request passes at `a`; replayed to `b`, JD's 403 row.
+    pub fn spend_then_replay(&self, a: &Gateway, b: &Gateway) {
+        let r = a.send(&self.signed);
+        expect_status(&r, 200);
+        assert_eq!(r.body_str(), "ok");
+        assert_jdcloud(
+            &b.send(&self.signed),
+            403,
+            "HTTP_FORBIDDEN",
+            "No Resource Permission",
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
