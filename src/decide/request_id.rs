@@ -40,6 +40,15 @@ impl RequestId {
         RequestId(Repr::Given(id.into()))
     }
 
+    /// The 128 bits of an id the gateway made; `None` for one taken from a header (a new
+    /// trace's id and the gateway's span id are made from these: see [`crate::request::trace`]).
+    pub fn made_bits(&self) -> Option<u128> {
+        match &self.0 {
+            Repr::Hex(digits) => u128::from_str_radix(digits, 16).ok(),
+            Repr::Given(_) => None,
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Hex(digits) => digits,
@@ -105,6 +114,7 @@ mod tests {
             0x0123_4567_89ab_cdef_0011_2233_4455_6677,
         ] {
             assert_eq!(RequestId::from_u128(n).as_str(), format!("{n:032x}"));
+            assert_eq!(RequestId::from_u128(n).made_bits(), Some(n));
         }
     }
 
@@ -114,5 +124,6 @@ mod tests {
         assert_eq!(id, "trace-42");
         assert_eq!(format!("{id} {id:?}"), "trace-42 \"trace-42\"");
         assert_ne!(RequestId::random(), RequestId::random());
+        assert_eq!(RequestId::given("abcdef").made_bits(), None);
     }
 }
