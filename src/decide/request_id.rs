@@ -14,7 +14,9 @@ pub struct RequestId(Repr);
 
 #[derive(Clone, PartialEq, Eq)]
 enum Repr {
-    Hex(ArrayString<32>),
+    /// The digits, and the number they spell (high and low halves), so that a trace made
+    /// from the id's bits does not parse them back.
+    Hex(ArrayString<32>, [u64; 2]),
     Given(Arc<str>),
 }
 
@@ -27,7 +29,7 @@ impl RequestId {
         for i in 0..32 {
             out.push(HEX[((n >> (124 - 4 * i)) & 0xf) as usize] as char);
         }
-        RequestId(Repr::Hex(out))
+        RequestId(Repr::Hex(out, [(n >> 64) as u64, n as u64]))
     }
 
     /// A fresh random id.
@@ -44,14 +46,14 @@ impl RequestId {
     /// trace's id and the gateway's span id are made from these: see [`crate::request::trace`]).
     pub fn made_bits(&self) -> Option<u128> {
         match &self.0 {
-            Repr::Hex(digits) => u128::from_str_radix(digits, 16).ok(),
+            Repr::Hex(_, [high, low]) => Some(u128::from(*high) << 64 | u128::from(*low)),
             Repr::Given(_) => None,
         }
     }
 
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            Repr::Hex(digits) => digits,
+            Repr::Hex(digits, _) => digits,
             Repr::Given(id) => id,
         }
     }

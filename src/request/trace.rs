@@ -85,33 +85,40 @@ impl TraceContext {
 
     /// The trace id as 32 lower-case hex digits.
     pub fn trace_hex(&self) -> ArrayString<32> {
-        let mut out = ArrayString::new();
-        push_hex(&mut out, self.trace_id, 32);
-        out
+        let mut out = [0u8; 32];
+        hex_into(&mut out, &self.trace_id.to_be_bytes());
+        ArrayString::from_byte_string(&out).unwrap_or_default()
     }
 
     /// The backend's `traceparent`: version 00, this trace, the gateway's span as parent.
+    /// Written into a buffer byte by byte: it goes on every forward.
     pub fn traceparent(&self) -> HeaderValue {
-        let mut out = ArrayString::<55>::new();
-        out.push_str("00-");
-        push_hex(&mut out, self.trace_id, 32);
-        out.push('-');
-        push_hex(&mut out, u128::from(self.span_id), 16);
-        out.push_str(if self.sampled { "-01" } else { "-00" });
-        HeaderValue::from_str(&out).unwrap_or(HeaderValue::from_static(""))
+        let mut out = [0u8; 55];
+        out[..3].copy_from_slice(b"00-");
+        hex_into(&mut out[3..35], &self.trace_id.to_be_bytes());
+        out[35] = b'-';
+        hex_into(&mut out[36..52], &self.span_id.to_be_bytes());
+        out[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
+        HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static(""))
     }
 }
 
-/// The last `digits` hex digits of `n`, lower-case, appended to `out`.
-fn push_hex<const N: usize>(out: &mut ArrayString<N>, n: u128, digits: u32) {
+/// `bytes` as lower-case hex digits, two a byte, into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..digits).rev() {
-        out.push(HEX[((n >> (4 * i)) & 0xf) as usize] as char);
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
 }
 
 /// The request's `traceparent`, if it carries exactly one valid one.
 pub fn incoming(headers: &HeaderMap) -> Option<Parent> {
+    // Most requests carry none: a few names compared cost less than hashing this one (which
+    // every request would pay); a larger map is asked directly.
+    if headers.keys_len() <= 8 && !headers.keys().any(|k| *k == TRACEPARENT) {
+        return None;
+    }
     let mut lines = headers.get_all(TRACEPARENT).iter();
     let value = lines.next()?;
     if lines.next().is_some() {

@@ -595,9 +595,18 @@ impl<'a> Record<'a> {
             other = self.client.to_string();
             &other
         };
+        // a new trace's id is usually the request id's digits: no need to write them again
+        let hex;
+        let trace = match self.request_id.made_bits() == Some(self.trace.trace_id) {
+            true => self.request_id.as_str(),
+            false => {
+                hex = self.trace.trace_hex();
+                hex.as_str()
+            }
+        };
         gw.access_log.write(&super::access_log::Line {
             request_id: &self.request_id,
-            trace: &self.trace.trace_hex(),
+            trace,
             client,
             peer: &self.conn.peer_text,
             method: self.method.as_str(),

@@ -138,8 +138,8 @@ struct Sender {
 impl Sender {
     async fn run(mut self, mut spans: mpsc::Receiver<Span>) {
         let mut batch: Vec<Span> = Vec::with_capacity(BATCH);
-        // a batch that failed once, to be tried again at the next tick
-        let mut retry: Option<Vec<Span>> = None;
+        // a batch that failed once, encoded, and its span count: tried again at the next tick
+        let mut retry: Option<(bytes::Bytes, usize)> = None;
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -156,21 +156,21 @@ impl Sender {
             if !full {
                 continue;
             }
-            if let Some(again) = retry.take() {
-                if let Err(e) = self.post(&again).await {
-                    self.counters
-                        .failed
-                        .fetch_add(again.len() as u64, Ordering::Relaxed);
-                    self.warn(&e, again.len(), false);
+            if let Some((body, n)) = retry.take() {
+                if let Err(e) = self.post(body, n).await {
+                    self.counters.failed.fetch_add(n as u64, Ordering::Relaxed);
+                    self.warn(&e, n, false);
                 }
             }
             if batch.is_empty() {
                 continue;
             }
-            let sent = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            if let Err(e) = self.post(&sent).await {
-                self.warn(&e, sent.len(), true);
-                retry = Some(sent);
+            let body = bytes::Bytes::from(prost::Message::encode_to_vec(&request(&batch)));
+            let n = batch.len();
+            batch.clear();
+            if let Err(e) = self.post(body.clone(), n).await {
+                self.warn(&e, n, true);
+                retry = Some((body, n));
             }
         }
     }
@@ -189,9 +189,8 @@ impl Sender {
         tracing::warn!(url = %self.url, spans, "OTLP export failed ({then}): {e}");
     }
 
-    /// POST one batch, within [`POST_TIMEOUT`].
-    async fn post(&self, spans: &[Span]) -> Result<(), String> {
-        let body = prost::Message::encode_to_vec(&request(spans));
+    /// POST one encoded batch of `spans` spans, within [`POST_TIMEOUT`].
+    async fn post(&self, body: bytes::Bytes, spans: usize) -> Result<(), String> {
         let deadline = Instant::now() + POST_TIMEOUT;
         let addr = tokio::time::timeout_at(deadline, resolve(&self.target))
             .await
@@ -230,7 +229,7 @@ impl Sender {
         }
         self.counters
             .exported
-            .fetch_add(spans.len() as u64, Ordering::Relaxed);
+            .fetch_add(spans as u64, Ordering::Relaxed);
         Ok(())
     }
 }
