@@ -627,7 +627,10 @@ impl<'a> Record<'a> {
                 route: self.route.clone(),
                 service: self.service.clone(),
                 method: self.method.clone(),
-                path: format!("{path}{cut}").into(),
+                path: match cut {
+                    "" => path.into(),
+                    _ => format!("{path}{cut}").into(),
+                },
                 host: facts.host.clone(),
                 status,
                 step: facts.step,

@@ -165,7 +165,7 @@ impl Sender {
             if batch.is_empty() {
                 continue;
             }
-            let body = bytes::Bytes::from(prost::Message::encode_to_vec(&request(&batch)));
+            let body = bytes::Bytes::from(encode(&batch));
             let n = batch.len();
             batch.clear();
             if let Err(e) = self.post(body.clone(), n).await {
@@ -245,49 +245,66 @@ async fn resolve(target: &HttpTarget) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{} has no address", target.host))
 }
 
-/// The `ExportTraceServiceRequest` for a batch: one resource (`service.name = rulegate`), one
-/// scope, the spans.
-fn request(spans: &[Span]) -> proto::ExportTraceServiceRequest {
-    proto::ExportTraceServiceRequest {
-        resource_spans: vec![proto::ResourceSpans {
-            resource: Some(proto::Resource {
-                attributes: vec![text("service.name", "rulegate")],
-                dropped_attributes_count: 0,
-            }),
-            scope_spans: vec![proto::ScopeSpans {
-                scope: Some(proto::InstrumentationScope {
-                    name: "rulegate".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                }),
-                spans: spans.iter().map(Span::encode).collect(),
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
+/// The `ExportTraceServiceRequest` for a batch, encoded: one resource (`service.name =
+/// rulegate`), one scope, the spans. The three enclosing messages are framed by hand around
+/// the spans, each encoded once: `prost` would work out every nested length again at each
+/// level above it.
+fn encode(spans: &[Span]) -> Vec<u8> {
+    use prost::encoding::{encode_key, encode_varint, WireType};
+    use prost::Message;
+    let field = |n: u32, body: &[u8], out: &mut Vec<u8>| {
+        encode_key(n, WireType::LengthDelimited, out);
+        encode_varint(body.len() as u64, out);
+        out.extend_from_slice(body);
+    };
+    // ScopeSpans: scope = 1, spans = 2
+    let mut scope_spans = Vec::with_capacity(64 + spans.len() * 512);
+    let scope = proto::InstrumentationScope {
+        name: "rulegate".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    encode_key(1, WireType::LengthDelimited, &mut scope_spans);
+    let _ = scope.encode_length_delimited(&mut scope_spans);
+    for span in spans {
+        encode_key(2, WireType::LengthDelimited, &mut scope_spans);
+        let _ = span.encode().encode_length_delimited(&mut scope_spans);
     }
+    // ResourceSpans: resource = 1, scope_spans = 2
+    let mut resource_spans = Vec::with_capacity(scope_spans.len() + 64);
+    let resource = proto::Resource {
+        attributes: vec![text("service.name", "rulegate")],
+        dropped_attributes_count: 0,
+    };
+    encode_key(1, WireType::LengthDelimited, &mut resource_spans);
+    let _ = resource.encode_length_delimited(&mut resource_spans);
+    field(2, &scope_spans, &mut resource_spans);
+    // ExportTraceServiceRequest: resource_spans = 1
+    let mut out = Vec::with_capacity(resource_spans.len() + 8);
+    field(1, &resource_spans, &mut out);
+    out
 }
 
-fn text(key: &str, value: &str) -> proto::KeyValue {
+fn text(key: &'static str, value: &str) -> proto::KeyValue {
     proto::KeyValue {
-        key: key.into(),
+        key: bytes::Bytes::from_static(key.as_bytes()),
         value: Some(proto::AnyValue {
             value: Some(proto::Value::Text(value.into())),
         }),
     }
 }
 
-fn int(key: &str, value: i64) -> proto::KeyValue {
+fn int(key: &'static str, value: i64) -> proto::KeyValue {
     proto::KeyValue {
-        key: key.into(),
+        key: bytes::Bytes::from_static(key.as_bytes()),
         value: Some(proto::AnyValue {
             value: Some(proto::Value::Int(value)),
         }),
     }
 }
 
-fn double(key: &str, value: f64) -> proto::KeyValue {
+fn double(key: &'static str, value: f64) -> proto::KeyValue {
     proto::KeyValue {
-        key: key.into(),
+        key: bytes::Bytes::from_static(key.as_bytes()),
         value: Some(proto::AnyValue {
             value: Some(proto::Value::Double(value)),
         }),
@@ -351,8 +368,10 @@ impl Span {
 
 /// The OTLP v1 messages rulegate writes, with opentelemetry-proto's field numbers. Fields it
 /// never sets (events, links, dropped counts but the resource's) are left out: protobuf
-/// readers take an absent field as its default.
+/// readers take an absent field as its default. The three enclosing messages are framed by
+/// hand (`encode`); they are declared for the tests, which decode what it writes.
 pub mod proto {
+    #[cfg(test)]
     /// `opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest`
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ExportTraceServiceRequest {
@@ -360,6 +379,7 @@ pub mod proto {
         pub resource_spans: Vec<ResourceSpans>,
     }
 
+    #[cfg(test)]
     /// `opentelemetry.proto.trace.v1.ResourceSpans`
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ResourceSpans {
@@ -380,6 +400,7 @@ pub mod proto {
         pub dropped_attributes_count: u32,
     }
 
+    #[cfg(test)]
     /// `opentelemetry.proto.trace.v1.ScopeSpans`
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ScopeSpans {
@@ -446,8 +467,10 @@ pub mod proto {
     /// `opentelemetry.proto.common.v1.KeyValue`
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct KeyValue {
-        #[prost(string, tag = "1")]
-        pub key: String,
+        /// A `string` in the schema: the same bytes on the wire, without an allocation for
+        /// the constant keys rulegate writes.
+        #[prost(bytes = "bytes", tag = "1")]
+        pub key: bytes::Bytes,
         #[prost(message, optional, tag = "2")]
         pub value: Option<AnyValue>,
     }
@@ -515,7 +538,7 @@ mod tests {
             code: "APIG.0201",
             upstream_us: Some(1500),
         };
-        let encoded = prost::Message::encode_to_vec(&request(std::slice::from_ref(&span)));
+        let encoded = encode(&[span.clone(), span]);
         let decoded: proto::ExportTraceServiceRequest =
             prost::Message::decode(encoded.as_slice()).unwrap();
         let s = &decoded.resource_spans[0].scope_spans[0].spans[0];
@@ -526,8 +549,19 @@ mod tests {
         assert_eq!(s.name, "GET /a");
         assert_eq!(s.kind, proto::SPAN_KIND_SERVER);
         assert_eq!(s.status.as_ref().unwrap().code, proto::STATUS_CODE_ERROR);
-        let keys: Vec<&str> = s.attributes.iter().map(|a| a.key.as_str()).collect();
-        assert!(keys.contains(&"rulegate.code"), "{keys:?}");
-        assert!(keys.contains(&"rulegate.upstream.duration_ms"), "{keys:?}");
+        assert_eq!(decoded.resource_spans[0].scope_spans[0].spans.len(), 2);
+        let resource = decoded.resource_spans[0].resource.as_ref().unwrap();
+        assert_eq!(&resource.attributes[0].key[..], b"service.name");
+        let scope = decoded.resource_spans[0].scope_spans[0]
+            .scope
+            .as_ref()
+            .unwrap();
+        assert_eq!(scope.name, "rulegate");
+        let keys: Vec<&[u8]> = s.attributes.iter().map(|a| &a.key[..]).collect();
+        assert!(keys.contains(&&b"rulegate.code"[..]), "{keys:?}");
+        assert!(
+            keys.contains(&&b"rulegate.upstream.duration_ms"[..]),
+            "{keys:?}"
+        );
     }
 }
