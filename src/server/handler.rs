@@ -618,7 +618,9 @@ impl<'a> Record<'a> {
             latency_us: elapsed.as_micros() as u64,
             upstream_us: upstream_us.unwrap_or(0),
         });
-        if let (Some(otlp), Some(facts)) = (&gw.otlp, &self.span) {
+        // a client's trace it does not sample is not recorded here either (parent-based)
+        let exported = self.span.as_ref().filter(|_| self.trace.sampled);
+        if let (Some(otlp), Some(facts)) = (&gw.otlp, exported) {
             let end = super::access_log::unix_micros().max(0) as u64 * 1000;
             otlp.push(super::otlp::Span {
                 trace: self.trace,

@@ -273,6 +273,18 @@ fn spans_arrive_at_a_real_otlp_receiver_without_secrets_and_a_stuck_one_never_de
     let (start, end) = (forwarded["start"].as_u64(), forwarded["end"].as_u64());
     assert!(start.unwrap() > 0 && start <= end, "{forwarded}");
 
+    // a trace the client does not sample is not exported (the refused request's span below
+    // is queued after it: had it been exported, it would be there first)
+    let unsampled = "00-11111111111111111111111111111111-00f067aa0ba902b7-00";
+    let r = gw.send(&request(
+        "GET",
+        "/api/items",
+        "shop.test",
+        &[("traceparent", unsampled)],
+        b"",
+    ));
+    expect_status(&r, 200);
+
     // refused by a check, with Huawei's code: a new trace, the request id's
     let r = gw.send(&request("GET", "/private", "shop.test", &[], b""));
     expect_status(&r, 403);
@@ -289,6 +301,15 @@ fn spans_arrive_at_a_real_otlp_receiver_without_secrets_and_a_stuck_one_never_de
     assert!(refused["attributes"]
         .get("rulegate.upstream.duration_ms")
         .is_none());
+    let traces: Vec<String> = receiver
+        .spans()
+        .iter()
+        .map(|s| s["trace_id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        !traces.contains(&unsampled[3..35].to_string()),
+        "{traces:?}"
+    );
 
     // unrouted, with an API key in the query and credentials in a header
     let r = gw.send(&request(
