@@ -15,7 +15,9 @@
 #
 # Knobs: CALLGRIND_SECONDS=10 (wrk -d), CALLGRIND_CONNECTIONS=8 (wrk -c),
 #        CALLGRIND_PORT=18492, CALLGRIND_BACKEND_PORT=18493 (the /data backend, a tiny nginx),
-#        CALLGRIND_OUT=target/callgrind.out (kept for callgrind_annotate).
+#        CALLGRIND_OUT=target/callgrind.out (kept for callgrind_annotate),
+#        CALLGRIND_SERVE_ARGS='' (more `serve` options, split on spaces: e.g. the span export
+#        with the /data backend as its sink, "--otlp http://127.0.0.1:18493/data").
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,7 +55,7 @@ if [[ "$URL_PATH" == /data* ]]; then
 fi
 
 BENCH_SIGNING_SECRET=bench-signing-secret valgrind --tool=callgrind --callgrind-out-file="$OUT" \
-    "$RULEGATE" serve "$TMP/policy" --listen "127.0.0.1:$PORT" 2>"$TMP/serve.log" &
+    "$RULEGATE" serve "$TMP/policy" --listen "127.0.0.1:$PORT" ${CALLGRIND_SERVE_ARGS:-} 2>"$TMP/serve.log" &
 SERVER=$!
 PIDS+=($SERVER)
 for _ in $(seq 120); do

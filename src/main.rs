@@ -158,6 +158,10 @@ enum Command {
         /// the limit's `on store error` applies.
         #[arg(long, default_value = "200ms", value_parser = parse_duration, requires = "redis")]
         redis_timeout: std::time::Duration,
+        /// Export one span per request over OTLP/HTTP (binary protobuf) to this URL, e.g.
+        /// http://127.0.0.1:4318/v1/traces; batched, and never delaying a request.
+        #[arg(long, value_name = "URL")]
+        otlp: Option<String>,
     },
     /// Run the policy tests (`.tests` files beside the policies) on the engine `serve` runs.
     /// Exit 0 all passed, 1 a failure, 2 nothing was tested.
@@ -417,6 +421,7 @@ fn main() -> ExitCode {
             state,
             redis,
             redis_timeout,
+            otlp,
         } => {
             let opts = rulegate::server::Options {
                 policy_dir,
@@ -440,6 +445,7 @@ fn main() -> ExitCode {
                     urls: redis,
                     timeout: redis_timeout,
                 }),
+                otlp,
             };
             match rulegate::server::run(opts) {
                 Ok(()) => ExitCode::SUCCESS,

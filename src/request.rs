@@ -1,6 +1,6 @@
 //! The request as every stage sees it: its head ([`RequestHead`]: method, target, host,
-//! headers, the peer), the client behind any trusted proxies ([`Client`]), and the
-//! percent-decoding of its parts.
+//! headers, the peer), the client behind any trusted proxies ([`Client`]), the
+//! percent-decoding of its parts, and its W3C trace context ([`TraceContext`]).
 //!
 //! It sits below the pieces that read a request — `auth` verifies a head, `decide` runs the
 //! pipeline over one, `server`, `explain` and `test` build one — so that none of them has to
@@ -9,6 +9,8 @@
 
 pub mod client;
 pub mod head;
+pub mod trace;
 
 pub use client::{canonical_ip, Client};
 pub use head::{Arrival, HostFrom, RequestHead};
+pub use trace::TraceContext;

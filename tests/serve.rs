@@ -69,5 +69,7 @@ mod throttles;
 mod timeouts;
 #[path = "serve/tls.rs"]
 mod tls;
+#[path = "serve/traces.rs"]
+mod traces;
 #[path = "serve/websocket.rs"]
 mod websocket;

@@ -69,6 +69,9 @@ pub struct Decision {
     /// on every forward, with an authorizer or not).
     pub authorizer_context: Option<Vec<(String, String)>>,
     pub trace: Vec<Step>,
+    /// The W3C trace the request belongs to and the gateway's span in it: what the backend
+    /// receives as `traceparent`, the access line's `trace` (see [`crate::request::trace`]).
+    pub trace_context: crate::request::TraceContext,
     /// The index in the route's program of the check that ended the pipeline (refused, or
     /// asked for the body); `None` when routing decided or every check passed. Policy tests
     /// measure coverage of the program's rejection branches with it.
@@ -209,6 +212,7 @@ impl Decision {
             response_headers: Vec::new(),
             authorizer_context: None,
             trace: Vec::new(),
+            trace_context: Default::default(),
             check: None,
             policy: None,
             custom: None,
@@ -256,7 +260,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         let head = self.head;
         // An ambiguous host selects no service: the default dialect refuses it.
         if let Some(conflict) = head.host_conflict() {
-            self.d.request_id = self.request_id(None);
+            self.identify(None);
             return Err(self.fail(Phase::Sanity, conflict, Reason::BadRequest));
         }
         let host = head.host.map(normalize_host);
@@ -265,7 +269,7 @@ impl<'a, 'r> Pipeline<'a, 'r> {
         if let Some(s) = service {
             self.d.dialect = s.dialect;
         }
-        self.d.request_id = self.request_id(service);
+        self.identify(service);
         let host = self.sanity(service, host)?;
         self.routing(service_index.zip(service), &host)
     }
@@ -490,6 +494,18 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             self.cors_headers(route);
         }
         Ok(routed)
+    }
+
+    /// The request's id and its trace context. A new trace reuses the bits of the id the
+    /// gateway made; an id taken from a header is the client's, so the env makes another one
+    /// for the trace (random in `serve`, the next in sequence in `explain` and `test`).
+    fn identify(&mut self, service: Option<&Service>) {
+        self.d.request_id = self.request_id(service);
+        let bits = match self.d.request_id.made_bits() {
+            Some(bits) => bits,
+            None => self.env.request_id().made_bits().unwrap_or(1),
+        };
+        self.d.trace_context = crate::request::TraceContext::of(self.head.headers, bits);
     }
 
     fn request_id(&self, service: Option<&Service>) -> RequestId {

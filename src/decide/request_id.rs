@@ -14,7 +14,9 @@ pub struct RequestId(Repr);
 
 #[derive(Clone, PartialEq, Eq)]
 enum Repr {
-    Hex(ArrayString<32>),
+    /// The digits, and the number they spell (high and low halves), so that a trace made
+    /// from the id's bits does not parse them back.
+    Hex(ArrayString<32>, [u64; 2]),
     Given(Arc<str>),
 }
 
@@ -27,7 +29,7 @@ impl RequestId {
         for i in 0..32 {
             out.push(HEX[((n >> (124 - 4 * i)) & 0xf) as usize] as char);
         }
-        RequestId(Repr::Hex(out))
+        RequestId(Repr::Hex(out, [(n >> 64) as u64, n as u64]))
     }
 
     /// A fresh random id.
@@ -40,9 +42,18 @@ impl RequestId {
         RequestId(Repr::Given(id.into()))
     }
 
+    /// The 128 bits of an id the gateway made; `None` for one taken from a header (a new
+    /// trace's id and the gateway's span id are made from these: see [`crate::request::trace`]).
+    pub fn made_bits(&self) -> Option<u128> {
+        match &self.0 {
+            Repr::Hex(_, [high, low]) => Some(u128::from(*high) << 64 | u128::from(*low)),
+            Repr::Given(_) => None,
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            Repr::Hex(digits) => digits,
+            Repr::Hex(digits, _) => digits,
             Repr::Given(id) => id,
         }
     }
@@ -105,6 +116,7 @@ mod tests {
             0x0123_4567_89ab_cdef_0011_2233_4455_6677,
         ] {
             assert_eq!(RequestId::from_u128(n).as_str(), format!("{n:032x}"));
+            assert_eq!(RequestId::from_u128(n).made_bits(), Some(n));
         }
     }
 
@@ -114,5 +126,6 @@ mod tests {
         assert_eq!(id, "trace-42");
         assert_eq!(format!("{id} {id:?}"), "trace-42 \"trace-42\"");
         assert_ne!(RequestId::random(), RequestId::random());
+        assert_eq!(RequestId::given("abcdef").made_bits(), None);
     }
 }

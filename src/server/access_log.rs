@@ -55,6 +55,8 @@ impl Clock {
 /// One request, as logged.
 pub struct Line<'a> {
     pub request_id: &'a str,
+    /// The W3C trace id (32 hex digits): the client's, or the gateway's new trace.
+    pub trace: &'a str,
     /// The client's address as text; the peer's `address:port`.
     pub client: &'a str,
     pub peer: &'a str,
@@ -101,6 +103,8 @@ impl AccessLog {
             clock.write(b, now_us);
             b.push_str(r#"","level":"INFO","request_id":""#);
             json(b, l.request_id);
+            b.push_str(r#"","trace":""#);
+            b.push_str(l.trace);
             b.push_str(r#"","client":""#);
             json(b, l.client);
             b.push_str(r#"","peer":""#);
@@ -125,6 +129,8 @@ impl AccessLog {
             clock.write(b, now_us);
             b.push_str("  INFO access: request_id=");
             b.push_str(l.request_id);
+            b.push_str(" trace=");
+            b.push_str(l.trace);
             b.push_str(" client=");
             b.push_str(l.client);
             b.push_str(" peer=");

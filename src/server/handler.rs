@@ -129,7 +129,8 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         // 499 line.
         let account = |d: &Decision| {
             if pending.record.is_none() {
-                pending.record = Some(Record::new(&snap, d, &parts, target, &conn));
+                let exporting = gw.otlp.is_some();
+                pending.record = Some(Record::new(&snap, d, &parts, target, &conn, exporting));
             }
         };
         effects(&gw, &env, &mut drive, &mut client, account).await;
@@ -183,7 +184,10 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     if debug {
         debug_latencies(response.headers_mut(), started, upstream_us);
     }
-    if let Some(record) = pending.record.take() {
+    if let Some(mut record) = pending.record.take() {
+        if let Some(span) = &mut record.span {
+            span.step = deciding_step(&snap, &decision, upstream_us.is_some());
+        }
         record.write(&gw, response.status().as_u16(), code, started, upstream_us);
     }
     response
@@ -494,6 +498,7 @@ fn header_name(name: &str) -> Option<http::HeaderName> {
 /// can: it is built for every request.
 struct Record<'a> {
     request_id: crate::decide::RequestId,
+    trace: crate::request::TraceContext,
     dialect: crate::vocab::Dialect,
     client: crate::decide::Client,
     conn: &'a Conn,
@@ -501,6 +506,30 @@ struct Record<'a> {
     target: &'a str,
     service: Option<Arc<str>>,
     route: Option<Arc<str>>,
+    /// What only the span needs, with `--otlp`.
+    span: Option<SpanFacts>,
+}
+
+/// What a request's span has besides its access line.
+struct SpanFacts {
+    /// The host the client asked for (at most 255 bytes).
+    host: Option<Box<str>>,
+    /// The pipeline step that decided.
+    step: &'static str,
+}
+
+/// The pipeline step that decided a request, for its span: the check that refused it (or
+/// asked for its body), routing when no route was found, else the route's action.
+fn deciding_step(snap: &crate::compile::Snapshot, d: &Decision, forwarded: bool) -> &'static str {
+    match (d.service, d.route, d.check) {
+        (Some(s), Some(r), Some(i)) => snap.services[s].routes[r]
+            .program
+            .get(i)
+            .map_or("action", |c| c.phase().name()),
+        (_, None, _) => "routing",
+        _ if forwarded && matches!(d.outcome, Outcome::Reject(_)) => "upstream",
+        _ => "action",
+    }
 }
 
 impl<'a> Record<'a> {
@@ -510,9 +539,11 @@ impl<'a> Record<'a> {
         parts: &http::request::Parts,
         target: &'a str,
         conn: &'a Conn,
+        exporting: bool,
     ) -> Record<'a> {
         Record {
             request_id: d.request_id.clone(),
+            trace: d.trace_context,
             dialect: d.dialect,
             client: d.client_ip,
             conn,
@@ -523,6 +554,12 @@ impl<'a> Record<'a> {
                 (Some(s), Some(r)) => Some(snap.services[s].routes[r].label.clone()),
                 _ => None,
             },
+            span: exporting.then(|| SpanFacts {
+                host: request_host(parts)
+                    .filter(|h| h.len() <= 255)
+                    .map(Into::into),
+                step: "-",
+            }),
         }
     }
 
@@ -558,8 +595,18 @@ impl<'a> Record<'a> {
             other = self.client.to_string();
             &other
         };
+        // a new trace's id is usually the request id's digits: no need to write them again
+        let hex;
+        let trace = match self.request_id.made_bits() == Some(self.trace.trace_id) {
+            true => self.request_id.as_str(),
+            false => {
+                hex = self.trace.trace_hex();
+                hex.as_str()
+            }
+        };
         gw.access_log.write(&super::access_log::Line {
             request_id: &self.request_id,
+            trace,
             client,
             peer: &self.conn.peer_text,
             method: self.method.as_str(),
@@ -571,6 +618,28 @@ impl<'a> Record<'a> {
             latency_us: elapsed.as_micros() as u64,
             upstream_us: upstream_us.unwrap_or(0),
         });
+        // a client's trace it does not sample is not recorded here either (parent-based)
+        let exported = self.span.as_ref().filter(|_| self.trace.sampled);
+        if let (Some(otlp), Some(facts)) = (&gw.otlp, exported) {
+            let end = super::access_log::unix_micros().max(0) as u64 * 1000;
+            otlp.push(super::otlp::Span {
+                trace: self.trace,
+                start_unix_ns: end.saturating_sub(elapsed.as_nanos() as u64),
+                end_unix_ns: end,
+                route: self.route.clone(),
+                service: self.service.clone(),
+                method: self.method.clone(),
+                path: match cut {
+                    "" => path.into(),
+                    _ => format!("{path}{cut}").into(),
+                },
+                host: facts.host.clone(),
+                status,
+                step: facts.step,
+                code,
+                upstream_us,
+            });
+        }
     }
 }
 

@@ -82,6 +82,8 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
     /// canonical reason (snake case) → count
     upstream_errors: DashMap<String, AtomicU64>,
+    /// The span exporter's counts, with `--otlp`.
+    pub otlp: std::sync::OnceLock<Arc<super::otlp::Counters>>,
 }
 
 impl Metrics {
@@ -258,7 +260,32 @@ impl Metrics {
         out.push_str("# TYPE rulegate_snapshot_version gauge\n");
         let _ = writeln!(out, "rulegate_snapshot_version {version}");
         Self::render_backends(&mut out, backends);
+        if let Some(otlp) = self.otlp.get() {
+            Self::render_otlp(&mut out, otlp);
+        }
         out
+    }
+
+    /// The span exporter's counters: spans sent, dropped (the queue was full) and failed.
+    fn render_otlp(out: &mut String, c: &super::otlp::Counters) {
+        for (name, help, n) in [
+            (
+                "exported",
+                "Spans the OTLP collector accepted.",
+                &c.exported,
+            ),
+            (
+                "dropped",
+                "Spans dropped because the export queue was full.",
+                &c.dropped,
+            ),
+            ("failed", "Spans whose export failed twice.", &c.failed),
+        ] {
+            let _ = writeln!(out, "# HELP rulegate_otlp_spans_{name}_total {help}");
+            let _ = writeln!(out, "# TYPE rulegate_otlp_spans_{name}_total counter");
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "rulegate_otlp_spans_{name}_total {n}");
+        }
     }
 }
 

@@ -15,6 +15,7 @@ mod health;
 mod idle;
 mod malformed;
 mod metrics;
+mod otlp;
 mod pool;
 mod proxy;
 pub use proxy::{planned_upstream, sign, upstream_headers};
@@ -62,6 +63,8 @@ pub struct Options {
     pub redis: Option<crate::limits::redis::Options>,
     /// PEM roots trusted for `https://` backends and authorizers, besides the system's.
     pub backend_ca: Option<PathBuf>,
+    /// Export one span per request over OTLP/HTTP to this URL (see `otlp`).
+    pub otlp: Option<String>,
 }
 
 /// HTTPS termination.
@@ -91,6 +94,8 @@ pub struct Gateway {
     watch_status: Mutex<reload::WatchStatus>,
     metrics: metrics::Metrics,
     access_log: access_log::AccessLog,
+    /// The span exporter, with `--otlp`.
+    otlp: Option<otlp::Exporter>,
     /// The body timeout, and the coarse timer that also keeps the header and idle timeouts.
     bodies: client_body::Clock,
 }
@@ -444,6 +449,16 @@ impl Gateway {
     fn new(opts: &Options, snapshot: Snapshot) -> Result<Gateway, String> {
         let stores = Stores::open(opts.state.as_deref(), opts.redis.as_ref())?;
         let client_tls = tls::client_config(opts.backend_ca.as_deref())?;
+        let metrics = metrics::Metrics::default();
+        let otlp = match &opts.otlp {
+            Some(url) => {
+                let exporter = otlp::Exporter::start(url, client_tls.clone())?;
+                let _ = metrics.otlp.set(exporter.counters.clone());
+                tracing::info!(otlp = %url, "exporting a span per request");
+                Some(exporter)
+            }
+            None => None,
+        };
         Ok(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             policy_dir: opts.policy_dir.clone(),
@@ -458,8 +473,9 @@ impl Gateway {
                 last_error: None,
             }),
             watch_status: Mutex::new(reload::WatchStatus::default()),
-            metrics: metrics::Metrics::default(),
+            metrics,
             access_log: access_log::AccessLog::new(opts.log_json),
+            otlp,
             bodies: client_body::Clock {
                 timer: header_timer::HeaderTimer::start(header_timer::HeaderTimer::tick_for(
                     opts.header_timeout.min(opts.body_timeout),

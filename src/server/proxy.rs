@@ -11,6 +11,7 @@ use super::Gateway;
 use crate::compile::{canonical_ip, Backend, HttpTarget, Snapshot};
 use crate::decide::{Decision, ForwardPlan};
 use crate::dialect::Reason;
+use crate::request::trace::{tracestate, TRACEPARENT, TRACESTATE};
 use crate::upstream::health::Attempted;
 use crate::upstream::state::{replayable, retryable, InFlight, Pick, Settled, Upstreams};
 use http::header::{self, HeaderName, HeaderValue};
@@ -475,7 +476,9 @@ pub fn planned_upstream(
 /// The headers a backend receives: the client's, minus hop-by-hop headers, the forwarding
 /// headers (written anew), the request-id header (the gateway's id) and every
 /// `X-Authorizer-*` header (only an authorizer's answer sets those); then the authorizer's
-/// context, `Host` (the target's authority), `X-Forwarded-*`, the id and the hop count.
+/// context, `Host` (the target's authority), `X-Forwarded-*`, the id, the hop count and the
+/// trace context (`traceparent` with the gateway's span as parent; the client's `tracestate`
+/// when its trace is continued: see [`crate::request::trace`]).
 /// Public so that the fuzz target can check what a forward would send without a socket.
 pub fn upstream_headers(
     d: &Decision,
@@ -559,17 +562,25 @@ pub fn upstream_headers(
     set(&mut headers, X_FORWARDED_HOST, original_host);
     set(&mut headers, id_name, &d.request_id);
     headers.insert(HOPS_HEADER, hops_value(hops + 1));
+    // the gateway's span as the backend's parent; the client's state only with its trace
+    let trace = &d.trace_context;
+    headers.insert(TRACEPARENT, trace.traceparent());
+    if let Some(state) = trace.continued().then(|| tracestate(client)).flatten() {
+        headers.insert(TRACESTATE, state);
+    }
     headers
 }
 
 /// The headers [`upstream_headers`] writes anew, whatever the client sent.
-static REPLACED: [HeaderName; 6] = [
+static REPLACED: [HeaderName; 8] = [
     header::HOST,
     header::TRANSFER_ENCODING,
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,
     X_FORWARDED_HOST,
     HOPS_HEADER,
+    TRACEPARENT,
+    TRACESTATE,
 ];
 
 /// The hop count as a header value; those below the loop limit without formatting one.

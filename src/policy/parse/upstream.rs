@@ -28,10 +28,11 @@ const GATEWAY_HEADERS: [&str; 9] = [
 ];
 
 /// Headers the gateway writes on every forward, whatever a mapping says: the forwarding
-/// chain, the request-id headers of the three dialects and the loop guard's hop count. A
+/// chain, the request-id headers of the three dialects, the loop guard's hop count and the
+/// W3C trace context (a mapped `traceparent` would forge the gateway's span). A
 /// backend trusts them to come from the gateway. (Each dialect's profile names its request-id
 /// header; a test in `dialect/profile.rs` checks this list against them.)
-pub const FORWARDING_HEADERS: [&str; 8] = [
+pub const FORWARDING_HEADERS: [&str; 10] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
@@ -40,6 +41,8 @@ pub const FORWARDING_HEADERS: [&str; 8] = [
     "x-request-id",
     "x-jdcloud-request-id",
     "x-rulegate-hops",
+    "traceparent",
+    "tracestate",
 ];
 
 /// The prefix of an external authorizer's context headers: a backend trusts them to come from
