@@ -313,3 +313,38 @@ fn copy_dir(from: &str, to: &std::path::Path) {
         }
     }
 }
+
+/// A careless operator: a policy set that does not exist, or does not compile, is exit 2 with
+/// the reason — never a report of changes.
+#[test]
+fn a_missing_or_broken_policy_set_is_exit_2() {
+    let missing = Command::new(env!("CARGO_BIN_EXE_rulegate"))
+        .args(["diff", "policies", "/nonexistent/rulegate-policies"])
+        .output()
+        .expect("run rulegate");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(missing.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.starts_with("rulegate: "), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/rulegate-policies"),
+        "{stderr}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("rulegate-diff-broken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("s.policy"), "service s {\n    dialect huawei\n").unwrap();
+    let broken = Command::new(env!("CARGO_BIN_EXE_rulegate"))
+        .args(["diff", "policies"])
+        .arg(&dir)
+        .output()
+        .expect("run rulegate");
+    assert_eq!(broken.status.code(), Some(2));
+    assert!(broken.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(
+        stderr.ends_with("rulegate: the policy does not compile (NEW)\n"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

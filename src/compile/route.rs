@@ -127,9 +127,12 @@ impl RouteCx<'_> {
         self.place(cx, r, &methods, &stage_indices, index);
         self.route_spans.push(r.path.span);
         let route_label: Arc<str> = route_label.into();
-        *self.label_uses.entry(route_label.clone()).or_insert(0) += 1;
+        let uses = self.label_uses.entry(route_label.clone()).or_insert(0);
+        let nth = *uses;
+        *uses += 1;
         self.routes.push(Route {
             label: route_label,
+            nth,
             location,
             methods,
             template: template.clone(),

@@ -165,6 +165,9 @@ impl StageSelector {
 pub struct Route {
     /// `GET POST /orders/{id}`; shared, so logs and metrics take it without copying.
     pub label: std::sync::Arc<str>,
+    /// How many routes of its service before it carry the same label (another stage's): the
+    /// `#n` of its rates' counter ids and of its identity in `rulegate diff`.
+    pub nth: u32,
     /// `shop.policy:20:5`
     pub location: String,
     pub methods: Vec<Method>,

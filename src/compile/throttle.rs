@@ -138,11 +138,7 @@ impl<'a> Throttles<'a> {
                 );
                 continue;
             }
-            let apps = def.except.iter().filter_map(|(who, _)| match &who.value {
-                ExceptWho::App(app) => Some(app),
-                ExceptWho::Ip(_) => None,
-            });
-            for (app, found) in apps.zip(&def.app_found) {
+            for (app, found) in def.except_apps().zip(&def.app_found) {
                 if !found {
                     let services: Vec<&str> = def.bound_in.iter().map(String::as_str).collect();
                     diags.push(

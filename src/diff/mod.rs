@@ -110,17 +110,24 @@ impl RouteId {
     /// Route `index` of `s`: its label, with ` #2`, ` #3`… for a later route of the same
     /// label (another stage's).
     pub fn of(s: &Service, index: usize) -> RouteId {
-        let label = &s.routes[index].label;
-        let nth = s.routes[..index]
-            .iter()
-            .filter(|r| r.label == *label)
-            .count();
+        let r = &s.routes[index];
         RouteId {
             service: s.name.to_string(),
-            label: match nth {
-                0 => label.to_string(),
-                n => format!("{label} #{}", n + 1),
+            label: match r.nth {
+                0 => r.label.to_string(),
+                n => format!("{} #{}", r.label, n + 1),
             },
+        }
+    }
+
+    /// Whether route `r` of `s` is this one (no allocation: `rulegate diff` asks per change).
+    fn is(&self, s: &Service, r: &Route) -> bool {
+        if *s.name != *self.service {
+            return false;
+        }
+        match r.nth {
+            0 => *r.label == *self.label,
+            n => self.label.strip_prefix(&*r.label) == Some(&*format!(" #{}", n + 1)),
         }
     }
 }

@@ -18,6 +18,10 @@ use crate::decide::{
 use crate::vocab::{Dialect, Method, ParamLocation, Segment};
 use std::net::IpAddr;
 
+/// How many candidates a route's witness search tries at most (plus a cross-origin one and
+/// one of another method).
+const MOST_CANDIDATES: usize = 200;
+
 /// 2026-01-01T00:00:00Z: the clock every witness is decided at.
 const NOW_MS: i64 = 1_767_225_600_000;
 
@@ -236,15 +240,16 @@ fn candidates(old: &Snapshot, new: &Snapshot, id: &RouteId) -> Vec<Witness> {
             }
         }
     }
-    let mut out = Vec::new();
-    for peer in peers {
-        for values in &variants {
-            if let Some(w) = build(snap, s, r, values, peer) {
-                out.push(w);
-            }
-        }
-    }
-    out.truncate(200);
+    let Some(at) = Place::of(snap, s, r) else {
+        return Vec::new();
+    };
+    let pairs = peers
+        .iter()
+        .flat_map(|peer| variants.iter().map(move |v| (*peer, v)));
+    let mut out: Vec<Witness> = pairs
+        .take(MOST_CANDIDATES)
+        .map(|(peer, values)| build(s, r, &at, values, peer))
+        .collect();
     // where the dialect (or a CORS rule) decides: a cross-origin request, another method
     if let Some(w) = out.first().cloned() {
         let mut cross = w.clone();
@@ -269,8 +274,8 @@ fn route_in<'s>(
     id: &RouteId,
 ) -> Option<(&'s Snapshot, &'s Service, &'s Route)> {
     let s = snap.services.iter().find(|s| *s.name == id.service)?;
-    let index = (0..s.routes.len()).find(|&i| RouteId::of(s, i) == *id)?;
-    Some((snap, s, &s.routes[index]))
+    let r = s.routes.iter().find(|r| id.is(s, r))?;
+    Some((snap, s, r))
 }
 
 /// Each parameter (by location and name, once) at the first value its type admits.
@@ -366,22 +371,12 @@ fn peers(routes: &[&Route]) -> Vec<IpAddr> {
 /// One candidate: the route's host, stage, method and path, these parameter values, signed
 /// as one of its apps if rulegate can sign for its provider.
 fn build(
-    snap: &Snapshot,
     s: &Service,
     r: &Route,
+    at: &Place,
     params: &[(&ParamCheck, Option<String>)],
     peer: IpAddr,
-) -> Option<Witness> {
-    let host = host_of(snap, s)?;
-    let https_only = r
-        .program
-        .iter()
-        .any(|c| matches!(c, Check::Protocol(p) if !p.0.contains(&crate::vocab::Protocol::Http)));
-    let scheme = if https_only { "https" } else { "http" };
-    let method = match r.methods.iter().find(|m| **m != Method::Any) {
-        Some(m) => m.name().to_string(),
-        None => "GET".to_string(),
-    };
+) -> Witness {
     let value = |location: ParamLocation, name: &str| {
         params
             .iter()
@@ -390,14 +385,12 @@ fn build(
     };
     let mut path = String::new();
     let mut headers: Vec<(String, String)> = Vec::new();
-    let index = s.routes.iter().position(|x| std::ptr::eq(x, r))?;
-    let stage = super::stages_by_route(s)[index]
-        .first()
-        .map(|n| n.to_string());
-    match &s.stages {
-        StageSelector::Path { .. } => path.push_str(&format!("/{}", stage?)),
-        StageSelector::Header { header, .. } => headers.push((header.clone(), stage?)),
-        StageSelector::None => {}
+    match (&s.stages, &at.stage) {
+        (StageSelector::Path { .. }, Some(stage)) => path.push_str(&format!("/{stage}")),
+        (StageSelector::Header { header, .. }, Some(stage)) => {
+            headers.push((header.clone(), stage.clone()))
+        }
+        _ => {}
     }
     for seg in &r.template.segments {
         let piece = match seg {
@@ -443,10 +436,10 @@ fn build(
     if s.dialect == Dialect::Huawei {
         headers.push(("X-Apig-Mode".into(), "debug".into()));
     }
-    headers.push(("Host".into(), host.clone()));
+    headers.push(("Host".into(), at.host.clone()));
     let mut w = Witness {
-        method,
-        url: format!("{scheme}://{host}{path}"),
+        method: at.method.clone(),
+        url: format!("{}://{}{path}", at.scheme, at.host),
         headers,
         body,
         client_ip: peer,
@@ -454,7 +447,42 @@ fn build(
         unsigned: None,
     };
     sign(s, r, &mut w);
-    Some(w)
+    w
+}
+
+/// Where every candidate for a route goes: a host that selects its service, a stage that
+/// publishes it, its protocol and its first method. Found once per route.
+struct Place {
+    host: String,
+    scheme: &'static str,
+    method: String,
+    stage: Option<String>,
+}
+
+impl Place {
+    /// `None` when no host selects the service, or no stage publishes the route.
+    fn of(snap: &Snapshot, s: &Service, r: &Route) -> Option<Place> {
+        let https_only = r.program.iter().any(
+            |c| matches!(c, Check::Protocol(p) if !p.0.contains(&crate::vocab::Protocol::Http)),
+        );
+        let method = match r.methods.iter().find(|m| **m != Method::Any) {
+            Some(m) => m.name().to_string(),
+            None => "GET".to_string(),
+        };
+        let stage = match s.stages {
+            StageSelector::None => None,
+            _ => {
+                let index = s.routes.iter().position(|x| std::ptr::eq(x, r))?;
+                Some(super::stages_by_route(s)[index].first()?.to_string())
+            }
+        };
+        Some(Place {
+            host: host_of(snap, s)?,
+            scheme: if https_only { "https" } else { "http" },
+            method,
+            stage,
+        })
+    }
 }
 
 /// A host that selects the service: its first exact host, else one of its wildcards'.
