@@ -5,10 +5,7 @@
 
 mod support;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
 use rulegate::compile::Snapshot;
-use rulegate::decide::{decide, render_response, RequestHead, VirtualEnv};
-use std::net::IpAddr;
 
 #[derive(serde::Deserialize)]
 struct Vector {
@@ -76,26 +73,7 @@ fn call(
     body: &str,
     now_ms: i64,
 ) -> (u16, Vec<(String, String)>, String) {
-    let mut map = HeaderMap::new();
-    for (k, v) in headers {
-        map.append(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    let head = RequestHead {
-        method,
-        target,
-        host: Some("api.example.com"),
-        host_from: Default::default(),
-        headers: &map,
-        peer: IpAddr::from([127, 0, 0, 1]),
-        tls: false,
-        client_cert: false,
-        body: Some(body.as_bytes()),
-    };
-    let d = decide(snap, &head, &VirtualEnv::new(now_ms));
-    let r = render_response(&d).expect("answered directly");
+    let r = support::answered(snap, method, target, headers, Some(body.as_bytes()), now_ms);
     let mut headers = r.headers.clone();
     // the request id is the env's; its presence and name are what the row documents
     for (k, v) in &mut headers {

@@ -3,10 +3,7 @@
 
 mod support;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
 use rulegate::compile::Snapshot;
-use rulegate::decide::{decide, render_response, RequestHead, VirtualEnv};
-use std::net::IpAddr;
 
 #[derive(serde::Deserialize)]
 struct Vector {
@@ -46,26 +43,7 @@ fn millis(http_date: &str) -> i64 {
 
 /// (status, body) of a GET with these headers at this time.
 fn call(snap: &Snapshot, path: &str, headers: &[(&str, &str)], now_ms: i64) -> (u16, String) {
-    let mut map = HeaderMap::new();
-    for (k, v) in headers {
-        map.append(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    let head = RequestHead {
-        method: "GET",
-        target: path,
-        host: Some("api.example.com"),
-        host_from: Default::default(),
-        headers: &map,
-        peer: IpAddr::from([127, 0, 0, 1]),
-        tls: false,
-        client_cert: false,
-        body: None,
-    };
-    let d = decide(snap, &head, &VirtualEnv::new(now_ms));
-    let r = render_response(&d).expect("answered directly");
+    let r = support::answered(snap, "GET", path, headers, None, now_ms);
     (r.status, String::from_utf8(r.body.to_vec()).unwrap())
 }
 

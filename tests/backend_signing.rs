@@ -12,6 +12,9 @@
 //! CI sets `RULEGATE_INTEROP=required`; without it, a machine lacking the Python packages
 //! skips this test with a notice.
 
+#[path = "support/prereq.rs"]
+mod prereq;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -21,14 +24,6 @@ use std::time::{Duration, Instant};
 
 const SECRET: &str = "backend-signing-secret";
 const KEY: &str = "rulegate-orders";
-
-fn python_has_the_sdk() -> bool {
-    Command::new("python3")
-        .args(["-c", "import apigateway_sdk_python"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -219,12 +214,14 @@ fn signed_headers(h: &[(String, String)]) -> String {
 
 #[test]
 fn the_backend_receives_the_predicted_request_and_huaweis_verifier_accepts_its_signature() {
-    if !python_has_the_sdk() {
-        assert!(
-            std::env::var("RULEGATE_INTEROP").as_deref() != Ok("required"),
-            "RULEGATE_INTEROP=required but python3 lacks apigateway-sdk-python"
-        );
-        eprintln!("skipping: pip install apigateway-sdk-python to run it");
+    let found = prereq::python_imports("apigateway_sdk_python");
+    let how = "pip install apigateway-sdk-python";
+    if !prereq::present(
+        found,
+        "RULEGATE_INTEROP",
+        "python3's apigateway-sdk-python",
+        how,
+    ) {
         return;
     }
     let ports = [free_port(), free_port(), free_port()];

@@ -12,6 +12,9 @@
 #[path = "serve/common.rs"]
 mod common;
 
+#[path = "support/prereq.rs"]
+mod prereq;
+
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,15 +49,6 @@ async function probe(name, path, init) {
 })();
 </script></body></html>
 "#;
-
-fn chromium_installed() -> bool {
-    Command::new("chromium")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// Answer one connection of the page server with the page.
 fn answer_page(mut stream: TcpStream, page: &str) {
@@ -115,12 +109,13 @@ fn dump_dom(url: &str) -> String {
 
 #[test]
 fn a_browser_reads_refusals_on_a_cors_route_and_passes_the_preflight_of_an_any_route() {
-    if !chromium_installed() {
-        assert!(
-            std::env::var("RULEGATE_BROWSER").as_deref() != Ok("required"),
-            "RULEGATE_BROWSER=required but chromium is not installed"
-        );
-        eprintln!("skipping the browser test: apt-get install chromium to run it");
+    let found = prereq::runs("chromium");
+    if !prereq::present(
+        found,
+        "RULEGATE_BROWSER",
+        "chromium",
+        "apt-get install chromium",
+    ) {
         return;
     }
     // The page's origin must be known to the policy, and the gateway's address to the page.

@@ -5,6 +5,9 @@
 //! The validator is a Python package: CI (`.ci/run`) installs it and sets
 //! `RULEGATE_INTEROP=required`; elsewhere a machine without it skips that test with a notice.
 
+#[path = "support/prereq.rs"]
+mod prereq;
+
 use rulegate::check::Check;
 use rulegate::compile::{compile, ProcessSecrets, Snapshot};
 use rulegate::export::openapi;
@@ -28,18 +31,14 @@ fn document(snap: &Snapshot, name: &str) -> Value {
 }
 
 fn validator_installed() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import openapi_spec_validator"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("RULEGATE_INTEROP").as_deref() != Ok("required"),
-            "RULEGATE_INTEROP=required but python3 lacks openapi-spec-validator"
-        );
-        eprintln!("skipping: pip install openapi-spec-validator to validate the documents");
-    }
-    ok
+    let found = prereq::python_imports("openapi_spec_validator");
+    let how = "pip install openapi-spec-validator";
+    prereq::present(
+        found,
+        "RULEGATE_INTEROP",
+        "python3's openapi-spec-validator",
+        how,
+    )
 }
 
 #[test]

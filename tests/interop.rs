@@ -6,19 +6,14 @@
 //! CI (`.ci/run`) installs the Python packages and sets `RULEGATE_INTEROP=required`; without
 //! that, a machine lacking them skips this test with a notice rather than failing.
 
+#[path = "support/prereq.rs"]
+mod prereq;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn python_has_the_libraries() -> bool {
-    Command::new("python3")
-        .args(["-c", "import jwt, apigateway_sdk_python, jdcloud_apim_sdk"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -38,14 +33,10 @@ impl Drop for Child {
 
 #[test]
 fn vendor_clients_are_accepted_and_tampering_gets_the_documented_rows() {
-    if !python_has_the_libraries() {
-        assert!(
-            std::env::var("RULEGATE_INTEROP").as_deref() != Ok("required"),
-            "RULEGATE_INTEROP=required but python3 lacks PyJWT / apigateway-sdk-python / jdcloud-apim-sdk"
-        );
-        eprintln!(
-            "skipping interop: pip install PyJWT cryptography apigateway-sdk-python to run it"
-        );
+    let found = prereq::python_imports("jwt, apigateway_sdk_python, jdcloud_apim_sdk");
+    let what = "python3's PyJWT / apigateway-sdk-python / jdcloud-apim-sdk";
+    let how = "pip install PyJWT cryptography apigateway-sdk-python jdcloud-apim-sdk";
+    if !prereq::present(found, "RULEGATE_INTEROP", what, how) {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

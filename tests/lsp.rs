@@ -6,26 +6,17 @@
 //! CI (`.ci/run`) installs pytest-lsp and sets `RULEGATE_LSP=required`; without that, a
 //! machine lacking it skips this test with a notice rather than failing.
 
+#[path = "support/prereq.rs"]
+mod prereq;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn python_has_pytest_lsp() -> bool {
-    Command::new("python3")
-        .args(["-c", "import pytest_lsp, pytest"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn a_real_lsp_client_gets_diagnostics_hover_definitions_completion_and_formatting() {
-    if !python_has_pytest_lsp() {
-        assert!(
-            std::env::var("RULEGATE_LSP").as_deref() != Ok("required"),
-            "RULEGATE_LSP=required but python3 lacks pytest-lsp"
-        );
-        eprintln!("skipping the language server test: pip install pytest-lsp==0.4.3 to run it");
+    let found = prereq::python_imports("pytest_lsp, pytest");
+    let how = "pip install pytest-lsp==0.4.3 pygls==1.3.1 lsprotocol==2023.0.1";
+    if !prereq::present(found, "RULEGATE_LSP", "python3's pytest-lsp", how) {
         return;
     }
     // The server only reads the workspace; the test writes nothing there either.

@@ -6,6 +6,8 @@
 
 #[path = "serve/common.rs"]
 mod common;
+#[path = "support/prereq.rs"]
+mod prereq;
 
 #[path = "serve/api_keys.rs"]
 mod api_keys;

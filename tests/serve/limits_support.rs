@@ -86,23 +86,10 @@ impl Redis {
 /// Whether every one of `tools` (`redis-server`, `redis-cli`) runs: false (the test skips)
 /// when one is missing, unless `RULEGATE_REDIS=required` (CI), where it fails the test.
 pub fn redis_installed(tools: &[&str]) -> bool {
-    for tool in tools {
-        let installed = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var("RULEGATE_REDIS").as_deref() != Ok("required"),
-                "RULEGATE_REDIS=required but {tool} is not installed"
-            );
-            eprintln!("skipping: {tool} is not installed (apt-get install redis-server)");
-            return false;
-        }
-    }
-    true
+    let how = "apt-get install redis-server";
+    tools
+        .iter()
+        .all(|tool| crate::prereq::present(crate::prereq::runs(tool), "RULEGATE_REDIS", tool, how))
 }
 
 impl Drop for Redis {

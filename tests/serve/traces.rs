@@ -158,21 +158,12 @@ impl Receiver {
     /// Start `otlp_receiver.py` on a free loopback port; `None` when python3 or
     /// opentelemetry-proto is missing.
     fn start(dir: &TempDir) -> Option<Receiver> {
-        let has = Command::new("python3")
-            .args([
-                "-c",
-                "import opentelemetry.proto.collector.trace.v1.trace_service_pb2",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !has {
-            assert!(
-                std::env::var("RULEGATE_INTEROP").as_deref() != Ok("required"),
-                "RULEGATE_INTEROP=required but python3 lacks opentelemetry-proto"
-            );
-            eprintln!("skipping the OTLP export test: pip install opentelemetry-proto to run it");
+        let found = crate::prereq::python_imports(
+            "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
+        );
+        let what = "python3's opentelemetry-proto";
+        let how = "pip install opentelemetry-proto";
+        if !crate::prereq::present(found, "RULEGATE_INTEROP", what, how) {
             return None;
         }
         let script = concat!(

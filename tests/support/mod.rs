@@ -53,3 +53,36 @@ pub fn apps(keys: &[(&str, &str)]) -> (String, HashMap<String, String>) {
     }
     (text, secrets)
 }
+
+/// What rulegate answers itself to a request for `api.example.com` from 127.0.0.1 at
+/// `now_ms` (panics on a forward): the signature suites' one way of sending.
+pub fn answered(
+    snap: &Snapshot,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    now_ms: i64,
+) -> rulegate::decide::Response {
+    use http::{HeaderMap, HeaderName, HeaderValue};
+    let mut map = HeaderMap::new();
+    for (k, v) in headers {
+        map.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let head = rulegate::decide::RequestHead {
+        method,
+        target,
+        host: Some("api.example.com"),
+        host_from: Default::default(),
+        headers: &map,
+        peer: std::net::IpAddr::from([127, 0, 0, 1]),
+        tls: false,
+        client_cert: false,
+        body,
+    };
+    let d = rulegate::decide::decide(snap, &head, &rulegate::decide::VirtualEnv::new(now_ms));
+    rulegate::decide::render_response(&d).expect("answered directly")
+}
