@@ -6,8 +6,8 @@
 //! compared in constant time. Failures are APIG.0303 with Huawei's documented details.
 
 use super::sig::{
-    carries_body, decode_hex, encode, format_sdk_date, hex, join_pairs, parse_sdk_date,
-    percent_decode, query_pairs, signature_refusal as refuse,
+    carries_body, decode_hex, encode_byte, encode_into, format_sdk_date, hex, hex32,
+    parse_sdk_date, percent_decode_cow, query_pairs, signature_refusal as refuse,
 };
 use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
@@ -15,8 +15,10 @@ use crate::dialect::Reason;
 use crate::auth::{Provider, ServiceView};
 use crate::request::RequestHead;
 use crate::policy::ast::{AuthItem, Spanned};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
+use std::borrow::Cow;
 
 pub const SCHEME: &str = "SDK-HMAC-SHA256";
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
@@ -106,26 +108,35 @@ fn sign(_: Option<(&Provider, &Config)>, s: &mut Signing<'_>) -> Result<(), Stri
 /// (`yyyymmddThhmmssZ`): the signed headers are read from `head`, the body is represented by
 /// its hash `payload`. `rulegate test`'s signer and backend signing
 /// (`crate::upstream::sign`) both sign with it, so they build what [`verify`] checks.
-pub fn authorization(
+pub fn authorization<S: AsRef<str>>(
     head: &RequestHead<'_>,
     (key, secret): (&str, &[u8]),
-    signed: &[String],
+    signed: &[S],
     date: &str,
     payload: &str,
 ) -> String {
     let canonical = canonical_request(head, signed, payload);
-    let to_sign = format!(
-        "{SCHEME}\n{date}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
-    let signature = hex(&super::sig::hmac_sha256(secret, to_sign.as_bytes()));
-    let mut names: Vec<&str> = signed.iter().map(String::as_str).collect();
+    let mut mac = super::sig::keyed_hmac(secret);
+    string_to_sign(&mut mac, date, &canonical);
+    let signature = hex(&mac.finalize().into_bytes());
+    let mut names: SmallVec<[&str; 8]> = signed.iter().map(AsRef::as_ref).collect();
     names.sort_unstable();
     names.dedup();
     format!(
         "{SCHEME} Access={key}, SignedHeaders={}, Signature={signature}",
         names.join(";")
     )
+}
+
+/// The string to sign, `SDK-HMAC-SHA256 \n date \n hex(SHA-256(canonical request))`, fed to
+/// `mac` piece by piece rather than written out first.
+fn string_to_sign(mac: &mut hmac::Hmac<Sha256>, date: &str, canonical: &str) {
+    let digest: [u8; 32] = Sha256::digest(canonical.as_bytes()).into();
+    mac.update(SCHEME.as_bytes());
+    mac.update(b"\n");
+    mac.update(date.as_bytes());
+    mac.update(b"\n");
+    mac.update(&hex32(&digest));
 }
 
 /// Whether verifying needs the body: it does unless the client declared the payload unsigned
@@ -210,9 +221,9 @@ pub fn verify(
     let Some((access, signed, signature)) = parse(authorization) else {
         return Err(refuse("authorization header format error"));
     };
-    let names: Vec<String> = signed
+    let names: SmallVec<[Cow<'_, str>; 8]> = signed
         .split(';')
-        .map(|n| n.trim().to_ascii_lowercase())
+        .map(|n| lower_case(n.trim()))
         .collect();
     if !names.iter().any(|n| n == "x-sdk-date") {
         return Err(refuse("x-sdk-date is not a signed header"));
@@ -238,28 +249,25 @@ pub fn verify(
     };
     let declared = head.header("x-sdk-content-sha256").map(str::trim);
     let body = head.body.unwrap_or_default();
-    let body_hash = || hex(&Sha256::digest(body));
     // Clients disagree on an empty UNSIGNED-PAYLOAD body (HW-4a vs HW-4b): accept both.
-    let payload_hashes: Vec<String> = match declared {
-        Some(UNSIGNED) if body.is_empty() => vec![UNSIGNED.to_string(), EMPTY_SHA256.to_string()],
-        Some(v) => vec![v.to_string()],
-        None => vec![body_hash()],
+    let hashed;
+    let (payload, other) = match declared {
+        Some(UNSIGNED) if body.is_empty() => (UNSIGNED, Some(EMPTY_SHA256)),
+        Some(v) => (v, None),
+        None if body.is_empty() => (EMPTY_SHA256, None),
+        None => {
+            hashed = hex(&Sha256::digest(body));
+            (hashed.as_str(), None)
+        }
+    };
+    let Some(secret) = &app.secret else {
+        return Err(refuse("the app has no secret to sign with"));
     };
     let mut first_canonical = None;
-    for payload in &payload_hashes {
+    for payload in std::iter::once(payload).chain(other) {
         let canonical = canonical_request(head, &names, payload);
-        let to_sign = format!(
-            "{SCHEME}\n{date}\n{}",
-            hex(&Sha256::digest(canonical.as_bytes()))
-        );
-        let Some(secret) = &app.secret else {
-            return Err(refuse("the app has no secret to sign with"));
-        };
-        let mut mac = match <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(&secret.0) {
-            Ok(m) => m,
-            Err(_) => return Err(refuse("app secret unusable")),
-        };
-        mac.update(to_sign.as_bytes());
+        let mut mac = super::sig::keyed_hmac(&secret.0);
+        string_to_sign(&mut mac, date, &canonical);
         if mac.verify_slice(&received).is_ok() {
             return Ok(Principal {
                 app: Some(app_index),
@@ -277,62 +285,144 @@ pub fn verify(
     )))
 }
 
+/// A signed header's name in lower case, copied only when it is not already.
+fn lower_case(name: &str) -> Cow<'_, str> {
+    match name.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => Cow::Owned(name.to_ascii_lowercase()),
+        false => Cow::Borrowed(name),
+    }
+}
+
 /// `Method \n CanonicalURI \n CanonicalQueryString \n CanonicalHeaders \n SignedHeaders \n PayloadHash`
-pub fn canonical_request(head: &RequestHead<'_>, signed: &[String], payload_hash: &str) -> String {
-    let mut names: Vec<&str> = signed.iter().map(String::as_str).collect();
+///
+/// Written into one buffer: every signed request is verified (or signed) through it, so the
+/// pieces are not built as strings of their own first.
+pub fn canonical_request<S: AsRef<str>>(
+    head: &RequestHead<'_>,
+    signed: &[S],
+    payload_hash: &str,
+) -> String {
+    let mut names: SmallVec<[&str; 8]> = signed.iter().map(AsRef::as_ref).collect();
     names.sort_unstable();
     names.dedup();
     let mut out = String::with_capacity(256);
-    out.push_str(&head.method.to_ascii_uppercase());
+    match head.method.bytes().any(|b| b.is_ascii_lowercase()) {
+        true => out.push_str(&head.method.to_ascii_uppercase()),
+        false => out.push_str(head.method),
+    }
     out.push('\n');
-    out.push_str(&canonical_uri(head.path()));
+    canonical_uri(&mut out, head.path());
     out.push('\n');
-    out.push_str(&canonical_query(head.query().unwrap_or("")));
+    canonical_query(&mut out, head.query().unwrap_or(""));
     out.push('\n');
     for name in &names {
-        let value = head
-            .headers
-            .get(*name)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string());
         out.push_str(name);
         out.push(':');
-        out.push_str(value.as_deref().unwrap_or(""));
+        if let Some(v) = head.headers.get(*name) {
+            match std::str::from_utf8(v.as_bytes()) {
+                Ok(v) => out.push_str(v.trim()),
+                Err(_) => out.push_str(String::from_utf8_lossy(v.as_bytes()).trim()),
+            }
+        }
         out.push('\n');
     }
     out.push('\n');
-    out.push_str(&names.join(";"));
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
     out.push('\n');
     out.push_str(payload_hash);
     out
 }
 
 /// Decode the path, encode each segment with only RFC 3986 unreserved characters literal, and
-/// end with `/`.
-fn canonical_uri(path: &str) -> String {
-    let decoded = percent_decode(path);
-    let mut uri: String = decoded
-        .split(|b| *b == b'/')
-        .map(encode)
-        .collect::<Vec<_>>()
-        .join("/");
-    if !uri.ends_with('/') {
-        uri.push('/');
+/// end with `/`; appended to `out`. (Each segment encoded and joined with `/` is the decoded
+/// path with every byte but `/` encoded: `/` is never an encoding's output.)
+fn canonical_uri(out: &mut String, path: &str) {
+    let decoded = percent_decode_cow(path);
+    for &b in decoded.iter() {
+        match b {
+            b'/' => out.push('/'),
+            _ => encode_byte(out, b),
+        }
     }
-    uri
+    if decoded.last() != Some(&b'/') {
+        out.push('/');
+    }
 }
 
-/// Keys and values `%XX`-decoded (a `+` stays a `+`), sorted by key then value, re-encoded.
-fn canonical_query(query: &str) -> String {
-    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = query_pairs(query)
-        .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+/// Keys and values `%XX`-decoded (a `+` stays a `+`), sorted by key then value, re-encoded;
+/// appended to `out`.
+fn canonical_query(out: &mut String, query: &str) {
+    let mut pairs: SmallVec<[(Cow<'_, [u8]>, Cow<'_, [u8]>); 8]> = query_pairs(query)
+        .map(|(k, v)| (percent_decode_cow(k), percent_decode_cow(v)))
         .collect();
     pairs.sort();
-    join_pairs(pairs.iter().map(|(k, v)| (encode(k), encode(v))))
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode_into(out, k);
+        out.push('=');
+        encode_into(out, v);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn canonical_uri(path: &str) -> String {
+        let mut out = String::new();
+        super::canonical_uri(&mut out, path);
+        out
+    }
+
+    fn canonical_query(query: &str) -> String {
+        let mut out = String::new();
+        super::canonical_query(&mut out, query);
+        out
+    }
+
+    /// The pieces as they were first written: each segment and pair a string of its own.
+    #[test]
+    fn canonical_pieces_are_written_as_the_segment_by_segment_forms_were() {
+        use crate::auth::sig::{encode, join_pairs, percent_decode};
+        let by_segment = |path: &str| {
+            let decoded = percent_decode(path);
+            let mut uri: String = decoded
+                .split(|b| *b == b'/')
+                .map(encode)
+                .collect::<Vec<_>>()
+                .join("/");
+            if !uri.ends_with('/') {
+                uri.push('/');
+            }
+            uri
+        };
+        let by_pair = |query: &str| {
+            let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = query_pairs(query)
+                .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+                .collect();
+            pairs.sort();
+            join_pairs(pairs.iter().map(|(k, v)| (encode(k), encode(v))))
+        };
+        for path in [
+            "", "/", "//", "/a", "a", "/a/", "/a//b", "/%2F", "/a%2f", "/%", "/%4", "/%zz/x",
+            "/j%C3%B6rg%20x/", "/é/ü", "/~-_./*!", "/%2F%2F/",
+        ] {
+            assert_eq!(canonical_uri(path), by_segment(path), "{path:?}");
+        }
+        for query in [
+            "", "&", "a", "a=", "=b", "b=2&a=1", "a=2&a=1&a", "%61=1&a=0", "x=%", "k=%zz&k=%2",
+            "q=a%2Bb%20c%2Fd&x=~*!", "tag=z&tag=a&empty=&k", "a=1+2", "é=ü&&z=%C3%A9",
+        ] {
+            assert_eq!(canonical_query(query), by_pair(query), "{query:?}");
+        }
+    }
 
     #[test]
     fn canonical_pieces() {

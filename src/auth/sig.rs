@@ -70,47 +70,133 @@ pub fn percent_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// [`percent_decode`], borrowing what has no `%` to decode.
+pub fn percent_decode_cow(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    match s.as_bytes().contains(&b'%') {
+        true => std::borrow::Cow::Owned(percent_decode(s)),
+        false => std::borrow::Cow::Borrowed(s.as_bytes()),
+    }
+}
+
 /// RFC 3986 encoding: unreserved characters as they are, every other byte `%XX` (upper case).
 /// By table rather than `format!`: signing and verifying encode every path segment and query
 /// pair of every signed request.
 pub fn encode(bytes: &[u8]) -> String {
-    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(bytes.len());
-    for &b in bytes {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(UPPER[usize::from(b >> 4)] as char);
-            out.push(UPPER[usize::from(b & 15)] as char);
-        }
-    }
+    encode_into(&mut out, bytes);
     out
+}
+
+/// [`encode`], appended to `out`.
+pub fn encode_into(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        encode_byte(out, b);
+    }
+}
+
+/// One byte of [`encode`].
+#[inline]
+pub fn encode_byte(out: &mut String, b: u8) {
+    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+        out.push(b as char);
+    } else {
+        out.push('%');
+        out.push(UPPER[usize::from(b >> 4)] as char);
+        out.push(UPPER[usize::from(b & 15)] as char);
+    }
 }
 
 /// Lower-case hex, by table (see [`encode`]).
 pub fn hex(bytes: &[u8]) -> String {
-    const LOWER: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        out.push(LOWER[usize::from(b >> 4)] as char);
-        out.push(LOWER[usize::from(b & 15)] as char);
+        let [high, low] = hex_pair(b);
+        out.push(high as char);
+        out.push(low as char);
     }
     out
 }
 
+/// A SHA-256 in lower-case hex, on the stack.
+pub fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&hex_pair(b));
+    }
+    out
+}
+
+#[inline]
+fn hex_pair(b: u8) -> [u8; 2] {
+    const LOWER: &[u8; 16] = b"0123456789abcdef";
+    [LOWER[usize::from(b >> 4)], LOWER[usize::from(b & 15)]]
+}
+
+/// Hex (either case) → bytes; `None` for an odd length or a pair that is not hex. A pair is
+/// read as `u8::from_str_radix(pair, 16)` reads it, so `+f` is 15, as it always was; by table
+/// rather than through `from_str_radix`, which every signed request's signature went through
+/// 32 times.
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
+    let mut out = Vec::with_capacity(s.len() / 2);
+    for pair in s.as_bytes().chunks_exact(2) {
+        let low = digit(pair[1])?;
+        out.push(match pair[0] {
+            b'+' => low,
+            high => digit(high)? << 4 | low,
+        });
+    }
+    Some(out)
 }
 
 /// `20191115T033655Z` → milliseconds since the epoch.
+///
+/// The form every client sends (sixteen bytes, a valid time) is read digit by digit; anything
+/// else goes through `strptime`, whose answer it is (`strptime` parses its format on every
+/// call: 1.6k instructions a signed request).
 pub fn parse_sdk_date(s: &str) -> Option<i64> {
+    if let Some(ms) = sdk_date_digits(s.as_bytes()) {
+        return Some(ms);
+    }
+    sdk_date_strptime(s)
+}
+
+/// `yyyymmddThhmmssZ` exactly, with a second below 60 and a date and time that exist.
+fn sdk_date_digits(b: &[u8]) -> Option<i64> {
+    let [y0, y1, y2, y3, mo0, mo1, d0, d1, b'T', h0, h1, mi0, mi1, s0, s1, b'Z'] = *b else {
+        return None;
+    };
+    let digits = [y0, y1, y2, y3, mo0, mo1, d0, d1, h0, h1, mi0, mi1, s0, s1];
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = |pair: &[u8]| pair.iter().fold(0i16, |n, d| n * 10 + i16::from(d - b'0'));
+    let dt = jiff::civil::DateTime::new(
+        n(&digits[0..4]),
+        n(&digits[4..6]) as i8,
+        n(&digits[6..8]) as i8,
+        n(&digits[8..10]) as i8,
+        n(&digits[10..12]) as i8,
+        n(&digits[12..14]) as i8,
+        0,
+    )
+    .ok()?;
+    let t = jiff::tz::Offset::UTC.to_timestamp(dt).ok()?;
+    Some(t.as_millisecond())
+}
+
+fn sdk_date_strptime(s: &str) -> Option<i64> {
     let dt = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", s).ok()?;
     Some(
         dt.to_zoned(jiff::tz::TimeZone::UTC)
@@ -148,12 +234,64 @@ fn push_digits(out: &mut String, n: i64, width: u32) {
 
 /// HMAC-SHA256 of `message` under `key`.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    use hmac::{Hmac, Mac};
-    let mut mac = <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(key)
-        .expect("HMAC takes any key length");
+    use hmac::Mac;
+    let mut mac = keyed_hmac(key);
     mac.update(message);
     mac.finalize().into_bytes().to_vec()
 }
+
+/// An HMAC-SHA256 keyed with `key`, ready for the message.
+///
+/// Keying HMAC hashes two blocks (the key padded and masked for the inner and the outer hash)
+/// whatever the message: two of the nine SHA-256 blocks of a signed Huawei request. The keys
+/// are few and fixed (an app's secret, a backend's signing key) and live in the compiled
+/// policy, so the keyed state is kept per thread and cloned: [`KEYED_SLOTS`] slots, chosen by
+/// the key's address (where the policy keeps it), each holding the key's bytes, which must
+/// equal the key asked for (compared in constant time) for its state to be used — so a key
+/// at an address that a reloaded policy freed and another key now occupies is never taken
+/// for the old one. A rotated key's copy stays in its slot until another key takes the slot:
+/// no longer than the freed policy's own copy stays in the heap, which is never zeroed either.
+pub fn keyed_hmac(key: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+    use std::cell::RefCell;
+    struct Keyed {
+        addr: usize,
+        key: Box<[u8]>,
+        mac: hmac::Hmac<sha2::Sha256>,
+    }
+    thread_local! {
+        static KEYED: RefCell<[Option<Keyed>; KEYED_SLOTS]> =
+            const { RefCell::new([const { None }; KEYED_SLOTS]) };
+    }
+    let new = || {
+        <hmac::Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(key)
+            .expect("HMAC takes any key length")
+    };
+    let addr = key.as_ptr() as usize;
+    // Fibonacci hashing of the address: allocations are 16-byte aligned
+    let slot = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % KEYED_SLOTS;
+    KEYED
+        .try_with(|slots| {
+            let Ok(mut slots) = slots.try_borrow_mut() else {
+                return new();
+            };
+            match &slots[slot] {
+                Some(k) if k.addr == addr && same(&k.key, key) => k.mac.clone(),
+                _ => {
+                    let mac = new();
+                    slots[slot] = Some(Keyed {
+                        addr,
+                        key: key.into(),
+                        mac: mac.clone(),
+                    });
+                    mac
+                }
+            }
+        })
+        .unwrap_or_else(|_| new())
+}
+
+/// How many keyed HMAC states [`keyed_hmac`] keeps per thread.
+const KEYED_SLOTS: usize = 64;
 
 /// Constant-time equality of two byte strings.
 pub fn same(a: &[u8], b: &[u8]) -> bool {
@@ -180,5 +318,93 @@ mod tests {
         for ms in [0, 951_782_400_000, 4_102_444_799_000] {
             assert_eq!(parse_sdk_date(&format_sdk_date(ms)), Some(ms));
         }
+    }
+
+    #[test]
+    fn sdk_dates_read_digit_by_digit_are_what_strptime_reads() {
+        let mut rng = fastrand::Rng::with_seed(17);
+        let mut cases: Vec<String> = vec![
+            "20191115T033655Z".into(),
+            "00000101T000000Z".into(),
+            "99991231T235959Z".into(),
+            "20240229T120000Z".into(),
+            "20230229T120000Z".into(),
+            "20191115T033660Z".into(),
+            "20191115T240000Z".into(),
+            "20191300T000000Z".into(),
+            "20191115t033655Z".into(),
+            "2019111ST033655Z".into(),
+            "+2019115T033655Z".into(),
+        ];
+        for _ in 0..20_000 {
+            let digit = |rng: &mut fastrand::Rng, max: u32| {
+                char::from_digit(rng.u32(0..=max), 10).unwrap()
+            };
+            let mut c = String::new();
+            for max in [9, 9, 9, 9, 1, 9, 3, 9] {
+                c.push(digit(&mut rng, max));
+            }
+            c.push('T');
+            for max in [2, 9, 6, 9, 6, 9] {
+                c.push(digit(&mut rng, max));
+            }
+            c.push('Z');
+            cases.push(c);
+        }
+        for c in &cases {
+            assert_eq!(parse_sdk_date(c), sdk_date_strptime(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn hex_decodes_as_from_str_radix_reads_each_pair() {
+        let old = |s: &str| -> Option<Vec<u8>> {
+            if s.len() % 2 != 0 {
+                return None;
+            }
+            (0..s.len())
+                .step_by(2)
+                .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .collect()
+        };
+        let chars = b"09afAFgG+- \xc3";
+        for &a in chars {
+            for &b in chars {
+                let pair = String::from_utf8_lossy(&[a, b]).into_owned();
+                for s in [pair.clone(), format!("0a{pair}"), format!("{pair}ff")] {
+                    assert_eq!(decode_hex(&s), old(&s), "{s:?}");
+                }
+            }
+        }
+        for s in ["", "0", "abc", "é", "éé", "++", "+", "00ff"] {
+            assert_eq!(decode_hex(s), old(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_keyed_hmac_is_the_hmac_of_its_key_whichever_keys_came_before() {
+        use hmac::Mac;
+        let fresh = |key: &[u8], m: &[u8]| {
+            let mut mac =
+                <hmac::Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(key).unwrap();
+            mac.update(m);
+            mac.finalize().into_bytes().to_vec()
+        };
+        // the same buffer rewritten in place: same address, other key
+        let mut key = b"first-secret".to_vec();
+        assert_eq!(hmac_sha256(&key, b"m"), fresh(b"first-secret", b"m"));
+        key.copy_from_slice(b"other-secret");
+        assert_eq!(hmac_sha256(&key, b"m"), fresh(b"other-secret", b"m"));
+        assert_eq!(hmac_sha256(&key[..5], b"m"), fresh(b"other", b"m"));
+        // many keys, more than the slots, asked again
+        let keys: Vec<Vec<u8>> = (0..200).map(|i| format!("k{i}").into_bytes()).collect();
+        for _ in 0..2 {
+            for k in &keys {
+                assert_eq!(hmac_sha256(k, b"msg"), fresh(k, b"msg"));
+            }
+        }
+        let long = vec![7u8; 200];
+        assert_eq!(hmac_sha256(&long, b"m"), fresh(&long, b"m"));
+        assert_eq!(hmac_sha256(b"", b"m"), fresh(b"", b"m"));
     }
 }
