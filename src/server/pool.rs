@@ -161,7 +161,10 @@ impl Pool {
         loop {
             let (mut sender, reused) = match self.checkout(to).await {
                 Some(sender) => (sender, true),
-                None => match self.connect(to, connect_timeout).await {
+                // boxed: a connection being made (TCP, TLS, hyper's handshake) is kilobytes of
+                // state that a request on a pooled connection never enters (see
+                // `handler::effects`)
+                None => match Box::pin(self.connect(to, connect_timeout)).await {
                     Ok(sender) => (sender, false),
                     Err(e) => return Err((e, Some(request))),
                 },
