@@ -134,8 +134,14 @@ struct Batched<'s> {
 impl<'s> Batched<'s> {
     fn rate(&mut self, rule: &'s RateRule, kind: LimitKind<'s>, value: &str) {
         let limit = rule.limit_for(value);
+        // `rate|<rule id>|<value>`, written out rather than formatted: on every limited request
+        let value_key = key_value(value);
+        let mut key = String::with_capacity(6 + rule.id.len() + value_key.len());
+        for piece in ["rate|", &rule.id, "|", &value_key] {
+            key.push_str(piece);
+        }
         self.counts.push(Count {
-            key: format!("rate|{}|{}", rule.id, key_value(value)),
+            key,
             limit: Limit::Rate {
                 limit,
                 period_ms: rule.period.millis(),

@@ -100,14 +100,22 @@ impl MemoryStore {
             Err(_) => true,
         };
         if commit {
+            // a key already held is written in place: no copy of it to make and free
             for (count, value) in counts.iter().zip(writes) {
                 match value {
-                    Value::Tat(tat) => c.tat.insert(count.key.clone(), tat).map(|_| ()),
-                    Value::Used { end_ms, used } => c
-                        .quota
-                        .insert(count.key.clone(), (end_ms, used))
-                        .map(|_| ()),
-                };
+                    Value::Tat(tat) => match c.tat.get_mut(&count.key) {
+                        Some(held) => *held = tat,
+                        None => {
+                            c.tat.insert(count.key.clone(), tat);
+                        }
+                    },
+                    Value::Used { end_ms, used } => match c.quota.get_mut(&count.key) {
+                        Some(held) => *held = (end_ms, used),
+                        None => {
+                            c.quota.insert(count.key.clone(), (end_ms, used));
+                        }
+                    },
+                }
             }
         } else {
             tallies.iter_mut().for_each(|t| t.remaining += 1);
