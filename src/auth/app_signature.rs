@@ -357,7 +357,8 @@ fn canonical_uri(out: &mut String, path: &str) {
 /// Keys and values `%XX`-decoded (a `+` stays a `+`), sorted by key then value, re-encoded;
 /// appended to `out`.
 fn canonical_query(out: &mut String, query: &str) {
-    let mut pairs: SmallVec<[(Cow<'_, [u8]>, Cow<'_, [u8]>); 8]> = query_pairs(query)
+    type Pair<'q> = (Cow<'q, [u8]>, Cow<'q, [u8]>);
+    let mut pairs: SmallVec<[Pair<'_>; 8]> = query_pairs(query)
         .map(|(k, v)| (percent_decode_cow(k), percent_decode_cow(v)))
         .collect();
     pairs.sort();

@@ -337,9 +337,8 @@ mod tests {
             "+2019115T033655Z".into(),
         ];
         for _ in 0..20_000 {
-            let digit = |rng: &mut fastrand::Rng, max: u32| {
-                char::from_digit(rng.u32(0..=max), 10).unwrap()
-            };
+            let digit =
+                |rng: &mut fastrand::Rng, max: u32| char::from_digit(rng.u32(0..=max), 10).unwrap();
             let mut c = String::new();
             for max in [9, 9, 9, 9, 1, 9, 3, 9] {
                 c.push(digit(&mut rng, max));
