@@ -21,6 +21,8 @@
 //! | 5 | `decide`, `contract` | the pure per-request pipeline over a `Snapshot`; each route's error contract, read off the same `Snapshot` |
 //! | 6 | `server`, `testing`, `import`, `export`, `diff`, `explain`, `lsp`, `main` | what runs the pipeline: the server, policy tests, the behaviour diff, the CLI, the language server |
 
+// pest_derive without `std` writes `alloc::` paths (see Cargo.toml).
+extern crate alloc;
 pub mod auth;
 pub mod check;
 pub mod compile;

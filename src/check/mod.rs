@@ -314,6 +314,8 @@ macro_rules! checks {
                 <$module::$ty as RouteCheck>::compile(route, b).into_iter().map(Check::$variant),
             );)*
             arrange(&mut program);
+            // kept for the snapshot's life: no spare capacity (100k routes would carry MBs)
+            program.shrink_to_fit();
             program
         }
     };
@@ -349,7 +351,7 @@ mod tests {
 
     fn rate(id: &str) -> Check {
         Check::Rate(rate::Rate {
-            rule: RateRule {
+            rule: Box::new(RateRule {
                 id: id.into(),
                 limit: 1,
                 period: Window::one(RatePeriod::Second),
@@ -358,7 +360,7 @@ mod tests {
                 on_store_error: StoreErrorPolicy::Allow,
                 throttle: None,
                 except: Vec::new(),
-            },
+            }),
             batch: Batch::Counted,
         })
     }

@@ -10,7 +10,9 @@ use std::fmt;
 
 #[derive(Debug)]
 pub struct Rate {
-    pub rule: RateRule,
+    /// Boxed: a rate is the largest check, and every check of every route is as large as the
+    /// largest (100k routes' programs carried it).
+    pub rule: Box<RateRule>,
     pub batch: Batch,
 }
 
@@ -45,7 +47,7 @@ impl RouteCheck for Rate {
             }
             if let Some(rule) = b.rate_rule(rate, n) {
                 out.push(Rate {
-                    rule,
+                    rule: Box::new(rule),
                     batch: Batch::Counted,
                 });
             }
@@ -55,7 +57,7 @@ impl RouteCheck for Rate {
             _ => None,
         });
         let throttled = b.throttle(bound).into_iter().map(|rule| Rate {
-            rule,
+            rule: Box::new(rule),
             batch: Batch::Counted,
         });
         out.extend(throttled);

@@ -113,7 +113,13 @@ impl TreeBuilder {
         let mut node = &mut self.root;
         for (i, s) in shape.iter().enumerate() {
             match s {
-                Shape::Literal(l) => node = node.literals.entry((*l).into()).or_default(),
+                Shape::Literal(l) => {
+                    // the name is copied only for a new child, not at every insertion
+                    if !node.literals.contains_key(*l) {
+                        node.literals.insert((*l).into(), BuildNode::default());
+                    }
+                    node = node.literals.get_mut(*l).expect("inserted above");
+                }
                 Shape::Var => node = node.var.get_or_insert_with(Default::default),
                 Shape::Rest => {
                     debug_assert_eq!(i + 1, shape.len());

@@ -32,6 +32,7 @@ codes! {
     UNKNOWN_KEYWORD = "E0003", "a statement starts with a word that is not a keyword here";
     MALFORMED = "E0004", "a known statement whose arguments do not parse";
     BAD_ESCAPE = "E0005", "a string has an invalid escape";
+    TOO_DEEP = "E0006", "blocks and JSON values nest too deeply";
     BAD_UNIT = "E0101", "a size or duration has a missing or unknown unit";
     OUT_OF_RANGE = "E0102", "a number is outside the range the statement allows";
     BAD_CIDR = "E0103", "an IP address or CIDR does not parse";

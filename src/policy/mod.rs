@@ -118,13 +118,55 @@ pub fn parse_texts(texts: Vec<(String, String, PathBuf)>) -> Loaded {
         diagnostics: Vec::new(),
     };
     for (name, text, dir) in texts {
-        let id = loaded.sources.add(name, text);
+        loaded.sources.add(name, text);
         loaded.dirs.push(dir);
-        let parsed = parse::parse_file(id, loaded.sources.text(id));
+    }
+    for (id, parsed) in parse_all(&loaded.sources) {
         loaded.diagnostics.extend(parsed.diagnostics);
         if let Some(file) = parsed.file {
             loaded.files.push((id, file));
         }
     }
     loaded
+}
+
+/// Every file of `sources` parsed, in file order. Files are independent, so a set of several
+/// is parsed on as many threads as the machine has cores (a large deployment's policy is
+/// many files); one file is parsed on the calling thread.
+fn parse_all(sources: &Sources) -> Vec<(u32, parse::Parsed)> {
+    let count = sources.len();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = threads.min(count);
+    let parse = |id: usize| {
+        (
+            id as u32,
+            parse::parse_file(id as u32, sources.text(id as u32)),
+        )
+    };
+    if threads <= 1 {
+        return (0..count).map(parse).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut parsed: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if id >= count {
+                            return done;
+                        }
+                        done.push(parse(id));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    parsed.sort_by_key(|(id, _)| *id);
+    parsed
 }

@@ -12,6 +12,8 @@ use pest::Parser as _;
 use std::net::IpAddr;
 
 mod backend;
+mod chunks;
+use chunks::parse_by_statement;
 pub mod upstream;
 use upstream::is_upstream;
 pub use upstream::reserved as reserved_backend_name;
@@ -35,16 +37,19 @@ pub fn parse_file(file_id: u32, text: &str) -> Parsed {
             diagnostics: vec![d],
         };
     }
+    parse_by_statement(file_id, text).unwrap_or_else(|| parse_whole(file_id, text))
+}
+
+/// The file parsed in one go: the reference [`parse_by_statement`] must agree with, and the
+/// way every file that is not a sequence of well-formed statements is parsed.
+fn parse_whole(file_id: u32, text: &str) -> Parsed {
     match PolicyParser::parse(Rule::file, text) {
         Err(e) => Parsed {
             file: None,
             diagnostics: vec![pest_error(file_id, e)],
         },
         Ok(mut pairs) => {
-            let mut lower = Lower {
-                file: file_id,
-                diags: Vec::new(),
-            };
+            let mut lower = Lower::new(file_id);
             let file = lower.file(pairs.next().expect("file rule"));
             Parsed {
                 file: Some(file),
@@ -54,10 +59,17 @@ pub fn parse_file(file_id: u32, text: &str) -> Parsed {
     }
 }
 
+/// How deep `{` and `[` may nest. Parsing recurses once per level (blocks, JSON bodies), and
+/// pest runs here without its stack probe (a fifth of all parse time), so the depth is
+/// bounded before pest starts: 64 is ten times what a policy with a nested JSON mock needs,
+/// and parses in well under the 2 MiB stack of a spawned thread (see the test).
+pub const MAX_NESTING: usize = 64;
+
 /// Braces are checked before parsing: an unclosed `{` would otherwise make every later line a
-/// confusing error of its own.
+/// confusing error of its own; and so is the depth of nesting (see [`MAX_NESTING`]).
 fn check_braces(file: u32, text: &str) -> Option<Diagnostic> {
     let mut stack: Vec<usize> = Vec::new();
+    let mut brackets = 0usize;
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -77,7 +89,22 @@ fn check_braces(file: u32, text: &str) -> Option<Diagnostic> {
                     i += 1;
                 }
             }
+            b'{' | b'[' if stack.len() + brackets == MAX_NESTING => {
+                return Some(
+                    Diagnostic::error(
+                        diag::TOO_DEEP,
+                        Span::new(file, i, i + 1),
+                        "nested too deeply",
+                    )
+                    .label(format!("the {}th level of `{{` and `[`", MAX_NESTING + 1))
+                    .help(format!(
+                        "blocks and JSON values nest at most {MAX_NESTING} deep"
+                    )),
+                );
+            }
             b'{' => stack.push(i),
+            b'[' => brackets += 1,
+            b']' => brackets = brackets.saturating_sub(1),
             b'}' if stack.pop().is_none() => {
                 return Some(
                     Diagnostic::error(
@@ -330,6 +357,9 @@ const BACKEND_USAGE: &str = "backend path|query|header \"NAME\" from LOCATION \"
 
 struct Lower {
     file: u32,
+    /// Where the text pest is reading starts in the file: 0 for a whole file, the piece's
+    /// offset when parsing a statement at a time. Every span adds it.
+    base: usize,
     diags: Vec<Diagnostic>,
 }
 
@@ -365,7 +395,16 @@ impl Lower {
     /// underline the statement, not the comment after it.
     fn span(&self, p: &P<'_>) -> Span {
         let s = p.as_span();
-        Span::new(self.file, s.start(), s.start() + content_len(s.as_str()))
+        let start = self.base + s.start();
+        Span::new(self.file, start, start + content_len(s.as_str()))
+    }
+
+    fn new(file: u32) -> Self {
+        Lower {
+            file,
+            base: 0,
+            diags: Vec::new(),
+        }
     }
 
     fn err(&mut self, d: Diagnostic) {
@@ -375,22 +414,26 @@ impl Lower {
     fn file(&mut self, p: P<'_>) -> File {
         let mut items = Vec::new();
         for c in p.into_inner() {
-            let span = self.span(&c);
-            match c.as_rule() {
-                Rule::service => items.push(Spanned::new(TopItem::Service(self.service(c)), span)),
-                Rule::throttle_block => {
-                    items.push(Spanned::new(TopItem::Throttle(self.throttle(c)), span))
-                }
-                Rule::default_dialect_stmt => {
-                    if let Some(d) = self.dialect(child(&c, Rule::ident).unwrap()) {
-                        items.push(Spanned::new(TopItem::DefaultDialect(d), span));
-                    }
-                }
-                Rule::bad_stmt => self.bad(c, Block::Top),
-                _ => {}
-            }
+            self.top_item(c, &mut items);
         }
         File { items }
+    }
+
+    fn top_item(&mut self, c: P<'_>, items: &mut Vec<Spanned<TopItem>>) {
+        let span = self.span(&c);
+        match c.as_rule() {
+            Rule::service => items.push(Spanned::new(TopItem::Service(self.service(c)), span)),
+            Rule::throttle_block => {
+                items.push(Spanned::new(TopItem::Throttle(self.throttle(c)), span))
+            }
+            Rule::default_dialect_stmt => {
+                if let Some(d) = self.dialect(child(&c, Rule::ident).unwrap()) {
+                    items.push(Spanned::new(TopItem::DefaultDialect(d), span));
+                }
+            }
+            Rule::bad_stmt => self.bad(c, Block::Top),
+            _ => {}
+        }
     }
 
     /// A statement the block's grammar did not accept.
@@ -409,7 +452,7 @@ impl Lower {
     /// first line of a statement that starts with a value rather than a word.
     fn secret_text(&self, p: &P<'_>) -> Vec<Span> {
         const TAKE_SECRETS: [&str; 5] = ["secret", "appcode", "key", "jwks", "signing"];
-        let (text, base) = (p.as_str(), p.as_span().start());
+        let (text, base) = (p.as_str(), self.base + p.as_span().start());
         let is_word = is_word_char;
         let mut spans = Vec::new();
         let mut i = 0;
@@ -782,46 +825,48 @@ impl Lower {
         let name = self.ident(child(&p, Rule::ident).unwrap());
         let mut items = Vec::new();
         for c in p.into_inner() {
-            let span = self.span(&c);
-            let item = match c.as_rule() {
-                Rule::dialect_stmt => self
-                    .dialect(child(&c, Rule::ident).unwrap())
-                    .map(ServiceItem::Dialect),
-                Rule::hosts_stmt => Some(ServiceItem::Hosts(self.strings(&c))),
-                Rule::protocols_stmt => Some(ServiceItem::Protocols(self.protocols(&c))),
-                Rule::stages_stmt => Some(ServiceItem::Stages(self.stages(&c))),
-                Rule::limits_block => Some(ServiceItem::Limits(self.limits(&c))),
-                Rule::gateway_response_block => {
-                    Some(ServiceItem::GatewayResponse(self.gateway_response(c)))
-                }
-                Rule::backend_block => Some(ServiceItem::Backend(self.backend(c))),
-                Rule::app_block => Some(ServiceItem::App(self.app(c))),
-                Rule::auth_block => self.auth(c).map(ServiceItem::Auth),
-                Rule::plan_block => Some(ServiceItem::Plan(self.plan(c))),
-                Rule::route_block => self.route(c).map(ServiceItem::Route),
-                Rule::allow_ips_stmt => Some(ServiceItem::AllowIps(self.addrs(&c))),
-                Rule::deny_ips_stmt => Some(ServiceItem::DenyIps(self.addrs(&c))),
-                Rule::trusted_proxies_stmt => Some(ServiceItem::TrustedProxies(self.addrs(&c))),
-                Rule::request_id_stmt => {
-                    let s = self.string(child(&c, Rule::string).unwrap());
-                    self.header_name(&s);
-                    Some(ServiceItem::RequestIdHeader(s))
-                }
-                Rule::client_cert_stmt => Some(ServiceItem::ClientCertificateRequired),
-                Rule::throttle_bind_stmt => Some(ServiceItem::Throttle(
-                    self.ident(child(&c, Rule::ident).unwrap()),
-                )),
-                Rule::bad_stmt => {
-                    self.bad(c, Block::Service);
-                    None
-                }
-                _ => None,
-            };
-            if let Some(item) = item {
-                items.push(Spanned::new(item, span));
-            }
+            items.extend(self.service_item(c));
         }
         Service { name, items }
+    }
+
+    fn service_item(&mut self, c: P<'_>) -> Option<Spanned<ServiceItem>> {
+        let span = self.span(&c);
+        let item = match c.as_rule() {
+            Rule::dialect_stmt => self
+                .dialect(child(&c, Rule::ident).unwrap())
+                .map(ServiceItem::Dialect),
+            Rule::hosts_stmt => Some(ServiceItem::Hosts(self.strings(&c))),
+            Rule::protocols_stmt => Some(ServiceItem::Protocols(self.protocols(&c))),
+            Rule::stages_stmt => Some(ServiceItem::Stages(self.stages(&c))),
+            Rule::limits_block => Some(ServiceItem::Limits(self.limits(&c))),
+            Rule::gateway_response_block => {
+                Some(ServiceItem::GatewayResponse(self.gateway_response(c)))
+            }
+            Rule::backend_block => Some(ServiceItem::Backend(self.backend(c))),
+            Rule::app_block => Some(ServiceItem::App(self.app(c))),
+            Rule::auth_block => self.auth(c).map(ServiceItem::Auth),
+            Rule::plan_block => Some(ServiceItem::Plan(self.plan(c))),
+            Rule::route_block => self.route(c).map(ServiceItem::Route),
+            Rule::allow_ips_stmt => Some(ServiceItem::AllowIps(self.addrs(&c))),
+            Rule::deny_ips_stmt => Some(ServiceItem::DenyIps(self.addrs(&c))),
+            Rule::trusted_proxies_stmt => Some(ServiceItem::TrustedProxies(self.addrs(&c))),
+            Rule::request_id_stmt => {
+                let s = self.string(child(&c, Rule::string).unwrap());
+                self.header_name(&s);
+                Some(ServiceItem::RequestIdHeader(s))
+            }
+            Rule::client_cert_stmt => Some(ServiceItem::ClientCertificateRequired),
+            Rule::throttle_bind_stmt => Some(ServiceItem::Throttle(
+                self.ident(child(&c, Rule::ident).unwrap()),
+            )),
+            Rule::bad_stmt => {
+                self.bad(c, Block::Service);
+                None
+            }
+            _ => None,
+        };
+        item.map(|item| Spanned::new(item, span))
     }
 
     fn gateway_response(&mut self, p: P<'_>) -> GatewayResponse {
@@ -1643,8 +1688,21 @@ impl Lower {
 
 /// Length of `text` without a trailing `# comment` and trailing blanks (strings respected).
 fn content_len(text: &str) -> usize {
+    // most statements hold no `#` at all: one fast search spares the byte-by-byte walk
+    let end = if text.as_bytes().contains(&b'#') {
+        trailing_comment(text)
+    } else {
+        text.len()
+    };
+    text[..end]
+        .trim_end_matches([' ', '\t', '\n', '\r', '\\'])
+        .len()
+}
+
+/// Where a trailing comment starts (outside strings, with nothing but blanks after its line),
+/// or the text's length.
+fn trailing_comment(text: &str) -> usize {
     let bytes = text.as_bytes();
-    let mut end = bytes.len();
     let mut in_string = false;
     let mut i = 0;
     while i < bytes.len() {
@@ -1656,8 +1714,7 @@ fn content_len(text: &str) -> usize {
                 // a comment runs to the end of its line; only a trailing one is cut
                 let line_end = text[i..].find(['\n', '\r']).map_or(bytes.len(), |n| i + n);
                 if text[line_end..].trim().is_empty() {
-                    end = i;
-                    break;
+                    return i;
                 }
                 i = line_end;
                 continue;
@@ -1666,9 +1723,7 @@ fn content_len(text: &str) -> usize {
         }
         i += 1;
     }
-    text[..end]
-        .trim_end_matches([' ', '\t', '\n', '\r', '\\'])
-        .len()
+    bytes.len()
 }
 
 /// "a" or "an" before a word, by its first letter.
@@ -1804,4 +1859,45 @@ pub fn check_url(s: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod nesting {
+    use super::{parse_file, MAX_NESTING};
+
+    fn mock(depth: usize) -> String {
+        let json = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        format!("service s {{\n  route GET \"/\" {{\n    mock 200 json {json}\n  }}\n}}\n")
+    }
+
+    /// The deepest policy allowed parses on a quarter of a spawned thread's stack.
+    #[test]
+    fn the_deepest_allowed_nesting_parses_on_a_small_stack() {
+        let text = mock(MAX_NESTING - 2); // two levels are the service and the route
+        let parsed = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || parse_file(0, &text))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        assert!(parsed.file.is_some());
+    }
+
+    #[test]
+    fn one_level_more_is_refused_before_parsing_and_so_is_a_hostile_depth() {
+        for depth in [MAX_NESTING - 1, 100_000] {
+            let parsed = parse_file(0, &mock(depth));
+            assert!(parsed.file.is_none());
+            let d = &parsed.diagnostics[..];
+            assert_eq!(d.len(), 1);
+            assert_eq!(d[0].code.id, "E0006");
+            assert_eq!(d[0].message, "nested too deeply");
+            let at = mock(depth).find('[').unwrap() + MAX_NESTING - 2;
+            assert_eq!(
+                (d[0].span.start as usize, d[0].span.end as usize),
+                (at, at + 1)
+            );
+        }
+    }
 }

@@ -14,6 +14,7 @@ mod header_timer;
 mod health;
 mod idle;
 mod malformed;
+mod memory;
 mod metrics;
 mod otlp;
 mod pool;
@@ -161,6 +162,8 @@ impl Gateway {
                 }
                 state.ok += 1;
                 state.last_error = None;
+                drop(state);
+                memory::release_freed();
                 true
             }
             Err(diagnostics) => {
@@ -299,6 +302,7 @@ fn start(opts: &Options) -> Result<Arc<Gateway>, String> {
     let snapshot = Gateway::compile(&opts.policy_dir)
         .map_err(|d| format!("the policy does not compile:\n{d}"))?;
     let gateway = Arc::new(Gateway::new(opts, snapshot)?);
+    memory::release_freed();
     flush_access_log_periodically(gateway.clone());
     health::start(gateway.clone());
     Ok(gateway)

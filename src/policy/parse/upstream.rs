@@ -331,11 +331,8 @@ impl Lower {
             return Some(Condition::Source(self.addrs(&s)));
         }
         let subject_pair = child(p, Rule::when_subject).unwrap();
-        let subject_span = Span::new(
-            self.file,
-            subject_pair.as_span().start(),
-            subject_pair.as_span().start(),
-        );
+        let at = self.base + subject_pair.as_span().start();
+        let subject_span = Span::new(self.file, at, at);
         let subject = if has(&subject_pair, Rule::kw_claim) {
             Spanned::new(Subject::Claim, subject_span)
         } else if has(&subject_pair, Rule::kw_authorizer) {
