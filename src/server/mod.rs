@@ -139,11 +139,14 @@ impl Gateway {
     /// current snapshot and count the failure.
     pub fn reload(&self) -> bool {
         let compiled = Gateway::compile(&self.policy_dir);
-        let mut state = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
         match compiled {
             Ok(snapshot) => {
+                // Everything slow happens before the reload state's lock is taken: `/config`
+                // and `/metrics` read that state from the runtime's workers, and a worker that
+                // waited on a 100k-route diff stalled every request it served.
+                let current = self.snapshot.load_full();
                 // The policy texts and every file they reference: a rotated secret is a change.
-                if !snapshot.same_sources(&self.snapshot.load()) {
+                let diff = (!snapshot.same_sources(&current)).then(|| {
                     // the state of backends that stay is kept (see upstream::state)
                     let backends: Vec<_> = snapshot
                         .services
@@ -153,8 +156,10 @@ impl Gateway {
                     self.upstream.state.adopt(&backends);
                     // which routes answer differently (no witnesses: off the request path, but
                     // a reload of many routes should not wait on them)
-                    let changes = crate::diff::changes(&self.snapshot.load(), &snapshot, false);
-                    let diff = crate::diff::summary(&changes);
+                    crate::diff::summary(&crate::diff::changes(&current, &snapshot, false))
+                });
+                let mut state = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(diff) = diff {
                     self.snapshot.store(Arc::new(snapshot));
                     state.version += 1;
                     state.loaded_at = jiff::Timestamp::now().to_string();
@@ -163,10 +168,13 @@ impl Gateway {
                 state.ok += 1;
                 state.last_error = None;
                 drop(state);
+                // the replaced snapshot is freed here unless a request still holds it
+                drop(current);
                 memory::release_freed();
                 true
             }
             Err(diagnostics) => {
+                let mut state = self.reloads.lock().unwrap_or_else(|e| e.into_inner());
                 state.failed += 1;
                 state.last_error = Some(diagnostics.clone());
                 drop(state);
