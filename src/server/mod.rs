@@ -325,8 +325,7 @@ struct Listeners {
 impl Listeners {
     /// Bind traffic first and admin last: /healthz answers only once traffic can be served.
     async fn bind(opts: &Options, gateway: &Arc<Gateway>) -> Result<Listeners, String> {
-        let plain = TcpListener::bind(opts.listen)
-            .await
+        let plain = listen(opts.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
         let local = plain.local_addr().map_err(|e| e.to_string())?;
         let tls = match &opts.tls {
@@ -509,13 +508,29 @@ fn flush_access_log_periodically(gw: Arc<Gateway>) {
     });
 }
 
+/// How many connections the kernel may hold for a traffic listener before they are accepted.
+/// tokio (like std) asks for 128: a burst of new connections — clients reconnecting after a
+/// deploy, a TLS handshake per request — overflowed it and the kernel dropped SYNs, which
+/// clients retry only after a second. nginx asks for 511, Go's servers for the system maximum;
+/// the kernel caps this at `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A traffic listener on `addr` with [`LISTEN_BACKLOG`] (address reuse as tokio sets it).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// The HTTPS listener and its acceptor.
 async fn bind_tls(t: &TlsOptions) -> Result<(TcpListener, tokio_rustls::TlsAcceptor), String> {
     let acceptor = tls::acceptor(&t.cert, &t.key, t.client_ca.as_deref())?;
     let addr = t.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} (TLS): {e}"))?;
+    let listener = listen(addr).map_err(|e| format!("cannot listen on {addr} (TLS): {e}"))?;
     tracing::info!(tls_listen = %addr, client_ca = t.client_ca.is_some(), "rulegate serving TLS 1.2/1.3");
     Ok((listener, acceptor))
 }
