@@ -417,11 +417,9 @@ fn upstream_request(
     hops: u32,
     body: Body,
 ) -> Result<hyper::Request<Body>, Reason> {
-    // Origin form: the connection is already to the target; `Host` names it.
-    let uri = format!("{}{}", target.base, plan.target);
     let mut request = hyper::Request::new(body);
     *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = uri.parse().map_err(|_| Reason::Internal)?;
+    *request.uri_mut() = upstream_uri(&target.base, &plan.target, &parts.uri)?;
     let original_host = super::handler::request_host(parts).unwrap_or_default();
     *request.headers_mut() = upstream_headers(
         d,
@@ -433,6 +431,28 @@ fn upstream_request(
     );
     sign(plan, backend, parts.method.as_str(), request.headers_mut())?;
     Ok(request)
+}
+
+/// The backend request's URI in origin form (the connection is already to the target; `Host`
+/// names it): the target's path prefix, then the plan's path and query. When that is what the
+/// client sent (no prefix, no rewrite, no parameter hidden), the client's parsed path and query
+/// are shared (a reference count) rather than written out and parsed again; otherwise the
+/// bytes are written once into the buffer the URI keeps, and parsed as before.
+fn upstream_uri(base: &str, target: &str, client: &http::Uri) -> Result<http::Uri, Reason> {
+    if base.is_empty() {
+        if let Some(pq) = client.path_and_query().filter(|pq| pq.as_str() == target) {
+            let uri = http::Uri::from(pq.clone());
+            // an absolute-form target without a path (`http://host`) reads as `/` but holds
+            // nothing: written out, that is not the `/` the backend is sent below
+            if !uri.path().is_empty() {
+                return Ok(uri);
+            }
+        }
+    }
+    let mut uri = Vec::with_capacity(base.len() + target.len());
+    uri.extend_from_slice(base.as_bytes());
+    uri.extend_from_slice(target.as_bytes());
+    http::Uri::from_maybe_shared(bytes::Bytes::from(uri)).map_err(|_| Reason::Internal)
 }
 
 /// Sign the backend request as its backend asks, over the headers it is sent with (see
@@ -738,6 +758,41 @@ mod tests {
             let mut out = b"a, ".to_vec();
             push_ip(&mut out, ip);
             assert_eq!(String::from_utf8(out).unwrap(), format!("a, {ip}"));
+        }
+    }
+
+    #[test]
+    fn the_upstream_uri_is_the_prefix_and_the_target_as_format_and_parse_gave_it() {
+        let clients = [
+            "/data",
+            "/data?x=1&y=%20",
+            "/",
+            "*",
+            "http://h.example",
+            "http://h.example/a/b?q",
+            "/a/../b?",
+        ];
+        for client in clients {
+            let client: http::Uri = client.parse().unwrap();
+            let as_read = crate::decide::request::target_of(&client).to_string();
+            for base in ["", "/base", "/b/c"] {
+                for target in [as_read.as_str(), "/data", "/other?x=1", "*", "/", "/x y"] {
+                    let old: Result<http::Uri, _> = format!("{base}{target}").parse();
+                    let new = upstream_uri(base, target, &client);
+                    match (old, new) {
+                        (Ok(old), Ok(new)) => {
+                            assert_eq!(old, new, "{client} {base} {target}");
+                            assert_eq!(
+                                old.to_string(),
+                                new.to_string(),
+                                "{client} {base} {target}"
+                            );
+                        }
+                        (Err(_), Err(_)) => {}
+                        (old, new) => panic!("{client} {base} {target}: {old:?} against {new:?}"),
+                    }
+                }
+            }
         }
     }
 
