@@ -425,7 +425,7 @@ fn upstream_request(
         d,
         &parts.headers,
         tls,
-        &target.authority,
+        target.host_value.as_ref(),
         original_host,
         hops,
     );
@@ -489,7 +489,8 @@ pub fn planned_upstream(
     let backend = &snap.services[d.service?].backends[plan.backend];
     let http = backend.targets.get(plan.pick.target)?.http.as_ref()?;
     let host = head.host.unwrap_or("");
-    let mut headers = upstream_headers(d, head.headers, head.tls, &http.authority, host, 0);
+    let authority = http.host_value.as_ref();
+    let mut headers = upstream_headers(d, head.headers, head.tls, authority, host, 0);
     Some(sign(plan, backend, head.method, &mut headers).map(|_| headers))
 }
 
@@ -498,13 +499,14 @@ pub fn planned_upstream(
 /// `X-Authorizer-*` header (only an authorizer's answer sets those); then the authorizer's
 /// context, `Host` (the target's authority), `X-Forwarded-*`, the id, the hop count and the
 /// trace context (`traceparent` with the gateway's span as parent; the client's `tracestate`
-/// when its trace is continued: see [`crate::request::trace`]).
+/// when its trace is continued: see [`crate::request::trace`]). `authority` is the target's
+/// `Host` value ([`HttpTarget::host_value`]: none is written without one).
 /// Public so that the fuzz target can check what a forward would send without a socket.
 pub fn upstream_headers(
     d: &Decision,
     client: &http::HeaderMap,
     tls: bool,
-    authority: &str,
+    authority: Option<&HeaderValue>,
     original_host: &str,
     hops: u32,
 ) -> http::HeaderMap {
@@ -567,7 +569,9 @@ pub fn upstream_headers(
             headers.insert(name, v);
         }
     };
-    set(&mut headers, header::HOST, authority);
+    if let Some(authority) = authority {
+        headers.insert(header::HOST, authority.clone());
+    }
     let chain = bytes::Bytes::from(forwarded_for(client, d.peer));
     if let Ok(chain) = HeaderValue::from_maybe_shared(chain) {
         headers.insert(X_FORWARDED_FOR, chain);
