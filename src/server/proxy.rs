@@ -583,7 +583,9 @@ pub fn upstream_headers(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
-    set(&mut headers, X_FORWARDED_HOST, original_host);
+    if let Some(host) = forwarded_host(client, original_host) {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
     set(&mut headers, id_name, &d.request_id);
     headers.insert(HOPS_HEADER, hops_value(hops + 1));
     // the gateway's span as the backend's parent; the client's state only with its trace
@@ -606,6 +608,17 @@ static REPLACED: [HeaderName; 8] = [
     TRACEPARENT,
     TRACESTATE,
 ];
+
+/// `X-Forwarded-Host`: the host the client asked for. Usually its `Host` header, whose value
+/// is then shared (the same bytes: `original_host` is that value read as text) rather than
+/// checked and copied again; otherwise (the authority of an HTTP/2 or absolute-form request,
+/// or no host at all: an empty value) made from the text.
+fn forwarded_host(client: &http::HeaderMap, original_host: &str) -> Option<HeaderValue> {
+    match client.get(header::HOST) {
+        Some(host) if host.as_bytes() == original_host.as_bytes() => Some(host.clone()),
+        _ => HeaderValue::from_str(original_host).ok(),
+    }
+}
 
 /// The hop count as a header value; those below the loop limit without formatting one.
 fn hops_value(hops: u32) -> HeaderValue {
