@@ -564,11 +564,6 @@ pub fn upstream_headers(
         );
         headers.insert(http::header::UPGRADE, protocol);
     }
-    let set = |headers: &mut http::HeaderMap, name: HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(name, v);
-        }
-    };
     if let Some(authority) = authority {
         headers.insert(header::HOST, authority.clone());
     }
@@ -586,7 +581,9 @@ pub fn upstream_headers(
     if let Some(host) = forwarded_host(client, original_host) {
         headers.insert(X_FORWARDED_HOST, host);
     }
-    set(&mut headers, id_name, &d.request_id);
+    if let Some(id) = d.request_id.header_value() {
+        headers.insert(id_name, id);
+    }
     headers.insert(HOPS_HEADER, hops_value(hops + 1));
     // the gateway's span as the backend's parent; the client's state only with its trace
     let trace = &d.trace_context;
