@@ -51,6 +51,22 @@ impl RequestId {
         }
     }
 
+    /// The id as a header value (`None` for a given id that is not one: never, as `decide`
+    /// takes only letters, digits and `-` from a header, but `given` does not check).
+    pub fn header_value(&self) -> Option<http::HeaderValue> {
+        match &self.0 {
+            // SAFETY: `from_u128` writes only the digits `0-9a-f` (its `HEX` table), all
+            // visible ASCII, which is what a header value may hold; the check that
+            // `HeaderValue::from_bytes` would make could not fail. (Debug builds check anyway.)
+            Repr::Hex(digits, _) => Some(unsafe {
+                http::HeaderValue::from_maybe_shared_unchecked(bytes::Bytes::copy_from_slice(
+                    digits.as_bytes(),
+                ))
+            }),
+            Repr::Given(id) => http::HeaderValue::from_str(id).ok(),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match &self.0 {
             Repr::Hex(digits, _) => digits,
@@ -118,6 +134,19 @@ mod tests {
             assert_eq!(RequestId::from_u128(n).as_str(), format!("{n:032x}"));
             assert_eq!(RequestId::from_u128(n).made_bits(), Some(n));
         }
+    }
+
+    #[test]
+    fn an_id_s_header_value_is_its_text() {
+        for id in [
+            RequestId::random(),
+            RequestId::from_u128(u128::MAX),
+            RequestId::given("a-1"),
+        ] {
+            let checked = http::HeaderValue::from_str(id.as_str()).unwrap();
+            assert_eq!(id.header_value(), Some(checked));
+        }
+        assert_eq!(RequestId::given("a\nb").header_value(), None);
     }
 
     #[test]

@@ -417,22 +417,42 @@ fn upstream_request(
     hops: u32,
     body: Body,
 ) -> Result<hyper::Request<Body>, Reason> {
-    // Origin form: the connection is already to the target; `Host` names it.
-    let uri = format!("{}{}", target.base, plan.target);
     let mut request = hyper::Request::new(body);
     *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = uri.parse().map_err(|_| Reason::Internal)?;
+    *request.uri_mut() = upstream_uri(&target.base, &plan.target, &parts.uri)?;
     let original_host = super::handler::request_host(parts).unwrap_or_default();
     *request.headers_mut() = upstream_headers(
         d,
         &parts.headers,
         tls,
-        &target.authority,
+        target.host_value.as_ref(),
         original_host,
         hops,
     );
     sign(plan, backend, parts.method.as_str(), request.headers_mut())?;
     Ok(request)
+}
+
+/// The backend request's URI in origin form (the connection is already to the target; `Host`
+/// names it): the target's path prefix, then the plan's path and query. When that is what the
+/// client sent (no prefix, no rewrite, no parameter hidden), the client's parsed path and query
+/// are shared (a reference count) rather than written out and parsed again; otherwise the
+/// bytes are written once into the buffer the URI keeps, and parsed as before.
+fn upstream_uri(base: &str, target: &str, client: &http::Uri) -> Result<http::Uri, Reason> {
+    if base.is_empty() {
+        if let Some(pq) = client.path_and_query().filter(|pq| pq.as_str() == target) {
+            let uri = http::Uri::from(pq.clone());
+            // an absolute-form target without a path (`http://host`) reads as `/` but holds
+            // nothing: written out, that is not the `/` the backend is sent below
+            if !uri.path().is_empty() {
+                return Ok(uri);
+            }
+        }
+    }
+    let mut uri = Vec::with_capacity(base.len() + target.len());
+    uri.extend_from_slice(base.as_bytes());
+    uri.extend_from_slice(target.as_bytes());
+    http::Uri::from_maybe_shared(bytes::Bytes::from(uri)).map_err(|_| Reason::Internal)
 }
 
 /// Sign the backend request as its backend asks, over the headers it is sent with (see
@@ -469,7 +489,8 @@ pub fn planned_upstream(
     let backend = &snap.services[d.service?].backends[plan.backend];
     let http = backend.targets.get(plan.pick.target)?.http.as_ref()?;
     let host = head.host.unwrap_or("");
-    let mut headers = upstream_headers(d, head.headers, head.tls, &http.authority, host, 0);
+    let authority = http.host_value.as_ref();
+    let mut headers = upstream_headers(d, head.headers, head.tls, authority, host, 0);
     Some(sign(plan, backend, head.method, &mut headers).map(|_| headers))
 }
 
@@ -478,13 +499,14 @@ pub fn planned_upstream(
 /// `X-Authorizer-*` header (only an authorizer's answer sets those); then the authorizer's
 /// context, `Host` (the target's authority), `X-Forwarded-*`, the id, the hop count and the
 /// trace context (`traceparent` with the gateway's span as parent; the client's `tracestate`
-/// when its trace is continued: see [`crate::request::trace`]).
+/// when its trace is continued: see [`crate::request::trace`]). `authority` is the target's
+/// `Host` value ([`HttpTarget::host_value`]: none is written without one).
 /// Public so that the fuzz target can check what a forward would send without a socket.
 pub fn upstream_headers(
     d: &Decision,
     client: &http::HeaderMap,
     tls: bool,
-    authority: &str,
+    authority: Option<&HeaderValue>,
     original_host: &str,
     hops: u32,
 ) -> http::HeaderMap {
@@ -542,12 +564,9 @@ pub fn upstream_headers(
         );
         headers.insert(http::header::UPGRADE, protocol);
     }
-    let set = |headers: &mut http::HeaderMap, name: HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(name, v);
-        }
-    };
-    set(&mut headers, header::HOST, authority);
+    if let Some(authority) = authority {
+        headers.insert(header::HOST, authority.clone());
+    }
     let chain = bytes::Bytes::from(forwarded_for(client, d.peer));
     if let Ok(chain) = HeaderValue::from_maybe_shared(chain) {
         headers.insert(X_FORWARDED_FOR, chain);
@@ -559,8 +578,12 @@ pub fn upstream_headers(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
-    set(&mut headers, X_FORWARDED_HOST, original_host);
-    set(&mut headers, id_name, &d.request_id);
+    if let Some(host) = forwarded_host(client, original_host) {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    if let Some(id) = d.request_id.header_value() {
+        headers.insert(id_name, id);
+    }
     headers.insert(HOPS_HEADER, hops_value(hops + 1));
     // the gateway's span as the backend's parent; the client's state only with its trace
     let trace = &d.trace_context;
@@ -582,6 +605,17 @@ static REPLACED: [HeaderName; 8] = [
     TRACEPARENT,
     TRACESTATE,
 ];
+
+/// `X-Forwarded-Host`: the host the client asked for. Usually its `Host` header, whose value
+/// is then shared (the same bytes: `original_host` is that value read as text) rather than
+/// checked and copied again; otherwise (the authority of an HTTP/2 or absolute-form request,
+/// or no host at all: an empty value) made from the text.
+fn forwarded_host(client: &http::HeaderMap, original_host: &str) -> Option<HeaderValue> {
+    match client.get(header::HOST) {
+        Some(host) if host.as_bytes() == original_host.as_bytes() => Some(host.clone()),
+        _ => HeaderValue::from_str(original_host).ok(),
+    }
+}
 
 /// The hop count as a header value; those below the loop limit without formatting one.
 fn hops_value(hops: u32) -> HeaderValue {
@@ -738,6 +772,41 @@ mod tests {
             let mut out = b"a, ".to_vec();
             push_ip(&mut out, ip);
             assert_eq!(String::from_utf8(out).unwrap(), format!("a, {ip}"));
+        }
+    }
+
+    #[test]
+    fn the_upstream_uri_is_the_prefix_and_the_target_as_format_and_parse_gave_it() {
+        let clients = [
+            "/data",
+            "/data?x=1&y=%20",
+            "/",
+            "*",
+            "http://h.example",
+            "http://h.example/a/b?q",
+            "/a/../b?",
+        ];
+        for client in clients {
+            let client: http::Uri = client.parse().unwrap();
+            let as_read = crate::decide::request::target_of(&client).to_string();
+            for base in ["", "/base", "/b/c"] {
+                for target in [as_read.as_str(), "/data", "/other?x=1", "*", "/", "/x y"] {
+                    let old: Result<http::Uri, _> = format!("{base}{target}").parse();
+                    let new = upstream_uri(base, target, &client);
+                    match (old, new) {
+                        (Ok(old), Ok(new)) => {
+                            assert_eq!(old, new, "{client} {base} {target}");
+                            assert_eq!(
+                                old.to_string(),
+                                new.to_string(),
+                                "{client} {base} {target}"
+                            );
+                        }
+                        (Err(_), Err(_)) => {}
+                        (old, new) => panic!("{client} {base} {target}: {old:?} against {new:?}"),
+                    }
+                }
+            }
         }
     }
 

@@ -19,6 +19,9 @@ pub struct HttpTarget {
     pub authority: String,
     /// `https://`: the name the backend's certificate must carry (the host, also sent as SNI).
     pub tls: Option<std::sync::Arc<str>>,
+    /// `authority` as the `Host` header's value, checked once here rather than on every
+    /// forward; `None` when it is not a valid header value (no `Host` is then written).
+    pub host_value: Option<http::HeaderValue>,
 }
 
 impl Target {
@@ -60,6 +63,7 @@ impl HttpTarget {
             base: base.to_string(),
             authority: authority.to_string(),
             tls: tls.then(|| host.into()),
+            host_value: http::HeaderValue::from_str(authority).ok(),
         })
     }
 }
