@@ -456,10 +456,17 @@ run_oha() { # url rate: a fixed rate, latency counted from when each request was
         taskset -c "$CLIENT_CPU" "$OHA" --no-tui -z "$WARMUP" -c "$CONNS" -q "$rate" --latency-correction \
             "${extra[@]}" --output-format json "$url" >/dev/null 2>&1 || true
     fi
-    mark_start
-    taskset -c "$CLIENT_CPU" "$OHA" --no-tui -z "$DURATION" -c "$CONNS" -q "$rate" --latency-correction \
-        "${extra[@]}" --output-format json "$url" >"$out" 2>"$out.err" || die "oha failed: $(cat "$out.err")"
-    mark_end
+    local try rc
+    for try in 1 2; do
+        mark_start
+        rc=0
+        taskset -c "$CLIENT_CPU" "$OHA" --no-tui -z "$DURATION" -c "$CONNS" -q "$rate" --latency-correction \
+            "${extra[@]}" --output-format json "$url" >"$out" 2>"$out.err" || rc=$?
+        mark_end
+        [ "$rc" = 0 ] && break
+        say "bench: oha exited with $rc ($(head -c 500 "$out.err")); $([ "$try" = 1 ] && echo "once more" || echo "giving up")"
+    done
+    [ "$rc" = 0 ] || die "oha failed twice on $url at $rate/s"
     # requests still in flight when the duration ends are "aborted due to deadline": not errors
     read -r rps p50 p99 p999 requests non2xx errors < <(jq -r '[
         .summary.requestsPerSec, .latencyPercentiles.p50 * 1000, .latencyPercentiles.p99 * 1000,
@@ -527,7 +534,7 @@ measure() {
         warn=" — WARNING: ${non2xx:-0} answers not 2xx, errors: ${errors:-none} (flagged ! in the report)"
     fi
     say "bench:   $(printf '%-9s round %s %-8s %-8s' "$workload" "$ROUND" "$server" "$path")${RATE:+ at $RATE/s}" \
-        "$rps req/s, p99 ${p99}ms, others $(cut -f14 "$TMP/last.tsv")% of a core$warn"
+        "$(printf '%.0f' "$rps") req/s, p99 ${p99}ms, others $(cut -f14 "$TMP/last.tsv")% of a core$warn"
 }
 
 # A measurement during which other processes took more than OTHERS_MAX % of a core is repeated,
@@ -772,7 +779,7 @@ for mode in $LOG_MODES; do
             h2) check_workload h2; run_rounds h2 h2 "$mode" /health /data ;;
             gateway) check_gateway; run_gateway ;;
             latency)
-                for target in $LATENCY_TARGETS; do check_workload "${target%%:*}"; done
+                for w in $(tr ' ' '\n' <<<"$LATENCY_TARGETS" | cut -d: -f1 | sort -u); do check_workload "$w"; done
                 run_latency ;;
         esac
         say "bench: $workload ($mode) took $(( $(date +%s) - W_START ))s"
@@ -850,8 +857,8 @@ report_latency() { # workload path (the latency rows of one target)
     echo "latency at a fixed rate, ${1#latency-} $2 (oha -c$CONNS, --latency-correction: from when each request was due) — in ms"
     awk -F'\t' -v w="$1" -v path="$2" -v peers="$PEERS" -v loads="$LATENCY_LOADS" -v omax="$OTHERS_MAX" "$AWK_MEDIAN"'
         $21 == w && index($3, path "@") == 1 {
-            load = substr($3, length(path) + 2); sub("%", "", load)
-            k = $2 SUBSEP load
+            ld = substr($3, length(path) + 2); sub("%", "", ld)
+            k = $2 SUBSEP ld
             rate[k] = $24; got[k] = got[k] " " $4; p50[k] = p50[k] " " $22; p99[k] = p99[k] " " $6; p999[k] = p999[k] " " $23
             if ($14 > omax) flag[k] = flag[k] "*"
             if ($7 != 0 || $8 != "none") { flag[k] = flag[k] "!"; bad = 1 }
