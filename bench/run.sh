@@ -815,16 +815,16 @@ report_table() {
     awk -F'\t' -v w="$1" -v mode="$2" -v path="$3" -v against="$4" -v factor="$5" -v peers="$PEERS" \
         -v omax="$OTHERS_MAX" "$AWK_MEDIAN"'
         $21 == w && $1 == mode && $3 == path {
-            rps[$2] = rps[$2] " " $4; if ($6 != "-") p99[$2] = p99[$2] " " $6
+            rps[$2] = rps[$2] " " $4; if ($6 != "-") p99[$2] = p99[$2] " " $6; cost[$2] = cost[$2] " " ($18 + $19)
             by_round[$2, $20] = $4; if ($20 > rounds) rounds = $20
             if ($14 > omax) flag[$2] = flag[$2] "*"
             if ($7 != 0 || $8 != "none") { flag[$2] = flag[$2] "!"; bad = 1 }
         }
         END {
             np = split(peers, peer, " ")
-            printf "  %-9s %11s %9s %5s  %-26s\n", "server", "req/s", "p99", "", "rulegate/server [rounds]"
-            printf "  %-9s %11.0f %9s %-5s\n", "rulegate", median(rps["rulegate"]), \
-                (p99["rulegate"] == "") ? "-" : sprintf("%.2fms", median(p99["rulegate"])), flag["rulegate"]
+            printf "  %-9s %11s %9s %-3s %9s  %s\n", "server", "req/s", "p99", "", "µs/req", "rulegate/server [rounds]"
+            printf "  %-9s %11.0f %9s %-3s %9.1f\n", "rulegate", median(rps["rulegate"]), \
+                (p99["rulegate"] == "") ? "-" : sprintf("%.2fms", median(p99["rulegate"])), flag["rulegate"], median(cost["rulegate"])
             best = ""; bestrps = -1
             for (i = 1; i <= np; i++) {
                 p = peer[i]; if (rps[p] == "") continue
@@ -835,8 +835,8 @@ report_table() {
                         if (q < lo) lo = q; if (q > hi) hi = q
                     }
                 ratio[p] = median(list); range[p] = sprintf("[%.2f–%.2f]", lo, hi)
-                printf "  %-9s %11.0f %9s %-5s  %.2f %s\n", p, median(rps[p]), \
-                    (p99[p] == "") ? "-" : sprintf("%.2fms", median(p99[p])), flag[p], ratio[p], range[p]
+                printf "  %-9s %11.0f %9s %-3s %9.1f  %.2f %s\n", p, median(rps[p]), \
+                    (p99[p] == "") ? "-" : sprintf("%.2fms", median(p99[p])), flag[p], median(cost[p]), ratio[p], range[p]
                 if (median(rps[p]) > bestrps) { bestrps = median(rps[p]); best = p }
             }
             if (against == "best" && best != "")
@@ -891,7 +891,8 @@ echo "server under test on core $SERVER_CPU (rulegate: $RUNTIME; nginx: 1 worker
     "caddy: GOMAXPROCS=1); the load generator and the backend nginx on core $CLIENT_CPU"
 echo "$DURATION per measurement after a $WARMUP warm-up; $ROUNDS rounds per server and path, the servers' order" \
     "rotated every round; quiet machine: $QUIET"
-echo "req/s and p99: the median of the rounds; rulegate/server: the median of each round's ratio (range in brackets)"
+echo "req/s, p99 and µs/req (the server's CPU time per request, user + system): the median of the rounds;"
+echo "rulegate/server: the median of each round's req/s ratio (range in brackets)"
 echo "flags: * other processes used more than $OTHERS_MAX% of a core during a measurement; ! answers not 2xx or errors"
 if [ -n "${TLS_OF[rulegate]:-}" ]; then
     echo "TLS negotiated with the bench's OpenSSL clients (wrk, h2load):"
