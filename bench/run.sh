@@ -22,7 +22,8 @@
 #   BENCH_CONNECTIONS=64    wrk -c (plain, https, gateway), oha -c (latency)
 #   BENCH_THREADS=1         wrk -t
 #   BENCH_H2_CLIENTS=16 BENCH_H2_STREAMS=32      h2load -c and -m for the h2 workload
-#   BENCH_HANDSHAKE_BATCH=500   h2load --h1 -c N -n N runs back to back: N fresh clients, one request each
+#   BENCH_HANDSHAKE_BATCH=100   h2load --h1 -c N -n N runs back to back: N fresh clients, one request each
+#                           (at most rulegate's listen backlog, 128: see bench/README.md)
 #   BENCH_LATENCY_LOADS="50 80"                  % of each server's peak
 #   BENCH_LATENCY_TARGETS="plain:/health plain:/data https:/health"   workload:path whose peak is the base
 #   BENCH_LATENCY_ROUNDS=1  measurements of each server at each load
@@ -53,7 +54,7 @@ CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-1}
 H2_CLIENTS=${BENCH_H2_CLIENTS:-16}
 H2_STREAMS=${BENCH_H2_STREAMS:-32}
-HS_BATCH=${BENCH_HANDSHAKE_BATCH:-500}
+HS_BATCH=${BENCH_HANDSHAKE_BATCH:-100}
 LATENCY_LOADS=${BENCH_LATENCY_LOADS:-50 80}
 LATENCY_TARGETS=${BENCH_LATENCY_TARGETS:-plain:/health plain:/data https:/health}
 LATENCY_ROUNDS=${BENCH_LATENCY_ROUNDS:-1}
@@ -331,6 +332,9 @@ seconds() { # 10s / 1m / 500ms / 10 → seconds
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n /= 1000; else if (v ~ /m$/) n *= 60; else if (v ~ /h$/) n *= 3600; print n }'
 }
 now() { date +%s.%N; }
+# The kernel's count of connections dropped because a listen queue was full (all sockets): a SYN
+# dropped there is sent again by the client a second later.
+listen_overflows() { awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; h = 1 } else print $c + 0 }' /proc/net/netstat; }
 
 # Load average counts this script's own servers for a minute after each measurement, so before
 # each one check instead that the two cores are idle apart from us: at most IDLE_MAX % of one core
@@ -481,11 +485,11 @@ run_oha() { # url rate: a fixed rate, latency counted from when each request was
 mark_start() {
     load0=$(loadavg)
     s0=$(cputime_of "${SERVER_PIDS[@]}"); b0=$(ticks_of "${BACKEND_PIDS[@]}")
-    w0=$(children_ticks); c0=$(cpu_line "$SERVER_CPU"); d0=$(cpu_line "$CLIENT_CPU"); t0=$(now)
+    w0=$(children_ticks); c0=$(cpu_line "$SERVER_CPU"); d0=$(cpu_line "$CLIENT_CPU"); o0=$(listen_overflows); t0=$(now)
 }
 mark_end() {
     t1=$(now); s1=$(cputime_of "${SERVER_PIDS[@]}"); b1=$(ticks_of "${BACKEND_PIDS[@]}")
-    w1=$(children_ticks); c1=$(cpu_line "$SERVER_CPU"); d1=$(cpu_line "$CLIENT_CPU")
+    w1=$(children_ticks); c1=$(cpu_line "$SERVER_CPU"); d1=$(cpu_line "$CLIENT_CPU"); o1=$(listen_overflows)
 }
 
 # measure TOOL WORKLOAD MODE SERVER PATH URL [tool args…]
@@ -494,10 +498,11 @@ mark_end() {
 #  1 mode  2 server  3 path  4 req/s  5 p99 (ms)  6 p99 (ms)  7 non-2xx  8 errors  9 server%  10 backend%
 #  11 client%  12 core0%  13 core1%  14 others%  15 load before  16 load after  17 answers
 #  18 µs user/req  19 µs system/req  20 round  21 workload  22 p50 (ms)  23 p99.9 (ms)  24 target rate
+#  25 connections dropped by a full listen queue
 measure() {
     local tool=$1 workload=$2 mode=$3 server=$4 path=$5 url=$6; shift 6
     local out="$TMP/$tool-$workload-$mode-$server-${path//[^a-z0-9]/}-${RATE:-max}-$ROUND.txt"
-    local hz load0 t0 t1 s0 s1 b0 b1 w0 w1 c0 c1 d0 d1
+    local hz load0 t0 t1 s0 s1 b0 b1 w0 w1 c0 c1 d0 d1 o0 o1
     local rps p50 p99 p999 requests non2xx errors
     wait_idle
     hz=$(getconf CLK_TCK)
@@ -517,21 +522,24 @@ measure() {
         -v dt="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" -v hz="$hz" -v requests="$requests" \
         -v s0="$s0" -v s1="$s1" -v b="$((b1 - b0))" -v w="$((w1 - w0))" \
         -v c0="$c0" -v c1="$c1" -v d0="$d0" -v d1="$d1" -v load0="$load0" -v load1="$(loadavg)" -v round="$ROUND" \
-        -v workload="$workload" -v p50="$p50" -v p999="$p999" -v rate="${RATE:--}" '
+        -v workload="$workload" -v p50="$p50" -v p999="$p999" -v rate="${RATE:--}" -v overflows="$((o1 - o0))" '
         BEGIN {
             split(s0, a); split(s1, z); su = z[1] - a[1]; ss = z[2] - a[2]; s = su + ss
             split(c0, a); split(c1, z); core0 = (z[1] - a[1]); task0 = (z[2] - a[2])
             split(d0, a); split(d1, z); core1 = (z[1] - a[1]); task1 = (z[2] - a[2])
             k = 100 / (dt * hz)
             other = (task0 + task1 - s - b - w) * k; if (other < 0) other = 0
-            printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%.1f\t%.1f\t%d\t%s\t%s\t%s\t%s\n", \
+            printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%.1f\t%.1f\t%d\t%s\t%s\t%s\t%s\t%d\n", \
                 mode, server, path, rps, p99, p99, non2xx, errors, s * k, b * k, w * k, \
                 core0 * k, core1 * k, other, load0, load1, requests, su / hz * 1e6 / requests, ss / hz * 1e6 / requests, round, \
-                workload, p50, p999, rate
+                workload, p50, p999, rate, overflows
         }' >"$TMP/last.tsv"
     local warn=
     if [ "${non2xx:-0}" != 0 ] || [ "${errors:-none}" != none ]; then
         warn=" — WARNING: ${non2xx:-0} answers not 2xx, errors: ${errors:-none} (flagged ! in the report)"
+    fi
+    if [ "$((o1 - o0))" -gt 0 ]; then
+        warn+=" — WARNING: $((o1 - o0)) connections dropped by a full listen queue (flagged o in the report)"
     fi
     say "bench:   $(printf '%-9s round %s %-8s %-8s' "$workload" "$ROUND" "$server" "$path")${RATE:+ at $RATE/s}" \
         "$(printf '%.0f' "$rps") req/s, p99 ${p99}ms, others $(cut -f14 "$TMP/last.tsv")% of a core$warn"
@@ -815,14 +823,15 @@ report_table() {
     awk -F'\t' -v w="$1" -v mode="$2" -v path="$3" -v against="$4" -v factor="$5" -v peers="$PEERS" \
         -v omax="$OTHERS_MAX" "$AWK_MEDIAN"'
         $21 == w && $1 == mode && $3 == path {
-            rps[$2] = rps[$2] " " $4; if ($6 != "-") p99[$2] = p99[$2] " " $6; cost[$2] = cost[$2] " " ($18 + $19)
+            rps[$2] = rps[$2] " " $4; if ($6 != "-") p99[$2] = p99[$2] " " $6; cost[$2] = cost[$2] " " ($18 + $19); busy[$2] = busy[$2] " " $9
             by_round[$2, $20] = $4; if ($20 > rounds) rounds = $20
             if ($14 > omax) flag[$2] = flag[$2] "*"
             if ($7 != 0 || $8 != "none") { flag[$2] = flag[$2] "!"; bad = 1 }
+            if ($25 > 0) { flag[$2] = flag[$2] "o"; overflow = 1 }
         }
         END {
             np = split(peers, peer, " ")
-            printf "  %-9s %11s %9s %-3s %9s  %s\n", "server", "req/s", "p99", "", "µs/req", "rulegate/server [rounds]"
+            printf "  %-9s %11s %9s %-3s %9s  %-24s %s\n", "server", "req/s", "p99", "", "µs/req", "rulegate/server [rounds]", "by CPU"
             printf "  %-9s %11.0f %9s %-3s %9.1f\n", "rulegate", median(rps["rulegate"]), \
                 (p99["rulegate"] == "") ? "-" : sprintf("%.2fms", median(p99["rulegate"])), flag["rulegate"], median(cost["rulegate"])
             best = ""; bestrps = -1
@@ -835,20 +844,27 @@ report_table() {
                         if (q < lo) lo = q; if (q > hi) hi = q
                     }
                 ratio[p] = median(list); range[p] = sprintf("[%.2f–%.2f]", lo, hi)
-                printf "  %-9s %11.0f %9s %-3s %9.1f  %.2f %s\n", p, median(rps[p]), \
-                    (p99[p] == "") ? "-" : sprintf("%.2fms", median(p99[p])), flag[p], median(cost[p]), ratio[p], range[p]
+                bycpu[p] = (median(cost["rulegate"]) > 0) ? median(cost[p]) / median(cost["rulegate"]) : 0
+                printf "  %-9s %11.0f %9s %-3s %9.1f  %-24s %.2f\n", p, median(rps[p]), \
+                    (p99[p] == "") ? "-" : sprintf("%.2fms", median(p99[p])), flag[p], median(cost[p]), \
+                    sprintf("%.2f %s", ratio[p], range[p]), bycpu[p]
                 if (median(rps[p]) > bestrps) { bestrps = median(rps[p]); best = p }
             }
             if (against == "best" && best != "")
-                printf "  bar: rulegate ≥ %.1f × the best peer (%s): %.2f %s  %s\n", factor, best, ratio[best], \
+                printf "  bar: rulegate ≥ %.1f × the best peer (%s): %.3f %s  %s\n", factor, best, ratio[best], \
                     range[best], (ratio[best] >= factor) ? "pass" : "MISS"
             else if (against == "nginx" && ratio["nginx"] != "")
-                printf "  bar: rulegate ≥ %.1f × nginx: %.2f %s  %s\n", factor, ratio["nginx"], range["nginx"], \
+                printf "  bar: rulegate ≥ %.1f × nginx: %.3f %s  %s\n", factor, ratio["nginx"], range["nginx"], \
                     (ratio["nginx"] >= factor) ? "pass" : "MISS"
             else if (against != "-")
                 printf "  bar: rulegate ≥ %.1f × %s: not measured (peer not run)\n", factor, against
             if (best != "" && against != "best") printf "  against the best peer (%s): %.2f %s\n", best, ratio[best], range[best]
+            target = (against == "best") ? best : against
+            if (target != "" && rps[target] != "" && (median(busy["rulegate"]) < 90 || median(busy[target]) < 90))
+                printf "  not server-bound (server core: rulegate %d%%, %s %d%%): the client or the machine set the pace; by CPU per request %s/rulegate = %.2f\n", \
+                    median(busy["rulegate"]), target, median(busy[target]), target, bycpu[target]
             if (bad) print "  ! answers that were not 2xx, or socket/stream errors, in a measurement: see the detail"
+            if (overflow) print "  o connections dropped by a full listen queue during a measurement (their SYN resent after 1 s): see the detail"
         }' "$RESULTS"
 }
 
@@ -892,8 +908,10 @@ echo "server under test on core $SERVER_CPU (rulegate: $RUNTIME; nginx: 1 worker
 echo "$DURATION per measurement after a $WARMUP warm-up; $ROUNDS rounds per server and path, the servers' order" \
     "rotated every round; quiet machine: $QUIET"
 echo "req/s, p99 and µs/req (the server's CPU time per request, user + system): the median of the rounds;"
-echo "rulegate/server: the median of each round's req/s ratio (range in brackets)"
-echo "flags: * other processes used more than $OTHERS_MAX% of a core during a measurement; ! answers not 2xx or errors"
+echo "rulegate/server: the median of each round's req/s ratio (range in brackets); by CPU: the server's µs/req"
+echo "over rulegate's (> 1: rulegate spends less CPU per request), the ratio to read where the client is the limit"
+echo "flags: * other processes used more than $OTHERS_MAX% of a core during a measurement; ! answers not 2xx or errors;"
+echo "o connections dropped by a full listen queue"
 if [ -n "${TLS_OF[rulegate]:-}" ]; then
     echo "TLS negotiated with the bench's OpenSSL clients (wrk, h2load):"
     for s in "${SERVERS[@]}"; do echo "  $s: ${TLS_OF[$s]}"; done
@@ -919,7 +937,7 @@ for workload in $WORKLOADS; do
             report_table https "$MAIN_MODE" /data best 1.0 "HTTPS keep-alive (TLS 1.3, HTTP/1.1, wrk -c$CONNS), GET /data (forward)" ;;
         handshake)
             report_table handshake "$MAIN_MODE" /health best 1.0 \
-                "TLS handshakes: a full TLS 1.3 handshake (ECDSA P-256, X25519) per request, GET /health; h2load --h1, batches of $HS_BATCH fresh clients; req/s = handshakes/s" ;;
+                "TLS handshakes: a full TLS 1.3 handshake (ECDSA P-256, X25519) per request, GET /health; h2load --h1, batches of $HS_BATCH fresh clients; req/s = handshakes/s, µs/req = server CPU per handshake" ;;
         h2)
             report_table h2 "$MAIN_MODE" /health best 1.0 "HTTP/2 over TLS (h2load -c$H2_CLIENTS -m$H2_STREAMS), GET /health (mock)"
             report_table h2 "$MAIN_MODE" /data best 1.0 "HTTP/2 over TLS (h2load -c$H2_CLIENTS -m$H2_STREAMS), GET /data (forward)" ;;
@@ -960,8 +978,9 @@ printf '%-15s %-4s %-8s %-12s %5s %9s %8s %6s %8s %8s %7s %6s %6s %7s %-11s %12s
     req/s p99ms non2xx server% backend% client% core0% core1% others% "saturated" "µs/req u+s" "load avg before → after"
 awk -F'\t' '{
     sat = ($9 >= 90) ? (($13 >= 90) ? "both" : "server") : (($13 >= 90) ? "core " cc : "neither")
-    printf "%-15s %-4s %-8s %-12s %5s %9.0f %8s %6s %8s %8s %7s %6s %6s %7s %-11s %12s  %s → %s%s%s\n", \
+    printf "%-15s %-4s %-8s %-12s %5s %9.0f %8s %6s %8s %8s %7s %6s %6s %7s %-11s %12s  %s → %s%s%s%s\n", \
     $21, $1, $2, $3, $20, $4, $6, $7, $9, $10, $11, $12, $13, $14, sat, sprintf("%.1f+%.1f", $18, $19), $15, $16, \
-    ($24 == "-") ? "" : "  rate asked " $24, ($8 == "none") ? "" : "  errors: " $8 }' cc="$CLIENT_CPU" "$RESULTS"
+    ($24 == "-") ? "" : "  rate asked " $24, ($8 == "none") ? "" : "  errors: " $8, \
+    ($25 > 0) ? "  listen queue drops: " $25 : "" }' cc="$CLIENT_CPU" "$RESULTS"
 echo "saturated: which of the server (≥ 90% of its core) and core $CLIENT_CPU (client + backend, ≥ 90% busy) was"
 echo "the limit; where core $CLIENT_CPU is, the server could have answered more than the client asked of it"
