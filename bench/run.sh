@@ -740,11 +740,11 @@ run_latency() {
 mkdir -p "$TMP/policy"
 sed "s/__BACKEND_PORT__/$BACKEND_PORT/" "$BENCH_DIR/policy/bench.policy" >"$TMP/policy/bench.policy"
 # rulegate's limiter counts on a millisecond clock (src/limits/mod.rs: now_ms × 1000), so a GCRA
-# rate without a burst passes one request per millisecond whatever its N: bench.policy's
-# `rate 1000000 per second per app` on /gw refuses nearly every request above ~1000/s with 429.
-# Until the policy or the limiter changes, the copy served here gets `burst 1000` on that line
+# rate without a burst passes one request per millisecond whatever its N: `rate 1000000 per second
+# per app` on /gw without a burst refuses nearly every request above ~1000/s with 429. bench.policy
+# has `burst 1000` on that line (da99f61); should it lose it, the copy served here gets it back
 # (up to 1001 requests per millisecond: the rate still never refuses at bench rates, and is still
-# checked on every request); the report says so.
+# checked on every request), and the report says so.
 GW_RATE_PATCHED=
 if grep -qx '        rate 1000000 per second per app' "$TMP/policy/bench.policy"; then
     sed -i 's/^        rate 1000000 per second per app$/        rate 1000000 per second per app burst 1000/' "$TMP/policy/bench.policy"
