@@ -325,8 +325,8 @@ struct Listeners {
 impl Listeners {
     /// Bind traffic first and admin last: /healthz answers only once traffic can be served.
     async fn bind(opts: &Options, gateway: &Arc<Gateway>) -> Result<Listeners, String> {
-        let plain = listen(opts.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
+        let plain =
+            listen(opts.listen).map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
         let local = plain.local_addr().map_err(|e| e.to_string())?;
         let tls = match &opts.tls {
             None => None,
