@@ -7,6 +7,16 @@
 //!
 //! `T` is rounded up, so rounding can only make a limit stricter, never looser. The Redis
 //! script (`redis.rs`) is the same arithmetic in Lua; the tests hold the two to each other.
+//!
+//! The clock every store counts on is read in milliseconds, so the requests of one
+//! millisecond arrive at one instant. A rate faster than one a millisecond (`T` < 1 ms) would
+//! then admit one request a millisecond whatever it says (1000 a second for `rate 5000 per
+//! second`). Such a rate is given the tolerance to admit its share of a millisecond at that
+//! instant, `τ ≥ 1 ms − T`: a window of one period then passes at most `1 ms / T − 1` more
+//! than `limit + burst`, the clock's resolution.
+
+/// The resolution of the clock limits are counted on (milliseconds), in microseconds.
+const CLOCK_RESOLUTION_US: i64 = 1000;
 
 /// The two constants of one rate rule, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +46,9 @@ impl Gcra {
         let burst = burst.min(i64::MAX as u64) as i64;
         Gcra {
             interval_us,
-            tolerance_us: interval_us.saturating_mul(burst),
+            tolerance_us: interval_us
+                .saturating_mul(burst)
+                .max(CLOCK_RESOLUTION_US - interval_us),
         }
     }
 
@@ -121,6 +133,27 @@ mod tests {
             })
             .collect();
         assert_eq!(left, [4, 3, 2, 1, 0]);
+    }
+
+    #[test]
+    fn a_rate_faster_than_the_millisecond_clock_admits_its_share_of_each_millisecond() {
+        let g = Gcra::new(5000, 1000, 0);
+        let mut tat = None;
+        let mut admitted = 0;
+        for ms in 0..1000 {
+            // ten requests in every millisecond, all read at the same instant
+            for _ in 0..10 {
+                let s = g.step(tat, ms * 1000);
+                if s.allowed {
+                    admitted += 1;
+                    tat = Some(s.new_tat_us);
+                }
+            }
+        }
+        assert_eq!(admitted, 5000);
+        // a rate the clock can resolve gets no tolerance beyond its burst
+        assert_eq!(Gcra::new(1000, 1000, 0).tolerance_us, 0);
+        assert_eq!(Gcra::new(10, 1000, 2).tolerance_us, 200_000);
     }
 
     #[test]
