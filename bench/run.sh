@@ -23,7 +23,7 @@
 #   BENCH_THREADS=1         wrk -t
 #   BENCH_H2_CLIENTS=16 BENCH_H2_STREAMS=32      h2load -c and -m for the h2 workload
 #   BENCH_HANDSHAKE_BATCH=100   h2load --h1 -c N -n N runs back to back: N fresh clients, one request each
-#                           (at most rulegate's listen backlog, 128: see bench/README.md)
+#                           (below tokio's default listen backlog, 128, which rulegate had until 24e56aa)
 #   BENCH_LATENCY_LOADS="50 80"                  % of each server's peak
 #   BENCH_LATENCY_TARGETS="plain:/health plain:/data https:/health"   workload:path whose peak is the base
 #   BENCH_LATENCY_ROUNDS=1  measurements of each server at each load
@@ -742,7 +742,8 @@ sed "s/__BACKEND_PORT__/$BACKEND_PORT/" "$BENCH_DIR/policy/bench.policy" >"$TMP/
 # rulegate's limiter counts on a millisecond clock (src/limits/mod.rs: now_ms × 1000), so a GCRA
 # rate without a burst passes one request per millisecond whatever its N: `rate 1000000 per second
 # per app` on /gw without a burst refuses nearly every request above ~1000/s with 429. bench.policy
-# has `burst 1000` on that line (da99f61); should it lose it, the copy served here gets it back
+# has `burst 1000` on that line (da99f61; efc2ea4 also makes the limiter admit a fast rate's share of
+# each millisecond); should it lose it, the copy served here gets it back
 # (up to 1001 requests per millisecond: the rate still never refuses at bench rates, and is still
 # checked on every request), and the report says so.
 GW_RATE_PATCHED=
