@@ -135,14 +135,18 @@ impl Cluster {
         })
     }
 
+    /// The port of a replica of `master`, as soon as the node asked knows one (a replica that
+    /// has just attached may not be in its gossip yet: CI once asked too early).
     fn replica_of(&self, master: u16) -> u16 {
-        let nodes = self.topology();
-        let id = &nodes.iter().find(|n| n.0 == master).expect("the master").4;
-        nodes
-            .iter()
-            .find(|n| &n.2 == id)
-            .expect("a replica of the master")
-            .0
+        poll(
+            WAIT,
+            &format!("a replica of the master on {master}"),
+            || {
+                let nodes = self.topology();
+                let id = &nodes.iter().find(|n| n.0 == master)?.4;
+                nodes.iter().find(|n| &n.2 == id).map(|n| n.0)
+            },
+        )
     }
 
     /// Wait until `replica` has everything `master` wrote.
