@@ -114,6 +114,14 @@ struct ReloadState {
 
 impl Gateway {
     /// Load and compile the policy directory; the diagnostics on failure.
+    /// Load and compile on the policy loader thread (see [`memory`]), waiting for it.
+    fn compile_on_loader(dir: &std::path::Path) -> Result<Snapshot, String> {
+        let dir = dir.to_path_buf();
+        memory::on_loader(move || Gateway::compile(&dir))
+            .wait()
+            .unwrap_or_else(|| Err("the policy loader thread stopped".to_string()))
+    }
+
     fn compile(dir: &PathBuf) -> Result<Snapshot, String> {
         let loaded = policy::load(std::slice::from_ref(dir)).map_err(|e| e.to_string())?;
         if loaded.sources.is_empty() {
@@ -168,9 +176,9 @@ impl Gateway {
                 state.ok += 1;
                 state.last_error = None;
                 drop(state);
-                // the replaced snapshot is freed here unless a request still holds it
+                // the replaced snapshot is freed here unless a request still holds it (the
+                // loader thread collects after this and again when idle: see `memory`)
                 drop(current);
-                memory::release_freed();
                 true
             }
             Err(diagnostics) => {
@@ -307,10 +315,9 @@ async fn serve(opts: Options) -> Result<(), String> {
 /// Compile the policy, open the limit stores and build the shared state; the access log is
 /// flushed on a timer from here on.
 fn start(opts: &Options) -> Result<Arc<Gateway>, String> {
-    let snapshot = Gateway::compile(&opts.policy_dir)
+    let snapshot = Gateway::compile_on_loader(&opts.policy_dir)
         .map_err(|d| format!("the policy does not compile:\n{d}"))?;
     let gateway = Arc::new(Gateway::new(opts, snapshot)?);
-    memory::release_freed();
     flush_access_log_periodically(gateway.clone());
     health::start(gateway.clone());
     Ok(gateway)

@@ -103,7 +103,10 @@ async fn reload_loop(
             }
         }
         let (gw, watch) = (gw.clone(), watch.clone());
-        let _ = tokio::task::spawn_blocking(move || reload(&gw, &mut lock(&watch))).await;
+        // on the policy loader thread, so that what a reload frees is given back (see
+        // server/memory.rs); waited for off the async workers
+        let job = super::memory::on_loader(move || reload(&gw, &mut lock(&watch)));
+        let _ = tokio::task::spawn_blocking(move || job.wait()).await;
     }
 }
 
