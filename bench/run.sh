@@ -649,8 +649,9 @@ check_workload() { # workload
 
 # The gateway request's two headers, signed now (valid for bench.policy's 15-minute clock skew)
 gw_sign() {
-    mapfile -t GW_HEADERS < <("$BENCH_DIR/sign.sh" "$GW_KEY" "127.0.0.1:$RULEGATE_PORT" "$GW_PATH" "$GW_QUERY")
-    [ ${#GW_HEADERS[@]} = 2 ] || die "bench/sign.sh failed"
+    mapfile -t GW_HEADERS < <(python3 "$BENCH_DIR/apig-sign.py" "$GW_KEY" "$BENCH_APP_SECRET" \
+        GET "$GW_PATH?$GW_QUERY" "127.0.0.1:$RULEGATE_PORT")
+    [ ${#GW_HEADERS[@]} = 2 ] || die "bench/apig-sign.py failed"
 }
 check_gateway() {
     local code
