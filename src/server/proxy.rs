@@ -364,11 +364,13 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1). Names, not
 /// strings: removing by a string parses it on every call.
 static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
+    KEEP_ALIVE,
     HeaderName::from_static("proxy-connection"),
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
@@ -377,21 +379,34 @@ static HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// The names the `Connection` headers list: more hop-by-hop headers for this message.
-fn connection_listed(headers: &http::HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| HeaderName::from_bytes(s.trim().as_bytes()).ok())
-        .collect()
+/// Header names a message's hop-by-hop headers come to: usually one or two.
+type Names = smallvec::SmallVec<[HeaderName; 4]>;
+
+/// The names the `Connection` headers list, added to `names` unless there already: more
+/// hop-by-hop headers for this message. The usual `keep-alive` is the static name, not parsed
+/// (a name outside `http`'s standard set is copied into an allocation of its own when parsed).
+fn add_connection_listed(headers: &http::HeaderMap, names: &mut Names) {
+    for line in headers.get_all(header::CONNECTION) {
+        let Ok(line) = line.to_str() else { continue };
+        for token in line.split(',').map(str::trim) {
+            let name = match token.eq_ignore_ascii_case("keep-alive") {
+                true => KEEP_ALIVE,
+                false => match HeaderName::from_bytes(token.as_bytes()) {
+                    Ok(name) => name,
+                    Err(_) => continue,
+                },
+            };
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
 }
 
 /// Remove hop-by-hop headers: one pass to find them (usually none, or `Connection:
-/// keep-alive`), then one removal each.
+/// keep-alive`), then one removal for each name found.
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    let mut found: Vec<HeaderName> = Vec::new();
+    let mut found = Names::new();
     for name in headers.keys() {
         if HOP_BY_HOP.contains(name) {
             found.push(name.clone());
@@ -400,7 +415,7 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     if found.is_empty() {
         return;
     }
-    found.extend(connection_listed(headers));
+    add_connection_listed(headers, &mut found);
     for h in &found {
         headers.remove(h);
     }
@@ -518,10 +533,10 @@ pub fn upstream_headers(
     let id_name = d.dialect.profile().request_id.name.clone();
     // The client's headers minus those of its connection and those set below: copied
     // one by one rather than cloned and then pruned, which costs a lookup per name removed.
-    let listed = match connection {
-        true => connection_listed(client),
-        false => Vec::new(),
-    };
+    let mut listed = Names::new();
+    if connection {
+        add_connection_listed(client, &mut listed);
+    }
     let shaped = match &d.outcome {
         crate::decide::Outcome::Forward(plan) => plan.shaped.as_deref(),
         _ => None,
@@ -743,10 +758,10 @@ fn downstream_response(d: &Decision, response: Response<PooledBody>) -> Response
             parts.headers.append(k, v);
         }
     }
-    let id_header = d.dialect.profile().request_id.name.clone();
-    if !parts.headers.contains_key(&id_header) {
-        if let Ok(v) = HeaderValue::from_str(&d.request_id) {
-            parts.headers.insert(id_header, v);
+    let id_header = &d.dialect.profile().request_id.name;
+    if !parts.headers.contains_key(id_header) {
+        if let Some(v) = d.request_id.header_value() {
+            parts.headers.insert(id_header.clone(), v);
         }
     }
     Response::from_parts(parts, Body::Upstream(body))
