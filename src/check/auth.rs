@@ -14,8 +14,22 @@ use crate::policy::ast::{self, RouteItem};
 use crate::policy::diag::{self, Diagnostic};
 use std::fmt;
 
+/// A route's `auth` check. Boxed: it is the largest check, and a program's checks are an enum
+/// as large as its largest variant, so unboxed it would make every check of every route 104
+/// bytes instead of 80 (about 1.1 MiB more per 10k routes).
 #[derive(Debug)]
-pub struct AuthCheck {
+pub struct AuthCheck(Box<AuthRule>);
+
+impl std::ops::Deref for AuthCheck {
+    type Target = AuthRule;
+    fn deref(&self) -> &AuthRule {
+        &self.0
+    }
+}
+
+/// What an [`AuthCheck`] requires.
+#[derive(Debug)]
+pub struct AuthRule {
     pub provider: usize,
     pub provider_name: String,
     /// `None`: any app of the service; otherwise the apps bound to this route.
@@ -100,7 +114,7 @@ impl RouteCheck for AuthCheck {
                 );
             }
         }
-        vec![AuthCheck {
+        vec![AuthCheck(Box::new(AuthRule {
             provider: index,
             provider_name: provider.value.clone(),
             app_names,
@@ -112,7 +126,7 @@ impl RouteCheck for AuthCheck {
                     (c.name.value.clone(), values)
                 })
                 .collect(),
-        }]
+        }))]
     }
 
     fn can_refuse(&self, _: u64) -> bool {

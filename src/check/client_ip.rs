@@ -51,7 +51,7 @@ impl fmt::Display for IpRules {
 
 /// The check: one set of rules (the service's or the route's).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientIp(pub IpRules);
+pub struct ClientIp(pub std::sync::Arc<IpRules>);
 
 impl fmt::Display for ClientIp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -72,7 +72,7 @@ impl RouteCheck for ClientIp {
                 _ => {}
             }
         }
-        [r.service_ips.clone(), route]
+        [r.service_ips.clone(), std::sync::Arc::new(route)]
             .into_iter()
             .filter(|rules| !rules.is_empty())
             .map(ClientIp)

@@ -200,7 +200,7 @@ pub struct RouteFacts<'r> {
     pub protocols: &'r [Protocol],
     pub client_cert_required: bool,
     /// The service's `allow ips` / `deny ips`.
-    pub service_ips: &'r IpRules,
+    pub service_ips: &'r std::sync::Arc<IpRules>,
     /// The route's body limit (its `limits { body … }`, else its service's).
     pub body_limit: u64,
     pub has_cors: bool,

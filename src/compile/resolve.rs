@@ -218,7 +218,8 @@ pub(crate) struct Statements<'s> {
     pub(crate) client_cert: Once<()>,
     /// `throttle NAME`: the throttle every route binds unless it binds its own.
     pub(crate) throttle: Once<ast::Ident>,
-    pub(crate) ip: IpRules,
+    /// Shared by every route's client-ip check (one copy per service, not per route).
+    pub(crate) ip: std::sync::Arc<IpRules>,
     pub(crate) trusted_proxies: Vec<IpNet>,
     pub(crate) backends: Vec<(&'s ast::Backend, Span)>,
     pub(crate) backend_names: Names,
@@ -245,7 +246,7 @@ pub(crate) fn statements<'s>(cx: &mut Cx<'_>, s: &'s ast::Service) -> Statements
         request_id: Once::new("request id from header"),
         client_cert: Once::new("client certificate required"),
         throttle: Once::new("throttle"),
-        ip: IpRules::default(),
+        ip: Default::default(),
         trusted_proxies: Vec::new(),
         backends: Vec::new(),
         backend_names: Names::new("backend"),
@@ -270,8 +271,12 @@ pub(crate) fn statements<'s>(cx: &mut Cx<'_>, s: &'s ast::Service) -> Statements
             I::Limits(l) => st.limits.set(cx, l.clone(), item.span),
             I::RequestIdHeader(h) => st.request_id.set(cx, h.value.clone(), item.span),
             I::ClientCertificateRequired => st.client_cert.set(cx, (), item.span),
-            I::AllowIps(a) => st.ip.allow.extend(a.iter().map(|n| n.value)),
-            I::DenyIps(d) => st.ip.deny.extend(d.iter().map(|n| n.value)),
+            I::AllowIps(a) => std::sync::Arc::make_mut(&mut st.ip)
+                .allow
+                .extend(a.iter().map(|n| n.value)),
+            I::DenyIps(d) => std::sync::Arc::make_mut(&mut st.ip)
+                .deny
+                .extend(d.iter().map(|n| n.value)),
             I::TrustedProxies(t) => st.trusted_proxies.extend(t.iter().map(|n| n.value)),
             I::Backend(b) => backends.push((b, item.span)),
             I::App(a) => st.apps.push((a, item.span)),

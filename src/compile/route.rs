@@ -22,7 +22,7 @@ pub(crate) struct RouteCx<'s> {
     pub client_cert_required: bool,
     pub stages: &'s StageSelector,
     pub limits: Limits,
-    pub ip: &'s IpRules,
+    pub ip: &'s std::sync::Arc<IpRules>,
     pub backends: &'s Names,
     pub apps: &'s Names,
     pub providers: &'s Names,
@@ -88,7 +88,7 @@ impl RouteCx<'_> {
         let stage_indices = self.stage_indices(cx, stages.take());
 
         // --- the check program (steps 3–10), each check from its own statements
-        let cors = cors.take().map(|c| self.cors(&c, &methods));
+        let cors = cors.take().map(|c| Box::new(self.cors(&c, &methods)));
         let mut route_limits = self.limits;
         if let Some(l) = limits.take() {
             cx.limits(&l, &mut route_limits, true);

@@ -181,8 +181,9 @@ pub struct Route {
     pub policies: Vec<crate::upstream::policy::Policy<Action>>,
     /// Extra headers on every response this route produces.
     pub response_headers: Vec<(String, String)>,
-    /// The route has a CORS configuration (used for preflight answers).
-    pub cors: Option<Cors>,
+    /// The route has a CORS configuration (used for preflight answers). Boxed: most routes
+    /// have none, and inline it made every route 120 bytes larger.
+    pub cors: Option<Box<Cors>>,
     pub body_limit: u64,
 }
 

@@ -44,13 +44,16 @@ impl MethodTable {
     }
 }
 
+/// A node of the built tree. Its method tables are boxed: a table is 80 bytes and most nodes
+/// have neither (an inner segment) or one of the two, so inline they made every node 192 bytes
+/// instead of 48 (1.3 MiB of 10k routes' trees).
 #[derive(Debug, Default, Clone)]
 struct Node {
     /// Sorted by name.
     literals: Vec<(Box<str>, Node)>,
     var: Option<Box<Node>>,
-    rest: Option<MethodTable>,
-    here: Option<MethodTable>,
+    rest: Option<Box<MethodTable>>,
+    here: Option<Box<MethodTable>>,
 }
 
 impl Node {
@@ -156,8 +159,8 @@ impl BuildNode {
                 .map(|(name, child)| (name, child.build()))
                 .collect(),
             var: self.var.map(|v| Box::new(v.build())),
-            rest: self.rest,
-            here: self.here,
+            rest: self.rest.map(Box::new),
+            here: self.here.map(Box::new),
         }
     }
 }
@@ -195,7 +198,7 @@ fn walk<'t, 'p>(
     caps: &mut Vec<Capture<'p>>,
 ) -> Option<&'t MethodTable> {
     let Some((first, rest)) = segs.split_first() else {
-        return node.here.as_ref();
+        return node.here.as_deref();
     };
     if let Some(child) = node.literal(first) {
         if let Some(found) = walk(child, rest, caps) {
