@@ -76,12 +76,6 @@ trap cleanup EXIT
 
 mkdir -p "$TMP/policy"
 sed "s/__BACKEND_PORT__/$BACKEND_PORT/" "$BENCH_DIR/policy/bench.policy" >"$TMP/policy/bench.policy"
-# /gw/{id}'s `rate 1000000 per second per app` has no burst, and the pipeline's clock is in
-# milliseconds: GCRA's 1 µs interval then leaves no room for a second request in the same
-# millisecond, so it admits about 1000 a second (40 % of the requests were 429 under
-# callgrind, 97 % at full speed). The route is meant never to refuse at bench rates: until
-# bench.policy says so, this copy gives it a burst (a no-op once the line has one).
-sed -i 's/^\( *rate 1000000 per second per app\)$/\1 burst 1000/' "$TMP/policy/bench.policy"
 if [[ "$URL_PATH" == /data* || "$URL_PATH" == /gw/* ]]; then
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "callgrind.sh: $URL_PATH needs nginx as its backend" >&2; exit 1; }
     sed -e "s|@TMP@|$TMP|g" -e "s|@BACKEND_PORT@|$BACKEND_PORT|g" "$BENCH_DIR/nginx-backend.conf" >"$TMP/backend.conf"

@@ -772,18 +772,6 @@ run_latency() {
 
 mkdir -p "$TMP/policy"
 sed "s/__BACKEND_PORT__/$BACKEND_PORT/" "$BENCH_DIR/policy/bench.policy" >"$TMP/policy/bench.policy"
-# rulegate's limiter counts on a millisecond clock (src/limits/mod.rs: now_ms × 1000), so a GCRA
-# rate without a burst passes one request per millisecond whatever its N: `rate 1000000 per second
-# per app` on /gw without a burst refuses nearly every request above ~1000/s with 429. bench.policy
-# has `burst 1000` on that line (da99f61; efc2ea4 also makes the limiter admit a fast rate's share of
-# each millisecond); should it lose it, the copy served here gets it back
-# (up to 1001 requests per millisecond: the rate still never refuses at bench rates, and is still
-# checked on every request), and the report says so.
-GW_RATE_PATCHED=
-if grep -qx '        rate 1000000 per second per app' "$TMP/policy/bench.policy"; then
-    sed -i 's/^        rate 1000000 per second per app$/        rate 1000000 per second per app burst 1000/' "$TMP/policy/bench.policy"
-    GW_RATE_PATCHED=1
-fi
 BENCH_SIGNING_SECRET=x "$RULEGATE" check "$TMP/policy" >/dev/null || die "the bench policy does not compile"
 
 render "$BENCH_DIR/nginx-backend.conf" "$TMP/nginx-backend.conf"
@@ -982,7 +970,6 @@ for workload in $WORKLOADS; do
             report_table h2 "$MAIN_MODE" /health best 1.0 "HTTP/2 over TLS (h2load -c$H2_CLIENTS -m$H2_STREAMS), GET /health (mock)"
             report_table h2 "$MAIN_MODE" /data best 1.0 "HTTP/2 over TLS (h2load -c$H2_CLIENTS -m$H2_STREAMS), GET /data (forward)" ;;
         gateway)
-            [ -n "$GW_RATE_PATCHED" ] && echo && echo "NOTE: bench.policy's /gw rate was served with \`burst 1000\` added (see run.sh: the limiter's millisecond clock)"
             report_table gateway "$MAIN_MODE" /gw nginx 0.8 \
                 "the gateway request (wrk -c$CONNS, plain HTTP/1.1): rulegate GET $GW_PATH?$GW_QUERY (SDK-HMAC-SHA256 app signature verified, two parameter checks, a per-app rate limit, forward) against nginx GET /data (plain proxy_pass, the floor: no peer verifies these signatures)" ;;
         latency)

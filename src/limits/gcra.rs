@@ -83,6 +83,15 @@ impl Gcra {
 mod tests {
     use super::*;
 
+    /// One request at `now_us`: whether it is admitted, the TAT kept when it is.
+    fn admit(g: &Gcra, tat: &mut Option<i64>, now_us: i64) -> bool {
+        let s = g.step(*tat, now_us);
+        if s.allowed {
+            *tat = Some(s.new_tat_us);
+        }
+        s.allowed
+    }
+
     #[test]
     fn one_per_second_refuses_until_the_interval_has_passed() {
         let g = Gcra::new(60, 60_000, 0);
@@ -99,25 +108,12 @@ mod tests {
     fn burst_admits_burst_plus_one_at_once_then_one_per_interval() {
         let g = Gcra::new(100, 60_000, 9);
         let mut tat = None;
-        let mut passed = 0;
-        for _ in 0..50 {
-            let s = g.step(tat, 0);
-            if s.allowed {
-                tat = Some(s.new_tat_us);
-                passed += 1;
-            }
-        }
+        let mut passed = (0..50).filter(|_| admit(&g, &mut tat, 0)).count();
         assert_eq!(passed, 10);
         // in one whole period at most limit + burst pass
-        let mut at = 0;
-        while at < 60_000_000 {
-            let s = g.step(tat, at);
-            if s.allowed {
-                tat = Some(s.new_tat_us);
-                passed += 1;
-            }
-            at += 1_000;
-        }
+        passed += (0..60_000)
+            .filter(|ms| admit(&g, &mut tat, ms * 1_000))
+            .count();
         assert_eq!(passed, 109);
     }
 
@@ -139,17 +135,10 @@ mod tests {
     fn a_rate_faster_than_the_millisecond_clock_admits_its_share_of_each_millisecond() {
         let g = Gcra::new(5000, 1000, 0);
         let mut tat = None;
-        let mut admitted = 0;
-        for ms in 0..1000 {
-            // ten requests in every millisecond, all read at the same instant
-            for _ in 0..10 {
-                let s = g.step(tat, ms * 1000);
-                if s.allowed {
-                    admitted += 1;
-                    tat = Some(s.new_tat_us);
-                }
-            }
-        }
+        // ten requests in every millisecond, all read at the same instant
+        let admitted = (0..1000 * 10)
+            .filter(|n| admit(&g, &mut tat, n / 10 * 1000))
+            .count();
         assert_eq!(admitted, 5000);
         // a rate the clock can resolve gets no tolerance beyond its burst
         assert_eq!(Gcra::new(1000, 1000, 0).tolerance_us, 0);

@@ -113,8 +113,7 @@ struct ReloadState {
 }
 
 impl Gateway {
-    /// Load and compile the policy directory; the diagnostics on failure.
-    /// Load and compile on the policy loader thread (see [`memory`]), waiting for it.
+    /// [`Gateway::compile`] on the policy loader thread (see [`memory`]), waiting for it.
     fn compile_on_loader(dir: &std::path::Path) -> Result<Snapshot, String> {
         let dir = dir.to_path_buf();
         memory::on_loader(move || Gateway::compile(&dir))
@@ -122,6 +121,7 @@ impl Gateway {
             .unwrap_or_else(|| Err("the policy loader thread stopped".to_string()))
     }
 
+    /// Load and compile the policy directory; the diagnostics on failure.
     fn compile(dir: &PathBuf) -> Result<Snapshot, String> {
         let loaded = policy::load(std::slice::from_ref(dir)).map_err(|e| e.to_string())?;
         if loaded.sources.is_empty() {
