@@ -21,7 +21,8 @@
 #        CALLGRIND_SERVE_ARGS='' (more `serve` options, split on spaces: e.g. the span export
 #        with the /data backend as its sink, "--otlp http://127.0.0.1:18493/data"),
 #        CALLGRIND_PROTO=http (how the load arrives; see below), CALLGRIND_TLS_PORT=18494,
-#        CALLGRIND_H2LOAD_ARGS='-c 4 -m 16' (h2load's connections and streams per connection).
+#        CALLGRIND_H2LOAD_ARGS='-c 4 -m 16' (h2load's connections and streams per connection),
+#        RULEGATE=PATH (measure this binary instead of building one: two builds side by side).
 #
 # CALLGRIND_PROTO, each a figure per answered request:
 #   http       wrk over plain keep-alive connections (the default, as before)
@@ -62,8 +63,10 @@ esac
 for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool is missing (apt-get install valgrind wrk curl openssl nghttp2-client python3)" >&2; exit 1; }
 done
-(cd "$ROOT" && cargo build --release >&2)
-RULEGATE=${CARGO_TARGET_DIR:-$ROOT/target}/release/rulegate
+if [[ -z "${RULEGATE:-}" ]]; then
+    (cd "$ROOT" && cargo build --release >&2)
+    RULEGATE=${CARGO_TARGET_DIR:-$ROOT/target}/release/rulegate
+fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rulegate-callgrind.XXXXXX")
 PIDS=()
