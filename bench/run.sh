@@ -804,6 +804,7 @@ for mode in $LOG_MODES; do
         wait_ready "http://127.0.0.1:$FLOOR_PORT/health" '{"status":"ok"}'
         wait_ready "http://127.0.0.1:$FLOOR_PORT/data" '{"ok":true}'
         wait_ready "http://127.0.0.1:$FLOOR_PORT/data2" '{"ok":true}'
+        wait_ready "http://127.0.0.1:$FLOOR_PORT/data3" '{"ok":true}'
     fi
     for workload in $WORKLOADS; do
         [ "$workload" = plain ] || [ "$mode" = "$MAIN_MODE" ] || continue
@@ -823,7 +824,7 @@ for mode in $LOG_MODES; do
     if [ "$mode" = "$FLOOR_MODE" ]; then
         ROUND=1
         SERVER_PIDS=("$FLOOR_PID")
-        for path in /health /data /data2; do
+        for path in /health /data /data2 /data3; do
             measure_clean wrk plain "$mode" floor "$path" "http://127.0.0.1:$FLOOR_PORT$path"
         done
         stop_pid "$FLOOR_PID"; forget_pid "$FLOOR_PID"
@@ -987,11 +988,12 @@ if [ -n "$FLOOR_MODE" ] && has "$PEERS" nginx; then
         END {
             printf "%-8s %-52s %12s %9s %12s\n", "path", "floor", "req/s", "p99", "floor/nginx"
             what["/health"] = "static answer"
-            what["/data"] = "hyper-util legacy Client (as rulegate)"
+            what["/data"] = "hyper-util legacy Client"
             what["/data2"] = "hand-rolled pool of hyper::client::conn::http1"
-            n = split("/health /data /data2", paths, " ")
+            what["/data3"] = "exchange written out on the request task (as rulegate)"
+            n = split("/health /data /data2 /data3", paths, " ")
             for (i = 1; i <= n; i++) {
-                p = paths[i]; q = (p == "/data2") ? "/data" : p
+                p = paths[i]; q = (p ~ /^\/data/) ? "/data" : p
                 printf "%-8s %-52s %11.0f%s %7sms %12.2f\n", q, what[p], median(rps["floor", p]), flag["floor", p], \
                     p99["floor", p], median(rps["floor", p]) / median(rps["nginx", q])
             }

@@ -15,6 +15,8 @@ mod api_keys;
 mod authorizer;
 #[path = "serve/backend_params.rs"]
 mod backend_params;
+#[path = "serve/backend_wire.rs"]
+mod backend_wire;
 #[path = "serve/backends.rs"]
 mod backends;
 #[path = "serve/balancing.rs"]

@@ -9,6 +9,7 @@ mod access_log;
 mod admin;
 mod authorizer;
 mod client_body;
+mod h1;
 mod handler;
 mod header_timer;
 mod health;

@@ -1,18 +1,18 @@
-//! Keep-alive connections to backends: hyper's HTTP/1 client connections, over TCP or TLS,
-//! kept idle per endpoint and reused most-recent first.
+//! Keep-alive connections to backends, over TCP or TLS, kept idle per endpoint and reused
+//! most-recent first; each exchange runs on the request's task ([`super::h1`]).
 //!
 //! hyper-util's pooled `Client` does the same with more generality (any connector, HTTP/2,
 //! pool keys by scheme and authority, checkout races between a new connection and a returned
 //! one); on the bench's forward route its checkout and return cost about as many instructions
-//! as the rest of the forwarding code. Here a connection is taken from a vector under a mutex
-//! and put back when its response body has been read to the end.
+//! as the rest of the forwarding code. Here a connection is taken from a vector under a mutex,
+//! checked to be still open (the backend may have closed it while it sat idle), and put back
+//! when its response body has been read to the end.
 
+use super::h1::{Broken, Conn, Exchange, Failed, Stream};
 use super::handler::Body;
 use bytes::Bytes;
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
+use hyper::body::{Body as _, Frame, SizeHint};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,7 +25,7 @@ const MAX_IDLE: usize = 512;
 /// An idle connection older than this is closed rather than reused.
 const IDLE_FOR: Duration = Duration::from_secs(60);
 
-type Idle = Arc<Mutex<HashMap<Endpoint, Vec<(SendRequest<Body>, Instant)>, PolicyKeys>>>;
+type Idle = Arc<Mutex<HashMap<Endpoint, Vec<(Conn, Instant)>, PolicyKeys>>>;
 
 /// The hashing of maps whose keys the policy names, never a client: endpoints resolved from
 /// its backends here, backend names and target URLs in `proxy.rs`. They are looked up on every
@@ -116,7 +116,7 @@ pub enum SendError {
     /// No connection could be made: refused, unreachable, or the connect timeout passed.
     Connect(String),
     /// The connection failed while the request was sent or the response head read.
-    Http(hyper::Error),
+    Http(Broken),
     /// Connected, but the response head did not arrive by the deadline given to
     /// [`Pool::send_by`].
     Timeout,
@@ -156,62 +156,57 @@ impl Pool {
         to: &Endpoint,
         connect_timeout: Duration,
         answer_by: Option<tokio::time::Instant>,
-        mut request: Request<Body>,
+        request: Request<Body>,
     ) -> Result<Response<PooledBody>, (SendError, Option<Request<Body>>)> {
+        let (parts, mut body) = request.into_parts();
         loop {
-            let (mut sender, reused) = match self.checkout(to).await {
-                Some(sender) => (sender, true),
-                // boxed: a connection being made (TCP, TLS, hyper's handshake) is kilobytes of
-                // state that a request on a pooled connection never enters (see
-                // `handler::effects`)
+            let (conn, reused) = match self.checkout(to) {
+                Some(conn) => (conn, true),
+                // boxed: a connection being made (TCP, TLS) is kilobytes of state that a
+                // request on a pooled connection never enters (see `handler::effects`)
                 None => match Box::pin(self.connect(to, connect_timeout)).await {
-                    Ok(sender) => (sender, false),
-                    Err(e) => return Err((e, Some(request))),
+                    Ok(conn) => (conn, false),
+                    Err(e) => return Err((e, Some(Request::from_parts(parts, body)))),
                 },
             };
+            let exchange = Exchange::new(conn, &parts, body).response();
             let sent = match answer_by {
-                None => sender.try_send_request(request).await,
-                Some(deadline) => {
-                    match tokio::time::timeout_at(deadline, sender.try_send_request(request)).await
-                    {
-                        Ok(sent) => sent,
-                        Err(_) => return Err((SendError::Timeout, None)),
-                    }
-                }
+                None => exchange.await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, exchange).await {
+                    Ok(sent) => sent,
+                    Err(_) => return Err((SendError::Timeout, None)),
+                },
             };
             match sent {
                 Ok(response) => {
-                    let upgraded = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-                    let home = (!upgraded).then(|| (self.idle.clone(), to.clone(), sender));
                     let (parts, body) = response.into_parts();
-                    let mut body = PooledBody { body, home };
-                    if body.body.is_end_stream() {
-                        body.give_back();
-                    }
+                    let mut body = PooledBody {
+                        body,
+                        home: Some((self.idle.clone(), to.clone())),
+                    };
+                    body.give_back_at_end();
                     return Ok(Response::from_parts(parts, body));
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err((SendError::Http(e.into_error()), None)),
-                },
+                // a reused connection the backend had closed, found before anything was sent
+                Err(Failed {
+                    unsent: Some(unsent),
+                    ..
+                }) if reused => body = unsent,
+                Err(Failed { error, .. }) => return Err((SendError::Http(error), None)),
             }
         }
     }
 
     /// The most recently used idle connection to `to` that is still open.
-    async fn checkout(&self, to: &Endpoint) -> Option<SendRequest<Body>> {
+    fn checkout(&self, to: &Endpoint) -> Option<Conn> {
         loop {
-            let (mut sender, since) = {
+            let (mut conn, since) = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 let list = idle.get_mut(to)?;
                 list.pop()?
             };
-            if since.elapsed() > IDLE_FOR || sender.is_closed() {
-                continue;
-            }
-            // Ready once the connection's task has finished the previous exchange.
-            if sender.ready().await.is_ok() {
-                return Some(sender);
+            if since.elapsed() <= IDLE_FOR && conn.is_open() {
+                return Some(conn);
             }
         }
     }
@@ -219,11 +214,7 @@ impl Pool {
     /// A new connection: TCP, then TLS for an `https://` endpoint, both within `timeout`. A
     /// TLS failure (an untrusted or misnamed certificate, no common protocol) is a failure to
     /// connect, like a refusal.
-    async fn connect(
-        &self,
-        to: &Endpoint,
-        timeout: Duration,
-    ) -> Result<SendRequest<Body>, SendError> {
+    async fn connect(&self, to: &Endpoint, timeout: Duration) -> Result<Conn, SendError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let late = || {
             SendError::Connect(format!(
@@ -239,71 +230,60 @@ impl Pool {
         };
         let _ = stream.set_nodelay(true);
         let Some(name) = &to.tls else {
-            return handshake(TokioIo::new(stream), to).await;
+            return Ok(Conn::new(Stream::Tcp(stream)));
         };
         let server_name = rustls::pki_types::ServerName::try_from(name.to_string())
             .map_err(|e| SendError::Connect(format!("{name:?} is not a TLS server name: {e}")))?;
-        let tls =
-            match tokio::time::timeout_at(deadline, self.tls.connect(server_name, stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return Err(SendError::Connect(format!("TLS with {to}: {e}"))),
-                Err(_) => return Err(late()),
-            };
-        handshake(TokioIo::new(tls), to).await
-    }
-}
-
-/// hyper's HTTP/1 handshake on a connected stream; the connection runs on its own task.
-async fn handshake<T>(io: T, to: &Endpoint) -> Result<SendRequest<Body>, SendError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| SendError::Connect(format!("handshake with {to}: {e}")))?;
-    let addr = to.addr;
-    tokio::spawn(async move {
-        if let Err(e) = connection.with_upgrades().await {
-            tracing::debug!(%addr, "backend connection ended: {e}");
+        match tokio::time::timeout_at(deadline, self.tls.connect(server_name, stream)).await {
+            Ok(Ok(tls)) => Ok(Conn::new(Stream::Tls(Box::new(tls)))),
+            Ok(Err(e)) => Err(SendError::Connect(format!("TLS with {to}: {e}"))),
+            Err(_) => Err(late()),
         }
-    });
-    Ok(sender)
+    }
 }
 
 /// A backend's response body that returns its connection to the pool once read to the end.
 /// Dropped earlier (the client went away), the connection is closed instead: it may still
 /// carry the rest of the body.
 pub struct PooledBody {
-    body: Incoming,
-    home: Option<(Idle, Endpoint, SendRequest<Body>)>,
+    body: super::h1::Incoming,
+    home: Option<(Idle, Endpoint)>,
 }
 
 impl PooledBody {
-    fn give_back(&mut self) {
-        if let Some((idle, addr, sender)) = self.home.take() {
-            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
-            let list = idle.entry(addr).or_default();
-            if list.len() < MAX_IDLE {
-                list.push((sender, Instant::now()));
-            }
+    /// Put the connection back if the body has been read to its end and the connection may
+    /// carry another request.
+    fn give_back_at_end(&mut self) {
+        if !self.body.is_end_stream() {
+            return;
         }
+        let (Some(conn), Some((idle, addr))) = (self.body.reusable(), self.home.take()) else {
+            return;
+        };
+        let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(addr).or_default();
+        if list.len() < MAX_IDLE {
+            list.push((conn, Instant::now()));
+        }
+    }
+
+    /// The backend's connection after a `101 Switching Protocols`.
+    pub fn upgrade(&mut self) -> Option<super::h1::Upgraded> {
+        self.body.upgrade()
     }
 }
 
 impl hyper::body::Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Broken;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
         let frame = Pin::new(&mut self.body).poll_frame(cx);
-        match &frame {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.give_back(),
-            Poll::Ready(Some(Err(_))) => self.home = None,
-            _ => {}
+        if frame.is_ready() {
+            self.give_back_at_end();
         }
         frame
     }

@@ -253,8 +253,9 @@ impl Attempt<'_> {
         ControlFlow::Break(Err(match sent {
             Ok(mut response) => {
                 if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                    if let Some(client) = client_upgrade.take() {
-                        let backend = hyper::upgrade::on(&mut response);
+                    if let (Some(client), Some(backend)) =
+                        (client_upgrade.take(), response.body_mut().upgrade())
+                    {
                         tunnel(d.request_id.clone(), client, backend);
                     }
                 }
@@ -296,18 +297,23 @@ pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
 }
 
 /// Copy bytes both ways between the upgraded client and backend connections until either
-/// side closes.
+/// side closes; first what the backend sent right after its `101`.
 fn tunnel(
     request_id: crate::decide::RequestId,
     client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
+    upstream: super::h1::Upgraded,
 ) {
+    use tokio::io::AsyncWriteExt;
     tokio::spawn(async move {
-        match tokio::try_join!(client, upstream) {
-            Ok((client, upstream)) => {
+        match client.await {
+            Ok(client) => {
                 let mut client = hyper_util::rt::TokioIo::new(client);
-                let mut upstream = hyper_util::rt::TokioIo::new(upstream);
-                match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                let mut backend = upstream.stream;
+                if let Err(e) = client.write_all(&upstream.read).await {
+                    tracing::debug!(%request_id, "upgraded connection ended: {e}");
+                    return;
+                }
+                match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
                     Ok((up, down)) => {
                         tracing::debug!(%request_id, up, down, "upgraded connection closed")
                     }

@@ -6,10 +6,15 @@
 //!   floor LISTEN BACKEND_PORT
 //!
 //! GET /health  a static `{"status":"ok"}` (the mock route)
-//! GET /data    forwarded with hyper-util's legacy `Client` (what rulegate uses), inside a
-//!              `tokio::time::timeout`, the backend's body streamed back
-//! GET /data2   forwarded over a hand-rolled pool of `hyper::client::conn::http1` connections,
-//!              the (small) body collected so the connection is reused at once
+//! GET /data    forwarded with hyper-util's legacy `Client`, inside a `tokio::time::timeout`,
+//!              the backend's body streamed back
+//! GET /data2   forwarded over a hand-rolled pool of `hyper::client::conn::http1` connections
+//!              (what rulegate used until 2026-12), the (small) body collected so the
+//!              connection is reused at once
+//! GET /data3   forwarded over a pool of plain TCP connections, the exchange written out on the
+//!              request's task: a fixed request, the head parsed by httparse, a
+//!              `Content-Length` body (what rulegate's `server/h1.rs` does, without its
+//!              generality)
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -59,14 +64,74 @@ async fn pooled(pool: &Pool, port: u16) -> Result<Response<Body>, BoxError> {
     };
     let mut up = Request::new(Full::new(Bytes::new()));
     *up.uri_mut() = hyper::Uri::from_static("/data");
-    up.headers_mut()
-        .insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("127.0.0.1"));
+    up.headers_mut().insert(
+        hyper::header::HOST,
+        hyper::header::HeaderValue::from_static("127.0.0.1"),
+    );
     sender.ready().await?;
     let response = tokio::time::timeout(TIMEOUT, sender.send_request(up)).await??;
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await?.to_bytes();
     pool.lock().unwrap_or_else(|e| e.into_inner()).push(sender);
     Ok(Response::from_parts(parts, full(bytes)))
+}
+
+type RawPool = Arc<Mutex<Vec<(tokio::net::TcpStream, bytes::BytesMut)>>>;
+
+/// The backend request written by hand on the request's own task: no connection task, no
+/// channel, one write and (usually) one read.
+async fn raw(pool: &RawPool, port: u16) -> Result<Response<Body>, BoxError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let idle = pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let (mut stream, mut buf) = match idle {
+        Some(c) => c,
+        None => {
+            let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            s.set_nodelay(true)?;
+            (s, bytes::BytesMut::with_capacity(8192))
+        }
+    };
+    stream
+        .write_all(b"GET /data HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await?;
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut parsed = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head) = parsed.parse(&buf)? {
+            let code = parsed.code.unwrap_or(502);
+            let mut len = 0usize;
+            let mut ctype = None;
+            for h in parsed.headers.iter() {
+                if h.name.eq_ignore_ascii_case("content-length") {
+                    len = std::str::from_utf8(h.value)?.parse()?;
+                } else if h.name.eq_ignore_ascii_case("content-type") {
+                    ctype = Some(hyper::header::HeaderValue::from_bytes(h.value)?);
+                }
+            }
+            while buf.len() < head + len {
+                if stream.read_buf(&mut buf).await? == 0 {
+                    return Err("eof".into());
+                }
+            }
+            let _ = buf.split_to(head);
+            let body = buf.split_to(len).freeze();
+            pool.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((stream, buf));
+            let mut r = Response::new(full(body));
+            *r.status_mut() = StatusCode::from_u16(code)?;
+            if let Some(c) = ctype {
+                r.headers_mut().insert(hyper::header::CONTENT_TYPE, c);
+            }
+            return Ok(r);
+        }
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(8192);
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err("eof".into());
+        }
+    }
 }
 
 fn main() {
@@ -77,7 +142,10 @@ fn main() {
     }
     let listen: std::net::SocketAddr = args[1].parse().expect("LISTEN is an address");
     let port: u16 = args[2].parse().expect("BACKEND_PORT is a port");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.expect("bind");
         let mut connector = HttpConnector::new();
@@ -86,8 +154,11 @@ fn main() {
         let client: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        let uri: hyper::Uri = format!("http://127.0.0.1:{port}/data").parse().expect("uri");
+        let uri: hyper::Uri = format!("http://127.0.0.1:{port}/data")
+            .parse()
+            .expect("uri");
         let pool: Pool = Arc::default();
+        let rawpool: RawPool = Arc::default();
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -97,15 +168,20 @@ fn main() {
         let builder = Arc::new(builder);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
-            let (client, uri, pool) = (client.clone(), uri.clone(), pool.clone());
+            let (client, uri, pool, rawpool) =
+                (client.clone(), uri.clone(), pool.clone(), rawpool.clone());
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (client, uri, pool) = (client.clone(), uri.clone(), pool.clone());
+                let (client, uri, pool, rawpool) =
+                    (client.clone(), uri.clone(), pool.clone(), rawpool.clone());
                 async move {
                     let response = match req.uri().path() {
                         "/health" => {
-                            let mut r = Response::new(full(Bytes::from_static(b"{\"status\":\"ok\"}")));
+                            let mut r =
+                                Response::new(full(Bytes::from_static(b"{\"status\":\"ok\"}")));
                             r.headers_mut().insert(
                                 hyper::header::CONTENT_TYPE,
                                 hyper::header::HeaderValue::from_static("application/json"),
@@ -113,7 +189,12 @@ fn main() {
                             r
                         }
                         "/data" => legacy(&client, uri).await,
-                        "/data2" => pooled(&pool, port).await.unwrap_or_else(|_| status(StatusCode::BAD_GATEWAY)),
+                        "/data2" => pooled(&pool, port)
+                            .await
+                            .unwrap_or_else(|_| status(StatusCode::BAD_GATEWAY)),
+                        "/data3" => raw(&rawpool, port)
+                            .await
+                            .unwrap_or_else(|_| status(StatusCode::BAD_GATEWAY)),
                         _ => status(StatusCode::NOT_FOUND),
                     };
                     Ok::<_, std::convert::Infallible>(response)
