@@ -1128,4 +1128,71 @@ mod tests {
         let sender = Sender::new(&parts, super::super::handler::full("abc"));
         assert!(matches!(sender.broken, Some(Broken::Malformed(_))));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// `body` chunked in pieces of the given sizes (cycled), with an extension now and then.
+        fn encode(body: &[u8], sizes: &[usize]) -> Vec<u8> {
+            let (mut out, mut at, mut i) = (Vec::new(), 0, 0);
+            while at < body.len() {
+                let n = sizes[i % sizes.len()].min(body.len() - at);
+                let ext = if i % 3 == 1 { ";k=v" } else { "" };
+                out.extend_from_slice(format!("{n:X}{ext}\r\n").as_bytes());
+                out.extend_from_slice(&body[at..at + n]);
+                out.extend_from_slice(b"\r\n");
+                (at, i) = (at + n, i + 1);
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Any body, chunked any way and arriving in any pieces, decodes to itself.
+            #[test]
+            fn any_chunking_of_any_body_decodes_to_the_body(
+                body in proptest::collection::vec(any::<u8>(), 0..600),
+                sizes in proptest::collection::vec(1usize..200, 1..6),
+                cuts in proptest::collection::vec(1usize..64, 1..40),
+            ) {
+                let wire = encode(&body, &sizes);
+                let mut pieces: Vec<&[u8]> = Vec::new();
+                let (mut at, mut c) = (0, 0);
+                while at < wire.len() {
+                    let n = cuts[c % cuts.len()].min(wire.len() - at);
+                    pieces.push(&wire[at..at + n]);
+                    (at, c) = (at + n, c + 1);
+                }
+                prop_assert_eq!(decode(&pieces).unwrap(), body);
+            }
+
+            /// Whatever a backend sends, reading a head or a chunked body answers: a head, a
+            /// wait for more, or a refusal — never a panic.
+            #[test]
+            fn any_bytes_are_read_or_refused(raw in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let mut buf = BytesMut::from(&raw[..]);
+                let _ = read_head(&mut buf, false);
+                let _ = decode(&[&raw]);
+            }
+
+            /// The same for bytes that start as a response head does, so that the parser gets
+            /// past the status line.
+            #[test]
+            fn any_head_like_bytes_are_read_or_refused(
+                tail in proptest::collection::vec(
+                    prop_oneof![Just(b'\r'), Just(b'\n'), Just(b':'), Just(b' '), Just(b','),
+                                Just(b'0'), Just(b'5'), Just(b'a'), any::<u8>()], 0..300),
+                name in prop_oneof![Just("Content-Length"), Just("Transfer-Encoding"),
+                                    Just("Connection"), Just("X")],
+            ) {
+                let mut raw = format!("HTTP/1.1 200 OK\r\n{name}: ").into_bytes();
+                raw.extend_from_slice(&tail);
+                let mut buf = BytesMut::from(&raw[..]);
+                let _ = read_head(&mut buf, false);
+            }
+        }
+    }
 }
