@@ -422,6 +422,30 @@ fn request_head(
 /// The value every `Content-Length` line agrees on: `Ok(None)` without one, `Err` when they
 /// differ or one is not a number (each line may be a comma list of the same number).
 fn content_length<'a>(lines: impl IntoIterator<Item = &'a HeaderValue>) -> Result<Option<u64>, ()> {
+    let mut lines = lines.into_iter();
+    let Some(first) = lines.next() else {
+        return Ok(None);
+    };
+    // the usual case: one line of at most 19 digits, whose number cannot overflow
+    let digits = first.as_bytes();
+    if (1..=19).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        return match lines.next() {
+            None => Ok(Some(n)),
+            Some(second) => agreed_length(
+                std::iter::once(first)
+                    .chain(std::iter::once(second))
+                    .chain(lines),
+            ),
+        };
+    }
+    agreed_length(std::iter::once(first).chain(lines))
+}
+
+/// [`content_length`] for any number of lines, each a comma list.
+fn agreed_length<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> Result<Option<u64>, ()> {
     let mut agreed = None;
     for line in lines {
         for item in line.as_bytes().split(|b| *b == b',') {
@@ -552,7 +576,7 @@ fn read_head(
     head_request: bool,
 ) -> Result<Option<(http::response::Parts, In, bool)>, Broken> {
     loop {
-        let Some(mut parts) = parse_head(buf)? else {
+        let Some((mut parts, closes)) = parse_head(buf)? else {
             return Ok(None);
         };
         let status = parts.status.as_u16();
@@ -563,7 +587,7 @@ fn read_head(
         let keep_alive = clean
             && parts.version == Version::HTTP_11
             && !matches!(framing, In::Close | In::Upgrade)
-            && !has_token(&parts.headers, header::CONNECTION, "close");
+            && !closes;
         // the version is the connection's: the client is answered in its own
         parts.version = Version::HTTP_11;
         return Ok(Some((parts, framing, keep_alive)));
@@ -571,8 +595,12 @@ fn read_head(
 }
 
 /// The status, version and headers of the head at the front of `buf`, taken off it once it
-/// is all there. The header values share the head's bytes (one allocation, not one each).
-fn parse_head(buf: &mut BytesMut) -> Result<Option<http::response::Parts>, Broken> {
+/// is all there, and whether a `Connection` header says `close`. The header values share the
+/// head's bytes (one allocation, not one each). `Connection` headers that say nothing but
+/// `keep-alive` or `close`, and `Keep-Alive`, are this connection's alone and are left out
+/// (the client's answer would drop them anyway); any other `Connection` header is kept, so that
+/// the names it lists are dropped from the answer (`proxy::downstream_response`).
+fn parse_head(buf: &mut BytesMut) -> Result<Option<(http::response::Parts, bool)>, Broken> {
     let mut fields: smallvec::SmallVec<[(HeaderName, usize, usize); 24]> = Default::default();
     let (len, code, version, reason) = {
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -607,7 +635,21 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<http::response::Parts>, Broke
     let mut parts = http::Response::new(()).into_parts().0;
     let shared = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut closes = false;
     for (name, start, len) in fields {
+        let bytes = &shared[start..start + len];
+        if name == header::CONNECTION {
+            let tokens = || bytes.split(|b| *b == b',').map(<[u8]>::trim_ascii);
+            closes |= tokens().any(|t| t.eq_ignore_ascii_case(b"close"));
+            let own = |t: &[u8]| {
+                t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
+            };
+            if tokens().all(own) {
+                continue;
+            }
+        } else if name.as_str() == "keep-alive" {
+            continue;
+        }
         let value = HeaderValue::from_maybe_shared(shared.slice(start..start + len))
             .map_err(|_| malformed(format!("invalid value in header {name}")))?;
         headers.append(name, value);
@@ -627,7 +669,7 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<http::response::Parts>, Broke
         _ => Version::HTTP_10,
     };
     parts.headers = headers;
-    Ok(Some(parts))
+    Ok(Some((parts, closes)))
 }
 
 /// The body's framing from the status and headers (see the module's rules), and whether it
@@ -664,15 +706,6 @@ fn framing(parts: &mut http::response::Parts, head_request: bool) -> Result<(In,
         Ok(None) => Ok((In::Close, false)),
         Err(()) => Err(malformed("invalid Content-Length")),
     }
-}
-
-/// Whether a list header has `token` among its items.
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// A response's body, read from its connection. Read to its end, the connection may carry
@@ -1047,6 +1080,26 @@ mod tests {
             assert_eq!((got.as_str(), keep), (want, reusable), "{raw:?}");
             assert_eq!(parts.version, Version::HTTP_11, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn connection_headers_of_this_connection_alone_are_left_out_and_others_kept() {
+        let names = |raw: &[u8]| {
+            let (parts, _, keep) = head_of(raw, false).unwrap();
+            let names: Vec<String> = parts.headers.keys().map(|n| n.to_string()).collect();
+            (names.join(" "), keep)
+        };
+        let kept = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+                     Content-Length: 0\r\n\r\n";
+        assert_eq!(names(kept), ("content-length".into(), true));
+        let closed = b"HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(names(closed), ("content-length".into(), false));
+        let listing = b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\
+                        Content-Length: 0\r\n\r\n";
+        assert_eq!(
+            names(listing),
+            ("connection x-hop content-length".into(), true)
+        );
     }
 
     #[test]
