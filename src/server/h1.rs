@@ -31,7 +31,7 @@
 //!   without `Connection: close`, its body was framed and read to its end, and the backend sent
 //!   nothing after it.
 //! - Limits: the response head at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] fields, a chunk
-//!   size line or the trailers at most [`MAX_LINE`] bytes.
+//!   size line or a trailer line at most [`MAX_LINE`] bytes.
 
 use super::handler::{Body, BoxError};
 use bytes::{Buf, Bytes, BytesMut};
@@ -49,7 +49,7 @@ use tokio::net::TcpStream;
 pub const MAX_HEAD: usize = 64 << 10;
 /// The most header fields a response head may have.
 pub const MAX_HEADERS: usize = 128;
-/// The longest chunk-size line, and the most bytes of trailers.
+/// The longest chunk-size line or trailer line.
 pub const MAX_LINE: usize = 4 << 10;
 /// The free space each read asks for.
 const READ_SIZE: usize = 8 << 10;
@@ -185,12 +185,13 @@ impl Conn {
         tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
     }
 
-    /// Bytes from the buffer, else from the connection: `None` at its close.
-    fn poll_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<()>>> {
+    /// Whether there are bytes to use: in the buffer, else read from the connection; `false`
+    /// at its close.
+    fn poll_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         if !self.buf.is_empty() {
-            return Poll::Ready(Ok(Some(())));
+            return Poll::Ready(Ok(true));
         }
-        Poll::Ready(Ok((ready!(self.poll_fill(cx))? > 0).then_some(())))
+        Poll::Ready(Ok(ready!(self.poll_fill(cx))? > 0))
     }
 }
 
@@ -422,41 +423,10 @@ fn request_head(
 /// The value every `Content-Length` line agrees on: `Ok(None)` without one, `Err` when they
 /// differ or one is not a number (each line may be a comma list of the same number).
 fn content_length<'a>(lines: impl IntoIterator<Item = &'a HeaderValue>) -> Result<Option<u64>, ()> {
-    let mut lines = lines.into_iter();
-    let Some(first) = lines.next() else {
-        return Ok(None);
-    };
-    // the usual case: one line of at most 19 digits, whose number cannot overflow
-    let digits = first.as_bytes();
-    if (1..=19).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) {
-        let n = digits
-            .iter()
-            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        return match lines.next() {
-            None => Ok(Some(n)),
-            Some(second) => agreed_length(
-                std::iter::once(first)
-                    .chain(std::iter::once(second))
-                    .chain(lines),
-            ),
-        };
-    }
-    agreed_length(std::iter::once(first).chain(lines))
-}
-
-/// [`content_length`] for any number of lines, each a comma list.
-fn agreed_length<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> Result<Option<u64>, ()> {
     let mut agreed = None;
     for line in lines {
         for item in line.as_bytes().split(|b| *b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
-                return Err(());
-            }
-            let n: u64 = std::str::from_utf8(item)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or(())?;
+            let n = number(item.trim_ascii()).ok_or(())?;
             if agreed.is_some_and(|a| a != n) {
                 return Err(());
             }
@@ -464,6 +434,12 @@ fn agreed_length<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> Result<Opt
         }
     }
     Ok(agreed)
+}
+
+/// 1 to 19 decimal digits (no sign, no space: a number that cannot overflow) as a number.
+fn number(digits: &[u8]) -> Option<u64> {
+    let plain = (1..=19).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit);
+    plain.then(|| digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// One request's exchange on one connection.
@@ -771,7 +747,7 @@ impl Incoming {
             };
             let have = match &self.framing {
                 In::Done | In::Upgrade => return Poll::Ready(None),
-                _ => ready!(conn.poll_some(cx)).map_err(Broken::Io)?.is_some(),
+                _ => ready!(conn.poll_some(cx)).map_err(Broken::Io)?,
             };
             let buf = &mut conn.buf;
             match &mut self.framing {
@@ -1014,6 +990,12 @@ mod tests {
     ) -> Result<(http::response::Parts, In, bool), Broken> {
         let mut buf = BytesMut::from(raw);
         read_head(&mut buf, head_request).map(|h| h.expect("a whole head"))
+    }
+
+    #[test]
+    fn transfer_encoding_in_an_http_1_0_answer_is_refused() {
+        let raw = b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(head_of(raw, false).is_err_and(|e| e.to_string().contains("HTTP/1.0")));
     }
 
     #[test]

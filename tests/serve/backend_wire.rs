@@ -116,6 +116,30 @@ fn a_bare_lf_in_a_chunk_line_ends_the_answer_and_its_connection() {
 }
 
 #[test]
+fn bytes_after_an_answers_content_length_are_never_read_as_the_next_answer() {
+    // a backend that smuggles a second answer behind the first: it must not become the
+    // answer to the next client's request on the same connection
+    let backend = raw_backend(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\
+          HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
+        true,
+    );
+    let dir = forward_policy(&backend.url());
+    let gw = Gateway::start(dir.path());
+    for i in 0..3 {
+        let r = gw.get("shop.test", "/plain/x");
+        expect_status(&r, 200);
+        assert_eq!(r.body_str(), "ok", "request {i}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        backend.connections(),
+        3,
+        "a connection with bytes left over is dropped"
+    );
+}
+
+#[test]
 fn an_interim_100_continue_is_skipped() {
     let backend = raw_backend(
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
