@@ -356,15 +356,41 @@ fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn check_headers(d: &rulegate::decide::Decision, h: &Head) {
-    let up = rulegate::server::upstream_headers(
+/// What a forward of `h` to a backend at `authority` sends, as `serve` builds it.
+fn forwarding<'a>(
+    d: &'a rulegate::decide::Decision,
+    h: &'a Head,
+    authority: &'a http::HeaderValue,
+) -> rulegate::server::Forwarding<'a> {
+    rulegate::server::Forwarding {
         d,
-        &h.headers,
-        h.tls,
-        Some(&http::HeaderValue::from_static("127.0.0.1:9")),
-        "",
-        0,
-    );
+        client: &h.headers,
+        tls: h.tls,
+        authority: Some(authority),
+        original_host: "",
+        hops: 0,
+    }
+}
+
+fn check_headers(d: &rulegate::decide::Decision, h: &Head) {
+    let authority = http::HeaderValue::from_static("127.0.0.1:9");
+    let forwarding = forwarding(d, h, &authority);
+    let up = forwarding.headers();
+    // the head a forward writes holds the same values, one line each, and nothing else
+    let written = forwarding.head_lines();
+    let lines: Vec<&[u8]> = written.split(|b| *b == b'\n').collect();
+    let framing = up.get_all(http::header::CONTENT_LENGTH).iter().count();
+    assert_eq!(lines.len() - 1, up.len() - framing, "written lines against the map");
+    for line in &lines[..lines.len() - 1] {
+        let line = line.strip_suffix(b"\r").expect("a line ends with CRLF");
+        assert!(!line.contains(&b'\r'), "a CR inside a written line");
+        let at = line.windows(2).position(|w| w == b": ").expect("name: value");
+        let name = std::str::from_utf8(&line[..at]).expect("a name");
+        assert!(
+            up.get_all(name).iter().any(|v| v.as_bytes() == &line[at + 2..]),
+            "{name} written but not in the map"
+        );
+    }
     let id_name = rulegate::dialect::request_id_header(d.dialect);
     let ids: Vec<_> = up.get_all(id_name).iter().collect();
     assert_eq!(ids.len(), 1, "request-id headers upstream: {ids:?}");
@@ -397,14 +423,8 @@ fn check_backend_request(
     h: &Head,
 ) {
     let Some(shaped) = &plan.shaped else { return };
-    let mut up = rulegate::server::upstream_headers(
-        d,
-        &h.headers,
-        h.tls,
-        Some(&http::HeaderValue::from_static("127.0.0.1:9")),
-        "",
-        0,
-    );
+    let authority = http::HeaderValue::from_static("127.0.0.1:9");
+    let mut up = forwarding(d, h, &authority).headers();
     assert!(
         up.get("cookie").is_none(),
         "a removed Cookie reached the backend"

@@ -93,17 +93,23 @@ impl TraceContext {
     /// The backend's `traceparent`: version 00, this trace, the gateway's span as parent.
     /// Written into a buffer byte by byte: it goes on every forward.
     pub fn traceparent(&self) -> HeaderValue {
+        let out = self.traceparent_bytes();
+        // SAFETY: every byte of `out` is visible ASCII (see `traceparent_bytes`), which is what
+        // a header value may hold, so `HeaderValue::from_bytes`'s check could not fail.
+        // (Debug builds check anyway.)
+        unsafe { HeaderValue::from_maybe_shared_unchecked(bytes::Bytes::copy_from_slice(&out)) }
+    }
+
+    /// [`TraceContext::traceparent`]'s bytes: each either a constant (`0`, `-`, `1`) or a
+    /// digit from `hex_into`'s `0-9a-f` table.
+    pub fn traceparent_bytes(&self) -> [u8; 55] {
         let mut out = [0u8; 55];
         out[..3].copy_from_slice(b"00-");
         hex_into(&mut out[3..35], &self.trace_id.to_be_bytes());
         out[35] = b'-';
         hex_into(&mut out[36..52], &self.span_id.to_be_bytes());
         out[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
-        // SAFETY: every byte of `out` is written above, each either a constant (`0`, `-`,
-        // `1`) or a digit from `hex_into`'s `0-9a-f` table: all visible ASCII, which is what a
-        // header value may hold, so `HeaderValue::from_bytes`'s check could not fail. (Debug
-        // builds check anyway.)
-        unsafe { HeaderValue::from_maybe_shared_unchecked(bytes::Bytes::copy_from_slice(&out)) }
+        out
     }
 }
 

@@ -202,10 +202,92 @@ enum Out {
     Chunked,
 }
 
+/// A request's head as it goes out: the request line and the header lines, written once as
+/// the headers are chosen (the forward writes them straight from the client's, with no map in
+/// between: `outgoing.rs`). The framing headers are kept aside, never written here: the
+/// exchange frames the body as the module's rules say, holding it to the `Content-Length`
+/// given.
+pub struct Head {
+    bytes: Vec<u8>,
+    /// The `Content-Length` lines given, read as one number (see [`content_length`]).
+    length: Result<Option<u64>, ()>,
+    head_request: bool,
+}
+
+impl Head {
+    /// The request line; `target` in origin form (`/` when empty). `room`: the bytes the
+    /// header lines are expected to take.
+    pub fn new(method: &Method, target: &str, room: usize) -> Head {
+        let target = if target.is_empty() { "/" } else { target };
+        let mut bytes = Vec::with_capacity(method.as_str().len() + target.len() + room + 64);
+        bytes.extend_from_slice(method.as_str().as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(target.as_bytes());
+        bytes.extend_from_slice(b" HTTP/1.1\r\n");
+        Head {
+            bytes,
+            length: Ok(None),
+            head_request: *method == Method::HEAD,
+        }
+    }
+
+    /// The head of a request built as an `http::Request` (the authorizer's call, a health
+    /// probe, a signed forward): its headers in the map's order.
+    pub fn of(parts: &http::request::Parts) -> Head {
+        let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let room = parts
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 4);
+        let mut head = Head::new(&parts.method, target, room.sum());
+        for (name, value) in &parts.headers {
+            head.header(name, value);
+        }
+        head
+    }
+
+    /// One header line (a `Content-Length` is read, a `Transfer-Encoding` dropped: the
+    /// exchange writes the framing).
+    pub fn header(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.line(name, value.as_bytes());
+    }
+
+    /// A value made from pieces (a chain, an id): written only when it is a valid field
+    /// value, as `HeaderValue::from_bytes` would take it, else left out.
+    pub fn made(&mut self, name: &HeaderName, value: &[u8]) {
+        if value
+            .iter()
+            .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+        {
+            self.line(name, value);
+        }
+    }
+
+    fn line(&mut self, name: &HeaderName, value: &[u8]) {
+        if *name == header::CONTENT_LENGTH {
+            self.length = self.length.and_then(|agreed| agree(agreed, value));
+        } else if *name != header::TRANSFER_ENCODING {
+            self.bytes.extend_from_slice(name.as_str().as_bytes());
+            self.bytes.extend_from_slice(b": ");
+            self.bytes.extend_from_slice(value);
+            self.bytes.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The request line and header lines as written so far (tests, fuzzing).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// The request on its way out: framing bytes, then body data, as the body yields them.
 struct Sender {
     /// The head, a chunk's size line or end: written before `data`, from `written` on.
     prefix: Vec<u8>,
+    /// How long the request line and header lines are (the rest of the head is framing),
+    /// and the `Content-Length` they gave: to hand the head back unsent.
+    head_len: usize,
+    given: Result<Option<u64>, ()>,
     written: usize,
     data: Bytes,
     /// The body still to be read; `None` once it has ended.
@@ -224,7 +306,7 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(parts: &http::request::Parts, mut body: Body) -> Sender {
+    fn new(head: Head, mut body: Body) -> Sender {
         let mut replay = None;
         let mut ended = hyper::body::Body::is_end_stream(&body);
         // a buffered body is taken at once: its bytes leave with the head in one write
@@ -238,9 +320,12 @@ impl Sender {
             ended = true;
         }
         let length = replay.as_ref().map(|b| b.len() as u64);
-        let (prefix, out) = request_head(parts, &body, ended, length);
+        let (head_len, given) = (head.bytes.len(), head.length);
+        let (prefix, out, broken) = framed(head, &body, ended, length);
         let mut sender = Sender {
             prefix,
+            head_len,
+            given,
             written: 0,
             data: Bytes::new(),
             body: (!ended).then_some(body),
@@ -249,27 +334,34 @@ impl Sender {
             replay: None,
             wrote: false,
             done: false,
-            broken: None,
+            broken,
         };
         if let Some(bytes) = replay {
             // held to a Content-Length the headers gave, like any body
             let queued = sender.queue(bytes.clone()).and_then(|_| sender.finish());
-            sender.broken = queued.err();
+            sender.broken = sender.broken.take().or(queued.err());
             sender.replay = Some(bytes);
         }
         sender
     }
 
-    /// The body back, if nothing of the request was written.
-    fn unsent(self) -> Option<Body> {
+    /// The head and the body back, if nothing of the request was written.
+    fn unsent(mut self, head_request: bool) -> Option<(Head, Body)> {
         if self.wrote {
             return None;
         }
-        match (self.replay, self.body) {
-            (Some(bytes), _) => Some(super::handler::full(bytes)),
-            (None, Some(body)) => Some(body),
-            (None, None) => Some(super::handler::full(Bytes::new())),
-        }
+        self.prefix.truncate(self.head_len);
+        let head = Head {
+            bytes: self.prefix,
+            length: self.given,
+            head_request,
+        };
+        let body = match (self.replay, self.body) {
+            (Some(bytes), _) => super::handler::full(bytes),
+            (None, Some(body)) => body,
+            (None, None) => super::handler::full(Bytes::new()),
+        };
+        Some((head, body))
     }
 
     /// Write what is ready: `Ready(Ok)` once all of the request is written and flushed.
@@ -367,71 +459,69 @@ impl Sender {
     }
 }
 
-/// The request line and headers, and how the body is framed (see the module's rules).
-/// `ended`: the body has no bytes to read (any it had are `length` bytes taken already).
-fn request_head(
-    parts: &http::request::Parts,
+/// The head with its framing lines and the blank line that ends it, and how the body is
+/// framed (see the module's rules). `ended`: the body has no bytes to read (any it had are
+/// `length` bytes taken already). A `Content-Length` given for a body known to be empty must
+/// say 0: anything else would leave the backend waiting for bytes that never come, and read
+/// the next request on the connection as the rest of this one.
+fn framed(
+    head: Head,
     body: &Body,
     ended: bool,
     length: Option<u64>,
-) -> (Vec<u8>, Out) {
-    let given = content_length(parts.headers.get_all(header::CONTENT_LENGTH));
-    let (keep_given, out, add) = match (ended, length, given) {
-        (true, None, _) => (true, Out::Length(0), None),
-        (_, _, Ok(Some(n))) => (true, Out::Length(n), None),
-        (true, Some(n), _) => (false, Out::Length(n), Some(n)),
+) -> (Vec<u8>, Out, Option<Broken>) {
+    let Head {
+        mut bytes,
+        length: given,
+        ..
+    } = head;
+    let mut broken = None;
+    let (out, write) = match (ended, length, given) {
+        (true, None, Ok(Some(n))) => {
+            if n > 0 {
+                broken = Some(malformed(
+                    "the request's Content-Length promises a body it does not have",
+                ));
+            }
+            (Out::Length(0), Some(0))
+        }
+        (true, None, _) => (Out::Length(0), None),
+        (_, _, Ok(Some(n))) => (Out::Length(n), Some(n)),
+        (true, Some(n), _) => (Out::Length(n), Some(n)),
         (false, _, _) => match hyper::body::Body::size_hint(body).exact() {
-            Some(n) => (false, Out::Length(n), Some(n)),
-            None => (false, Out::Chunked, None),
+            Some(n) => (Out::Length(n), Some(n)),
+            None => (Out::Chunked, None),
         },
     };
-    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let target = if target.is_empty() { "/" } else { target };
-    let size: usize = parts
-        .headers
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len() + 4)
-        .sum();
-    let mut head = Vec::with_capacity(parts.method.as_str().len() + target.len() + size + 64);
-    head.extend_from_slice(parts.method.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(target.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        let framing =
-            *name == header::TRANSFER_ENCODING || (*name == header::CONTENT_LENGTH && !keep_given);
-        if !framing {
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
-    }
-    match (&out, add) {
+    match (&out, write) {
         (_, Some(n)) => {
-            head.extend_from_slice(b"content-length: ");
-            head.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-            head.extend_from_slice(b"\r\n");
+            bytes.extend_from_slice(b"content-length: ");
+            bytes.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            bytes.extend_from_slice(b"\r\n");
         }
-        (Out::Chunked, None) => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        (Out::Chunked, None) => bytes.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         _ => {}
     }
-    head.extend_from_slice(b"\r\n");
-    (head, out)
+    bytes.extend_from_slice(b"\r\n");
+    (bytes, out, broken)
 }
 
 /// The value every `Content-Length` line agrees on: `Ok(None)` without one, `Err` when they
 /// differ or one is not a number (each line may be a comma list of the same number).
 fn content_length<'a>(lines: impl IntoIterator<Item = &'a HeaderValue>) -> Result<Option<u64>, ()> {
-    let mut agreed = None;
-    for line in lines {
-        for item in line.as_bytes().split(|b| *b == b',') {
-            let n = number(item.trim_ascii()).ok_or(())?;
-            if agreed.is_some_and(|a| a != n) {
-                return Err(());
-            }
-            agreed = Some(n);
+    lines
+        .into_iter()
+        .try_fold(None, |agreed, line| agree(agreed, line.as_bytes()))
+}
+
+/// [`content_length`] one line at a time: the number so far and the next line's.
+fn agree(mut agreed: Option<u64>, line: &[u8]) -> Result<Option<u64>, ()> {
+    for item in line.split(|b| *b == b',') {
+        let n = number(item.trim_ascii()).ok_or(())?;
+        if agreed.is_some_and(|a| a != n) {
+            return Err(());
         }
+        agreed = Some(n);
     }
     Ok(agreed)
 }
@@ -449,19 +539,20 @@ pub struct Exchange {
     head_request: bool,
 }
 
-/// What failed, with the request's body when none of the request was written (the request
-/// may then go to another connection).
+/// What failed, with the request's head and body when none of the request was written (the
+/// request may then go to another connection).
 pub struct Failed {
     pub error: Broken,
-    pub unsent: Option<Body>,
+    pub unsent: Option<(Head, Body)>,
 }
 
 impl Exchange {
-    pub fn new(conn: Conn, parts: &http::request::Parts, body: Body) -> Exchange {
+    pub fn new(conn: Conn, head: Head, body: Body) -> Exchange {
+        let head_request = head.head_request;
         Exchange {
             conn,
-            sender: Sender::new(parts, body),
-            head_request: parts.method == Method::HEAD,
+            sender: Sender::new(head, body),
+            head_request,
         }
     }
 
@@ -473,7 +564,7 @@ impl Exchange {
             Ok(head) => head,
             Err(error) => {
                 let unsent = match &error {
-                    Broken::Io(_) | Broken::Closed => self.sender.unsent(),
+                    Broken::Io(_) | Broken::Closed => self.sender.unsent(self.head_request),
                     _ => None,
                 };
                 return Err(Failed {
@@ -1126,7 +1217,7 @@ mod tests {
             request = request.header(*k, *v);
         }
         let (parts, ()) = request.body(()).unwrap().into_parts();
-        let sender = Sender::new(&parts, body);
+        let sender = Sender::new(Head::of(&parts), body);
         String::from_utf8(sender.prefix).unwrap()
     }
 
@@ -1153,14 +1244,45 @@ mod tests {
     }
 
     #[test]
-    fn a_buffered_body_that_disagrees_with_its_content_length_is_never_sent() {
+    fn a_made_value_that_is_no_field_value_is_left_out_of_the_head() {
+        let name = HeaderName::from_static("x-made");
+        let mut head = Head::new(&Method::GET, "", 0);
+        head.made(&name, b"ok\tvisible \x80");
+        for bad in [&b"a\r\nx-evil: 1"[..], b"a\nb", b"nul\0", b"del\x7f"] {
+            head.made(&name, bad);
+        }
+        assert_eq!(
+            head.as_bytes(),
+            b"GET / HTTP/1.1\r\nx-made: ok\tvisible \x80\r\n"
+        );
+    }
+
+    /// A POST's head with this `Content-Length`.
+    fn post_with_length(length: &str) -> Head {
         let (parts, ()) = http::Request::builder()
             .method("POST")
-            .header("content-length", "5")
+            .header("content-length", length)
             .body(())
             .unwrap()
             .into_parts();
-        let sender = Sender::new(&parts, super::super::handler::full("abc"));
+        Head::of(&parts)
+    }
+
+    #[test]
+    fn a_content_length_promising_a_body_that_is_empty_is_never_sent() {
+        let empty = || super::super::handler::full(Bytes::new());
+        let sender = Sender::new(post_with_length("5"), empty());
+        assert!(matches!(sender.broken, Some(Broken::Malformed(_))));
+        let sender = Sender::new(post_with_length("0"), empty());
+        assert!(sender.broken.is_none());
+        assert!(String::from_utf8(sender.prefix)
+            .unwrap()
+            .ends_with("content-length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_buffered_body_that_disagrees_with_its_content_length_is_never_sent() {
+        let sender = Sender::new(post_with_length("5"), super::super::handler::full("abc"));
         assert!(matches!(sender.broken, Some(Broken::Malformed(_))));
     }
 

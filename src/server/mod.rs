@@ -18,9 +18,10 @@ mod malformed;
 mod memory;
 mod metrics;
 mod otlp;
+mod outgoing;
+pub use outgoing::{planned_upstream, sign, Forwarding, Sink};
 mod pool;
 mod proxy;
-pub use proxy::{planned_upstream, sign, upstream_headers};
 mod reload;
 mod tls;
 

@@ -8,7 +8,7 @@
 //! checked to be still open (the backend may have closed it while it sat idle), and put back
 //! when its response body has been read to the end.
 
-use super::h1::{Broken, Conn, Exchange, Failed, Stream};
+use super::h1::{Broken, Conn, Exchange, Failed, Head, Stream};
 use super::handler::Body;
 use bytes::Bytes;
 use hyper::body::{Body as _, Frame, SizeHint};
@@ -133,7 +133,7 @@ impl Pool {
 
     /// Send `request` to `to` on an idle connection or a new one. A request that a reused
     /// connection could not take (the backend closed it while it sat idle) is sent once more
-    /// on a new connection; hyper hands such a request back unsent. When `answer_by` is
+    /// on a new connection (the exchange hands such a request back unsent). When `answer_by` is
     /// given, [`SendError::Timeout`] if the response head has not arrived by then: callers
     /// that answer a slow peer differently from one that cannot be reached (the external
     /// authorizer, the health probes) tell the two apart this way.
@@ -144,21 +144,24 @@ impl Pool {
         answer_by: Option<tokio::time::Instant>,
         request: Request<Body>,
     ) -> Result<Response<PooledBody>, SendError> {
-        self.send_or_return(to, connect_timeout, answer_by, request)
+        let (parts, body) = request.into_parts();
+        let head = Head::of(&parts);
+        self.send_or_return(to, connect_timeout, answer_by, head, body)
             .await
             .map_err(|(e, _)| e)
     }
 
-    /// [`Pool::send_by`], handing the request back when no connection could be made: nothing
-    /// of it was sent, so it may go to another target (the forward's retries).
+    /// [`Pool::send_by`] for a request whose head is written already, handing its body back
+    /// when no connection could be made: nothing of it was sent, so it may go to another
+    /// target (the forward's retries).
     pub async fn send_or_return(
         &self,
         to: &Endpoint,
         connect_timeout: Duration,
         answer_by: Option<tokio::time::Instant>,
-        request: Request<Body>,
-    ) -> Result<Response<PooledBody>, (SendError, Option<Request<Body>>)> {
-        let (parts, mut body) = request.into_parts();
+        mut head: Head,
+        mut body: Body,
+    ) -> Result<Response<PooledBody>, (SendError, Option<Body>)> {
         loop {
             let (conn, reused) = match self.checkout(to) {
                 Some(conn) => (conn, true),
@@ -166,10 +169,10 @@ impl Pool {
                 // request on a pooled connection never enters (see `handler::effects`)
                 None => match Box::pin(self.connect(to, connect_timeout)).await {
                     Ok(conn) => (conn, false),
-                    Err(e) => return Err((e, Some(Request::from_parts(parts, body)))),
+                    Err(e) => return Err((e, Some(body))),
                 },
             };
-            let exchange = Exchange::new(conn, &parts, body).response();
+            let exchange = Exchange::new(conn, head, body).response();
             let sent = match answer_by {
                 None => exchange.await,
                 Some(deadline) => match tokio::time::timeout_at(deadline, exchange).await {
@@ -191,7 +194,7 @@ impl Pool {
                 Err(Failed {
                     unsent: Some(unsent),
                     ..
-                }) if reused => body = unsent,
+                }) if reused => (head, body) = unsent,
                 Err(Failed { error, .. }) => return Err((SendError::Http(error), None)),
             }
         }
