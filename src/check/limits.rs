@@ -99,21 +99,23 @@ fn batch<'a, C: Cx<'a>>(cx: &mut C, now: i64) -> (Vec<Limited<'a>>, Vec<Count>) 
         let Check::Rate(super::rate::Rate { rule, .. }) = check else {
             continue;
         };
-        let value = match &rule.key {
+        // borrowed where the value is the policy's or the request's as it stands
+        let value: std::borrow::Cow<'a, str> = match &rule.key {
             // no app, no per-app limit (a throttle bound where some routes identify none)
             RateKey::App => match cx.app() {
-                Some(a) => cx.service().apps[a].key.clone(),
+                Some(a) => cx.service().apps[a].key.as_str().into(),
                 None => continue,
             },
-            RateKey::Ip => cx.client_ip().to_string(),
-            RateKey::Route => String::new(),
-            RateKey::Header(h) => head.header(h).unwrap_or("").to_string(),
+            RateKey::Ip => cx.client_ip().to_string().into(),
+            RateKey::Route => "".into(),
+            RateKey::Header(h) => head.header(h).unwrap_or("").into(),
             // the first value, decoded; absent or undecodable counts as empty
             RateKey::Query(q) => head
                 .query()
                 .and_then(|query| crate::request::head::form_value(query, q))
                 .flatten()
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
         };
         b.rate(rule, LimitKind::RouteRate(&rule.key), &value);
     }

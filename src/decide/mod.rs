@@ -627,7 +627,14 @@ impl<'a, 'r> Pipeline<'a, 'r> {
             Some(t) => rewrite(t, &r.vars, r.rest.as_ref()),
         };
         match self.visible_query() {
-            Some(q) => format!("{path}?{q}"),
+            // written onto the path rather than formatted: on every forward with a query
+            Some(q) => {
+                let mut target = path;
+                target.reserve_exact(1 + q.len());
+                target.push('?');
+                target.push_str(&q);
+                target
+            }
             None => path,
         }
     }

@@ -17,7 +17,7 @@ use crate::auth::authorizer::{
 use crate::compile::{HttpTarget, Provider};
 use http_body_util::{BodyExt as _, Limited};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -145,7 +145,7 @@ async fn resolve(
     deadline: Instant,
     within: &str,
 ) -> Result<SocketAddr, Answer> {
-    if let Ok(ip) = target.host.parse::<IpAddr>() {
+    if let Some(ip) = target.ip {
         return Ok(SocketAddr::new(ip, target.port));
     }
     let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));

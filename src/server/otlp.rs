@@ -25,7 +25,7 @@ use super::handler::full;
 use super::pool::{Endpoint, Pool, SendError};
 use crate::request::TraceContext;
 use crate::vocab::target::{HttpTarget, Target};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,7 +235,7 @@ impl Sender {
 }
 
 async fn resolve(target: &HttpTarget) -> Result<SocketAddr, String> {
-    if let Ok(ip) = target.host.parse::<IpAddr>() {
+    if let Some(ip) = target.ip {
         return Ok(SocketAddr::new(ip, target.port));
     }
     tokio::net::lookup_host((target.host.as_str(), target.port))

@@ -323,10 +323,14 @@ fn hops_value(hops: u32) -> HeaderValue {
     }
 }
 
+/// A forwarding chain being written: on the stack while it is short (a request through no
+/// proxy has nothing but the peer's address in it).
+type Chain = smallvec::SmallVec<[u8; 64]>;
+
 /// The chain the backend receives: every `X-Forwarded-For` line the request carried, in
 /// order and byte for byte, then the TCP peer — the hop this gateway saw, not the client it
 /// computed (which may sit further left).
-fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Vec<u8> {
+fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Chain {
     let mut chain = lines_joined(headers, &X_FORWARDED_FOR);
     push_ip(&mut chain, crate::compile::canonical_ip(peer));
     chain
@@ -334,7 +338,7 @@ fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Vec<u8> {
 
 /// `ip` as `Display` writes it, appended to `out`: IPv4, on every forwarded request, digit
 /// by digit rather than through the formatting machinery.
-fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+fn push_ip(out: &mut Chain, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             for (i, octet) in v4.octets().into_iter().enumerate() {
@@ -359,7 +363,7 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
 /// element — the one a backend behind rulegate should believe — is what rulegate saw, never
 /// what the client wrote. A request without one gets none: `X-Forwarded-For` carries the
 /// chain, and a backend that reads `Forwarded` then falls back to its own peer, rulegate.
-fn forwarded(headers: &http::HeaderMap, peer: IpAddr, tls: bool) -> Option<Vec<u8>> {
+fn forwarded(headers: &http::HeaderMap, peer: IpAddr, tls: bool) -> Option<Chain> {
     let mut chain = lines_joined(headers, &header::FORWARDED);
     if chain.is_empty() {
         return None;
@@ -376,8 +380,8 @@ fn forwarded(headers: &http::HeaderMap, peer: IpAddr, tls: bool) -> Option<Vec<u
 
 /// Every non-empty line of a list header, trimmed, each followed by `, `: the chain so far,
 /// ready for this hop's entry.
-fn lines_joined(headers: &http::HeaderMap, name: &HeaderName) -> Vec<u8> {
-    let mut chain = Vec::new();
+fn lines_joined(headers: &http::HeaderMap, name: &HeaderName) -> Chain {
+    let mut chain = Chain::new();
     for line in headers.get_all(name) {
         let line = line.as_bytes().trim_ascii();
         if !line.is_empty() {
@@ -414,9 +418,9 @@ mod tests {
             "2001:db8::8a2e:370:7334",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            let mut out = b"a, ".to_vec();
+            let mut out = Chain::from_slice(b"a, ");
             push_ip(&mut out, ip);
-            assert_eq!(String::from_utf8(out).unwrap(), format!("a, {ip}"));
+            assert_eq!(String::from_utf8(out.to_vec()).unwrap(), format!("a, {ip}"));
         }
     }
 

@@ -334,34 +334,44 @@ fn is_empty_body(parts: &http::request::Parts) -> bool {
 
 /// Resolve the target and apply the backend's deny list to the resolved addresses.
 pub(super) async fn resolve(target: &HttpTarget, backend: &Backend) -> Result<SocketAddr, Reason> {
-    let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-        Err(_) => match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
-            Ok(a) => a.collect(),
-            Err(e) => {
-                tracing::warn!(host = %target.host, "backend name resolution failed: {e}");
-                return Err(Reason::BackendDnsFailed);
-            }
-        },
-    };
-    if addrs.is_empty() {
-        return Err(Reason::BackendDnsFailed);
+    if let Some(ip) = target.ip {
+        return first_allowed(target, backend, [SocketAddr::new(ip, target.port)]);
     }
+    match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
+        Ok(addrs) => first_allowed(target, backend, addrs),
+        Err(e) => {
+            tracing::warn!(host = %target.host, "backend name resolution failed: {e}");
+            Err(Reason::BackendDnsFailed)
+        }
+    }
+}
+
+/// The first of the target's addresses that the backend's deny list allows.
+fn first_allowed(
+    target: &HttpTarget,
+    backend: &Backend,
+    addrs: impl IntoIterator<Item = SocketAddr>,
+) -> Result<SocketAddr, Reason> {
     let allowed = |ip: IpAddr| {
         let ip = canonical_ip(ip);
         !backend.deny.iter().any(|n| n.contains(&ip))
             || backend.except.iter().any(|n| n.contains(&ip))
     };
-    match addrs.iter().find(|a| allowed(a.ip())) {
-        Some(a) => Ok(*a),
-        None => {
-            tracing::warn!(
-                host = %target.host,
-                "every address of the backend is on its deny list"
-            );
-            Err(Reason::BackendIpDenied)
+    let mut any = false;
+    for addr in addrs {
+        if allowed(addr.ip()) {
+            return Ok(addr);
         }
+        any = true;
     }
+    if !any {
+        return Err(Reason::BackendDnsFailed);
+    }
+    tracing::warn!(
+        host = %target.host,
+        "every address of the backend is on its deny list"
+    );
+    Err(Reason::BackendIpDenied)
 }
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");

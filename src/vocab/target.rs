@@ -12,6 +12,8 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
     pub host: String,
+    /// `host` read as an address once here (a forward to an address resolves nothing).
+    pub ip: Option<std::net::IpAddr>,
     pub port: u16,
     /// The target's path prefix, without a trailing slash.
     pub base: String,
@@ -59,6 +61,7 @@ impl HttpTarget {
         };
         Some(HttpTarget {
             host: host.to_string(),
+            ip: host.parse().ok(),
             port,
             base: base.to_string(),
             authority: authority.to_string(),

@@ -358,7 +358,8 @@ fn the_backend_gets_every_forwarded_for_line_in_order_then_the_tcp_peer() {
 
 /// A client's own `Forwarded` cannot be the element a backend believes: rulegate appends its
 /// hop (the TCP peer and the protocol) after every element the request carried, so the
-/// right-most is always what rulegate saw. A request without one gets none.
+/// right-most is always what rulegate saw. A request without one gets none, and neither does
+/// one whose `Forwarded` is empty (there is no chain to continue).
 #[test]
 fn a_clients_own_forwarded_header_is_followed_by_the_hop_rulegate_saw() {
     let backend = Backend::text("ok");
@@ -370,7 +371,11 @@ fn a_clients_own_forwarded_header_is_followed_by_the_hop_rulegate_saw() {
     ];
     expect_status(&get(&gw, "edge.test", "/items/1", &spoof), 200);
     expect_status(&get(&gw, "edge.test", "/items/2", &[]), 200);
-    let got = backend.wait_for(2);
+    expect_status(
+        &get(&gw, "edge.test", "/items/3", &[("Forwarded", " ")]),
+        200,
+    );
+    let got = backend.wait_for(3);
     let forwarded: Vec<Vec<&str>> = got
         .iter()
         .map(|r| {
@@ -387,6 +392,7 @@ fn a_clients_own_forwarded_header_is_followed_by_the_hop_rulegate_saw() {
             vec![
                 "for=10.1.2.3;proto=https, for=\"[2001:db8::1]:80\", for=unknown, for=127.0.0.1;proto=http"
             ],
+            vec![],
             vec![],
         ]
     );
