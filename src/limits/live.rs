@@ -47,7 +47,7 @@ impl Stores {
         };
         let redis = redis.map(RedisStore::new).transpose()?;
         Ok(Stores {
-            memory: MemoryStore::new(),
+            memory: MemoryStore::monotonic(),
             file,
             redis,
         })
