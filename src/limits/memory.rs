@@ -9,6 +9,10 @@ use std::sync::Mutex;
 /// sweep costs O(1) amortised and the maps stay bounded by the keys active within a period.
 const SWEEP_FROM: usize = 4096;
 
+/// How far behind the latest counted time a monotonic store still takes a reading for a
+/// request that reached the lock late (see [`MemoryStore::monotonic`]).
+const MAX_REORDER_MS: i64 = 1000;
+
 #[derive(Default)]
 pub struct MemoryStore {
     counters: Mutex<Counters>,
@@ -42,8 +46,10 @@ impl MemoryStore {
     /// its own time by that millisecond: a rate faster than one a millisecond refused it
     /// though the rate held (`gcra.rs`: its tolerance is under a millisecond; about one
     /// request in 30,000 at 50k req/s on two threads). `explain` and `rulegate test` count on
-    /// the times their requests give. (A wall clock stepped back is not helped: until it
-    /// catches up, its requests are counted at one instant, the latest.)
+    /// the times their requests give. A reading more than [`MAX_REORDER_MS`] behind is a
+    /// clock stepped back, not a late thread: it is taken as it is, as a store that is not
+    /// monotonic would (held to the latest instead, every key, new ones too, would count at
+    /// one instant until the clock caught up).
     pub fn monotonic() -> Self {
         MemoryStore {
             monotonic: true,
@@ -98,9 +104,13 @@ impl MemoryStore {
     ) -> Tallies {
         let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         let now_ms = match self.monotonic {
+            // within a second of the latest: the order threads reached the lock in; further
+            // back, the clock itself was stepped, and the latest reading is forgotten (held to
+            // it, every key would count at one instant until the clock caught up)
+            true if now_ms < c.latest_ms && c.latest_ms - now_ms <= MAX_REORDER_MS => c.latest_ms,
             true => {
-                c.latest_ms = c.latest_ms.max(now_ms);
-                c.latest_ms
+                c.latest_ms = now_ms;
+                now_ms
             }
             false => now_ms,
         };
@@ -238,6 +248,17 @@ mod tests {
                 assert!(store.count_now(&r, 1001)[0].allowed);
             }
             assert_eq!(store.count_now(&r, 1000)[0].allowed, passes);
+        }
+    }
+
+    #[test]
+    fn a_live_store_takes_a_clock_stepped_back_by_more_than_a_second_as_it_is() {
+        let r = [rate("k", 600, 0)]; // ten a second
+        let m = MemoryStore::monotonic();
+        assert!(m.count_now(&[rate("other", 600, 0)], 60_000)[0].allowed);
+        // the clock was a minute ahead and is corrected: a new key at its rate passes
+        for i in 0..50 {
+            assert!(m.count_now(&r, 1_000 + i * 100)[0].allowed, "request {i}");
         }
     }
 
