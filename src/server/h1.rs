@@ -14,8 +14,9 @@
 //! The rules, with RFC 9112's sections:
 //! - The request goes out in origin form with its headers as given (names lower-case, as
 //!   hyper writes them). Its framing is this module's alone (§6): a `Transfer-Encoding` in the
-//!   given headers is never written; an empty body is sent as is, a valid `Content-Length` is
-//!   kept and held to, a body of known size gets one, any other is sent chunked.
+//!   given headers is never written; a valid `Content-Length` is written back as one number
+//!   and held to, a body of known size gets one, any other is sent chunked; an empty body is
+//!   sent as is, and refused when a `Content-Length` above 0 was given for it.
 //! - The body is sent while the response is read: a backend may answer before it has read the
 //!   whole body (a 413, a streaming echo). When sending fails after nothing but the request
 //!   head could have been refused, the response that may already be on its way is still read;
@@ -232,15 +233,17 @@ impl Head {
     }
 
     /// The head of a request built as an `http::Request` (the authorizer's call, a health
-    /// probe, a signed forward): its headers in the map's order.
+    /// probe): its headers in the map's order.
     pub fn of(parts: &http::request::Parts) -> Head {
         let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let room = parts
-            .headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 4);
-        let mut head = Head::new(&parts.method, target, room.sum());
-        for (name, value) in &parts.headers {
+        Head::with(&parts.method, target, &parts.headers)
+    }
+
+    /// The request line and the headers of a map, in the map's order (a signed forward's:
+    /// the signer reads and adds to a map).
+    pub fn with(method: &Method, target: &str, headers: &HeaderMap) -> Head {
+        let mut head = Head::new(method, target, room(headers));
+        for (name, value) in headers {
             head.header(name, value);
         }
         head
@@ -504,6 +507,12 @@ fn framed(
     }
     bytes.extend_from_slice(b"\r\n");
     (bytes, out, broken)
+}
+
+/// The bytes `headers` take as header lines.
+pub fn room(headers: &HeaderMap) -> usize {
+    let lines = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4);
+    lines.sum()
 }
 
 /// The value every `Content-Length` line agrees on: `Ok(None)` without one, `Err` when they

@@ -9,7 +9,10 @@
 //! writing it out cost a tenth of a forward's instructions); `explain`, `rulegate test`, the
 //! fuzz target and a signed forward (the signer reads the headers it signs) fill an
 //! `http::HeaderMap` through the same writer. Both sinks see the same calls in the same order,
-//! so what `explain` shows is what a backend receives; a property test holds them to it.
+//! so what `explain` shows are the headers a backend receives (a property test holds the two
+//! to it): the map keeps a name's values together where the head keeps the client's order,
+//! and the body's framing (`Content-Length`, `chunked`) is written by the exchange
+//! (`h1.rs`), after the headers.
 
 use super::h1::Head;
 use crate::compile::{Backend, HttpTarget};
@@ -83,22 +86,12 @@ pub(super) fn upstream_request(
     if backend.signer.is_some() && plan.stamp.is_some() {
         let mut headers = forwarding.headers();
         sign(plan, backend, parts.method.as_str(), &mut headers)?;
-        let mut head = Head::new(&parts.method, path, room(&headers));
-        for (name, value) in &headers {
-            head.header(name, value);
-        }
-        return Ok(head);
+        return Ok(Head::with(&parts.method, path, &headers));
     }
     // the client's lines and about 250 bytes of the gateway's own
-    let mut head = Head::new(&parts.method, path, room(&parts.headers) + 256);
+    let mut head = Head::new(&parts.method, path, super::h1::room(&parts.headers) + 256);
     forwarding.write(&mut head);
     Ok(head)
-}
-
-/// The bytes `headers` take as header lines.
-fn room(headers: &http::HeaderMap) -> usize {
-    let lines = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4);
-    lines.sum()
 }
 
 /// The backend request's URI in origin form (the connection is already to the target; `Host`
@@ -205,7 +198,8 @@ impl Forwarding<'_> {
     /// The headers a backend receives, put into `out`: the client's, minus hop-by-hop headers,
     /// the forwarding headers (written anew), the request-id header (the gateway's id) and
     /// every `X-Authorizer-*` header (only an authorizer's answer sets those); then the route's
-    /// backend parameters, the authorizer's context, `Host` (the target's authority),
+    /// backend parameters, the authorizer's context, `Connection: upgrade` and the client's
+    /// `Upgrade` for a protocol switch, `Host` (the target's authority),
     /// `X-Forwarded-*`, `Forwarded` (when the client sent one), the id, the hop count and the
     /// trace context (`traceparent` with the gateway's span as parent; the client's
     /// `tracestate` when its trace is continued: see [`crate::request::trace`]).

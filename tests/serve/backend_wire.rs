@@ -14,6 +14,22 @@ fn raw_backend(raw: &'static [u8], keep: bool) -> Backend {
     Backend::start(move |_, s| s.write_all(raw).and_then(|_| s.flush()).is_ok() && keep)
 }
 
+/// `times` GETs of `/plain/x`, one after another (`pause` between them), through a gateway
+/// forwarding to `backend`: each is answered 200 with `body`. Their answers.
+fn each_answered(backend: &Backend, times: usize, body: &str, pause: Duration) -> Vec<Resp> {
+    let dir = forward_policy(&backend.url());
+    let gw = Gateway::start(dir.path());
+    (0..times)
+        .map(|i| {
+            std::thread::sleep(pause);
+            let r = gw.get("shop.test", "/plain/x");
+            expect_status(&r, 200);
+            assert_eq!(r.body_str(), body, "request {i}");
+            r
+        })
+        .collect()
+}
+
 #[test]
 fn a_chunked_answer_with_extensions_and_trailers_arrives_whole_and_its_connection_is_reused() {
     let backend = raw_backend(
@@ -21,13 +37,7 @@ fn a_chunked_answer_with_extensions_and_trailers_arrives_whole_and_its_connectio
           5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
         true,
     );
-    let dir = forward_policy(&backend.url());
-    let gw = Gateway::start(dir.path());
-    for _ in 0..3 {
-        let r = gw.get("shop.test", "/plain/x");
-        expect_status(&r, 200);
-        assert_eq!(r.body_str(), "hello world");
-    }
+    each_answered(&backend, 3, "hello world", Duration::ZERO);
     assert_eq!(
         backend.connections(),
         1,
@@ -43,12 +53,7 @@ fn transfer_encoding_beside_content_length_is_read_as_chunked_and_the_connection
           b\r\nhello world\r\n0\r\n\r\n",
         true,
     );
-    let dir = forward_policy(&backend.url());
-    let gw = Gateway::start(dir.path());
-    for _ in 0..2 {
-        let r = gw.get("shop.test", "/plain/x");
-        expect_status(&r, 200);
-        assert_eq!(r.body_str(), "hello world");
+    for r in each_answered(&backend, 2, "hello world", Duration::ZERO) {
         assert_ne!(r.header("content-length"), Some("3"));
     }
     assert_eq!(backend.connections(), 2, "the connection is never reused");
@@ -124,14 +129,7 @@ fn bytes_after_an_answers_content_length_are_never_read_as_the_next_answer() {
           HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
         true,
     );
-    let dir = forward_policy(&backend.url());
-    let gw = Gateway::start(dir.path());
-    for i in 0..3 {
-        let r = gw.get("shop.test", "/plain/x");
-        expect_status(&r, 200);
-        assert_eq!(r.body_str(), "ok", "request {i}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    each_answered(&backend, 3, "ok", Duration::from_millis(50));
     assert_eq!(
         backend.connections(),
         3,
@@ -158,16 +156,11 @@ fn a_close_delimited_http_1_0_answer_is_read_to_the_close() {
         b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it",
         false,
     );
-    let dir = forward_policy(&backend.url());
-    let gw = Gateway::start(dir.path());
-    for _ in 0..2 {
-        let r = gw.get("shop.test", "/plain/x");
-        expect_status(&r, 200);
+    for r in each_answered(&backend, 2, "all of it", Duration::ZERO) {
         assert_eq!(
             r.status_line, "HTTP/1.1 200 OK",
             "the client is answered in its version"
         );
-        assert_eq!(r.body_str(), "all of it");
     }
     assert_eq!(backend.connections(), 2);
 }
@@ -179,14 +172,7 @@ fn a_connection_the_backend_closed_while_idle_is_not_used() {
         respond(s, 200, &[], b"ok");
         false
     });
-    let dir = forward_policy(&backend.url());
-    let gw = Gateway::start(dir.path());
-    for i in 0..3 {
-        let r = gw.get("shop.test", "/plain/x");
-        expect_status(&r, 200);
-        assert_eq!(r.body_str(), "ok", "request {i}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    each_answered(&backend, 3, "ok", Duration::from_millis(50));
     assert_eq!(backend.connections(), 3);
 }
 
