@@ -124,6 +124,10 @@ pub struct ForwardPlan {
     /// The backend's target that takes the request (the first attempt; a retry picks
     /// another), and whether it is a half-open breaker's probe.
     pub pick: crate::upstream::state::Pick,
+    /// A websocket handshake on a `websocket` route: the backend request asks to switch
+    /// protocols and a `101` answer is tunnelled. Otherwise the backend is not asked, and a
+    /// `101` it sends anyway is a bad gateway.
+    pub tunnel: bool,
 }
 
 /// One pipeline step as it happened.

@@ -53,10 +53,15 @@ impl Pipeline<'_, '_> {
             let body = self.head.body.unwrap_or_default();
             Box::new(signer.stamp(self.env.now_ms(), body))
         });
+        let tunnel = self.tunnels(r);
+        let upgrade = if tunnel { " (websocket upgrade)" } else { "" };
         self.step(
             Phase::Action,
             Verdict::Done,
-            format_args!("forward to backend {} as {target}{because}", backend.name),
+            format_args!(
+                "forward to backend {} as {target}{upgrade}{because}",
+                backend.name
+            ),
         );
         Outcome::Forward(ForwardPlan {
             backend: b,
@@ -65,7 +70,16 @@ impl Pipeline<'_, '_> {
             shaped,
             stamp,
             pick,
+            tunnel,
         })
+    }
+
+    /// The request is a websocket handshake on a route that declares `websocket`: the backend
+    /// is asked to switch too, and its `101` is tunnelled. Anywhere else an `Upgrade` is
+    /// dropped (see [`crate::request::head::asks_websocket`]).
+    fn tunnels(&self, r: &Routed<'_, '_>) -> bool {
+        crate::request::head::asks_websocket(self.head.headers)
+            && (r.route.program.iter()).any(|c| matches!(c, crate::check::Check::WebSocket(_)))
     }
 
     /// The backend and target for a forward to backend `b`: its breaker and its targets'

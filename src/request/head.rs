@@ -147,6 +147,34 @@ pub fn host_of<'a>(
     }
 }
 
+/// The request is a websocket handshake: one `Upgrade: websocket` and `upgrade` among its
+/// `Connection` options. The only protocol switch rulegate forwards, and only on a route that
+/// declares `websocket` (see [`crate::decide::ForwardPlan::tunnel`]).
+///
+/// Why only websocket: after a `101` the connection carries whatever the two ends agreed,
+/// unseen by the gateway. A websocket speaks frames to the one endpoint the route chose; an
+/// `Upgrade: h2c` a backend accepted would carry HTTP/2 requests for any path of that backend
+/// past every route's policy (h2c smuggling). Any other `Upgrade`, and a repeated one, is
+/// dropped as hop-by-hop and the request forwarded as an ordinary one, as nginx does.
+pub fn asks_websocket(headers: &HeaderMap) -> bool {
+    upgrade_is_websocket(headers)
+        && headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// One `Upgrade` header, and it names `websocket`: a handshake's, or a `101` answering one.
+pub fn upgrade_is_websocket(headers: &HeaderMap) -> bool {
+    let mut upgrade = headers.get_all(http::header::UPGRADE).iter();
+    match (upgrade.next(), upgrade.next()) {
+        (Some(only), None) => only.as_bytes().eq_ignore_ascii_case(b"websocket"),
+        _ => false,
+    }
+}
+
 /// The request target as the pipeline reads it: path and query (an absolute-form target's
 /// scheme and authority left out).
 pub fn target_of(uri: &http::Uri) -> &str {

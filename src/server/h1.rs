@@ -130,6 +130,10 @@ pub enum Broken {
     Malformed(String),
     /// The request's body failed: the client's doing (`client_body::failure_in` finds why).
     Body(BoxError),
+    /// The request's body does not fit the `Content-Length` its head gives: a head and a body
+    /// paired wrongly by rulegate itself, never the backend's doing (found before a byte is
+    /// written, except for a streamed body that turns out longer or shorter).
+    Unframed(&'static str),
 }
 
 impl std::fmt::Display for Broken {
@@ -139,6 +143,7 @@ impl std::fmt::Display for Broken {
             Broken::Closed => f.write_str("the backend closed the connection mid-response"),
             Broken::Malformed(why) => write!(f, "malformed response: {why}"),
             Broken::Body(e) => write!(f, "request body: {e}"),
+            Broken::Unframed(why) => write!(f, "request not sent as framed: {why}"),
         }
     }
 }
@@ -429,7 +434,7 @@ impl Sender {
         match &mut self.out {
             Out::Length(left) => {
                 *left = left.checked_sub(data.len() as u64).ok_or_else(|| {
-                    malformed("the request body is longer than its Content-Length")
+                    Broken::Unframed("the request body is longer than its Content-Length")
                 })?;
             }
             Out::Chunked => {
@@ -448,7 +453,7 @@ impl Sender {
     fn finish(&mut self) -> Result<(), Broken> {
         match self.out {
             Out::Length(0) => Ok(()),
-            Out::Length(_) => Err(malformed(
+            Out::Length(_) => Err(Broken::Unframed(
                 "the request body is shorter than its Content-Length",
             )),
             Out::Chunked => {
@@ -482,7 +487,7 @@ fn framed(
     let (out, write) = match (ended, length, given) {
         (true, None, Ok(Some(n))) => {
             if n > 0 {
-                broken = Some(malformed(
+                broken = Some(Broken::Unframed(
                     "the request's Content-Length promises a body it does not have",
                 ));
             }
@@ -1281,7 +1286,7 @@ mod tests {
     fn a_content_length_promising_a_body_that_is_empty_is_never_sent() {
         let empty = || super::super::handler::full(Bytes::new());
         let sender = Sender::new(post_with_length("5"), empty());
-        assert!(matches!(sender.broken, Some(Broken::Malformed(_))));
+        assert!(matches!(sender.broken, Some(Broken::Unframed(_))));
         let sender = Sender::new(post_with_length("0"), empty());
         assert!(sender.broken.is_none());
         assert!(String::from_utf8(sender.prefix)
@@ -1292,7 +1297,7 @@ mod tests {
     #[test]
     fn a_buffered_body_that_disagrees_with_its_content_length_is_never_sent() {
         let sender = Sender::new(post_with_length("5"), super::super::handler::full("abc"));
-        assert!(matches!(sender.broken, Some(Broken::Malformed(_))));
+        assert!(matches!(sender.broken, Some(Broken::Unframed(_))));
     }
 
     mod properties {

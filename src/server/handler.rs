@@ -96,7 +96,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     let snap = gw.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
     // A websocket handshake that passes the policy is tunnelled once both sides upgrade.
-    let client_upgrade = if proxy::is_upgrade(&parts.headers) {
+    let client_upgrade = if crate::request::head::asks_websocket(&parts.headers) {
         parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
     } else {
         None

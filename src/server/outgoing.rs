@@ -22,7 +22,7 @@ use crate::request::trace::{tracestate, TRACEPARENT, TRACESTATE};
 use http::header::{self, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
-use super::proxy::{add_connection_listed, is_upgrade, Names, HOP_BY_HOP, MAX_HOPS};
+use super::proxy::{add_connection_listed, Names, HOP_BY_HOP, MAX_HOPS};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -198,8 +198,8 @@ impl Forwarding<'_> {
     /// The headers a backend receives, put into `out`: the client's, minus hop-by-hop headers,
     /// the forwarding headers (written anew), the request-id header (the gateway's id) and
     /// every `X-Authorizer-*` header (only an authorizer's answer sets those); then the route's
-    /// backend parameters, the authorizer's context, `Connection: upgrade` and the client's
-    /// `Upgrade` for a protocol switch, `Host` (the target's authority),
+    /// backend parameters, the authorizer's context, `Connection: upgrade` and
+    /// `Upgrade: websocket` for a websocket route's handshake, `Host` (the target's authority),
     /// `X-Forwarded-*`, `Forwarded` (when the client sent one), the id, the hop count and the
     /// trace context (`traceparent` with the gateway's span as parent; the client's
     /// `tracestate` when its trace is continued: see [`crate::request::trace`]).
@@ -217,12 +217,9 @@ impl Forwarding<'_> {
                 out.made(&name, value.as_bytes());
             }
         }
-        // without a Connection header, there is no upgrade
-        if self.client.contains_key(header::CONNECTION) && is_upgrade(self.client) {
-            if let Some(protocol) = self.client.get(header::UPGRADE) {
-                out.header(&header::CONNECTION, &HeaderValue::from_static("upgrade"));
-                out.header(&header::UPGRADE, protocol);
-            }
+        if tunnel(d) {
+            out.header(&header::CONNECTION, &HeaderValue::from_static("upgrade"));
+            out.header(&header::UPGRADE, &HeaderValue::from_static("websocket"));
         }
         if let Some(authority) = self.authority {
             out.header(&header::HOST, authority);
@@ -287,6 +284,11 @@ fn shaped(d: &Decision) -> Option<&crate::upstream::shape::Shaped> {
         crate::decide::Outcome::Forward(plan) => plan.shaped.as_deref(),
         _ => None,
     }
+}
+
+/// The backend is asked to switch to a websocket ([`crate::decide::ForwardPlan::tunnel`]).
+fn tunnel(d: &Decision) -> bool {
+    matches!(&d.outcome, crate::decide::Outcome::Forward(plan) if plan.tunnel)
 }
 
 /// The dialect's request-id header: the backend gets the gateway's id under it.

@@ -4,6 +4,7 @@
 //! canonical reasons, and the count of each attempt's result in the targets' health and the
 //! breaker (see [`crate::upstream::state`]).
 
+use super::h1::Broken;
 use super::handler::Body;
 use super::pool::{PooledBody, SendError};
 
@@ -61,7 +62,11 @@ pub async fn forward(
     let backend = &service.backends[plan.backend];
     let hops = hops(d, parts)?;
     let attempts = 1 + backend.retries as usize;
-    let replayable = replayable(parts.method.as_str(), !is_empty_body(parts));
+    // from the body, not its headers: an HTTP/2 body needs no `Content-Length`
+    let replayable = replayable(
+        parts.method.as_str(),
+        !hyper::body::Body::is_end_stream(&body),
+    );
     // While the client's body is still arriving, a late answer is the client's doing.
     let client_waiting = match &body {
         Body::Client(b) => Some(b.waiting()),
@@ -206,11 +211,14 @@ impl Attempt<'_> {
                 Ok((Err(Reason::BackendUnavailable), unsent))
             }
             Err((e, _)) => {
-                let client_fault = match &e {
+                // the client's body failing, or a request rulegate framed wrongly, says
+                // nothing of the target
+                let blameless = match &e {
+                    SendError::Http(Broken::Unframed(_)) => true,
                     SendError::Http(h) => super::client_body::failure_in(h).is_some(),
                     _ => self.client_late(),
                 };
-                if !client_fault {
+                if !blameless {
                     let how = match e {
                         SendError::Timeout => Attempted::TimedOut,
                         SendError::Connect(_) => Attempted::ConnectFailed,
@@ -240,6 +248,14 @@ impl Attempt<'_> {
         }
     }
 
+    /// A `101` the gateway may pass on: it asked this backend for a websocket (the route's
+    /// plan, see [`crate::decide::ForwardPlan::tunnel`]) and the backend switched to one. Any
+    /// other switch would hand the client a connection nobody checks.
+    fn tunnels(&self, response: &Response<PooledBody>) -> bool {
+        let asked = matches!(&self.d.outcome, crate::decide::Outcome::Forward(p) if p.tunnel);
+        asked && crate::request::head::upgrade_is_websocket(response.headers())
+    }
+
     /// What an attempt's result means: the answer (a protocol switch is tunnelled), or a
     /// reason to answer with, which `Continue` marks as one a replayable request may retry.
     fn settle(
@@ -251,16 +267,22 @@ impl Attempt<'_> {
         ControlFlow::Break(Err(match sent {
             Ok(mut response) => {
                 if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                    if let (Some(client), Some(backend)) =
-                        (client_upgrade.take(), response.body_mut().upgrade())
-                    {
-                        tunnel(d.request_id.clone(), client, backend);
-                    }
+                    let client = client_upgrade.take().filter(|_| self.tunnels(&response));
+                    let Some((client, backend)) = client.zip(response.body_mut().upgrade()) else {
+                        // its connection is dropped with the response, never pooled again
+                        tracing::warn!(target = %target_url, "backend switched protocols unasked");
+                        return ControlFlow::Continue(Reason::BackendUnavailable);
+                    };
+                    tunnel(d.request_id.clone(), client, backend);
                 }
                 return ControlFlow::Break(Ok(downstream_response(d, response)));
             }
             Err(SendError::Connect(_)) => Reason::BackendUnavailable,
             // the client's body failed (too large, malformed, late, abandoned): its fault
+            Err(SendError::Http(e @ Broken::Unframed(_))) => {
+                tracing::error!(request_id = %d.request_id, target = %target_url, "{e}");
+                Reason::Internal
+            }
             Err(SendError::Http(e)) => match super::client_body::failure_in(&e) {
                 Some(reason) => {
                     tracing::debug!(request_id = %d.request_id, "request body: {e}");
@@ -281,17 +303,6 @@ impl Attempt<'_> {
             }
         }))
     }
-}
-
-/// `Connection: upgrade` with an `Upgrade` header: a protocol switch such as a websocket.
-pub fn is_upgrade(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(http::header::UPGRADE)
-        && headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// Copy bytes both ways between the upgraded client and backend connections until either
@@ -321,15 +332,6 @@ fn tunnel(
             Err(e) => tracing::warn!(%request_id, "protocol upgrade failed: {e}"),
         }
     });
-}
-
-fn is_empty_body(parts: &http::request::Parts) -> bool {
-    let length = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok());
-    !parts.headers.contains_key(http::header::TRANSFER_ENCODING)
-        && length.is_none_or(|l| l.trim() == "0")
 }
 
 /// Resolve the target and apply the backend's deny list to the resolved addresses.

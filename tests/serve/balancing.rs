@@ -402,6 +402,62 @@ fn a_connection_lost_before_the_answer_is_not_retried_for_a_post_with_a_body() {
     assert_eq!((closer.count(), a.count()), (1, 0));
 }
 
+/// A request body whose length nobody knows in advance: one chunk, then the end. Over
+/// HTTP/2 it goes without `Content-Length`, the end of the stream in a later frame.
+struct Unsized(Option<bytes::Bytes>);
+
+impl hyper::body::Body for Unsized {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+#[test]
+fn an_http2_put_whose_body_has_no_length_is_not_replayed_without_it() {
+    let closer = Backend::start(|_, _| false);
+    let a = Backend::text("a");
+    let dir = balancing_policy(&[("A", &a.url()), ("DEAD", &closer.url())]);
+    let gw = Gateway::start(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let request = http::Request::put("http://shop.test/pair")
+            .body(Unsized(Some(bytes::Bytes::from_static(b"balance=0"))))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_bytes().to_vec()).unwrap())
+    });
+    // the body went to the closing target: a PUT is idempotent, but not once its body is gone
+    let lost = closer.wait_for(1);
+    assert_eq!(
+        (lost[0].method.as_str(), lost[0].body.as_slice()),
+        ("PUT", &b"balance=0"[..])
+    );
+    assert_eq!((status, a.count()), (502, 0), "{body}");
+    let id = body.split('"').nth(11).unwrap_or_default().to_string();
+    assert_eq!(body, huawei_body("APIG.0202", "Backend unavailable", &id));
+}
+
 #[test]
 fn a_timeout_is_never_retried() {
     let gate = Gate::new();

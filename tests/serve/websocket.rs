@@ -1,5 +1,8 @@
 //! WebSocket routes: the handshake headers are checked in the dialect, and an upgrade that
-//! passes is tunnelled both ways to a real backend that echoes what it gets.
+//! passes is tunnelled both ways to a real backend that echoes what it gets. No other switch
+//! gets through: an `h2c` upgrade (HTTP/2 to the backend past every route's policy) never
+//! reaches a hostile backend that would accept it, a `101` nobody asked for is a bad gateway
+//! on a closed connection, and a handshake on a route without `websocket` is a plain request.
 
 use crate::common::*;
 use std::io::{Read, Write};
@@ -9,21 +12,8 @@ use std::time::Duration;
 /// A backend that answers one websocket handshake with 101 and then echoes every byte.
 /// Returns its URL and the request head it received.
 fn echo_backend() -> (String, std::sync::mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if s.read(&mut byte).unwrap() == 0 {
-                return;
-            }
-            head.push(byte[0]);
-        }
-        let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+    one_connection(Duration::from_secs(10), |mut s, head, tx| {
+        let _ = tx.send(head);
         s.write_all(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
               Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
@@ -40,10 +30,43 @@ fn echo_backend() -> (String, std::sync::mpsc::Receiver<String>) {
                 }
             }
         }
+    })
+}
+
+/// A backend on loopback that takes one connection, reads its request head and hands both to
+/// `serve` with a channel for what it records. Returns its URL and that channel.
+fn one_connection<T: Send + 'static>(
+    read_timeout: Duration,
+    serve: impl FnOnce(std::net::TcpStream, String, std::sync::mpsc::Sender<T>) + Send + 'static,
+) -> (String, std::sync::mpsc::Receiver<T>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(read_timeout)).unwrap();
+        if let Some(head) = read_head(&mut s) {
+            serve(s, head, tx);
+        }
     });
     (url, rx)
 }
 
+/// A request head, byte by byte (nothing after it is taken); `None` if the connection ends
+/// or stalls first.
+fn read_head(s: &mut std::net::TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// A websocket route and an ordinary one, both to `backend`.
 fn policy(backend: &str) -> String {
     format!(
         r#"
@@ -54,6 +77,9 @@ service live {{
     route GET "/events" {{
         websocket
         forward feed path "/internal/events"
+    }}
+    route GET "/orders" {{
+        forward feed
     }}
 }}
 "#
@@ -175,4 +201,135 @@ fn a_websocket_handshake_of_150_header_lines_is_tunnelled() {
     let want = consumed + HELLO_FRAME.len();
     conn.read_until(|b| b.len() >= want).unwrap();
     assert_eq!(&conn.buffered()[consumed..want], &HELLO_FRAME);
+}
+
+/// A hostile backend: answers every request on its first connection with `answer` (a `101`
+/// switching to whatever it likes), then records every byte that reaches it afterwards until
+/// the gateway closes the connection (a connection left open says so in those bytes).
+/// Returns its URL and (head, bytes after the head).
+fn switching_backend(
+    answer: &'static [u8],
+) -> (String, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+    one_connection(Duration::from_secs(3), move |mut s, head, tx| {
+        let _ = s.write_all(answer);
+        let mut after = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => after.extend_from_slice(&buf[..n]),
+                Err(e) => {
+                    after.extend_from_slice(format!("(still open: {e})").as_bytes());
+                    break;
+                }
+            }
+        }
+        let _ = tx.send((head, after));
+    })
+}
+
+const H2C_SWITCH: &[u8] =
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+
+/// The client preface of HTTP/2 and a SETTINGS frame: what a client sends once h2c is on.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// Start a gateway before a backend that answers `switch`, send `head` on a fresh connection,
+/// then the HTTP/2 preface as if the switch had happened. The client must get Huawei's
+/// bad-gateway row, and the backend nothing after the head, its connection closed. Returns the
+/// head the backend received, lower-cased.
+fn refused_switch(switch: &'static [u8], head: &str) -> String {
+    let (backend, seen) = switching_backend(switch);
+    let dir = TempDir::new();
+    dir.write("live.policy", &policy(&backend));
+    let gw = Gateway::start(dir.path());
+    let mut conn = gw.conn();
+    conn.send(head.as_bytes()).unwrap();
+    let answer = conn.read_response().unwrap();
+    let _ = conn.send(H2_PREFACE);
+    let (upstream, after) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_huawei(&answer, 502, "APIG.0202", "Backend unavailable");
+    assert_eq!(
+        String::from_utf8_lossy(&after),
+        "",
+        "nothing reaches the backend after the refused switch, and its connection is closed"
+    );
+    upstream.to_ascii_lowercase()
+}
+
+#[test]
+fn an_h2c_upgrade_never_reaches_a_backend_and_a_switch_it_was_not_asked_for_is_refused() {
+    let upstream = refused_switch(
+        H2C_SWITCH,
+        "GET /orders HTTP/1.1\r\nHost: live.test\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    );
+    assert!(
+        upstream.starts_with("get /orders http/1.1\r\n"),
+        "{upstream}"
+    );
+    for asked in [
+        "\r\nupgrade:",
+        "h2c",
+        "http2-settings",
+        "connection: upgrade",
+    ] {
+        assert!(
+            !upstream.contains(asked),
+            "{asked} reached the backend: {upstream}"
+        );
+    }
+}
+
+#[test]
+fn a_websocket_route_asks_its_backend_for_a_websocket_only() {
+    // the client asks for h2c on a websocket route, with the handshake's headers present
+    let upstream = refused_switch(
+        H2C_SWITCH,
+        "GET /events HTTP/1.1\r\nHost: live.test\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert!(!upstream.contains("\r\nupgrade:"), "{upstream}");
+    assert!(!upstream.contains("h2c"), "{upstream}");
+}
+
+#[test]
+fn a_backend_that_answers_a_websocket_handshake_with_another_protocol_is_refused() {
+    let upstream = refused_switch(
+        H2C_SWITCH,
+        "GET /events HTTP/1.1\r\nHost: live.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert!(
+        upstream.contains("\r\nupgrade: websocket\r\n"),
+        "{upstream}"
+    );
+}
+
+#[test]
+fn a_websocket_handshake_on_a_route_without_websocket_is_forwarded_as_a_plain_request() {
+    let backend = Backend::text("plain");
+    let dir = TempDir::new();
+    dir.write("live.policy", &policy(&backend.url()));
+    let gw = Gateway::start(dir.path());
+    let r = gw.send(
+        b"GET /orders HTTP/1.1\r\nHost: live.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body_str(), "plain");
+    let got = backend.wait_for(1);
+    assert!(!got[0].has("upgrade"), "{:?}", got[0]);
+    assert!(!got[0].has("connection"), "{:?}", got[0]);
+}
+
+#[test]
+fn a_repeated_upgrade_header_is_no_websocket_handshake() {
+    let upstream = refused_switch(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "GET /events HTTP/1.1\r\nHost: live.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Upgrade: h2c\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert!(!upstream.contains("\r\nupgrade:"), "{upstream}");
 }
