@@ -142,6 +142,7 @@ fn bench_decide(bencher: Bencher, routes: usize, target: String, expect_forward:
     headers.insert("accept", "application/json".parse().unwrap());
     let env = VirtualEnv::new(1_700_000_000_000);
     let head = RequestHead {
+        version: http::Version::HTTP_11,
         method: "GET",
         target: &target,
         host: Some("api.example.com"),

@@ -82,6 +82,7 @@ impl Req {
 
     fn head(&self) -> RequestHead<'_> {
         RequestHead {
+            version: http::Version::HTTP_11,
             method: &self.method,
             target: &self.target,
             host: self.headers.get("host").and_then(|h| h.to_str().ok()),

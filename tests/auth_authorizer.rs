@@ -45,6 +45,7 @@ fn snapshot() -> Snapshot {
 
 fn head<'a>(host: &'a str, headers: &'a HeaderMap) -> RequestHead<'a> {
     RequestHead {
+        version: http::Version::HTTP_11,
         method: "GET",
         target: "/orders/12?full=1",
         host: Some(host),

@@ -70,6 +70,7 @@ fn send(
     }
     edit(&mut headers, &mut body);
     let head = RequestHead {
+        version: http::Version::HTTP_11,
         method: &v.method,
         target,
         host: Some(authority),

@@ -51,6 +51,7 @@ fn call(snap: &Snapshot, authorization: Option<&str>) -> (Outcome, Option<(u16, 
         headers.insert("authorization", HeaderValue::from_str(a).unwrap());
     }
     let head = RequestHead {
+        version: http::Version::HTTP_11,
         method: "GET",
         target: "/orders/12",
         host: Some("shop.example.com"),

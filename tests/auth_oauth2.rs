@@ -101,6 +101,7 @@ fn send(
         );
     }
     let mut head = RequestHead {
+        version: http::Version::HTTP_11,
         method,
         target,
         host: Some("shop.example.com"),

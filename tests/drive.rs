@@ -170,6 +170,7 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 
 fn head<'a>(method: &'a str, target: &'a str, headers: &'a HeaderMap) -> RequestHead<'a> {
     RequestHead {
+        version: http::Version::HTTP_11,
         method,
         target,
         host: Some("intake.example.com"),
@@ -467,6 +468,7 @@ fn a_signature_verified_before_its_nonce_is_looked_up_is_not_verified_again() {
         h.insert("content-length", HeaderValue::from(v.body.len()));
     }
     let head = RequestHead {
+        version: http::Version::HTTP_11,
         method: &v.method,
         target,
         host: Some(authority),

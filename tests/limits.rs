@@ -64,6 +64,7 @@ fn call(snap: &Snapshot, env: &VirtualEnv, now_ms: i64) -> (Outcome, Option<Stri
 /// A plain-HTTP GET of `target` from 127.0.0.1.
 fn get<'a>(headers: &'a HeaderMap, target: &'a str) -> RequestHead<'a> {
     RequestHead {
+        version: http::Version::HTTP_11,
         method: "GET",
         target,
         host: Some("api.example.com"),

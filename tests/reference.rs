@@ -2166,6 +2166,7 @@ impl GenRequest {
     /// The request as the compiled pipeline reads it.
     fn head(&self) -> RequestHead<'_> {
         RequestHead {
+            version: http::Version::HTTP_11,
             method: self.method,
             target: &self.target,
             host: self.host.as_deref(),

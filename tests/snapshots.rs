@@ -107,6 +107,7 @@ impl Request {
             );
         }
         let head = RequestHead {
+            version: http::Version::HTTP_11,
             method: self.method,
             target,
             host: Some(host),

@@ -123,6 +123,7 @@ mod tests {
 
     fn head<'a>(target: &'a str, headers: &'a http::HeaderMap) -> RequestHead<'a> {
         RequestHead {
+            version: http::Version::HTTP_11,
             method: "GET",
             target,
             host: None,

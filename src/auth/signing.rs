@@ -28,6 +28,7 @@ impl Signing<'_> {
     /// The request as the verifiers see it.
     pub fn head(&self) -> RequestHead<'_> {
         RequestHead {
+            version: http::Version::HTTP_11,
             method: self.method,
             target: self.target,
             host: self.host,

@@ -74,12 +74,17 @@ impl Pipeline<'_, '_> {
         })
     }
 
-    /// The request is a websocket handshake on a route that declares `websocket`: the backend
-    /// is asked to switch too, and its `101` is tunnelled. Anywhere else an `Upgrade` is
-    /// dropped (see [`crate::request::head::asks_websocket`]).
+    /// The request is an HTTP/1.1 websocket handshake on a route that declares `websocket`:
+    /// the backend is asked to switch too, and its `101` is tunnelled. Anywhere else an
+    /// `Upgrade` is dropped (see [`crate::request::head::asks_websocket`]); HTTP/1.0 has no
+    /// protocol switch, and HTTP/2 none of this kind.
     fn tunnels(&self, r: &Routed<'_, '_>) -> bool {
-        crate::request::head::asks_websocket(self.head.headers)
-            && (r.route.program.iter()).any(|c| matches!(c, crate::check::Check::WebSocket(_)))
+        let program = &r.route.program;
+        program
+            .iter()
+            .any(|c| matches!(c, crate::check::Check::WebSocket(_)))
+            && self.head.version == http::Version::HTTP_11
+            && crate::request::head::asks_websocket(self.head.headers)
     }
 
     /// The backend and target for a forward to backend `b`: its breaker and its targets'

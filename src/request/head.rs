@@ -20,6 +20,8 @@ pub struct RequestHead<'a> {
     /// Where `host` came from: it decides whether a Host header beside it may differ.
     pub host_from: HostFrom,
     pub headers: &'a HeaderMap,
+    /// HTTP/1.0, 1.1 or 2: only an HTTP/1.1 request can switch protocols.
+    pub version: http::Version,
     /// The TCP peer.
     pub peer: IpAddr,
     pub tls: bool,
@@ -72,6 +74,7 @@ impl<'a> RequestHead<'a> {
             host,
             host_from,
             headers,
+            version,
             peer: arrival.peer,
             tls: arrival.tls,
             client_cert: arrival.client_cert,

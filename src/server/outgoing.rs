@@ -583,6 +583,7 @@ mod tests {
                     client.append(*name, HeaderValue::from_str(value).unwrap());
                 }
                 let head = crate::request::RequestHead {
+                    version: http::Version::HTTP_11,
                     method: "GET",
                     target: path,
                     host: Some(host),

@@ -199,6 +199,11 @@ impl Attempt<'_> {
         .await
         .unwrap_or(Err((SendError::Timeout, None)));
         match sent {
+            // a switch nobody asked for is a broken backend, not an answer
+            Ok(response) if self.switched_unasked(&response) => {
+                self.count(inflight, Attempted::Reset);
+                Ok((Ok(Ok(response)), None))
+            }
             Ok(response) => {
                 let status = response.status().as_u16();
                 let ms = started.map_or(0, |s| s.elapsed().as_millis() as u64);
@@ -248,12 +253,13 @@ impl Attempt<'_> {
         }
     }
 
-    /// A `101` the gateway may pass on: it asked this backend for a websocket (the route's
-    /// plan, see [`crate::decide::ForwardPlan::tunnel`]) and the backend switched to one. Any
-    /// other switch would hand the client a connection nobody checks.
-    fn tunnels(&self, response: &Response<PooledBody>) -> bool {
+    /// A `101` the gateway must not pass on: it did not ask this backend for a websocket (the
+    /// route's plan, see [`crate::decide::ForwardPlan::tunnel`]), or the backend switched to
+    /// something else. Passed on, it would hand the client a connection nobody checks.
+    fn switched_unasked(&self, response: &Response<PooledBody>) -> bool {
         let asked = matches!(&self.d.outcome, crate::decide::Outcome::Forward(p) if p.tunnel);
-        asked && crate::request::head::upgrade_is_websocket(response.headers())
+        response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+            && !(asked && crate::request::head::upgrade_is_websocket(response.headers()))
     }
 
     /// What an attempt's result means: the answer (a protocol switch is tunnelled), or a
@@ -265,15 +271,19 @@ impl Attempt<'_> {
     ) -> ControlFlow<Result<Response<Body>, Reason>, Reason> {
         let (d, target_url) = (self.d, self.url());
         ControlFlow::Break(Err(match sent {
+            // an answer, so never retried; its connection is dropped with it, never pooled
+            Ok(response) if self.switched_unasked(&response) => {
+                tracing::warn!(target = %target_url, "backend switched protocols unasked");
+                Reason::BackendUnavailable
+            }
             Ok(mut response) => {
                 if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-                    let client = client_upgrade.take().filter(|_| self.tunnels(&response));
-                    let Some((client, backend)) = client.zip(response.body_mut().upgrade()) else {
-                        // its connection is dropped with the response, never pooled again
-                        tracing::warn!(target = %target_url, "backend switched protocols unasked");
-                        return ControlFlow::Continue(Reason::BackendUnavailable);
+                    let Some(ends) = client_upgrade.take().zip(response.body_mut().upgrade())
+                    else {
+                        tracing::error!(request_id = %d.request_id, "a websocket without its client's connection");
+                        return ControlFlow::Break(Err(Reason::Internal));
                     };
-                    tunnel(d.request_id.clone(), client, backend);
+                    tunnel(d.request_id.clone(), ends.0, ends.1);
                 }
                 return ControlFlow::Break(Ok(downstream_response(d, response)));
             }

@@ -760,6 +760,7 @@ mod tests {
     /// (the chosen policy's action, why) for a request.
     fn pick(policies: &[Policy<String>], r: &Request) -> Option<(String, String)> {
         let head = RequestHead {
+            version: http::Version::HTTP_11,
             method: "GET",
             target: r.target,
             host: Some("h"),

@@ -116,6 +116,7 @@ impl Signer {
         signed.extend(mapped.map(str::to_ascii_lowercase));
         signed.retain(|n| headers.contains_key(n.as_str()));
         let head = RequestHead {
+            version: http::Version::HTTP_11,
             method,
             target,
             host: None,

@@ -245,7 +245,16 @@ fn refused_switch(switch: &'static [u8], head: &str) -> String {
     let gw = Gateway::start(dir.path());
     let mut conn = gw.conn();
     conn.send(head.as_bytes()).unwrap();
-    let answer = conn.read_response().unwrap();
+    let mut answer = conn.read_response().unwrap();
+    // an HTTP/1.0 request is answered in HTTP/1.0; the rest must be the same row
+    if head.contains(" HTTP/1.0\r\n") {
+        assert!(
+            answer.status_line.starts_with("HTTP/1.0 "),
+            "{}",
+            answer.status_line
+        );
+        answer.status_line.replace_range(..8, "HTTP/1.1");
+    }
     let _ = conn.send(H2_PREFACE);
     let (upstream, after) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_huawei(&answer, 502, "APIG.0202", "Backend unavailable");
@@ -332,4 +341,43 @@ fn a_repeated_upgrade_header_is_no_websocket_handshake() {
          Sec-WebSocket-Version: 13\r\n\r\n",
     );
     assert!(!upstream.contains("\r\nupgrade:"), "{upstream}");
+}
+
+#[test]
+fn an_http_1_0_handshake_is_no_protocol_switch() {
+    // HTTP/1.0 has no protocol switch: the backend is not asked for one, and the 101 it sends
+    // anyway is refused
+    let upstream = refused_switch(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "GET /events HTTP/1.0\r\nHost: live.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert!(
+        upstream.starts_with("get /internal/events http/1.1\r\n"),
+        "{upstream}"
+    );
+    assert!(!upstream.contains("\r\nupgrade:"), "{upstream}");
+}
+
+#[test]
+fn a_101_nobody_asked_for_is_an_answer_never_retried_on_another_target() {
+    let (switching, seen) = switching_backend(H2C_SWITCH);
+    let other = Backend::text("other");
+    let dir = TempDir::new();
+    let text = policy(&switching).replace(
+        &format!("targets \"{switching}\""),
+        &format!(
+            "targets \"{switching}\" \"{}\"\n        retries 1",
+            other.url()
+        ),
+    );
+    dir.write("live.policy", &text);
+    let gw = Gateway::start(dir.path());
+    let r = gw.send(
+        b"GET /orders HTTP/1.1\r\nHost: live.test\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+    );
+    assert_huawei(&r, 502, "APIG.0202", "Backend unavailable");
+    let (head, _) = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(head.starts_with("GET /orders HTTP/1.1\r\n"), "{head}");
+    assert_eq!(other.count(), 0, "the other target got a retry");
 }

@@ -73,6 +73,7 @@ pub fn answered(
         );
     }
     let head = rulegate::decide::RequestHead {
+        version: http::Version::HTTP_11,
         method,
         target,
         host: Some("api.example.com"),
