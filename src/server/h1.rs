@@ -263,10 +263,7 @@ impl Head {
     /// A value made from pieces (a chain, an id): written only when it is a valid field
     /// value, as `HeaderValue::from_bytes` would take it, else left out.
     pub fn made(&mut self, name: &HeaderName, value: &[u8]) {
-        if value
-            .iter()
-            .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
-        {
+        if is_field_value(value) {
             self.line(name, value);
         }
     }
@@ -702,8 +699,8 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<(http::response::Parts, bool)
         };
         let base = buf.as_ptr() as usize;
         for h in response.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| malformed(format!("invalid header name {:?}", h.name)))?;
+            let name = header_name(h.name.as_bytes())
+                .ok_or_else(|| malformed(format!("invalid header name {:?}", h.name)))?;
             fields.push((name, h.value.as_ptr() as usize - base, h.value.len()));
         }
         let reason = response
@@ -751,6 +748,38 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<(http::response::Parts, bool)
     };
     parts.headers = headers;
     Ok(Some((parts, closes)))
+}
+
+/// A response header's name. The names nearly every backend answer carries are told by their
+/// length and one comparison; `HeaderName::from_bytes` lower-cases every name into a buffer
+/// before it looks it up, several times the work, for each header of each answer.
+fn header_name(name: &[u8]) -> Option<HeaderName> {
+    let common = match name.len() {
+        4 => header::DATE,
+        6 => header::SERVER,
+        10 => header::CONNECTION,
+        12 => header::CONTENT_TYPE,
+        14 => header::CONTENT_LENGTH,
+        17 => header::TRANSFER_ENCODING,
+        _ => return HeaderName::from_bytes(name).ok(),
+    };
+    match token_is(name, common.as_str().as_bytes()) {
+        true => Some(common),
+        false => HeaderName::from_bytes(name).ok(),
+    }
+}
+
+/// A token (httparse has checked the name's bytes) equal, in any case, to `lower`: letters and
+/// `-` in lower case. Setting the 0x20 bit lower-cases a letter; among token bytes only `-`
+/// itself sets to `-`. Every byte is compared, with no early exit, so the comparison runs on
+/// whole vectors (`eq_ignore_ascii_case` goes byte by byte, lower-casing both sides).
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0, |diff, (&n, &l)| diff | ((n | 0x20) ^ l))
+            == 0
 }
 
 /// The body's framing from the status and headers (see the module's rules), and whether it
@@ -968,6 +997,13 @@ fn line_at(buf: &[u8]) -> Result<Option<usize>, Broken> {
         None if buf.len() >= MAX_LINE => Err(malformed("a chunked framing line is too long")),
         None => Ok(None),
     }
+}
+
+/// No control character but tab: what `HeaderValue::from_bytes` takes. Every byte is looked
+/// at, with no early exit, so the check runs on whole vectors (the values are made here and
+/// nearly always pass: an early exit would only cost).
+fn is_field_value(value: &[u8]) -> bool {
+    value.iter().fold(true, |ok, &b| ok & !is_control(b))
 }
 
 fn is_control(b: u8) -> bool {
@@ -1280,6 +1316,32 @@ mod tests {
             .unwrap()
             .into_parts();
         Head::of(&parts)
+    }
+
+    #[test]
+    fn a_common_name_is_the_name_from_bytes_gives_in_any_case() {
+        for name in [
+            "Date",
+            "date",
+            "SERVER",
+            "Connection",
+            "content-type",
+            "Content-Length",
+            "Transfer-Encoding",
+            "Dave",
+            "Servers",
+            "x-a",
+            "Content-Lengtx",
+            "",
+            "Content~Type",
+            "Content^Type",
+            "Content_Type",
+            "Date`",
+            "@ATE",
+        ] {
+            let want = HeaderName::from_bytes(name.as_bytes()).ok();
+            assert_eq!(header_name(name.as_bytes()), want, "{name:?}");
+        }
     }
 
     #[test]

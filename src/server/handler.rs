@@ -95,12 +95,6 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     // This request keeps the snapshot it started with, whatever reloads happen meanwhile.
     let snap = gw.snapshot.load_full();
     let (mut parts, body) = req.into_parts();
-    // A websocket handshake that passes the policy is tunnelled once both sides upgrade.
-    let client_upgrade = if crate::request::head::asks_websocket(&parts.headers) {
-        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
-    } else {
-        None
-    };
     let target = crate::decide::request::target_of(&parts.uri);
     // HTTP/1 and whether the client waits for `100 Continue` (see `settle_unread`).
     let http1 = parts.version < http::Version::HTTP_2;
@@ -142,6 +136,11 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     let mut upstream_us = None;
     let mut response = match &decision.outcome {
         Outcome::Forward(plan) => {
+            // a websocket handshake that passed is tunnelled once both sides upgrade
+            let client_upgrade = match plan.tunnel {
+                true => parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+                false => None,
+            };
             let body = upstream_body(&gw, &snap, &decision, body.take(), &buffered);
             let t = Instant::now();
             let result = proxy::forward(

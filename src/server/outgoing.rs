@@ -205,7 +205,7 @@ impl Forwarding<'_> {
     /// `tracestate` when its trace is continued: see [`crate::request::trace`]).
     pub fn write(&self, out: &mut impl Sink) {
         let d = self.d;
-        self.write_clients(out);
+        let sent = self.write_clients(out);
         // the route's backend parameters (their names are never ones the gateway writes below)
         let shaped = shaped(d);
         for (name, value) in shaped.iter().flat_map(|s| s.headers.iter()) {
@@ -224,7 +224,7 @@ impl Forwarding<'_> {
         if let Some(authority) = self.authority {
             out.header(&header::HOST, authority);
         }
-        self.write_forwarding(out);
+        self.write_forwarding(out, sent);
         out.made(request_id_name(d), d.request_id.as_str().as_bytes());
         out.header(&HOPS_HEADER, &hops_value(self.hops + 1));
         // the gateway's span as the backend's parent; the client's state only with its trace
@@ -235,8 +235,10 @@ impl Forwarding<'_> {
         }
     }
 
-    /// The client's headers that pass: copied one by one, never cloned and pruned.
-    fn write_clients(&self, out: &mut impl Sink) {
+    /// The client's headers that pass: copied one by one, never cloned and pruned. Returns
+    /// which forwarding chains the client sent (seen on the way: most requests carry none,
+    /// and looking each up again costs a hash).
+    fn write_clients(&self, out: &mut impl Sink) -> Chains {
         let (d, client) = (self.d, self.client);
         // without a Connection header, nothing is listed in one
         let mut listed = Names::new();
@@ -250,9 +252,14 @@ impl Forwarding<'_> {
             _ => None,
         };
         let id_name = request_id_name(d);
+        let mut sent = Chains::default();
         for (name, value) in client {
+            if REPLACED.contains(name) {
+                sent.forwarded_for |= name == X_FORWARDED_FOR;
+                sent.forwarded |= name == header::FORWARDED;
+                continue;
+            }
             if !HOP_BY_HOP.contains(name)
-                && !REPLACED.contains(name)
                 && name != id_name
                 && !listed.contains(name)
                 && !is_context_header(name)
@@ -262,20 +269,34 @@ impl Forwarding<'_> {
                 out.header(name, value);
             }
         }
+        sent
     }
 
     /// `X-Forwarded-For`, `Forwarded` (when the client sent one), `X-Forwarded-Proto` and
     /// `X-Forwarded-Host`.
-    fn write_forwarding(&self, out: &mut impl Sink) {
+    fn write_forwarding(&self, out: &mut impl Sink, sent: Chains) {
         let (client, peer, tls) = (self.client, self.d.peer, self.tls);
-        out.made(&X_FORWARDED_FOR, &forwarded_for(client, peer));
-        if let Some(chain) = forwarded(client, peer, tls) {
+        let client_chain = |sent: bool, name: &HeaderName| match sent {
+            true => lines_joined(client, name),
+            false => Chain::new(),
+        };
+        let xff = forwarded_for(client_chain(sent.forwarded_for, &X_FORWARDED_FOR), peer);
+        out.made(&X_FORWARDED_FOR, &xff);
+        let chain = client_chain(sent.forwarded, &header::FORWARDED);
+        if let Some(chain) = forwarded(chain, peer, tls) {
             out.made(&header::FORWARDED, &chain);
         }
         let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
         out.header(&X_FORWARDED_PROTO, &proto);
         out.made(&X_FORWARDED_HOST, self.original_host.as_bytes());
     }
+}
+
+/// Which forwarding chains a client sent: `X-Forwarded-For`, `Forwarded`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Chains {
+    forwarded_for: bool,
+    forwarded: bool,
 }
 
 /// A forward's shaping of its backend request, if it has one.
@@ -326,8 +347,7 @@ type Chain = smallvec::SmallVec<[u8; 64]>;
 /// The chain the backend receives: every `X-Forwarded-For` line the request carried, in
 /// order and byte for byte, then the TCP peer — the hop this gateway saw, not the client it
 /// computed (which may sit further left).
-fn forwarded_for(headers: &http::HeaderMap, peer: IpAddr) -> Chain {
-    let mut chain = lines_joined(headers, &X_FORWARDED_FOR);
+fn forwarded_for(mut chain: Chain, peer: IpAddr) -> Chain {
     push_ip(&mut chain, crate::compile::canonical_ip(peer));
     chain
 }
@@ -359,8 +379,7 @@ fn push_ip(out: &mut Chain, ip: IpAddr) {
 /// element — the one a backend behind rulegate should believe — is what rulegate saw, never
 /// what the client wrote. A request without one gets none: `X-Forwarded-For` carries the
 /// chain, and a backend that reads `Forwarded` then falls back to its own peer, rulegate.
-fn forwarded(headers: &http::HeaderMap, peer: IpAddr, tls: bool) -> Option<Chain> {
-    let mut chain = lines_joined(headers, &header::FORWARDED);
+fn forwarded(mut chain: Chain, peer: IpAddr, tls: bool) -> Option<Chain> {
     if chain.is_empty() {
         return None;
     }
