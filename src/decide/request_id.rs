@@ -24,11 +24,9 @@ impl RequestId {
     /// `n` as 32 lower-case hex digits: what `format!("{n:032x}")` writes, without the
     /// formatting machinery, which costs more than the random number.
     pub fn from_u128(n: u128) -> RequestId {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = ArrayString::new();
-        for i in 0..32 {
-            out.push(HEX[((n >> (124 - 4 * i)) & 0xf) as usize] as char);
-        }
+        let mut digits = [0u8; 32];
+        crate::request::trace::hex_into(&mut digits, &n.to_be_bytes());
+        let out = ArrayString::from_byte_string(&digits).unwrap_or_default();
         RequestId(Repr::Hex(out, [(n >> 64) as u64, n as u64]))
     }
 
@@ -55,7 +53,7 @@ impl RequestId {
     /// takes only letters, digits and `-` from a header, but `given` does not check).
     pub fn header_value(&self) -> Option<http::HeaderValue> {
         match &self.0 {
-            // SAFETY: `from_u128` writes only the digits `0-9a-f` (its `HEX` table), all
+            // SAFETY: `from_u128` writes only the digits `0-9a-f` (`hex_into`'s table), all
             // visible ASCII, which is what a header value may hold; the check that
             // `HeaderValue::from_bytes` would make could not fail. (Debug builds check anyway.)
             Repr::Hex(digits, _) => Some(unsafe {

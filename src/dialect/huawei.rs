@@ -44,6 +44,9 @@ fn write_body(out: &mut String, a: &Answer<'_>) {
 fn debug_requested(headers: &http::HeaderMap) -> bool {
     // a name, not a string: a string would be parsed on every request
     const MODE: http::HeaderName = http::HeaderName::from_static("x-apig-mode");
+    if !crate::request::head::may_carry(headers, &MODE) {
+        return false;
+    }
     headers
         .get(MODE)
         .and_then(|v| v.to_str().ok())

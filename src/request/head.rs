@@ -169,6 +169,13 @@ pub fn asks_websocket(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// Whether `headers` may carry `name`, a header most requests do not carry: among a few
+/// names it is looked for name by name (comparing a few costs less than hashing this one,
+/// which every request would pay); a larger map is asked directly. `false` is certain.
+pub fn may_carry(headers: &HeaderMap, name: &http::HeaderName) -> bool {
+    headers.keys_len() > 8 || headers.keys().any(|k| k == name)
+}
+
 /// One `Upgrade` header, and it names `websocket`: a handshake's, or a `101` answering one.
 pub fn upgrade_is_websocket(headers: &HeaderMap) -> bool {
     let mut upgrade = headers.get_all(http::header::UPGRADE).iter();
@@ -248,6 +255,22 @@ pub fn form_value(data: &str, name: &str) -> Option<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn may_carry_is_never_false_for_a_header_the_request_carries() {
+        let name = http::HeaderName::from_static("x-rulegate-hops");
+        for others in [0, 3, 8, 9, 20] {
+            let mut headers = HeaderMap::new();
+            for i in 0..others {
+                let other = http::HeaderName::try_from(format!("x-other-{i}")).unwrap();
+                headers.insert(other, http::HeaderValue::from_static("1"));
+            }
+            // a few names are looked through and the answer is exact; many are not looked at
+            assert_eq!(may_carry(&headers, &name), others > 8, "{others} others");
+            headers.insert(name.clone(), http::HeaderValue::from_static("2"));
+            assert!(may_carry(&headers, &name), "{others} others, and the header");
+        }
+    }
 
     fn head_of<'a>(uri: &'a http::Uri, v: http::Version, h: &'a HeaderMap) -> RequestHead<'a> {
         let arrival = Arrival {

@@ -185,7 +185,7 @@ fn pad(out: &mut String, mut n: u32, width: usize) {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    digits[..width].iter().for_each(|&d| out.push(d as char));
+    out.push_str(std::str::from_utf8(&digits[..width]).unwrap_or_default());
 }
 
 /// Microseconds as milliseconds with three decimals.

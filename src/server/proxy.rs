@@ -124,6 +124,9 @@ pub async fn forward(
 
 /// The hops the request has made through rulegate; a loop once there are too many.
 fn hops(d: &Decision, parts: &http::request::Parts) -> Result<u32, Reason> {
+    if !crate::request::head::may_carry(&parts.headers, &HOPS_HEADER) {
+        return Ok(0);
+    }
     let hops: u32 = parts
         .headers
         .get(HOPS_HEADER)
