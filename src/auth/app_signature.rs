@@ -375,6 +375,9 @@ fn canonical_uri(out: &mut String, path: &str) {
 /// Keys and values `%XX`-decoded (a `+` stays a `+`), sorted by key then value, re-encoded;
 /// appended to `out`.
 fn canonical_query(out: &mut String, query: &str) {
+    if already_canonical(query) {
+        return out.push_str(query);
+    }
     type Pair<'q> = (Cow<'q, [u8]>, Cow<'q, [u8]>);
     let mut pairs: SmallVec<[Pair<'_>; 8]> = query_pairs(query)
         .map(|(k, v)| (percent_decode_cow(k), percent_decode_cow(v)))
@@ -388,6 +391,26 @@ fn canonical_query(out: &mut String, query: &str) {
         out.push('=');
         encode_into(out, v);
     }
+}
+
+/// The query is its own canonical form: every pair `key=value` with one `=`, no byte that
+/// decoding or encoding would change (only letters, digits, `-_.~`), the pairs in order. Most
+/// signed requests' queries are (`tenant=acme`); they skip the decode, sort and encode.
+fn already_canonical(query: &str) -> bool {
+    let unreserved = |b: &u8| b.is_ascii_alphanumeric() || b"-_.~".contains(b);
+    let mut last: Option<(&[u8], &[u8])> = None;
+    for pair in query.as_bytes().split(|b| *b == b'&') {
+        let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+            return false;
+        };
+        let (key, value) = (&pair[..eq], &pair[eq + 1..]);
+        let plain = key.iter().all(unreserved) && value.iter().all(unreserved);
+        if !plain || last.is_some_and(|before| before > (key, value)) {
+            return false;
+        }
+        last = Some((key, value));
+    }
+    true
 }
 
 #[cfg(test)]
@@ -446,6 +469,9 @@ mod tests {
         for query in [
             "", "&", "a", "a=", "=b", "b=2&a=1", "a=2&a=1&a", "%61=1&a=0", "x=%", "k=%zz&k=%2",
             "q=a%2Bb%20c%2Fd&x=~*!", "tag=z&tag=a&empty=&k", "a=1+2", "é=ü&&z=%C3%A9",
+            // already canonical, or nearly
+            "tenant=acme", "a=1&b=2", "a=1&a=2", "a=2&a=1", "A=1&a=1", "a=1&A=1", "a-b=c.d~e_f",
+            "a=&b=", "=a", "a=b=c", "a=1&", "&a=1", "a=1&&b=2", "a=1&b", "ab=1&a=2", "a=2&ab=1",
         ] {
             assert_eq!(canonical_query(query), by_pair(query), "{query:?}");
         }

@@ -107,30 +107,18 @@ pub fn encode_byte(out: &mut String, b: u8) {
     }
 }
 
-/// Lower-case hex, by table (see [`encode`]).
+/// Lower-case hex, by table ([`crate::request::trace::hex_into`]).
 pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        let [high, low] = hex_pair(b);
-        out.push(high as char);
-        out.push(low as char);
-    }
-    out
+    let mut out = vec![0; bytes.len() * 2];
+    crate::request::trace::hex_into(&mut out, bytes);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A SHA-256 in lower-case hex, on the stack.
 pub fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
     let mut out = [0u8; 64];
-    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&hex_pair(b));
-    }
+    crate::request::trace::hex_into(&mut out, bytes);
     out
-}
-
-#[inline]
-fn hex_pair(b: u8) -> [u8; 2] {
-    const LOWER: &[u8; 16] = b"0123456789abcdef";
-    [LOWER[usize::from(b >> 4)], LOWER[usize::from(b & 15)]]
 }
 
 /// Hex (either case) → bytes; `None` for an odd length or a pair that is not hex. A pair is
@@ -138,27 +126,43 @@ fn hex_pair(b: u8) -> [u8; 2] {
 /// rather than through `from_str_radix`, which every signed request's signature went through
 /// 32 times. A SHA-256 signature's 32 bytes stay on the stack.
 pub fn decode_hex(s: &str) -> Option<smallvec::SmallVec<[u8; 32]>> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
     if s.len() % 2 != 0 {
         return None;
     }
-    let mut out = smallvec::SmallVec::with_capacity(s.len() / 2);
-    for pair in s.as_bytes().chunks_exact(2) {
-        let low = digit(pair[1])?;
-        out.push(match pair[0] {
-            b'+' => low,
-            high => digit(high)? << 4 | low,
-        });
+    let mut out = smallvec::SmallVec::from_elem(0, s.len() / 2);
+    // every pair is read, and one bit says whether any digit was not one
+    let mut bad = 0;
+    for (byte, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        let high = match pair[0] {
+            b'+' => 0,
+            high => HEX_DIGIT[usize::from(high)],
+        };
+        let low = HEX_DIGIT[usize::from(pair[1])];
+        bad |= (high | low) & NOT_HEX;
+        *byte = high << 4 | low;
     }
-    Some(out)
+    (bad == 0).then_some(out)
 }
+
+/// What a byte is worth as a hex digit (either case); [`NOT_HEX`] for any other byte.
+static HEX_DIGIT: [u8; 256] = {
+    let mut digits = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        digits[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        digits[b'a' as usize + i] = 10 + i as u8;
+        digits[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    digits
+};
+
+/// A bit no hex digit's value has.
+const NOT_HEX: u8 = 0x10;
 
 /// `20191115T033655Z` → milliseconds since the epoch.
 ///

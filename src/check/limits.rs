@@ -9,6 +9,7 @@ use crate::auth::ServiceView;
 use crate::dialect::{limit_headers, LimitKind, Reason, Standing};
 use crate::limits::{calendar, Count, Limit, StoreError};
 use crate::vocab::{QuotaPeriod, QuotaRule, RateKey, RateRule, StoreErrorPolicy};
+use smallvec::SmallVec;
 use std::fmt;
 
 /// Where a limit check stands in the batch.
@@ -50,7 +51,7 @@ fn count<'a, C: Cx<'a>>(cx: &mut C) -> Result<(), C::Stop> {
     };
     let dialect = cx.dialect();
     let debug = (dialect.profile().debug_requested)(cx.head().headers);
-    let standings: Vec<Standing<'_>> = what
+    let standings: SmallVec<[Standing<'_>; 4]> = what
         .iter()
         .zip(&tallies)
         .map(|(w, t)| w.standing(t.remaining))
@@ -88,11 +89,11 @@ fn count<'a, C: Cx<'a>>(cx: &mut C) -> Result<(), C::Stop> {
 }
 
 /// The batch: what each count is (for the trace and the limit headers) and the counts.
-fn batch<'a, C: Cx<'a>>(cx: &mut C, now: i64) -> (Vec<Limited<'a>>, Vec<Count>) {
+fn batch<'a, C: Cx<'a>>(cx: &mut C, now: i64) -> (Few<Limited<'a>>, Few<Count>) {
     let mut b = Batched {
         group: cx.service().group.clone(),
-        what: Vec::new(),
-        counts: Vec::new(),
+        what: Few::new(),
+        counts: Few::new(),
     };
     let head = cx.head();
     for check in cx.program() {
@@ -129,9 +130,12 @@ fn batch<'a, C: Cx<'a>>(cx: &mut C, now: i64) -> (Vec<Limited<'a>>, Vec<Count>) 
 /// The batch as it is gathered.
 struct Batched<'s> {
     group: std::sync::Arc<str>,
-    what: Vec<Limited<'s>>,
-    counts: Vec<Count>,
+    what: Few<Limited<'s>>,
+    counts: Few<Count>,
 }
+
+/// A request's limits, on the stack: a route has a few.
+type Few<T> = SmallVec<[T; 4]>;
 
 impl<'s> Batched<'s> {
     fn rate(&mut self, rule: &'s RateRule, kind: LimitKind<'s>, value: &str) {

@@ -116,7 +116,7 @@ impl MemoryStore {
         };
         c.sweep(now_ms.saturating_mul(1000), now_ms);
         let mut tallies = Vec::with_capacity(counts.len());
-        let mut writes = Vec::with_capacity(counts.len());
+        let mut writes: smallvec::SmallVec<[Value; 4]> = smallvec::SmallVec::new();
         for count in counts {
             let held = match count.limit {
                 Limit::Rate { .. } => c.tat.get(&count.key).map(|t| Value::Tat(*t)),

@@ -268,7 +268,10 @@ mod tests {
             // a few names are looked through and the answer is exact; many are not looked at
             assert_eq!(may_carry(&headers, &name), others > 8, "{others} others");
             headers.insert(name.clone(), http::HeaderValue::from_static("2"));
-            assert!(may_carry(&headers, &name), "{others} others, and the header");
+            assert!(
+                may_carry(&headers, &name),
+                "{others} others, and the header"
+            );
         }
     }
 
