@@ -291,11 +291,12 @@ impl Attempt<'_> {
                 return ControlFlow::Break(Ok(downstream_response(d, response)));
             }
             Err(SendError::Connect(_)) => Reason::BackendUnavailable,
-            // the client's body failed (too large, malformed, late, abandoned): its fault
+            // a body that does not fit the head rulegate wrote: rulegate's own fault
             Err(SendError::Http(e @ Broken::Unframed(_))) => {
                 tracing::error!(request_id = %d.request_id, target = %target_url, "{e}");
                 Reason::Internal
             }
+            // the client's body failed (too large, malformed, late, abandoned): its fault
             Err(SendError::Http(e)) => match super::client_body::failure_in(&e) {
                 Some(reason) => {
                     tracing::debug!(request_id = %d.request_id, "request body: {e}");
