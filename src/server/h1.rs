@@ -1384,6 +1384,33 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(2000))]
 
+            /// Any token httparse lets through as a header name, a common one in any case
+            /// with a byte changed included, is the name `HeaderName::from_bytes` gives.
+            #[test]
+            fn a_names_fast_path_agrees_with_from_bytes(
+                name in prop_oneof![
+                    "[-!#$%&'*+.^_`|~0-9A-Za-z]{0,20}",
+                    prop::sample::select(vec![
+                        "date", "server", "connection", "content-type", "content-length",
+                        "transfer-encoding",
+                    ])
+                    .prop_flat_map(|n| (Just(n), any::<u64>(), 0..n.len(), "[-!#$%&'*+.^_`|~0-9A-Za-z]"))
+                    .prop_map(|(n, case, at, other)| {
+                        let mut name: String = n
+                            .chars()
+                            .enumerate()
+                            .map(|(i, c)| if case >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+                            .collect();
+                        if case % 3 == 0 {
+                            name.replace_range(at..at + 1, &other);
+                        }
+                        name
+                    }),
+                ],
+            ) {
+                prop_assert_eq!(header_name(name.as_bytes()), HeaderName::from_bytes(name.as_bytes()).ok());
+            }
+
             /// Any body, chunked any way and arriving in any pieces, decodes to itself.
             #[test]
             fn any_chunking_of_any_body_decodes_to_the_body(
