@@ -477,6 +477,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A query taken as its own canonical form is the one decoding, sorting and encoding
+        /// would write.
+        #[test]
+        fn a_query_already_canonical_is_what_the_long_way_writes(
+            query in "([abAB1._~-]{0,3}(=[abAB1._~%+-]{0,3})?&?){0,4}",
+        ) {
+            let mut long = String::new();
+            let mut pairs: SmallVec<[(Cow<'_, [u8]>, Cow<'_, [u8]>); 8]> = query_pairs(&query)
+                .map(|(k, v)| (percent_decode_cow(k), percent_decode_cow(v)))
+                .collect();
+            pairs.sort();
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    long.push('&');
+                }
+                encode_into(&mut long, k);
+                long.push('=');
+                encode_into(&mut long, v);
+            }
+            proptest::prop_assert_eq!(canonical_query(&query), long);
+        }
+    }
+
     #[test]
     fn canonical_pieces() {
         assert_eq!(canonical_uri("/v1/orders"), "/v1/orders/");
