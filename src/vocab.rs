@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+pub mod hex;
 pub mod limits;
 pub mod path;
 pub mod response;

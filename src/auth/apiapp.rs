@@ -285,7 +285,7 @@ pub fn authorization(key: &str, secret: &[u8], text: &str) -> String {
 
 /// The demos' Content-MD5: base64 of the 32-character lower-case hex MD5 of the body.
 pub fn content_md5(body: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(super::sig::hex(&Md5::digest(body)))
+    base64::engine::general_purpose::STANDARD.encode(crate::vocab::hex::hex(&Md5::digest(body)))
 }
 
 /// Whether a Content-MD5 value is the body's: the demos' `base64(hex(md5))`, or RFC 1864's

@@ -6,9 +6,10 @@
 //! compared in constant time. Failures are APIG.0303 with Huawei's documented details.
 
 use super::sig::{
-    carries_body, decode_hex, encode_byte, encode_into, format_sdk_date, hex, hex32,
-    parse_sdk_date, percent_decode_cow, query_pairs, signature_refusal as refuse,
+    carries_body, encode_byte, encode_into, format_sdk_date, parse_sdk_date, percent_decode_cow,
+    query_pairs, signature_refusal as refuse,
 };
+use crate::vocab::hex::{decode_hex, hex, hex32};
 use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
 use crate::dialect::Reason;

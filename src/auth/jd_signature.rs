@@ -8,9 +8,10 @@
 //! signed request is then held to its nonce: a second use within the replay window is refused.
 
 use super::sig::{
-    carries_body, decode_hex, encode, format_sdk_date, hex, hmac_sha256, join_pairs, parse_sdk_date, percent_decode,
+    carries_body, encode, format_sdk_date, hmac_sha256, join_pairs, parse_sdk_date, percent_decode,
     query_pairs, same, signature_refusal as refuse,
 };
+use crate::vocab::hex::{decode_hex, hex};
 use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
 use crate::dialect::Reason;

@@ -1,4 +1,4 @@
-//! Pieces the signature schemes share: hex, RFC 3986 percent-coding, the `yyyymmddThhmmssZ`
+//! Pieces the signature schemes share (hex is `vocab::hex`): RFC 3986 percent-coding, the `yyyymmddThhmmssZ`
 //! dates of the Huawei and JD schemes, and how they refuse.
 
 use super::Refusal;
@@ -106,63 +106,6 @@ pub fn encode_byte(out: &mut String, b: u8) {
         out.push(UPPER[usize::from(b & 15)] as char);
     }
 }
-
-/// Lower-case hex, by table ([`crate::request::trace::hex_into`]).
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = vec![0; bytes.len() * 2];
-    crate::request::trace::hex_into(&mut out, bytes);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// A SHA-256 in lower-case hex, on the stack.
-pub fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
-    let mut out = [0u8; 64];
-    crate::request::trace::hex_into(&mut out, bytes);
-    out
-}
-
-/// Hex (either case) → bytes; `None` for an odd length or a pair that is not hex. A pair is
-/// read as `u8::from_str_radix(pair, 16)` reads it, so `+f` is 15, as it always was; by table
-/// rather than through `from_str_radix`, which every signed request's signature went through
-/// 32 times. A SHA-256 signature's 32 bytes stay on the stack.
-pub fn decode_hex(s: &str) -> Option<smallvec::SmallVec<[u8; 32]>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    let mut out = smallvec::SmallVec::from_elem(0, s.len() / 2);
-    // every pair is read, and one bit says whether any digit was not one
-    let mut bad = 0;
-    for (byte, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        let high = match pair[0] {
-            b'+' => 0,
-            high => HEX_DIGIT[usize::from(high)],
-        };
-        let low = HEX_DIGIT[usize::from(pair[1])];
-        bad |= (high | low) & NOT_HEX;
-        *byte = high << 4 | low;
-    }
-    (bad == 0).then_some(out)
-}
-
-/// What a byte is worth as a hex digit (either case); [`NOT_HEX`] for any other byte.
-static HEX_DIGIT: [u8; 256] = {
-    let mut digits = [NOT_HEX; 256];
-    let mut i = 0;
-    while i < 10 {
-        digits[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        digits[b'a' as usize + i] = 10 + i as u8;
-        digits[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    digits
-};
-
-/// A bit no hex digit's value has.
-const NOT_HEX: u8 = 0x10;
 
 /// `20191115T033655Z` → milliseconds since the epoch.
 ///
@@ -316,7 +259,7 @@ mod tests {
     #[test]
     fn encoding_hex_and_dates_write_what_the_vendors_sdks_write() {
         assert_eq!(encode("a b/é~".as_bytes()), "a%20b%2F%C3%A9~");
-        assert_eq!(hex(&[0x00, 0x9f, 0xff]), "009fff");
+        assert_eq!(crate::vocab::hex::hex(&[0x00, 0x9f, 0xff]), "009fff");
         assert_eq!(format_sdk_date(1_796_385_600_000), "20261204T120000Z");
         assert_eq!(format_sdk_date(1_573_788_615_999), "20191115T033015Z");
         for ms in [0, 951_782_400_000, 4_102_444_799_000] {
@@ -356,31 +299,6 @@ mod tests {
         }
         for c in &cases {
             assert_eq!(parse_sdk_date(c), sdk_date_strptime(c), "{c}");
-        }
-    }
-
-    #[test]
-    fn hex_decodes_as_from_str_radix_reads_each_pair() {
-        let old = |s: &str| -> Option<Vec<u8>> {
-            if s.len() % 2 != 0 {
-                return None;
-            }
-            (0..s.len())
-                .step_by(2)
-                .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-                .collect()
-        };
-        let chars = b"09afAFgG+- \xc3";
-        for &a in chars {
-            for &b in chars {
-                let pair = String::from_utf8_lossy(&[a, b]).into_owned();
-                for s in [pair.clone(), format!("0a{pair}"), format!("{pair}ff")] {
-                    assert_eq!(decode_hex(&s).map(|v| v.to_vec()), old(&s), "{s:?}");
-                }
-            }
-        }
-        for s in ["", "0", "abc", "é", "éé", "++", "+", "00ff"] {
-            assert_eq!(decode_hex(s).map(|v| v.to_vec()), old(s), "{s:?}");
         }
     }
 

@@ -230,7 +230,7 @@ fn key_value(value: &str) -> std::borrow::Cow<'_, str> {
         return value.into();
     }
     let digest = Sha256::digest(value.as_bytes());
-    format!("sha256:{}", crate::auth::sig::hex(&digest)).into()
+    format!("sha256:{}", crate::vocab::hex::hex(&digest)).into()
 }
 
 /// The store could not count: each limit's `on store error` decides. One that denies refuses

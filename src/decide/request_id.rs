@@ -25,7 +25,7 @@ impl RequestId {
     /// formatting machinery, which costs more than the random number.
     pub fn from_u128(n: u128) -> RequestId {
         let mut digits = [0u8; 32];
-        crate::request::trace::hex_into(&mut digits, &n.to_be_bytes());
+        crate::vocab::hex::hex_into(&mut digits, &n.to_be_bytes());
         let out = ArrayString::from_byte_string(&digits).unwrap_or_default();
         RequestId(Repr::Hex(out, [(n >> 64) as u64, n as u64]))
     }

@@ -396,7 +396,7 @@ impl Shared {
 
 fn digest(text: &str) -> String {
     use sha2::{Digest, Sha256};
-    crate::auth::sig::hex(&Sha256::digest(text.as_bytes())[..12])
+    crate::vocab::hex::hex(&Sha256::digest(text.as_bytes())[..12])
 }
 
 /// What a route's answers read, as text: the route (location aside), then the backends,

@@ -86,7 +86,7 @@ impl TraceContext {
     /// The trace id as 32 lower-case hex digits.
     pub fn trace_hex(&self) -> ArrayString<32> {
         let mut out = [0u8; 32];
-        hex_into(&mut out, &self.trace_id.to_be_bytes());
+        crate::vocab::hex::hex_into(&mut out, &self.trace_id.to_be_bytes());
         ArrayString::from_byte_string(&out).unwrap_or_default()
     }
 
@@ -105,34 +105,13 @@ impl TraceContext {
     pub fn traceparent_bytes(&self) -> [u8; 55] {
         let mut out = [0u8; 55];
         out[..3].copy_from_slice(b"00-");
-        hex_into(&mut out[3..35], &self.trace_id.to_be_bytes());
+        crate::vocab::hex::hex_into(&mut out[3..35], &self.trace_id.to_be_bytes());
         out[35] = b'-';
-        hex_into(&mut out[36..52], &self.span_id.to_be_bytes());
+        crate::vocab::hex::hex_into(&mut out[36..52], &self.span_id.to_be_bytes());
         out[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
         out
     }
 }
-
-/// `bytes` as lower-case hex digits, two a byte, into `out` (twice as long): each byte's pair
-/// read from a table, one load and one store a byte (ids and traces are written this way on
-/// every request).
-pub(crate) fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
-    }
-}
-
-/// Every byte's two lower-case hex digits.
-static HEX_PAIRS: [[u8; 2]; 256] = {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut pairs = [[0u8; 2]; 256];
-    let mut b = 0;
-    while b < 256 {
-        pairs[b] = [HEX[b >> 4], HEX[b & 0xf]];
-        b += 1;
-    }
-    pairs
-};
 
 /// The request's `traceparent`, if it carries exactly one valid one.
 pub fn incoming(headers: &HeaderMap) -> Option<Parent> {

@@ -21,10 +21,11 @@
 //! `explain` and `rulegate test` for the first target — one function for all three.
 
 use crate::auth::app_signature;
-use crate::auth::sig::{format_sdk_date, hex};
+use crate::auth::sig::format_sdk_date;
 use crate::auth::Secret;
 use crate::policy::ast::SigningKind;
 use crate::request::RequestHead;
+use crate::vocab::hex::hex;
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
