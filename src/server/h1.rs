@@ -714,7 +714,8 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<(http::response::Parts, bool)
     let shared = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(fields.len());
     let mut closes = false;
-    for (name, start, len) in fields {
+    // drained, not consumed: `into_iter` would move the whole inline array (over 1 KiB)
+    for (name, start, len) in fields.drain(..) {
         let bytes = &shared[start..start + len];
         if name == header::CONNECTION {
             let tokens = || bytes.split(|b| *b == b',').map(<[u8]>::trim_ascii);
