@@ -191,6 +191,29 @@ pub fn target_of(uri: &http::Uri) -> &str {
     uri.path_and_query().map_or("/", |p| p.as_str())
 }
 
+/// Where `needle` first is in `hay`: eight bytes at a time, the tail byte by byte. In a word
+/// `x` (the bytes xor `needle`, so a match is a zero byte), `(x - 0x01…) & !x & 0x80…` flags
+/// every zero byte, and a byte above a zero one may be flagged with it but none below: the
+/// lowest flag is the first match. A signed request's `Authorization` (some 130 bytes) is
+/// searched for its commas this way: some 500 instructions a signed request less than byte by
+/// byte.
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = hay.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ (LOW * u64::from(needle));
+        let zeros = x.wrapping_sub(LOW) & !x & HIGH;
+        if zeros != 0 {
+            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = words.remainder().iter().position(|&b| b == needle);
+    tail.map(|i| at + i)
+}
+
 /// Percent-decode one path segment. `None` for malformed escapes or non-UTF-8 results.
 pub fn decode_segment(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     // a byte search: `contains('%')` costs several times as much on a short segment
@@ -243,18 +266,49 @@ pub fn encode_segment(s: &str) -> String {
 }
 
 /// The value of the first `name` pair of an `a=b&c=d` string; `Some(None)` when present
-/// but undecodable.
+/// but undecodable. A key without `%` or `+` is its own decoding (it is already UTF-8), so
+/// it is compared as it stands; only the others are decoded, into a string of their own
+/// (every key was: the gateway request's one query parameter cost 860 instructions, now 430). Searched by
+/// bytes (`&` and `=` are ASCII), not by `split`'s char searcher.
 pub fn form_value(data: &str, name: &str) -> Option<Option<String>> {
-    data.split('&').filter(|p| !p.is_empty()).find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = decode_component(k)?;
-        (k == name).then(|| decode_component(v))
+    split_bytes(data, b'&')
+        .filter(|p| !p.is_empty())
+        .find_map(|pair| {
+            let (k, v) = match find_byte(pair.as_bytes(), b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, ""),
+            };
+            let plain = !k.bytes().any(|b| b == b'%' || b == b'+');
+            let found = match plain {
+                true => k == name,
+                false => decode_component(k)? == name,
+            };
+            found.then(|| decode_component(v))
+        })
+}
+
+/// The pieces of `s` between `sep`s, as `s.split(sep as char)` gives them: `sep` is ASCII,
+/// so a byte search finds what the char search does, and each piece is whole UTF-8. The
+/// char searcher costs several times as much on the short strings of a request.
+pub fn split_bytes(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    debug_assert!(sep.is_ascii());
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        match find_byte(s.as_bytes(), sep) {
+            Some(at) => {
+                rest = Some(&s[at + 1..]);
+                Some(&s[..at])
+            }
+            None => rest.take(),
+        }
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::{any, Just};
 
     #[test]
     fn may_carry_is_never_false_for_a_header_the_request_carries() {
@@ -324,6 +378,52 @@ mod tests {
                 let conflict = head_of(uri, v, &h).host_conflict();
                 assert_eq!(conflict.as_deref(), Some("3 Host headers"));
             }
+        }
+    }
+
+    /// [`form_value`] as it was first written, every key decoded: the oracle.
+    fn form_value_decoding_every_key(data: &str, name: &str) -> Option<Option<String>> {
+        data.split('&').filter(|p| !p.is_empty()).find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = decode_component(k)?;
+            (k == name).then(|| decode_component(v))
+        })
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time search finds the first match, as a byte-by-byte one does: in
+        /// any bytes (high ones beside the needle, needles side by side), at any offset.
+        #[test]
+        fn a_byte_is_found_where_it_first_is(
+            hay in proptest::collection::vec(
+                proptest::prop_oneof![Just(b','), Just(0u8), Just(1u8), Just(0x80u8), Just(0xffu8), Just(0xacu8), Just(b'-'), any::<u8>()],
+                0..40,
+            ),
+            needle in proptest::prop_oneof![Just(b','), Just(0u8), Just(b'='), any::<u8>()],
+        ) {
+            let want = hay.iter().position(|&b| b == needle);
+            proptest::prop_assert_eq!(find_byte(&hay, needle), want);
+        }
+
+        /// Comparing a plain key as it stands finds what decoding every key found; the
+        /// pieces split by bytes are those `split` gives.
+        #[test]
+        fn a_form_value_is_found_as_decoding_every_key_found_it(
+            pairs in proptest::collection::vec(
+                ("([a+é]|%20|%2[bB]|%61|%zz|%C3%A9|%){0,2}", "(=[a+%2é=]{0,3})?"),
+                0..5,
+            ),
+            noise in "[&=a+%é]{0,3}",
+            name in "[a +é]{0,2}",
+        ) {
+            let written: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}{v}")).collect();
+            let data = format!("{}&{noise}", written.join("&"));
+            proptest::prop_assert_eq!(
+                form_value(&data, &name),
+                form_value_decoding_every_key(&data, &name)
+            );
+            let by_bytes: Vec<&str> = split_bytes(&data, b'&').collect();
+            proptest::prop_assert_eq!(by_bytes, data.split('&').collect::<Vec<_>>());
         }
     }
 
