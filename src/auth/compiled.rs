@@ -88,7 +88,11 @@ pub struct ServiceView<'s> {
     /// The service's counter group ([`crate::limits::Count::group`]).
     pub group: &'s std::sync::Arc<str>,
     pub apps: &'s [App],
-    pub app_by_key: &'s HashMap<String, usize>,
+    /// An app's access key → the app's index. Filled from the policy's apps only: a client
+    /// can look a key up but never add one, so no client can pick keys that collide, and the
+    /// map needs no collision-hard hash. foldhash rather than SipHash: about 200 instructions
+    /// less a lookup, on every request an app authenticates.
+    pub app_by_key: &'s HashMap<String, usize, foldhash::fast::RandomState>,
     /// An API key's SHA-256 → its app.
     pub app_by_api_key: &'s HashMap<[u8; 32], usize>,
     pub providers: &'s [Provider],

@@ -106,7 +106,8 @@ pub struct Service {
     pub routes: Vec<Route>,
     pub backends: Vec<Backend>,
     pub apps: Vec<App>,
-    pub app_by_key: HashMap<String, usize>,
+    /// Filled from the policy only, so a fast hash (see `ServiceView::app_by_key`).
+    pub app_by_key: HashMap<String, usize, foldhash::fast::RandomState>,
     /// An API key's SHA-256 → its app.
     pub app_by_api_key: HashMap<[u8; 32], usize>,
     pub providers: Vec<Provider>,
