@@ -14,7 +14,7 @@ use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
 use crate::dialect::Reason;
 use crate::auth::{Provider, ServiceView};
-use crate::request::head::{find_byte, split_bytes};
+use crate::request::head::{find_byte, split_bytes, trim};
 use crate::request::RequestHead;
 use crate::policy::ast::{AuthItem, Spanned};
 use hmac::Mac;
@@ -178,27 +178,6 @@ fn parse(value: &str) -> Option<(&str, &str, &str)> {
         }
     }
     Some((access?, signed?, signature?))
-}
-
-/// `str::trim`: ASCII whitespace (with `char::is_whitespace`'s vertical tab) by byte, and
-/// `str::trim` itself only where a non-ASCII byte is left at an end (it may be Unicode
-/// whitespace, such as U+00A0).
-fn trim(s: &str) -> &str {
-    // most values have nothing to trim: a visible ASCII byte at each end says so at once
-    if let (Some(a), Some(z)) = (s.as_bytes().first(), s.as_bytes().last()) {
-        if a.is_ascii_graphic() && z.is_ascii_graphic() {
-            return s;
-        }
-    }
-    let white = |b: &u8| matches!(b, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r' | b' ');
-    let bytes = s.as_bytes();
-    let start = bytes.iter().position(|b| !white(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !white(b)).map_or(start, |e| e + 1);
-    let t = &s[start..end];
-    match (t.as_bytes().first(), t.as_bytes().last()) {
-        (Some(a), Some(z)) if !a.is_ascii() || !z.is_ascii() => t.trim(),
-        _ => t,
-    }
 }
 
 /// The `X-Apig-AppCode` a request authenticates with: only when the provider allows simple
@@ -622,12 +601,6 @@ mod tests {
             let mut long = String::new();
             super::canonical_uri_written(&mut long, &path);
             proptest::prop_assert_eq!(canonical_uri(&path), long);
-        }
-
-        /// Trimming by bytes is `str::trim`, Unicode whitespace at the ends included.
-        #[test]
-        fn trimming_is_str_trim(s in "[ \t\n\u{b}\u{c}\r\u{85}\u{a0}\u{3000}a=é]{0,6}") {
-            proptest::prop_assert_eq!(trim(&s), s.trim());
         }
 
         /// A query taken as its own canonical form is the one decoding, sorting and encoding

@@ -825,7 +825,7 @@ fn rewrite(
 
 /// Lower-case, without port and without a trailing dot; borrowed when it already is.
 fn normalize_host(h: &str) -> Cow<'_, str> {
-    let h = h.trim();
+    let h = request::trim(h);
     let without_port = if let Some(rest) = h.strip_prefix('[') {
         match rest.split_once(']') {
             Some((v6, _)) => return format!("[{}]", v6.to_ascii_lowercase()).into(),
@@ -849,6 +849,27 @@ fn normalize_host(h: &str) -> Cow<'_, str> {
 fn valid_host(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 255
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b))
+        // a pattern, not `b"-._[]:".contains`: a call for each dot of every request's host
+        && h.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A host's bytes matched by pattern are the bytes the list allowed.
+    #[test]
+    fn a_host_is_valid_as_the_list_had_it() {
+        let by_list = |h: &str| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b))
+        };
+        for c in (0..128u8).map(char::from).chain(['é', '\u{a0}', 'ı']) {
+            for host in [format!("a{c}b"), c.to_string()] {
+                assert_eq!(super::valid_host(&host), by_list(&host), "{host:?}");
+            }
+        }
+    }
 }

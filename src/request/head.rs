@@ -191,6 +191,31 @@ pub fn target_of(uri: &http::Uri) -> &str {
     uri.path_and_query().map_or("/", |p| p.as_str())
 }
 
+/// `str::trim`: ASCII whitespace (with `char::is_whitespace`'s vertical tab) by byte, and
+/// `str::trim` itself only where a non-ASCII byte is left at an end (it may be Unicode
+/// whitespace, such as U+00A0). Header values and the fields of an `Authorization` are
+/// trimmed on every signed request; `str::trim` decodes each char it looks at.
+pub fn trim(s: &str) -> &str {
+    // most values have nothing to trim: a visible ASCII byte at each end says so at once
+    if let (Some(a), Some(z)) = (s.as_bytes().first(), s.as_bytes().last()) {
+        if a.is_ascii_graphic() && z.is_ascii_graphic() {
+            return s;
+        }
+    }
+    let white = |b: &u8| matches!(b, b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r' | b' ');
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !white(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !white(b))
+        .map_or(start, |e| e + 1);
+    let t = &s[start..end];
+    match (t.as_bytes().first(), t.as_bytes().last()) {
+        (Some(a), Some(z)) if !a.is_ascii() || !z.is_ascii() => t.trim(),
+        _ => t,
+    }
+}
+
 /// Where `needle` first is in `hay`: eight bytes at a time, the tail byte by byte. In a word
 /// `x` (the bytes xor `needle`, so a match is a zero byte), `(x - 0x01…) & !x & 0x80…` flags
 /// every zero byte, and a byte above a zero one may be flagged with it but none below: the
@@ -223,9 +248,13 @@ pub fn decode_segment(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     percent_decode(s.as_bytes(), false).map(Into::into)
 }
 
-/// Percent-decode a query or form component (`+` is a space there).
+/// Percent-decode a query or form component (`+` is a space there). One without `%` or `+`
+/// is its own decoding: copied, not decoded byte by byte and checked as UTF-8 again.
 pub fn decode_component(s: &str) -> Option<String> {
-    percent_decode(s.as_bytes(), true)
+    match s.bytes().any(|b| b == b'%' || b == b'+') {
+        false => Some(s.to_string()),
+        true => percent_decode(s.as_bytes(), true),
+    }
 }
 
 fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Option<String> {
@@ -403,6 +432,18 @@ mod tests {
         ) {
             let want = hay.iter().position(|&b| b == needle);
             proptest::prop_assert_eq!(find_byte(&hay, needle), want);
+        }
+
+        /// Trimming by bytes is `str::trim`, Unicode whitespace at the ends included.
+        #[test]
+        fn trimming_is_str_trim(s in "[ \t\n\u{b}\u{c}\r\u{85}\u{a0}\u{3000}a=é]{0,6}") {
+            proptest::prop_assert_eq!(trim(&s), s.trim());
+        }
+
+        /// A component copied is what decoding it writes.
+        #[test]
+        fn a_plain_component_is_its_decoding(s in "[a+%2Bé =]{0,6}") {
+            proptest::prop_assert_eq!(decode_component(&s), percent_decode(s.as_bytes(), true));
         }
 
         /// Comparing a plain key as it stands finds what decoding every key found; the
