@@ -14,7 +14,7 @@ use super::signing::Signing;
 use super::{Compiler, Principal, Refusal, Scheme, Verified};
 use crate::dialect::Reason;
 use crate::auth::{Provider, ServiceView};
-use crate::request::head::{find_byte, split_bytes, trim};
+use crate::request::head::{split_bytes, trim};
 use crate::request::RequestHead;
 use crate::policy::ast::{AuthItem, Spanned};
 use hmac::Mac;
@@ -168,7 +168,7 @@ fn parse(value: &str) -> Option<(&str, &str, &str)> {
     let (mut access, mut signed, mut signature) = (None, None, None);
     for field in split_bytes(rest, b',') {
         // the first `=` of the trimmed field is the field's first: trimming takes none
-        let at = find_byte(field.as_bytes(), b'=')?;
+        let at = memchr::memchr(b'=', field.as_bytes())?;
         let v = trim(&field[at + 1..]);
         match trim(&field[..at]) {
             "Access" => access = Some(v),

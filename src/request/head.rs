@@ -216,29 +216,6 @@ pub fn trim(s: &str) -> &str {
     }
 }
 
-/// Where `needle` first is in `hay`: eight bytes at a time, the tail byte by byte. In a word
-/// `x` (the bytes xor `needle`, so a match is a zero byte), `(x - 0x01…) & !x & 0x80…` flags
-/// every zero byte, and a byte above a zero one may be flagged with it but none below: the
-/// lowest flag is the first match. A signed request's `Authorization` (some 130 bytes) is
-/// searched for its commas this way: some 500 instructions a signed request less than byte by
-/// byte.
-pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut words = hay.chunks_exact(8);
-    let mut at = 0;
-    for word in &mut words {
-        let x = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ (LOW * u64::from(needle));
-        let zeros = x.wrapping_sub(LOW) & !x & HIGH;
-        if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let tail = words.remainder().iter().position(|&b| b == needle);
-    tail.map(|i| at + i)
-}
-
 /// Percent-decode one path segment. `None` for malformed escapes or non-UTF-8 results.
 pub fn decode_segment(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     // a byte search: `contains('%')` costs several times as much on a short segment
@@ -303,7 +280,7 @@ pub fn form_value(data: &str, name: &str) -> Option<Option<String>> {
     split_bytes(data, b'&')
         .filter(|p| !p.is_empty())
         .find_map(|pair| {
-            let (k, v) = match find_byte(pair.as_bytes(), b'=') {
+            let (k, v) = match memchr::memchr(b'=', pair.as_bytes()) {
                 Some(at) => (&pair[..at], &pair[at + 1..]),
                 None => (pair, ""),
             };
@@ -324,7 +301,7 @@ pub fn split_bytes(s: &str, sep: u8) -> impl Iterator<Item = &str> {
     let mut rest = Some(s);
     std::iter::from_fn(move || {
         let s = rest?;
-        match find_byte(s.as_bytes(), sep) {
+        match memchr::memchr(sep, s.as_bytes()) {
             Some(at) => {
                 rest = Some(&s[at + 1..]);
                 Some(&s[..at])
@@ -337,7 +314,6 @@ pub fn split_bytes(s: &str, sep: u8) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::{any, Just};
 
     #[test]
     fn may_carry_is_never_false_for_a_header_the_request_carries() {
@@ -420,20 +396,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The word-at-a-time search finds the first match, as a byte-by-byte one does: in
-        /// any bytes (high ones beside the needle, needles side by side), at any offset.
-        #[test]
-        fn a_byte_is_found_where_it_first_is(
-            hay in proptest::collection::vec(
-                proptest::prop_oneof![Just(b','), Just(0u8), Just(1u8), Just(0x80u8), Just(0xffu8), Just(0xacu8), Just(b'-'), any::<u8>()],
-                0..40,
-            ),
-            needle in proptest::prop_oneof![Just(b','), Just(0u8), Just(b'='), any::<u8>()],
-        ) {
-            let want = hay.iter().position(|&b| b == needle);
-            proptest::prop_assert_eq!(find_byte(&hay, needle), want);
-        }
-
         /// Trimming by bytes is `str::trim`, Unicode whitespace at the ends included.
         #[test]
         fn trimming_is_str_trim(s in "[ \t\n\u{b}\u{c}\r\u{85}\u{a0}\u{3000}a=é]{0,6}") {
