@@ -627,21 +627,23 @@ impl<'a, 'r> Pipeline<'a, 'r> {
 
     /// The backend request's target: the path (rewritten, or as received) and the query.
     fn target(&self, r: &Routed<'_, '_>, f: &crate::compile::ForwardAction) -> String {
-        let path = match &f.path {
-            None => r.path.to_string(),
+        let query = self.visible_query();
+        let mut target = match &f.path {
+            None => {
+                // sized for the query too: one allocation, not a second to make room for it
+                let room = query.as_ref().map_or(0, |q| 1 + q.len());
+                let mut path = String::with_capacity(r.path.len() + room);
+                path.push_str(r.path);
+                path
+            }
             Some(t) => rewrite(t, &r.vars, r.rest.as_ref()),
         };
-        match self.visible_query() {
-            // written onto the path rather than formatted: on every forward with a query
-            Some(q) => {
-                let mut target = path;
-                target.reserve_exact(1 + q.len());
-                target.push('?');
-                target.push_str(&q);
-                target
-            }
-            None => path,
+        // written onto the path rather than formatted: on every forward with a query
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(&q);
         }
+        target
     }
 
     /// The client's query as the backend may see it: without a parameter that carries hidden
@@ -797,7 +799,8 @@ fn rewrite(
     if t.segments.is_empty() {
         return "/".to_string();
     }
-    let mut out = String::new();
+    // room for a usual path and its query: grown from empty it took two allocations or three
+    let mut out = String::with_capacity(64);
     let value = |name: &str| {
         vars.iter()
             .find(|(k, _)| *k == name)
