@@ -212,6 +212,54 @@ fn documented_rejections_are_exact() {
     assert_eq!(status, 401, "the path is part of the signature: {body}");
 }
 
+/// A pair with a sign in it is not hex, though `from_str_radix` reads `+d` as `0d`: the
+/// vendor compares the hex it computed, so a valid signature written this way is refused.
+#[test]
+fn a_signature_with_a_sign_for_a_zero_is_not_hex() {
+    let zero_pair = |sig: &str| {
+        (0..sig.len())
+            .step_by(2)
+            .find(|&i| sig.as_bytes()[i] == b'0')
+    };
+    let signature = |v: &Vector| {
+        v.authorization
+            .rsplit("Signature=")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let vs = vectors();
+    let v = vs
+        .iter()
+        .filter(|v| v.name.starts_with("HW-"))
+        .find(|v| zero_pair(&signature(v)).is_some())
+        .expect("a vector whose signature has a pair that starts with 0");
+    let snap = snapshot(&[(v.key.as_str(), v.secret.as_str())]);
+    let now = sdk_millis(&v.headers_in["X-Sdk-Date"]);
+    assert_eq!(Req::from(v).call(&snap, now).0, 200, "{}", v.name);
+
+    let original = signature(v);
+    let mut signed = original.clone();
+    let at = zero_pair(&original).unwrap();
+    signed.replace_range(at..at + 1, "+");
+    let mut req = Req::from(v);
+    let auth = v.authorization.replace(&original, &signed);
+    req.headers
+        .insert("authorization", HeaderValue::from_str(&auth).unwrap());
+    assert_eq!(
+        req.call(&snap, now),
+        (
+            401,
+            huawei(
+                "APIG.0303",
+                "Incorrect app authentication information: signature is not hex"
+            )
+        ),
+        "{}",
+        v.name
+    );
+}
+
 #[test]
 fn a_body_is_read_before_verifying_a_signed_payload() {
     let vs = vectors();

@@ -229,11 +229,7 @@ fn form_decode(s: &str) -> String {
 /// Whether `%XX`-decoding `s` would turn an escape into one of `delimiters`.
 fn decodes_to(s: &str, delimiters: &[u8]) -> bool {
     s.as_bytes().windows(3).any(|w| {
-        w[0] == b'%'
-            && std::str::from_utf8(&w[1..])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .is_some_and(|b| delimiters.contains(&b))
+        w[0] == b'%' && crate::vocab::hex::pair(&w[1..]).is_some_and(|b| delimiters.contains(&b))
     })
 }
 

@@ -55,10 +55,7 @@ pub fn percent_decode(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
+            if let Some(v) = crate::vocab::hex::pair(&b[i + 1..i + 3]) {
                 out.push(v);
                 i += 3;
                 continue;

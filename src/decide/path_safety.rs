@@ -94,10 +94,7 @@ fn decode_lenient(s: &str) -> Option<Result<String, ()>> {
     let mut changed = false;
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-            let h = std::str::from_utf8(h).ok()?;
-            u8::from_str_radix(h, 16).ok()
-        });
+        let hex = bytes.get(i + 1..i + 3).and_then(crate::vocab::hex::pair);
         match (bytes[i], hex) {
             (b'%', Some(b)) => {
                 out.push(b);

@@ -240,9 +240,7 @@ fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                out.push(crate::vocab::hex::pair(bytes.get(i + 1..i + 3)?)?);
                 i += 3;
             }
             b'+' if plus_is_space => {
@@ -314,6 +312,15 @@ pub fn split_bytes(s: &str, sep: u8) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An escape is `%` and two hex digits: `%+1` is malformed, not the byte 1 that
+    /// `from_str_radix` made of it (a backend reads it as it stands or refuses it).
+    #[test]
+    fn an_escape_with_a_sign_is_malformed() {
+        assert_eq!(decode_component("%+1"), None);
+        assert_eq!(form_value("a=%+1&b=2", "a"), Some(None));
+        assert_eq!(decode_component("%2B%41"), Some("+A".to_string()));
+    }
 
     #[test]
     fn may_carry_is_never_false_for_a_header_the_request_carries() {
