@@ -8,7 +8,7 @@
 //! signed request is then held to its nonce: a second use within the replay window is refused.
 
 use super::sig::{
-    carries_body, encode, format_sdk_date, hmac_sha256, join_pairs, parse_sdk_date, percent_decode,
+    authorization_fields, carries_body, encode, format_sdk_date, hmac_sha256, join_pairs, parse_sdk_date, percent_decode,
     query_pairs, same, signature_refusal as refuse,
 };
 use crate::vocab::hex::{decode_hex, hex};
@@ -157,18 +157,9 @@ struct Credential<'a> {
 }
 
 fn parse(value: &str) -> Option<Credential<'_>> {
-    let rest = value.trim().strip_prefix(SCHEME)?.strip_prefix(' ')?;
-    let (mut credential, mut signed, mut signature) = (None, None, None);
-    for field in rest.split(',') {
-        let (k, v) = field.trim().split_once('=')?;
-        match k.trim() {
-            "Credential" => credential = Some(v.trim()),
-            "SignedHeaders" => signed = Some(v.trim()),
-            "Signature" => signature = Some(v.trim()),
-            _ => {}
-        }
-    }
-    let mut scope = credential?.split('/');
+    let [credential, signed, signature] =
+        authorization_fields(value, SCHEME, ["Credential", "SignedHeaders", "Signature"])?;
+    let mut scope = credential.split('/');
     let (ak, date, region, service, terminator) = (
         scope.next()?,
         scope.next()?,
@@ -184,11 +175,11 @@ fn parse(value: &str) -> Option<Credential<'_>> {
         date,
         region,
         service,
-        signed: signed?
+        signed: signed
             .split(';')
             .map(|h| h.trim().to_ascii_lowercase())
             .collect(),
-        signature: signature?,
+        signature,
     })
 }
 
@@ -246,7 +237,7 @@ pub fn verify(
         return Err(refuse(format!("unknown access key {}", c.ak)));
     };
     let app = &service.apps[app_index];
-    let Some(received) = decode_hex(&c.signature.to_ascii_lowercase()) else {
+    let Some(received) = decode_hex(c.signature) else {
         return Err(refuse("signature is not hex"));
     };
 
