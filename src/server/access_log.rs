@@ -67,6 +67,8 @@ pub struct Line<'a> {
     pub route: &'a str,
     pub status: u16,
     pub code: &'a str,
+    /// When the answer was ready, in microseconds since the Unix epoch: the line's timestamp.
+    pub at_us: i64,
     pub latency_us: u64,
     pub upstream_us: u64,
 }
@@ -94,7 +96,7 @@ impl AccessLog {
         if !self.enabled {
             return;
         }
-        let now_us = unix_micros();
+        let now_us = l.at_us;
         let mut guard = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
         let Buffer { text, clock } = &mut *guard;
         let b = text;
@@ -167,14 +169,6 @@ fn flush(buf: &mut String) {
         let _ = std::io::stderr().lock().write_all(buf.as_bytes());
         buf.clear();
     }
-}
-
-/// Microseconds since the Unix epoch, read straight from the system clock (jiff's `now`
-/// costs twice as much, checking a range the system clock stays in).
-pub fn unix_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// The last `width` decimal digits of `n`, zero-padded.

@@ -77,7 +77,7 @@ fn route(gw: &Gateway, path: &str) -> Response<Body> {
                 "watching": watch.watching,
                 "watched": watch.watched,
                 "watch_problems": watch.problems,
-                "backends": backends(&gw.upstream.state.views(super::access_log::unix_micros() / 1000)),
+                "backends": backends(&gw.upstream.state.views(super::clock::now_us() / 1000)),
             });
             text(
                 200,
@@ -94,9 +94,7 @@ fn route(gw: &Gateway, path: &str) -> Response<Body> {
                     state.ok,
                     state.failed,
                     state.version,
-                    &gw.upstream
-                        .state
-                        .views(super::access_log::unix_micros() / 1000),
+                    &gw.upstream.state.views(super::clock::now_us() / 1000),
                 ),
             )
         }

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -111,7 +111,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         record: None,
         started,
     };
-    let env = LiveEnv::new(&gw);
+    let env = LiveEnv::new(&gw, started);
     // The `Drive` borrows the head (and so `parts`) until this block ends.
     let mut decision = {
         let mut drive = Drive::new(&snap, head_of(&parts, &conn), &env);
@@ -133,7 +133,7 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
     let (mut body, mut body_failed) = (client.incoming, client.failed);
     let debug = (decision.dialect.profile().debug_requested)(&parts.headers);
 
-    let mut upstream_us = None;
+    let (mut upstream_us, mut done) = (None, None);
     let mut response = match &decision.outcome {
         Outcome::Forward(plan) => {
             // a websocket handshake that passed is tunnelled once both sides upgrade
@@ -152,9 +152,12 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
                 conn.tls,
                 body,
                 client_upgrade,
+                t,
             )
             .await;
-            upstream_us = Some(t.elapsed().as_micros() as u64);
+            let now = Instant::now();
+            upstream_us = Some(now.duration_since(t).as_micros() as u64);
+            done = Some(now);
             match result {
                 Ok(r) => r,
                 Err(reason) => {
@@ -180,14 +183,17 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
         Outcome::Reject(reason) => dialect::row(decision.dialect, reason).code,
         _ => "-",
     };
+    // the end of the exchange, just read, is the answer's time; others read it now
+    let done = done.unwrap_or_else(Instant::now);
     if debug {
-        debug_latencies(response.headers_mut(), started, upstream_us);
+        debug_latencies(response.headers_mut(), done - started, upstream_us);
     }
     if let Some(mut record) = pending.record.take() {
         if let Some(span) = &mut record.span {
             span.step = deciding_step(&snap, &decision, upstream_us.is_some());
         }
-        record.write(&gw, response.status().as_u16(), code, started, upstream_us);
+        let status = response.status().as_u16();
+        record.write(&gw, status, code, started, done, upstream_us);
     }
     response
 }
@@ -195,11 +201,11 @@ pub async fn handle(gw: Arc<Gateway>, req: Request<Incoming>, conn: Arc<Conn>) -
 /// Huawei's debug mode (`X-Apig-Mode: debug`): the gateway's latency and, for a forward, the
 /// backend's, in whole milliseconds (the rate-limit headers come with the dialect's limit
 /// headers, see `dialect::huawei`).
-fn debug_latencies(headers: &mut HeaderMap, started: Instant, upstream_us: Option<u64>) {
+fn debug_latencies(headers: &mut HeaderMap, latency: Duration, upstream_us: Option<u64>) {
     let ms = |us: u128| HeaderValue::from(us.div_ceil(1000) as u64);
     headers.insert(
         HeaderName::from_static("x-apig-latency"),
-        ms(started.elapsed().as_micros()),
+        ms(latency.as_micros()),
     );
     if let Some(us) = upstream_us {
         headers.insert(
@@ -270,7 +276,9 @@ async fn effects<'r>(
                 let keep = matches!(effect, Effect::ReadBody { .. });
                 account(drive.decision());
                 remote = 0;
-                match Box::pin(read_body(gw, body, limit, keep)).await {
+                let read = Box::pin(read_body(gw, body, limit, keep)).await;
+                env.waited();
+                match read {
                     Ok(bytes) => drive.body(bytes),
                     Err(reason) => drive.refuse(reason),
                 }
@@ -282,7 +290,9 @@ async fn effects<'r>(
             }
             Effect::FetchCounts => {
                 remote += 1;
-                if !Box::pin(env.limiter.fetch()).await {
+                let fetched = Box::pin(env.limiter.fetch()).await;
+                env.waited();
+                if !fetched {
                     return account(drive.decision());
                 }
                 drive.counted();
@@ -291,6 +301,7 @@ async fn effects<'r>(
                 remote += 1;
                 let request_id = &drive.decision().request_id;
                 let answer = Box::pin(gw.authorizers.ask(provider, call, request_id)).await;
+                env.waited();
                 drive.authorized(answer);
             }
         }
@@ -378,7 +389,7 @@ impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if let Some(record) = self.record.take() {
             let code = dialect::row(record.dialect, &Reason::ClientClosed).code;
-            record.write(self.gw, 499, code, self.started, None);
+            record.write(self.gw, 499, code, self.started, Instant::now(), None);
         }
     }
 }
@@ -576,9 +587,11 @@ impl<'a> Record<'a> {
         status: u16,
         code: &'static str,
         started: Instant,
+        done: Instant,
         upstream_us: Option<u64>,
     ) {
-        let elapsed = started.elapsed();
+        let elapsed = done.saturating_duration_since(started);
+        let end_us = super::clock::wall_us(done);
         let latency = elapsed.as_secs_f64();
         gw.metrics.request(
             self.service.as_ref(),
@@ -622,13 +635,14 @@ impl<'a> Record<'a> {
             route: self.route.as_deref().unwrap_or("-"),
             status,
             code,
+            at_us: end_us,
             latency_us: elapsed.as_micros() as u64,
             upstream_us: upstream_us.unwrap_or(0),
         });
         // a client's trace it does not sample is not recorded here either (parent-based)
         let exported = self.span.as_ref().filter(|_| self.trace.sampled);
         if let (Some(otlp), Some(facts)) = (&gw.otlp, exported) {
-            let end = super::access_log::unix_micros().max(0) as u64 * 1000;
+            let end = end_us.max(0) as u64 * 1000;
             otlp.push(super::otlp::Span {
                 trace: self.trace,
                 start_unix_ns: end.saturating_sub(elapsed.as_nanos() as u64),

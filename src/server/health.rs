@@ -22,7 +22,7 @@ pub fn start(gw: Arc<Gateway>) {
         loop {
             tick.tick().await;
             let snap = gw.snapshot.load_full();
-            let now = super::access_log::unix_micros() / 1000;
+            let now = super::clock::now_us() / 1000;
             for (s, service) in snap.services.iter().enumerate() {
                 for (b, backend) in service.backends.iter().enumerate() {
                     for target in gw.upstream.state.due_probes(&backend.targeting, now) {

@@ -10,39 +10,37 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-/// (service, route, status, vendor code); `None` labels print as `-`.
+/// (service, route, status, vendor code) by address; `None` labels are address 0 and print
+/// as `-`.
 ///
 /// Identity is the labels' addresses, not their text: a snapshot shares one `Arc<str>` per
 /// service and route name and the codes are the catalogue's statics, so hashing four words
-/// finds the counter. After a reload the same name has a new address and gets a new
-/// counter; `render` adds counters with the same text together.
-#[derive(Clone)]
-struct Key(Option<Arc<str>>, Option<Arc<str>>, u16, &'static str);
+/// finds the counter, and looking it up takes no reference count. The counter keeps the
+/// labels themselves, so an address in the map is never freed and reused for other text.
+/// After a reload the same name has a new address and gets a new counter; `render` adds
+/// counters with the same text together.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Key(usize, usize, u16, usize);
 
-fn address(label: &Option<Arc<str>>) -> usize {
-    label
-        .as_ref()
-        .map_or(0, |l| Arc::as_ptr(l) as *const u8 as usize)
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Key) -> bool {
-        address(&self.0) == address(&other.0)
-            && address(&self.1) == address(&other.1)
-            && self.2 == other.2
-            && std::ptr::eq(self.3, other.3)
+impl Key {
+    fn of(service: Option<&Arc<str>>, route: Option<&Arc<str>>, status: u16, code: &str) -> Key {
+        let address = |l: Option<&Arc<str>>| l.map_or(0, |l| Arc::as_ptr(l) as *const u8 as usize);
+        Key(
+            address(service),
+            address(route),
+            status,
+            code.as_ptr() as usize,
+        )
     }
 }
 
-impl Eq for Key {}
-
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        h.write_usize(address(&self.0));
-        h.write_usize(address(&self.1));
-        h.write_u16(self.2);
-        h.write_usize(self.3.as_ptr() as usize);
-    }
+/// One counter of [`Metrics::request`]'s, with the labels its key stands for.
+struct Counter {
+    service: Option<Arc<str>>,
+    route: Option<Arc<str>>,
+    status: u16,
+    code: &'static str,
+    n: AtomicU64,
 }
 
 /// A multiply-rotate hasher for [`Key`]s: words that are addresses and small numbers need
@@ -75,9 +73,11 @@ type WordHash = std::hash::BuildHasherDefault<WordHasher>;
 #[derive(Default)]
 pub struct Metrics {
     /// (service, route, status, code) → count
-    requests: DashMap<Key, AtomicU64, WordHash>,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_count: AtomicU64,
+    requests: DashMap<Key, Counter, WordHash>,
+    /// Requests by latency, one bucket each: under each of [`BUCKETS`], and the last for those
+    /// above every bound. Their total is the histogram's count (read with the buckets, so a
+    /// scrape never sees a count that disagrees with its `+Inf` bucket).
+    latency_buckets: [AtomicU64; BUCKETS.len() + 1],
     /// Sum of latencies in microseconds.
     latency_sum_us: AtomicU64,
     /// canonical reason (snake case) → count
@@ -95,20 +95,22 @@ impl Metrics {
         code: &'static str,
         seconds: f64,
     ) {
-        // Cloning the shared labels is two reference-count increments: no allocation per request.
-        let key = Key(service.cloned(), route.cloned(), status, code);
+        let key = Key::of(service, route, status, code);
         if let Some(c) = self.requests.get(&key) {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.n.fetch_add(1, Ordering::Relaxed);
         } else {
-            self.requests
-                .entry(key)
-                .or_default()
-                .fetch_add(1, Ordering::Relaxed);
+            let counter = || Counter {
+                service: service.cloned(),
+                route: route.cloned(),
+                status,
+                code,
+                n: AtomicU64::new(0),
+            };
+            let entry = self.requests.entry(key).or_insert_with(counter);
+            entry.n.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
-            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let bucket = BUCKETS.iter().position(|b| seconds <= *b);
+        self.latency_buckets[bucket.unwrap_or(BUCKETS.len())].fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
@@ -196,14 +198,14 @@ impl Metrics {
         out.push_str("# TYPE rulegate_requests_total counter\n");
         let mut rows = std::collections::BTreeMap::<_, u64>::new();
         for e in self.requests.iter() {
-            let Key(service, route, status, code) = e.key();
+            let c = e.value();
             let labels = (
-                service.as_deref().unwrap_or("-").to_string(),
-                route.as_deref().unwrap_or("-").to_string(),
-                *status,
-                *code,
+                c.service.as_deref().unwrap_or("-").to_string(),
+                c.route.as_deref().unwrap_or("-").to_string(),
+                c.status,
+                c.code,
             );
-            *rows.entry(labels).or_default() += e.value().load(Ordering::Relaxed);
+            *rows.entry(labels).or_default() += c.n.load(Ordering::Relaxed);
         }
         for ((service, route, status, code), n) in rows {
             let _ = writeln!(
@@ -226,7 +228,7 @@ impl Metrics {
                 "rulegate_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
-        let count = self.latency_count.load(Ordering::Relaxed);
+        let count = cumulative + self.latency_buckets[BUCKETS.len()].load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "rulegate_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
@@ -294,4 +296,85 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(m: &Metrics) -> String {
+        m.render(0, 0, 1, &[])
+    }
+
+    fn lines<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(prefix)).collect()
+    }
+
+    #[test]
+    fn a_request_slower_than_every_bound_counts_only_in_the_inf_bucket() {
+        let m = Metrics::default();
+        m.request(None, None, 200, "-", 7.0);
+        m.request(None, None, 200, "-", 0.0004);
+        let text = render(&m);
+        let buckets = lines(&text, "rulegate_request_duration_seconds_bucket");
+        assert_eq!(
+            buckets.first(),
+            Some(&r#"rulegate_request_duration_seconds_bucket{le="0.0005"} 1"#)
+        );
+        assert_eq!(
+            buckets[BUCKETS.len() - 1],
+            r#"rulegate_request_duration_seconds_bucket{le="5"} 1"#
+        );
+        assert_eq!(
+            buckets.last(),
+            Some(&r#"rulegate_request_duration_seconds_bucket{le="+Inf"} 2"#)
+        );
+        assert!(
+            text.contains("rulegate_request_duration_seconds_count 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rulegate_request_duration_seconds_sum 7.0004\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_same_names_from_two_snapshots_are_one_row() {
+        let m = Metrics::default();
+        let (s1, r1): (Arc<str>, Arc<str>) = ("shop".into(), "list".into());
+        let (s2, r2): (Arc<str>, Arc<str>) = ("shop".into(), "list".into());
+        m.request(Some(&s1), Some(&r1), 200, "-", 0.001);
+        m.request(Some(&s1), Some(&r1), 200, "-", 0.001);
+        m.request(Some(&s2), Some(&r2), 200, "-", 0.001);
+        m.request(Some(&s2), Some(&r2), 404, "APIG.0101", 0.001);
+        let text = render(&m);
+        assert_eq!(
+            lines(&text, "rulegate_requests_total{"),
+            [
+                r#"rulegate_requests_total{service="shop",route="list",status="200",code="-"} 3"#,
+                r#"rulegate_requests_total{service="shop",route="list",status="404",code="APIG.0101"} 1"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_counter_keeps_its_names_after_the_snapshot_that_named_them_is_gone() {
+        let m = Metrics::default();
+        {
+            let (s, r): (Arc<str>, Arc<str>) = ("old".into(), "gone".into());
+            m.request(Some(&s), Some(&r), 502, "-", 0.001);
+        }
+        // whatever is allocated now may take the freed addresses: it is counted apart
+        let (s, r): (Arc<str>, Arc<str>) = ("new".into(), "here".into());
+        m.request(Some(&s), Some(&r), 502, "-", 0.001);
+        let text = render(&m);
+        assert_eq!(
+            lines(&text, "rulegate_requests_total{"),
+            [
+                r#"rulegate_requests_total{service="new",route="here",status="502",code="-"} 1"#,
+                r#"rulegate_requests_total{service="old",route="gone",status="502",code="-"} 1"#,
+            ]
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod access_log;
 mod admin;
 mod authorizer;
 mod client_body;
+mod clock;
 mod h1;
 mod handler;
 mod header_timer;
@@ -208,6 +209,10 @@ impl Gateway {
 /// the authorizers' decision cache. One per request, as its limiter keeps what this request
 /// asked the shared store (see `handler::effects`, which fetches it and asks authorizers).
 struct LiveEnv<'a> {
+    /// "Now" for the decision's current step, in Unix milliseconds, or [`LiveEnv::UNREAD`]:
+    /// the request's start until the decision first waits (for the body, the limit store, an
+    /// authorizer), then read again once after each wait (see [`clock`]).
+    now_ms: std::sync::atomic::AtomicI64,
     limiter: RequestLimiter<'a>,
     /// Made up front: cheaper than deciding whether it will be needed.
     request_id: crate::decide::RequestId,
@@ -216,19 +221,37 @@ struct LiveEnv<'a> {
 }
 
 impl LiveEnv<'_> {
-    fn new(gw: &Gateway) -> LiveEnv<'_> {
+    const UNREAD: i64 = i64::MIN;
+
+    /// The environment of a request that started at `started`.
+    fn new(gw: &Gateway, started: std::time::Instant) -> LiveEnv<'_> {
         LiveEnv {
+            now_ms: clock::wall_ms(started).into(),
             limiter: RequestLimiter::new(&gw.stores),
             request_id: crate::decide::RequestId::random(),
             authorizers: &gw.authorizers,
             upstreams: &gw.upstream.state,
         }
     }
+
+    /// The decision waited: its next "now" is a new reading.
+    fn waited(&self) {
+        self.now_ms
+            .store(Self::UNREAD, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Env for LiveEnv<'_> {
     fn now_ms(&self) -> i64 {
-        access_log::unix_micros() / 1000
+        use std::sync::atomic::Ordering::Relaxed;
+        match self.now_ms.load(Relaxed) {
+            Self::UNREAD => {
+                let now = clock::wall_ms(std::time::Instant::now());
+                self.now_ms.store(now, Relaxed);
+                now
+            }
+            now => now,
+        }
     }
 
     fn request_id(&self) -> crate::decide::RequestId {
@@ -321,6 +344,7 @@ fn start(opts: &Options) -> Result<Arc<Gateway>, String> {
         .map_err(|d| format!("the policy does not compile:\n{d}"))?;
     let gateway = Arc::new(Gateway::new(opts, snapshot)?);
     flush_access_log_periodically(gateway.clone());
+    refresh_clock_periodically();
     health::start(gateway.clone());
     Ok(gateway)
 }
@@ -513,6 +537,18 @@ fn flush_access_log_periodically(gw: Arc<Gateway>) {
         loop {
             tick.tick().await;
             gw.access_log.flush();
+        }
+    });
+}
+
+/// Read the offset between the wall clock and the monotonic one every
+/// [`clock::REFRESH_EVERY`].
+fn refresh_clock_periodically() {
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(clock::REFRESH_EVERY);
+        loop {
+            tick.tick().await;
+            clock::refresh();
         }
     });
 }

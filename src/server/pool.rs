@@ -146,24 +146,29 @@ impl Pool {
     ) -> Result<Response<PooledBody>, SendError> {
         let (parts, body) = request.into_parts();
         let head = Head::of(&parts);
-        self.send_or_return(to, connect_timeout, answer_by, head, body)
+        let now = Instant::now();
+        self.send_or_return(to, now, connect_timeout, answer_by, head, body)
             .await
             .map_err(|(e, _)| e)
     }
 
     /// [`Pool::send_by`] for a request whose head is written already, handing its body back
     /// when no connection could be made: nothing of it was sent, so it may go to another
-    /// target (the forward's retries).
+    /// target (the forward's retries). `now` is the caller's reading of the clock as the
+    /// exchange begins: idle connections are judged by it, and one that carried the exchange
+    /// is stamped with it when it goes back (so a connection that carried a long exchange is
+    /// taken for older than it is, and closed sooner rather than reused).
     pub async fn send_or_return(
         &self,
         to: &Endpoint,
+        now: Instant,
         connect_timeout: Duration,
         answer_by: Option<tokio::time::Instant>,
         mut head: Head,
         mut body: Body,
     ) -> Result<Response<PooledBody>, (SendError, Option<Body>)> {
         loop {
-            let (conn, reused) = match self.checkout(to) {
+            let (conn, reused) = match self.checkout(to, now) {
                 Some(conn) => (conn, true),
                 // boxed: a connection being made (TCP, TLS) is kilobytes of state that a
                 // request on a pooled connection never enters (see `handler::effects`)
@@ -185,7 +190,7 @@ impl Pool {
                     let (parts, body) = response.into_parts();
                     let mut body = PooledBody {
                         body,
-                        home: Some((self.idle.clone(), to.clone())),
+                        home: Some((self.idle.clone(), to.clone(), now)),
                     };
                     body.give_back_at_end();
                     return Ok(Response::from_parts(parts, body));
@@ -200,15 +205,16 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection to `to` that is still open.
-    fn checkout(&self, to: &Endpoint) -> Option<Conn> {
+    /// The most recently used idle connection to `to` that is still open and, at `now`, not
+    /// idle for longer than [`IDLE_FOR`].
+    fn checkout(&self, to: &Endpoint, now: Instant) -> Option<Conn> {
         loop {
             let (mut conn, since) = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 let list = idle.get_mut(to)?;
                 list.pop()?
             };
-            if since.elapsed() <= IDLE_FOR && conn.is_open() {
+            if now.saturating_duration_since(since) <= IDLE_FOR && conn.is_open() {
                 return Some(conn);
             }
         }
@@ -250,7 +256,8 @@ impl Pool {
 /// carry the rest of the body.
 pub struct PooledBody {
     body: super::h1::Incoming,
-    home: Option<(Idle, Endpoint)>,
+    /// Where the connection goes back, and the stamp it goes back with.
+    home: Option<(Idle, Endpoint, Instant)>,
 }
 
 impl PooledBody {
@@ -260,13 +267,14 @@ impl PooledBody {
         if !self.body.is_end_stream() {
             return;
         }
-        let (Some(conn), Some((idle, addr))) = (self.body.reusable(), self.home.take()) else {
+        let (Some(conn), Some((idle, addr, since))) = (self.body.reusable(), self.home.take())
+        else {
             return;
         };
         let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE {
-            list.push((conn, Instant::now()));
+            list.push((conn, since));
         }
     }
 

@@ -57,6 +57,7 @@ pub async fn forward(
     tls: bool,
     body: Body,
     mut client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    at: Instant,
 ) -> Result<Response<Body>, Reason> {
     let service = &snap.services[d.service.ok_or(Reason::Internal)?];
     let backend = &service.backends[plan.backend];
@@ -77,6 +78,7 @@ pub async fn forward(
     let mut tried: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
     let mut pick = plan.pick;
     let mut last;
+    let mut at = at;
     loop {
         tried.push(pick.target);
         let attempt = Attempt {
@@ -85,6 +87,7 @@ pub async fn forward(
             backend,
             pick,
             client_waiting: client_waiting.as_deref(),
+            at,
         };
         let this_body = body
             .take()
@@ -108,8 +111,8 @@ pub async fn forward(
         if !retry || tried.len() >= attempts {
             return Err(last);
         }
-        let now = super::access_log::unix_micros() / 1000;
-        match state.retry(&backend.targeting, &tried, now) {
+        at = Instant::now();
+        match state.retry(&backend.targeting, &tried, super::clock::wall_ms(at)) {
             Some(next) => {
                 tracing::debug!(request_id = %d.request_id, backend = %backend.name, target = %backend.targeting.urls[next], "retrying on another target");
                 pick = Pick {
@@ -148,6 +151,9 @@ struct Attempt<'a> {
     pick: Pick,
     /// Set while the client's body is still arriving.
     client_waiting: Option<&'a std::sync::atomic::AtomicBool>,
+    /// When the attempt began: its backend's time counts from here once a target given by
+    /// address is known (a name's lookup is not the backend's time).
+    at: Instant,
 }
 
 /// What sending gave: the result, or (no connection could be made) the reason, with the
@@ -191,31 +197,35 @@ impl Attempt<'_> {
             .upstream
             .state
             .begin(&backend.targeting, self.pick.target, retry);
-        let started = backend.targeting.times_answers().then(Instant::now);
+        // the backend's time starts once its address is known: a name's lookup took time
+        let at = match target.ip {
+            Some(_) => self.at,
+            None => Instant::now(),
+        };
         let connect_timeout = Duration::from_millis(backend.connect_timeout_ms);
-        let sent = tokio::time::timeout(
-            Duration::from_millis(backend.timeout_ms),
+        let deadline = at + Duration::from_millis(backend.timeout_ms);
+        let sent = tokio::time::timeout_at(
+            deadline.into(),
             gw.upstream
                 .pool
-                .send_or_return(&endpoint, connect_timeout, None, head, body),
+                .send_or_return(&endpoint, at, connect_timeout, None, head, body),
         )
         .await
         .unwrap_or(Err((SendError::Timeout, None)));
         match sent {
             // a switch nobody asked for is a broken backend, not an answer
             Ok(response) if self.switched_unasked(&response) => {
-                self.count(inflight, Attempted::Reset);
+                self.count(inflight, at, |_| Attempted::Reset);
                 Ok((Ok(Ok(response)), None))
             }
             Ok(response) => {
                 let status = response.status().as_u16();
-                let ms = started.map_or(0, |s| s.elapsed().as_millis() as u64);
-                self.count(inflight, Attempted::Answered { status, ms });
+                self.count(inflight, at, |ms| Attempted::Answered { status, ms });
                 Ok((Ok(Ok(response)), None))
             }
             Err((SendError::Connect(e), unsent)) => {
                 tracing::warn!(target = %self.url(), "backend refused the connection: {e}");
-                self.count(inflight, Attempted::ConnectFailed);
+                self.count(inflight, at, |_| Attempted::ConnectFailed);
                 Ok((Err(Reason::BackendUnavailable), unsent))
             }
             Err((e, _)) => {
@@ -232,7 +242,7 @@ impl Attempt<'_> {
                         SendError::Connect(_) => Attempted::ConnectFailed,
                         SendError::Http(_) => Attempted::Reset,
                     };
-                    self.count(inflight, how);
+                    self.count(inflight, at, |_| how);
                 }
                 Ok((Ok(Err(e)), None))
             }
@@ -245,9 +255,11 @@ impl Attempt<'_> {
     }
 
     /// End the request's count and count its result in the target's health and the breaker;
-    /// log a health change.
-    fn count(&self, inflight: InFlight, how: Attempted) {
-        let now = super::access_log::unix_micros() / 1000;
+    /// log a health change. `how` is told how many milliseconds the attempt took.
+    fn count(&self, inflight: InFlight, at: Instant, how: impl FnOnce(u64) -> Attempted) {
+        let done = Instant::now();
+        let how = how(done.saturating_duration_since(at).as_millis() as u64);
+        let now = super::clock::wall_ms(done);
         let t = &self.backend.targeting;
         // a breaker's change is counted and logged where it happens (upstream::state)
         let Settled { health, .. } = inflight.settle(t, self.pick, how, now);

@@ -458,7 +458,15 @@ impl Upstreams {
     /// Run `f` on the backend's state, aligned with `t`; `f` learns whether the state follows
     /// `t` (see [`BackendState::align`]).
     fn with<R>(&self, t: &Targeting, f: impl FnOnce(&mut BackendState, bool) -> R) -> R {
-        let state = self.state(t);
+        // borrowed when found before: no reference counted per call
+        let looked_up;
+        let state = match t.found.get().filter(|f| f.owner == self.id) {
+            Some(found) => &found.state,
+            None => {
+                looked_up = self.state(t);
+                &looked_up
+            }
+        };
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         let current = s.align(t);
         f(&mut s, current)
@@ -671,18 +679,15 @@ impl InFlight {
     /// End the count and count how the attempt ended (see [`Upstreams::settle`]), under one
     /// lock.
     pub fn settle(mut self, t: &Targeting, pick: Pick, how: Attempted, now: i64) -> Settled {
-        let state = self.state.clone();
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        self.end(&mut s);
+        self.ended = true;
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.uncount(&mut s);
         let current = s.align(t);
         s.settle(t, pick, how, now, current)
     }
 
-    fn end(&mut self, s: &mut BackendState) {
-        if self.ended {
-            return;
-        }
-        self.ended = true;
+    /// Take the request out of the counts.
+    fn uncount(&self, s: &mut BackendState) {
         if let Some(i) = self.url.as_deref().and_then(|u| s.index(u)) {
             let ts = &mut s.targets[i];
             ts.inflight = ts.inflight.saturating_sub(1);
@@ -705,9 +710,9 @@ pub struct InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let state = self.state.clone();
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        self.end(&mut s);
+        if !self.ended {
+            self.uncount(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        }
     }
 }
 
