@@ -188,10 +188,10 @@ impl Pool {
             match sent {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
-                    let mut body = PooledBody {
+                    let mut body = PooledBody(Box::new(Pooled {
                         body,
                         home: Some((self.idle.clone(), to.clone(), now)),
-                    };
+                    }));
                     body.give_back_at_end();
                     return Ok(Response::from_parts(parts, body));
                 }
@@ -254,7 +254,15 @@ impl Pool {
 /// A backend's response body that returns its connection to the pool once read to the end.
 /// Dropped earlier (the client went away), the connection is closed instead: it may still
 /// carry the rest of the body.
-pub struct PooledBody {
+///
+/// Boxed: a response and its body are moved through every layer between the exchange and
+/// hyper (the attempt, the retry loop, the handler, hyper's dispatcher), and a body of a
+/// pointer's size makes each of those moves a copy of registers rather than a call to
+/// `memcpy` for 176 bytes (callgrind, `/data`: 30.8k → 30.0k instructions a forward, the
+/// allocation included).
+pub struct PooledBody(Box<Pooled>);
+
+struct Pooled {
     body: super::h1::Incoming,
     /// Where the connection goes back, and the stamp it goes back with.
     home: Option<(Idle, Endpoint, Instant)>,
@@ -264,10 +272,10 @@ impl PooledBody {
     /// Put the connection back if the body has been read to its end and the connection may
     /// carry another request.
     fn give_back_at_end(&mut self) {
-        if !self.body.is_end_stream() {
+        if !self.0.body.is_end_stream() {
             return;
         }
-        let (Some(conn), Some((idle, addr, since))) = (self.body.reusable(), self.home.take())
+        let (Some(conn), Some((idle, addr, since))) = (self.0.body.reusable(), self.0.home.take())
         else {
             return;
         };
@@ -280,7 +288,7 @@ impl PooledBody {
 
     /// The backend's connection after a `101 Switching Protocols`.
     pub fn upgrade(&mut self) -> Option<super::h1::Upgraded> {
-        self.body.upgrade()
+        self.0.body.upgrade()
     }
 }
 
@@ -292,7 +300,7 @@ impl hyper::body::Body for PooledBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Broken>>> {
-        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        let frame = Pin::new(&mut self.0.body).poll_frame(cx);
         if frame.is_ready() {
             self.give_back_at_end();
         }
@@ -300,10 +308,10 @@ impl hyper::body::Body for PooledBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.0.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        self.0.body.size_hint()
     }
 }
