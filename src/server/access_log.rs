@@ -179,7 +179,11 @@ fn pad(out: &mut String, mut n: u32, width: usize) {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    out.push_str(std::str::from_utf8(&digits[..width]).unwrap_or_default());
+    // a char at a time: a few ASCII digits, cheaper than validating them as a `str` and
+    // copying them with a call to `memcpy`
+    for &d in &digits[..width] {
+        out.push(char::from(d));
+    }
 }
 
 /// Microseconds as milliseconds with three decimals.
