@@ -203,7 +203,10 @@ impl Attempt<'_> {
             None => Instant::now(),
         };
         let connect_timeout = Duration::from_millis(backend.connect_timeout_ms);
-        let deadline = at + Duration::from_millis(backend.timeout_ms);
+        // as tokio's own `timeout` does: a timeout past what an `Instant` holds is 30 years
+        let timeout = Duration::from_millis(backend.timeout_ms);
+        let deadline = (at.checked_add(timeout))
+            .unwrap_or_else(|| at + Duration::from_secs(86_400 * 365 * 30));
         let sent = tokio::time::timeout_at(
             deadline.into(),
             gw.upstream

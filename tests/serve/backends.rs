@@ -166,3 +166,29 @@ fn backend_that_closes_without_answering_gives_502_0202_and_stays_in_rotation() 
     // a target that accepted the connection is not marked down: both requests reached it
     assert_eq!(backend.count(), 2);
 }
+
+#[test]
+fn a_backend_timeout_as_long_as_a_duration_can_be_still_forwards() {
+    let backend = Backend::text("in time");
+    let dir = TempDir::new();
+    let policy = r#"
+service shop {
+    dialect huawei
+    hosts "shop.test"
+    backend main {
+        targets "@MAIN@"
+        timeout 18446744073709551615ms
+    }
+    route GET "/in-time" { forward main }
+}
+"#;
+    dir.write("shop.policy", &policy.replace("@MAIN@", &backend.url()));
+    let gw = Gateway::start(dir.path());
+
+    for _ in 0..2 {
+        let r = gw.get("shop.test", "/in-time");
+        expect_status(&r, 200);
+        assert_eq!(r.body_str(), "in time");
+    }
+    assert_eq!(backend.count(), 2);
+}
