@@ -97,14 +97,11 @@ mod tests {
     #[test]
     fn a_reading_before_the_origin_is_earlier_in_wall_time_too() {
         let at = Instant::now();
-        let origin = origin();
+        origin();
         let earlier = at.checked_sub(Duration::from_secs(5)).unwrap_or(at);
         let gap = wall_us(at) - wall_us(earlier);
-        assert_eq!(
-            gap,
-            since_origin_us(at, origin) - since_origin_us(earlier, origin)
-        );
-        assert!(gap >= 4_999_000, "{gap}");
+        // five seconds, give or take each reading's rounding to whole microseconds
+        assert!((4_999_999..=5_000_001).contains(&gap), "{gap}");
     }
 
     #[test]
@@ -120,12 +117,5 @@ mod tests {
             "{first} then {}",
             wall_us(at)
         );
-    }
-
-    #[test]
-    fn milliseconds_round_down_before_the_epoch_too() {
-        assert_eq!((-1i64).div_euclid(1000), -1);
-        let at = Instant::now();
-        assert_eq!(wall_ms(at), wall_us(at).div_euclid(1000));
     }
 }

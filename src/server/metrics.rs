@@ -43,32 +43,9 @@ struct Counter {
     n: AtomicU64,
 }
 
-/// A multiply-rotate hasher for [`Key`]s: words that are addresses and small numbers need
-/// mixing, not SipHash's protection against chosen keys (clients cannot pick addresses).
-#[derive(Default, Clone, Copy)]
-struct WordHasher(u64);
-
-impl std::hash::Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-}
-
-type WordHash = std::hash::BuildHasherDefault<WordHasher>;
+/// [`Key`]s are addresses and small numbers no client chooses: the pool's word hasher, not
+/// SipHash.
+type WordHash = super::pool::PolicyKeys;
 
 #[derive(Default)]
 pub struct Metrics {

@@ -532,23 +532,22 @@ impl Gateway {
 
 /// Write the buffered access log out every [`access_log::FLUSH_EVERY`].
 fn flush_access_log_periodically(gw: Arc<Gateway>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(access_log::FLUSH_EVERY);
-        loop {
-            tick.tick().await;
-            gw.access_log.flush();
-        }
-    });
+    every(access_log::FLUSH_EVERY, move || gw.access_log.flush());
 }
 
 /// Read the offset between the wall clock and the monotonic one every
 /// [`clock::REFRESH_EVERY`].
 fn refresh_clock_periodically() {
-    tokio::spawn(async {
-        let mut tick = tokio::time::interval(clock::REFRESH_EVERY);
+    every(clock::REFRESH_EVERY, clock::refresh);
+}
+
+/// Run `work` every `period` on the runtime, for as long as it runs.
+fn every(period: Duration, work: impl Fn() + Send + 'static) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
-            clock::refresh();
+            work();
         }
     });
 }

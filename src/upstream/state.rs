@@ -424,9 +424,14 @@ impl Upstreams {
         Upstreams::default()
     }
 
+    /// The backend's state, when this registry found it for `t` before.
+    fn found<'t>(&self, t: &'t Targeting) -> Option<&'t Arc<Mutex<BackendState>>> {
+        (t.found.get().filter(|f| f.owner == self.id)).map(|f| &f.state)
+    }
+
     fn state(&self, t: &Targeting) -> Arc<Mutex<BackendState>> {
-        if let Some(f) = t.found.get().filter(|f| f.owner == self.id) {
-            return f.state.clone();
+        if let Some(state) = self.found(t) {
+            return state.clone();
         }
         let state = self.look_up(t);
         let _ = t.found.set(Found {
@@ -460,8 +465,8 @@ impl Upstreams {
     fn with<R>(&self, t: &Targeting, f: impl FnOnce(&mut BackendState, bool) -> R) -> R {
         // borrowed when found before: no reference counted per call
         let looked_up;
-        let state = match t.found.get().filter(|f| f.owner == self.id) {
-            Some(found) => &found.state,
+        let state = match self.found(t) {
+            Some(found) => found,
             None => {
                 looked_up = self.state(t);
                 &looked_up
