@@ -8,7 +8,7 @@
 #       plain      HTTP/1.1 keep-alive, GET /health (mock) and GET /data (forward), wrk; in every
 #                  BENCH_LOGS configuration (the others run in the default configuration only)
 #       https      the same over TLS 1.3 (HTTP/1.1 keep-alive), wrk
-#       handshake  a new TLS connection per request (full handshakes: fresh h2load clients), /health
+#       handshake  a new TLS connection per request (full handshakes: bench/loadgen's handshakes), /health
 #       h2         HTTP/2 over TLS, BENCH_H2_CLIENTS connections × BENCH_H2_STREAMS streams, h2load
 #       gateway    rulegate's GET /gw/7?tenant=acme (app signature, checks, rate, forward) against
 #                  nginx's plain proxy_pass of /data (no peer verifies those signatures)
@@ -23,8 +23,7 @@
 #   BENCH_CONNECTIONS=64    wrk -c (plain, https, gateway), loadgen/oha -c (latency)
 #   BENCH_THREADS=1         wrk -t
 #   BENCH_H2_CLIENTS=16 BENCH_H2_STREAMS=32      h2load -c and -m for the h2 workload
-#   BENCH_HANDSHAKE_BATCH=100   h2load --h1 -c N -n N runs back to back: N fresh clients, one request each
-#                           (below tokio's default listen backlog, 128, which rulegate had until 24e56aa)
+#   BENCH_HANDSHAKE_CONNECTIONS=32   connections opening at once in the handshake workload
 #   BENCH_LATENCY_LOADS="50 80"                  % of each server's peak
 #   BENCH_LATENCY_TARGETS="plain:/health plain:/data https:/health"   workload:path whose peak is the base
 #   BENCH_LATENCY_ROUNDS=1  measurements of each server at each load
@@ -55,7 +54,7 @@ CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-1}
 H2_CLIENTS=${BENCH_H2_CLIENTS:-16}
 H2_STREAMS=${BENCH_H2_STREAMS:-32}
-HS_BATCH=${BENCH_HANDSHAKE_BATCH:-100}
+HS_CONNS=${BENCH_HANDSHAKE_CONNECTIONS:-32}
 LATENCY_LOADS=${BENCH_LATENCY_LOADS:-50 80}
 LATENCY_TARGETS=${BENCH_LATENCY_TARGETS:-plain:/health plain:/data https:/health}
 LATENCY_ROUNDS=${BENCH_LATENCY_ROUNDS:-1}
@@ -110,8 +109,8 @@ command -v wrk >/dev/null 2>&1 || need_install+=(wrk)
 command -v openssl >/dev/null 2>&1 || need_install+=(openssl)
 if has "$PEERS" haproxy; then command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_install+=(haproxy); fi
 if has "$PEERS" caddy; then command -v caddy >/dev/null 2>&1 || need_install+=(caddy); fi
-if has "$WORKLOADS" h2 || has "$WORKLOADS" handshake; then command -v h2load >/dev/null 2>&1 || need_install+=(nghttp2-client); fi
-if has "$WORKLOADS" latency; then command -v jq >/dev/null 2>&1 || need_install+=(jq); fi
+if has "$WORKLOADS" h2; then command -v h2load >/dev/null 2>&1 || need_install+=(nghttp2-client); fi
+if has "$WORKLOADS" latency || has "$WORKLOADS" handshake; then command -v jq >/dev/null 2>&1 || need_install+=(jq); fi
 if [ ${#need_install[@]} -gt 0 ]; then
     say "bench: installing ${need_install[*]} (Debian packages)"
     if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
@@ -149,11 +148,12 @@ if [ "$FLOOR" = 1 ] && has "$WORKLOADS" plain; then
 else
     FLOOR=0
 fi
-if has "$WORKLOADS" latency; then
+if has "$WORKLOADS" latency || has "$WORKLOADS" handshake; then
     say "bench: cargo build --release (bench/loadgen)"
     LOADGEN_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/bench-loadgen
     CARGO_TARGET_DIR=$LOADGEN_TARGET cargo build --release --manifest-path "$BENCH_DIR/loadgen/Cargo.toml"
     LOADGEN=$LOADGEN_TARGET/release/loadgen
+    HANDSHAKES=$LOADGEN_TARGET/release/handshakes
 fi
 
 for port in "$BACKEND_PORT" "$NGINX_PORT" "$RULEGATE_PORT" "$FLOOR_PORT" "$HAPROXY_PORT" "$CADDY_PORT" \
@@ -438,32 +438,40 @@ run_h2() { # url: HTTP/2 over TLS, H2_CLIENTS connections × H2_STREAMS concurre
     set_h2load_results "$(parse_h2load "$out")"
 }
 
-# Full TLS handshakes: h2load clients over HTTP/1.1, HS_BATCH of them at once, one request each,
-# run back to back for the duration. A fresh client has no session to resume, so every connection
-# is a full TLS 1.3 handshake (ECDHE and the server's ECDSA P-256 signature). wrk with
-# `Connection: close`, and h2load's own reconnections, resume the previous session instead.
-handshake_batches() { # url seconds file
-    local end
-    end=$(awk -v t="$(now)" -v d="$2" 'BEGIN { printf "%.3f", t + d }')
-    : >"$3"
-    while awk -v t="$(now)" -v e="$end" 'BEGIN { exit !(t < e) }'; do
-        "${CLIENT_SSL[@]}" taskset -c "$CLIENT_CPU" h2load --h1 -t1 -c"$HS_BATCH" -n"$HS_BATCH" "$1" >>"$3" 2>&1 || true
+# measured_twice NAME WHAT COMMAND…: COMMAND between mark_start and mark_end, its output in $out
+# (stderr in $out.err); once more if it fails, then the run stops.
+measured_twice() {
+    local name=$1 what=$2 try rc
+    shift 2
+    for try in 1 2; do
+        mark_start
+        rc=0
+        "$@" >"$out" 2>"$out.err" || rc=$?
+        mark_end
+        [ "$rc" = 0 ] && return
+        say "bench: $name exited with $rc ($(head -c 500 "$out.err")); $([ "$try" = 1 ] && echo "once more" || echo "giving up")"
     done
+    die "$name failed twice on $what"
 }
+
+# Full TLS handshakes: bench/loadgen's `handshakes`, HS_CONNS connections opening at once, each a
+# fresh TLS 1.3 client (no session to resume) sending one request with `Connection: close`, so
+# every connection is a full handshake (X25519 and the server's ECDSA P-256 signature, checked).
+# Why not h2load: with OpenSSL 3.0 it spends ~500 µs of its core on a handshake, more than any
+# server here, and every server tied at its rate (see bench/README.md, 01:05 on 2026-12-06).
 run_handshake() { # url
-    local h0 h1 sums
-    [ "$WARMUP" != 0 ] && handshake_batches "$1" "$(seconds "$WARMUP")" "$out.warmup"
-    mark_start
-    h0=$(now)
-    handshake_batches "$1" "$(seconds "$DURATION")" "$out"
-    h1=$(now)
-    mark_end
-    grep -q '^finished in' "$out" || die "h2load did not finish: $(tail -5 "$out")"
-    sums=$(parse_h2load "$out")
-    # connections (= requests) per second over the whole loop, h2load's start-up included
-    sums=$(awk -v s="$sums" -v dt="$(awk -v a="$h0" -v b="$h1" 'BEGIN { print b - a }')" \
-        'BEGIN { split(s, f, " "); printf "%.2f", f[2] / dt; for (i = 2; i <= 6; i++) printf " %s", f[i]; print "" }')
-    set_h2load_results "$sums"
+    if [ "$WARMUP" != 0 ]; then
+        taskset -c "$CLIENT_CPU" "$HANDSHAKES" --cert "$TMP/tls/cert.pem" --connections "$HS_CONNS" \
+            --duration "$WARMUP" "$1" >"$out.warmup" 2>&1 || true
+    fi
+    measured_twice handshakes "$1" taskset -c "$CLIENT_CPU" "$HANDSHAKES" --cert "$TMP/tls/cert.pem" \
+        --connections "$HS_CONNS" --duration "$DURATION" "$1"
+    # every connection must have been a full TLS 1.3 handshake with the bench's preferences
+    jq -e '.negotiated == "TLSv1_3 TLS13_AES_128_GCM_SHA256 X25519 Full"' "$out" >/dev/null \
+        || die "handshakes negotiated something else on $1: $(cat "$out")"
+    read -r rps requests non2xx errors < <(jq -r '[.per_second, .handshakes, .non2xx,
+        (if .errors == 0 then "none" else "\(.errors)_errors" end)] | map(tostring) | join(" ")' "$out")
+    p50=- p99=- p999=-
 }
 
 run_fixed_rate() { # url rate: a fixed rate, latency counted from when each request was due
@@ -475,17 +483,9 @@ run_fixed_rate() { # url rate: a fixed rate, latency counted from when each requ
 
 # bench/loadgen (plain HTTP): holds 110k req/s on one core, where oha tops out near 60k
 run_loadgen() {
-    local url=$1 rate=$2 try rc
-    for try in 1 2; do
-        mark_start
-        rc=0
-        taskset -c "$CLIENT_CPU" "$LOADGEN" --rate "$rate" --warmup "$WARMUP" --duration "$DURATION" \
-            --connections "$CONNS" "$url" >"$out" 2>"$out.err" || rc=$?
-        mark_end
-        [ "$rc" = 0 ] && break
-        say "bench: loadgen exited with $rc ($(head -c 500 "$out.err")); $([ "$try" = 1 ] && echo "once more" || echo "giving up")"
-    done
-    [ "$rc" = 0 ] || die "loadgen failed twice on $url at $rate/s"
+    local url=$1 rate=$2
+    measured_twice loadgen "$url at $rate/s" taskset -c "$CLIENT_CPU" "$LOADGEN" --rate "$rate" \
+        --warmup "$WARMUP" --duration "$DURATION" --connections "$CONNS" "$url"
     read -r rps p50 p99 p999 requests non2xx errors < <(jq -r '[.achieved_rps, .p50_ms, .p99_ms,
         .p999_ms, .completed, .non2xx, (if .errors == 0 then "none" else "\(.errors)_errors" end)]
         | map(tostring) | join(" ")' "$out")
@@ -498,17 +498,8 @@ run_oha() { # url rate: a fixed rate, latency counted from when each request was
         taskset -c "$CLIENT_CPU" "$OHA" --no-tui -z "$WARMUP" -c "$CONNS" -q "$rate" --latency-correction \
             "${extra[@]}" --output-format json "$url" >/dev/null 2>&1 || true
     fi
-    local try rc
-    for try in 1 2; do
-        mark_start
-        rc=0
-        taskset -c "$CLIENT_CPU" "$OHA" --no-tui -z "$DURATION" -c "$CONNS" -q "$rate" --latency-correction \
-            "${extra[@]}" --output-format json "$url" >"$out" 2>"$out.err" || rc=$?
-        mark_end
-        [ "$rc" = 0 ] && break
-        say "bench: oha exited with $rc ($(head -c 500 "$out.err")); $([ "$try" = 1 ] && echo "once more" || echo "giving up")"
-    done
-    [ "$rc" = 0 ] || die "oha failed twice on $url at $rate/s"
+    measured_twice oha "$url at $rate/s" taskset -c "$CLIENT_CPU" "$OHA" --no-tui -z "$DURATION" -c "$CONNS" \
+        -q "$rate" --latency-correction "${extra[@]}" --output-format json "$url"
     # requests still in flight when the duration ends are "aborted due to deadline": not errors
     read -r rps p50 p99 p999 requests non2xx errors < <(jq -r '[
         .summary.requestsPerSec, .latencyPercentiles.p50 * 1000, .latencyPercentiles.p99 * 1000,
@@ -966,7 +957,7 @@ for workload in $WORKLOADS; do
             report_table https "$MAIN_MODE" /data best 1.0 "HTTPS keep-alive (TLS 1.3, HTTP/1.1, wrk -c$CONNS), GET /data (forward)" ;;
         handshake)
             report_table handshake "$MAIN_MODE" /health best 1.0 \
-                "TLS handshakes: a full TLS 1.3 handshake (ECDSA P-256, X25519) per request, GET /health; h2load --h1, batches of $HS_BATCH fresh clients; req/s = handshakes/s, µs/req = server CPU per handshake" ;;
+                "TLS handshakes: a full TLS 1.3 handshake (ECDSA P-256, X25519) per request, GET /health; bench/loadgen's handshakes, $HS_CONNS connections at once; req/s = handshakes/s, µs/req = server CPU per handshake" ;;
         h2)
             report_table h2 "$MAIN_MODE" /health best 1.0 "HTTP/2 over TLS (h2load -c$H2_CLIENTS -m$H2_STREAMS), GET /health (mock)"
             report_table h2 "$MAIN_MODE" /data best 1.0 "HTTP/2 over TLS (h2load -c$H2_CLIENTS -m$H2_STREAMS), GET /data (forward)" ;;

@@ -29,10 +29,13 @@
 //! free for over 1 ms too (the generator's own lag on the sending side), and `idle_pct` the
 //! share of the run spent in turns of the loop with nothing to send or read. A run with
 //! `idle_pct` near 0 measured the generator (on this machine it nears 0 at about 160k/s).
+mod shared;
+
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use shared::{or_exit, percentile, response_end, seconds, split_url, Response};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -42,16 +45,6 @@ struct Args {
     connections: usize,
     headers: Vec<String>,
     url: String,
-}
-
-fn seconds(v: &str) -> Result<Duration, String> {
-    let (n, unit) = match v.strip_suffix("ms") {
-        Some(n) => (n, 0.001),
-        None => (v.strip_suffix('s').unwrap_or(v), 1.0),
-    };
-    n.parse::<f64>()
-        .map(|n| Duration::from_secs_f64(n * unit))
-        .map_err(|_| format!("not a duration: {v:?} (10s, 500ms)"))
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -86,18 +79,7 @@ fn parse_args() -> Result<Args, String> {
 
 /// The address to connect to and the request's bytes.
 fn request(url: &str, headers: &[String]) -> Result<(SocketAddr, Vec<u8>), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or("only http:// URLs are supported")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr = authority
-        .to_socket_addrs()
-        .map_err(|e| format!("{authority}: {e}"))?
-        .next()
-        .ok_or(format!("{authority}: no address"))?;
+    let (addr, authority, path) = split_url(url, "http")?;
     let mut r = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n");
     for h in headers {
         r.push_str(h);
@@ -115,51 +97,6 @@ struct Conn {
     /// When it last became free (connected, or its answer read).
     free_since: Instant,
     buf: Vec<u8>,
-}
-
-/// What the bytes read so far on a connection hold.
-enum Response {
-    /// Not a whole response yet.
-    Partial,
-    /// A whole response: its length in bytes, its status, and whether the server closes after it.
-    Done {
-        len: usize,
-        status: u16,
-        close: bool,
-    },
-    /// One this generator does not read (chunked, no length, malformed).
-    Bad,
-}
-
-fn response_end(buf: &[u8]) -> Response {
-    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Response::Partial;
-    };
-    let head_end = head_end + 4;
-    let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
-        return Response::Bad;
-    };
-    let status = head.get(9..12).and_then(|s| s.parse().ok());
-    let (mut length, mut close) = (None, false);
-    for l in head.lines().skip(1) {
-        let Some((name, value)) = l.split_once(':') else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("content-length") {
-            length = value.trim().parse::<usize>().ok();
-        } else if name.eq_ignore_ascii_case("connection") {
-            close = value.trim().eq_ignore_ascii_case("close");
-        }
-    }
-    match (status, length) {
-        (Some(status), Some(n)) if buf.len() >= head_end + n => Response::Done {
-            len: head_end + n,
-            status,
-            close,
-        },
-        (Some(_), Some(_)) => Response::Partial,
-        _ => Response::Bad,
-    }
 }
 
 #[derive(Default)]
@@ -345,28 +282,10 @@ fn run(a: &Args) -> Result<Tally, String> {
 }
 
 fn main() {
-    let a = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("loadgen: {e}");
-            std::process::exit(1);
-        }
-    };
-    let mut t = match run(&a) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("loadgen: {e}");
-            std::process::exit(1);
-        }
-    };
+    let a = or_exit("loadgen", parse_args());
+    let mut t = or_exit("loadgen", run(&a));
     t.micros.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if t.micros.is_empty() {
-            return 0.0;
-        }
-        let i = ((p / 100.0) * t.micros.len() as f64).ceil() as usize;
-        t.micros[i.clamp(1, t.micros.len()) - 1] as f64 / 1000.0
-    };
+    let pct = |p| percentile(&t.micros, p);
     let recorded = t.micros.len() as f64;
     println!(
         "{{\"rate\":{},\"sent\":{},\"completed\":{},\"recorded\":{},\"errors\":{},\"non2xx\":{},\"late_sends\":{},\"client_late\":{},\"idle_pct\":{:.1},\"achieved_rps\":{:.1},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3}}}",
