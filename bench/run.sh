@@ -14,13 +14,13 @@
 #                  nginx's plain proxy_pass of /data (no peer verifies those signatures)
 #       latency    p50/p99/p99.9 at BENCH_LATENCY_LOADS % of each server's measured peak at a
 #                  fixed rate, timed from when each request was due (coordinated omission):
-#                  bench/loadgen over plain HTTP (it holds 110k req/s on one core), oha over HTTPS
+#                  bench/loadgen, over plain HTTP and over TLS
 #   BENCH_PEERS="nginx haproxy caddy"   the peers rulegate is measured against
 #   BENCH_DURATION=10s      duration of each measurement
 #   BENCH_ROUNDS=3          measurements of each server on each path, the order of the servers rotated
 #                           every round; the report gives medians and checks the bars on the median ratio
 #   BENCH_WARMUP=3s         warm-up before each measurement (0 to skip)
-#   BENCH_CONNECTIONS=64    wrk -c (plain, https, gateway), loadgen/oha -c (latency)
+#   BENCH_CONNECTIONS=64    wrk -c (plain, https, gateway), loadgen -c (latency)
 #   BENCH_THREADS=1         wrk -t
 #   BENCH_H2_CLIENTS=16 BENCH_H2_STREAMS=32      h2load -c and -m for the h2 workload
 #   BENCH_HANDSHAKE_CONNECTIONS=32   connections opening at once in the handshake workload
@@ -121,16 +121,6 @@ if [ ${#need_install[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
-if has "$WORKLOADS" latency; then
-    # oha: a constant-rate HTTP load generator (-q) that times each request from when it was due
-    # to be sent (--latency-correction), not from when it was sent.
-    if ! command -v oha >/dev/null 2>&1; then
-        say "bench: cargo install oha --locked"
-        cargo install oha --locked
-    fi
-    OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
-    "$OHA" --help | grep -q -- '--latency-correction' || die "$OHA has no --latency-correction"
-fi
 command -v taskset >/dev/null || die "taskset (util-linux) is missing"
 command -v curl >/dev/null || die "curl is missing"
 [ "$(nproc --all)" -gt "$(( SERVER_CPU > CLIENT_CPU ? SERVER_CPU : CLIENT_CPU ))" ] \
@@ -474,41 +464,17 @@ run_handshake() { # url
     p50=- p99=- p999=-
 }
 
-run_fixed_rate() { # url rate: a fixed rate, latency counted from when each request was due
-    case $1 in
-        http:*) run_loadgen "$@" ;;
-        *) run_oha "$@" ;;
-    esac
-}
-
-# bench/loadgen (plain HTTP): holds 110k req/s on one core, where oha tops out near 60k
-run_loadgen() {
-    local url=$1 rate=$2
+# A fixed rate, latency counted from when each request was due: bench/loadgen, over plain HTTP
+# or TLS (rustls, the bench's certificate pinned). It holds 110k req/s on one core over plain
+# HTTP and ~85k over TLS, where oha (used over HTTPS until 2026-12-06) topped out near 60k.
+run_fixed_rate() { # url rate
+    local url=$1 rate=$2 tls=()
+    [[ "$url" == https:* ]] && tls=(--cert "$TMP/tls/cert.pem")
     measured_twice loadgen "$url at $rate/s" taskset -c "$CLIENT_CPU" "$LOADGEN" --rate "$rate" \
-        --warmup "$WARMUP" --duration "$DURATION" --connections "$CONNS" "$url"
+        --warmup "$WARMUP" --duration "$DURATION" --connections "$CONNS" "${tls[@]}" "$url"
     read -r rps p50 p99 p999 requests non2xx errors < <(jq -r '[.achieved_rps, .p50_ms, .p99_ms,
         .p999_ms, .completed, .non2xx, (if .errors == 0 then "none" else "\(.errors)_errors" end)]
         | map(tostring) | join(" ")' "$out")
-}
-
-run_oha() { # url rate: a fixed rate, latency counted from when each request was due
-    local url=$1 rate=$2 extra=()
-    [[ "$url" == https:* ]] && extra=(--insecure)
-    if [ "$WARMUP" != 0 ]; then
-        taskset -c "$CLIENT_CPU" "$OHA" --no-tui -z "$WARMUP" -c "$CONNS" -q "$rate" --latency-correction \
-            "${extra[@]}" --output-format json "$url" >/dev/null 2>&1 || true
-    fi
-    measured_twice oha "$url at $rate/s" taskset -c "$CLIENT_CPU" "$OHA" --no-tui -z "$DURATION" -c "$CONNS" \
-        -q "$rate" --latency-correction "${extra[@]}" --output-format json "$url"
-    # requests still in flight when the duration ends are "aborted due to deadline": not errors
-    read -r rps p50 p99 p999 requests non2xx errors < <(jq -r '[
-        .summary.requestsPerSec, .latencyPercentiles.p50 * 1000, .latencyPercentiles.p99 * 1000,
-        .latencyPercentiles["p99.9"] * 1000,
-        ([.statusCodeDistribution[]] | add // 0),
-        ([.statusCodeDistribution | to_entries[] | select(.key | startswith("2") | not) | .value] | add // 0),
-        (.errorDistribution | del(.["aborted due to deadline"]) | if length == 0 then "none" else (to_entries | map("\(.value)_\(.key)") | join(",") | gsub(" "; "_")) end)
-        ] | map(tostring) | join(" ")' "$out")
-    p50=$(printf '%.3f' "$p50"); p99=$(printf '%.3f' "$p99"); p999=$(printf '%.3f' "$p999")
 }
 
 mark_start() {
@@ -890,7 +856,7 @@ report_table() {
 
 report_latency() { # workload path (the latency rows of one target)
     echo
-    echo "latency at a fixed rate, ${1#latency-} $2 (bench/loadgen over plain HTTP, oha over HTTPS; -c$CONNS; from when each request was due) — in ms"
+    echo "latency at a fixed rate, ${1#latency-} $2 (bench/loadgen; -c$CONNS; from when each request was due) — in ms"
     awk -F'\t' -v w="$1" -v path="$2" -v peers="$PEERS" -v loads="$LATENCY_LOADS" -v omax="$OTHERS_MAX" "$AWK_MEDIAN"'
         $21 == w && index($3, path "@") == 1 {
             ld = substr($3, length(path) + 2); sub("%", "", ld)

@@ -16,7 +16,7 @@
 //! does the client's half of the same handshake with rustls (ring): an X25519 key share and its
 //! agreement, the key schedule, one request — and little else. The certificate is pinned (the
 //! server must present the bench's one) rather than chain-verified, and the server's
-//! CertificateVerify signature is checked on one connection in [`CHECK_EVERY`] (the first
+//! CertificateVerify signature is checked on one connection in [`tls::CHECK_EVERY`] (the first
 //! included): an ECDSA P-256 verification is a quarter of this client's CPU (perf), it tells
 //! the servers apart no better on every connection than on a sample, and a server cannot know
 //! which of its handshakes are checked, so every one must be signed right. With every
@@ -27,18 +27,15 @@
 //! AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305; groups X25519 then P-256; ALPN http/1.1.
 #[allow(dead_code)] // the latency generator reads every field of an answer; this one its status
 mod shared;
+mod tls;
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{ring, CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 use shared::{or_exit, percentile, response_end, seconds, split_url, Response};
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,96 +83,6 @@ fn request(url: &str) -> Result<(SocketAddr, ServerName<'static>, Vec<u8>), Stri
     let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     Ok((addr, name, req.into_bytes()))
-}
-
-/// One handshake signature in this many is verified (see the module's doc).
-const CHECK_EVERY: u64 = 16;
-
-/// Accepts exactly the bench's certificate and checks the server's handshake signature with it
-/// on one connection in [`CHECK_EVERY`].
-#[derive(Debug)]
-struct Pinned {
-    cert: CertificateDer<'static>,
-    algorithms: WebPkiSupportedAlgorithms,
-    /// Signatures seen so far.
-    seen: AtomicU64,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if self
-            .seen
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(CHECK_EVERY)
-        {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-        } else {
-            Ok(HandshakeSignatureValid::assertion())
-        }
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-fn config(cert_file: &str) -> Result<Arc<ClientConfig>, String> {
-    let cert = CertificateDer::from_pem_file(cert_file).map_err(|e| format!("{cert_file}: {e}"))?;
-    let base = ring::default_provider();
-    let provider = CryptoProvider {
-        cipher_suites: vec![
-            ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
-            ring::cipher_suite::TLS13_AES_256_GCM_SHA384,
-            ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
-        ],
-        kx_groups: vec![ring::kx_group::X25519, ring::kx_group::SECP256R1],
-        ..base
-    };
-    let verifier = Pinned {
-        cert,
-        algorithms: provider.signature_verification_algorithms,
-        seen: AtomicU64::new(0),
-    };
-    let mut c = ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    c.resumption = rustls::client::Resumption::disabled();
-    c.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(c))
 }
 
 /// One connection: from `connect` to the server's close.
@@ -292,7 +199,7 @@ fn run(a: &Args) -> Result<Tally, String> {
         addr,
         name,
         req,
-        config: config(&a.cert)?,
+        config: tls::config(&a.cert)?,
     };
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let start = Instant::now();
