@@ -28,9 +28,36 @@ struct Node {
 }
 
 impl Node {
+    /// A node that answers PING. Its ports were free a moment before it binds them: one taken
+    /// in between (by a test running in parallel, or the two picks being the same port) makes
+    /// redis-server exit at once, and the node is started again on two others.
     fn spawn() -> Node {
+        for _ in 0..5 {
+            let mut node = Node::spawn_on(free_addr().port(), free_addr().port());
+            if node.answers() {
+                return node;
+            }
+        }
+        panic!("redis-server did not start on five pairs of free ports");
+    }
+
+    /// Whether it answers PING within WAIT; `false` as soon as it has exited.
+    fn answers(&mut self) -> bool {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if cli(self.port, &["PING"]).trim() == "PONG" {
+                return true;
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    fn spawn_on(port: u16, bus: u16) -> Node {
         let dir = TempDir::new();
-        let (port, bus) = (free_addr().port(), free_addr().port());
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string()])
             .args(["--cluster-port", &bus.to_string()])
@@ -63,11 +90,6 @@ impl Cluster {
         let mut cluster = Cluster { nodes: Vec::new() };
         for _ in 0..6 {
             cluster.nodes.push(Node::spawn());
-        }
-        for n in &cluster.nodes {
-            poll(WAIT, "redis-server to answer PING", || {
-                (cli(n.port, &["PING"]).trim() == "PONG").then_some(())
-            });
         }
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
