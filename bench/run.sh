@@ -325,9 +325,6 @@ children_ticks() { sed 's/.*) //' "/proc/$$/stat" | awk '{ print $14 + $15 }'; }
 cpu_line() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 }' /proc/stat; }
 tasks_busy() { awk '$1 ~ /^cpu[0-9]/ { t += $2 + $3 + $4 } END { print t }' /proc/stat; }
 family() { { echo "$1"; pgrep -P "$1" || true; } | paste -sd' '; } # an nginx master and its workers
-seconds() { # 10s / 1m / 500ms / 10 → seconds
-    awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n /= 1000; else if (v ~ /m$/) n *= 60; else if (v ~ /h$/) n *= 3600; print n }'
-}
 now() { date +%s.%N; }
 # The kernel's count of connections dropped because a listen queue was full (all sockets): a SYN
 # dropped there is sent again by the client a second later.

@@ -41,19 +41,15 @@ impl Node {
         panic!("redis-server did not start on five pairs of free ports");
     }
 
-    /// Whether it answers PING within WAIT; `false` as soon as it has exited.
+    /// Whether it answers PING (`true`) or exits (`false`) first; neither within WAIT panics.
     fn answers(&mut self) -> bool {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if cli(self.port, &["PING"]).trim() == "PONG" {
-                return true;
+        let (port, child) = (self.port, &mut self.child);
+        poll(WAIT, "redis-server to answer PING or exit", || {
+            if let Some(Ok(Some(_))) = child.as_mut().map(Child::try_wait) {
+                return Some(false);
             }
-            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
+            (cli(port, &["PING"]).trim() == "PONG").then_some(true)
+        })
     }
 
     fn spawn_on(port: u16, bus: u16) -> Node {

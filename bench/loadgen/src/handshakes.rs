@@ -34,7 +34,7 @@ use mio::{Events, Interest, Poll, Token};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 use shared::{or_exit, percentile, response_end, seconds, split_url, Response};
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,9 +78,7 @@ fn parse_args() -> Result<Args, String> {
 /// The address to connect to, the server name to send, and the request's bytes.
 fn request(url: &str) -> Result<(SocketAddr, ServerName<'static>, Vec<u8>), String> {
     let (addr, authority, path) = split_url(url, "https")?;
-    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-    // an IP literal sends no SNI; the servers here answer without one
-    let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+    let name = tls::server_name(authority)?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     Ok((addr, name, req.into_bytes()))
 }
@@ -149,48 +147,36 @@ enum Step {
     Failed,
 }
 
-/// Moves one connection on: writes what TLS has to send, reads and decrypts what came.
+/// Moves one connection on: writes what TLS has to send, reads and decrypts what came, and
+/// writes what that called for (the client's Finished and the request, after the server's
+/// flight).
 fn drive(c: &mut Conn) -> Step {
     let mut chunk = [0u8; 4096];
-    loop {
-        while c.tls.wants_write() {
-            match c.tls.write_tls(&mut c.stream) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return Step::Failed,
-            }
-        }
-        match c.tls.read_tls(&mut c.stream) {
-            Ok(0) => return Step::Closed,
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Going,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return Step::Failed,
-        }
-        if c.tls.process_new_packets().is_err() {
-            return Step::Failed;
-        }
-        loop {
-            match c.tls.reader().read(&mut chunk) {
-                Ok(0) => return Step::Closed, // close_notify
-                Ok(n) => c.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return Step::Closed, // closed without close_notify
-            }
-        }
+    if tls::flush(&mut c.tls, &mut c.stream).is_err() {
+        return Step::Failed;
+    }
+    match tls::receive(&mut c.tls, &mut c.stream, &mut chunk, &mut c.buf) {
+        tls::Received::Closed => Step::Closed,
+        tls::Received::Failed => Step::Failed,
+        tls::Received::Pending => match tls::flush(&mut c.tls, &mut c.stream) {
+            Ok(_) => Step::Going,
+            Err(_) => Step::Failed,
+        },
     }
 }
 
+/// `TLSv1_3 TLS13_AES_128_GCM_SHA256 X25519 Full`: what a connection negotiated.
 fn describe(tls: &ClientConnection) -> String {
-    format!(
-        "{:?} {:?} {:?} {:?}",
-        tls.protocol_version(),
-        tls.negotiated_cipher_suite().map(|s| s.suite()),
-        tls.negotiated_key_exchange_group().map(|g| g.name()),
-        tls.handshake_kind()
-    )
-    .replace("Some(", "")
-    .replace(')', "")
+    fn shown(v: Option<impl std::fmt::Debug>) -> String {
+        v.map_or("none".into(), |v| format!("{v:?}"))
+    }
+    [
+        shown(tls.protocol_version()),
+        shown(tls.negotiated_cipher_suite().map(|s| s.suite())),
+        shown(tls.negotiated_key_exchange_group().map(|g| g.name())),
+        shown(tls.handshake_kind()),
+    ]
+    .join(" ")
 }
 
 fn run(a: &Args) -> Result<Tally, String> {
@@ -204,6 +190,8 @@ fn run(a: &Args) -> Result<Tally, String> {
     let mut poll = Poll::new().map_err(|e| e.to_string())?;
     let start = Instant::now();
     let (record_from, end) = (start + a.warmup, start + a.warmup + a.duration);
+    // connections still open this long after the end never answered
+    let give_up = end + Duration::from_secs(5);
     let mut conns = Vec::with_capacity(a.connections);
     for i in 0..a.connections {
         conns.push(Some(target.open(&poll, i)?));
@@ -211,7 +199,7 @@ fn run(a: &Args) -> Result<Tally, String> {
     let mut t = Tally::default();
     let mut events = Events::with_capacity(1024);
     let mut open = conns.len();
-    while open > 0 && Instant::now() < end + Duration::from_secs(5) {
+    while open > 0 && Instant::now() < give_up {
         poll.poll(&mut events, Some(Duration::from_millis(10)))
             .map_err(|e| e.to_string())?;
         for ev in events.iter() {
@@ -256,7 +244,9 @@ fn run(a: &Args) -> Result<Tally, String> {
             }
         }
     }
-    t.errors += open as u64 * (Instant::now() >= end + Duration::from_secs(5)) as u64;
+    if open > 0 {
+        t.errors += open as u64;
+    }
     Ok(t)
 }
 

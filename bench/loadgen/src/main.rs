@@ -100,8 +100,7 @@ fn request(a: &Args) -> Result<(Target, Vec<u8>), String> {
     let (addr, authority, path, tls) = if url.starts_with("https://") {
         let cert = a.cert.as_deref().ok_or("an https:// URL needs --cert")?;
         let (addr, authority, path) = split_url(url, "https")?;
-        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-        let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
+        let name = tls::server_name(authority)?;
         (addr, authority, path, Some((tls::config(cert)?, name)))
     } else {
         let (addr, authority, path) = split_url(url, "http")?;
@@ -128,15 +127,7 @@ impl Wire {
         match self {
             Wire::Plain(s) => matches!(s.write(req), Ok(n) if n == req.len()),
             Wire::Tls(s, tls) => {
-                if tls.writer().write_all(req).is_err() {
-                    return false;
-                }
-                while tls.wants_write() {
-                    if tls.write_tls(s).is_err() {
-                        return false;
-                    }
-                }
-                true
+                tls.writer().write_all(req).is_ok() && matches!(tls::flush(tls, s), Ok(true))
             }
         }
     }
@@ -159,26 +150,9 @@ impl Wire {
                     Err(_) => return true,
                 }
             },
-            Wire::Tls(s, tls) => loop {
-                match tls.read_tls(s) {
-                    Ok(0) => return true,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(_) => return true,
-                }
-                if tls.process_new_packets().is_err() {
-                    return true;
-                }
-                loop {
-                    match tls.reader().read(chunk) {
-                        Ok(0) => return true, // close_notify
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(_) => return true,
-                    }
-                }
-            },
+            Wire::Tls(s, tls) => {
+                !matches!(tls::receive(tls, s, chunk, buf), tls::Received::Pending)
+            }
         }
     }
 }

@@ -8,7 +8,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{ring, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+use std::io::{ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -100,4 +101,63 @@ pub fn config(cert_file: &str) -> Result<Arc<ClientConfig>, String> {
     c.resumption = rustls::client::Resumption::disabled();
     c.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(c))
+}
+
+/// The name a client sends for `host:port` (an IP literal: no SNI; the servers here answer
+/// without one).
+pub fn server_name(authority: &str) -> Result<ServerName<'static>, String> {
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))
+}
+
+/// Writes what TLS has to send: `Ok(true)` when all of it went out, `Ok(false)` when the socket
+/// would take no more for now.
+pub fn flush(tls: &mut ClientConnection, socket: &mut impl Write) -> std::io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(socket) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// What reading a connection until its socket would block came to.
+pub enum Received {
+    /// More may come.
+    Pending,
+    /// The server closed it: a close_notify, or the socket's end without one.
+    Closed,
+    /// The socket failed, or what came was not TLS this client accepts.
+    Failed,
+}
+
+/// Reads and decrypts what has come, into `buf`, until the socket would block.
+pub fn receive(
+    tls: &mut ClientConnection,
+    socket: &mut impl Read,
+    chunk: &mut [u8],
+    buf: &mut Vec<u8>,
+) -> Received {
+    loop {
+        match tls.read_tls(socket) {
+            Ok(0) => return Received::Closed,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Received::Pending,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return Received::Failed,
+        }
+        if tls.process_new_packets().is_err() {
+            return Received::Failed;
+        }
+        loop {
+            match tls.reader().read(chunk) {
+                Ok(0) => return Received::Closed, // close_notify
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return Received::Closed, // the socket's end without close_notify
+            }
+        }
+    }
 }
