@@ -119,7 +119,7 @@ fn action_answers(s: &Service, r: &Route) -> Vec<Reason> {
                 out.extend(crate::auth::oauth2::token_endpoint_failures())
             }
             Action::Forward(f) => {
-                out.extend(forward_answers(f, &r.vars));
+                out.extend(forward_answers(f, r.template.vars().next()));
                 out.extend(backend_answers(s, &s.backends[f.backend]));
             }
         }
@@ -129,14 +129,14 @@ fn action_answers(s: &Service, r: &Route) -> Vec<Reason> {
 
 /// A forward's own: a path variable that would leave the rewritten path, a backend parameter
 /// whose value cannot be sent, an orchestration whose value matches no rule.
-fn forward_answers(f: &crate::compile::ForwardAction, vars: &[String]) -> Vec<Reason> {
+fn forward_answers(f: &crate::compile::ForwardAction, first_var: Option<&str>) -> Vec<Reason> {
     let mut out = Vec::new();
     let rewritten = f
         .path
         .as_ref()
         .map(|t| t.vars().count() > 0)
         .unwrap_or(false);
-    if let Some(name) = vars.first().filter(|_| rewritten) {
+    if let Some(name) = first_var.filter(|_| rewritten) {
         out.push(param_invalid(ParamLocation::Path, name));
     }
     if let Some(shaping) = &f.shaping {

@@ -270,10 +270,11 @@ fn url() -> impl Strategy<Value = Spanned<String>> {
 }
 
 fn template() -> impl Strategy<Value = PathTemplate> {
+    // (is a variable, text)
     prop::collection::vec(
         prop_oneof![
-            3 => "[a-zA-Z0-9._~%é\"\\\\ -]{1,6}".prop_map(Segment::Literal),
-            1 => "[a-z][a-z0-9_-]{0,4}".prop_map(Segment::Var),
+            3 => "[a-zA-Z0-9._~%é\"\\\\ -]{1,6}".prop_map(|l| (false, l)),
+            1 => "[a-z][a-z0-9_-]{0,4}".prop_map(|v| (true, v)),
         ],
         0..4,
     )
@@ -281,16 +282,19 @@ fn template() -> impl Strategy<Value = PathTemplate> {
     .prop_map(|(segs, rest)| {
         // Variables must be unique; a `{rest+}` may only end the path.
         let n = segs.len();
-        let segments = segs
+        let named: Vec<(bool, String)> = segs
             .into_iter()
             .enumerate()
-            .map(|(i, s)| match s {
-                Segment::Var(v) if rest && i + 1 == n => Segment::Rest(format!("{v}{i}")),
-                Segment::Var(v) => Segment::Var(format!("{v}{i}")),
-                other => other,
+            .map(|(i, (var, text))| match var {
+                true => (true, format!("{text}{i}")),
+                false => (false, text),
             })
             .collect();
-        PathTemplate { segments }
+        PathTemplate::new(named.iter().enumerate().map(|(i, (var, text))| match var {
+            true if rest && i + 1 == n => Segment::Rest(text),
+            true => Segment::Var(text),
+            false => Segment::Literal(text),
+        }))
     })
 }
 

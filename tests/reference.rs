@@ -361,7 +361,7 @@ fn template_match(t: &[Segment], segs: &[String]) -> Option<Captures> {
         Some((Segment::Rest(name), _)) => {
             // one or more segments, not all of them empty
             if segs.iter().any(|s| !s.is_empty()) {
-                Some(vec![(name.clone(), segs.to_vec())])
+                Some(vec![(name.to_string(), segs.to_vec())])
             } else {
                 None
             }
@@ -369,9 +369,9 @@ fn template_match(t: &[Segment], segs: &[String]) -> Option<Captures> {
         Some((first, rest_t)) => {
             let (seg, rest_s) = segs.split_first()?;
             match first {
-                Segment::Literal(l) if l == seg => template_match(rest_t, rest_s),
+                Segment::Literal(l) if *l == seg.as_str() => template_match(rest_t, rest_s),
                 Segment::Var(name) if !seg.is_empty() => {
-                    let mut vars = vec![(name.clone(), vec![seg.clone()])];
+                    let mut vars = vec![(name.to_string(), vec![seg.clone()])];
                     vars.extend(template_match(rest_t, rest_s)?);
                     Some(vars)
                 }
@@ -392,8 +392,8 @@ fn rank(s: &Segment) -> u8 {
 /// Compare two templates that match the same path: the first segment where their kinds differ
 /// decides (literal > `{var}` > `{rest+}`).
 fn specificity(a: &ast::PathTemplate, b: &ast::PathTemplate) -> Ordering {
-    let ra: Vec<u8> = a.segments.iter().map(rank).collect();
-    let rb: Vec<u8> = b.segments.iter().map(rank).collect();
+    let ra: Vec<u8> = a.segments().map(|s| rank(&s)).collect();
+    let rb: Vec<u8> = b.segments().map(|s| rank(&s)).collect();
     ra.cmp(&rb)
 }
 
@@ -412,18 +412,19 @@ fn note_backtracking(
     best: &ast::PathTemplate,
 ) {
     let fits = |t: &Segment, s: &String| match t {
-        Segment::Literal(l) => l == s,
+        Segment::Literal(l) => *l == s.as_str(),
         Segment::Var(_) => !s.is_empty(),
         Segment::Rest(_) => false,
     };
     let dead_end = routes.iter().filter(|r| published(r, stage)).any(|r| {
-        let t = &r.path.value.segments;
-        let Some(k) = (0..t.len().min(best.segments.len()).min(segs.len()))
-            .find(|&k| rank(&t[k]) != rank(&best.segments[k]))
+        let t: Vec<Segment> = r.path.value.segments().collect();
+        let best: Vec<Segment> = best.segments().collect();
+        let Some(k) =
+            (0..t.len().min(best.len()).min(segs.len())).find(|&k| rank(&t[k]) != rank(&best[k]))
         else {
             return false;
         };
-        rank(&t[k]) > rank(&best.segments[k]) && (0..=k).all(|j| fits(&t[j], &segs[j]))
+        rank(&t[k]) > rank(&best[k]) && (0..=k).all(|j| fits(&t[j], &segs[j]))
     });
     if dead_end {
         BACKTRACKED.with(|c| c.set(c.get() + 1));
@@ -672,7 +673,7 @@ fn exposed_variable(route: &ast::Route, vars: &Captures) -> Option<Reason> {
     let in_rewrite = |name: &str| {
         forwards.iter().any(|forward| match &forward.path {
             None => true,
-            Some(t) => t.value.segments.iter().any(|s| match s {
+            Some(t) => t.value.segments().any(|s| match s {
                 Segment::Var(v) | Segment::Rest(v) => v == name,
                 Segment::Literal(_) => false,
             }),
@@ -682,8 +683,7 @@ fn exposed_variable(route: &ast::Route, vars: &Captures) -> Option<Reason> {
         let rest = route
             .path
             .value
-            .segments
-            .iter()
+            .segments()
             .any(|s| matches!(s, Segment::Rest(v) if v == name));
         if !values.iter().all(|v| forwardable(v.as_bytes(), rest)) {
             return Some(Reason::ParamInvalid {
@@ -879,7 +879,8 @@ fn reference_steps(all: &[&ast::Service], req: &Req<'_>, d: &mut RefDecision) ->
         if !published(r, stage_name.as_deref()) {
             continue;
         }
-        if let Some(vars) = template_match(&r.path.value.segments, &segments) {
+        let template: Vec<Segment> = r.path.value.segments().collect();
+        if let Some(vars) = template_match(&template, &segments) {
             matching.push((i, vars));
         }
     }
@@ -1386,7 +1387,7 @@ fn backend_query(
 
 /// A forward path template with the captured variables written in.
 fn rewritten(t: &ast::PathTemplate, vars: &Captures) -> String {
-    if t.segments.is_empty() {
+    if t.is_root() {
         return "/".to_string();
     }
     let value = |name: &str| -> Vec<String> {
@@ -1396,7 +1397,7 @@ fn rewritten(t: &ast::PathTemplate, vars: &Captures) -> String {
             .unwrap_or_default()
     };
     let mut out = String::new();
-    for s in &t.segments {
+    for s in t.segments() {
         out.push('/');
         match s {
             Segment::Literal(l) => out.push_str(l),

@@ -308,15 +308,14 @@ macro_rules! checks {
 
         /// A route's program: every registered check compiled from its statements, in
         /// pipeline order.
-        pub fn compile(route: &RouteFacts<'_>, b: &mut dyn Build) -> Vec<Check> {
+        pub fn compile(route: &RouteFacts<'_>, b: &mut dyn Build) -> Box<[Check]> {
             let mut program = Vec::new();
             $(program.extend(
                 <$module::$ty as RouteCheck>::compile(route, b).into_iter().map(Check::$variant),
             );)*
             arrange(&mut program);
             // kept for the snapshot's life: no spare capacity (100k routes would carry MBs)
-            program.shrink_to_fit();
-            program
+            program.into_boxed_slice()
         }
     };
 }

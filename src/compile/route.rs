@@ -133,14 +133,13 @@ impl RouteCx<'_> {
         self.routes.push(Route {
             label: route_label,
             nth,
-            location,
-            methods,
+            location: location.into(),
+            methods: methods.into(),
             template: template.clone(),
-            vars,
             program,
             action,
-            policies,
-            response_headers,
+            policies: policies.into(),
+            response_headers: response_headers.into(),
             cors,
             body_limit: route_limits.body,
         });
@@ -235,8 +234,7 @@ impl RouteCx<'_> {
     ) {
         let template = &r.path.value;
         let shape: Vec<Shape<'_>> = template
-            .segments
-            .iter()
+            .segments()
             .map(|s| match s {
                 Segment::Literal(l) => Shape::Literal(l),
                 Segment::Var(_) => Shape::Var,

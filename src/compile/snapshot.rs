@@ -170,18 +170,17 @@ pub struct Route {
     /// `#n` of its rates' counter ids and of its identity in `rulegate diff`.
     pub nth: u32,
     /// `shop.policy:20:5`
-    pub location: String,
-    pub methods: Vec<Method>,
+    pub location: Box<str>,
+    pub methods: Box<[Method]>,
+    /// Its variables, in path order, are the tree's captures.
     pub template: PathTemplate,
-    /// Variable names in path order, matching the tree's captures.
-    pub vars: Vec<String>,
-    pub program: Vec<Check>,
+    pub program: Box<[Check]>,
     pub action: Action,
     /// Policy backends, in order: the first whose conditions hold takes the request instead
     /// of `action` (see [`crate::upstream::policy`]).
-    pub policies: Vec<crate::upstream::policy::Policy<Action>>,
+    pub policies: Box<[crate::upstream::policy::Policy<Action>]>,
     /// Extra headers on every response this route produces.
-    pub response_headers: Vec<(String, String)>,
+    pub response_headers: Box<[(String, String)]>,
     /// The route has a CORS configuration (used for preflight answers). Boxed: most routes
     /// have none, and inline it made every route 120 bytes larger.
     pub cors: Option<Box<Cors>>,

@@ -702,8 +702,7 @@ impl Pipeline<'_, '_> {
         let exposed = |name: &str| {
             forwards(r.route).any(|f| {
                 f.path.as_ref().is_none_or(|t| {
-                    t.segments
-                        .iter()
+                    t.segments()
                         .any(|s| matches!(s, Segment::Var(v) | Segment::Rest(v) if v == name))
                 })
             })
@@ -758,20 +757,19 @@ fn path_vars<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Vec<(&'s str, St
         Capture::One(s) => s.to_string(),
         Capture::Rest(s) => s.join("/"),
     });
-    route.vars.iter().map(String::as_str).zip(values).collect()
+    route.template.vars().zip(values).collect()
 }
 
 /// The `{rest+}` variable and its segments, if the route has one.
 fn rest_var<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Option<(&'s str, Vec<String>)> {
     route
-        .vars
-        .iter()
+        .template
+        .vars()
         .zip(captures)
         .find_map(|(name, c)| match c {
-            Capture::Rest(segments) => Some((
-                name.as_str(),
-                segments.iter().map(|s| s.to_string()).collect(),
-            )),
+            Capture::Rest(segments) => {
+                Some((name, segments.iter().map(|s| s.to_string()).collect()))
+            }
             Capture::One(_) => None,
         })
 }
@@ -796,7 +794,7 @@ fn rewrite(
     rest: Option<&(&str, Vec<String>)>,
 ) -> String {
     use crate::vocab::Segment;
-    if t.segments.is_empty() {
+    if t.is_root() {
         return "/".to_string();
     }
     // room for a usual path and its query: grown from empty it took two allocations or three
@@ -807,12 +805,12 @@ fn rewrite(
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
     };
-    for s in &t.segments {
+    for s in t.segments() {
         out.push('/');
         match s {
             Segment::Literal(l) => out.push_str(l),
             Segment::Var(v) | Segment::Rest(v) => match rest {
-                Some((name, segments)) if name == v => {
+                Some((name, segments)) if *name == v => {
                     let parts: Vec<String> = segments
                         .iter()
                         .map(|p| request::encode_segment(p))

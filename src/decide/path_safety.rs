@@ -234,16 +234,11 @@ mod tests {
         }
 
         fn template(parts: &[&str]) -> PathTemplate {
-            PathTemplate {
-                segments: parts
-                    .iter()
-                    .map(|p| match p.strip_prefix('{') {
-                        Some(v) if v.ends_with("+}") => Segment::Rest(v[..v.len() - 2].into()),
-                        Some(v) => Segment::Var(v[..v.len() - 1].into()),
-                        None => Segment::Literal(p.to_string()),
-                    })
-                    .collect(),
-            }
+            PathTemplate::new(parts.iter().map(|p| match p.strip_prefix('{') {
+                Some(v) if v.ends_with("+}") => Segment::Rest(&v[..v.len() - 2]),
+                Some(v) => Segment::Var(&v[..v.len() - 1]),
+                None => Segment::Literal(p),
+            }))
         }
 
         proptest! {

@@ -392,9 +392,9 @@ fn build(
         }
         _ => {}
     }
-    for seg in &r.template.segments {
+    for seg in r.template.segments() {
         let piece = match seg {
-            Segment::Literal(l) => l.clone(),
+            Segment::Literal(l) => l.to_string(),
             Segment::Var(v) | Segment::Rest(v) => {
                 value(ParamLocation::Path, v).unwrap_or_else(|| "w".into())
             }

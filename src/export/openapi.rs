@@ -161,7 +161,7 @@ fn operation_id(taken: &mut std::collections::HashSet<String>, method: &str, pat
 /// query and cookie-free parameters.
 fn parameters(route: &Route, params: &[&ParamCheck]) -> Vec<Value> {
     let mut out = Vec::new();
-    for segment in &route.template.segments {
+    for segment in route.template.segments() {
         let (name, rest) = match segment {
             Segment::Var(v) => (v, false),
             Segment::Rest(v) => (v, true),

@@ -84,10 +84,9 @@ pub fn import(file: u32, name: &str, text: &str) -> Result<Imported, Vec<Diagnos
         let full = format!("{base}{path}");
         let shape = match crate::policy::parse::parse_template(&full) {
             Ok(t) => t
-                .segments
-                .iter()
+                .segments()
                 .map(|s| match s {
-                    Segment::Literal(l) => l.clone(),
+                    Segment::Literal(l) => l.to_string(),
                     Segment::Var(_) | Segment::Rest(_) => "{}".to_string(),
                 })
                 .collect::<Vec<_>>()

@@ -180,7 +180,7 @@ fn rows(
     };
     let location = a.loaded.sources.location(route.path.span);
     let Some((s, r)) = snap.services.iter().enumerate().find_map(|(i, s)| {
-        let r = s.routes.iter().position(|r| r.location == location)?;
+        let r = s.routes.iter().position(|r| *r.location == *location)?;
         (*s.name == *service.name.value).then_some((i, r))
     }) else {
         return String::new();

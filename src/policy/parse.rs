@@ -1785,7 +1785,7 @@ pub fn parse_template(s: &str) -> Result<PathTemplate, String> {
         return Err("a path cannot hold a query or fragment".into());
     }
     if rest.is_empty() {
-        return Ok(PathTemplate { segments: vec![] });
+        return Ok(PathTemplate::new([]));
     }
     let parts: Vec<&str> = rest.split('/').collect();
     let mut segments = Vec::with_capacity(parts.len());
@@ -1818,17 +1818,17 @@ pub fn parse_template(s: &str) -> Result<PathTemplate, String> {
                 if i + 1 != parts.len() {
                     return Err(format!("`{{{name}+}}` must be the last segment"));
                 }
-                segments.push(Segment::Rest(name.to_string()));
+                segments.push(Segment::Rest(name));
             } else {
-                segments.push(Segment::Var(name.to_string()));
+                segments.push(Segment::Var(name));
             }
         } else if part.contains(['{', '}']) {
             return Err(format!("`{part}`: a variable must be a whole segment"));
         } else {
-            segments.push(Segment::Literal(part.to_string()));
+            segments.push(Segment::Literal(part));
         }
     }
-    Ok(PathTemplate { segments })
+    Ok(PathTemplate::new(segments))
 }
 
 /// A minimal check of `http(s)://host[:port][/path]`: rulegate never resolves names at check time.

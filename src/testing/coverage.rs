@@ -56,7 +56,7 @@ impl Coverage {
                     service: s.name.to_string(),
                     route: i,
                     label: r.label.to_string(),
-                    location: r.location.clone(),
+                    location: r.location.to_string(),
                     reached: false,
                     rejections: r
                         .program
