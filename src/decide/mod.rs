@@ -753,15 +753,22 @@ pub(super) fn forwards(route: &Route) -> impl Iterator<Item = &crate::compile::F
 /// The route's path variables with their decoded values, in path order; a `{rest+}` value is
 /// its segments joined by `/`.
 fn path_vars<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Vec<(&'s str, String)> {
-    let values = captures.iter().map(|c| match c {
-        Capture::One(s) => s.to_string(),
-        Capture::Rest(s) => s.join("/"),
-    });
-    route.template.vars().zip(values).collect()
+    // the captures first: a route without variables does not read its template
+    captures
+        .iter()
+        .zip(route.template.vars())
+        .map(|(c, name)| match c {
+            Capture::One(s) => (name, s.to_string()),
+            Capture::Rest(s) => (name, s.join("/")),
+        })
+        .collect()
 }
 
 /// The `{rest+}` variable and its segments, if the route has one.
 fn rest_var<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Option<(&'s str, Vec<String>)> {
+    if !matches!(captures.last(), Some(Capture::Rest(_))) {
+        return None; // a `{rest+}` is only ever last
+    }
     route
         .template
         .vars()
