@@ -283,18 +283,14 @@ fn check_rewrite(
     route_path: &rulegate::policy::ast::PathTemplate,
 ) {
     let prefix: Vec<&str> = t
-        .segments
-        .iter()
+        .segments()
         .map_while(|s| match s {
-            Segment::Literal(l) => Some(l.as_str()),
+            Segment::Literal(l) => Some(l),
             _ => None,
         })
         .collect();
-    let rest = route_path
-        .segments
-        .iter()
-        .any(|s| matches!(s, Segment::Rest(_)));
-    let count = (!rest).then_some(t.segments.len());
+    let rest = route_path.segments().any(|s| matches!(s, Segment::Rest(_)));
+    let count = (!rest).then_some(t.segments().count());
     let mut current = path.to_string();
     for depth in 0..12 {
         let Some(view) = backend_view(&current) else {
@@ -380,14 +376,23 @@ fn check_headers(d: &rulegate::decide::Decision, h: &Head) {
     let written = forwarding.head_lines();
     let lines: Vec<&[u8]> = written.split(|b| *b == b'\n').collect();
     let framing = up.get_all(http::header::CONTENT_LENGTH).iter().count();
-    assert_eq!(lines.len() - 1, up.len() - framing, "written lines against the map");
+    assert_eq!(
+        lines.len() - 1,
+        up.len() - framing,
+        "written lines against the map"
+    );
     for line in &lines[..lines.len() - 1] {
         let line = line.strip_suffix(b"\r").expect("a line ends with CRLF");
         assert!(!line.contains(&b'\r'), "a CR inside a written line");
-        let at = line.windows(2).position(|w| w == b": ").expect("name: value");
+        let at = line
+            .windows(2)
+            .position(|w| w == b": ")
+            .expect("name: value");
         let name = std::str::from_utf8(&line[..at]).expect("a name");
         assert!(
-            up.get_all(name).iter().any(|v| v.as_bytes() == &line[at + 2..]),
+            up.get_all(name)
+                .iter()
+                .any(|v| v.as_bytes() == &line[at + 2..]),
             "{name} written but not in the map"
         );
     }
