@@ -35,7 +35,8 @@
 #   BENCH_SERVER_CPU=0      the core of the server under test
 #   BENCH_CLIENT_CPU=1      the core of the load generator and the backend
 #   BENCH_FLOOR=1           also measure bench/floor (rulegate's HTTP stack with nothing of rulegate in
-#                           it), in the logging-off configuration, with the plain workload; 0 to skip
+#                           it), in the logging-off configuration, with the plain workload, and beside
+#                           the servers in the latency workload's plain targets; 0 to skip
 #   BENCH_BACKEND_PORT=18480 BENCH_NGINX_PORT=18481 BENCH_RULEGATE_PORT=18482 BENCH_FLOOR_PORT=18483
 #   BENCH_HAPROXY_PORT=18484 BENCH_CADDY_PORT=18485
 #   BENCH_TLS_PORT_OFFSET=10    each server's TLS port is its port + this (nginx 18491, rulegate 18492, …)
@@ -130,7 +131,10 @@ say "bench: cargo build --release"
 (cd "$ROOT" && cargo build --release)
 RULEGATE=${CARGO_TARGET_DIR:-$ROOT/target}/release/rulegate
 [ -x "$RULEGATE" ] || die "no binary at $RULEGATE"
-if [ "$FLOOR" = 1 ] && has "$WORKLOADS" plain; then
+# the floor takes part in the plain workload and in the latency workload's plain targets
+LATENCY_FLOOR=
+if has "$WORKLOADS" latency && [[ " $LATENCY_TARGETS" == *" plain:"* ]]; then LATENCY_FLOOR=1; fi
+if [ "$FLOOR" = 1 ] && { has "$WORKLOADS" plain || [ -n "$LATENCY_FLOOR" ]; }; then
     say "bench: cargo build --release (bench/floor)"
     FLOOR_TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/bench-floor
     CARGO_TARGET_DIR=$FLOOR_TARGET cargo build --release --manifest-path "$BENCH_DIR/floor/Cargo.toml"
@@ -554,7 +558,7 @@ measure_clean() {
 # ---------------------------------------------------------------- 4. the servers
 
 declare -A PID_OF PORT_OF TLS_PORT_OF TLS_OF
-PORT_OF=([rulegate]=$RULEGATE_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [caddy]=$CADDY_PORT)
+PORT_OF=([rulegate]=$RULEGATE_PORT [nginx]=$NGINX_PORT [haproxy]=$HAPROXY_PORT [caddy]=$CADDY_PORT [floor]=$FLOOR_PORT)
 TLS_PORT_OF=([rulegate]=$RULEGATE_TLS_PORT [nginx]=$NGINX_TLS_PORT [haproxy]=$HAPROXY_TLS_PORT [caddy]=$CADDY_TLS_PORT)
 read -r -a SERVERS <<<"$PEERS rulegate"
 
@@ -700,8 +704,12 @@ peak_of() { # workload path server → the median req/s measured (empty if none)
 
 run_latency() {
     local target workload path s load peak
+    local -a servers=("${SERVERS[@]}")
     for target in $LATENCY_TARGETS; do
         workload=${target%%:*} path=${target#*:}
+        # the floor (rulegate's HTTP stack alone) beside them on plain HTTP: what is the stack's
+        SERVERS=("${servers[@]}")
+        if [ -n "$FLOOR_HERE" ] && [ "$workload" = plain ]; then SERVERS+=(floor); fi
         for s in "${SERVERS[@]}"; do
             if [ -z "$(peak_of "$workload" "$path" "$s")" ]; then # the throughput workload did not run: measure the peak
                 server_pids "$s"; ROUND=1
@@ -720,6 +728,7 @@ run_latency() {
             done
         done
     done
+    SERVERS=("${servers[@]}")
 }
 
 # ---------------------------------------------------------------- 6. the run
@@ -751,10 +760,16 @@ RATE=
 for mode in $LOG_MODES; do
     if [ "$mode" != "$MAIN_MODE" ] && ! has "$WORKLOADS" plain; then continue; fi
     start_servers "$mode"
-    if [ "$mode" = "$FLOOR_MODE" ]; then
+    FLOOR_HERE=
+    if [ "$FLOOR" = 1 ]; then
+        if { [ "$mode" = "$FLOOR_MODE" ] && has "$WORKLOADS" plain; } ||
+            { [ "$mode" = "$MAIN_MODE" ] && [ -n "$LATENCY_FLOOR" ]; }; then FLOOR_HERE=1; fi
+    fi
+    if [ -n "$FLOOR_HERE" ]; then
         taskset -c "$SERVER_CPU" "$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" "$BACKEND_PORT" 2>"$TMP/floor.log" &
         PIDS+=($!)
         FLOOR_PID=$!
+        PID_OF[floor]=$FLOOR_PID
         wait_ready "http://127.0.0.1:$FLOOR_PORT/health" '{"status":"ok"}'
         wait_ready "http://127.0.0.1:$FLOOR_PORT/data" '{"ok":true}'
         wait_ready "http://127.0.0.1:$FLOOR_PORT/data2" '{"ok":true}'
@@ -775,12 +790,14 @@ for mode in $LOG_MODES; do
         esac
         say "bench: $workload ($mode) took $(( $(date +%s) - W_START ))s"
     done
-    if [ "$mode" = "$FLOOR_MODE" ]; then
-        ROUND=1
-        SERVER_PIDS=("$FLOOR_PID")
-        for path in /health /data /data2 /data3; do
-            measure_clean wrk plain "$mode" floor "$path" "http://127.0.0.1:$FLOOR_PORT$path"
-        done
+    if [ -n "$FLOOR_HERE" ]; then
+        if [ "$mode" = "$FLOOR_MODE" ] && has "$WORKLOADS" plain; then
+            ROUND=1
+            SERVER_PIDS=("$FLOOR_PID")
+            for path in /health /data /data2 /data3; do
+                measure_clean wrk plain "$mode" floor "$path" "http://127.0.0.1:$FLOOR_PORT$path"
+            done
+        fi
         stop_pid "$FLOOR_PID"; forget_pid "$FLOOR_PID"
     fi
     if [ "$mode" = on ]; then
@@ -864,7 +881,7 @@ report_latency() { # workload path (the latency rows of one target)
             if ($4 < 0.95 * $24) { flag[k] = flag[k] "<"; short = 1 }
         }
         END {
-            n = split("rulegate " peers, server, " "); nl = split(loads, load, " ")
+            n = split("rulegate " peers " floor", server, " "); nl = split(loads, load, " ")
             printf "  %-5s %-9s %10s %10s %8s %8s %8s %s\n", "load", "server", "rate asked", "achieved", "p50", "p99", "p99.9", ""
             for (j = 1; j <= nl; j++) for (i = 1; i <= n; i++) {
                 k = server[i] SUBSEP load[j]; if (got[k] == "") continue
@@ -932,7 +949,7 @@ for workload in $WORKLOADS; do
     esac
 done
 
-if [ -n "$FLOOR_MODE" ] && has "$PEERS" nginx; then
+if [ -n "$FLOOR_MODE" ] && has "$PEERS" nginx && has "$WORKLOADS" plain; then
     echo
     echo "the floor (bench/floor: rulegate's tokio + hyper stack, no policy, no log, no metrics), against" \
         "nginx with logging $FLOOR_MODE"
