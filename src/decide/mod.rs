@@ -766,19 +766,12 @@ fn path_vars<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Vec<(&'s str, St
 
 /// The `{rest+}` variable and its segments, if the route has one.
 fn rest_var<'s>(route: &'s Route, captures: &[Capture<'_>]) -> Option<(&'s str, Vec<String>)> {
-    if !matches!(captures.last(), Some(Capture::Rest(_))) {
-        return None; // a `{rest+}` is only ever last
-    }
-    route
-        .template
-        .vars()
-        .zip(captures)
-        .find_map(|(name, c)| match c {
-            Capture::Rest(segments) => {
-                Some((name, segments.iter().map(|s| s.to_string()).collect()))
-            }
-            Capture::One(_) => None,
-        })
+    // a `{rest+}` is only ever last, in the path and among the captures
+    let Some(Capture::Rest(segments)) = captures.last() else {
+        return None;
+    };
+    let name = route.template.vars().last()?;
+    Some((name, segments.iter().map(|s| s.to_string()).collect()))
 }
 
 /// Path variables as the trace shows them: ` name="value"` each.

@@ -16,7 +16,7 @@ use std::fmt;
 /// Built by [`PathTemplate::new`] from segments the parser checked: a literal holds no `/`,
 /// `{` or `}` and is not empty, a variable's name is not empty, and only the last segment is
 /// a `{rest+}`.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PathTemplate {
     /// `/a/{b}/{c+}`; empty for the root (`/`, no segments).
     text: Box<str>,
