@@ -127,16 +127,13 @@ fn action_answers(s: &Service, r: &Route) -> Vec<Reason> {
     out
 }
 
-/// A forward's own: a path variable that would leave the rewritten path, a backend parameter
+/// A forward's own: a path variable that would leave the forwarded path (a rewrite's, or any
+/// capture when the path is forwarded as sent: `decide::path_safety`), a backend parameter
 /// whose value cannot be sent, an orchestration whose value matches no rule.
 fn forward_answers(f: &crate::compile::ForwardAction, first_var: Option<&str>) -> Vec<Reason> {
     let mut out = Vec::new();
-    let rewritten = f
-        .path
-        .as_ref()
-        .map(|t| t.vars().count() > 0)
-        .unwrap_or(false);
-    if let Some(name) = first_var.filter(|_| rewritten) {
+    let exposes_captures = f.path.as_ref().is_none_or(|t| t.vars().next().is_some());
+    if let Some(name) = first_var.filter(|_| exposes_captures) {
         out.push(param_invalid(ParamLocation::Path, name));
     }
     if let Some(shaping) = &f.shaping {

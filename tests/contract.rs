@@ -7,6 +7,7 @@
 
 use rulegate::compile::{compile, ProcessSecrets, Snapshot};
 use rulegate::contract;
+use rulegate::decide::{decide, Arrival, Outcome, RequestHead, VirtualEnv};
 use rulegate::dialect::Reason;
 use rulegate::policy;
 use std::path::Path;
@@ -107,4 +108,55 @@ fn the_cli_prints_a_services_contracts_as_json() {
         .iter()
         .any(|a| a["status"] == 429 && a["code"] == "RATE_LIMIT_EXCEEDED");
     assert!(throttled, "{forecast}");
+}
+
+/// A path forwarded as sent exposes every capture to the backend, so a capture that would
+/// climb out of it is refused (`decide::path_safety`) — and the contract has that row, as it
+/// has for a rewrite's variables (found by the `decide` fuzz target: the contract listed it
+/// only for rewrites).
+#[test]
+fn a_capture_forwarded_as_sent_may_be_refused_and_the_contract_says_so() {
+    let text = r#"
+service files {
+    dialect huawei
+    hosts "*"
+    backend main { targets "http://127.0.0.1:9" }
+    route GET "/raw/{rest+}" { forward main }
+    route GET "/plain" { forward main }
+}
+"#;
+    let loaded = policy::parse_texts(vec![("t.policy".into(), text.into(), ".".into())]);
+    let compiled = compile(&loaded, &ProcessSecrets);
+    let snap = compiled
+        .snapshot
+        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
+    let uri: http::Uri = "/raw/a/..%2Fsecret".parse().unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", "gw.example".parse().unwrap());
+    let arrival = Arrival {
+        peer: "192.0.2.1".parse().unwrap(),
+        tls: false,
+        client_cert: false,
+    };
+    let head = RequestHead::of(
+        &http::Method::GET,
+        &uri,
+        http::Version::HTTP_11,
+        &headers,
+        arrival,
+    );
+    let d = decide(&snap, &head, &VirtualEnv::new(0));
+    let Outcome::Reject(reason) = &d.outcome else {
+        panic!("forwarded: {:?}", d.outcome)
+    };
+    assert!(
+        matches!(reason, Reason::ParamInvalid { name, .. } if name == "rest"),
+        "{reason:?}"
+    );
+    let (s, r) = (d.service.unwrap(), d.route.unwrap());
+    assert!(contract::holds(&snap, s, r, reason));
+    // a route without captures cannot give it
+    let routes = contract::select(&snap, Some("files"), Some("GET /plain")).unwrap();
+    let (s, r) = routes[0];
+    assert!(!contract::holds(&snap, s, r, reason));
 }

@@ -46,7 +46,7 @@ fn parse_whole(file_id: u32, text: &str) -> Parsed {
     match PolicyParser::parse(Rule::file, text) {
         Err(e) => Parsed {
             file: None,
-            diagnostics: vec![pest_error(file_id, e)],
+            diagnostics: vec![pest_error(file_id, text, e)],
         },
         Ok(mut pairs) => {
             let mut lower = Lower::new(file_id);
@@ -131,9 +131,17 @@ fn check_braces(file: u32, text: &str) -> Option<Diagnostic> {
     })
 }
 
-fn pest_error(file: u32, e: pest::error::Error<Rule>) -> Diagnostic {
+/// pest's error as a diagnostic. A position becomes the character there (none at the end of
+/// the file), so the span never ends past the text or inside a character.
+fn pest_error(file: u32, text: &str, e: pest::error::Error<Rule>) -> Diagnostic {
     let (start, end) = match e.location {
-        pest::error::InputLocation::Pos(p) => (p, p + 1),
+        pest::error::InputLocation::Pos(p) => {
+            let width = text
+                .get(p..)
+                .and_then(|t| t.chars().next())
+                .map_or(0, char::len_utf8);
+            (p, p + width)
+        }
         pest::error::InputLocation::Span((s, e)) => (s, e),
     };
     let e = e.renamed_rules(|r| rule_name(*r));
@@ -1898,6 +1906,32 @@ mod nesting {
                 (d[0].span.start as usize, d[0].span.end as usize),
                 (at, at + 1)
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod pest_errors {
+    use super::{pest_error, Rule};
+    use pest::error::{Error, ErrorVariant};
+    use pest::Position;
+
+    /// What `check` prints as file:line:col, and the JSON's end column, come from the span:
+    /// it covers the whole character pest stopped at, and nothing past the text (found by the
+    /// `compile` fuzz target: an error at the end of a file ended one byte past it).
+    #[test]
+    fn a_syntax_error_spans_whole_characters_inside_the_text() {
+        for (text, pos, end) in [("service s {", 11, 11), ("a é", 2, 4), ("a?", 1, 2)] {
+            let at = Position::new(text, pos).expect("a position in the text");
+            let e = Error::<Rule>::new_from_pos(
+                ErrorVariant::CustomError {
+                    message: "expected".into(),
+                },
+                at,
+            );
+            let d = pest_error(0, text, e);
+            assert_eq!((d.span.start as usize, d.span.end as usize), (pos, end));
+            assert!(text.get(pos..end).is_some(), "{text:?}");
         }
     }
 }
