@@ -8,9 +8,10 @@
 //! request, a method the route does not take) and what its actions may meet after it (a
 //! backend's failures, an orchestration without a default, the token endpoint's rows).
 //!
-//! The contract is checked, not trusted: `rulegate test` fails a request whose refusal is not
-//! in its route's contract (`testing::run`), and so does the `decide` fuzz target, so a check
-//! that learns a new refusal without saying so is caught by the test corpus.
+//! The contract is checked, not trusted ([`check`]): `rulegate test` fails a request whose
+//! refusal is not in its route's contract (`testing::run`), and so do the `decide` and
+//! `compile` fuzz targets, so a check that learns a new refusal without saying so is caught
+//! by the test corpus.
 
 use crate::check::Answering;
 use crate::compile::{Action, Backend, Route, Service, Snapshot};
@@ -89,6 +90,40 @@ pub fn holds(snap: &Snapshot, service: usize, route: usize, reason: &Reason) -> 
     answers(snap, service, route)
         .iter()
         .any(|a| dialect::row(dialect, &a.reason).same_entry(row))
+}
+
+/// Whether a decision's refusal keeps what rulegate promises of it: a row of its dialect's
+/// catalogue (documented, or one of the rows marked undocumented), and, for a routed request,
+/// a row of its route's contract. `rulegate test` checks every request it sends with this, and
+/// so do the fuzz targets; `Err` names the broken promise.
+pub fn check(snap: &Snapshot, d: &crate::decide::Decision) -> Result<(), String> {
+    let crate::decide::Outcome::Reject(reason) = &d.outcome else {
+        return Ok(());
+    };
+    let row = dialect::row(d.dialect, reason);
+    let listed = || {
+        dialect::undocumented(d.dialect)
+            .iter()
+            .any(|u| u.same_entry(row))
+    };
+    if !row.documented && !listed() {
+        return Err(format!(
+            "rulegate bug: the refusal {reason:?} answers with a row that is not in the {:?} \
+             catalogue (please report it)",
+            d.dialect
+        ));
+    }
+    let (Some(s), Some(r)) = (d.service, d.route) else {
+        return Ok(());
+    };
+    if holds(snap, s, r, reason) {
+        return Ok(());
+    }
+    let route = &snap.services[s].routes[r].label;
+    Err(format!(
+        "rulegate bug: the refusal {reason:?} is not in the error contract of route {route} \
+         (please report it)"
+    ))
 }
 
 /// What any request may meet before its route's program: too long a URI or headers, a

@@ -3,7 +3,8 @@
 //! and the CLI prints it as text and as JSON.
 //!
 //! Soundness — every refusal a request meets is in its route's contract — is checked on every
-//! request of every `.tests` file (`testing::run`), and by the `decide` fuzz target.
+//! request of every `.tests` file (`testing::run`), and by the `decide` and `compile` fuzz
+//! targets (`contract::check`).
 
 use rulegate::compile::{compile, ProcessSecrets, Snapshot};
 use rulegate::contract;

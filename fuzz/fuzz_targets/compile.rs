@@ -6,7 +6,9 @@
 //! * a snapshot comes out exactly when no diagnostic is an error (the gate between validate
 //!   and build), so a reload either swaps in a whole policy or keeps the old one;
 //! * every diagnostic's span, and each of its related spans, lies inside the file and on
-//!   character boundaries (what `check` prints as file:line:col).
+//!   character boundaries (what `check` prints as file:line:col);
+//! * every refusal `decide` gives is a row of its dialect's catalogue and of its route's
+//!   error contract (`rulegate::contract`), whatever the policy.
 //!
 //! Secrets: every environment variable holds one value; no secret file exists (so a policy
 //! naming one is refused, as it would be on a machine without it).
@@ -132,5 +134,8 @@ fuzz_target!(|data: &[u8]| {
         head.body = Some(b"{}");
         let d = decide(&snap, &head, &env);
         let _ = rulegate::explain::explain(&snap, &head, &d);
+        if let Err(broken) = rulegate::contract::check(&snap, &d) {
+            panic!("{broken}");
+        }
     }
 });

@@ -558,12 +558,12 @@ impl Lower {
         let inner = &raw[1..raw.len() - 1];
         match unescape(inner) {
             Ok(s) => Spanned::new(s, span),
-            Err((offset, msg)) => {
-                let at = span.start as usize + 1 + offset;
+            Err((bad, msg)) => {
+                let at = span.start as usize + 1;
                 self.err(
                     Diagnostic::error(
                         diag::BAD_ESCAPE,
-                        Span::new(self.file, at, at + 2),
+                        Span::new(self.file, at + bad.start, at + bad.end),
                         "invalid escape in string",
                     )
                     .label(msg)
@@ -1743,36 +1743,43 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-/// Undo the JSON-style escapes allowed in strings. On error: (byte offset, message).
-pub fn unescape(s: &str) -> Result<String, (usize, String)> {
+/// Undo the JSON-style escapes allowed in strings. On error: the bad escape's byte range
+/// (whole characters, so a diagnostic can point at it) and a message.
+pub fn unescape(s: &str) -> Result<String, (std::ops::Range<usize>, String)> {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.char_indices();
+    let mut chars = s.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         if c != '\\' {
             out.push(c);
             continue;
         }
-        let (_, e) = chars.next().ok_or((i, "dangling backslash".to_string()))?;
-        match e {
-            '"' => out.push('"'),
-            '\\' => out.push('\\'),
-            '/' => out.push('/'),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'b' => out.push('\u{8}'),
-            'f' => out.push('\u{c}'),
+        let (_, e) = chars
+            .next()
+            .ok_or((i..i + 1, "dangling backslash".to_string()))?;
+        let unescaped = match e {
+            '"' => '"',
+            '\\' => '\\',
+            '/' => '/',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'b' => '\u{8}',
+            'f' => '\u{c}',
             'u' => {
                 let hex: String = chars.by_ref().take(4).map(|(_, c)| c).collect();
-                let cp = u32::from_str_radix(&hex, 16)
+                let end = chars.peek().map_or(s.len(), |&(j, _)| j);
+                u32::from_str_radix(&hex, 16)
                     .ok()
                     .filter(|_| hex.len() == 4)
                     .and_then(char::from_u32)
-                    .ok_or((i, format!("`\\u{hex}` is not a character")))?;
-                out.push(cp);
+                    .ok_or((i..end, format!("`\\u{hex}` is not a character")))?
             }
-            other => return Err((i, format!("`\\{other}` is not an escape"))),
-        }
+            other => {
+                let end = i + 1 + other.len_utf8();
+                return Err((i..end, format!("`\\{other}` is not an escape")));
+            }
+        };
+        out.push(unescaped);
     }
     Ok(out)
 }
@@ -1911,7 +1918,7 @@ mod nesting {
 }
 
 #[cfg(test)]
-mod pest_errors {
+mod error_spans {
     use super::{pest_error, Rule};
     use pest::error::{Error, ErrorVariant};
     use pest::Position;
@@ -1932,6 +1939,25 @@ mod pest_errors {
             let d = pest_error(0, text, e);
             assert_eq!((d.span.start as usize, d.span.end as usize), (pos, end));
             assert!(text.get(pos..end).is_some(), "{text:?}");
+        }
+    }
+
+    /// A bad escape is pointed at whole: its backslash and every character it took, however
+    /// many bytes they are (found by the `compile` fuzz target: `\` before a two-byte
+    /// character split it).
+    #[test]
+    fn a_bad_escape_is_the_whole_escape() {
+        for (text, bad) in [
+            ("a\\\u{616}b", 1..4),
+            ("\\x", 0..2),
+            ("x\\", 1..2),
+            ("\\u12", 0..4),
+            ("\\uZZZZé", 0..6),
+            ("\\uéééé!", 0..10),
+        ] {
+            let (range, _) = super::unescape(text).expect_err(text);
+            assert_eq!(range, bad, "{text:?}");
+            assert!(text.get(range).is_some());
         }
     }
 }

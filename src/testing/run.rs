@@ -104,29 +104,13 @@ pub fn send(
         }
         _ => render_response(&d),
     };
-    outside_contract(snap, &d)?;
+    crate::contract::check(snap, &d)?;
     Ok(Sent {
         response,
         decision: d,
         explain,
         upstream,
     })
-}
-
-/// Every refusal of a routed request must be a row of its route's error contract
-/// (`crate::contract`): what `rulegate errors --route` promises is checked on every test.
-fn outside_contract(snap: &Snapshot, d: &Decision) -> Result<(), String> {
-    let (Outcome::Reject(reason), Some(s), Some(r)) = (&d.outcome, d.service, d.route) else {
-        return Ok(());
-    };
-    if crate::contract::holds(snap, s, r, reason) {
-        return Ok(());
-    }
-    let route = &snap.services[s].routes[r].label;
-    Err(format!(
-        "rulegate bug: the refusal {reason:?} is not in the error contract of route {route} \
-         (please report it)"
-    ))
 }
 
 /// A failed expectation: what was wanted and what happened, as text.
