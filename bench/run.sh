@@ -604,9 +604,11 @@ server_pids() { # server → SERVER_PIDS
     if [ "$1" = nginx ]; then read -r -a SERVER_PIDS <<<"$(family "${PID_OF[nginx]}")"; else SERVER_PIDS=("${PID_OF[$1]}"); fi
 }
 
-rotated() { # round → the servers in this round's order (rotated by one each round)
-    local n=${#SERVERS[@]} i
-    for i in $(seq 0 $((n - 1))); do printf '%s ' "${SERVERS[$(( (i + $1 - 1) % n ))]}"; done
+rotated() { # round [server…] → those servers (by default every server) in this round's order
+    local round=$1 n i; shift
+    local -a list=("${@:-${SERVERS[@]}}")
+    n=${#list[@]}
+    for i in $(seq 0 $((n - 1))); do printf '%s ' "${list[$(( (i + round - 1) % n ))]}"; done
 }
 
 base_url() { # workload server → scheme://127.0.0.1:port
@@ -704,13 +706,13 @@ peak_of() { # workload path server → the median req/s measured (empty if none)
 
 run_latency() {
     local target workload path s load peak
-    local -a servers=("${SERVERS[@]}")
+    local -a here
     for target in $LATENCY_TARGETS; do
         workload=${target%%:*} path=${target#*:}
         # the floor (rulegate's HTTP stack alone) beside them on plain HTTP: what is the stack's
-        SERVERS=("${servers[@]}")
-        if [ -n "$FLOOR_HERE" ] && [ "$workload" = plain ]; then SERVERS+=(floor); fi
-        for s in "${SERVERS[@]}"; do
+        here=("${SERVERS[@]}")
+        if [ -n "$FLOOR_HERE" ] && [ "$workload" = plain ]; then here+=(floor); fi
+        for s in "${here[@]}"; do
             if [ -z "$(peak_of "$workload" "$path" "$s")" ]; then # the throughput workload did not run: measure the peak
                 server_pids "$s"; ROUND=1
                 measure_clean wrk "$workload" "$MAIN_MODE" "$s" "$path" "$(base_url "$workload" "$s")$path"
@@ -718,7 +720,7 @@ run_latency() {
         done
         for load in $LATENCY_LOADS; do
             for ROUND in $(seq "$LATENCY_ROUNDS"); do
-                for s in $(rotated "$ROUND"); do
+                for s in $(rotated "$ROUND" "${here[@]}"); do
                     peak=$(peak_of "$workload" "$path" "$s")
                     RATE=$(( peak * load / 100 ))
                     server_pids "$s"
@@ -728,7 +730,6 @@ run_latency() {
             done
         done
     done
-    SERVERS=("${servers[@]}")
 }
 
 # ---------------------------------------------------------------- 6. the run

@@ -8,11 +8,13 @@
 
 use rulegate::compile::{compile, ProcessSecrets, Snapshot};
 use rulegate::contract;
-use rulegate::decide::{decide, Arrival, Outcome, RequestHead, VirtualEnv};
+use rulegate::decide::Outcome;
 use rulegate::dialect::Reason;
 use rulegate::policy;
 use std::path::Path;
 use std::process::Command;
+
+mod support;
 
 /// Loaded by a relative path (tests run in the crate's directory), so locations read
 /// `policies/…` on every machine.
@@ -126,27 +128,8 @@ service files {
     route GET "/plain" { forward main }
 }
 "#;
-    let loaded = policy::parse_texts(vec![("t.policy".into(), text.into(), ".".into())]);
-    let compiled = compile(&loaded, &ProcessSecrets);
-    let snap = compiled
-        .snapshot
-        .unwrap_or_else(|| panic!("{:?}", compiled.diagnostics));
-    let uri: http::Uri = "/raw/a/..%2Fsecret".parse().unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("host", "gw.example".parse().unwrap());
-    let arrival = Arrival {
-        peer: "192.0.2.1".parse().unwrap(),
-        tls: false,
-        client_cert: false,
-    };
-    let head = RequestHead::of(
-        &http::Method::GET,
-        &uri,
-        http::Version::HTTP_11,
-        &headers,
-        arrival,
-    );
-    let d = decide(&snap, &head, &VirtualEnv::new(0));
+    let snap = support::compile_text(text.into(), Default::default());
+    let d = support::decided(&snap, "GET", "/raw/a/..%2Fsecret", &[], None, 0);
     let Outcome::Reject(reason) = &d.outcome else {
         panic!("forwarded: {:?}", d.outcome)
     };

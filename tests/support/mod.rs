@@ -64,6 +64,19 @@ pub fn answered(
     body: Option<&[u8]>,
     now_ms: i64,
 ) -> rulegate::decide::Response {
+    let d = decided(snap, method, target, headers, body, now_ms);
+    rulegate::decide::render_response(&d).expect("answered directly")
+}
+
+/// The decision on a request for `api.example.com` from 127.0.0.1 at `now_ms`.
+pub fn decided(
+    snap: &Snapshot,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    now_ms: i64,
+) -> rulegate::decide::Decision {
     use http::{HeaderMap, HeaderName, HeaderValue};
     let mut map = HeaderMap::new();
     for (k, v) in headers {
@@ -84,6 +97,5 @@ pub fn answered(
         client_cert: false,
         body,
     };
-    let d = rulegate::decide::decide(snap, &head, &rulegate::decide::VirtualEnv::new(now_ms));
-    rulegate::decide::render_response(&d).expect("answered directly")
+    rulegate::decide::decide(snap, &head, &rulegate::decide::VirtualEnv::new(now_ms))
 }
