@@ -154,7 +154,7 @@ fn action_answers(s: &Service, r: &Route) -> Vec<Reason> {
                 out.extend(crate::auth::oauth2::token_endpoint_failures())
             }
             Action::Forward(f) => {
-                out.extend(forward_answers(f, r.template.vars().next()));
+                out.extend(forward_answers(f, r.template.vars().find(|v| f.exposes(v))));
                 out.extend(backend_answers(s, &s.backends[f.backend]));
             }
         }
@@ -162,13 +162,12 @@ fn action_answers(s: &Service, r: &Route) -> Vec<Reason> {
     out
 }
 
-/// A forward's own: a path variable that would leave the forwarded path (a rewrite's, or any
-/// capture when the path is forwarded as sent: `decide::path_safety`), a backend parameter
-/// whose value cannot be sent, an orchestration whose value matches no rule.
-fn forward_answers(f: &crate::compile::ForwardAction, first_var: Option<&str>) -> Vec<Reason> {
+/// A forward's own: a path variable it exposes that would leave the forwarded path
+/// (`ForwardAction::exposes`, `decide::path_safety`), a backend parameter whose value cannot
+/// be sent, an orchestration whose value matches no rule.
+fn forward_answers(f: &crate::compile::ForwardAction, exposed: Option<&str>) -> Vec<Reason> {
     let mut out = Vec::new();
-    let exposes_captures = f.path.as_ref().is_none_or(|t| t.vars().next().is_some());
-    if let Some(name) = first_var.filter(|_| exposes_captures) {
+    if let Some(name) = exposed {
         out.push(param_invalid(ParamLocation::Path, name));
     }
     if let Some(shaping) = &f.shaping {

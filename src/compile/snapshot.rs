@@ -235,6 +235,17 @@ pub struct ForwardAction {
     pub shaping: Option<std::sync::Arc<crate::upstream::shape::Shaping>>,
 }
 
+impl ForwardAction {
+    /// Whether the backend's path carries the route's variable `name`: every capture when the
+    /// path is forwarded as sent, only a rewrite's own variables otherwise. `decide` checks
+    /// the values of these (`path_safety`), and a route's contract lists that refusal.
+    pub fn exposes(&self, name: &str) -> bool {
+        self.path
+            .as_ref()
+            .is_none_or(|t| t.vars().any(|v| v == name))
+    }
+}
+
 #[derive(Debug)]
 pub struct Backend {
     pub name: String,

@@ -698,15 +698,7 @@ impl Pipeline<'_, '_> {
     /// is forwarded as sent; one pass, in path order, over what any of the route's forwards
     /// (its own, its policies') exposes.
     fn upstream_vars_safe(&mut self, r: &Routed<'_, '_>) -> Result<(), Outcome> {
-        use crate::vocab::Segment;
-        let exposed = |name: &str| {
-            forwards(r.route).any(|f| {
-                f.path.as_ref().is_none_or(|t| {
-                    t.segments()
-                        .any(|s| matches!(s, Segment::Var(v) | Segment::Rest(v) if v == name))
-                })
-            })
-        };
+        let exposed = |name: &str| forwards(r.route).any(|f| f.exposes(name));
         for (name, value) in r.vars.iter().filter(|(name, _)| exposed(name)) {
             let (shape, safe) = match &r.rest {
                 Some((rest, segments)) if rest == name => (
